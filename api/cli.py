@@ -1,0 +1,90 @@
+"""The `tlounge` command line: the embedded stack and the ops commands."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from api.settings import Settings, settings_or_exit
+
+Handler = Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]
+_COMMANDS: dict[str, tuple[Handler, Callable[[argparse.ArgumentParser], None]]] = {}
+
+
+def command(name: str, configure: Callable[[argparse.ArgumentParser], None] | None = None):
+    def register(handler: Handler) -> Handler:
+        _COMMANDS[name] = (handler, configure or (lambda parser: None))
+        return handler
+
+    return register
+
+
+async def _connect(settings: Settings):
+    import asyncpg
+
+    from api.resources import database_url
+
+    return await asyncpg.connect(database_url(settings))
+
+
+@command("dev")
+async def _dev(settings: Settings, args: argparse.Namespace) -> int:
+    """Run the whole stack on embedded defaults."""
+    from api.devstack import run_stack
+
+    return await run_stack(settings)
+
+
+@command("migrate")
+async def _migrate(settings: Settings, args: argparse.Namespace) -> int:
+    """Apply the database migrations that are missing."""
+    from api.db import migrate
+
+    conn = await _connect(settings)
+    try:
+        applied = await migrate(conn)
+    finally:
+        await conn.close()
+    print(f"applied {len(applied)} migration(s)" if applied else "schema is up to date")  # noqa: T201
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tlounge", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (handler, configure) in _COMMANDS.items():
+        child = sub.add_parser(name, help=(handler.__doc__ or "").strip().splitlines()[0])
+        configure(child)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    _load_command_modules()
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    settings = settings_or_exit()
+    handler, _ = _COMMANDS[args.command]
+    try:
+        return asyncio.run(handler(settings, args))
+    except KeyboardInterrupt:
+        return 130
+
+
+def _load_command_modules() -> None:
+    """Modules that add their own subcommands with @command."""
+    import importlib
+
+    for module in ("api.ops",):
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as error:
+            if error.name != module:
+                raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

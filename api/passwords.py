@@ -1,0 +1,38 @@
+"""argon2id hashing, off the event loop and bounded in how many run at once."""
+
+from __future__ import annotations
+
+import asyncio
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+# OWASP's argon2id recommendation: m=19 MiB, t=2, p=1.
+HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
+# Each hash holds 19 MiB and a core for tens of milliseconds; two cores, two at once.
+_SLOTS = asyncio.Semaphore(4)
+# A real hash of a random password, so an unknown account costs a verify too.
+_DUMMY_HASH = HASHER.hash("tlounge-no-such-account-placeholder")
+
+
+async def hash_password(password: str) -> str:
+    async with _SLOTS:
+        return await asyncio.to_thread(HASHER.hash, password)
+
+
+async def verify_password(stored_hash: str | None, password: str) -> bool:
+    """True when the password matches; an unknown account costs the same time."""
+    async with _SLOTS:
+        return await asyncio.to_thread(_verify, stored_hash or _DUMMY_HASH, password, stored_hash is not None)
+
+
+def _verify(stored_hash: str, password: str, real: bool) -> bool:
+    try:
+        HASHER.verify(stored_hash, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+    return real
+
+
+def needs_rehash(stored_hash: str) -> bool:
+    return HASHER.check_needs_rehash(stored_hash)

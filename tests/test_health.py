@@ -1,0 +1,106 @@
+import asyncpg
+import httpx
+import valkey.asyncio as valkey
+from temporalio.client import Client
+
+from api.devstack import start_postgres, stop_postgres
+from api.main import create_app
+from api.objectstore import FilesystemStore
+from api.resources import Resources
+from api.settings import Settings
+
+
+async def test_health_answers_ok(api: httpx.AsyncClient) -> None:
+    response = await api.get("/health")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+    assert (await api.get("/api/health")).text == "OK"
+    assert (await api.get("/api/ping")).status_code == 200
+
+
+async def test_ready_all_dependencies_up(api: httpx.AsyncClient) -> None:
+    response = await api.get("/ready")
+    assert response.status_code == 200, response.text
+    assert response.json() == {
+        "status": "ready",
+        "checks": {"postgres": "ok", "valkey": "ok", "temporal": "ok", "object_store": "ok"},
+    }
+
+
+async def test_ready_reports_stopped_postgres(
+    workdir, settings: Settings, kv: valkey.Valkey, temporal: Client
+) -> None:
+    server, dsn = start_postgres(workdir / "pg-doomed")
+    pool = await asyncpg.create_pool(dsn, min_size=0, max_size=2)
+    resources = Resources(settings, pool, kv, temporal, FilesystemStore(settings.objects_dir))
+    app = create_app(settings, resources=resources)
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://test"
+        ) as http:
+            assert (await http.get("/ready")).status_code == 200
+            stop_postgres(server, mode="immediate")
+            response = await http.get("/ready")
+        assert response.status_code == 503
+        assert response.headers["retry-after"] == "5"
+        body = response.json()
+        assert body["error"] == "not_ready"
+        assert body["description"] == "unavailable: postgres"
+        assert body["checks"]["postgres"] == "unavailable"
+        assert body["checks"]["valkey"] == "ok"
+    finally:
+        await pool.close()
+
+
+async def test_ready_reports_unreachable_valkey(resources: Resources) -> None:
+    dead = valkey.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.5)
+    broken = Resources(resources.settings, resources.pool, dead, resources.temporal, resources.store)
+    app = create_app(resources.settings, resources=broken)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://test"
+    ) as http:
+        response = await http.get("/ready")
+    await dead.aclose()
+    assert response.status_code == 503
+    assert response.json()["description"] == "unavailable: valkey"
+
+
+async def test_cors_preflight_dev_allows_localhost_any_port(api: httpx.AsyncClient) -> None:
+    response = await api.options(
+        "/api/client",
+        headers={
+            "Origin": "http://localhost:5173",
+            "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "Authorization",
+        },
+    )
+    assert response.status_code == 200
+    assert response.headers["access-control-allow-origin"] == "http://localhost:5173"
+    assert "authorization" in response.headers["access-control-allow-headers"].lower()
+
+
+async def test_cors_preflight_production_refuses_unlisted_origin(resources: Resources) -> None:
+    settings = resources.settings.model_copy(
+        update={"env": "production", "cors_origins": ["https://app.example"]}
+    )
+    app = create_app(settings, resources=resources)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://test"
+    ) as http:
+        refused = await http.options(
+            "/api/client",
+            headers={"Origin": "http://localhost:5173", "Access-Control-Request-Method": "GET"},
+        )
+        allowed = await http.options(
+            "/api/client",
+            headers={"Origin": "https://app.example", "Access-Control-Request-Method": "GET"},
+        )
+    assert refused.status_code == 400
+    assert "access-control-allow-origin" not in refused.headers
+    assert allowed.headers["access-control-allow-origin"] == "https://app.example"
+
+
+async def test_unknown_path_answers_contract_error_body(api: httpx.AsyncClient) -> None:
+    response = await api.get("/api/nothing-here")
+    assert response.status_code == 404
+    assert response.json() == {"error": "not_found", "description": "Not Found"}
