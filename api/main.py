@@ -12,7 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from api.db import migrate
 from api.errors import install_error_handlers
 from api.resources import Resources, open_resources
-from api.routes import health
+from api.routes import health, reservations
 from api.settings import Settings, settings_or_exit
 
 logger = logging.getLogger(__name__)
@@ -58,6 +58,7 @@ def create_app(
     if resources is not None:
         app.state.resources = resources
     app.include_router(health.router)
+    app.include_router(reservations.router)
     return app
 
 

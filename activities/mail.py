@@ -1,0 +1,128 @@
+"""The mail activity: at most once per (reservation, kind, version).
+
+What was sent is recorded in notifications.sent_mail and checked first. The
+one window nobody closes: the SMTP server accepted the message and the worker
+died before recording it; the retry then sends the same Message-ID again.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import UTC, datetime
+
+import aiosmtplib
+import asyncpg
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.mail_render import MailBuildError, MailContext, build_message, kind_name, message_id
+from api.settings import Settings
+from proto import reservation_pb2 as pb
+from workers import metrics
+
+logger = logging.getLogger(__name__)
+
+
+def _dt(ts: object) -> datetime:
+    return ts.ToDatetime(tzinfo=UTC)  # type: ignore[attr-defined]
+
+
+class MailActivities:
+    def __init__(self, pool: asyncpg.Pool, settings: Settings):
+        self.pool = pool
+        self.settings = settings
+        self.domain = settings.mail_from.rsplit("@", 1)[-1].rstrip(">").strip() or "tlounge.local"
+
+    @activity.defn(name="send_mail")
+    async def send_mail(self, request: pb.MailInput) -> pb.MailResult:
+        kind = kind_name(request.kind)
+        mid = message_id(request.reservation_id, request.kind, request.version, self.domain)
+        if await self.pool.fetchval(
+            "SELECT 1 FROM notifications.sent_mail WHERE message_id = $1", mid
+        ):
+            return pb.MailResult(sent=False, message_id=mid, duplicate=True)
+
+        context = await self._context(request)
+        if context is None:
+            return pb.MailResult(sent=False, message_id=mid)
+        try:
+            message = build_message(context, sender=self.settings.mail_from, domain=self.domain)
+        except MailBuildError as error:
+            metrics.MAILS_FAILED.labels(kind=kind, reason="permanent").inc()
+            raise ApplicationError(str(error), type="MailBuildError", non_retryable=True) from error
+
+        await self._deliver(message, kind)
+        await self.pool.execute(
+            "INSERT INTO notifications.sent_mail (message_id, reservation_id, kind, version,"
+            " recipient, due_at) VALUES ($1, $2, $3, $4, $5, $6)"
+            " ON CONFLICT (message_id) DO NOTHING",
+            mid, uuid.UUID(request.reservation_id), kind, request.version,
+            context.recipient_email, _dt(request.due_at),
+        )  # fmt: skip
+        metrics.MAILS_SENT.labels(kind=kind).inc()
+        if request.kind == pb.MAIL_KIND_REMINDER:
+            lateness = (datetime.now(UTC) - _dt(request.due_at)).total_seconds()
+            metrics.REMINDER_LATENESS.observe(max(lateness, 0.0))
+        return pb.MailResult(sent=True, message_id=mid)
+
+    async def _deliver(self, message: object, kind: str) -> None:
+        settings = self.settings
+        try:
+            await aiosmtplib.send(
+                message,  # type: ignore[arg-type]
+                hostname=settings.smtp_host or "127.0.0.1",
+                port=settings.smtp_port,
+                username=settings.smtp_username,
+                password=(
+                    settings.smtp_password.get_secret_value() if settings.smtp_password else None
+                ),
+                start_tls=settings.smtp_starttls,
+                timeout=settings.smtp_timeout,
+            )
+        except aiosmtplib.SMTPResponseException as error:
+            if 500 <= error.code < 600:
+                metrics.MAILS_FAILED.labels(kind=kind, reason="permanent").inc()
+                raise ApplicationError(
+                    f"the SMTP server refused the message: {error.code}",
+                    type="MailRejected",
+                    non_retryable=True,
+                ) from error
+            metrics.MAILS_FAILED.labels(kind=kind, reason="transient").inc()
+            raise ApplicationError(
+                f"the SMTP server deferred the message: {error.code}", type="MailDeferred"
+            ) from error
+        except (aiosmtplib.SMTPException, OSError) as error:
+            metrics.MAILS_FAILED.labels(kind=kind, reason="transient").inc()
+            raise ApplicationError(
+                f"the SMTP server is unreachable: {type(error).__name__}", type="MailUnreachable"
+            ) from error
+
+    async def _context(self, request: pb.MailInput) -> MailContext | None:
+        """The recipient as they are now: an opt-out or a deleted account wins."""
+        row = await self.pool.fetchrow(
+            "SELECT c.email, c.name, c.surname, c.send_notifications, c.deleted_at,"
+            " w.name AS coworking_name, w.address, w.timezone, s.number"
+            " FROM reservation.reservations r"
+            " JOIN client.clients c ON c.id = r.client_id"
+            " JOIN coworking.seats s ON s.id = $2"
+            " JOIN coworking.coworkings w ON w.id = s.coworking_id"
+            " WHERE r.id = $1",
+            uuid.UUID(request.reservation_id), uuid.UUID(request.seat_id),
+        )  # fmt: skip
+        if row is None or not row["send_notifications"] or row["deleted_at"] is not None:
+            return None
+        return MailContext(
+            reservation_id=request.reservation_id,
+            kind=request.kind,
+            version=request.version,
+            recipient_email=row["email"],
+            recipient_name=f"{row['name']} {row['surname']}".strip(),
+            coworking_name=row["coworking_name"],
+            coworking_address=row["address"],
+            timezone=row["timezone"],
+            seat_number=row["number"],
+            starts_at=_dt(request.starts_at),
+            ends_at=_dt(request.ends_at),
+            cancel_reason=request.cancel_reason,
+        )

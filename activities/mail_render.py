@@ -1,0 +1,149 @@
+"""Mail for a reservation: subject, plain text, and an iCalendar invitation.
+
+Everything that reaches a header is checked here again, though the API already
+refuses control characters: a message that cannot be built safely is a
+permanent failure, never a header injection.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime
+from zoneinfo import ZoneInfo
+
+from icalendar import Calendar, Event
+
+from proto import reservation_pb2 as pb
+
+
+class MailBuildError(Exception):
+    """The message cannot be built; retrying would not help."""
+
+
+@dataclass(frozen=True)
+class MailContext:
+    reservation_id: str
+    kind: int
+    version: int
+    recipient_email: str
+    recipient_name: str
+    coworking_name: str
+    coworking_address: str
+    timezone: str
+    seat_number: int
+    starts_at: datetime
+    ends_at: datetime
+    cancel_reason: str = ""
+
+
+_SUBJECTS = {
+    pb.MAIL_KIND_CONFIRMATION: "Your seat is booked",
+    pb.MAIL_KIND_REMINDER: "Reminder: your seat today",
+    pb.MAIL_KIND_CANCELLATION: "Your booking is cancelled",
+    pb.MAIL_KIND_RESCHEDULE: "Your booking has moved",
+    pb.MAIL_KIND_EXPIRED: "Your booking was not confirmed in time",
+    pb.MAIL_KIND_NO_SHOW: "We released your seat",
+}
+_LEADS = {
+    pb.MAIL_KIND_CONFIRMATION: "your seat is booked.",
+    pb.MAIL_KIND_REMINDER: "a reminder of your booking.",
+    pb.MAIL_KIND_CANCELLATION: "your booking has been cancelled.",
+    pb.MAIL_KIND_RESCHEDULE: "your booking has moved to a new time or seat.",
+    pb.MAIL_KIND_EXPIRED: "staff did not confirm your booking in time, so the seat is free again.",
+    pb.MAIL_KIND_NO_SHOW: "nobody checked in, so the rest of the slot has been released.",
+}
+_WITH_INVITATION = (pb.MAIL_KIND_CONFIRMATION, pb.MAIL_KIND_RESCHEDULE)
+
+
+def kind_name(kind: int) -> str:
+    return pb.MailKind.Name(kind).removeprefix("MAIL_KIND_").lower()
+
+
+def message_id(reservation_id: str, kind: int, version: int, domain: str) -> str:
+    """The same for every attempt at the same mail, so a repeat is recognisable."""
+    return f"<reservation-{reservation_id}.{kind_name(kind)}.v{version}@{domain}>"
+
+
+def _header_safe(value: str, field: str) -> str:
+    for char in value:
+        if unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp"):
+            raise MailBuildError(f"{field} holds a control character")
+    # encoded-words in input would be decoded by readers as if we had written them
+    if "=?" in value:
+        raise MailBuildError(f"{field} holds an encoded-word")
+    return value
+
+
+def _local(instant: datetime, zone: ZoneInfo) -> str:
+    return instant.astimezone(zone).strftime("%A %d %B %Y, %H:%M %Z")
+
+
+def _invitation(context: MailContext, uid: str, now: datetime) -> bytes:
+    calendar = Calendar()
+    calendar.add("prodid", "-//T-Lounge//booking//EN")
+    calendar.add("version", "2.0")
+    calendar.add("method", "PUBLISH")
+    event = Event()
+    event.add("uid", uid)
+    event.add("sequence", context.version)
+    event.add("dtstamp", now)
+    zone = ZoneInfo(context.timezone)
+    event.add("dtstart", context.starts_at.astimezone(zone))
+    event.add("dtend", context.ends_at.astimezone(zone))
+    event.add("summary", f"Seat {context.seat_number} at {context.coworking_name}")
+    event.add("location", context.coworking_address)
+    calendar.add_component(event)
+    return calendar.to_ical()
+
+
+def build_message(
+    context: MailContext, *, sender: str, domain: str, now: datetime | None = None
+) -> EmailMessage:
+    now = now or datetime.now(UTC)
+    zone = ZoneInfo(context.timezone)
+    try:
+        recipient = Address(
+            display_name=_header_safe(context.recipient_name, "recipient name"),
+            addr_spec=_header_safe(context.recipient_email, "recipient email"),
+        )
+    except (ValueError, IndexError) as error:
+        raise MailBuildError(f"recipient address: {error}") from error
+    coworking = _header_safe(context.coworking_name, "coworking name")
+
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = recipient
+    message["Subject"] = f"{_SUBJECTS[context.kind]}: {coworking}"
+    message["Message-ID"] = message_id(
+        context.reservation_id, context.kind, context.version, domain
+    )
+    message["Date"] = format_datetime(now)
+    message["X-TLounge-Reservation"] = context.reservation_id
+
+    lines = [
+        f"Hello {context.recipient_name},",
+        "",
+        _LEADS[context.kind].capitalize(),
+        "",
+        f"Where: {coworking}, {context.coworking_address}, seat {context.seat_number}",
+        f"From:  {_local(context.starts_at, zone)}",
+        f"To:    {_local(context.ends_at, zone)}",
+    ]
+    if context.cancel_reason and context.kind == pb.MAIL_KIND_CANCELLATION:
+        lines.append(f"Reason: {context.cancel_reason}")
+    lines += ["", f"Reservation {context.reservation_id}", "", "T-Lounge"]
+    message.set_content("\n".join(lines))
+    if context.kind in _WITH_INVITATION:
+        uid = f"reservation-{context.reservation_id}@{domain}"
+        message.add_attachment(
+            _invitation(context, uid, now),
+            maintype="text",
+            subtype="calendar",
+            filename="reservation.ics",
+            params={"method": "PUBLISH"},
+        )
+    return message

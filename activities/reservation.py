@@ -1,0 +1,291 @@
+"""Reservation activities: claim, release and record, each idempotent.
+
+Temporal runs an activity at least once, so every one of these checks what is
+already in the database before it changes anything, and does its change in
+one transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import valkey.asyncio as valkey
+from temporalio import activity
+
+from api.booking_rules import check_booking
+from api.cache import invalidate_availability
+from api.errors import RuleViolation
+from api.services.coworkings import load_booking_context
+from proto import reservation_pb2 as pb
+from workers import metrics
+
+logger = logging.getLogger(__name__)
+
+# The claim grain: every slot step is a multiple of it, and every zone offset in use
+# is a multiple of 15 minutes, so local slot grids line up with it in UTC.
+GRAIN = timedelta(minutes=5)
+_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+_ACTIVE = ("held", "confirmed", "checked_in")
+_STATUS = {
+    pb.RESERVATION_STATUS_HELD: "held",
+    pb.RESERVATION_STATUS_CONFIRMED: "confirmed",
+    pb.RESERVATION_STATUS_CHECKED_IN: "checked_in",
+    pb.RESERVATION_STATUS_COMPLETED: "completed",
+    pb.RESERVATION_STATUS_CANCELLED: "cancelled",
+    pb.RESERVATION_STATUS_EXPIRED: "expired",
+    pb.RESERVATION_STATUS_NO_SHOW: "no_show",
+}
+_STATUS_ENUM = {name: value for value, name in _STATUS.items()}
+_COUNTERS = {
+    "confirmed": metrics.RESERVATIONS_CONFIRMED,
+    "cancelled": metrics.RESERVATIONS_CANCELLED,
+    "expired": metrics.RESERVATIONS_EXPIRED,
+    "no_show": metrics.RESERVATIONS_NO_SHOW,
+}
+
+
+def grains(starts_at: datetime, ends_at: datetime) -> list[datetime]:
+    """Every claim grain the interval touches, earliest first."""
+    first = _EPOCH + ((starts_at - _EPOCH) // GRAIN) * GRAIN
+    count = -((first - ends_at) // GRAIN)
+    return [first + GRAIN * index for index in range(count)]
+
+
+def _dt(ts: object) -> datetime:
+    return ts.ToDatetime(tzinfo=UTC)  # type: ignore[attr-defined]
+
+
+class _Refused(Exception):
+    """Rolls the claim transaction back; carries the answer for the workflow."""
+
+    def __init__(self, result: pb.ClaimResult):
+        self.result = result
+
+
+def _conflict(scope: str, starts_at: datetime, ends_at: datetime) -> pb.ClaimResult:
+    result = pb.ClaimResult(outcome=pb.HOLD_OUTCOME_CONFLICT)
+    result.conflict.scope = scope
+    result.conflict.starts_at.FromDatetime(starts_at)
+    result.conflict.ends_at.FromDatetime(ends_at)
+    result.description = (
+        f"{'seat' if scope == 'seat' else 'you'} already booked from "
+        f"{starts_at.isoformat()} to {ends_at.isoformat()}"
+    )
+    return result
+
+
+def _rejected(rule: str, description: str) -> pb.ClaimResult:
+    return pb.ClaimResult(outcome=pb.HOLD_OUTCOME_REJECTED, rule=rule, description=description)
+
+
+class ReservationActivities:
+    def __init__(self, pool: asyncpg.Pool, cache: valkey.Valkey):
+        self.pool = pool
+        self.cache = cache
+
+    @activity.defn(name="claim_seat")
+    async def claim_seat(self, request: pb.ClaimInput) -> pb.ClaimResult:
+        reservation_id = uuid.UUID(request.reservation_id)
+        touched: set[uuid.UUID] = set()
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                result = await self._claim(conn, request, reservation_id, touched)
+        except _Refused as refused:
+            if refused.result.outcome == pb.HOLD_OUTCOME_CONFLICT:
+                metrics.BOOKING_CONFLICTS.inc()
+            return refused.result
+        # after the commit and before the workflow answers, so no reader sees stale data
+        for coworking_id in touched:
+            await invalidate_availability(self.cache, coworking_id)
+        return result
+
+    async def _claim(
+        self,
+        conn: asyncpg.Connection,
+        request: pb.ClaimInput,
+        reservation_id: uuid.UUID,
+        touched: set[uuid.UUID],
+    ) -> pb.ClaimResult:
+        client_id = uuid.UUID(request.client_id)
+        seat_id = uuid.UUID(request.seat_id)
+        starts_at, ends_at, now = _dt(request.starts_at), _dt(request.ends_at), _dt(request.now)
+
+        existing = await conn.fetchrow(
+            "SELECT status, version, coworking_id FROM reservation.reservations"
+            " WHERE id = $1 FOR UPDATE",
+            reservation_id,
+        )
+        if existing is not None and existing["version"] >= request.version:
+            # a retry of a claim that already committed
+            context = await load_booking_context(
+                conn, seat_id=seat_id, starts_at=starts_at, ends_at=ends_at
+            )
+            assert context is not None
+            return self._held(context[0], existing["status"])
+
+        context = await load_booking_context(
+            conn, seat_id=seat_id, starts_at=starts_at, ends_at=ends_at
+        )
+        if context is None:
+            raise _Refused(_rejected("seat_not_found", f"seat_id: no seat {seat_id}"))
+        rules, seat, closures = context
+        client = await conn.fetchrow(
+            "SELECT is_internal FROM client.clients WHERE id = $1 AND deleted_at IS NULL",
+            client_id,
+        )
+        if client is None:
+            raise _Refused(_rejected("client_not_found", "client: the account is gone"))
+        try:
+            check_booking(
+                rules=rules,
+                seat=seat,
+                closures=closures,
+                client_is_internal=client["is_internal"],
+                starts_at=starts_at,
+                ends_at=ends_at,
+                now=now,
+            )
+        except RuleViolation as violation:
+            raise _Refused(_rejected(violation.rule, violation.description)) from None
+
+        active = await conn.fetchval(
+            "SELECT count(*) FROM reservation.reservations WHERE client_id = $1"
+            " AND status = ANY($2::text[]) AND ends_at > $3 AND id <> $4",
+            client_id, list(_ACTIVE), now, reservation_id,
+        )  # fmt: skip
+        if active >= rules.max_active_per_client:
+            raise _Refused(
+                _rejected(
+                    "active_limit",
+                    f"client: already holds {active} active reservations, the most "
+                    f"this coworking allows is {rules.max_active_per_client}",
+                )
+            )
+
+        if existing is None:
+            status = "confirmed" if rules.auto_confirm else "held"
+            await conn.execute(
+                "INSERT INTO reservation.reservations (id, client_id, seat_id, coworking_id,"
+                " starts_at, ends_at, status, version) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)",
+                reservation_id, client_id, seat_id, rules.id, starts_at, ends_at,
+                status, request.version,
+            )  # fmt: skip
+        else:
+            status = existing["status"]
+            touched.add(existing["coworking_id"])
+            # our own old claims must not collide with the new ones; if the new ones
+            # fail, the rollback brings the old ones back
+            await conn.execute(
+                "DELETE FROM reservation.seat_claims WHERE reservation_id = $1", reservation_id
+            )
+            await conn.execute(
+                "DELETE FROM reservation.client_claims WHERE reservation_id = $1",
+                reservation_id,
+            )
+            await conn.execute(
+                "UPDATE reservation.reservations SET seat_id = $2, coworking_id = $3,"
+                " starts_at = $4, ends_at = $5, version = $6, updated_at = now()"
+                " WHERE id = $1",
+                reservation_id, seat_id, rules.id, starts_at, ends_at, request.version,
+            )  # fmt: skip
+
+        slots = grains(starts_at, ends_at)
+        await self._insert_claims(conn, "seat", seat_id, slots, reservation_id)
+        await self._insert_claims(conn, "client", client_id, slots, reservation_id)
+        touched.add(rules.id)
+        if existing is None:
+            metrics.RESERVATIONS_CREATED.inc()
+            if status == "confirmed":
+                metrics.RESERVATIONS_CONFIRMED.inc()
+        return self._held(rules, status)
+
+    async def _insert_claims(
+        self,
+        conn: asyncpg.Connection,
+        scope: str,
+        owner: uuid.UUID,
+        slots: list[datetime],
+        reservation_id: uuid.UUID,
+    ) -> None:
+        table, column = (
+            ("reservation.seat_claims", "seat_id")
+            if scope == "seat"
+            else ("reservation.client_claims", "client_id")
+        )
+        # the UNIQUE key decides; a concurrent claim of the same grain waits for ours
+        inserted = await conn.fetchval(
+            f"WITH ins AS (INSERT INTO {table} ({column}, slot_start, reservation_id)"  # noqa: S608
+            " SELECT $1, slot, $3 FROM unnest($2::timestamptz[]) AS slot"
+            " ON CONFLICT DO NOTHING RETURNING 1) SELECT count(*) FROM ins",
+            owner, slots, reservation_id,
+        )  # fmt: skip
+        if inserted == len(slots):
+            return
+        taken = await conn.fetchrow(
+            f"SELECT r.starts_at, r.ends_at FROM {table} c"  # noqa: S608
+            " JOIN reservation.reservations r ON r.id = c.reservation_id"
+            f" WHERE c.{column} = $1 AND c.slot_start = ANY($2::timestamptz[])"
+            " AND c.reservation_id <> $3 ORDER BY r.starts_at LIMIT 1",
+            owner, slots, reservation_id,
+        )  # fmt: skip
+        if taken is None:
+            # the holder released between our insert and this read: let the retry decide
+            raise RuntimeError("claim raced with a release; retrying")
+        raise _Refused(_conflict(scope, taken["starts_at"], taken["ends_at"]))
+
+    @staticmethod
+    def _held(rules: object, status: str) -> pb.ClaimResult:
+        result = pb.ClaimResult(
+            outcome=pb.HOLD_OUTCOME_HELD,
+            coworking_id=str(rules.id),  # type: ignore[attr-defined]
+            status=_STATUS_ENUM[status],
+        )
+        result.rules.auto_confirm = rules.auto_confirm  # type: ignore[attr-defined]
+        result.rules.hold_minutes = rules.hold_minutes  # type: ignore[attr-defined]
+        result.rules.reminder_lead_minutes = rules.reminder_lead_minutes  # type: ignore[attr-defined]
+        result.rules.checkin_grace_minutes = rules.checkin_grace_minutes or 0  # type: ignore[attr-defined]
+        result.rules.timezone = rules.timezone  # type: ignore[attr-defined]
+        return result
+
+    @activity.defn(name="release_seat")
+    async def release_seat(self, request: pb.ReleaseInput) -> pb.ReleaseResult:
+        reservation_id = uuid.UUID(request.reservation_id)
+        status = _STATUS[request.status]
+        since = _dt(request.release_from) if request.HasField("release_from") else None
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                "UPDATE reservation.reservations SET status = $2,"
+                " cancel_reason = NULLIF($3, ''), updated_at = now()"
+                " WHERE id = $1 RETURNING coworking_id",
+                reservation_id, status, request.reason,
+            )  # fmt: skip
+            released = 0
+            for table in ("reservation.seat_claims", "reservation.client_claims"):
+                outcome = await conn.execute(
+                    f"DELETE FROM {table} WHERE reservation_id = $1"  # noqa: S608
+                    " AND ($2::timestamptz IS NULL OR slot_start >= $2)",
+                    reservation_id, since,
+                )  # fmt: skip
+                released += int(outcome.split()[-1])
+        if row is not None:
+            await invalidate_availability(self.cache, row["coworking_id"])
+            if released and status in _COUNTERS:
+                _COUNTERS[status].inc()
+        return pb.ReleaseResult(released=released)
+
+    @activity.defn(name="record_status")
+    async def record_status(self, request: pb.StatusInput) -> pb.StatusResult:
+        status = _STATUS[request.status]
+        outcome = await self.pool.execute(
+            "UPDATE reservation.reservations SET status = $2, updated_at = now(),"
+            " checked_in_at = CASE WHEN $2 = 'checked_in' THEN $3 ELSE checked_in_at END"
+            " WHERE id = $1 AND status <> $2",
+            uuid.UUID(request.reservation_id), status, _dt(request.at),
+        )  # fmt: skip
+        changed = outcome.endswith(" 1")
+        if changed and status in _COUNTERS:
+            _COUNTERS[status].inc()
+        return pb.StatusResult(changed=changed)

@@ -1,0 +1,32 @@
+"""Request bodies of the reservation operations (the contract's, with additions)."""
+
+from __future__ import annotations
+
+import uuid
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+
+class CreateReservation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    seat_id: uuid.UUID
+    # AwareDatetime: a time without an offset is refused, never read as UTC
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
+    # beside the contract: an admin books on behalf of a client
+    client_id: uuid.UUID | None = None
+
+
+class ReservationUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    seat_id: uuid.UUID | None = None
+    starts_at: AwareDatetime | None = None
+    ends_at: AwareDatetime | None = None
+
+
+class CancelBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field("", max_length=200)

@@ -1,0 +1,181 @@
+import io
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+import qrcode
+from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from api.auth import CurrentAdmin, CurrentClient, CurrentPrincipal, managed_coworkings
+from api.deps import ResourcesDep
+from api.errors import InvalidInput, NotFound
+from api.models.reservations import CancelBody, CreateReservation, ReservationUpdate
+from api.services import reservations
+
+
+router = APIRouter(tags=["reservations"])
+
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
+Limit = Annotated[int | None, Query(ge=0)]
+Offset = Annotated[int | None, Query(ge=0)]
+
+
+def _as_list(items: list[reservations.ReservationView]) -> list[dict[str, Any]]:
+    return [item.public() for item in items]
+
+
+@router.post("/api/reservations")
+async def create_reservation(
+    body: CreateReservation,
+    principal: CurrentPrincipal,
+    resources: ResourcesDep,
+    idempotency_key: IdempotencyKey = None,
+) -> dict[str, Any]:
+    if principal.kind == "client":
+        if body.client_id not in (None, principal.id):
+            raise InvalidInput("client_id: a client books only for themselves")
+        client_id = principal.id
+    else:
+        if body.client_id is None:
+            raise InvalidInput("client_id: required when staff book for a client")
+        client_id = body.client_id
+    if body.ends_at <= body.starts_at:
+        raise InvalidInput("ends_at: must be after starts_at")
+    view = await reservations.book(
+        resources,
+        client_id=client_id,
+        seat_id=body.seat_id,
+        starts_at=body.starts_at,
+        ends_at=body.ends_at,
+        idempotency_key=idempotency_key,
+    )
+    return view.public()
+
+
+@router.get("/api/reservations")
+async def list_reservations(
+    admin: CurrentAdmin,
+    resources: ResourcesDep,
+    coworking_id: uuid.UUID | None = None,
+    seat_id: uuid.UUID | None = None,
+    client_id: uuid.UUID | None = None,
+    status: str | None = None,
+    starts_from: datetime | None = None,
+    starts_before: datetime | None = None,
+    limit: Limit = None,
+    offset: Offset = None,
+) -> list[dict[str, Any]]:
+    items = await reservations.list_filtered(
+        resources, admin,
+        coworking_id=coworking_id, seat_id=seat_id, client_id=client_id, status=status,
+        starts_from=starts_from, starts_before=starts_before, limit=limit, offset=offset,
+    )  # fmt: skip
+    return _as_list(items)
+
+
+@router.get("/api/reservations/{reservation_id}")
+async def get_reservation(
+    reservation_id: uuid.UUID, principal: CurrentPrincipal, resources: ResourcesDep
+) -> dict[str, Any]:
+    return (await reservations.get(resources, principal, reservation_id)).public()
+
+
+@router.delete("/api/reservations/{reservation_id}", status_code=204)
+async def cancel_reservation(
+    reservation_id: uuid.UUID,
+    principal: CurrentPrincipal,
+    resources: ResourcesDep,
+    request: Request,
+) -> Response:
+    reason = ""
+    if await request.body():
+        reason = CancelBody.model_validate_json(await request.body()).reason
+    await reservations.cancel(resources, principal, reservation_id, reason=reason)
+    return Response(status_code=204)
+
+
+@router.patch("/api/reservations/{reservation_id}")
+async def reschedule_reservation(
+    reservation_id: uuid.UUID,
+    body: ReservationUpdate,
+    principal: CurrentPrincipal,
+    resources: ResourcesDep,
+) -> dict[str, Any]:
+    if body.seat_id is None and body.starts_at is None and body.ends_at is None:
+        raise InvalidInput("body: name at least one of seat_id, starts_at, ends_at")
+    view = await reservations.reschedule(
+        resources, principal, reservation_id,
+        seat_id=body.seat_id, starts_at=body.starts_at, ends_at=body.ends_at,
+    )  # fmt: skip
+    return view.public()
+
+
+@router.post("/api/reservations/{reservation_id}/confirm")
+async def confirm_reservation(
+    reservation_id: uuid.UUID, admin: CurrentAdmin, resources: ResourcesDep
+) -> dict[str, Any]:
+    return (await reservations.confirm(resources, admin, reservation_id)).public()
+
+
+@router.post("/api/reservations/{reservation_id}/check-in")
+async def check_in_reservation(
+    reservation_id: uuid.UUID, admin: CurrentAdmin, resources: ResourcesDep
+) -> dict[str, Any]:
+    view = await reservations.confirm(resources, admin, reservation_id, check_in_only=True)
+    return view.public()
+
+
+@router.post("/api/reservations/{reservation_id}/notifications/retry", status_code=202)
+async def retry_reservation_notification(
+    reservation_id: uuid.UUID, admin: CurrentAdmin, resources: ResourcesDep
+) -> JSONResponse:
+    await reservations.retry_notification(resources, admin, reservation_id)
+    return JSONResponse({"status": "retry requested"}, status_code=202)
+
+
+@router.get("/api/reservations/{reservation_id}/qr", response_class=Response)
+async def reservation_qr(
+    reservation_id: uuid.UUID, principal: CurrentPrincipal, resources: ResourcesDep
+) -> Response:
+    row = await reservations.load_authorized(resources, principal, reservation_id)
+    image = qrcode.make(f"tlounge:reservation:{row['id']}", box_size=8, border=2)
+    buffer = io.BytesIO()
+    image.save(buffer)
+    return Response(
+        buffer.getvalue(),
+        media_type="image/png",
+        headers={"Cache-Control": "private, max-age=300"},
+    )
+
+
+@router.get("/api/client/reservations")
+async def get_client_reservations(
+    client: CurrentClient, resources: ResourcesDep, limit: Limit = None, offset: Offset = None
+) -> list[dict[str, Any]]:
+    items = await reservations.list_for_client(
+        resources, client_id=client.id, limit=limit, offset=offset
+    )
+    return _as_list(items)
+
+
+@router.get("/api/client/{client_id}/reservations")
+async def get_client_reservations_by_id(
+    client_id: uuid.UUID,
+    admin: CurrentAdmin,
+    resources: ResourcesDep,
+    limit: Limit = None,
+    offset: Offset = None,
+) -> list[dict[str, Any]]:
+    scope = await managed_coworkings(resources.pool, admin)
+    exists = await resources.pool.fetchval(
+        "SELECT 1 FROM client.clients WHERE id = $1", client_id
+    )
+    if not exists:
+        raise NotFound("client_id: no such client")
+    items = await reservations.list_for_client(
+        resources, client_id=client_id, limit=limit, offset=offset, scope=scope
+    )
+    return _as_list(items)
+
+

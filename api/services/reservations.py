@@ -1,0 +1,515 @@
+"""Reservations go through their workflows; this module is the API's side of them.
+
+Every write is a workflow update or signal; reads come from the workflow query
+while it runs and from the reservation row once it has closed. Temporal's
+errors are translated here, at the boundary, into our own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import asyncpg
+from temporalio.client import (
+    WithStartWorkflowOperation,
+    WorkflowQueryFailedError,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from api.auth import managed_coworkings
+from api.errors import Conflict, Forbidden, InvalidInput, NotFound, RuleViolation, Unavailable
+from api.resources import Resources
+from api.tokens import Principal
+from proto import reservation_pb2 as pb
+from workflows.reservation import (
+    CLIENT_ID,
+    COWORKING_ID,
+    NOTIFICATION_STATUS,
+    RESERVATION_START,
+    RESERVATION_STATUS,
+    SEAT_ID,
+    ReservationWorkflow,
+    status_name,
+)
+
+logger = logging.getLogger(__name__)
+
+# Idempotency keys become reservation ids under this namespace, scoped to the client.
+_IDEMPOTENCY_NAMESPACE = uuid.UUID("8f9a2c1e-3b7d-4e5f-a6b1-2c3d4e5f6a7b")
+_TERMINAL_NAMES = {"completed", "cancelled", "expired", "no_show"}
+# How long DELETE waits for the workflow to have released the seat.
+_CANCEL_WAIT = timedelta(seconds=10)
+MAX_PAGE = 200
+
+
+def workflow_id(reservation_id: uuid.UUID) -> str:
+    return f"reservation-{reservation_id}"
+
+
+@dataclass(frozen=True)
+class ReservationView:
+    id: uuid.UUID
+    client_id: uuid.UUID
+    seat_id: uuid.UUID
+    coworking_id: uuid.UUID | None
+    starts_at: datetime
+    ends_at: datetime
+    status: str
+    version: int
+    notification_status: str | None = None
+    cancel_reason: str | None = None
+
+    @property
+    def cancelled(self) -> bool:
+        return self.status == "cancelled"
+
+    def public(self) -> dict[str, object]:
+        """The contract's Reservation, with our additions beside it."""
+        return {
+            "id": str(self.id),
+            "client_id": str(self.client_id),
+            "seat_id": str(self.seat_id),
+            "starts_at": _rfc3339(self.starts_at),
+            "ends_at": _rfc3339(self.ends_at),
+            "cancelled": self.cancelled,
+            "status": self.status,
+            "coworking_id": str(self.coworking_id) if self.coworking_id else None,
+            "version": self.version,
+            "notification_status": self.notification_status,
+            "cancel_reason": self.cancel_reason,
+        }
+
+
+def _rfc3339(instant: datetime) -> str:
+    return instant.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _ts(ts: object) -> datetime:
+    return ts.ToDatetime(tzinfo=UTC)  # type: ignore[attr-defined]
+
+
+def view_from_state(state: pb.ReservationState) -> ReservationView:
+    notification = pb.NotificationStatus.Name(state.notification_status)
+    return ReservationView(
+        id=uuid.UUID(state.reservation_id),
+        client_id=uuid.UUID(state.client_id),
+        seat_id=uuid.UUID(state.seat_id),
+        coworking_id=uuid.UUID(state.coworking_id) if state.coworking_id else None,
+        starts_at=_ts(state.starts_at),
+        ends_at=_ts(state.ends_at),
+        status=status_name(state.status),
+        version=state.version,
+        notification_status=notification.removeprefix("NOTIFICATION_STATUS_").lower(),
+        cancel_reason=state.cancel_reason or None,
+    )
+
+
+def view_from_row(row: asyncpg.Record) -> ReservationView:
+    return ReservationView(
+        id=row["id"],
+        client_id=row["client_id"],
+        seat_id=row["seat_id"],
+        coworking_id=row["coworking_id"],
+        starts_at=row["starts_at"],
+        ends_at=row["ends_at"],
+        status=row["status"],
+        version=row["version"],
+        cancel_reason=row["cancel_reason"],
+    )
+
+
+@asynccontextmanager
+async def temporal_boundary() -> AsyncIterator[None]:
+    """Temporal being down is a 503 that changed nothing, never a 500."""
+    try:
+        yield
+    except RPCError as error:
+        if error.status in (
+            RPCStatusCode.UNAVAILABLE,
+            RPCStatusCode.DEADLINE_EXCEEDED,
+            RPCStatusCode.RESOURCE_EXHAUSTED,
+            RPCStatusCode.CANCELLED,
+        ):
+            raise Unavailable("the booking engine is unavailable; retry shortly") from error
+        raise
+
+
+def _application_error(error: BaseException) -> ApplicationError | None:
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, ApplicationError):
+            return cause
+        cause = cause.__cause__
+    return None
+
+
+def _raise_for_update(error: WorkflowUpdateFailedError) -> None:
+    app = _application_error(error)
+    kind = app.type if app else None
+    message = app.message if app else "the reservation refused the change"
+    if kind == "IdempotencyMismatch":
+        raise Conflict("Idempotency-Key: already used for a different request") from error
+    if kind == "InvalidState":
+        raise Conflict(message) from error
+    raise Conflict(message) from error
+
+
+def _raise_for_outcome(outcome: int, conflict: pb.Conflict, rule: str, description: str) -> None:
+    if outcome == pb.HOLD_OUTCOME_CONFLICT:
+        scope = "seat" if conflict.scope == "seat" else "client"
+        raise Conflict(
+            f"{scope}: already booked from {_rfc3339(_ts(conflict.starts_at))}"
+            f" to {_rfc3339(_ts(conflict.ends_at))}"
+        )
+    if outcome == pb.HOLD_OUTCOME_REJECTED:
+        if rule == "seat_not_found":
+            raise NotFound(description)
+        raise RuleViolation(rule, description)
+
+
+def request_hash(
+    *, client_id: uuid.UUID, seat_id: uuid.UUID, starts_at: datetime, ends_at: datetime
+) -> str:
+    canonical = f"{client_id}|{seat_id}|{_rfc3339(starts_at)}|{_rfc3339(ends_at)}"
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+async def _booking_subject(
+    pool: asyncpg.Pool, *, seat_id: uuid.UUID, client_id: uuid.UUID
+) -> asyncpg.Record:
+    row = await pool.fetchrow(
+        "SELECT s.number, s.coworking_id, w.name AS coworking, w.timezone,"
+        " (SELECT name || ' ' || surname FROM client.clients"
+        "   WHERE id = $2 AND deleted_at IS NULL) AS client_name"
+        " FROM coworking.seats s JOIN coworking.coworkings w ON w.id = s.coworking_id"
+        " WHERE s.id = $1 AND s.deleted_at IS NULL",
+        seat_id, client_id,
+    )  # fmt: skip
+    if row is None:
+        raise NotFound(f"seat_id: no seat {seat_id}")
+    if row["client_name"] is None:
+        raise NotFound(f"client_id: no client {client_id}")
+    return row
+
+
+def _summary(subject: asyncpg.Record, starts_at: datetime, ends_at: datetime) -> str:
+    zone = ZoneInfo(subject["timezone"])
+    start, end = starts_at.astimezone(zone), ends_at.astimezone(zone)
+    return (
+        f"{subject['client_name']} · seat {subject['number']} at {subject['coworking']}"
+        f" · {start:%a %d %b %Y %H:%M}–{end:%H:%M} {start:%Z}"
+    )
+
+
+async def book(
+    resources: Resources,
+    *,
+    client_id: uuid.UUID,
+    seat_id: uuid.UUID,
+    starts_at: datetime,
+    ends_at: datetime,
+    idempotency_key: str | None,
+) -> ReservationView:
+    settings = resources.settings
+    subject = await _booking_subject(resources.pool, seat_id=seat_id, client_id=client_id)
+    if idempotency_key is not None:
+        reservation_id = uuid.uuid5(_IDEMPOTENCY_NAMESPACE, f"{client_id}:{idempotency_key}")
+    else:
+        reservation_id = uuid.uuid4()
+    digest = request_hash(
+        client_id=client_id, seat_id=seat_id, starts_at=starts_at, ends_at=ends_at
+    )
+    start_input = pb.ReservationInput(
+        reservation_id=str(reservation_id),
+        client_id=str(client_id),
+        seat_id=str(seat_id),
+        request_hash=digest,
+        mail_task_queue=settings.mail_task_queue,
+    )
+    start_input.starts_at.FromDatetime(starts_at.astimezone(UTC))
+    start_input.ends_at.FromDatetime(ends_at.astimezone(UTC))
+    operation = WithStartWorkflowOperation(
+        ReservationWorkflow.run,
+        start_input,
+        id=workflow_id(reservation_id),
+        task_queue=settings.reservation_task_queue,
+        # the workflow id is the idempotency record: a retry joins the first run
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        search_attributes=TypedSearchAttributes(
+            [
+                SearchAttributePair(CLIENT_ID, str(client_id)),
+                SearchAttributePair(COWORKING_ID, str(subject["coworking_id"])),
+                SearchAttributePair(SEAT_ID, str(seat_id)),
+                SearchAttributePair(RESERVATION_START, starts_at.astimezone(UTC)),
+                SearchAttributePair(RESERVATION_STATUS, "holding"),
+                SearchAttributePair(NOTIFICATION_STATUS, "none"),
+            ]
+        ),
+        static_summary=_summary(subject, starts_at, ends_at),
+    )
+    async with temporal_boundary():
+        try:
+            result = await resources.temporal.execute_update_with_start_workflow(
+                ReservationWorkflow.hold,
+                pb.HoldRequest(request_hash=digest),
+                start_workflow_operation=operation,
+            )
+        except WorkflowUpdateFailedError as error:
+            _raise_for_update(error)
+            raise
+        except WorkflowAlreadyStartedError:
+            # the key's workflow has closed: answer what it ended with
+            handle = resources.temporal.get_workflow_handle(
+                workflow_id(reservation_id), result_type=pb.ReservationState
+            )
+            final = await handle.result()
+            if final.request_hash != digest:
+                raise Conflict("Idempotency-Key: already used for a different request") from None
+            _raise_for_outcome(
+                final.hold.outcome, final.hold.conflict, final.hold.rule, final.hold.description
+            )
+            return view_from_state(final)
+    _raise_for_outcome(result.outcome, result.conflict, result.rule, result.description)
+    return view_from_state(result.state)
+
+
+async def _load_row(pool: asyncpg.Pool, reservation_id: uuid.UUID) -> asyncpg.Record | None:
+    return await pool.fetchrow(
+        "SELECT * FROM reservation.reservations WHERE id = $1", reservation_id
+    )
+
+
+async def load_authorized(
+    resources: Resources,
+    principal: Principal,
+    reservation_id: uuid.UUID,
+    *,
+    action: str = "read",
+) -> asyncpg.Record:
+    """The reservation row, if the principal may do `action` to it; else 404 or 403.
+
+    Another client's reservation is a 404, so ids cannot be probed.
+    """
+    row = await _load_row(resources.pool, reservation_id)
+    if row is None:
+        raise NotFound("reservation_id: no such reservation")
+    if principal.kind == "client":
+        if row["client_id"] != principal.id or action == "confirm":
+            raise NotFound("reservation_id: no such reservation")
+        return row
+    scope = await managed_coworkings(resources.pool, principal)
+    if scope is not None and row["coworking_id"] not in scope:
+        raise NotFound("reservation_id: no such reservation")
+    if principal.role == "support" and action == "reschedule":
+        raise Forbidden("support staff cannot reschedule reservations")
+    return row
+
+
+async def current_view(resources: Resources, row: asyncpg.Record) -> ReservationView:
+    if row["status"] in _TERMINAL_NAMES:
+        return view_from_row(row)
+    handle = resources.temporal.get_workflow_handle(workflow_id(row["id"]))
+    try:
+        state = await handle.query(
+            ReservationWorkflow.state, result_type=pb.ReservationState, rpc_timeout=timedelta(seconds=5)
+        )
+    except (RPCError, WorkflowQueryFailedError, RuntimeError) as error:
+        # the row is a moment behind the workflow at worst; better than no answer
+        logger.warning("query of %s failed (%s); answering from the row", row["id"], type(error).__name__)
+        return view_from_row(row)
+    return view_from_state(state)
+
+
+async def get(resources: Resources, principal: Principal, reservation_id: uuid.UUID) -> ReservationView:
+    row = await load_authorized(resources, principal, reservation_id)
+    return await current_view(resources, row)
+
+
+async def cancel(
+    resources: Resources, principal: Principal, reservation_id: uuid.UUID, *, reason: str
+) -> None:
+    row = await load_authorized(resources, principal, reservation_id, action="cancel")
+    if row["status"] == "cancelled":
+        return
+    if row["status"] in _TERMINAL_NAMES:
+        raise Conflict(f"cannot cancel a {row['status']} reservation")
+    await signal_cancel(resources, reservation_id, reason=reason, requested_by=f"{principal.kind}:{principal.id}")
+    # the 204 means the seat is free: wait for the workflow to have released it
+    deadline = asyncio.get_running_loop().time() + _CANCEL_WAIT.total_seconds()
+    while asyncio.get_running_loop().time() < deadline:
+        status = await resources.pool.fetchval(
+            "SELECT status FROM reservation.reservations WHERE id = $1", reservation_id
+        )
+        if status in _TERMINAL_NAMES:
+            if status != "cancelled":
+                raise Conflict(f"cannot cancel a {status} reservation")
+            return
+        await asyncio.sleep(0.05)
+    raise Unavailable("the cancellation is accepted and still in progress", retry_after=2)
+
+
+async def signal_cancel(
+    resources: Resources, reservation_id: uuid.UUID, *, reason: str, requested_by: str
+) -> None:
+    handle = resources.temporal.get_workflow_handle(workflow_id(reservation_id))
+    async with temporal_boundary():
+        await handle.signal(
+            ReservationWorkflow.cancel, pb.CancelRequest(reason=reason, requested_by=requested_by)
+        )
+
+
+async def reschedule(
+    resources: Resources,
+    principal: Principal,
+    reservation_id: uuid.UUID,
+    *,
+    seat_id: uuid.UUID | None,
+    starts_at: datetime | None,
+    ends_at: datetime | None,
+) -> ReservationView:
+    await load_authorized(resources, principal, reservation_id, action="reschedule")
+    request = pb.RescheduleRequest(
+        seat_id=str(seat_id) if seat_id else "", requested_by=f"{principal.kind}:{principal.id}"
+    )
+    if starts_at is not None:
+        request.starts_at.FromDatetime(starts_at.astimezone(UTC))
+    if ends_at is not None:
+        request.ends_at.FromDatetime(ends_at.astimezone(UTC))
+    handle = resources.temporal.get_workflow_handle(workflow_id(reservation_id))
+    async with temporal_boundary():
+        try:
+            result = await handle.execute_update(
+                ReservationWorkflow.reschedule, request, result_type=pb.RescheduleResult
+            )
+        except WorkflowUpdateFailedError as error:
+            _raise_for_update(error)
+            raise
+    _raise_for_outcome(result.outcome, result.conflict, result.rule, result.description)
+    return view_from_state(result.state)
+
+
+async def confirm(
+    resources: Resources, principal: Principal, reservation_id: uuid.UUID, *, check_in_only: bool = False
+) -> ReservationView:
+    await load_authorized(resources, principal, reservation_id, action="confirm")
+    handle = resources.temporal.get_workflow_handle(workflow_id(reservation_id))
+    async with temporal_boundary():
+        try:
+            if check_in_only:
+                state = await handle.execute_update(
+                    ReservationWorkflow.check_in,
+                    pb.CheckInRequest(admin_id=str(principal.id)),
+                    result_type=pb.ReservationState,
+                )
+            else:
+                state = await handle.execute_update(
+                    ReservationWorkflow.confirm,
+                    pb.ConfirmRequest(admin_id=str(principal.id)),
+                    result_type=pb.ReservationState,
+                )
+        except WorkflowUpdateFailedError as error:
+            _raise_for_update(error)
+            raise
+    return view_from_state(state)
+
+
+async def retry_notification(
+    resources: Resources, principal: Principal, reservation_id: uuid.UUID
+) -> None:
+    await load_authorized(resources, principal, reservation_id, action="confirm")
+    handle = resources.temporal.get_workflow_handle(workflow_id(reservation_id))
+    async with temporal_boundary():
+        await handle.signal(
+            ReservationWorkflow.retry_notification,
+            pb.RetryNotificationRequest(requested_by=f"admin:{principal.id}"),
+        )
+
+
+def _page(limit: int | None, offset: int | None) -> tuple[int, int]:
+    # a huge limit is clamped, never an error: the contract allows any u-int32
+    return min(limit if limit is not None else 50, MAX_PAGE), max(offset or 0, 0)
+
+
+async def list_for_client(
+    resources: Resources,
+    *,
+    client_id: uuid.UUID,
+    limit: int | None,
+    offset: int | None,
+    scope: set[uuid.UUID] | None = None,
+) -> list[ReservationView]:
+    size, skip = _page(limit, offset)
+    rows = await resources.pool.fetch(
+        "SELECT * FROM reservation.reservations WHERE client_id = $1"
+        " AND ($2::uuid[] IS NULL OR coworking_id = ANY($2::uuid[]))"
+        " ORDER BY starts_at DESC, id LIMIT $3 OFFSET $4",
+        client_id, list(scope) if scope is not None else None, size, skip,
+    )  # fmt: skip
+    return [view_from_row(row) for row in rows]
+
+
+async def list_filtered(
+    resources: Resources,
+    principal: Principal,
+    *,
+    coworking_id: uuid.UUID | None,
+    seat_id: uuid.UUID | None,
+    client_id: uuid.UUID | None,
+    status: str | None,
+    starts_from: datetime | None,
+    starts_before: datetime | None,
+    limit: int | None,
+    offset: int | None,
+) -> list[ReservationView]:
+    scope = await managed_coworkings(resources.pool, principal)
+    if status is not None and status not in {
+        "held", "confirmed", "checked_in", "completed", "cancelled", "expired", "no_show"
+    }:  # fmt: skip
+        raise InvalidInput(f"status: unknown status {status!r}")
+    size, skip = _page(limit, offset)
+    rows = await resources.pool.fetch(
+        "SELECT * FROM reservation.reservations WHERE"
+        " ($1::uuid[] IS NULL OR coworking_id = ANY($1::uuid[]))"
+        " AND ($2::uuid IS NULL OR coworking_id = $2)"
+        " AND ($3::uuid IS NULL OR seat_id = $3)"
+        " AND ($4::uuid IS NULL OR client_id = $4)"
+        " AND ($5::text IS NULL OR status = $5)"
+        " AND ($6::timestamptz IS NULL OR starts_at >= $6)"
+        " AND ($7::timestamptz IS NULL OR starts_at < $7)"
+        " ORDER BY starts_at, id LIMIT $8 OFFSET $9",
+        list(scope) if scope is not None else None, coworking_id, seat_id, client_id,
+        status, starts_from, starts_before, size, skip,
+    )  # fmt: skip
+    return [view_from_row(row) for row in rows]
+
+
+async def cancel_future_reservations(
+    resources: Resources, *, client_id: uuid.UUID, reason: str
+) -> int:
+    """Cancel, through their workflows, every reservation of a client not yet over."""
+    rows = await resources.pool.fetch(
+        "SELECT id FROM reservation.reservations WHERE client_id = $1"
+        " AND status = ANY($2::text[]) AND ends_at > now()",
+        client_id, ["held", "confirmed", "checked_in"],
+    )  # fmt: skip
+    for row in rows:
+        await signal_cancel(resources, row["id"], reason=reason, requested_by="system:account-deleted")
+    return len(rows)
+

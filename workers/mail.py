@@ -1,0 +1,49 @@
+"""The mail worker: its own task queue, so mail is scaled and throttled apart."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import asyncpg
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.mail import MailActivities
+from api.db import create_pool
+from api.resources import database_url
+from api.settings import Settings, settings_or_exit
+from workers.runner import connect_with_retry, run_until_signal
+
+logger = logging.getLogger(__name__)
+# SMTP servers throttle per connection; a few at once is kind to them.
+MAX_CONCURRENT_SENDS = 8
+
+
+def build_worker(client: Client, *, settings: Settings, pool: asyncpg.Pool) -> Worker:
+    activities = MailActivities(pool, settings)
+    return Worker(
+        client,
+        task_queue=settings.mail_task_queue,
+        activities=[activities.send_mail],
+        max_concurrent_activities=MAX_CONCURRENT_SENDS,
+    )
+
+
+async def serve(settings: Settings) -> None:
+    pool = await create_pool(database_url(settings), min_size=1, max_size=MAX_CONCURRENT_SENDS)
+    try:
+        client = await connect_with_retry(settings)
+        await run_until_signal(build_worker(client, settings=settings, pool=pool))
+    finally:
+        await pool.close()
+
+
+def main() -> None:
+    settings = settings_or_exit()
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    asyncio.run(serve(settings))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+"""The reservation worker: ReservationWorkflow and its database activities."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import asyncpg
+import valkey.asyncio as valkey
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.reservation import ReservationActivities
+from api.db import create_pool
+from api.resources import database_url, valkey_url
+from api.settings import Settings, settings_or_exit
+from workers.runner import connect_with_retry, run_until_signal
+from workflows.reservation import ReservationWorkflow
+
+logger = logging.getLogger(__name__)
+
+
+def build_worker(
+    client: Client, *, settings: Settings, pool: asyncpg.Pool, cache: valkey.Valkey
+) -> Worker:
+    activities = ReservationActivities(pool, cache)
+    return Worker(
+        client,
+        task_queue=settings.reservation_task_queue,
+        workflows=[ReservationWorkflow],
+        activities=[activities.claim_seat, activities.release_seat, activities.record_status],
+    )
+
+
+async def serve(settings: Settings) -> None:
+    pool = await create_pool(database_url(settings), min_size=2, max_size=20)
+    cache = valkey.from_url(valkey_url(settings))
+    try:
+        client = await connect_with_retry(settings)
+        await run_until_signal(build_worker(client, settings=settings, pool=pool, cache=cache))
+    finally:
+        await cache.aclose()
+        await pool.close()
+
+
+def main() -> None:
+    settings = settings_or_exit()
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    asyncio.run(serve(settings))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,465 @@
+"""One durable workflow per reservation: hold, confirm, remind, check in, close.
+
+Deterministic code only: time from `workflow.now()`, waits on durable timers,
+every side effect in an activity. Activities are named by string so that this
+module never imports the database or SMTP clients into the sandbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta, timezone
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy, SearchAttributeKey, SearchAttributePair
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from proto import reservation_pb2 as pb
+
+WORKFLOW_NAME = "ReservationWorkflow"
+
+CLIENT_ID = SearchAttributeKey.for_keyword("ClientId")
+COWORKING_ID = SearchAttributeKey.for_keyword("CoworkingId")
+SEAT_ID = SearchAttributeKey.for_keyword("SeatId")
+RESERVATION_START = SearchAttributeKey.for_datetime("ReservationStart")
+RESERVATION_STATUS = SearchAttributeKey.for_keyword("ReservationStatus")
+NOTIFICATION_STATUS = SearchAttributeKey.for_keyword("NotificationStatus")
+
+# Staff may check a client in from this long before the start until the end.
+CHECKIN_OPENS_BEFORE = timedelta(minutes=30)
+# A closed reservation keeps waiting this long for an ops retry of a failed mail.
+FAILED_MAIL_PATIENCE = timedelta(days=7)
+
+DB_ACTIVITY = {
+    "start_to_close_timeout": timedelta(seconds=15),
+    "retry_policy": RetryPolicy(
+        initial_interval=timedelta(milliseconds=200),
+        maximum_interval=timedelta(seconds=10),
+    ),
+}
+MAIL_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=60),
+    maximum_attempts=8,
+    non_retryable_error_types=["MailRejected", "MailBuildError"],
+)
+
+S = pb.ReservationStatus
+ACTIVE = (S.RESERVATION_STATUS_HELD, S.RESERVATION_STATUS_CONFIRMED, S.RESERVATION_STATUS_CHECKED_IN)
+TERMINAL = (
+    S.RESERVATION_STATUS_COMPLETED,
+    S.RESERVATION_STATUS_CANCELLED,
+    S.RESERVATION_STATUS_EXPIRED,
+    S.RESERVATION_STATUS_NO_SHOW,
+    S.RESERVATION_STATUS_REJECTED,
+)
+# Mails that say nothing useful once the reservation they announce has moved on.
+_STALE_WHEN_CLOSED = (pb.MAIL_KIND_REMINDER, pb.MAIL_KIND_CONFIRMATION, pb.MAIL_KIND_RESCHEDULE)
+
+
+def status_name(status: int) -> str:
+    return S.Name(status).removeprefix("RESERVATION_STATUS_").lower()
+
+
+def _dt(ts: object) -> datetime:
+    return ts.ToDatetime(tzinfo=timezone.utc)  # type: ignore[attr-defined]
+
+
+def _set(ts: object, value: datetime) -> None:
+    ts.FromDatetime(value)  # type: ignore[attr-defined]
+
+
+@workflow.defn(name=WORKFLOW_NAME)
+class ReservationWorkflow:
+    @workflow.init
+    def __init__(self, input: pb.ReservationInput) -> None:
+        self._input = input
+        self._state = pb.ReservationState(
+            reservation_id=input.reservation_id,
+            client_id=input.client_id,
+            seat_id=input.seat_id,
+            status=S.RESERVATION_STATUS_UNSPECIFIED,
+            version=1,
+            notification_status=pb.NOTIFICATION_STATUS_NONE,
+            request_hash=input.request_hash,
+        )
+        self._state.starts_at.CopyFrom(input.starts_at)
+        self._state.ends_at.CopyFrom(input.ends_at)
+        self._hold: pb.HoldResult | None = None
+        self._hold_deadline: datetime | None = None
+        self._cancel: pb.CancelRequest | None = None
+        self._changed = False
+        self._mails: list[pb.MailInput] = []
+        self._retry_requested = False
+        self._reminded_version = 0
+        self._confirmation_version = 0
+        # updates run beside the main loop; one change of the reservation at a time
+        self._lock = asyncio.Lock()
+
+    @workflow.run
+    async def run(self, input: pb.ReservationInput) -> pb.ReservationState:
+        # The hold, inside the first workflow task so the booking answers at once.
+        claim = await workflow.execute_local_activity(
+            "claim_seat",
+            self._claim_input(
+                seat_id=input.seat_id,
+                starts_at=_dt(input.starts_at),
+                ends_at=_dt(input.ends_at),
+                version=1,
+                reschedule=False,
+            ),
+            result_type=pb.ClaimResult,
+            **DB_ACTIVITY,
+        )
+        if claim.outcome != pb.HOLD_OUTCOME_HELD:
+            self._state.status = S.RESERVATION_STATUS_REJECTED
+            self._hold = pb.HoldResult(
+                outcome=claim.outcome,
+                conflict=claim.conflict,
+                rule=claim.rule,
+                description=claim.description,
+            )
+            self._state.hold.CopyFrom(self._hold)
+            self._upsert_status()
+            return self._state
+
+        self._state.coworking_id = claim.coworking_id
+        self._state.rules.CopyFrom(claim.rules)
+        self._state.status = claim.status
+        self._hold = pb.HoldResult(outcome=pb.HOLD_OUTCOME_HELD)
+        self._hold_deadline = workflow.now() + timedelta(minutes=claim.rules.hold_minutes)
+        workflow.upsert_search_attributes([SearchAttributePair(COWORKING_ID, claim.coworking_id)])
+        self._upsert_status()
+        mailer = asyncio.create_task(self._deliver_mails())
+
+        await self._timeline()
+
+        # Closed: drop mails that lost their point, then let the rest go out.
+        self._mails = [mail for mail in self._mails if mail.kind not in _STALE_WHEN_CLOSED]
+        try:
+            await workflow.wait_condition(lambda: not self._mails, timeout=FAILED_MAIL_PATIENCE)
+        except TimeoutError:
+            workflow.logger.warning("giving up on %d undelivered mail(s)", len(self._mails))
+        mailer.cancel()
+        self._state.waiting_for = ""
+        return self._state
+
+    async def _timeline(self) -> None:
+        """The life of the reservation, one step per turn, until it closes."""
+        while True:
+            now = workflow.now()
+            status = self._state.status
+            starts_at, ends_at = _dt(self._state.starts_at), _dt(self._state.ends_at)
+            rules = self._state.rules
+
+            if self._cancel is not None:
+                await self._close(
+                    S.RESERVATION_STATUS_CANCELLED, pb.MAIL_KIND_CANCELLATION,
+                    reason=self._cancel.reason,
+                )  # fmt: skip
+                return
+
+            # unconfirmed: staff have until the hold runs out
+            if status == S.RESERVATION_STATUS_HELD:
+                assert self._hold_deadline is not None
+                if now >= self._hold_deadline or now >= starts_at:
+                    await self._close(S.RESERVATION_STATUS_EXPIRED, pb.MAIL_KIND_EXPIRED)
+                    return
+                await self._sleep_until(
+                    min(self._hold_deadline, starts_at),
+                    f"confirmation by staff before {self._hold_deadline.isoformat()}",
+                )
+                continue
+
+            version = self._state.version
+            if self._confirmation_version < version:
+                self._confirmation_version = version
+                kind = pb.MAIL_KIND_CONFIRMATION if version == 1 else pb.MAIL_KIND_RESCHEDULE
+                self._queue_mail(kind, due_at=now)
+
+            # the reminder: an absolute instant, at once if it has already passed
+            reminder_at = starts_at - timedelta(minutes=rules.reminder_lead_minutes)
+            if self._reminded_version < version and now < starts_at:
+                if now >= reminder_at:
+                    self._reminded_version = version
+                    self._queue_mail(pb.MAIL_KIND_REMINDER, due_at=reminder_at)
+                    continue
+                await self._sleep_until(reminder_at, f"the reminder at {reminder_at.isoformat()}")
+                continue
+
+            # nobody at the door by start plus grace frees the rest of the slot
+            grace = rules.checkin_grace_minutes
+            if grace > 0 and status == S.RESERVATION_STATUS_CONFIRMED:
+                checkin_deadline = starts_at + timedelta(minutes=grace)
+                if now >= checkin_deadline:
+                    await self._close(
+                        S.RESERVATION_STATUS_NO_SHOW, pb.MAIL_KIND_NO_SHOW, release_from=now
+                    )
+                    return
+                await self._sleep_until(
+                    checkin_deadline, f"check-in by {checkin_deadline.isoformat()}"
+                )
+                continue
+
+            if now >= ends_at:
+                await self._record(S.RESERVATION_STATUS_COMPLETED)
+                return
+            await self._sleep_until(ends_at, f"the end at {ends_at.isoformat()}")
+
+    async def _sleep_until(self, instant: datetime, what: str) -> None:
+        """A durable timer that a change of the reservation cuts short."""
+        workflow.set_current_details(f"Waiting for {what}")
+        self._state.waiting_for = what
+        delay = instant - workflow.now()
+        if delay > timedelta(0):
+            try:
+                await workflow.wait_condition(
+                    lambda: self._changed or self._cancel is not None, timeout=delay
+                )
+            except TimeoutError:
+                pass
+        self._changed = False
+
+    async def _close(
+        self,
+        status: int,
+        mail: int,
+        *,
+        reason: str = "",
+        release_from: datetime | None = None,
+    ) -> None:
+        async with self._lock:
+            release = pb.ReleaseInput(
+                reservation_id=self._state.reservation_id, status=status, reason=reason
+            )
+            if release_from is not None:
+                _set(release.release_from, release_from)
+            await workflow.execute_activity(
+                "release_seat",
+                release,
+                result_type=pb.ReleaseResult,
+                summary=f"release the seat ({status_name(status)})",
+                **DB_ACTIVITY,
+            )
+            self._state.status = status
+            self._state.cancel_reason = reason
+            self._upsert_status()
+            self._queue_mail(mail, due_at=workflow.now())
+
+    async def _record(self, status: int) -> None:
+        request = pb.StatusInput(reservation_id=self._state.reservation_id, status=status)
+        _set(request.at, workflow.now())
+        await workflow.execute_activity(
+            "record_status",
+            request,
+            result_type=pb.StatusResult,
+            summary=f"mark {status_name(status)}",
+            **DB_ACTIVITY,
+        )
+        self._state.status = status
+        if status == S.RESERVATION_STATUS_CHECKED_IN:
+            self._state.checked_in_at.CopyFrom(request.at)
+        self._upsert_status()
+
+    # Mail goes out beside the timeline, so a failing server never holds up the reservation.
+
+    def _queue_mail(self, kind: int, *, due_at: datetime) -> None:
+        mail = pb.MailInput(
+            reservation_id=self._state.reservation_id,
+            kind=kind,  # type: ignore[arg-type]
+            version=self._state.version,
+            seat_id=self._state.seat_id,
+            cancel_reason=self._state.cancel_reason,
+        )
+        mail.starts_at.CopyFrom(self._state.starts_at)
+        mail.ends_at.CopyFrom(self._state.ends_at)
+        _set(mail.due_at, due_at)
+        self._mails.append(mail)
+        self._set_notification(pb.NOTIFICATION_STATUS_PENDING)
+
+    async def _deliver_mails(self) -> None:
+        while True:
+            await workflow.wait_condition(lambda: bool(self._mails))
+            mail = self._mails[0]
+            kind = pb.MailKind.Name(mail.kind).removeprefix("MAIL_KIND_").lower()
+            try:
+                await workflow.execute_activity(
+                    "send_mail",
+                    mail,
+                    result_type=pb.MailResult,
+                    task_queue=self._input.mail_task_queue or None,
+                    start_to_close_timeout=timedelta(seconds=30),
+                    retry_policy=MAIL_RETRY,
+                    summary=f"{kind} mail, version {mail.version}",
+                )
+            except ActivityError:
+                workflow.logger.warning("%s mail failed; waiting for retry_notification", kind)
+                self._state.failed_mails.append(mail.kind)
+                self._set_notification(pb.NOTIFICATION_STATUS_FAILED)
+                self._retry_requested = False
+                await workflow.wait_condition(
+                    lambda: self._retry_requested or mail not in self._mails
+                )
+                del self._state.failed_mails[:]
+                self._set_notification(pb.NOTIFICATION_STATUS_PENDING)
+                continue
+            if self._mails and self._mails[0] is mail:
+                self._mails.pop(0)
+            if not self._mails:
+                self._set_notification(pb.NOTIFICATION_STATUS_SENT)
+
+    def _set_notification(self, status: int) -> None:
+        if self._state.notification_status == status:
+            return
+        self._state.notification_status = status  # type: ignore[assignment]
+        name = pb.NotificationStatus.Name(status).removeprefix("NOTIFICATION_STATUS_").lower()
+        workflow.upsert_search_attributes([SearchAttributePair(NOTIFICATION_STATUS, name)])
+
+    def _upsert_status(self) -> None:
+        workflow.upsert_search_attributes(
+            [SearchAttributePair(RESERVATION_STATUS, status_name(self._state.status))]
+        )
+
+    def _claim_input(
+        self, *, seat_id: str, starts_at: datetime, ends_at: datetime, version: int, reschedule: bool
+    ) -> pb.ClaimInput:
+        claim = pb.ClaimInput(
+            reservation_id=self._state.reservation_id,
+            client_id=self._state.client_id,
+            seat_id=seat_id,
+            version=version,
+            reschedule=reschedule,
+        )
+        _set(claim.starts_at, starts_at)
+        _set(claim.ends_at, ends_at)
+        _set(claim.now, workflow.now())
+        return claim
+
+    # The API's entry points.
+
+    @workflow.update(name="hold")
+    async def hold(self, request: pb.HoldRequest) -> pb.HoldResult:
+        await workflow.wait_condition(lambda: self._hold is not None)
+        assert self._hold is not None
+        result = pb.HoldResult()
+        result.CopyFrom(self._hold)
+        result.state.CopyFrom(self._state)
+        result.state.ClearField("hold")
+        return result
+
+    @hold.validator
+    def _validate_hold(self, request: pb.HoldRequest) -> None:
+        if request.request_hash != self._input.request_hash:
+            raise ApplicationError(
+                "this Idempotency-Key was used for another request", type="IdempotencyMismatch"
+            )
+
+    @workflow.update(name="confirm")
+    async def confirm(self, request: pb.ConfirmRequest) -> pb.ReservationState:
+        async with self._lock:
+            if self._state.status == S.RESERVATION_STATUS_HELD:
+                await self._record(S.RESERVATION_STATUS_CONFIRMED)
+            elif self._checkin_open():
+                await self._record(S.RESERVATION_STATUS_CHECKED_IN)
+            else:
+                raise self._invalid("confirm")
+            self._changed = True
+            return self._state
+
+    @confirm.validator
+    def _validate_confirm(self, request: pb.ConfirmRequest) -> None:
+        if self._state.status != S.RESERVATION_STATUS_HELD and not self._checkin_open():
+            raise self._invalid("confirm")
+
+    @workflow.update(name="check_in")
+    async def check_in(self, request: pb.CheckInRequest) -> pb.ReservationState:
+        async with self._lock:
+            if not self._checkin_open():
+                raise self._invalid("check in")
+            await self._record(S.RESERVATION_STATUS_CHECKED_IN)
+            self._changed = True
+            return self._state
+
+    @check_in.validator
+    def _validate_check_in(self, request: pb.CheckInRequest) -> None:
+        if not self._checkin_open():
+            raise self._invalid("check in")
+
+    @workflow.update(name="reschedule")
+    async def reschedule(self, request: pb.RescheduleRequest) -> pb.RescheduleResult:
+        async with self._lock:
+            self._require_reschedulable()
+            seat_id = request.seat_id or self._state.seat_id
+            starts_at = _dt(request.starts_at if request.HasField("starts_at") else self._state.starts_at)
+            ends_at = _dt(request.ends_at if request.HasField("ends_at") else self._state.ends_at)
+            version = self._state.version + 1
+            # the new slot is claimed before the old one goes, in one transaction
+            claim = await workflow.execute_local_activity(
+                "claim_seat",
+                self._claim_input(
+                    seat_id=seat_id, starts_at=starts_at, ends_at=ends_at,
+                    version=version, reschedule=True,
+                ),
+                result_type=pb.ClaimResult,
+                **DB_ACTIVITY,
+            )  # fmt: skip
+            result = pb.RescheduleResult(
+                outcome=claim.outcome,
+                conflict=claim.conflict,
+                rule=claim.rule,
+                description=claim.description,
+            )
+            if claim.outcome == pb.HOLD_OUTCOME_HELD:
+                self._state.seat_id = seat_id
+                _set(self._state.starts_at, starts_at)
+                _set(self._state.ends_at, ends_at)
+                self._state.version = version
+                self._state.coworking_id = claim.coworking_id
+                self._state.rules.CopyFrom(claim.rules)
+                workflow.upsert_search_attributes(
+                    [
+                        SearchAttributePair(SEAT_ID, seat_id),
+                        SearchAttributePair(COWORKING_ID, claim.coworking_id),
+                        SearchAttributePair(RESERVATION_START, starts_at),
+                    ]
+                )
+                self._changed = True
+            result.state.CopyFrom(self._state)
+            result.state.ClearField("hold")
+            return result
+
+    @reschedule.validator
+    def _validate_reschedule(self, request: pb.RescheduleRequest) -> None:
+        self._require_reschedulable()
+
+    @workflow.signal(name="cancel")
+    def cancel(self, request: pb.CancelRequest) -> None:
+        if self._cancel is None and self._state.status not in TERMINAL:
+            self._cancel = request
+
+    @workflow.signal(name="retry_notification")
+    def retry_notification(self, request: pb.RetryNotificationRequest) -> None:
+        self._retry_requested = True
+
+    @workflow.query(name="state")
+    def state(self) -> pb.ReservationState:
+        return self._state
+
+    def _checkin_open(self) -> bool:
+        if self._state.status != S.RESERVATION_STATUS_CONFIRMED or self._cancel is not None:
+            return False
+        now = workflow.now()
+        starts_at = _dt(self._state.starts_at)
+        return starts_at - CHECKIN_OPENS_BEFORE <= now < _dt(self._state.ends_at)
+
+    def _require_reschedulable(self) -> None:
+        if self._state.status not in (S.RESERVATION_STATUS_HELD, S.RESERVATION_STATUS_CONFIRMED):
+            raise self._invalid("reschedule")
+        if self._cancel is not None or workflow.now() >= _dt(self._state.starts_at):
+            raise self._invalid("reschedule")
+
+    def _invalid(self, action: str) -> ApplicationError:
+        state = "cancelling" if self._cancel is not None else status_name(self._state.status)
+        return ApplicationError(f"cannot {action} a {state} reservation", type="InvalidState")
