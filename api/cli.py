@@ -78,7 +78,7 @@ def _load_command_modules() -> None:
     """Modules that add their own subcommands with @command."""
     import importlib
 
-    for module in ("api.ops",):
+    for module in ("api.ops", "api.ops_runtime"):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as error:

@@ -11,6 +11,8 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from api.db import migrate
 from api.errors import install_error_handlers
+from api.logging_setup import install_request_context
+from api.metrics import install_metrics
 from api.resources import Resources, open_resources
 from api.routes import health, reservations
 from api.settings import Settings, settings_or_exit
@@ -51,9 +53,14 @@ def create_app(
         allow_origins=settings.cors_origins,
         allow_origin_regex=_DEV_ORIGINS if settings.is_dev else None,
         allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
-        allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+        allow_headers=[
+            "Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"
+        ],
+        expose_headers=["X-Request-ID"],
         max_age=600,
     )
+    install_metrics(app)
+    install_request_context(app)
     install_error_handlers(app)
     if resources is not None:
         app.state.resources = resources

@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     default_coworking_id: UUID | None = None
 
     worker_metrics_port: int = Field(0, ge=0, le=65535)
+    temporal_metrics_port: int = Field(0, ge=0, le=65535)
+    # exporters listen on loopback unless a deployment opens them to its scraper
+    metrics_host: str = "127.0.0.1"
     log_json: bool | None = None
 
     @field_validator("cors_origins", mode="before")

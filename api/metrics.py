@@ -1,0 +1,108 @@
+"""Prometheus metrics of the API: request counts, latency and in-flight requests.
+
+Requests are labelled by route template (`/api/reservations/{reservation_id}`),
+never by raw path, so ids cannot grow the number of series; a path that
+matches no route is counted under one label.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import FastAPI
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+UNMATCHED = "<unmatched>"
+METRICS_PATH = "/metrics"
+# a client may send any method name; only these become their own label
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+HTTP_REQUESTS = Counter(
+    "tlounge_http_requests",
+    "HTTP requests answered, by route template and status",
+    ["method", "route", "status"],
+)
+HTTP_DURATION = Histogram(
+    "tlounge_http_request_duration_seconds",
+    "Time from the request's arrival to the end of its response",
+    ["method", "route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+HTTP_IN_PROGRESS = Gauge(
+    "tlounge_http_requests_in_progress", "HTTP requests being served right now"
+)
+
+
+def route_template(scope: Scope) -> str:
+    """The path template of the route that served the request, or UNMATCHED."""
+    route = scope.get("route")
+    template = getattr(route, "path_format", None) or getattr(route, "path", None)
+    return template if isinstance(template, str) and template else UNMATCHED
+
+
+class MetricsMiddleware:
+    """Pure ASGI, so streaming responses and background tasks are untouched."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        # labels() takes a lock and validates on every call; the label sets
+        # are few, so their children are looked up once and kept here
+        self._counters: dict[tuple[str, str, str], Any] = {}
+        self._histograms: dict[tuple[str, str], Any] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+        started = time.perf_counter()
+
+        async def send_with_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        HTTP_IN_PROGRESS.inc()
+        try:
+            await self.app(scope, receive, send_with_status)
+        finally:
+            HTTP_IN_PROGRESS.dec()
+            method = scope["method"] if scope["method"] in _METHODS else "OTHER"
+            self._observe(
+                method, route_template(scope), status,
+                time.perf_counter() - started,
+            )  # fmt: skip
+
+    def _observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        key = (method, route, str(status))
+        counter = self._counters.get(key)
+        if counter is None:
+            counter = self._counters[key] = HTTP_REQUESTS.labels(*key)
+        counter.inc()
+        histogram = self._histograms.get(key[:2])
+        if histogram is None:
+            histogram = self._histograms[key[:2]] = HTTP_DURATION.labels(method, route)
+        histogram.observe(seconds)
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+
+def install_metrics(app: FastAPI) -> None:
+    app.add_middleware(MetricsMiddleware)
+    app.add_route(
+        METRICS_PATH, metrics_endpoint, methods=["GET"], include_in_schema=False
+    )

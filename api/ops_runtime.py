@@ -1,0 +1,38 @@
+"""`tlounge api`: the REST API as a container's main process."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+import uvicorn
+
+from api.cli import command
+from api.logging_setup import configure_logging
+from api.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+def uvicorn_config(settings: Settings) -> uvicorn.Config:
+    return uvicorn.Config(
+        "api.main:app_factory",
+        factory=True,
+        host=settings.api_host,
+        port=settings.api_port,
+        # our handler and access line, not uvicorn's defaults
+        log_config=None,
+        access_log=False,
+        # below the pod's termination grace period, so in-flight bookings finish
+        timeout_graceful_shutdown=20,
+        server_header=False,
+    )
+
+
+@command("api")
+async def serve_api(settings: Settings, args: argparse.Namespace) -> int:
+    """Serve the REST API (host and port from TLOUNGE_API_HOST/TLOUNGE_API_PORT)."""
+    configure_logging(settings, "api")
+    server = uvicorn.Server(uvicorn_config(settings))
+    await server.serve()
+    return 0 if server.started else 1
