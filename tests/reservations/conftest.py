@@ -1,0 +1,85 @@
+"""The reservation and mail workers, in-process, on the test's own task queues."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest_asyncio
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from api.resources import Resources
+from tests.factories import Account, create_admin, create_client, create_coworking, create_seat
+from workers import mail as mail_worker
+from workers import reservation as reservation_worker
+
+
+@asynccontextmanager
+async def running_workers(resources: Resources) -> AsyncIterator[tuple[Worker, Worker]]:
+    settings = resources.settings
+    reservations = reservation_worker.build_worker(
+        resources.temporal, settings=settings, pool=resources.pool, cache=resources.valkey
+    )
+    mails = mail_worker.build_worker(resources.temporal, settings=settings, pool=resources.pool)
+    async with reservations, mails:
+        yield reservations, mails
+
+
+@dataclass
+class Scene:
+    """One coworking with two seats, a client and an owner, ready to book."""
+
+    api: httpx.AsyncClient
+    resources: Resources
+    env: WorkflowEnvironment
+    coworking_id: object
+    seat_id: object
+    other_seat_id: object
+    client: Account
+    admin: Account
+
+    async def now(self) -> datetime:
+        return (await self.env.get_current_time()).astimezone(UTC)
+
+    async def slot(self, *, hours_ahead: float, length_minutes: int = 60) -> tuple[datetime, datetime]:
+        """A slot on the 15-minute grid, starting about `hours_ahead` from the server's now."""
+        now = await self.now()
+        start = (now + timedelta(hours=hours_ahead)).replace(second=0, microsecond=0)
+        start -= timedelta(minutes=start.minute % 15)
+        return start, start + timedelta(minutes=length_minutes)
+
+    async def book(
+        self,
+        starts_at: datetime,
+        ends_at: datetime,
+        *,
+        seat_id: object | None = None,
+        account: Account | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        return await self.api.post(
+            "/api/reservations",
+            json={
+                "seat_id": str(seat_id or self.seat_id),
+                "starts_at": starts_at.isoformat(),
+                "ends_at": ends_at.isoformat(),
+            },
+            headers={**(account or self.client).headers, **(headers or {})},
+        )
+
+
+@pytest_asyncio.fixture
+async def scene(api, resources: Resources, time_env: WorkflowEnvironment, smtp) -> AsyncIterator[Scene]:
+    coworking_id = await create_coworking(
+        resources.pool, name="Lounge One", timezone="Europe/Berlin", max_days_ahead=400
+    )
+    seat_id = await create_seat(resources.pool, coworking_id, number=1)
+    other_seat_id = await create_seat(resources.pool, coworking_id, number=2)
+    client = await create_client(resources.pool, resources.settings, email="ada@example.com")
+    admin = await create_admin(resources.pool, resources.settings, role="owner")
+    async with running_workers(resources):
+        yield Scene(api, resources, time_env, coworking_id, seat_id, other_seat_id, client, admin)
