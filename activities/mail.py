@@ -55,10 +55,11 @@ class MailActivities:
         await self._deliver(message, kind)
         await self.pool.execute(
             "INSERT INTO notifications.sent_mail (message_id, reservation_id, kind, version,"
-            " recipient, due_at) VALUES ($1, $2, $3, $4, $5, $6)"
+            " recipient, due_at, scheduled_at) VALUES ($1, $2, $3, $4, $5, $6, $7)"
             " ON CONFLICT (message_id) DO NOTHING",
             mid, uuid.UUID(request.reservation_id), kind, request.version,
             context.recipient_email, _dt(request.due_at),
+            activity.info().current_attempt_scheduled_time,
         )  # fmt: skip
         metrics.MAILS_SENT.labels(kind=kind).inc()
         if request.kind == pb.MAIL_KIND_REMINDER:

@@ -322,6 +322,25 @@ async def load_authorized(
     return row
 
 
+def _require_open(row: asyncpg.Record, action: str) -> None:
+    if row["status"] in _TERMINAL_NAMES:
+        raise Conflict(f"cannot {action} a {row['status']} reservation")
+
+
+async def _update(handle: object, update: object, request: object, result_type: type) -> object:
+    """Run a workflow update; a refusal or a closed workflow is a 409."""
+    async with temporal_boundary():
+        try:
+            return await handle.execute_update(update, request, result_type=result_type)  # type: ignore[attr-defined]
+        except WorkflowUpdateFailedError as error:
+            _raise_for_update(error)
+            raise
+        except RPCError as error:
+            if error.status == RPCStatusCode.NOT_FOUND:
+                raise Conflict("the reservation has already closed") from error
+            raise
+
+
 async def current_view(resources: Resources, row: asyncpg.Record) -> ReservationView:
     if row["status"] in _TERMINAL_NAMES:
         return view_from_row(row)
@@ -384,7 +403,8 @@ async def reschedule(
     starts_at: datetime | None,
     ends_at: datetime | None,
 ) -> ReservationView:
-    await load_authorized(resources, principal, reservation_id, action="reschedule")
+    row = await load_authorized(resources, principal, reservation_id, action="reschedule")
+    _require_open(row, "reschedule")
     request = pb.RescheduleRequest(
         seat_id=str(seat_id) if seat_id else "", requested_by=f"{principal.kind}:{principal.id}"
     )
@@ -393,14 +413,8 @@ async def reschedule(
     if ends_at is not None:
         request.ends_at.FromDatetime(ends_at.astimezone(UTC))
     handle = resources.temporal.get_workflow_handle(workflow_id(reservation_id))
-    async with temporal_boundary():
-        try:
-            result = await handle.execute_update(
-                ReservationWorkflow.reschedule, request, result_type=pb.RescheduleResult
-            )
-        except WorkflowUpdateFailedError as error:
-            _raise_for_update(error)
-            raise
+    result = await _update(handle, ReservationWorkflow.reschedule, request, pb.RescheduleResult)
+    assert isinstance(result, pb.RescheduleResult)
     _raise_for_outcome(result.outcome, result.conflict, result.rule, result.description)
     return view_from_state(result.state)
 
@@ -408,25 +422,20 @@ async def reschedule(
 async def confirm(
     resources: Resources, principal: Principal, reservation_id: uuid.UUID, *, check_in_only: bool = False
 ) -> ReservationView:
-    await load_authorized(resources, principal, reservation_id, action="confirm")
+    row = await load_authorized(resources, principal, reservation_id, action="confirm")
+    _require_open(row, "check in" if check_in_only else "confirm")
     handle = resources.temporal.get_workflow_handle(workflow_id(reservation_id))
-    async with temporal_boundary():
-        try:
-            if check_in_only:
-                state = await handle.execute_update(
-                    ReservationWorkflow.check_in,
-                    pb.CheckInRequest(admin_id=str(principal.id)),
-                    result_type=pb.ReservationState,
-                )
-            else:
-                state = await handle.execute_update(
-                    ReservationWorkflow.confirm,
-                    pb.ConfirmRequest(admin_id=str(principal.id)),
-                    result_type=pb.ReservationState,
-                )
-        except WorkflowUpdateFailedError as error:
-            _raise_for_update(error)
-            raise
+    if check_in_only:
+        state = await _update(
+            handle, ReservationWorkflow.check_in,
+            pb.CheckInRequest(admin_id=str(principal.id)), pb.ReservationState,
+        )  # fmt: skip
+    else:
+        state = await _update(
+            handle, ReservationWorkflow.confirm,
+            pb.ConfirmRequest(admin_id=str(principal.id)), pb.ReservationState,
+        )  # fmt: skip
+    assert isinstance(state, pb.ReservationState)
     return view_from_state(state)
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+import contextlib
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest_asyncio
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -83,3 +85,13 @@ async def scene(api, resources: Resources, time_env: WorkflowEnvironment, smtp) 
     admin = await create_admin(resources.pool, resources.settings, role="owner")
     async with running_workers(resources):
         yield Scene(api, resources, time_env, coworking_id, seat_id, other_seat_id, client, admin)
+    await terminate_all(resources)
+
+
+async def terminate_all(resources: Resources) -> None:
+    """Leave no workflow running: the test server stops skipping time while a
+    workflow of an earlier test waits for a task that no worker will poll."""
+    for row in await resources.pool.fetch("SELECT id FROM reservation.reservations"):
+        handle = resources.temporal.get_workflow_handle(f"reservation-{row['id']}")
+        with contextlib.suppress(RPCError):
+            await handle.terminate("test finished")

@@ -1,0 +1,138 @@
+import uuid
+from datetime import timedelta
+
+from tests.factories import create_client, create_coworking, create_seat
+from tests.reservations.conftest import Scene
+from tests.reservations.test_reservations_lifecycle import wait_for
+
+
+async def _status(scene: Scene, reservation_id: str) -> str:
+    return await scene.resources.pool.fetchval(
+        "SELECT status FROM reservation.reservations WHERE id = $1", uuid.UUID(reservation_id)
+    )
+
+
+async def _claims(scene: Scene, reservation_id: str) -> int:
+    return await scene.resources.pool.fetchval(
+        "SELECT count(*) FROM reservation.seat_claims WHERE reservation_id = $1",
+        uuid.UUID(reservation_id),
+    )
+
+
+async def test_confirm_held_reservation_by_staff_before_hold_expires(scene: Scene) -> None:
+    coworking = await create_coworking(scene.resources.pool, auto_confirm=False, hold_minutes=30)
+    seat = await create_seat(scene.resources.pool, coworking)
+    starts_at, ends_at = await scene.slot(hours_ahead=48)
+    booked = await scene.book(starts_at, ends_at, seat_id=seat)
+    assert booked.status_code == 200
+    assert booked.json()["status"] == "held"
+    reservation_id = booked.json()["id"]
+
+    by_client = await scene.api.post(
+        f"/api/reservations/{reservation_id}/confirm", headers=scene.client.headers
+    )
+    assert by_client.status_code == 401
+    response = await scene.api.post(
+        f"/api/reservations/{reservation_id}/confirm", headers=scene.admin.headers
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "confirmed"
+    assert await _status(scene, reservation_id) == "confirmed"
+
+    # a second confirm, far from the start, is not a check-in
+    again = await scene.api.post(
+        f"/api/reservations/{reservation_id}/confirm", headers=scene.admin.headers
+    )
+    assert again.status_code == 409
+    assert again.json() == {"error": "conflict", "description": "cannot confirm a confirmed reservation"}
+
+
+async def test_held_reservation_expires_after_hold_time_and_frees_seat(scene: Scene) -> None:
+    coworking = await create_coworking(scene.resources.pool, auto_confirm=False, hold_minutes=20)
+    seat = await create_seat(scene.resources.pool, coworking)
+    starts_at, ends_at = await scene.slot(hours_ahead=48)
+    reservation_id = (await scene.book(starts_at, ends_at, seat_id=seat)).json()["id"]
+    assert await _claims(scene, reservation_id) == 12
+
+    await scene.env.sleep(timedelta(minutes=21))
+    assert await wait_for(lambda: _is(scene, reservation_id, "expired"))
+    assert await _claims(scene, reservation_id) == 0
+    late = await scene.api.post(
+        f"/api/reservations/{reservation_id}/confirm", headers=scene.admin.headers
+    )
+    assert late.status_code == 409
+
+
+async def _is(scene: Scene, reservation_id: str, status: str) -> bool:
+    return await _status(scene, reservation_id) == status
+
+
+async def test_no_check_in_by_start_plus_grace_ends_no_show_and_frees_rest(scene: Scene) -> None:
+    coworking = await create_coworking(scene.resources.pool, checkin_grace_minutes=15)
+    seat = await create_seat(scene.resources.pool, coworking)
+    starts_at, ends_at = await scene.slot(hours_ahead=5, length_minutes=120)
+    reservation_id = (await scene.book(starts_at, ends_at, seat_id=seat)).json()["id"]
+
+    await scene.env.sleep(starts_at + timedelta(minutes=15) - await scene.now() + timedelta(seconds=1))
+    assert await wait_for(lambda: _is(scene, reservation_id, "no_show"))
+    # the grains before the deadline stay claimed as history; the rest is free
+    remaining = await scene.resources.pool.fetch(
+        "SELECT slot_start FROM reservation.seat_claims WHERE reservation_id = $1 ORDER BY 1",
+        uuid.UUID(reservation_id),
+    )
+    # the grain in progress at the deadline stays; every later one is released
+    assert [row["slot_start"] for row in remaining] == [
+        starts_at + timedelta(minutes=5 * i) for i in range(4)
+    ]
+    rival = await create_client(scene.resources.pool, scene.resources.settings)
+    rest = await scene.book(starts_at + timedelta(minutes=30), ends_at, seat_id=seat, account=rival)
+    assert rest.status_code == 200, rest.text
+
+
+async def test_check_in_near_start_then_completed_after_end(scene: Scene) -> None:
+    coworking = await create_coworking(scene.resources.pool, checkin_grace_minutes=10)
+    seat = await create_seat(scene.resources.pool, coworking)
+    starts_at, ends_at = await scene.slot(hours_ahead=4)
+    reservation_id = (await scene.book(starts_at, ends_at, seat_id=seat)).json()["id"]
+
+    early = await scene.api.post(
+        f"/api/reservations/{reservation_id}/check-in", headers=scene.admin.headers
+    )
+    assert early.status_code == 409
+    await scene.env.sleep(starts_at - timedelta(minutes=10) - await scene.now())
+    # at the door, after the QR scan: /confirm on a confirmed reservation checks in
+    response = await scene.api.post(
+        f"/api/reservations/{reservation_id}/confirm", headers=scene.admin.headers
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "checked_in"
+
+    await scene.env.sleep(ends_at - await scene.now() + timedelta(seconds=1))
+    assert await wait_for(lambda: _is(scene, reservation_id, "completed"))
+    got = await scene.api.get(f"/api/reservations/{reservation_id}", headers=scene.client.headers)
+    assert got.json()["status"] == "completed"
+    handle = scene.resources.temporal.get_workflow_handle(f"reservation-{reservation_id}")
+    final = await handle.result()
+    assert final.status == 4  # RESERVATION_STATUS_COMPLETED
+
+
+async def test_reservation_of_another_client_is_not_found(scene: Scene) -> None:
+    starts_at, ends_at = await scene.slot(hours_ahead=50)
+    reservation_id = (await scene.book(starts_at, ends_at)).json()["id"]
+    intruder = await create_client(scene.resources.pool, scene.resources.settings)
+    url = f"/api/reservations/{reservation_id}"
+    for method, kwargs in (
+        ("GET", {}),
+        ("DELETE", {}),
+        ("PATCH", {"json": {"starts_at": (starts_at + timedelta(hours=1)).isoformat()}}),
+    ):
+        response = await scene.api.request(method, url, headers=intruder.headers, **kwargs)
+        assert response.status_code == 404, (method, response.text)
+        assert response.json() == {"error": "not_found", "description": "reservation_id: no such reservation"}
+    qr = await scene.api.get(f"{url}/qr", headers=intruder.headers)
+    assert qr.status_code == 404
+    assert await _status(scene, reservation_id) == "confirmed"
+    mine = await scene.api.get(f"{url}/qr", headers=scene.client.headers)
+    assert mine.status_code == 200
+    assert mine.headers["content-type"] == "image/png"
+    assert mine.content.startswith(b"\x89PNG")
