@@ -274,20 +274,39 @@ async def book(
         except WorkflowUpdateFailedError as error:
             _raise_for_update(error)
             raise
-        except WorkflowAlreadyStartedError:
-            # the key's workflow has closed: answer what it ended with
-            handle = resources.temporal.get_workflow_handle(
-                workflow_id(reservation_id), result_type=pb.ReservationState
-            )
-            final = await handle.result()
-            if final.request_hash != digest:
-                raise Conflict("Idempotency-Key: already used for a different request") from None
-            _raise_for_outcome(
-                final.hold.outcome, final.hold.conflict, final.hold.rule, final.hold.description
-            )
-            return view_from_state(final)
+        except (WorkflowAlreadyStartedError, RPCError) as error:
+            if isinstance(error, RPCError) and error.status != RPCStatusCode.ALREADY_EXISTS:
+                raise
+            result = await _join_existing(resources, reservation_id, digest)
     _raise_for_outcome(result.outcome, result.conflict, result.rule, result.description)
     return view_from_state(result.state)
+
+
+async def _join_existing(
+    resources: Resources, reservation_id: uuid.UUID, digest: str
+) -> pb.HoldResult:
+    """A retried key whose workflow exists: its hold answers, or its result once closed."""
+    handle = resources.temporal.get_workflow_handle(
+        workflow_id(reservation_id), result_type=pb.ReservationState
+    )
+    try:
+        return await handle.execute_update(
+            ReservationWorkflow.hold, pb.HoldRequest(request_hash=digest), result_type=pb.HoldResult
+        )
+    except WorkflowUpdateFailedError as error:
+        _raise_for_update(error)
+        raise
+    except RPCError as error:
+        if error.status != RPCStatusCode.NOT_FOUND:
+            raise
+    final = await handle.result()
+    if final.request_hash != digest:
+        raise Conflict("Idempotency-Key: already used for a different request")
+    closed = pb.HoldResult()
+    closed.CopyFrom(final.hold)
+    closed.state.CopyFrom(final)
+    closed.state.ClearField("hold")
+    return closed
 
 
 async def _load_row(pool: asyncpg.Pool, reservation_id: uuid.UUID) -> asyncpg.Record | None:
