@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 import asyncpg
 import valkey.asyncio as valkey
@@ -21,7 +22,12 @@ logger = logging.getLogger(__name__)
 
 
 def build_worker(
-    client: Client, *, settings: Settings, pool: asyncpg.Pool, cache: valkey.Valkey
+    client: Client,
+    *,
+    settings: Settings,
+    pool: asyncpg.Pool,
+    cache: valkey.Valkey,
+    **options: Any,
 ) -> Worker:
     activities = ReservationActivities(pool, cache)
     return Worker(
@@ -29,6 +35,7 @@ def build_worker(
         task_queue=settings.reservation_task_queue,
         workflows=[ReservationWorkflow],
         activities=[activities.claim_seat, activities.release_seat, activities.record_status],
+        **options,
     )
 
 

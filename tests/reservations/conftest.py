@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import httpx
+import pytest
 import pytest_asyncio
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
@@ -21,10 +22,18 @@ from workers import reservation as reservation_worker
 
 
 @asynccontextmanager
-async def running_workers(resources: Resources) -> AsyncIterator[tuple[Worker, Worker]]:
+async def running_workers(
+    resources: Resources, *, cached: bool = True
+) -> AsyncIterator[tuple[Worker, Worker]]:
     settings = resources.settings
     reservations = reservation_worker.build_worker(
-        resources.temporal, settings=settings, pool=resources.pool, cache=resources.valkey
+        resources.temporal,
+        settings=settings,
+        pool=resources.pool,
+        cache=resources.valkey,
+        # without a cache there is no sticky queue, which the test server never
+        # moves a task off when its worker stops
+        **({} if cached else {"max_cached_workflows": 0}),
     )
     mails = mail_worker.build_worker(resources.temporal, settings=settings, pool=resources.pool)
     async with reservations, mails:
@@ -43,6 +52,16 @@ class Scene:
     other_seat_id: object
     client: Account
     admin: Account
+    workers: contextlib.AsyncExitStack
+    cached: bool = True
+
+    async def restart_workers(self) -> None:
+        """Stop both workers and start fresh ones, as a crashed process would be replaced."""
+        await self.workers.aclose()
+        self.workers = contextlib.AsyncExitStack()
+        await self.workers.enter_async_context(
+            running_workers(self.resources, cached=self.cached)
+        )
 
     async def now(self) -> datetime:
         return (await self.env.get_current_time()).astimezone(UTC)
@@ -75,7 +94,10 @@ class Scene:
 
 
 @pytest_asyncio.fixture
-async def scene(api, resources: Resources, time_env: WorkflowEnvironment, smtp) -> AsyncIterator[Scene]:
+async def scene(
+    request: pytest.FixtureRequest, api, resources: Resources, time_env: WorkflowEnvironment, smtp
+) -> AsyncIterator[Scene]:
+    cached = request.node.get_closest_marker("uncached_workers") is None
     coworking_id = await create_coworking(
         resources.pool, name="Lounge One", timezone="Europe/Berlin", max_days_ahead=400
     )
@@ -83,9 +105,17 @@ async def scene(api, resources: Resources, time_env: WorkflowEnvironment, smtp) 
     other_seat_id = await create_seat(resources.pool, coworking_id, number=2)
     client = await create_client(resources.pool, resources.settings, email="ada@example.com")
     admin = await create_admin(resources.pool, resources.settings, role="owner")
-    async with running_workers(resources):
-        yield Scene(api, resources, time_env, coworking_id, seat_id, other_seat_id, client, admin)
-    await terminate_all(resources)
+    workers = contextlib.AsyncExitStack()
+    await workers.enter_async_context(running_workers(resources, cached=cached))
+    scene = Scene(
+        api, resources, time_env, coworking_id, seat_id, other_seat_id, client, admin,
+        workers, cached,
+    )  # fmt: skip
+    try:
+        yield scene
+    finally:
+        await scene.workers.aclose()
+        await terminate_all(resources)
 
 
 async def terminate_all(resources: Resources) -> None:
