@@ -102,13 +102,17 @@ def test_resolve_kustomization_references_existing_files(kustomization: str) -> 
 
 
 @pytest.mark.parametrize("kustomization", KUSTOMIZATIONS)
-def test_render_kustomization_valid_against_kubernetes_schemas(kustomization: str) -> None:
+def test_render_kustomization_valid_against_kubernetes_schemas(
+    kustomization: str,
+) -> None:
     objects = render(kustomization)
     for obj in objects:
         kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
     deployments = by_kind(objects, "Deployment")
     assert set(deployments) == {
-        "tlounge-api", "tlounge-reservation-worker", "tlounge-mail-worker"
+        "tlounge-api",
+        "tlounge-reservation-worker",
+        "tlounge-mail-worker",
     }
     assert set(by_kind(objects, "HorizontalPodAutoscaler")) == set(deployments)
     assert set(by_kind(objects, "PodDisruptionBudget")) == set(deployments)
@@ -136,7 +140,10 @@ def test_render_kustomization_valid_against_kubernetes_schemas(kustomization: st
 
 
 def test_render_overlays_with_their_own_namespace_and_image() -> None:
-    for overlay, namespace, tag in (("dev", "tlounge-dev", "main"), ("production", "tlounge", "0.1.0")):
+    for overlay, namespace, tag in (
+        ("dev", "tlounge-dev", "main"),
+        ("production", "tlounge", "0.1.0"),
+    ):
         objects = render(f"overlays/{overlay}")
         assert {o["metadata"].get("namespace") for o in objects} == {namespace}
         images = {
@@ -145,7 +152,9 @@ def test_render_overlays_with_their_own_namespace_and_image() -> None:
             for c in d["spec"]["template"]["spec"]["containers"]
         }
         assert images == {f"registry.example.com/tlounge:{tag}"}
-    hpa = by_kind(render("overlays/production"), "HorizontalPodAutoscaler")["tlounge-api"]
+    hpa = by_kind(render("overlays/production"), "HorizontalPodAutoscaler")[
+        "tlounge-api"
+    ]
     assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (3, 12)
 
 
@@ -154,7 +163,11 @@ def test_name_only_settings_that_exist() -> None:
     texts.append((ROOT / "docs" / "runbook.md").read_text())
     names = set(re.findall(rf"\b{ENV_PREFIX}[A-Z0-9_]+\b", "\n".join(texts)))
     assert len(names) > 15
-    unknown = {n for n in names if n.removeprefix(ENV_PREFIX).lower() not in Settings.model_fields}
+    unknown = {
+        n
+        for n in names
+        if n.removeprefix(ENV_PREFIX).lower() not in Settings.model_fields
+    }
     assert unknown == set()
 
 
@@ -173,7 +186,9 @@ def test_expose_only_ports_that_settings_define() -> None:
     (config,) = by_kind(objects, "ConfigMap").values()
     for deployment in by_kind(objects, "Deployment").values():
         (container,) = deployment["spec"]["template"]["spec"]["containers"]
-        env = dict(config["data"]) | {e["name"]: e["value"] for e in container.get("env", [])}
+        env = dict(config["data"]) | {
+            e["name"]: e["value"] for e in container.get("env", [])
+        }
         allowed = _port_settings(env)
         exposed = {p["containerPort"] for p in container["ports"]}
         assert exposed <= allowed, deployment["metadata"]["name"]
@@ -183,7 +198,9 @@ def test_expose_only_ports_that_settings_define() -> None:
     compose = load_all(DEPLOY / "compose.yaml")[0]["services"]
     scraped = {
         target
-        for job in load_all(DEPLOY / "prometheus" / "prometheus.yml")[0]["scrape_configs"]
+        for job in load_all(DEPLOY / "prometheus" / "prometheus.yml")[0][
+            "scrape_configs"
+        ]
         for group in job["static_configs"]
         for target in group["targets"]
     }
@@ -250,7 +267,9 @@ def test_alert_on_exported_metrics_with_runbook_sections() -> None:
         for rule in group["rules"]:
             alerts.append(rule["alert"])
             metrics = _promql_metrics(rule["expr"]) or {"up"}
-            assert {m for m in metrics if m != "up" and not _known(m, exported)} == set()
+            assert {
+                m for m in metrics if m != "up" and not _known(m, exported)
+            } == set()
             anchor = rule["annotations"]["runbook"].split("#", 1)[1]
             assert anchor in anchors, f"{rule['alert']}: no runbook section {anchor}"
             assert rule["labels"]["severity"] in ("page", "warn")
@@ -280,7 +299,9 @@ def test_compose_runs_full_stack_from_one_image() -> None:
     assert services["api"]["command"] == ["api"]
     assert services["reservation-worker"]["command"] == ["worker", "reservation"]
     assert services["mail-worker"]["command"] == ["worker", "mail"]
-    images = {services[n]["image"] for n in ("api", "reservation-worker", "mail-worker")}
+    images = {
+        services[n]["image"] for n in ("api", "reservation-worker", "mail-worker")
+    }
     assert images == {"tlounge:local"}
     for service in services.values():
         for port in service.get("ports", []):
@@ -306,7 +327,10 @@ def test_register_every_search_attribute_for_clusters() -> None:
     compose = load_all(DEPLOY / "compose.yaml")[0]["services"]["temporal-setup"]
     assert _pairs(compose["command"][0]) == SEARCH_ATTRIBUTES
     assert values["elasticsearch"]["enabled"] is False
-    assert values["server"]["config"]["persistence"]["visibility"]["sql"]["driver"] == "postgres12"
+    assert (
+        values["server"]["config"]["persistence"]["visibility"]["sql"]["driver"]
+        == "postgres12"
+    )
 
 
 def test_argocd_application_points_at_production_overlay() -> None:
@@ -320,8 +344,12 @@ def test_argocd_application_points_at_production_overlay() -> None:
 
 def test_dockerfile_runs_as_non_root_tlounge_command() -> None:
     lines = (DEPLOY / "Dockerfile").read_text().splitlines()
-    instructions = [line.split(" ", 1) for line in lines if line and not line.startswith((" ", "#"))]
-    final = instructions[max(i for i, (op, _) in enumerate(instructions) if op == "FROM"):]
+    instructions = [
+        line.split(" ", 1) for line in lines if line and not line.startswith((" ", "#"))
+    ]
+    final = instructions[
+        max(i for i, (op, _) in enumerate(instructions) if op == "FROM") :
+    ]
     ops = {op: arg for op, arg in final}
     assert ops["USER"].split(":")[0] not in ("0", "root")
     assert json.loads(ops["ENTRYPOINT"]) == ["tlounge"]

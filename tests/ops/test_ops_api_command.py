@@ -29,7 +29,9 @@ def test_serve_api_command_logs_json_lines_only(
 ) -> None:
     port = free_port()
     env = {
-        key: value for key, value in os.environ.items() if not key.startswith("TLOUNGE_")
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("TLOUNGE_")
     } | {
         "TLOUNGE_API_HOST": "127.0.0.1",
         "TLOUNGE_API_PORT": str(port),
@@ -43,7 +45,10 @@ def test_serve_api_command_logs_json_lines_only(
     log = tmp_path / "api.log"
     with log.open("wb") as sink:
         process = subprocess.Popen(
-            [str(BIN / "tlounge"), "api"], env=env, stdout=sink, stderr=subprocess.STDOUT
+            [str(BIN / "tlounge"), "api"],
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
         )
     try:
         base = f"http://127.0.0.1:{port}"

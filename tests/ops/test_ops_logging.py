@@ -35,7 +35,11 @@ def capture() -> Iterator[Capture]:
 
     def _configure(*, json_lines: bool = True, service: str = "api") -> io.StringIO:
         stream = io.StringIO()
-        made.append(configure_logging(make_settings(log_json=json_lines), service, stream=stream))
+        made.append(
+            configure_logging(
+                make_settings(log_json=json_lines), service, stream=stream
+            )
+        )
         return stream
 
     yield _configure
@@ -79,7 +83,7 @@ async def test_echo_request_id_header_when_safe(app: FastAPI) -> None:
 
 @pytest.mark.parametrize(
     "incoming",
-    ["x" * 65, "has space", "semi;colon", "quote\"d", "ünïcode"],
+    ["x" * 65, "has space", "semi;colon", 'quote"d', "ünïcode"],
     ids=["too-long", "space", "semicolon", "quote", "non-ascii"],
 )
 async def test_replace_request_id_when_unsafe(app: FastAPI, incoming: str) -> None:
@@ -113,7 +117,9 @@ async def test_log_access_line_with_route_template_and_request_id(
     assert access[0]["request_id"] == "req-7"
     assert access[0]["duration_ms"] >= 0
     assert access[0]["level"] == "info"
-    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00", access[0]["ts"])
+    assert re.fullmatch(
+        r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00", access[0]["ts"]
+    )
     assert current_log_context() == {}
 
 
@@ -133,7 +139,11 @@ def test_mask_secrets_in_dict_args_and_extra_fields(capture: Capture) -> None:
         "smtp said no",
         extra={
             "authorization": "Bearer abc.def",
-            "smtp": {"host": "mail", "api_key": "k-1", "nested": [{"refresh_token": "r"}]},
+            "smtp": {
+                "host": "mail",
+                "api_key": "k-1",
+                "nested": [{"refresh_token": "r"}],
+            },
             "mail_body": "Dear Ana, your booking link is ...",
             "kind": "reminder",
         },
@@ -144,7 +154,11 @@ def test_mask_secrets_in_dict_args_and_extra_fields(capture: Capture) -> None:
     first, second = events(stream)
     assert first["message"] == f"login ana with {MASK}"
     assert second["authorization"] == MASK
-    assert second["smtp"] == {"host": "mail", "api_key": MASK, "nested": [{"refresh_token": MASK}]}
+    assert second["smtp"] == {
+        "host": "mail",
+        "api_key": MASK,
+        "nested": [{"refresh_token": MASK}],
+    }
     assert second["mail_body"] == "<34 chars>"
     assert second["kind"] == "reminder"
 
@@ -153,7 +167,9 @@ def test_bind_log_context_adds_ids_inside_only(capture: Capture) -> None:
     stream = capture(json_lines=True, service="reservation-worker")
     log = logging.getLogger("tests.bound")
     reservation = uuid.uuid4()
-    with bind_log_context(reservation_id=reservation, workflow_id=f"reservation-{reservation}"):
+    with bind_log_context(
+        reservation_id=reservation, workflow_id=f"reservation-{reservation}"
+    ):
         with bind_log_context(attempt=2, skipped=None):
             log.info("claiming")
         log.info("claimed")
@@ -167,11 +183,15 @@ def test_bind_log_context_adds_ids_inside_only(capture: Capture) -> None:
     assert "reservation_id" not in after and after["service"] == "reservation-worker"
 
 
-def test_take_workflow_and_reservation_ids_from_temporal_extra(capture: Capture) -> None:
+def test_take_workflow_and_reservation_ids_from_temporal_extra(
+    capture: Capture,
+) -> None:
     stream = capture(json_lines=True, service="mail-worker")
     reservation = uuid.uuid4()
     info = {"workflow_id": f"reservation-{reservation}", "activity_type": "send_mail"}
-    logging.getLogger("temporalio.activity").info("sending", extra={"temporal_activity": info})
+    logging.getLogger("temporalio.activity").info(
+        "sending", extra={"temporal_activity": info}
+    )
     (event,) = events(stream)
     assert event["workflow_id"] == f"reservation-{reservation}"
     assert event["reservation_id"] == str(reservation)
@@ -188,7 +208,8 @@ def test_format_dev_lines_readable_with_fields(capture: Capture) -> None:
         logging.getLogger("tests.dev").exception("failed")
     lines = stream.getvalue().splitlines()
     assert re.fullmatch(
-        r"\d\d:\d\d:\d\d\.\d{3} WARNING tests\.dev: seat A4 taken \[reservation_id=r-1\]", lines[0]
+        r"\d\d:\d\d:\d\d\.\d{3} WARNING tests\.dev: seat A4 taken \[reservation_id=r-1\]",
+        lines[0],
     )
     assert re.fullmatch(r"\d\d:\d\d:\d\d\.\d{3} ERROR   tests\.dev: failed", lines[1])
     assert lines[-1] == "ValueError: bad"

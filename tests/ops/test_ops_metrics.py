@@ -41,7 +41,12 @@ async def test_count_requests_by_route_template_not_raw_path(app: FastAPI) -> No
     for thing_id in (1, 2, 3):
         assert (await call(app, "GET", f"/things/{thing_id}")).status_code == 200
     assert sample("tlounge_http_requests_total", **labels) == before + 3
-    assert sample("tlounge_http_requests_total", method="GET", route="/things/1", status="200") == 0
+    assert (
+        sample(
+            "tlounge_http_requests_total", method="GET", route="/things/1", status="200"
+        )
+        == 0
+    )
 
 
 async def test_count_unmatched_paths_under_one_label(app: FastAPI) -> None:
@@ -76,7 +81,10 @@ async def test_observe_latency_histogram_per_route(app: FastAPI) -> None:
     assert (await call(app, "GET", "/health")).status_code == 200
     assert sample("tlounge_http_request_duration_seconds_count", **labels) == count + 1
     assert sample("tlounge_http_request_duration_seconds_sum", **labels) > total
-    assert sample("tlounge_http_request_duration_seconds_bucket", le="+Inf", **labels) == count + 1
+    assert (
+        sample("tlounge_http_request_duration_seconds_bucket", le="+Inf", **labels)
+        == count + 1
+    )
 
 
 async def test_track_in_progress_requests_while_handler_runs(app: FastAPI) -> None:
@@ -104,7 +112,10 @@ async def test_serve_metrics_endpoint_in_text_format(app: FastAPI) -> None:
     response = await call(app, "GET", "/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain; version=")
-    assert 'tlounge_http_requests_total{method="GET",route="/health",status="200"}' in response.text
+    assert (
+        'tlounge_http_requests_total{method="GET",route="/health",status="200"}'
+        in response.text
+    )
     assert "# TYPE tlounge_http_request_duration_seconds histogram" in response.text
     assert "# TYPE tlounge_reminder_lateness_seconds histogram" in response.text
     assert "/metrics" not in app.openapi()["paths"]

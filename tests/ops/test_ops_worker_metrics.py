@@ -29,7 +29,9 @@ from workers import metrics
         ("REMINDER_LATENESS", Histogram, ()),
     ],
 )
-def test_define_project_metric_with_prefix_and_labels(name: str, kind: type, labels: tuple) -> None:
+def test_define_project_metric_with_prefix_and_labels(
+    name: str, kind: type, labels: tuple
+) -> None:
     metric = getattr(metrics, name)
     assert isinstance(metric, kind)
     assert metric._name.startswith("tlounge_")
@@ -40,14 +42,26 @@ def test_observe_reminder_lateness_clamps_early_sends() -> None:
     due = datetime(2026, 3, 29, 6, 0, tzinfo=UTC)
     count = REGISTRY.get_sample_value("tlounge_reminder_lateness_seconds_count") or 0
     under_two_minutes = (
-        REGISTRY.get_sample_value("tlounge_reminder_lateness_seconds_bucket", {"le": "120.0"})
+        REGISTRY.get_sample_value(
+            "tlounge_reminder_lateness_seconds_bucket", {"le": "120.0"}
+        )
         or 0
     )
-    assert metrics.observe_reminder_lateness(due=due, sent=due + timedelta(seconds=90)) == 90
-    assert metrics.observe_reminder_lateness(due=due, sent=due - timedelta(seconds=3)) == 0
-    assert REGISTRY.get_sample_value("tlounge_reminder_lateness_seconds_count") == count + 2
     assert (
-        REGISTRY.get_sample_value("tlounge_reminder_lateness_seconds_bucket", {"le": "120.0"})
+        metrics.observe_reminder_lateness(due=due, sent=due + timedelta(seconds=90))
+        == 90
+    )
+    assert (
+        metrics.observe_reminder_lateness(due=due, sent=due - timedelta(seconds=3)) == 0
+    )
+    assert (
+        REGISTRY.get_sample_value("tlounge_reminder_lateness_seconds_count")
+        == count + 2
+    )
+    assert (
+        REGISTRY.get_sample_value(
+            "tlounge_reminder_lateness_seconds_bucket", {"le": "120.0"}
+        )
         == under_two_minutes + 2
     )
     assert metrics.REMINDER_LATENESS._upper_bounds[0] == 0.1
@@ -60,7 +74,9 @@ def test_start_metrics_server_serves_project_metrics() -> None:
     assert server is not None
     try:
         metrics.MAILS_SENT.labels(kind="confirmation").inc()
-        metrics.MAILS_FAILED.labels(kind="reminder", reason=metrics.FAILURE_PERMANENT).inc()
+        metrics.MAILS_FAILED.labels(
+            kind="reminder", reason=metrics.FAILURE_PERMANENT
+        ).inc()
         body = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
     finally:
         server.shutdown()
@@ -75,7 +91,10 @@ def test_start_metrics_server_off_when_port_zero() -> None:
 
 
 def test_temporal_runtime_default_when_port_zero() -> None:
-    assert metrics.temporal_runtime(make_settings(temporal_metrics_port=0)) is Runtime.default()
+    assert (
+        metrics.temporal_runtime(make_settings(temporal_metrics_port=0))
+        is Runtime.default()
+    )
 
 
 # In a child process: a second SDK runtime can crash CPython's shutdown
@@ -102,12 +121,17 @@ _SCRAPE = textwrap.dedent(
 )
 
 
-def test_temporal_runtime_exports_sdk_metrics_on_port(time_env: WorkflowEnvironment) -> None:
+def test_temporal_runtime_exports_sdk_metrics_on_port(
+    time_env: WorkflowEnvironment,
+) -> None:
     port = free_port()
     target = time_env.client.service_client.config.target_host
     done = subprocess.run(
         [sys.executable, "-c", _SCRAPE, str(port), target],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     lines = json.loads(done.stdout.strip().splitlines()[-1])
