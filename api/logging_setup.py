@@ -51,6 +51,8 @@ _STANDARD = frozenset(
     | {"message", "asctime", "taskName", "service"}
 )
 _HANDLER_MARK = "_tlounge_handler"
+# uvicorn repeats its message with terminal colour codes under this key
+_DROPPED = frozenset({"color_message"})
 
 
 def current_log_context() -> Mapping[str, str]:
@@ -122,7 +124,7 @@ def _extras(record: logging.LogRecord) -> dict[str, Any]:
     return {
         key: value
         for key, value in record.__dict__.items()
-        if key not in _STANDARD and not key.startswith("_")
+        if key not in _STANDARD and key not in _DROPPED and not key.startswith("_")
     }
 
 

@@ -1,0 +1,140 @@
+import json
+import subprocess
+import sys
+import textwrap
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from prometheus_client import REGISTRY, Counter, Histogram
+from temporalio.runtime import Runtime
+from temporalio.testing import WorkflowEnvironment
+
+from api.devstack import free_port
+from tests.conftest import make_settings
+from workers import metrics
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "labels"),
+    [
+        ("RESERVATIONS_CREATED", Counter, ()),
+        ("RESERVATIONS_CONFIRMED", Counter, ()),
+        ("RESERVATIONS_CANCELLED", Counter, ()),
+        ("RESERVATIONS_EXPIRED", Counter, ()),
+        ("RESERVATIONS_NO_SHOW", Counter, ()),
+        ("BOOKING_CONFLICTS", Counter, ()),
+        ("MAILS_SENT", Counter, ("kind",)),
+        ("MAILS_FAILED", Counter, ("kind", "reason")),
+        ("REMINDER_LATENESS", Histogram, ()),
+    ],
+)
+def test_define_project_metric_with_prefix_and_labels(
+    name: str, kind: type, labels: tuple
+) -> None:
+    metric = getattr(metrics, name)
+    assert isinstance(metric, kind)
+    assert metric._name.startswith("tlounge_")
+    assert metric._labelnames == labels
+
+
+def test_observe_reminder_lateness_clamps_early_sends() -> None:
+    due = datetime(2026, 3, 29, 6, 0, tzinfo=UTC)
+    count = REGISTRY.get_sample_value("tlounge_reminder_lateness_seconds_count") or 0
+    under_two_minutes = (
+        REGISTRY.get_sample_value(
+            "tlounge_reminder_lateness_seconds_bucket", {"le": "120.0"}
+        )
+        or 0
+    )
+    assert (
+        metrics.observe_reminder_lateness(due=due, sent=due + timedelta(seconds=90))
+        == 90
+    )
+    assert (
+        metrics.observe_reminder_lateness(due=due, sent=due - timedelta(seconds=3)) == 0
+    )
+    assert (
+        REGISTRY.get_sample_value("tlounge_reminder_lateness_seconds_count")
+        == count + 2
+    )
+    assert (
+        REGISTRY.get_sample_value(
+            "tlounge_reminder_lateness_seconds_bucket", {"le": "120.0"}
+        )
+        == under_two_minutes + 2
+    )
+    assert metrics.REMINDER_LATENESS._upper_bounds[0] == 0.1
+    assert metrics.REMINDER_LATENESS._upper_bounds[-2] == 3600
+
+
+def test_start_metrics_server_serves_project_metrics() -> None:
+    port = free_port()
+    server = metrics.start_metrics_server(make_settings(worker_metrics_port=port))
+    assert server is not None
+    try:
+        metrics.MAILS_SENT.labels(kind="confirmation").inc()
+        metrics.MAILS_FAILED.labels(
+            kind="reminder", reason=metrics.FAILURE_PERMANENT
+        ).inc()
+        body = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert 'tlounge_mails_sent_total{kind="confirmation"}' in body
+    assert 'tlounge_mails_failed_total{kind="reminder",reason="permanent"}' in body
+    assert "tlounge_reservations_created_total" in body
+
+
+def test_start_metrics_server_off_when_port_zero() -> None:
+    assert metrics.start_metrics_server(make_settings(worker_metrics_port=0)) is None
+
+
+def test_temporal_runtime_default_when_port_zero() -> None:
+    assert (
+        metrics.temporal_runtime(make_settings(temporal_metrics_port=0))
+        is Runtime.default()
+    )
+
+
+# In a child process: a second SDK runtime can crash CPython's shutdown
+# (sdk-python issue 300), and this one would live until the suite's end.
+_SCRAPE = textwrap.dedent(
+    """
+    import asyncio, json, os, sys
+    import httpx
+    from temporalio.client import Client
+    from tests.conftest import make_settings
+    from workers.metrics import temporal_runtime
+
+    async def main():
+        port, target = int(sys.argv[1]), sys.argv[2]
+        runtime = temporal_runtime(make_settings(temporal_metrics_port=port))
+        client = await Client.connect(target, runtime=runtime)
+        await client.service_client.check_health()
+        body = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        print(json.dumps(body.splitlines()), flush=True)
+
+    asyncio.run(main())
+    os._exit(0)
+    """
+)
+
+
+def test_temporal_runtime_exports_sdk_metrics_on_port(
+    time_env: WorkflowEnvironment,
+) -> None:
+    port = free_port()
+    target = time_env.client.service_client.config.target_host
+    done = subprocess.run(
+        [sys.executable, "-c", _SCRAPE, str(port), target],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = json.loads(done.stdout.strip().splitlines()[-1])
+    assert "# TYPE temporal_request counter" in lines
+    assert any(line.startswith('temporal_request{operation="Check"') for line in lines)
+    assert any(line.startswith("temporal_request_latency_bucket{") for line in lines)
