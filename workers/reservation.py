@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -14,8 +13,8 @@ from temporalio.worker import Worker
 from activities.reservation import ReservationActivities
 from api.db import create_pool
 from api.resources import database_url, valkey_url
-from api.settings import Settings, settings_or_exit
-from workers.runner import connect_with_retry, run_until_signal
+from api.settings import Settings
+from workers.runner import connect_with_retry, run_until_signal, worker_main
 from workflows.reservation import ReservationWorkflow
 
 logger = logging.getLogger(__name__)
@@ -51,9 +50,7 @@ async def serve(settings: Settings) -> None:
 
 
 def main() -> None:
-    settings = settings_or_exit()
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    asyncio.run(serve(settings))
+    worker_main("reservation", serve)
 
 
 if __name__ == "__main__":
