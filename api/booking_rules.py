@@ -284,6 +284,9 @@ def check_booking(
     """
     for name, value in (("starts_at", starts_at), ("ends_at", ends_at), ("now", now)):
         _require_aware(name, value)
+    # Python compares and subtracts two times of one zone by wall clock, which
+    # is wrong across a daylight-saving change; in UTC it is elapsed time
+    starts_at, ends_at, now = (t.astimezone(UTC) for t in (starts_at, ends_at, now))
 
     if ends_at <= starts_at:
         raise RuleViolation(
@@ -321,7 +324,6 @@ def check_booking(
                 f"{rules.slot_minutes}-minute slot grid",
             )
 
-    # elapsed time, so a booking across a daylight-saving change is billed as lived
     minutes = (ends_at - starts_at) / timedelta(minutes=1)
     if minutes < rules.min_duration_minutes:
         raise RuleViolation(
@@ -336,8 +338,7 @@ def check_booking(
             f"{rules.max_duration_minutes}",
         )
 
-    open_spans = opening_intervals(rules, starts_at, ends_at)
-    if open_spans != [(starts_at.astimezone(UTC), ends_at.astimezone(UTC))]:
+    if opening_intervals(rules, starts_at, ends_at) != [(starts_at, ends_at)]:
         raise RuleViolation(
             "outside_opening_hours",
             f"starts_at: {_local(rules, starts_at)} to {_local(rules, ends_at)} "
@@ -345,7 +346,8 @@ def check_booking(
         )
     for closure in closures:
         applies = closure.seat_id is None or closure.seat_id == seat.id
-        if applies and closure.starts_at < ends_at and closure.ends_at > starts_at:
+        begins, ends = closure.starts_at.astimezone(UTC), closure.ends_at.astimezone(UTC)
+        if applies and begins < ends_at and ends > starts_at:
             what = "the coworking" if closure.seat_id is None else f"seat {seat.number}"
             because = f" ({closure.reason})" if closure.reason else ""
             raise RuleViolation(
