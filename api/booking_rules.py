@@ -346,7 +346,10 @@ def check_booking(
         )
     for closure in closures:
         applies = closure.seat_id is None or closure.seat_id == seat.id
-        begins, ends = closure.starts_at.astimezone(UTC), closure.ends_at.astimezone(UTC)
+        begins, ends = (
+            closure.starts_at.astimezone(UTC),
+            closure.ends_at.astimezone(UTC),
+        )
         if applies and begins < ends_at and ends > starts_at:
             what = "the coworking" if closure.seat_id is None else f"seat {seat.number}"
             because = f" ({closure.reason})" if closure.reason else ""
@@ -379,7 +382,7 @@ def subtract(spans: list[Interval], holes: Sequence[Interval]) -> list[Interval]
 def snap_to_grid(
     rules: CoworkingRules, spans: Sequence[Interval], *, min_minutes: int = 0
 ) -> list[Interval]:
-    """Each span shrunk to whole grid steps; what is left shorter than `min_minutes` goes."""
+    """Each span shrunk to whole grid steps, dropped if shorter than `min_minutes`."""
     snapped = []
     for start, end in spans:
         begin, finish = grid_ceil(rules, start), grid_floor(rules, end)

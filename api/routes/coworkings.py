@@ -39,7 +39,7 @@ from api.models.coworkings import (
 )
 from api.services import availability as availability_service
 from api.services import coworkings as service
-from api.services.coworkings import MAX_BULK_SEATS
+from api.services.coworkings import MAX_BULK_SEATS as MAX_BULK
 from api.tokens import Principal, decode_access_token
 
 Limit = Annotated[int | None, Query(ge=0)]
@@ -145,7 +145,7 @@ def scoped_router(prefix: str, coworking: Any) -> APIRouter:
     @router.post("/seats/bulk", response_model=list[SeatPublic], status_code=201)
     async def create_seats(
         pool: PoolDep, kv: ValkeyDep, coworking_id: CoworkingId, who: CurrentPrincipal,
-        body: Annotated[list[SeatCreate], Body(min_length=1, max_length=MAX_BULK_SEATS)],
+        body: Annotated[list[SeatCreate], Body(min_length=1, max_length=MAX_BULK)],
     ) -> list[dict[str, Any]]:  # fmt: skip
         await require_coworking_write(pool, who, coworking_id)
         return await service.create_seats(pool, kv, coworking_id, body)

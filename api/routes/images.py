@@ -1,6 +1,6 @@
 """Photos of a coworking and of its seats, and the stream that serves them."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -44,7 +44,7 @@ async def read_upload(request: Request, *, max_bytes: int) -> bytes:
     if declared.isdigit() and int(declared) > budget:
         raise PayloadTooLarge(f"file: larger than {max_bytes} bytes")
 
-    async def limited() -> AsyncIterator[bytes]:
+    async def limited() -> AsyncGenerator[bytes, None]:
         # a chunked body has no length to check up front; count as it comes
         seen = 0
         async for chunk in request.stream():
@@ -100,8 +100,9 @@ def scoped_router(prefix: str, coworking: Any) -> APIRouter:
         )
 
     async def reorder_images(
-        pool: PoolDep, store: StoreDep, coworking_id: CoworkingId, who: CurrentPrincipal,
-        image_ids: Annotated[list[UUID], Body(max_length=1000)], seat_id: UUID | None = None,
+        pool: PoolDep, store: StoreDep, coworking_id: CoworkingId,
+        who: CurrentPrincipal, image_ids: Annotated[list[UUID], Body(max_length=1000)],
+        seat_id: UUID | None = None,
     ) -> list[dict[str, Any]]:  # fmt: skip
         await require_coworking_write(pool, who, coworking_id)
         return await service.reorder_images(

@@ -96,7 +96,8 @@ async def availability(
     begin = max(start.astimezone(UTC), grid_ceil(rules, now))
     query = {
         "from": _iso(begin), "to": _iso(end), "type": kind,
-        "features": sorted(set(features or [])), "seat": str(seat_id) if seat_id else None,
+        "features": sorted(set(features or [])),
+        "seat": str(seat_id) if seat_id else None,
     }  # fmt: skip
     key = _cache_key(coworking_id, version, query) if version is not None else None
     if key and (hit := await _cached(kv, key)) is not None:
@@ -122,8 +123,8 @@ async def _compute(
     seat_id: UUID | None,
 ) -> dict[str, Any]:
     seats = await pool.fetch(
-        "SELECT id, coworking_id, number, kind, capacity, features, cost, internal_only,"
-        " active, pos_x, pos_y FROM coworking.seats"
+        "SELECT id, coworking_id, number, kind, capacity, features, cost,"
+        " internal_only, active, pos_x, pos_y FROM coworking.seats"
         " WHERE coworking_id = $1 AND deleted_at IS NULL AND active"
         " AND ($2::text IS NULL OR kind = $2) AND features @> $3::text[]"
         " AND ($4::uuid IS NULL OR id = $4) ORDER BY number",
@@ -155,7 +156,8 @@ async def _compute(
         )
         public = seat_public(seat)
         entries.append({
-            "seat_id": str(seat["id"]), "number": seat["number"], "type": public["type"],
+            "seat_id": str(seat["id"]), "number": seat["number"],
+            "type": public["type"],
             "features": list(seat["features"]), "internal_only": seat["internal_only"],
             "free": [{"starts_at": _iso(a), "ends_at": _iso(b)} for a, b in free],
         })  # fmt: skip

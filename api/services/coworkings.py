@@ -11,7 +11,7 @@ import json
 import logging
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Any, TypeAlias
 from uuid import UUID, uuid4
 
 import asyncpg
@@ -35,7 +35,7 @@ from api.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-Conn = asyncpg.Connection | asyncpg.Pool
+Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
 
 MAX_PAGE = 100
 MAX_BULK_SEATS = 500
@@ -310,7 +310,8 @@ async def create_seats(
     for index, seat in enumerate(seats):
         if seat.number in seen:
             raise InvalidInput(
-                f"{index}.number: seat number {seat.number} is also at {seen[seat.number]}"
+                f"{index}.number: seat number {seat.number} is also at "
+                f"{seen[seat.number]}"
             )
         seen[seat.number] = index
     prefix = len(seats) > 1
@@ -331,12 +332,13 @@ async def create_seats(
             kind, capacity = seat_kind(seat.type)
             try:
                 row = await conn.fetchrow(
-                    "INSERT INTO coworking.seats (id, coworking_id, number, kind, capacity,"
-                    " features, cost, internal_only, active, pos_x, pos_y)"
+                    "INSERT INTO coworking.seats (id, coworking_id, number, kind,"  # noqa: S608
+                    " capacity, features, cost, internal_only, active, pos_x, pos_y)"
                     " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
                     f" RETURNING {_SEAT_COLUMNS}",
-                    uuid4(), coworking_id, seat.number, kind, capacity, list(seat.features),
-                    seat.cost, seat.internal_only, seat.active, seat.pos_x, seat.pos_y,
+                    uuid4(), coworking_id, seat.number, kind, capacity,
+                    list(seat.features), seat.cost, seat.internal_only, seat.active,
+                    seat.pos_x, seat.pos_y,
                 )  # fmt: skip
             except asyncpg.UniqueViolationError:
                 # another request took the number between the check and the insert
@@ -399,11 +401,12 @@ async def delete_seat(
         )
         if upcoming:
             raise Conflict(
-                f"seat_id: the seat has {upcoming} upcoming reservations; cancel them or"
-                " set the seat inactive"
+                f"seat_id: the seat has {upcoming} upcoming reservations; cancel"
+                " them or set the seat inactive"
             )
         await conn.execute(
-            "UPDATE coworking.seats SET deleted_at = now(), updated_at = now() WHERE id = $1",
+            "UPDATE coworking.seats SET deleted_at = now(), updated_at = now()"
+            " WHERE id = $1",
             seat_id,
         )
     await invalidate_availability(kv, coworking_id)
@@ -476,9 +479,11 @@ async def create_closure(
             if found is None:
                 raise InvalidInput(f"seat_id: no seat {data.seat_id} in this coworking")
         row = await conn.fetchrow(
-            "INSERT INTO coworking.closures (id, coworking_id, seat_id, starts_at, ends_at,"
-            f" reason) VALUES ($1, $2, $3, $4, $5, $6) RETURNING {_CLOSURE_COLUMNS}",
-            uuid4(), coworking_id, data.seat_id, data.starts_at, data.ends_at, data.reason,
+            "INSERT INTO coworking.closures (id, coworking_id, seat_id,"  # noqa: S608
+            " starts_at, ends_at, reason)"
+            f" VALUES ($1, $2, $3, $4, $5, $6) RETURNING {_CLOSURE_COLUMNS}",
+            uuid4(), coworking_id, data.seat_id, data.starts_at, data.ends_at,
+            data.reason,
         )  # fmt: skip
     await invalidate_availability(kv, coworking_id)
     logger.info("closure %s added to coworking %s", row["id"], coworking_id)
@@ -499,7 +504,7 @@ async def update_closure(
         _check_span(starts_at, ends_at)
         reason = current["reason"] if data.reason is None else data.reason
         row = await conn.fetchrow(
-            "UPDATE coworking.closures SET starts_at = $2, ends_at = $3, reason = $4"
+            "UPDATE coworking.closures SET starts_at = $2, ends_at = $3, reason = $4"  # noqa: S608
             f" WHERE id = $1 RETURNING {_CLOSURE_COLUMNS}",
             closure_id, starts_at, ends_at, reason,
         )  # fmt: skip
@@ -511,7 +516,8 @@ async def delete_closure(
     pool: asyncpg.Pool, kv: valkey.Valkey, coworking_id: UUID, closure_id: UUID
 ) -> None:
     deleted = await pool.fetchval(
-        "DELETE FROM coworking.closures WHERE id = $1 AND coworking_id = $2 RETURNING id",
+        "DELETE FROM coworking.closures WHERE id = $1 AND coworking_id = $2"
+        " RETURNING id",
         closure_id, coworking_id,
     )  # fmt: skip
     if deleted is None:
@@ -524,7 +530,8 @@ async def closures_between(
 ) -> list[Closure]:
     rows = await conn.fetch(
         "SELECT seat_id, starts_at, ends_at, reason FROM coworking.closures"
-        " WHERE coworking_id = $1 AND starts_at < $3 AND ends_at > $2 ORDER BY starts_at",
+        " WHERE coworking_id = $1 AND starts_at < $3 AND ends_at > $2"
+        " ORDER BY starts_at",
         coworking_id, start, end,
     )  # fmt: skip
     return [
@@ -592,8 +599,9 @@ async def clients_on_day(
     )
     limit, offset = page(limit, offset)
     rows = await conn.fetch(
-        "SELECT id, email, name, surname, patronymic, send_notifications, is_internal,"
-        " verified FROM client.clients WHERE id = ANY($1::uuid[]) AND deleted_at IS NULL"
+        "SELECT id, email, name, surname, patronymic, send_notifications,"
+        " is_internal, verified FROM client.clients"
+        " WHERE id = ANY($1::uuid[]) AND deleted_at IS NULL"
         " ORDER BY surname, name, id LIMIT $2 OFFSET $3",
         client_ids, limit, offset,
     )  # fmt: skip

@@ -60,7 +60,7 @@ class CleanImage:
 
 
 def clean_image(data: bytes, *, max_pixels: int) -> CleanImage:
-    """The upload decoded and re-encoded without metadata, or the reason it is refused."""
+    """The upload decoded and re-encoded without metadata, or why it is refused."""
     with warnings.catch_warnings():
         # Pillow only warns below twice its own limit; here any bomb is an error
         warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -181,7 +181,7 @@ async def add_image(
             ) from error
         try:
             row = await conn.fetchrow(
-                "INSERT INTO images.images (id, coworking_id, seat_id, object_key,"
+                "INSERT INTO images.images (id, coworking_id, seat_id, object_key,"  # noqa: S608
                 " content_type, width, height, size_bytes, position)"
                 " SELECT $1, $2, $3, $4, $5, $6, $7, $8, coalesce(max(position) + 1, 0)"
                 " FROM images.images WHERE coworking_id = $2"

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
+from typing import TypeAlias
 from uuid import UUID
 
 import asyncpg
@@ -16,7 +17,7 @@ import asyncpg
 # the statuses in which a reservation keeps its seat
 ACTIVE_STATUSES = ("held", "confirmed", "checked_in")
 
-Conn = asyncpg.Connection | asyncpg.Pool
+Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
 
 
 async def busy_intervals(

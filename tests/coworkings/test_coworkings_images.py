@@ -220,3 +220,40 @@ async def test_reorder_and_delete_images_shared_object(api, db, settings, resour
     assert (await api.delete(f"{base}/images/{red['id']}", headers=owner.headers)).status_code == 404
     assert (await api.get(f"/api/images/{red['id']}")).status_code == 404
     assert [i["id"] for i in (await api.get(f"{base}/images")).json()] == [blue["id"]]
+
+
+def encoded(image: Image.Image, image_format: str, **options) -> bytes:
+    out = io.BytesIO()
+    image.save(out, format=image_format, **options)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("data", "content_type", "mode"),
+    [
+        pytest.param(encoded(Image.new("RGBA", (8, 8), (1, 2, 3, 100)), "WEBP"), "image/webp", "RGBA", id="webp_alpha"),
+        pytest.param(encoded(Image.new("L", (8, 8), 90), "WEBP"), "image/webp", "RGB", id="webp_grey"),
+        pytest.param(encoded(Image.new("CMYK", (8, 8)), "JPEG"), "image/jpeg", "RGB", id="jpeg_cmyk"),
+        pytest.param(encoded(Image.new("P", (8, 8)), "PNG", transparency=0), "image/png", "P", id="png_palette"),
+    ],
+)  # fmt: skip
+def test_clean_image_keeps_format_and_drawable_mode(data, content_type, mode) -> None:
+    from api.services.images import clean_image
+
+    clean = clean_image(data, max_pixels=1000)
+    assert (clean.content_type, clean.width, clean.height) == (content_type, 8, 8)
+    reopened = Image.open(io.BytesIO(clean.data))
+    assert reopened.mode == mode
+    assert KEY.match(clean.key)
+
+
+def test_clean_image_refuses_gif_and_broken_header() -> None:
+    from api.errors import UnsupportedMedia
+    from api.services.images import clean_image
+
+    with pytest.raises(UnsupportedMedia, match="GIF is not accepted"):
+        clean_image(encoded(Image.new("P", (4, 4)), "GIF"), max_pixels=1000)
+    broken = bytearray(png_bytes())
+    broken[16:24] = b"\x00" * 8  # zero width and height in IHDR: no plugin takes it
+    with pytest.raises(UnsupportedMedia, match="not a JPEG, PNG or WebP image"):
+        clean_image(bytes(broken), max_pixels=1000)
