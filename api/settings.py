@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     s3_bucket: str = "tlounge-images"
     s3_region: str = "us-east-1"
     s3_secure: bool = True
+    image_max_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    image_max_pixels: int = Field(40_000_000, ge=1)
 
     jwt_secret: SecretStr | None = None
     jwt_issuer: str = "tlounge"

@@ -1,0 +1,391 @@
+"""A coworking's booking rules, as pure functions over plain values.
+
+No I/O and no clock: the caller passes `now`, the rows and the closures, so
+the reservation activity can call this inside its claim transaction and the
+outcome is the same on every retry.
+
+Instants are timezone-aware and compared in UTC. Local time matters for three
+things only: opening hours, the slot grid (local midnight plus whole steps of
+wall-clock time, so 09:00 stays on the grid across a daylight-saving change)
+and the text people read in an error.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from bisect import bisect_left, bisect_right
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
+from typing import Any
+from uuid import UUID
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from api.errors import RuleViolation
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+MAX_INTERVALS_PER_DAY = 6
+_HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+
+OpeningHours = dict[str, list[list[str]]]
+Interval = tuple[datetime, datetime]
+
+
+@dataclass(frozen=True)
+class CoworkingRules:
+    id: UUID
+    timezone: str
+    opening_hours: OpeningHours | None
+    slot_minutes: int
+    min_duration_minutes: int
+    max_duration_minutes: int
+    max_days_ahead: int
+    max_active_per_client: int
+    auto_confirm: bool
+    hold_minutes: int
+    reminder_lead_minutes: int
+    checkin_grace_minutes: int | None
+    active: bool
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> CoworkingRules:
+        hours = row["opening_hours"]
+        # asyncpg hands jsonb over as text unless the connection has a codec
+        if isinstance(hours, str | bytes):
+            hours = json.loads(hours)
+        return cls(
+            id=row["id"],
+            timezone=row["timezone"],
+            opening_hours=hours,
+            slot_minutes=row["slot_minutes"],
+            min_duration_minutes=row["min_duration_minutes"],
+            max_duration_minutes=row["max_duration_minutes"],
+            max_days_ahead=row["max_days_ahead"],
+            max_active_per_client=row["max_active_per_client"],
+            auto_confirm=row["auto_confirm"],
+            hold_minutes=row["hold_minutes"],
+            reminder_lead_minutes=row["reminder_lead_minutes"],
+            checkin_grace_minutes=row["checkin_grace_minutes"],
+            active=row["active"],
+        )
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+@dataclass(frozen=True)
+class SeatInfo:
+    id: UUID
+    coworking_id: UUID
+    number: int
+    kind: str
+    capacity: int
+    internal_only: bool
+    active: bool
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> SeatInfo:
+        return cls(
+            id=row["id"],
+            coworking_id=row["coworking_id"],
+            number=row["number"],
+            kind=row["kind"],
+            capacity=row["capacity"],
+            internal_only=row["internal_only"],
+            active=row["active"],
+        )
+
+
+@dataclass(frozen=True)
+class Closure:
+    seat_id: UUID | None
+    starts_at: datetime
+    ends_at: datetime
+    reason: str
+
+
+def validate_timezone(name: str) -> str:
+    """The IANA name itself, or ValueError saying why it is not one."""
+    if not name or len(name) > 64 or name != name.strip():
+        raise ValueError(f"{name!r} is not an IANA time zone")
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{name!r} is not an IANA time zone") from None
+    return name
+
+
+def parse_opening_hours(value: Mapping[str, Any]) -> OpeningHours:
+    """Checked opening hours, or ValueError naming the day and the fault.
+
+    A day that is missing is closed. An interval whose close is not after its
+    open runs past midnight (22:00-06:00 closes at 06:00 the next day); a
+    close of 24:00 means midnight at the end of the day.
+    """
+    parsed: OpeningHours = {}
+    for day, intervals in value.items():
+        if day not in WEEKDAYS:
+            raise ValueError(f"{day!r} is not a weekday; use {', '.join(WEEKDAYS)}")
+        if not isinstance(intervals, list) or len(intervals) > MAX_INTERVALS_PER_DAY:
+            raise ValueError(
+                f"{day}: expected a list of at most {MAX_INTERVALS_PER_DAY} intervals"
+            )
+        checked = []
+        for interval in intervals:
+            if not isinstance(interval, list | tuple) or len(interval) != 2:
+                raise ValueError(f'{day}: each interval is ["HH:MM", "HH:MM"]')
+            opens, closes = interval
+            if not isinstance(opens, str) or not _HHMM.match(opens):
+                raise ValueError(f"{day}: opening time {opens!r} is not HH:MM")
+            if not isinstance(closes, str) or not (
+                _HHMM.match(closes) or closes == "24:00"
+            ):
+                raise ValueError(f"{day}: closing time {closes!r} is not HH:MM")
+            if opens == closes:
+                raise ValueError(
+                    f"{day}: {opens}-{closes} is empty; use 00:00-24:00 for all day"
+                )
+            checked.append([opens, closes])
+        parsed[day] = checked
+    return parsed
+
+
+def _clock(text: str) -> time:
+    hours, minutes = text.split(":")
+    return time(int(hours), int(minutes))
+
+
+def _at(zone: ZoneInfo, day: date, clock: str) -> datetime:
+    """The UTC instant of a local wall-clock time.
+
+    A wall time inside a spring-forward gap is taken with the offset in force
+    before the gap, which lands as far past the gap as it was into it.
+    """
+    if clock == "24:00":
+        local = datetime.combine(day + timedelta(days=1), time(0), tzinfo=zone)
+    else:
+        local = datetime.combine(day, _clock(clock), tzinfo=zone)
+    return local.astimezone(UTC)
+
+
+def _merge(intervals: list[Interval]) -> list[Interval]:
+    merged: list[Interval] = []
+    for start, end in sorted(intervals):
+        if merged and start <= merged[-1][1]:
+            if end > merged[-1][1]:
+                merged[-1] = (merged[-1][0], end)
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def opening_intervals(
+    rules: CoworkingRules, start: datetime, end: datetime
+) -> list[Interval]:
+    """When the coworking is open within [start, end): UTC, merged, clipped."""
+    start, end = start.astimezone(UTC), end.astimezone(UTC)
+    if end <= start:
+        return []
+    if rules.opening_hours is None:
+        return [(start, end)]
+    zone = rules.zone
+    # the day before too: its overnight hours reach into the first day
+    day = start.astimezone(zone).date() - timedelta(days=1)
+    last = end.astimezone(zone).date()
+    found: list[Interval] = []
+    while day <= last:
+        for opens, closes in rules.opening_hours.get(WEEKDAYS[day.weekday()], []):
+            begin = _at(zone, day, opens)
+            overnight = closes != "24:00" and closes <= opens
+            finish = _at(zone, day + timedelta(days=1) if overnight else day, closes)
+            begin, finish = max(begin, start), min(finish, end)
+            if begin < finish:
+                found.append((begin, finish))
+        day += timedelta(days=1)
+    return _merge(found)
+
+
+@lru_cache(maxsize=4096)
+def _day_grid(day: date, timezone: str, slot_minutes: int) -> tuple[datetime, ...]:
+    """Every real instant of one local day whose wall time is on the grid."""
+    zone = ZoneInfo(timezone)
+    midnight = datetime.combine(day, time(0))
+    points = set()
+    for step in range(0, 24 * 60, slot_minutes):
+        wall = midnight + timedelta(minutes=step)
+        for fold in (0, 1):
+            instant = wall.replace(tzinfo=zone, fold=fold).astimezone(UTC)
+            # a wall time in a spring-forward gap maps to another wall time
+            if instant.astimezone(zone).replace(tzinfo=None) == wall:
+                points.add(instant)
+    return tuple(sorted(points))
+
+
+def on_grid(rules: CoworkingRules, instant: datetime) -> bool:
+    local = instant.astimezone(rules.zone)
+    minutes = local.hour * 60 + local.minute
+    return (
+        local.second == 0
+        and local.microsecond == 0
+        and minutes % rules.slot_minutes == 0
+    )
+
+
+def _grid_around(rules: CoworkingRules, instant: datetime) -> tuple[datetime, ...]:
+    day = instant.astimezone(rules.zone).date()
+    return tuple(
+        point
+        for offset in (-1, 0, 1)
+        for point in _day_grid(
+            day + timedelta(days=offset), rules.timezone, rules.slot_minutes
+        )
+    )
+
+
+def grid_ceil(rules: CoworkingRules, instant: datetime) -> datetime:
+    """The first grid instant at or after `instant`."""
+    points = _grid_around(rules, instant)
+    return points[bisect_left(points, instant.astimezone(UTC))]
+
+
+def grid_floor(rules: CoworkingRules, instant: datetime) -> datetime:
+    """The last grid instant at or before `instant`."""
+    points = _grid_around(rules, instant)
+    return points[bisect_right(points, instant.astimezone(UTC)) - 1]
+
+
+def _local(rules: CoworkingRules, instant: datetime) -> str:
+    return instant.astimezone(rules.zone).isoformat()
+
+
+def _require_aware(name: str, value: datetime) -> None:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise TypeError(f"{name} must be timezone-aware")
+
+
+def check_booking(
+    *,
+    rules: CoworkingRules,
+    seat: SeatInfo,
+    closures: Sequence[Closure],
+    client_is_internal: bool,
+    starts_at: datetime,
+    ends_at: datetime,
+    now: datetime,
+) -> None:
+    """Refuse a booking that breaks one of the coworking's rules.
+
+    Raises RuleViolation naming the first rule broken; returns None when the
+    booking may go ahead. Whether the seat is free is not asked here: that is
+    the claim's unique key.
+    """
+    for name, value in (("starts_at", starts_at), ("ends_at", ends_at), ("now", now)):
+        _require_aware(name, value)
+    # Python compares and subtracts two times of one zone by wall clock, which
+    # is wrong across a daylight-saving change; in UTC it is elapsed time
+    starts_at, ends_at, now = (t.astimezone(UTC) for t in (starts_at, ends_at, now))
+
+    if ends_at <= starts_at:
+        raise RuleViolation(
+            "end_before_start",
+            f"ends_at: {_local(rules, ends_at)} is not after starts_at "
+            f"{_local(rules, starts_at)}",
+        )
+    if not rules.active:
+        raise RuleViolation(
+            "coworking_inactive", "seat_id: the coworking takes no bookings"
+        )
+    if not seat.active or seat.coworking_id != rules.id:
+        raise RuleViolation(
+            "seat_inactive", f"seat_id: seat {seat.number} takes no bookings"
+        )
+    if seat.internal_only and not client_is_internal:
+        raise RuleViolation(
+            "internal_only", f"seat_id: seat {seat.number} is reserved for employees"
+        )
+    if starts_at < now:
+        raise RuleViolation(
+            "in_past", f"starts_at: {_local(rules, starts_at)} is in the past"
+        )
+    if starts_at > now + timedelta(days=rules.max_days_ahead):
+        raise RuleViolation(
+            "too_far_ahead",
+            f"starts_at: {_local(rules, starts_at)} is more than "
+            f"{rules.max_days_ahead} days ahead",
+        )
+    for name, value in (("starts_at", starts_at), ("ends_at", ends_at)):
+        if not on_grid(rules, value):
+            raise RuleViolation(
+                "off_grid",
+                f"{name}: {_local(rules, value)} is off the "
+                f"{rules.slot_minutes}-minute slot grid",
+            )
+
+    minutes = (ends_at - starts_at) / timedelta(minutes=1)
+    if minutes < rules.min_duration_minutes:
+        raise RuleViolation(
+            "too_short",
+            f"ends_at: {minutes:g} minutes is shorter than the minimum of "
+            f"{rules.min_duration_minutes}",
+        )
+    if minutes > rules.max_duration_minutes:
+        raise RuleViolation(
+            "too_long",
+            f"ends_at: {minutes:g} minutes is longer than the maximum of "
+            f"{rules.max_duration_minutes}",
+        )
+
+    if opening_intervals(rules, starts_at, ends_at) != [(starts_at, ends_at)]:
+        raise RuleViolation(
+            "outside_opening_hours",
+            f"starts_at: {_local(rules, starts_at)} to {_local(rules, ends_at)} "
+            "is not entirely within opening hours",
+        )
+    for closure in closures:
+        applies = closure.seat_id is None or closure.seat_id == seat.id
+        begins, ends = (
+            closure.starts_at.astimezone(UTC),
+            closure.ends_at.astimezone(UTC),
+        )
+        if applies and begins < ends_at and ends > starts_at:
+            what = "the coworking" if closure.seat_id is None else f"seat {seat.number}"
+            because = f" ({closure.reason})" if closure.reason else ""
+            raise RuleViolation(
+                "closure",
+                f"starts_at: {what} is closed from {_local(rules, closure.starts_at)} "
+                f"to {_local(rules, closure.ends_at)}{because}",
+            )
+
+
+def subtract(spans: list[Interval], holes: Sequence[Interval]) -> list[Interval]:
+    """The parts of sorted, disjoint `spans` not covered by any hole."""
+    result: list[Interval] = []
+    ordered = sorted(holes)
+    for start, end in spans:
+        cursor = start
+        for hole_start, hole_end in ordered:
+            if hole_end <= cursor or hole_start >= end:
+                continue
+            if hole_start > cursor:
+                result.append((cursor, hole_start))
+            cursor = max(cursor, hole_end)
+            if cursor >= end:
+                break
+        if cursor < end:
+            result.append((cursor, end))
+    return result
+
+
+def snap_to_grid(
+    rules: CoworkingRules, spans: Sequence[Interval], *, min_minutes: int = 0
+) -> list[Interval]:
+    """Each span shrunk to whole grid steps, dropped if shorter than `min_minutes`."""
+    snapped = []
+    for start, end in spans:
+        begin, finish = grid_ceil(rules, start), grid_floor(rules, end)
+        if finish > begin and (finish - begin) >= timedelta(minutes=min_minutes):
+            snapped.append((begin, finish))
+    return snapped

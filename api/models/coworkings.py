@@ -1,0 +1,264 @@
+"""Request and response shapes for coworkings, seats, closures and availability.
+
+The contract's fields (Coworking, CoworkingUpdate, CreateSeat, SeatUpdate,
+Seat, Client) keep their names and limits; everything T-Lounge adds is an
+optional field beside them.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    Field,
+    WithJsonSchema,
+)
+
+from api.booking_rules import parse_opening_hours, validate_timezone
+
+SEAT_KINDS = ("OpenSpace", "Cabin", "Room")
+MAX_CAPACITY = 1000
+MAX_POSITION = 1_000_000.0
+_LINE_BREAKS = {"\u2028", "\u2029"}
+
+
+def _plain_text(value: str) -> str:
+    """Text that can reach a mail header: no CR, LF or other control characters."""
+    # A shared SafeText type is on its way from the accounts work; this stays
+    # local until it lands so coworking names are guarded today.
+    for char in value:
+        if unicodedata.category(char) == "Cc" or char in _LINE_BREAKS:
+            raise ValueError(f"control character U+{ord(char):04X} is not allowed")
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value.strip()
+
+
+def _optional_text(value: str) -> str:
+    return _plain_text(value) if value else value
+
+
+def _seat_type(value: Any) -> Any:
+    """The contract's SeatType: "OpenSpace", {"Cabin": n} or {"Room": n}."""
+    if value == "OpenSpace":
+        return value
+    if isinstance(value, dict) and len(value) == 1:
+        ((kind, capacity),) = value.items()
+        if kind in ("Cabin", "Room"):
+            if type(capacity) is not int or not 0 <= capacity <= MAX_CAPACITY:
+                raise ValueError(f"{kind} capacity must be an integer 0-{MAX_CAPACITY}")
+            return {kind: capacity}
+    raise ValueError('expected "OpenSpace", {"Cabin": capacity} or {"Room": capacity}')
+
+
+def _opening_hours(value: Any) -> Any:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ValueError('expected {"mon": [["08:00", "20:00"]], ...} or null')
+    return parse_opening_hours(value)
+
+
+_SEAT_TYPE_SCHEMA = {
+    "oneOf": [
+        {"type": "string", "enum": ["OpenSpace"]},
+        {"type": "object", "required": ["Cabin"],
+         "properties": {"Cabin": {"type": "integer", "minimum": 0}}},
+        {"type": "object", "required": ["Room"],
+         "properties": {"Room": {"type": "integer", "minimum": 0}}},
+    ]
+}  # fmt: skip
+
+SeatType = Annotated[
+    Any, BeforeValidator(_seat_type), WithJsonSchema(_SEAT_TYPE_SCHEMA)
+]
+SeatFeature = Literal["Monitor", "Laptop"]
+Name = Annotated[str, Field(min_length=1, max_length=50), AfterValidator(_plain_text)]
+Address = Annotated[
+    str, Field(min_length=1, max_length=100), AfterValidator(_plain_text)
+]
+City = Annotated[str, Field(max_length=50), AfterValidator(_optional_text)]
+Reason = Annotated[str, Field(max_length=200), AfterValidator(_optional_text)]
+TimeZone = Annotated[str, AfterValidator(validate_timezone)]
+OpeningHoursField = Annotated[
+    dict[str, list[list[str]]] | None, BeforeValidator(_opening_hours)
+]
+Cost = Annotated[float, Field(gt=0, le=1_000_000)]
+SeatNumber = Annotated[int, Field(ge=1, le=1000)]
+Position = Annotated[float, Field(ge=-MAX_POSITION, le=MAX_POSITION)]
+
+
+def seat_type_json(kind: str, capacity: int) -> Any:
+    return kind if kind == "OpenSpace" else {kind: capacity}
+
+
+def seat_kind(value: Any) -> tuple[str, int]:
+    """(kind, capacity) columns for a checked SeatType."""
+    if value == "OpenSpace":
+        return "OpenSpace", 1
+    ((kind, capacity),) = value.items()
+    return kind, capacity
+
+
+class RuleFields(BaseModel):
+    """Booking rules, all optional: new beside the contract."""
+
+    slot_minutes: int | None = Field(None, ge=5, le=1440, multiple_of=5)
+    min_duration_minutes: int | None = Field(None, ge=5, le=7 * 1440)
+    max_duration_minutes: int | None = Field(None, ge=5, le=7 * 1440)
+    max_days_ahead: int | None = Field(None, ge=1, le=730)
+    max_active_per_client: int | None = Field(None, ge=1, le=1000)
+    auto_confirm: bool | None = None
+    hold_minutes: int | None = Field(None, ge=1, le=7 * 1440)
+    reminder_lead_minutes: int | None = Field(None, ge=0, le=7 * 1440)
+    checkin_grace_minutes: int | None = Field(None, ge=0, le=1440)
+
+
+class CoworkingCreate(RuleFields):
+    name: Name
+    address: Address
+    city: City = ""
+    timezone: TimeZone = "UTC"
+    opening_hours: OpeningHoursField = None
+    active: bool = True
+
+
+class CoworkingUpdate(RuleFields):
+    """A null name or address leaves it as it is (the contract's reading);
+    a null opening_hours or checkin_grace_minutes sets it to null."""
+
+    name: Name | None = None
+    address: Address | None = None
+    city: City | None = None
+    timezone: TimeZone | None = None
+    opening_hours: OpeningHoursField = None
+    active: bool | None = None
+
+
+class SeatStats(BaseModel):
+    available: int
+    total: int
+
+
+class CoworkingPublic(BaseModel):
+    id: UUID
+    name: str
+    address: str
+    seats: SeatStats
+    city: str
+    timezone: str
+    opening_hours: dict[str, list[list[str]]] | None
+    slot_minutes: int
+    min_duration_minutes: int
+    max_duration_minutes: int
+    max_days_ahead: int
+    max_active_per_client: int
+    auto_confirm: bool
+    hold_minutes: int
+    reminder_lead_minutes: int
+    checkin_grace_minutes: int | None
+    active: bool
+
+
+class SeatCreate(BaseModel):
+    type: SeatType
+    number: SeatNumber
+    features: list[SeatFeature] = Field(max_length=24)
+    cost: Cost
+    internal_only: bool = False
+    active: bool = True
+    pos_x: Position | None = None
+    pos_y: Position | None = None
+
+
+class SeatUpdate(BaseModel):
+    # the contract makes features required even in an edit
+    features: list[SeatFeature] = Field(max_length=24)
+    type: SeatType | None = None
+    number: SeatNumber | None = None
+    cost: Cost | None = None
+    internal_only: bool | None = None
+    active: bool | None = None
+    pos_x: Position | None = None
+    pos_y: Position | None = None
+
+
+class SeatPublic(BaseModel):
+    id: UUID
+    coworking_id: UUID
+    type: SeatType
+    number: int
+    features: list[str]
+    cost: float
+    internal_only: bool
+    active: bool
+    pos_x: float | None
+    pos_y: float | None
+
+
+class ClosureCreate(BaseModel):
+    seat_id: UUID | None = None
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
+    reason: Reason = ""
+
+
+class ClosureUpdate(BaseModel):
+    starts_at: AwareDatetime | None = None
+    ends_at: AwareDatetime | None = None
+    reason: Reason | None = None
+
+
+class ClosurePublic(BaseModel):
+    id: UUID
+    coworking_id: UUID
+    seat_id: UUID | None
+    starts_at: datetime
+    ends_at: datetime
+    reason: str
+    created_at: datetime
+
+
+class ClientPublic(BaseModel):
+    """The contract's Client."""
+
+    id: UUID
+    email: str
+    name: str
+    surname: str
+    patronymic: str
+    send_notifications: bool
+    is_internal: bool
+    verified: bool
+
+
+class FreeInterval(BaseModel):
+    starts_at: datetime
+    ends_at: datetime
+
+
+class SeatAvailability(BaseModel):
+    seat_id: UUID
+    number: int
+    type: SeatType
+    features: list[str]
+    internal_only: bool
+    free: list[FreeInterval]
+
+
+class AvailabilityPublic(BaseModel):
+    coworking_id: UUID
+    timezone: str
+    slot_minutes: int
+    from_: datetime = Field(alias="from")
+    to: datetime
+    seats: list[SeatAvailability]
+
+    model_config = {"populate_by_name": True}

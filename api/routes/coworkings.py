@@ -1,0 +1,297 @@
+"""Coworkings, seats, closures, clients of a day and availability.
+
+The contract's singular paths (/api/coworking/...) and T-Lounge's own
+(/api/coworkings/{coworking_id}/...) are the same routes, built once by
+`scoped_router` and registered twice: they differ only in how the coworking
+is found.
+"""
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Body, Depends, Query, Response
+from fastapi.security import HTTPAuthorizationCredentials
+from pydantic import AwareDatetime
+
+from api.auth import (
+    CurrentPrincipal,
+    _bearer_admin,
+    managed_coworkings,
+    require_coworking_write,
+    require_role,
+)
+from api.deps import PoolDep, SettingsDep, ValkeyDep
+from api.errors import Forbidden, Unauthorized
+from api.models.coworkings import (
+    AvailabilityPublic,
+    ClientPublic,
+    ClosureCreate,
+    ClosurePublic,
+    ClosureUpdate,
+    CoworkingCreate,
+    CoworkingPublic,
+    CoworkingUpdate,
+    SeatCreate,
+    SeatFeature,
+    SeatPublic,
+    SeatUpdate,
+)
+from api.services import availability as availability_service
+from api.services import coworkings as service
+from api.services.coworkings import MAX_BULK_SEATS as MAX_BULK
+from api.tokens import Principal, decode_access_token
+
+Limit = Annotated[int | None, Query(ge=0)]
+Offset = Annotated[int | None, Query(ge=0, le=10**12)]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def _optional_admin(
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer_admin)],
+) -> Principal | None:
+    """The admin asking, or None for anyone else; a bad token is still a 401."""
+    if credentials is None:
+        return None
+    if credentials.scheme.lower() != "bearer":
+        raise Unauthorized()
+    try:
+        return decode_access_token(settings, credentials.credentials, kind="admin")
+    except Unauthorized:
+        # a client's token is valid, it just grants nothing more than none
+        decode_access_token(settings, credentials.credentials, kind="client")
+        return None
+
+
+OptionalAdmin = Annotated[Principal | None, Depends(_optional_admin)]
+
+
+async def can_read_all(
+    pool: PoolDep, admin: Principal | None, coworking_id: UUID
+) -> bool:
+    """Whether the viewer sees the coworking's inactive and staff-only parts."""
+    if admin is None:
+        return False
+    scope = await managed_coworkings(pool, admin)
+    return scope is None or coworking_id in scope
+
+
+async def require_coworking_read(
+    pool: PoolDep, who: Principal, coworking_id: UUID
+) -> None:
+    if who.kind != "admin" or not await can_read_all(pool, who, coworking_id):
+        raise Forbidden("This coworking is outside your scope")
+
+
+async def _default_coworking(pool: PoolDep, settings: SettingsDep) -> UUID:
+    return await service.default_coworking_id(pool, settings)
+
+
+async def _path_coworking(coworking_id: UUID) -> UUID:
+    return coworking_id
+
+
+DEFAULT_COWORKING = Depends(_default_coworking)
+PATH_COWORKING = Depends(_path_coworking)
+
+
+def scoped_router(prefix: str, coworking: Any) -> APIRouter:
+    """Every operation on one coworking, found by the `coworking` dependency."""
+    router = APIRouter(prefix=prefix, tags=["coworkings"])
+    CoworkingId = Annotated[UUID, coworking]
+
+    @router.get("", response_model=CoworkingPublic)
+    async def read_coworking(
+        pool: PoolDep, coworking_id: CoworkingId, viewer: OptionalAdmin
+    ) -> dict[str, Any]:
+        show = await can_read_all(pool, viewer, coworking_id)
+        return await service.get_coworking(
+            pool, coworking_id, show_inactive=show, now=_now()
+        )
+
+    @router.patch("", response_model=CoworkingPublic)
+    async def update_coworking(
+        pool: PoolDep,
+        kv: ValkeyDep,
+        coworking_id: CoworkingId,
+        who: CurrentPrincipal,
+        body: CoworkingUpdate,
+    ) -> dict[str, Any]:
+        await require_coworking_write(pool, who, coworking_id)
+        return await service.update_coworking(pool, kv, coworking_id, body, now=_now())
+
+    @router.get("/seats", response_model=list[SeatPublic])
+    async def list_seats(
+        pool: PoolDep,
+        coworking_id: CoworkingId,
+        limit: Limit = None,
+        offset: Offset = None,
+    ) -> list[dict[str, Any]]:
+        return await service.list_seats(pool, coworking_id, limit=limit, offset=offset)
+
+    @router.post("/seats", response_model=SeatPublic, status_code=201)
+    async def create_seat(
+        pool: PoolDep, kv: ValkeyDep, coworking_id: CoworkingId, who: CurrentPrincipal,
+        body: SeatCreate,
+    ) -> dict[str, Any]:  # fmt: skip
+        await require_coworking_write(pool, who, coworking_id)
+        (created,) = await service.create_seats(pool, kv, coworking_id, [body])
+        return created
+
+    @router.post("/seats/bulk", response_model=list[SeatPublic], status_code=201)
+    async def create_seats(
+        pool: PoolDep, kv: ValkeyDep, coworking_id: CoworkingId, who: CurrentPrincipal,
+        body: Annotated[list[SeatCreate], Body(min_length=1, max_length=MAX_BULK)],
+    ) -> list[dict[str, Any]]:  # fmt: skip
+        await require_coworking_write(pool, who, coworking_id)
+        return await service.create_seats(pool, kv, coworking_id, body)
+
+    @router.get("/seats/{seat_id}", response_model=SeatPublic)
+    async def read_seat(
+        pool: PoolDep, coworking_id: CoworkingId, seat_id: UUID, who: CurrentPrincipal
+    ) -> dict[str, Any]:
+        # the contract gives this one to admins only; the list is public
+        require_role(who, "owner", "manager", "support")
+        return await service.get_seat(pool, coworking_id, seat_id)
+
+    @router.patch("/seats/{seat_id}", response_model=SeatPublic)
+    async def update_seat(
+        pool: PoolDep, kv: ValkeyDep, coworking_id: CoworkingId, seat_id: UUID,
+        who: CurrentPrincipal, body: SeatUpdate,
+    ) -> dict[str, Any]:  # fmt: skip
+        await require_coworking_write(pool, who, coworking_id)
+        return await service.update_seat(pool, kv, coworking_id, seat_id, body)
+
+    @router.delete("/seats/{seat_id}", status_code=204)
+    async def delete_seat(
+        pool: PoolDep, kv: ValkeyDep, coworking_id: CoworkingId, seat_id: UUID,
+        who: CurrentPrincipal,
+    ) -> Response:  # fmt: skip
+        await require_coworking_write(pool, who, coworking_id)
+        await service.delete_seat(pool, kv, coworking_id, seat_id, now=_now())
+        return Response(status_code=204)
+
+    @router.get("/clients", response_model=list[ClientPublic])
+    async def list_clients(
+        pool: PoolDep,
+        coworking_id: CoworkingId,
+        who: CurrentPrincipal,
+        day: Annotated[int | None, Query(ge=0, le=31)] = None,
+        month: Annotated[int | None, Query(ge=0, le=12)] = None,
+        year: Annotated[int | None, Query(ge=0, le=9999)] = None,
+        limit: Limit = None,
+        offset: Offset = None,
+    ) -> list[dict[str, Any]]:
+        await require_coworking_read(pool, who, coworking_id)
+        return await service.clients_on_day(
+            pool, coworking_id, day=day, month=month, year=year,
+            limit=limit, offset=offset, now=_now(),
+        )  # fmt: skip
+
+    @router.get("/closures", response_model=list[ClosurePublic])
+    async def list_closures(
+        pool: PoolDep,
+        coworking_id: CoworkingId,
+        who: CurrentPrincipal,
+        from_: Annotated[AwareDatetime | None, Query(alias="from")] = None,
+        to: AwareDatetime | None = None,
+        limit: Limit = None,
+        offset: Offset = None,
+    ) -> list[dict[str, Any]]:
+        await require_coworking_read(pool, who, coworking_id)
+        return await service.list_closures(
+            pool, coworking_id, start=from_, end=to, limit=limit, offset=offset
+        )
+
+    @router.post("/closures", response_model=ClosurePublic, status_code=201)
+    async def create_closure(
+        pool: PoolDep, kv: ValkeyDep, coworking_id: CoworkingId, who: CurrentPrincipal,
+        body: ClosureCreate,
+    ) -> dict[str, Any]:  # fmt: skip
+        await require_coworking_write(pool, who, coworking_id)
+        return await service.create_closure(pool, kv, coworking_id, body)
+
+    @router.get("/closures/{closure_id}", response_model=ClosurePublic)
+    async def read_closure(
+        pool: PoolDep,
+        coworking_id: CoworkingId,
+        closure_id: UUID,
+        who: CurrentPrincipal,
+    ) -> dict[str, Any]:
+        await require_coworking_read(pool, who, coworking_id)
+        return await service.get_closure(pool, coworking_id, closure_id)
+
+    @router.patch("/closures/{closure_id}", response_model=ClosurePublic)
+    async def update_closure(
+        pool: PoolDep, kv: ValkeyDep, coworking_id: CoworkingId, closure_id: UUID,
+        who: CurrentPrincipal, body: ClosureUpdate,
+    ) -> dict[str, Any]:  # fmt: skip
+        await require_coworking_write(pool, who, coworking_id)
+        return await service.update_closure(pool, kv, coworking_id, closure_id, body)
+
+    @router.delete("/closures/{closure_id}", status_code=204)
+    async def delete_closure(
+        pool: PoolDep, kv: ValkeyDep, coworking_id: CoworkingId, closure_id: UUID,
+        who: CurrentPrincipal,
+    ) -> Response:  # fmt: skip
+        await require_coworking_write(pool, who, coworking_id)
+        await service.delete_closure(pool, kv, coworking_id, closure_id)
+        return Response(status_code=204)
+
+    async def _availability(
+        pool: PoolDep,
+        kv: ValkeyDep,
+        coworking_id: CoworkingId,
+        viewer: OptionalAdmin,
+        from_: Annotated[AwareDatetime, Query(alias="from")],
+        to: AwareDatetime,
+        type: Literal["OpenSpace", "Cabin", "Room"] | None = None,  # noqa: A002
+        features: Annotated[list[SeatFeature] | None, Query()] = None,
+        seat_id: UUID | None = None,
+    ) -> dict[str, Any]:
+        show = await can_read_all(pool, viewer, coworking_id)
+        return await availability_service.availability(
+            pool, kv, coworking_id, start=from_, end=to, now=_now(), kind=type,
+            features=list(features or []), seat_id=seat_id, show_inactive=show,
+        )  # fmt: skip
+
+    # one body for the coworking and for one seat: {seat_id} fills seat_id
+    for path in ("/availability", "/seats/{seat_id}/availability"):
+        router.add_api_route(
+            path, _availability, methods=["GET"], response_model=AvailabilityPublic
+        )
+    return router
+
+
+collection = APIRouter(prefix="/api/coworkings", tags=["coworkings"])
+
+
+@collection.get("", response_model=list[CoworkingPublic])
+async def list_coworkings(
+    pool: PoolDep,
+    name: Annotated[str | None, Query(max_length=50)] = None,
+    city: Annotated[str | None, Query(max_length=50)] = None,
+    limit: Limit = None,
+    offset: Offset = None,
+) -> list[dict[str, Any]]:
+    return await service.list_coworkings(
+        pool, name=name, city=city, limit=limit, offset=offset, now=_now()
+    )
+
+
+@collection.post("", response_model=CoworkingPublic, status_code=201)
+async def create_coworking(
+    pool: PoolDep, who: CurrentPrincipal, body: CoworkingCreate
+) -> dict[str, Any]:
+    require_role(who, "owner")
+    return await service.create_coworking(pool, body, now=_now())
+
+
+router = APIRouter()
+router.include_router(collection)
+router.include_router(scoped_router("/api/coworking", DEFAULT_COWORKING))
+router.include_router(scoped_router("/api/coworkings/{coworking_id}", PATH_COWORKING))

@@ -1,0 +1,293 @@
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from uuid import uuid4
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from api.booking_rules import (
+    Closure,
+    CoworkingRules,
+    SeatInfo,
+    check_booking,
+    grid_ceil,
+    grid_floor,
+    on_grid,
+    opening_intervals,
+    parse_opening_hours,
+    snap_to_grid,
+    subtract,
+    validate_timezone,
+)
+from api.errors import RuleViolation
+
+BERLIN = ZoneInfo("Europe/Berlin")
+COWORKING = uuid4()
+WEEKDAY_HOURS = {day: [["08:00", "20:00"]] for day in ("mon", "tue", "wed", "thu", "fri")}
+
+
+def rules(**changes) -> CoworkingRules:
+    base = CoworkingRules(
+        id=COWORKING, timezone="Europe/Berlin", opening_hours=None, slot_minutes=15,
+        min_duration_minutes=15, max_duration_minutes=720, max_days_ahead=60,
+        max_active_per_client=10, auto_confirm=True, hold_minutes=30,
+        reminder_lead_minutes=180, checkin_grace_minutes=None, active=True,
+    )  # fmt: skip
+    return replace(base, **changes)
+
+
+SEAT = SeatInfo(
+    id=uuid4(), coworking_id=COWORKING, number=7, kind="OpenSpace", capacity=1,
+    internal_only=False, active=True,
+)  # fmt: skip
+
+
+def berlin(*parts: int) -> datetime:
+    return datetime(*parts, tzinfo=BERLIN)
+
+
+def utc(*parts: int) -> datetime:
+    return datetime(*parts, tzinfo=UTC)
+
+
+NOW = utc(2026, 3, 20, 12)
+
+
+def check(*, starts_at, ends_at, rules_=None, seat=SEAT, closures=(), internal=False, now=NOW):
+    check_booking(
+        rules=rules_ or rules(), seat=seat, closures=list(closures),
+        client_is_internal=internal, starts_at=starts_at, ends_at=ends_at, now=now,
+    )  # fmt: skip
+
+
+def refused(**kwargs) -> RuleViolation:
+    with pytest.raises(RuleViolation) as caught:
+        check(**kwargs)
+    return caught.value
+
+
+def test_check_booking_accepts_booking_inside_hours() -> None:
+    check(starts_at=berlin(2026, 3, 23, 9), ends_at=berlin(2026, 3, 23, 10),
+          rules_=rules(opening_hours=WEEKDAY_HOURS))  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "rule", "description"),
+    [
+        pytest.param(
+            {"starts_at": berlin(2026, 3, 23, 10), "ends_at": berlin(2026, 3, 23, 9)},
+            "end_before_start",
+            "ends_at: 2026-03-23T09:00:00+01:00 is not after starts_at 2026-03-23T10:00:00+01:00",
+            id="end_before_start",
+        ),
+        pytest.param(
+            {"starts_at": berlin(2026, 3, 19, 9), "ends_at": berlin(2026, 3, 19, 10)},
+            "in_past", "starts_at: 2026-03-19T09:00:00+01:00 is in the past", id="in_past",
+        ),
+        pytest.param(
+            {"starts_at": berlin(2026, 6, 1, 9), "ends_at": berlin(2026, 6, 1, 10)},
+            "too_far_ahead",
+            "starts_at: 2026-06-01T09:00:00+02:00 is more than 60 days ahead",
+            id="too_far_ahead",
+        ),
+        pytest.param(
+            {"starts_at": berlin(2026, 3, 23, 9, 5), "ends_at": berlin(2026, 3, 23, 10)},
+            "off_grid",
+            "starts_at: 2026-03-23T09:05:00+01:00 is off the 15-minute slot grid",
+            id="off_grid_start",
+        ),
+        pytest.param(
+            {"starts_at": berlin(2026, 3, 23, 9), "ends_at": berlin(2026, 3, 23, 10, 0, 30)},
+            "off_grid",
+            "ends_at: 2026-03-23T10:00:30+01:00 is off the 15-minute slot grid",
+            id="off_grid_seconds",
+        ),
+        pytest.param(
+            {"starts_at": berlin(2026, 3, 23, 9), "ends_at": berlin(2026, 3, 23, 22)},
+            "too_long", "ends_at: 780 minutes is longer than the maximum of 720",
+            id="too_long",
+        ),
+    ],
+)  # fmt: skip
+def test_check_booking_refuses_broken_rule(kwargs, rule: str, description: str) -> None:
+    violation = refused(**kwargs)
+    assert (violation.rule, violation.description) == (rule, description)
+    assert violation.status_code == 400
+
+
+def test_check_booking_refuses_too_short() -> None:
+    violation = refused(starts_at=berlin(2026, 3, 23, 9), ends_at=berlin(2026, 3, 23, 9, 15),
+                        rules_=rules(min_duration_minutes=30))  # fmt: skip
+    assert violation.rule == "too_short"
+    assert violation.description == "ends_at: 15 minutes is shorter than the minimum of 30"
+
+
+def test_check_booking_refuses_guest_on_employee_seat() -> None:
+    staff_seat = replace(SEAT, internal_only=True)
+    violation = refused(starts_at=berlin(2026, 3, 23, 9), ends_at=berlin(2026, 3, 23, 10),
+                        seat=staff_seat)  # fmt: skip
+    assert (violation.rule, violation.description) == (
+        "internal_only", "seat_id: seat 7 is reserved for employees"
+    )
+    check(starts_at=berlin(2026, 3, 23, 9), ends_at=berlin(2026, 3, 23, 10),
+          seat=staff_seat, internal=True)  # fmt: skip
+
+
+def test_check_booking_refuses_inactive_seat_and_coworking() -> None:
+    slot = {"starts_at": berlin(2026, 3, 23, 9), "ends_at": berlin(2026, 3, 23, 10)}
+    assert refused(**slot, seat=replace(SEAT, active=False)).rule == "seat_inactive"
+    assert refused(**slot, seat=replace(SEAT, coworking_id=uuid4())).rule == "seat_inactive"
+    assert refused(**slot, rules_=rules(active=False)).rule == "coworking_inactive"
+
+
+def test_check_booking_refuses_outside_opening_hours() -> None:
+    violation = refused(starts_at=berlin(2026, 3, 23, 19), ends_at=berlin(2026, 3, 23, 21),
+                        rules_=rules(opening_hours=WEEKDAY_HOURS))  # fmt: skip
+    assert violation.rule == "outside_opening_hours"
+    weekend = refused(starts_at=berlin(2026, 3, 21, 9), ends_at=berlin(2026, 3, 21, 10),
+                      rules_=rules(opening_hours=WEEKDAY_HOURS))  # fmt: skip
+    assert weekend.rule == "outside_opening_hours"
+
+
+def test_check_booking_accepts_across_midnight_in_overnight_hours() -> None:
+    night = rules(opening_hours={"fri": [["22:00", "06:00"]]})
+    check(starts_at=berlin(2026, 3, 27, 23), ends_at=berlin(2026, 3, 28, 5), rules_=night)
+    late = refused(starts_at=berlin(2026, 3, 28, 5), ends_at=berlin(2026, 3, 28, 7),
+                   rules_=night)  # fmt: skip
+    assert late.rule == "outside_opening_hours"
+
+
+def test_check_booking_refuses_closure_of_seat_or_coworking() -> None:
+    slot = {"starts_at": berlin(2026, 3, 23, 9), "ends_at": berlin(2026, 3, 23, 10)}
+    seat_closed = Closure(SEAT.id, berlin(2026, 3, 23, 9, 30), berlin(2026, 3, 23, 12), "paint")
+    violation = refused(**slot, closures=[seat_closed])
+    assert (violation.rule, violation.description) == (
+        "closure",
+        "starts_at: seat 7 is closed from 2026-03-23T09:30:00+01:00 to "
+        "2026-03-23T12:00:00+01:00 (paint)",
+    )
+    everyone = Closure(None, berlin(2026, 3, 23, 8), berlin(2026, 3, 23, 9, 15), "")
+    assert refused(**slot, closures=[everyone]).rule == "closure"
+    # another seat's closure, and one that ends exactly at the start, do not apply
+    other = Closure(uuid4(), berlin(2026, 3, 23, 9), berlin(2026, 3, 23, 10), "")
+    touching = Closure(None, berlin(2026, 3, 23, 8), berlin(2026, 3, 23, 9), "")
+    check(**slot, closures=[other, touching])
+
+
+def test_check_booking_dst_spring_forward_grid_and_duration() -> None:
+    # 2026-03-29: 02:00 CET jumps to 03:00 CEST; 01:30-03:30 local lasts one hour
+    starts, ends = berlin(2026, 3, 29, 1, 30), berlin(2026, 3, 29, 3, 30)
+    check(starts_at=starts, ends_at=ends, rules_=rules(min_duration_minutes=60, max_duration_minutes=60))
+    # aware times of one zone subtract by wall clock; the real span is in UTC
+    assert ends.astimezone(UTC) - starts.astimezone(UTC) == timedelta(hours=1)
+    # with a 90-minute grid 01:30 and 03:00 are on it; 03:00 is the 180th wall minute
+    ninety = rules(slot_minutes=90)
+    check(starts_at=berlin(2026, 3, 29, 1, 30), ends_at=berlin(2026, 3, 29, 3), rules_=ninety)
+    assert refused(starts_at=berlin(2026, 3, 29, 1, 30), ends_at=utc(2026, 3, 29, 1, 30),
+                   rules_=ninety).rule == "off_grid"  # fmt: skip
+
+
+def test_check_booking_dst_fall_back_repeated_hour() -> None:
+    # 2026-10-25: 03:00 CEST falls back to 02:00 CET; 02:15 happens twice
+    first, second = utc(2026, 10, 25, 0, 15), utc(2026, 10, 25, 1, 15)
+    assert first.astimezone(BERLIN).strftime("%H:%M") == second.astimezone(BERLIN).strftime("%H:%M")
+    october = utc(2026, 10, 20)
+    check(starts_at=first, ends_at=second, now=october)
+    assert refused(starts_at=first, ends_at=utc(2026, 10, 25, 1, 20), now=october).rule == "off_grid"
+
+
+def test_check_booking_refuses_naive_times() -> None:
+    with pytest.raises(TypeError, match="starts_at must be timezone-aware"):
+        check(starts_at=datetime(2026, 3, 23, 9), ends_at=berlin(2026, 3, 23, 10))
+
+
+def test_opening_intervals_dst_spring_forward_day() -> None:
+    hours = rules(opening_hours={"sun": [["01:00", "05:00"]]})
+    day = opening_intervals(hours, utc(2026, 3, 28, 12), utc(2026, 3, 29, 12))
+    # 01:00 CET is 00:00Z; 05:00 CEST is 03:00Z: three real hours
+    assert day == [(utc(2026, 3, 29, 0), utc(2026, 3, 29, 3))]
+
+
+def test_opening_intervals_overnight_clipped_and_merged() -> None:
+    hours = rules(timezone="UTC", opening_hours={
+        "mon": [["22:00", "06:00"]], "tue": [["06:00", "09:00"], ["08:00", "10:00"]],
+    })  # fmt: skip
+    assert opening_intervals(hours, utc(2026, 3, 23, 23), utc(2026, 3, 24, 12)) == [
+        (utc(2026, 3, 23, 23), utc(2026, 3, 24, 10))
+    ]
+    # the Monday night shows up from a window that starts on Tuesday
+    assert opening_intervals(hours, utc(2026, 3, 24, 1), utc(2026, 3, 24, 2)) == [
+        (utc(2026, 3, 24, 1), utc(2026, 3, 24, 2))
+    ]
+    assert opening_intervals(hours, utc(2026, 3, 24, 2), utc(2026, 3, 24, 2)) == []
+
+
+def test_opening_intervals_round_the_clock_and_midnight_close() -> None:
+    assert opening_intervals(rules(), utc(2026, 1, 1), utc(2026, 1, 2)) == [
+        (utc(2026, 1, 1), utc(2026, 1, 2))
+    ]
+    all_day = rules(timezone="UTC", opening_hours={"thu": [["00:00", "24:00"]]})
+    assert opening_intervals(all_day, utc(2026, 1, 1), utc(2026, 1, 3)) == [
+        (utc(2026, 1, 1), utc(2026, 1, 2))
+    ]
+
+
+def test_grid_snapping_across_dst_gap() -> None:
+    spring = rules(slot_minutes=15)
+    # 01:50 CET snaps up over the missing hour to 03:00 CEST
+    assert grid_ceil(spring, utc(2026, 3, 29, 0, 50)) == utc(2026, 3, 29, 1)
+    assert grid_floor(spring, utc(2026, 3, 29, 1, 5)) == utc(2026, 3, 29, 1)
+    assert on_grid(spring, utc(2026, 3, 29, 1)) and not on_grid(spring, utc(2026, 3, 29, 1, 5))
+    spans = snap_to_grid(spring, [(utc(2026, 3, 29, 0, 50), utc(2026, 3, 29, 1, 20))], min_minutes=15)
+    assert spans == [(utc(2026, 3, 29, 1), utc(2026, 3, 29, 1, 15))]
+    assert snap_to_grid(spring, [(utc(2026, 3, 29, 1, 1), utc(2026, 3, 29, 1, 14))]) == []
+
+
+def test_subtract_cuts_holes_from_spans() -> None:
+    spans = [(utc(2026, 1, 1, 8), utc(2026, 1, 1, 12)), (utc(2026, 1, 1, 14), utc(2026, 1, 1, 16))]
+    holes = [(utc(2026, 1, 1, 9), utc(2026, 1, 1, 10)), (utc(2026, 1, 1, 11), utc(2026, 1, 1, 15))]
+    assert subtract(spans, holes) == [
+        (utc(2026, 1, 1, 8), utc(2026, 1, 1, 9)),
+        (utc(2026, 1, 1, 10), utc(2026, 1, 1, 11)),
+        (utc(2026, 1, 1, 15), utc(2026, 1, 1, 16)),
+    ]
+
+
+def test_from_row_parses_json_text_and_dict() -> None:
+    row = {
+        "id": COWORKING, "timezone": "UTC", "opening_hours": '{"mon": [["08:00", "18:00"]]}',
+        "slot_minutes": 30, "min_duration_minutes": 30, "max_duration_minutes": 60,
+        "max_days_ahead": 5, "max_active_per_client": 2, "auto_confirm": False,
+        "hold_minutes": 10, "reminder_lead_minutes": 60, "checkin_grace_minutes": 15,
+        "active": True,
+    }  # fmt: skip
+    parsed = CoworkingRules.from_row(row)
+    assert parsed.opening_hours == {"mon": [["08:00", "18:00"]]}
+    assert CoworkingRules.from_row({**row, "opening_hours": {"tue": []}}).opening_hours == {"tue": []}
+    assert CoworkingRules.from_row({**row, "opening_hours": None}).opening_hours is None
+    seat_row = {"id": SEAT.id, "coworking_id": COWORKING, "number": 7, "kind": "Room",
+                "capacity": 6, "internal_only": True, "active": True, "cost": 5.0}  # fmt: skip
+    assert SeatInfo.from_row(seat_row) == replace(SEAT, kind="Room", capacity=6, internal_only=True)
+
+
+@pytest.mark.parametrize(
+    ("hours", "message"),
+    [
+        ({"monday": []}, "'monday' is not a weekday"),
+        ({"mon": "08-20"}, "mon: expected a list"),
+        ({"mon": [["08:00"]]}, 'mon: each interval is ["HH:MM", "HH:MM"]'),
+        ({"mon": [["8:00", "20:00"]]}, "mon: opening time '8:00' is not HH:MM"),
+        ({"mon": [["08:00", "24:01"]]}, "mon: closing time '24:01' is not HH:MM"),
+        ({"mon": [["08:00", "08:00"]]}, "mon: 08:00-08:00 is empty"),
+    ],
+)
+def test_parse_opening_hours_refuses_bad_value(hours, message: str) -> None:
+    with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        parse_opening_hours(hours)
+
+
+def test_validate_timezone_refuses_unknown_names() -> None:
+    assert validate_timezone("Europe/Berlin") == "Europe/Berlin"
+    for bad in ("Mars/Olympus", "", " UTC", "../../etc/passwd"):
+        with pytest.raises(ValueError, match="is not an IANA time zone"):
+            validate_timezone(bad)
