@@ -87,4 +87,8 @@ def _load_command_modules() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # As `python -m api.cli` this module is __main__; command modules register
+    # with api.cli, so run that module's main.
+    from api.cli import main as registered_main
+
+    sys.exit(registered_main())

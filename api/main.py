@@ -14,7 +14,7 @@ from api.errors import install_error_handlers
 from api.logging_setup import install_request_context
 from api.metrics import install_metrics
 from api.resources import Resources, open_resources
-from api.routes import health, reservations
+from api.routes import admins, clients, health, reservations
 from api.settings import Settings, settings_or_exit
 
 logger = logging.getLogger(__name__)
@@ -66,6 +66,8 @@ def create_app(
         app.state.resources = resources
     app.include_router(health.router)
     app.include_router(reservations.router)
+    app.include_router(clients.router)
+    app.include_router(admins.router)
     return app
 
 
