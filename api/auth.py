@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from api.deps import PoolDep, SettingsDep
+from api.deps import PoolDep, ResourcesDep
 from api.errors import Forbidden, Unauthorized
-from api.tokens import Principal, decode_access_token
+from api.resources import Resources
+from api.services.accounts import account_state
+from api.sessions import is_revoked
+from api.tokens import Kind, Principal, decode_access_token
 
 _bearer_client = HTTPBearer(auto_error=False, scheme_name="client")
 _bearer_admin = HTTPBearer(auto_error=False, scheme_name="admin")
@@ -22,30 +26,44 @@ def _token(credentials: HTTPAuthorizationCredentials | None) -> str:
     return credentials.credentials
 
 
+async def authenticate(resources: Resources, token: str, *, kind: Kind) -> Principal:
+    """A valid signature is not enough: the session and the account must still stand.
+
+    The role is read from the account, so a change of role applies at once.
+    """
+    principal = decode_access_token(resources.settings, token, kind=kind)
+    if await is_revoked(resources.valkey, principal.session_id):
+        raise Unauthorized()
+    state = await account_state(resources.pool, kind, principal.id)
+    if state is None or state["token_version"] != principal.version:
+        raise Unauthorized()
+    return replace(principal, role=state["role"])
+
+
+ClientBearer = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer_client)]
+AdminBearer = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer_admin)]
+
+
 async def _current_client(
-    settings: SettingsDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer_client)],
+    resources: ResourcesDep, credentials: ClientBearer
 ) -> Principal:
-    return decode_access_token(settings, _token(credentials), kind="client")
+    return await authenticate(resources, _token(credentials), kind="client")
 
 
 async def _current_admin(
-    settings: SettingsDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer_admin)],
+    resources: ResourcesDep, credentials: AdminBearer
 ) -> Principal:
-    return decode_access_token(settings, _token(credentials), kind="admin")
+    return await authenticate(resources, _token(credentials), kind="admin")
 
 
 async def _current_principal(
-    request: Request,
-    settings: SettingsDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer_client)],
+    resources: ResourcesDep, credentials: ClientBearer
 ) -> Principal:
     token = _token(credentials)
     try:
-        return decode_access_token(settings, token, kind="client")
+        return await authenticate(resources, token, kind="client")
     except Unauthorized:
-        return decode_access_token(settings, token, kind="admin")
+        return await authenticate(resources, token, kind="admin")
 
 
 CurrentClient = Annotated[Principal, Depends(_current_client)]
@@ -68,7 +86,9 @@ async def managed_coworkings(pool: PoolDep, admin: Principal) -> set[uuid.UUID] 
     return {row["coworking_id"] for row in rows}
 
 
-async def require_coworking_write(pool: PoolDep, admin: Principal, coworking_id: uuid.UUID) -> None:
+async def require_coworking_write(
+    pool: PoolDep, admin: Principal, coworking_id: uuid.UUID
+) -> None:
     """Owners change any coworking; managers only theirs; support none."""
     if admin.role == "owner":
         return

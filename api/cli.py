@@ -90,7 +90,8 @@ def _load_command_modules() -> None:
 
 
 if __name__ == "__main__":
-    # under `python -m` this file is __main__; commands register on api.cli
+    # As `python -m api.cli` this module is __main__; command modules register
+    # with api.cli, so run that module's main.
     from api.cli import main as registered_main
 
     sys.exit(registered_main())

@@ -39,9 +39,15 @@ def _settings(request: Request) -> Settings:
     return _resources(request).settings
 
 
+def _client_address(request: Request) -> str | None:
+    # the peer as uvicorn saw it; behind a proxy, run uvicorn with --proxy-headers
+    return request.client.host if request.client else None
+
+
 ResourcesDep = Annotated[Resources, Depends(_resources)]
 PoolDep = Annotated[asyncpg.Pool, Depends(_pool)]
 ValkeyDep = Annotated[valkey.Valkey, Depends(_valkey)]
 TemporalDep = Annotated[Client, Depends(_temporal)]
 StoreDep = Annotated[ObjectStore, Depends(_store)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
+ClientAddressDep = Annotated[str | None, Depends(_client_address)]

@@ -51,6 +51,25 @@ class Unauthorized(TLoungeError):
         super().__init__(description, headers={"WWW-Authenticate": "Bearer"})
 
 
+class InvalidCredentials(Unauthorized):
+    """Sign-in refused; the same answer whether the email or the password is wrong."""
+
+    code = "invalid_credentials"
+
+    def __init__(self) -> None:
+        super().__init__("Wrong email or password")
+
+
+class InvalidPassword(TLoungeError):
+    """The current password sent with a sensitive change does not match."""
+
+    status_code = 400
+    code = "invalid_password"
+
+    def __init__(self) -> None:
+        super().__init__("The current password is not correct")
+
+
 class Forbidden(TLoungeError):
     status_code = 403
     code = "forbidden"
@@ -64,6 +83,13 @@ class NotFound(TLoungeError):
 class Conflict(TLoungeError):
     status_code = 409
     code = "conflict"
+
+
+class EmailTaken(Conflict):
+    code = "email_taken"
+
+    def __init__(self) -> None:
+        super().__init__("An account with this email already exists")
 
 
 class PayloadTooLarge(TLoungeError):

@@ -15,7 +15,7 @@ from api.logging_setup import install_request_context
 from api.metrics import install_metrics
 from api.resources import Resources, open_resources
 from api.routes import coworkings as coworking_routes
-from api.routes import health, reservations
+from api.routes import admins, clients, health, reservations
 from api.routes import images as image_routes
 from api.settings import Settings, settings_or_exit
 
@@ -70,6 +70,8 @@ def create_app(
     app.include_router(reservations.router)
     app.include_router(coworking_routes.router)
     app.include_router(image_routes.router)
+    app.include_router(clients.router)
+    app.include_router(admins.router)
     return app
 
 

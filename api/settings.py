@@ -71,6 +71,11 @@ class Settings(BaseSettings):
     jwt_access_ttl_seconds: int = Field(3600, ge=60)
     jwt_refresh_ttl_seconds: int = Field(30 * 24 * 3600, ge=300)
 
+    # attempts at sign-in, registration and password change, per fixed window
+    auth_rate_window_seconds: int = Field(60, ge=1)
+    auth_rate_per_account: int = Field(10, ge=1)
+    auth_rate_per_address: int = Field(30, ge=1)
+
     default_coworking_id: UUID | None = None
 
     worker_metrics_port: int = Field(0, ge=0, le=65535)

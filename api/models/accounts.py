@@ -1,0 +1,130 @@
+"""Request and response shapes of the client and admin operations.
+
+Names and bounds follow the contract (Client, ClientForm, ClientUpdate, Admin,
+AdminForm, AdminUpdate, Credentials, ChangePasswordRequest and the auth
+responses). Request bodies refuse unknown fields with a 400 that names them,
+so a client cannot slip in `verified` or `is_internal`, and a typo is not
+silently ignored. What is new beside the contract is optional.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from api.models.common import EmailAddress, SafeText
+
+# The contract's bounds; checked before anything is hashed.
+Password = Annotated[str, StringConstraints(min_length=8, max_length=100)]
+Name = Annotated[str, SafeText(min_length=1, max_length=15)]
+Patronymic = Annotated[str, SafeText(max_length=20)]
+Role = Literal["owner", "manager", "support"]
+
+
+class RequestBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Credentials(RequestBody):
+    email: EmailAddress
+    password: Password
+
+
+class ClientForm(Credentials):
+    name: Name
+    surname: Name
+    patronymic: Patronymic
+    send_notifications: bool = False
+
+
+class ClientUpdate(RequestBody):
+    """A null or absent field keeps its value."""
+
+    email: EmailAddress | None = None
+    name: Name | None = None
+    surname: Name | None = None
+    patronymic: Patronymic | None = None
+    send_notifications: bool | None = None
+
+
+class ClientAdminUpdate(ClientUpdate):
+    """What staff may change on a client: the profile, and two flags only they set."""
+
+    is_internal: bool | None = None
+    verified: bool | None = None
+
+
+class AdminForm(Credentials):
+    # least privilege: an admin who may change things is made so explicitly
+    role: Role = "support"
+    coworking_ids: list[uuid.UUID] | None = Field(
+        default=None, description="The coworkings a manager runs; managers only"
+    )
+
+
+class AdminUpdate(RequestBody):
+    email: EmailAddress | None = None
+
+
+class AdminOwnerUpdate(AdminUpdate):
+    """What an owner may change on another admin."""
+
+    role: Role | None = None
+    coworking_ids: list[uuid.UUID] | None = None
+
+
+class ChangePasswordRequest(RequestBody):
+    current_password: Password
+    new_password: Password
+    new_password_confirm: Password
+
+
+class DeleteAccountRequest(RequestBody):
+    """The optional body of DELETE /api/client and /api/admin.
+
+    The contract sends none; a password, when sent, must be the account's.
+    """
+
+    password: Password | None = None
+
+
+class RefreshRequest(RequestBody):
+    refresh_token: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+class LogoutRequest(RequestBody):
+    all_sessions: bool = Field(
+        default=False, description="Also sign out every other session of the account"
+    )
+
+
+class Client(BaseModel):
+    id: uuid.UUID
+    email: str
+    name: str
+    surname: str
+    patronymic: str
+    send_notifications: bool
+    is_internal: bool
+    verified: bool
+
+
+class Admin(BaseModel):
+    id: uuid.UUID
+    email: str
+    role: Role
+    coworking_ids: list[uuid.UUID] = []
+
+
+class ClientAuthResponse(BaseModel):
+    token: str
+    client: Client
+    refresh_token: str | None = None
+
+
+class AdminAuthResponse(BaseModel):
+    token: str
+    admin: Admin
+    refresh_token: str | None = None

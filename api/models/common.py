@@ -1,0 +1,86 @@
+"""Validated building blocks for request models: safe free text and email addresses.
+
+Text a person types ends up in mail headers, PDFs and admin screens, so it is
+normalised (NFC, no surrounding whitespace) and refused when it carries
+control or formatting characters that could split a header or hide text.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from annotated_types import GroupedMetadata, MaxLen, MinLen
+from email_validator import EmailNotValidError, validate_email
+from pydantic import AfterValidator, BeforeValidator, StringConstraints
+
+# Categories never allowed: controls (CR, LF, TAB, NUL...), line and paragraph
+# separators, surrogates, private use and unassigned code points.
+_REFUSED_CATEGORIES = frozenset({"Cc", "Zl", "Zp", "Cs", "Co", "Cn"})
+# Format characters (Cf: bidi overrides, invisible marks) are refused too, except
+# the zero-width joiner and non-joiner, which Persian, Indic scripts and emoji need.
+_ALLOWED_FORMAT = frozenset({"\u200c", "\u200d"})
+
+
+def _normalise(value: Any) -> Any:
+    if isinstance(value, str):
+        return unicodedata.normalize("NFC", value).strip()
+    return value
+
+
+def refuse_control_characters(value: str) -> str:
+    for char in value:
+        category = unicodedata.category(char)
+        if category in _REFUSED_CATEGORIES or (
+            category == "Cf" and char not in _ALLOWED_FORMAT
+        ):
+            raise ValueError(
+                f"must not contain control or formatting characters (U+{ord(char):04X})"
+            )
+    return value
+
+
+@dataclass(frozen=True)
+class SafeText(GroupedMetadata):
+    """One line of text: NFC, stripped, its length in code points, no controls.
+
+    label: Annotated[str, SafeText(min_length=1, max_length=50)]
+    """
+
+    max_length: int
+    min_length: int = 0
+
+    def __iter__(self) -> Iterator[Any]:
+        # the bounds apply to the normalised value, and show in the OpenAPI schema
+        yield MinLen(self.min_length)
+        yield MaxLen(self.max_length)
+        yield BeforeValidator(_normalise)
+        yield AfterValidator(refuse_control_characters)
+
+
+def normalise_email(value: str) -> str:
+    """The address as we store and send it; international addresses are accepted.
+
+    No DNS lookup: a sign-up must not depend on a resolver, and deliverability
+    is proven by mail, not by the MX record.
+    """
+    try:
+        return validate_email(value, check_deliverability=False).normalized
+    except EmailNotValidError as error:
+        raise ValueError(f"not a valid email address: {error}") from None
+
+
+def email_key(address: str) -> str:
+    """What uniqueness is decided on: the normalised address, lower-cased."""
+    return address.lower()
+
+
+# The contract bounds every email field to 6-50 characters.
+EmailAddress = Annotated[
+    str,
+    StringConstraints(min_length=6, max_length=50),
+    BeforeValidator(_normalise),
+    AfterValidator(normalise_email),
+]

@@ -1,0 +1,142 @@
+"""Ops subcommands of `tlounge`: accounts that only an operator may create.
+
+    tlounge create-owner --email ops@example.com             # prompts twice
+    TLOUNGE_OWNER_PASSWORD=... tlounge create-owner --email ops@example.com
+    tlounge create-owner --email ops@example.com --generate  # prints it once
+
+Exit codes: 0 created; 2 bad input (email, weak password, no password given);
+3 an admin with this email exists; 4 the database cannot be reached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import getpass
+import os
+import secrets
+import sys
+from collections.abc import AsyncIterator
+
+import asyncpg
+from pydantic import TypeAdapter, ValidationError
+
+from api.cli import command
+from api.db import migrate
+from api.errors import EmailTaken
+from api.models.common import EmailAddress
+from api.passwords import hash_password
+from api.services.admins import create_admin
+from api.settings import Settings
+
+PASSWORD_ENV = "TLOUNGE_OWNER_PASSWORD"  # noqa: S105 - a variable name
+# An owner can do everything, so more than the API's 8 characters.
+MIN_OWNER_PASSWORD = 12
+MAX_PASSWORD = 100
+EXIT_BAD_INPUT, EXIT_TAKEN, EXIT_NO_DATABASE = 2, 3, 4
+
+
+class InputError(Exception):
+    """The operator's input is refused; the message says why in one line."""
+
+
+def owner_password_problem(password: str, email: str) -> str | None:
+    """Why a password is too weak for an owner, or None when it will do."""
+    if len(password) < MIN_OWNER_PASSWORD:
+        return f"is shorter than {MIN_OWNER_PASSWORD} characters"
+    if len(password) > MAX_PASSWORD:
+        return f"is longer than {MAX_PASSWORD} characters"
+    if len(set(password)) < 6:
+        return "repeats too few different characters"
+    local = email.split("@", 1)[0].lower()
+    if len(local) >= 3 and local in password.lower():
+        return "contains the email address"
+    return None
+
+
+def _configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--email", required=True, help="the owner's email address")
+    parser.add_argument(
+        "--generate",
+        action="store_true",
+        help="generate a strong password and print it once",
+    )
+
+
+def _password(args: argparse.Namespace, email: str) -> tuple[str, bool]:
+    """The password and whether it was generated here."""
+    if args.generate:
+        return secrets.token_urlsafe(18), True
+    password = os.environ.get(PASSWORD_ENV)
+    if password is None:
+        if not sys.stdin.isatty():
+            raise InputError(
+                f"no password: set {PASSWORD_ENV}, use --generate or run in a terminal"
+            )
+        password = getpass.getpass("Password for the new owner: ")
+        if getpass.getpass("The same password again: ") != password:
+            raise InputError("the two passwords differ")
+    problem = owner_password_problem(password, email)
+    if problem:
+        raise InputError(f"password refused: it {problem}")
+    return password, False
+
+
+@contextlib.asynccontextmanager
+async def _database(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
+    """The configured database, or the embedded one under the data folder."""
+    server = None
+    dsn = settings.database_url
+    if not dsn:
+        from api.devstack import start_postgres
+
+        # attaches to a running `tlounge dev`, or starts the cluster for this run only
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        server, dsn = await asyncio.to_thread(
+            start_postgres, settings.data_dir / "postgres"
+        )
+    try:
+        conn = await asyncpg.connect(dsn, timeout=10)
+        try:
+            yield conn
+        finally:
+            await conn.close()
+    finally:
+        if server is not None:
+            # leaves it running when another process still holds it
+            await asyncio.to_thread(server.cleanup)  # type: ignore[attr-defined]
+
+
+def _refuse(code: int, message: str) -> int:
+    print(f"tlounge: {message}", file=sys.stderr)  # noqa: T201 - a CLI's answer
+    return code
+
+
+@command("create-owner", _configure)
+async def create_owner(settings: Settings, args: argparse.Namespace) -> int:
+    """Create an owner admin account (the first one, or one more)."""
+    try:
+        email = TypeAdapter(EmailAddress).validate_python(args.email)
+    except ValidationError as error:
+        message = error.errors()[0]["msg"].removeprefix("Value error, ")
+        return _refuse(EXIT_BAD_INPUT, f"--email: {message}")
+    try:
+        password, generated = _password(args, email)
+    except InputError as error:
+        return _refuse(EXIT_BAD_INPUT, str(error))
+    password_hash = await hash_password(password)
+    try:
+        async with _database(settings) as conn:
+            await migrate(conn)
+            admin_id = await create_admin(
+                conn, email=email, password_hash=password_hash, role="owner"
+            )
+    except EmailTaken:
+        return _refuse(EXIT_TAKEN, f"an admin with the email {email} already exists")
+    except (TimeoutError, OSError, asyncpg.PostgresError) as error:
+        return _refuse(EXIT_NO_DATABASE, f"cannot reach the database: {error}")
+    print(f"owner {email} created (id {admin_id})")  # noqa: T201
+    if generated:
+        print(f"password (shown only now): {password}")  # noqa: T201
+    return 0

@@ -1,0 +1,379 @@
+"""Client accounts through the API: registration, sign-in, profile, password, deletion."""
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+
+from api import passwords
+from tests.contract import assert_api_error, assert_matches
+from tests.factories import PASSWORD, create_admin, create_client
+
+FORM = {
+    "name": "Ada",
+    "surname": "Lovelace",
+    "patronymic": "",
+    "email": "Ada@Example.com",
+    "password": "correct horse battery",
+    "send_notifications": True,
+}
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def register(api: httpx.AsyncClient, **changes: object) -> dict:
+    response = await api.post("/api/client/register", json={**FORM, **changes})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def test_register_client_returns_session_and_profile(api, db) -> None:
+    response = await api.post("/api/client/register", json=FORM)
+
+    assert_matches(response, "/api/client/register", "post")
+    body = response.json()
+    assert body["client"] == {
+        "id": body["client"]["id"], "email": "Ada@example.com", "name": "Ada",
+        "surname": "Lovelace", "patronymic": "", "send_notifications": True,
+        "is_internal": False, "verified": False,
+    }  # fmt: skip
+    assert body["refresh_token"]
+    row = await db.fetchrow("SELECT email_key, password_hash FROM client.clients")
+    assert row["email_key"] == "ada@example.com"
+    assert row["password_hash"].startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+    me = await api.get("/api/client", headers=bearer(body["token"]))
+    assert me.json() == body["client"]
+
+
+async def test_register_client_email_taken_whatever_the_case(api) -> None:
+    await register(api)
+
+    response = await api.post("/api/client/register", json={**FORM, "email": "ADA@EXAMPLE.COM"})
+
+    assert_api_error(response, 409, "email_taken")
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"password": "x" * 7}, "password"),
+        ({"password": "x" * 101}, "password"),
+        ({"name": "x" * 16}, "name"),
+        ({"surname": ""}, "surname"),
+        ({"patronymic": "x" * 21}, "patronymic"),
+        ({"name": "Ada\r\nBcc: all@example.com"}, "name"),
+        ({"surname": "Love\u2028lace"}, "surname"),
+        ({"email": "ada@"}, "email"),
+        ({"is_internal": True}, "is_internal"),
+        ({"verified": True}, "verified"),
+    ],
+    ids=["short-password", "long-password", "long-name", "empty-surname",
+         "long-patronymic", "crlf-name", "line-separator", "bad-email",
+         "sets-internal", "sets-verified"],
+)  # fmt: skip
+async def test_register_client_refuses_invalid_body(api, db, monkeypatch, changes, field) -> None:
+    hashed = []
+    monkeypatch.setattr("api.services.clients.hash_password", hashed.append)
+
+    response = await api.post("/api/client/register", json={**FORM, **changes})
+
+    assert_matches(response, "/api/client/register", "post")
+    assert response.status_code == 400
+    assert response.json()["description"].startswith(f"{field}:")
+    assert hashed == []
+    assert await db.fetchval("SELECT count(*) FROM client.clients") == 0
+
+
+async def test_login_client_any_case_and_upgrades_old_hash(api, db, settings) -> None:
+    client = await create_client(db, settings, email="grace@example.com")  # cheap hash
+
+    response = await api.post(
+        "/api/client/login", json={"email": "GRACE@example.com", "password": PASSWORD}
+    )
+
+    assert_matches(response, "/api/client/login", "post")
+    assert response.json()["client"]["id"] == str(client.id)
+    stored = await db.fetchval("SELECT password_hash FROM client.clients")
+    assert not passwords.needs_rehash(stored)
+    again = await api.post(
+        "/api/client/login", json={"email": client.email, "password": PASSWORD}
+    )
+    assert again.status_code == 200
+
+
+async def test_login_client_unknown_email_and_wrong_password_answer_alike(
+    api, db, settings, monkeypatch
+) -> None:
+    await create_client(db, settings, email="grace@example.com")
+    verified = []
+    real_verify = passwords.verify_password
+
+    async def recording_verify(stored, password):
+        verified.append(stored is not None)
+        return await real_verify(stored, password)
+
+    monkeypatch.setattr("api.services.accounts.verify_password", recording_verify)
+
+    wrong = await api.post(
+        "/api/client/login", json={"email": "grace@example.com", "password": "not it at all"}
+    )
+    unknown = await api.post(
+        "/api/client/login", json={"email": "nobody@example.com", "password": PASSWORD}
+    )
+
+    assert_api_error(wrong, 401, "invalid_credentials")
+    assert (unknown.status_code, unknown.json()) == (wrong.status_code, wrong.json())
+    # the unknown email still paid for a (dummy) verify
+    assert verified == [True, False]
+
+
+async def test_edit_client_profile_changes_only_what_was_sent(api, db, settings) -> None:
+    client = await create_client(db, settings, email="grace@example.com")
+
+    response = await api.patch(
+        "/api/client",
+        json={"name": "Grace", "patronymic": "Brewster", "surname": None,
+              "send_notifications": False, "email": "Grace.Hopper@Example.com"},
+        headers=client.headers,
+    )  # fmt: skip
+
+    assert_matches(response, "/api/client", "patch")
+    assert response.json() == {
+        "id": str(client.id), "email": "Grace.Hopper@example.com", "name": "Grace",
+        "surname": "Lovelace", "patronymic": "Brewster", "send_notifications": False,
+        "is_internal": False, "verified": False,
+    }  # fmt: skip
+    key = await db.fetchval("SELECT email_key FROM client.clients WHERE id = $1", client.id)
+    assert key == "grace.hopper@example.com"
+
+
+async def test_edit_client_email_of_another_is_taken(api, db, settings) -> None:
+    await create_client(db, settings, email="taken@example.com")
+    client = await create_client(db, settings)
+
+    response = await api.patch(
+        "/api/client", json={"email": "TAKEN@example.com"}, headers=client.headers
+    )
+
+    assert_api_error(response, 409, "email_taken")
+
+
+@pytest.mark.parametrize("field", ["is_internal", "verified"])
+async def test_edit_client_refuses_staff_only_flags(api, db, settings, field) -> None:
+    client = await create_client(db, settings)
+
+    response = await api.patch("/api/client", json={field: True}, headers=client.headers)
+
+    assert_matches(response, "/api/client", "patch")
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": "invalid_body",
+        "description": f"{field}: Extra inputs are not permitted",
+    }
+    row = await db.fetchrow("SELECT is_internal, verified FROM client.clients")
+    assert (row["is_internal"], row["verified"]) == (False, False)
+
+
+async def test_client_reaches_only_its_own_account(api, db, settings) -> None:
+    alice = await create_client(db, settings, name="Alice")
+    bob = await create_client(db, settings, name="Bob")
+
+    mine = await api.get("/api/client", headers=alice.headers)
+    edited = await api.patch("/api/client", json={"name": "Mallory"}, headers=alice.headers)
+    attempts = [
+        await api.get(f"/api/client/{bob.id}", headers=alice.headers),
+        await api.patch(f"/api/client/{bob.id}", json={"name": "X"}, headers=alice.headers),
+        await api.delete(f"/api/client/{bob.id}", headers=alice.headers),
+    ]
+
+    assert mine.json()["id"] == str(alice.id)
+    assert edited.json()["id"] == str(alice.id)
+    for response in attempts:
+        assert_api_error(response, 401, "unauthorized")
+    assert await db.fetchval("SELECT name FROM client.clients WHERE id = $1", bob.id) == "Bob"
+    assert await db.fetchval("SELECT deleted_at FROM client.clients WHERE id = $1", bob.id) is None
+
+
+async def test_delete_client_keeps_history_anonymised_and_frees_email(api, db) -> None:
+    session = await register(api)
+    client_id = uuid.UUID(session["client"]["id"])
+    past = datetime.now(UTC) - timedelta(days=3)
+    await db.execute(
+        "INSERT INTO reservation.reservations (id, client_id, seat_id, coworking_id,"
+        " starts_at, ends_at, status) VALUES ($1, $2, $3, $4, $5, $6, 'completed')",
+        uuid.uuid4(), client_id, uuid.uuid4(), uuid.uuid4(), past, past + timedelta(hours=2),
+    )  # fmt: skip
+
+    response = await api.delete("/api/client", headers=bearer(session["token"]))
+
+    assert_matches(response, "/api/client", "delete")
+    assert response.status_code == 204
+    row = await db.fetchrow("SELECT * FROM client.clients WHERE id = $1", client_id)
+    assert row["email"] == row["email_key"] == f"deleted-{client_id}@invalid"
+    assert (row["name"], row["surname"], row["patronymic"]) == ("Deleted", "Deleted", "")
+    assert row["deleted_at"] is not None and row["send_notifications"] is False
+    assert await db.fetchval(
+        "SELECT client_id FROM reservation.reservations"
+    ) == client_id
+    # its tokens are dead, its password matches nothing, its email is free again
+    gone = await api.get("/api/client", headers=bearer(session["token"]))
+    assert_api_error(gone, 401, "unauthorized")
+    login = await api.post(
+        "/api/client/login", json={"email": FORM["email"], "password": FORM["password"]}
+    )
+    assert_api_error(login, 401, "invalid_credentials")
+    refreshed = await api.post(
+        "/api/client/token/refresh", json={"refresh_token": session["refresh_token"]}
+    )
+    assert refreshed.status_code == 401
+    again = await register(api)
+    assert again["client"]["id"] != str(client_id)
+
+
+async def test_delete_client_with_wrong_password_changes_nothing(api, db, settings) -> None:
+    client = await create_client(db, settings)
+
+    response = await api.request(
+        "DELETE", "/api/client", json={"password": "not my password"}, headers=client.headers
+    )
+
+    assert_matches(response, "/api/client", "delete")
+    assert_api_error(response, 400, "invalid_password")
+    assert await db.fetchval("SELECT deleted_at FROM client.clients") is None
+    confirmed = await api.request(
+        "DELETE", "/api/client", json={"password": PASSWORD}, headers=client.headers
+    )
+    assert confirmed.status_code == 204
+
+
+async def test_change_client_password_revokes_old_tokens(api, db) -> None:
+    session = await register(api)
+    change = {
+        "current_password": FORM["password"],
+        "new_password": "a much longer secret",
+        "new_password_confirm": "a much longer secret",
+    }
+
+    response = await api.put("/api/client/password", json=change, headers=bearer(session["token"]))
+
+    assert_matches(response, "/api/client/password", "put")
+    fresh = response.json()
+    assert fresh["client"] == session["client"]
+    # the token issued in the same second as the change works; the old ones do not
+    assert (await api.get("/api/client", headers=bearer(fresh["token"]))).status_code == 200
+    old = await api.get("/api/client", headers=bearer(session["token"]))
+    assert_api_error(old, 401, "unauthorized")
+    old_refresh = await api.post(
+        "/api/client/token/refresh", json={"refresh_token": session["refresh_token"]}
+    )
+    assert old_refresh.status_code == 401
+    new_refresh = await api.post(
+        "/api/client/token/refresh", json={"refresh_token": fresh["refresh_token"]}
+    )
+    assert new_refresh.status_code == 200
+    login_old = await api.post(
+        "/api/client/login", json={"email": FORM["email"], "password": FORM["password"]}
+    )
+    assert login_old.status_code == 401
+    login_new = await api.post(
+        "/api/client/login", json={"email": FORM["email"], "password": change["new_password"]}
+    )
+    assert login_new.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("change", "code", "description"),
+    [
+        ({"current_password": "wrong password", "new_password": "new password 1",
+          "new_password_confirm": "new password 1"}, "invalid_password",
+         "The current password is not correct"),
+        ({"current_password": PASSWORD, "new_password": "new password 1",
+          "new_password_confirm": "new password 2"}, "invalid_body",
+         "new_password_confirm: does not match new_password"),
+        ({"current_password": PASSWORD, "new_password": "short",
+          "new_password_confirm": "short"}, "invalid_body", None),
+    ],
+    ids=["wrong-current", "confirmation-differs", "too-short"],
+)  # fmt: skip
+async def test_change_client_password_refused(api, db, settings, change, code, description) -> None:
+    client = await create_client(db, settings)
+    before = await db.fetchval("SELECT password_hash FROM client.clients")
+
+    response = await api.put("/api/client/password", json=change, headers=client.headers)
+
+    assert_matches(response, "/api/client/password", "put")
+    assert_api_error(response, 400, code)
+    if description:
+        assert response.json()["description"] == description
+    assert await db.fetchval("SELECT password_hash FROM client.clients") == before
+    assert (await api.get("/api/client", headers=client.headers)).status_code == 200
+
+
+@pytest.mark.parametrize("role", ["owner", "manager", "support"])
+async def test_admin_reads_any_client(api, db, settings, role) -> None:
+    admin = await create_admin(db, settings, role=role)
+    client = await create_client(db, settings)
+
+    response = await api.get(f"/api/client/{client.id}", headers=admin.headers)
+    missing = await api.get(f"/api/client/{uuid.uuid4()}", headers=admin.headers)
+
+    assert_matches(response, "/api/client/{client_id}", "get")
+    assert response.json()["id"] == str(client.id)
+    assert_matches(missing, "/api/client/{client_id}", "get")
+    assert_api_error(missing, 404, "not_found")
+
+
+@pytest.mark.parametrize("role", ["owner", "manager"])
+async def test_admin_sets_verified_and_internal(api, db, settings, role) -> None:
+    admin = await create_admin(db, settings, role=role)
+    client = await create_client(db, settings)
+
+    response = await api.patch(
+        f"/api/client/{client.id}",
+        json={"verified": True, "is_internal": True, "name": "Augusta"},
+        headers=admin.headers,
+    )
+
+    assert_matches(response, "/api/client/{client_id}", "patch")
+    body = response.json()
+    assert (body["verified"], body["is_internal"], body["name"]) == (True, True, "Augusta")
+    seen = await api.get("/api/client", headers=client.headers)
+    assert seen.json()["verified"] is True
+
+
+async def test_support_cannot_edit_or_delete_a_client(api, db, settings) -> None:
+    support = await create_admin(db, settings, role="support")
+    manager = await create_admin(db, settings, role="manager")
+    client = await create_client(db, settings)
+
+    edit = await api.patch(
+        f"/api/client/{client.id}", json={"verified": True}, headers=support.headers
+    )
+    deletions = [
+        await api.delete(f"/api/client/{client.id}", headers=support.headers),
+        await api.delete(f"/api/client/{client.id}", headers=manager.headers),
+    ]
+
+    assert_api_error(edit, 403, "forbidden")
+    for response in deletions:
+        assert_api_error(response, 403, "forbidden")
+    row = await db.fetchrow("SELECT verified, deleted_at FROM client.clients")
+    assert (row["verified"], row["deleted_at"]) == (False, None)
+
+
+async def test_owner_deletes_a_client(api, db, settings) -> None:
+    owner = await create_admin(db, settings, role="owner")
+    client = await create_client(db, settings)
+
+    response = await api.delete(f"/api/client/{client.id}", headers=owner.headers)
+    again = await api.delete(f"/api/client/{client.id}", headers=owner.headers)
+
+    assert_matches(response, "/api/client/{client_id}", "delete")
+    assert response.status_code == 204
+    assert_api_error(again, 404, "not_found")
+    assert_api_error(await api.get("/api/client", headers=client.headers), 401)
+    read = await api.get(f"/api/client/{client.id}", headers=owner.headers)
+    assert_api_error(read, 404, "not_found")

@@ -1,0 +1,150 @@
+"""`tlounge create-owner`: the only way an owner account comes to be."""
+
+import argparse
+import os
+import subprocess
+import sys
+
+import asyncpg
+import pytest
+
+from api.ops import EXIT_BAD_INPUT, EXIT_NO_DATABASE, EXIT_TAKEN, PASSWORD_ENV, create_owner
+from tests.conftest import make_settings
+
+STRONG = "violet-harbour-97-lantern"
+
+
+def _args(email: str = "Ops@Example.com", generate: bool = False) -> argparse.Namespace:
+    return argparse.Namespace(email=email, generate=generate)
+
+
+async def _sign_in(api, email: str, password: str):
+    return await api.post("/api/admin/login", json={"email": email, "password": password})
+
+
+async def test_create_owner_from_environment(api, db, settings, monkeypatch, capsys) -> None:
+    monkeypatch.setenv(PASSWORD_ENV, STRONG)
+
+    code = await create_owner(settings, _args())
+
+    assert code == 0
+    assert "owner Ops@example.com created" in capsys.readouterr().out
+    row = await db.fetchrow("SELECT email, email_key, role FROM admin.admins")
+    assert dict(row) == {"email": "Ops@example.com", "email_key": "ops@example.com", "role": "owner"}
+    response = await _sign_in(api, "ops@example.com", STRONG)
+    assert response.json()["admin"]["role"] == "owner"
+
+
+async def test_create_owner_generated_password_printed_once(api, db, settings, monkeypatch, capsys) -> None:
+    monkeypatch.delenv(PASSWORD_ENV, raising=False)
+
+    code = await create_owner(settings, _args(generate=True))
+
+    assert code == 0
+    out = capsys.readouterr().out
+    password = out.split("password (shown only now): ", 1)[1].strip()
+    assert len(password) >= 20
+    assert (await _sign_in(api, "ops@example.com", password)).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("password", "reason"),
+    [
+        ("short-1", "is shorter than 12 characters"),
+        ("aaaaaaaaaaaaaaaa", "repeats too few different characters"),
+        ("my-ops-password-2024", "contains the email address"),
+        ("x" * 60 + "y" * 41 + "abcdef", "is longer than 100 characters"),
+    ],
+    ids=["short", "repetitive", "has-email", "long"],
+)
+async def test_create_owner_refuses_weak_password(db, settings, monkeypatch, capsys, password, reason) -> None:
+    monkeypatch.setenv(PASSWORD_ENV, password)
+
+    code = await create_owner(settings, _args())
+
+    assert code == EXIT_BAD_INPUT
+    assert capsys.readouterr().err.strip() == f"tlounge: password refused: it {reason}"
+    assert await db.fetchval("SELECT count(*) FROM admin.admins") == 0
+
+
+async def test_create_owner_refuses_bad_email(db, settings, monkeypatch, capsys) -> None:
+    monkeypatch.setenv(PASSWORD_ENV, STRONG)
+
+    code = await create_owner(settings, _args(email="ops@localhost"))
+
+    assert code == EXIT_BAD_INPUT
+    assert capsys.readouterr().err.startswith("tlounge: --email: not a valid email address")
+
+
+async def test_create_owner_refuses_taken_email(db, settings, monkeypatch, capsys) -> None:
+    monkeypatch.setenv(PASSWORD_ENV, STRONG)
+    assert await create_owner(settings, _args()) == 0
+
+    code = await create_owner(settings, _args(email="OPS@example.com"))
+
+    assert code == EXIT_TAKEN
+    assert "already exists" in capsys.readouterr().err
+    assert await db.fetchval("SELECT count(*) FROM admin.admins") == 1
+
+
+async def test_create_owner_without_password_source(db, settings, monkeypatch, capsys) -> None:
+    monkeypatch.delenv(PASSWORD_ENV, raising=False)
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: False)
+
+    code = await create_owner(settings, _args())
+
+    assert code == EXIT_BAD_INPUT
+    assert "set TLOUNGE_OWNER_PASSWORD, use --generate" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("answers", "expected"), [([STRONG, STRONG], 0), ([STRONG, STRONG + "!"], EXIT_BAD_INPUT)],
+    ids=["same-twice", "differ"],
+)  # fmt: skip
+async def test_create_owner_prompts_twice(db, settings, monkeypatch, answers, expected) -> None:
+    monkeypatch.delenv(PASSWORD_ENV, raising=False)
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True)
+    replies = iter(answers)
+    monkeypatch.setattr("getpass.getpass", lambda prompt: next(replies))
+
+    assert await create_owner(settings, _args()) == expected
+    assert await db.fetchval("SELECT count(*) FROM admin.admins") == (1 if expected == 0 else 0)
+
+
+async def test_create_owner_unreachable_database(monkeypatch, capsys) -> None:
+    monkeypatch.setenv(PASSWORD_ENV, STRONG)
+    settings = make_settings(database_url="postgresql://nobody@127.0.0.1:1/none")
+
+    code = await create_owner(settings, _args())
+
+    assert code == EXIT_NO_DATABASE
+    assert capsys.readouterr().err.startswith("tlounge: cannot reach the database")
+
+
+async def test_create_owner_on_the_embedded_database(monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv(PASSWORD_ENV, STRONG)
+    settings = make_settings(data_dir=tmp_path / "data")
+
+    assert await create_owner(settings, _args()) == 0
+
+    # the cluster it started for this run is stopped again; start it to look
+    from api.devstack import start_postgres, stop_postgres
+
+    server, dsn = start_postgres(tmp_path / "data" / "postgres")
+    try:
+        conn = await asyncpg.connect(dsn)
+        assert await conn.fetchval("SELECT role FROM admin.admins") == "owner"
+        await conn.close()
+    finally:
+        stop_postgres(server, mode="immediate")
+
+
+def test_tlounge_cli_has_create_owner(pg_dsn) -> None:
+    env = {"PATH": os.environ["PATH"], "TLOUNGE_DATABASE_URL": pg_dsn,
+           PASSWORD_ENV: "x"}  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "api.cli", "create-owner", "--email", "cli@example.com"],
+        env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert result.returncode == EXIT_BAD_INPUT, result.stderr
+    assert result.stderr.strip().endswith("password refused: it is shorter than 12 characters")
