@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 import contextlib
+import os
+import re
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -115,7 +118,25 @@ async def scene(
         yield scene
     finally:
         await scene.workers.aclose()
+        await keep_histories(resources, request.node.name)
         await terminate_all(resources)
+
+
+HISTORIES = Path(__file__).parent / "histories"
+
+
+async def keep_histories(resources: Resources, test_name: str) -> None:
+    """With TLOUNGE_RECORD_HISTORIES=1, save the histories of this test's workflows,
+    which the replay test then replays on every later version of the workflow."""
+    if os.environ.get("TLOUNGE_RECORD_HISTORIES") != "1":
+        return
+    HISTORIES.mkdir(exist_ok=True)
+    rows = await resources.pool.fetch("SELECT id FROM reservation.reservations ORDER BY created_at")
+    for index, row in enumerate(rows):
+        handle = resources.temporal.get_workflow_handle(f"reservation-{row['id']}")
+        history = await handle.fetch_history()
+        name = re.sub(r"[^a-z0-9_]+", "_", test_name.removeprefix("test_").lower())
+        (HISTORIES / f"{name}-{index}.json").write_text(history.to_json())
 
 
 async def terminate_all(resources: Resources) -> None:

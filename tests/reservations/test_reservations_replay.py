@@ -1,0 +1,36 @@
+"""Histories of the main paths, recorded from earlier versions, must still replay.
+
+A change to the workflow that would break a reservation asleep in production
+fails here; such a change needs `workflow.patched`. Record new histories with
+`TLOUNGE_RECORD_HISTORIES=1 pytest tests/reservations`.
+"""
+
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.worker import Replayer
+
+from workflows.reservation import ReservationWorkflow
+
+HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
+
+
+def test_recorded_histories_cover_main_paths() -> None:
+    names = {path.stem.rsplit("-", 1)[0] for path in HISTORIES}
+    assert {
+        "book_confirmed_reminder_sent_at_start_minus_lead",
+        "cancel_before_reminder_releases_seat_and_sends_no_reminder",
+        "held_reservation_expires_after_hold_time_and_frees_seat",
+        "no_check_in_by_start_plus_grace_ends_no_show_and_frees_rest",
+        "check_in_near_start_then_completed_after_end",
+        "reschedule_moves_reminder_and_keeps_old_slot_until_new_holds",
+        "smtp_refusing_for_good_marks_failed_then_retry_signal_delivers",
+    } <= names
+
+
+@pytest.mark.parametrize("path", HISTORIES, ids=[path.stem for path in HISTORIES])
+async def test_replay_recorded_history_is_deterministic(path: Path) -> None:
+    history = WorkflowHistory.from_json(f"reservation-{path.stem}", path.read_text())
+    result = await Replayer(workflows=[ReservationWorkflow]).replay_workflow(history)
+    assert result.replay_failure is None
