@@ -15,6 +15,7 @@ from temporalio.runtime import Runtime
 from api.db import create_pool
 from api.objectstore import ObjectStore, create_object_store
 from api.settings import Settings
+from proto.converter import DATA_CONVERTER
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ async def connect_temporal(
         namespace=settings.temporal_namespace,
         lazy=lazy,
         runtime=runtime,
+        data_converter=DATA_CONVERTER,
     )
 
 

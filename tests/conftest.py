@@ -31,6 +31,7 @@ from api.main import create_app
 from api.objectstore import FilesystemStore
 from api.resources import Resources
 from api.settings import Settings
+from proto.converter import DATA_CONVERTER
 
 BIN = Path(sys.executable).parent
 SCHEMAS = ("client", "admin", "coworking", "reservation", "images", "notifications")
@@ -188,7 +189,8 @@ def settings(pg_dsn: str, valkey_server: str, mail_sink: MailSink) -> Settings:
 
 @pytest_asyncio.fixture
 async def temporal(time_env: WorkflowEnvironment) -> Client:
-    return time_env.client
+    # the time-skipping client, with the converter the API and workers use
+    return Client(**{**time_env.client.config(), "data_converter": DATA_CONVERTER})
 
 
 @pytest_asyncio.fixture
