@@ -377,3 +377,38 @@ async def test_owner_deletes_a_client(api, db, settings) -> None:
     assert_api_error(await api.get("/api/client", headers=client.headers), 401)
     read = await api.get(f"/api/client/{client.id}", headers=owner.headers)
     assert_api_error(read, 404, "not_found")
+
+
+async def test_delete_client_cancels_future_reservations_first(api, db, settings, monkeypatch) -> None:
+    client = await create_client(db, settings)
+    calls = []
+
+    async def cancel_future(resources, *, client_id, reason):
+        # still intact while its reservations are being cancelled
+        row = await db.fetchrow("SELECT email, deleted_at FROM client.clients")
+        calls.append((client_id, reason, row["email"], row["deleted_at"]))
+        return 2
+
+    monkeypatch.setattr("api.services.clients.cancel_future_reservations", cancel_future)
+
+    response = await api.delete("/api/client", headers=client.headers)
+
+    assert response.status_code == 204
+    assert calls == [(client.id, "account deleted", client.email, None)]
+
+
+async def test_delete_client_changes_nothing_when_cancelling_fails(api, db, settings, monkeypatch) -> None:
+    from api.errors import Unavailable
+
+    client = await create_client(db, settings)
+
+    async def engine_down(resources, *, client_id, reason):
+        raise Unavailable("the booking engine is unavailable; retry shortly")
+
+    monkeypatch.setattr("api.services.clients.cancel_future_reservations", engine_down)
+
+    response = await api.delete("/api/client", headers=client.headers)
+
+    assert_api_error(response, 503, "unavailable")
+    assert await db.fetchval("SELECT deleted_at FROM client.clients") is None
+    assert (await api.get("/api/client", headers=client.headers)).status_code == 200

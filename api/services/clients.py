@@ -14,6 +14,7 @@ from api.models.common import email_key
 from api.passwords import hash_password
 from api.resources import Resources
 from api.services.accounts import SignedIn, open_session
+from api.services.reservations import cancel_future_reservations
 from api.sessions import end_session
 
 logger = logging.getLogger(__name__)
@@ -96,13 +97,16 @@ async def update_client(
 async def delete_client(
     resources: Resources, client_id: uuid.UUID, *, session_id: str | None = None
 ) -> None:
-    """Anonymise the account, free its email, and refuse all its tokens.
+    """Cancel what is still to come, anonymise the account, refuse all its tokens.
 
     The row stays so that past reservations keep their client; what named the
-    person is overwritten, and the password can no longer match anything.
+    person is overwritten, the email is freed, and the password matches nothing.
     """
-    # Future reservations are cancelled through their workflows by the
-    # reservation service (cancel_future_reservations); it is not wired here yet.
+    # First, while the account stands: should Temporal be down, this fails with
+    # 503 and nothing is deleted, so the request can simply be repeated.
+    cancelled = await cancel_future_reservations(
+        resources, client_id=client_id, reason="account deleted"
+    )
     deleted = await resources.pool.fetchval(
         "UPDATE client.clients SET email = $2, email_key = $2, name = 'Deleted',"
         " surname = 'Deleted', patronymic = '', password_hash = '!',"
@@ -115,4 +119,7 @@ async def delete_client(
         raise NotFound("No such client")
     if session_id:
         await end_session(resources.settings, resources.valkey, session_id)
-    logger.info("client %s deleted and anonymised", client_id)
+    logger.info(
+        "client %s deleted and anonymised; %d reservation(s) cancelled",
+        client_id, cancelled,
+    )  # fmt: skip
