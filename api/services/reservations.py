@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 from temporalio.client import (
+    Client,
     WithStartWorkflowOperation,
     WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
@@ -135,7 +136,7 @@ def view_from_row(row: asyncpg.Record) -> ReservationView:
 
 
 @asynccontextmanager
-async def temporal_boundary() -> AsyncIterator[None]:
+async def temporal_boundary(client: Client) -> AsyncIterator[None]:
     """Temporal being down is a 503 that changed nothing, never a 500."""
     try:
         yield
@@ -148,6 +149,19 @@ async def temporal_boundary() -> AsyncIterator[None]:
         ):
             raise Unavailable("the booking engine is unavailable; retry shortly") from error
         raise
+    except RuntimeError as error:
+        # the lazy client's first connection fails with a bare RuntimeError; tell an
+        # outage from a bug by asking the server whether it is there at all
+        if await _reachable(client):
+            raise
+        raise Unavailable("the booking engine is unavailable; retry shortly") from error
+
+
+async def _reachable(client: Client) -> bool:
+    try:
+        return await client.service_client.check_health(timeout=timedelta(seconds=2))
+    except (RuntimeError, RPCError):
+        return False
 
 
 def _application_error(error: BaseException) -> ApplicationError | None:
@@ -264,7 +278,7 @@ async def book(
         ),
         static_summary=_summary(subject, starts_at, ends_at),
     )
-    async with temporal_boundary():
+    async with temporal_boundary(resources.temporal):
         try:
             result = await resources.temporal.execute_update_with_start_workflow(
                 ReservationWorkflow.hold,
@@ -346,9 +360,11 @@ def _require_open(row: asyncpg.Record, action: str) -> None:
         raise Conflict(f"cannot {action} a {row['status']} reservation")
 
 
-async def _update(handle: object, update: object, request: object, result_type: type) -> object:
+async def _update(
+    resources: Resources, handle: object, update: object, request: object, result_type: type
+) -> object:
     """Run a workflow update; a refusal or a closed workflow is a 409."""
-    async with temporal_boundary():
+    async with temporal_boundary(resources.temporal):
         try:
             return await handle.execute_update(update, request, result_type=result_type)  # type: ignore[attr-defined]
         except WorkflowUpdateFailedError as error:
@@ -407,10 +423,16 @@ async def signal_cancel(
     resources: Resources, reservation_id: uuid.UUID, *, reason: str, requested_by: str
 ) -> None:
     handle = resources.temporal.get_workflow_handle(workflow_id(reservation_id))
-    async with temporal_boundary():
-        await handle.signal(
-            ReservationWorkflow.cancel, pb.CancelRequest(reason=reason, requested_by=requested_by)
-        )
+    async with temporal_boundary(resources.temporal):
+        try:
+            await handle.signal(
+                ReservationWorkflow.cancel,
+                pb.CancelRequest(reason=reason, requested_by=requested_by),
+            )
+        except RPCError as error:
+            # a workflow that already closed has nothing left to release
+            if error.status != RPCStatusCode.NOT_FOUND:
+                raise
 
 
 async def reschedule(
@@ -432,7 +454,7 @@ async def reschedule(
     if ends_at is not None:
         request.ends_at.FromDatetime(ends_at.astimezone(UTC))
     handle = resources.temporal.get_workflow_handle(workflow_id(reservation_id))
-    result = await _update(handle, ReservationWorkflow.reschedule, request, pb.RescheduleResult)
+    result = await _update(resources, handle, ReservationWorkflow.reschedule, request, pb.RescheduleResult)
     assert isinstance(result, pb.RescheduleResult)
     _raise_for_outcome(result.outcome, result.conflict, result.rule, result.description)
     return view_from_state(result.state)
@@ -446,12 +468,12 @@ async def confirm(
     handle = resources.temporal.get_workflow_handle(workflow_id(reservation_id))
     if check_in_only:
         state = await _update(
-            handle, ReservationWorkflow.check_in,
+            resources, handle, ReservationWorkflow.check_in,
             pb.CheckInRequest(admin_id=str(principal.id)), pb.ReservationState,
         )  # fmt: skip
     else:
         state = await _update(
-            handle, ReservationWorkflow.confirm,
+            resources, handle, ReservationWorkflow.confirm,
             pb.ConfirmRequest(admin_id=str(principal.id)), pb.ReservationState,
         )  # fmt: skip
     assert isinstance(state, pb.ReservationState)
@@ -463,7 +485,7 @@ async def retry_notification(
 ) -> None:
     await load_authorized(resources, principal, reservation_id, action="confirm")
     handle = resources.temporal.get_workflow_handle(workflow_id(reservation_id))
-    async with temporal_boundary():
+    async with temporal_boundary(resources.temporal):
         await handle.signal(
             ReservationWorkflow.retry_notification,
             pb.RetryNotificationRequest(requested_by=f"admin:{principal.id}"),
