@@ -7,7 +7,6 @@ optional field beside them.
 
 from __future__ import annotations
 
-import unicodedata
 from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -22,27 +21,11 @@ from pydantic import (
 )
 
 from api.booking_rules import parse_opening_hours, validate_timezone
+from api.models.common import SafeText
 
 SEAT_KINDS = ("OpenSpace", "Cabin", "Room")
 MAX_CAPACITY = 1000
 MAX_POSITION = 1_000_000.0
-_LINE_BREAKS = {"\u2028", "\u2029"}
-
-
-def _plain_text(value: str) -> str:
-    """Text that can reach a mail header: no CR, LF or other control characters."""
-    # A shared SafeText type is on its way from the accounts work; this stays
-    # local until it lands so coworking names are guarded today.
-    for char in value:
-        if unicodedata.category(char) == "Cc" or char in _LINE_BREAKS:
-            raise ValueError(f"control character U+{ord(char):04X} is not allowed")
-    if not value.strip():
-        raise ValueError("must not be blank")
-    return value.strip()
-
-
-def _optional_text(value: str) -> str:
-    return _plain_text(value) if value else value
 
 
 def _seat_type(value: Any) -> Any:
@@ -80,12 +63,10 @@ SeatType = Annotated[
     Any, BeforeValidator(_seat_type), WithJsonSchema(_SEAT_TYPE_SCHEMA)
 ]
 SeatFeature = Literal["Monitor", "Laptop"]
-Name = Annotated[str, Field(min_length=1, max_length=50), AfterValidator(_plain_text)]
-Address = Annotated[
-    str, Field(min_length=1, max_length=100), AfterValidator(_plain_text)
-]
-City = Annotated[str, Field(max_length=50), AfterValidator(_optional_text)]
-Reason = Annotated[str, Field(max_length=200), AfterValidator(_optional_text)]
+Name = Annotated[str, SafeText(min_length=1, max_length=50)]
+Address = Annotated[str, SafeText(min_length=1, max_length=100)]
+City = Annotated[str, SafeText(max_length=50)]
+Reason = Annotated[str, SafeText(max_length=200)]
 TimeZone = Annotated[str, AfterValidator(validate_timezone)]
 OpeningHoursField = Annotated[
     dict[str, list[list[str]]] | None, BeforeValidator(_opening_hours)
