@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 import pytest_asyncio
+from temporalio.api.testservice.v1 import SleepRequest
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -64,6 +65,14 @@ class Scene:
         self.workers = contextlib.AsyncExitStack()
         await self.workers.enter_async_context(
             running_workers(self.resources, cached=self.cached)
+        )
+
+    async def sleep(self, duration: timedelta) -> None:
+        """Skip the server's clock; a patient RPC, since a loaded machine is slow to get there."""
+        request = SleepRequest()
+        request.duration.FromTimedelta(max(duration, timedelta(0)))
+        await self.env.client.test_service.unlock_time_skipping_with_sleep(
+            request, timeout=timedelta(minutes=3)
         )
 
     async def now(self) -> datetime:

@@ -28,11 +28,11 @@ async def test_smtp_deferring_then_accepting_delivers_one_reminder(scene: Scene,
     await wait_for(lambda: _has(scene, reservation_id, "confirmation"))
 
     smtp.refuse_with = "451 4.3.0 try again later"
-    await scene.env.sleep(starts_at - timedelta(hours=3) - await scene.now() + timedelta(seconds=1))
+    await scene.sleep(starts_at - timedelta(hours=3) - await scene.now() + timedelta(seconds=1))
     await asyncio.sleep(1.5)  # a few refused attempts
     assert await _kinds(scene, reservation_id) == ["confirmation"]
     smtp.refuse_with = None
-    await scene.env.sleep(timedelta(minutes=2))
+    await scene.sleep(timedelta(minutes=2))
     await wait_for(lambda: _has(scene, reservation_id, "reminder"))
     reminders = [m for m in smtp.received if m.message["Subject"].startswith("Reminder")]
     assert len(reminders) == 1
@@ -79,10 +79,10 @@ async def test_worker_restarted_mid_workflow_sends_each_mail_once(scene: Scene, 
 
     # fresh workers take over; the new one replays the history, it does not redo it
     await scene.restart_workers()
-    await scene.env.sleep(starts_at - timedelta(hours=3) - await scene.now() + timedelta(seconds=1))
+    await scene.sleep(starts_at - timedelta(hours=3) - await scene.now() + timedelta(seconds=1))
     await wait_for(lambda: _has(scene, reservation_id, "reminder"))
     await scene.restart_workers()
-    await scene.env.sleep(ends_at - await scene.now() + timedelta(seconds=1))
+    await scene.sleep(ends_at - await scene.now() + timedelta(seconds=1))
 
     async def closed() -> bool:
         handle = scene.resources.temporal.get_workflow_handle(f"reservation-{reservation_id}")

@@ -54,7 +54,7 @@ async def test_held_reservation_expires_after_hold_time_and_frees_seat(scene: Sc
     reservation_id = (await scene.book(starts_at, ends_at, seat_id=seat)).json()["id"]
     assert await _claims(scene, reservation_id) == 12
 
-    await scene.env.sleep(timedelta(minutes=21))
+    await scene.sleep(timedelta(minutes=21))
     assert await wait_for(lambda: _is(scene, reservation_id, "expired"))
     assert await _claims(scene, reservation_id) == 0
     late = await scene.api.post(
@@ -73,7 +73,7 @@ async def test_no_check_in_by_start_plus_grace_ends_no_show_and_frees_rest(scene
     starts_at, ends_at = await scene.slot(hours_ahead=5, length_minutes=120)
     reservation_id = (await scene.book(starts_at, ends_at, seat_id=seat)).json()["id"]
 
-    await scene.env.sleep(starts_at + timedelta(minutes=15) - await scene.now() + timedelta(seconds=1))
+    await scene.sleep(starts_at + timedelta(minutes=15) - await scene.now() + timedelta(seconds=1))
     assert await wait_for(lambda: _is(scene, reservation_id, "no_show"))
     # the grains before the deadline stay claimed as history; the rest is free
     remaining = await scene.resources.pool.fetch(
@@ -99,7 +99,7 @@ async def test_check_in_near_start_then_completed_after_end(scene: Scene) -> Non
         f"/api/reservations/{reservation_id}/check-in", headers=scene.admin.headers
     )
     assert early.status_code == 409
-    await scene.env.sleep(starts_at - timedelta(minutes=10) - await scene.now())
+    await scene.sleep(starts_at - timedelta(minutes=10) - await scene.now())
     # at the door, after the QR scan: /confirm on a confirmed reservation checks in
     response = await scene.api.post(
         f"/api/reservations/{reservation_id}/confirm", headers=scene.admin.headers
@@ -107,7 +107,7 @@ async def test_check_in_near_start_then_completed_after_end(scene: Scene) -> Non
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "checked_in"
 
-    await scene.env.sleep(ends_at - await scene.now() + timedelta(seconds=1))
+    await scene.sleep(ends_at - await scene.now() + timedelta(seconds=1))
     assert await wait_for(lambda: _is(scene, reservation_id, "completed"))
     got = await scene.api.get(f"/api/reservations/{reservation_id}", headers=scene.client.headers)
     assert got.json()["status"] == "completed"
