@@ -23,14 +23,6 @@ def command(name: str, configure: Callable[[argparse.ArgumentParser], None] | No
     return register
 
 
-async def _connect(settings: Settings):
-    import asyncpg
-
-    from api.resources import database_url
-
-    return await asyncpg.connect(database_url(settings))
-
-
 @command("dev")
 async def _dev(settings: Settings, args: argparse.Namespace) -> int:
     """Run the whole stack on embedded defaults."""
@@ -46,12 +38,10 @@ async def _dev(settings: Settings, args: argparse.Namespace) -> int:
 async def _migrate(settings: Settings, args: argparse.Namespace) -> int:
     """Apply the database migrations that are missing."""
     from api.db import migrate
+    from api.ops import _database
 
-    conn = await _connect(settings)
-    try:
+    async with _database(settings) as conn:
         applied = await migrate(conn)
-    finally:
-        await conn.close()
     print(f"applied {len(applied)} migration(s)" if applied else "schema is up to date")  # noqa: T201
     return 0
 
@@ -81,7 +71,7 @@ def _load_command_modules() -> None:
     """Modules that add their own subcommands with @command."""
     import importlib
 
-    for module in ("api.ops", "api.ops_runtime"):
+    for module in ("api.ops", "api.ops_runtime", "api.ops_reservations"):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as error:

@@ -40,7 +40,7 @@ def database_url(settings: Settings) -> str:
 
 
 def valkey_url(settings: Settings) -> str:
-    return settings.valkey_url or "redis://127.0.0.1:6379/0"
+    return settings.valkey_url or f"redis://127.0.0.1:{settings.valkey_port}/0"
 
 
 def temporal_address(settings: Settings) -> str:

@@ -1,0 +1,191 @@
+"""Ops subcommands for reservations, notifications, the cache and demo data.
+
+    tlounge notifications failed            # reservations whose mail failed
+    tlounge notifications retry ID          # or --all
+    tlounge reservation show ID             # workflow state and history summary
+    tlounge reservation cancel ID --reason "double booked by phone"
+    tlounge availability rebuild            # drop every cached availability answer
+    tlounge demo                            # demo data, if the database is empty
+
+Exit codes: 0 done; 2 bad input; 4 a dependency cannot be reached; 5 not found.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import valkey.asyncio as valkey
+from temporalio.client import Client
+from temporalio.service import RPCError
+
+from api.cache import invalidate_availability
+from api.cli import command
+from api.errors import TLoungeError
+from api.objectstore import create_object_store
+from api.ops import _database
+from api.resources import Resources, connect_temporal, valkey_url
+from api.services import reservations
+from api.settings import Settings
+from api.tokens import Principal
+from proto import reservation_pb2 as pb
+from workflows.reservation import ReservationWorkflow
+
+EXIT_BAD_INPUT, EXIT_UNREACHABLE, EXIT_NOT_FOUND = 2, 4, 5
+# ops act with an owner's reach, under a name that the history shows
+_OPERATOR = Principal("admin", uuid.UUID(int=0), "owner", 0, "ops-cli")
+
+
+def _say(line: str) -> None:
+    print(line)  # noqa: T201 - a CLI's answer
+
+
+def _refuse(code: int, message: str) -> int:
+    print(f"tlounge: {message}", file=sys.stderr)  # noqa: T201
+    return code
+
+
+@contextlib.asynccontextmanager
+async def _temporal(settings: Settings) -> AsyncIterator[Client]:
+    yield await connect_temporal(settings)
+
+
+@contextlib.asynccontextmanager
+async def _resources(settings: Settings) -> AsyncIterator[Resources]:
+    """What the services need, for the length of one command."""
+    dsn = settings.database_url
+    if not dsn:
+        from api.devstack import start_postgres
+
+        _, dsn = start_postgres(settings.data_dir.resolve() / "postgres")
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+    cache = valkey.from_url(valkey_url(settings))
+    try:
+        async with _temporal(settings) as client:
+            yield Resources(settings, pool, cache, client, create_object_store(settings))
+    finally:
+        await cache.aclose()
+        await pool.close()
+
+
+def _notifications_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=("failed", "retry"))
+    parser.add_argument("reservation_id", nargs="?", type=uuid.UUID)
+    parser.add_argument("--all", action="store_true", help="retry every failed one")
+
+
+@command("notifications", _notifications_args)
+async def notifications(settings: Settings, args: argparse.Namespace) -> int:
+    """List reservations whose notification failed, or retry them."""
+    try:
+        async with _temporal(settings) as client:
+            if args.action == "retry" and args.reservation_id and not args.all:
+                ids = [str(args.reservation_id)]
+            else:
+                ids = [
+                    execution.id.removeprefix("reservation-")
+                    async for execution in client.list_workflows(
+                        'WorkflowType = "ReservationWorkflow" AND NotificationStatus = "failed"'
+                        ' AND ExecutionStatus = "Running"'
+                    )
+                ]
+            if args.action == "failed":
+                for reservation_id in ids:
+                    _say(reservation_id)
+                _say(f"{len(ids)} reservation(s) with a failed notification")
+                return 0
+            if not ids and not args.all:
+                return _refuse(EXIT_BAD_INPUT, "name a reservation id or --all")
+            for reservation_id in ids:
+                handle = client.get_workflow_handle(f"reservation-{reservation_id}")
+                await handle.signal(
+                    ReservationWorkflow.retry_notification,
+                    pb.RetryNotificationRequest(requested_by="ops-cli"),
+                )
+                _say(f"retry requested for {reservation_id}")
+            return 0
+    except RuntimeError as error:
+        return _refuse(EXIT_UNREACHABLE, f"Temporal is unreachable: {error}")
+    except RPCError as error:
+        return _refuse(EXIT_NOT_FOUND, f"Temporal refused: {error.message}")
+
+
+def _reservation_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=("show", "cancel"))
+    parser.add_argument("reservation_id", type=uuid.UUID)
+    parser.add_argument("--reason", default="cancelled by operations", help="for cancel")
+
+
+@command("reservation", _reservation_args)
+async def reservation(settings: Settings, args: argparse.Namespace) -> int:
+    """Show a reservation with its workflow state and history, or cancel it."""
+    try:
+        async with _resources(settings) as resources:
+            if args.action == "cancel":
+                await reservations.cancel(
+                    resources, _OPERATOR, args.reservation_id, reason=args.reason
+                )
+                _say(f"cancelled {args.reservation_id}")
+                return 0
+            view = await reservations.get(resources, _OPERATOR, args.reservation_id)
+            for key, value in view.public().items():
+                _say(f"{key:20} {value}")
+            handle = resources.temporal.get_workflow_handle(
+                reservations.workflow_id(args.reservation_id)
+            )
+            description = await handle.describe()
+            _say(f"{'workflow':20} {handle.id} ({description.status.name.lower()})")
+            counts: dict[str, int] = {}
+            async for event in handle.fetch_history_events():
+                kind = event.WhichOneof("attributes") or "unknown"
+                name = kind.removesuffix("_event_attributes")
+                counts[name] = counts.get(name, 0) + 1
+            _say(f"{'history':20} {sum(counts.values())} events")
+            for name, count in sorted(counts.items()):
+                _say(f"  {name:30} {count}")
+            return 0
+    except TLoungeError as error:
+        code = EXIT_NOT_FOUND if error.status_code == 404 else EXIT_BAD_INPUT
+        return _refuse(code, error.description)
+    except (RuntimeError, OSError) as error:
+        return _refuse(EXIT_UNREACHABLE, f"a dependency is unreachable: {error}")
+
+
+def _availability_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=("rebuild",))
+
+
+@command("availability", _availability_args)
+async def availability(settings: Settings, args: argparse.Namespace) -> int:
+    """Rebuild the availability cache: every cached answer is dropped at once."""
+    async with _database(settings) as conn:
+        ids = [row["id"] for row in await conn.fetch("SELECT id FROM coworking.coworkings")]
+    cache = valkey.from_url(valkey_url(settings))
+    try:
+        for coworking_id in ids:
+            await invalidate_availability(cache, coworking_id)
+    except (OSError, valkey.ConnectionError) as error:
+        return _refuse(EXIT_UNREACHABLE, f"Valkey is unreachable: {error}")
+    finally:
+        await cache.aclose()
+    _say(f"availability cache rebuilt for {len(ids)} coworking(s)")
+    return 0
+
+
+@command("demo")
+async def demo(settings: Settings, args: argparse.Namespace) -> int:
+    """Load the demo data (two coworkings, a client, an owner) if there is none."""
+    from api.demo import load_demo
+
+    async with _database(settings) as conn:
+        async with conn.transaction():
+            await conn.execute("LOCK TABLE coworking.coworkings IN EXCLUSIVE MODE")
+            if await conn.fetchval("SELECT count(*) FROM coworking.coworkings"):
+                _say("the database already holds coworkings; nothing loaded")
+                return 0
+            _say(await load_demo(conn))
+    return 0

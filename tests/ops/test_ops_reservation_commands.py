@@ -1,0 +1,100 @@
+"""The ops commands against the real-time dev server, whose visibility lists workflows."""
+
+import argparse
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+
+from api import ops_reservations
+from api.cache import availability_version
+from api.resources import Resources
+from api.services import reservations
+from proto.converter import DATA_CONVERTER
+from tests.factories import create_client, create_coworking, create_seat
+from tests.reservations.conftest import running_workers
+
+
+@pytest.fixture
+def ops_settings(settings, dev_env: WorkflowEnvironment):
+    return settings.model_copy(
+        update={"temporal_address": dev_env.client.service_client.config.target_host}
+    )
+
+
+async def _wait(check, timeout: float = 30.0):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not (value := await check()):
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.2)
+    return value
+
+
+async def test_notifications_failed_then_retry_all_delivers_and_show_cancel(
+    ops_settings, db, kv, smtp, dev_env: WorkflowEnvironment, capsys
+) -> None:
+    client = Client(**{**dev_env.client.config(), "data_converter": DATA_CONVERTER})
+    resources = Resources(ops_settings, db, kv, client, None)  # type: ignore[arg-type]
+    coworking = await create_coworking(db)
+    seat = await create_seat(db, coworking)
+    guest = await create_client(db, ops_settings)
+    smtp.refuse_with = "550 5.1.1 no such mailbox"
+    starts_at = (datetime.now(UTC) + timedelta(days=2)).replace(minute=0, second=0, microsecond=0)
+    async with running_workers(resources):
+        view = await reservations.book(
+            resources, client_id=guest.id, seat_id=seat, starts_at=starts_at,
+            ends_at=starts_at + timedelta(hours=1), idempotency_key=None,
+        )  # fmt: skip
+
+        async def listed() -> bool:
+            capsys.readouterr()
+            args = argparse.Namespace(action="failed", reservation_id=None, all=False)
+            assert await ops_reservations.notifications(ops_settings, args) == 0
+            return str(view.id) in capsys.readouterr().out
+
+        await _wait(listed)
+        smtp.refuse_with = None
+        args = argparse.Namespace(action="retry", reservation_id=None, all=True)
+        assert await ops_reservations.notifications(ops_settings, args) == 0
+        assert f"retry requested for {view.id}" in capsys.readouterr().out
+
+        async def delivered() -> bool:
+            return any(m.message["Subject"].startswith("Your seat is booked") for m in smtp.received)
+
+        await _wait(delivered)
+
+        show = argparse.Namespace(action="show", reservation_id=view.id, reason="")
+        assert await ops_reservations.reservation(ops_settings, show) == 0
+        out = capsys.readouterr().out
+        assert f"id                   {view.id}" in out
+        assert "status               confirmed" in out
+        assert f"workflow             reservation-{view.id} (running)" in out
+
+        cancel = argparse.Namespace(action="cancel", reservation_id=view.id, reason="phone call")
+        assert await ops_reservations.reservation(ops_settings, cancel) == 0
+        row = await db.fetchrow("SELECT status, cancel_reason FROM reservation.reservations WHERE id = $1", view.id)
+        assert (row["status"], row["cancel_reason"]) == ("cancelled", "phone call")
+
+    missing = argparse.Namespace(action="show", reservation_id=uuid.uuid4(), reason="")
+    assert await ops_reservations.reservation(ops_settings, missing) == ops_reservations.EXIT_NOT_FOUND
+
+
+async def test_availability_rebuild_bumps_every_coworking_version(ops_settings, db, kv, capsys) -> None:
+    first, second = await create_coworking(db), await create_coworking(db, name="Two")
+    before = [await availability_version(kv, c) for c in (first, second)]
+    args = argparse.Namespace(action="rebuild")
+    assert await ops_reservations.availability(ops_settings, args) == 0
+    assert [await availability_version(kv, c) for c in (first, second)] == [v + 1 for v in before]
+    assert "availability cache rebuilt for 2 coworking(s)" in capsys.readouterr().out
+
+
+async def test_demo_loads_once(ops_settings, db, capsys) -> None:
+    assert await ops_reservations.demo(ops_settings, argparse.Namespace()) == 0
+    assert "client  client@demo.tlounge.example" in capsys.readouterr().out
+    assert await db.fetchval("SELECT count(*) FROM coworking.coworkings") == 2
+    assert await ops_reservations.demo(ops_settings, argparse.Namespace()) == 0
+    assert "nothing loaded" in capsys.readouterr().out
+    assert await db.fetchval("SELECT count(*) FROM coworking.coworkings") == 2
