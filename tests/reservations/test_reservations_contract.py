@@ -1,0 +1,133 @@
+"""Every reservation operation of the contract, answered in the contract's shapes."""
+
+from datetime import timedelta
+
+from tests.contract import assert_api_error, assert_matches, operations
+from tests.factories import create_admin, create_client, create_coworking, create_seat
+from tests.reservations.conftest import Scene
+
+RESERVATION_OPERATIONS = {
+    ("post", "/api/reservations"),
+    ("get", "/api/reservations/{reservation_id}"),
+    ("delete", "/api/reservations/{reservation_id}"),
+    ("patch", "/api/reservations/{reservation_id}"),
+    ("post", "/api/reservations/{reservation_id}/confirm"),
+    ("get", "/api/client/reservations"),
+    ("get", "/api/client/{client_id}/reservations"),
+}
+
+
+def test_contract_lists_the_reservation_operations_we_walk() -> None:
+    assert operations("/api/reservations") | {
+        op for op in operations("/api/client") if "reservations" in op[1]
+    } == RESERVATION_OPERATIONS
+
+
+async def test_walk_reservation_operations_against_contract(scene: Scene) -> None:
+    api, client, admin = scene.api, scene.client, scene.admin
+    starts_at, ends_at = await scene.slot(hours_ahead=20)
+
+    created = await scene.book(starts_at, ends_at)
+    assert_matches(created, "/api/reservations", "post")
+    rid = created.json()["id"]
+    url = f"/api/reservations/{rid}"
+
+    assert_matches(await api.get(url, headers=client.headers), "/api/reservations/{reservation_id}", "get")
+    assert_matches(await api.get(url), "/api/reservations/{reservation_id}", "get")  # 401
+    moved = await api.patch(
+        url,
+        json={"starts_at": (starts_at + timedelta(hours=1)).isoformat(),
+              "ends_at": (ends_at + timedelta(hours=1)).isoformat()},
+        headers=client.headers,
+    )  # fmt: skip
+    assert_matches(moved, "/api/reservations/{reservation_id}", "patch")
+    assert moved.json()["version"] == 2
+
+    listed = await api.get("/api/client/reservations?limit=10&offset=0", headers=client.headers)
+    assert_matches(listed, "/api/client/reservations", "get")
+    assert [item["id"] for item in listed.json()] == [rid]
+    by_admin = await api.get(f"/api/client/{client.id}/reservations", headers=admin.headers)
+    assert_matches(by_admin, "/api/client/{client_id}/reservations", "get")
+    assert [item["id"] for item in by_admin.json()] == [rid]
+
+    confirm = await api.post(f"{url}/confirm", headers=admin.headers)
+    assert_api_error(confirm, 409, "conflict")  # auto-confirmed already, start far off
+
+    cancelled = await api.delete(url, headers=client.headers)
+    assert_matches(cancelled, "/api/reservations/{reservation_id}", "delete")
+    assert cancelled.status_code == 204
+    after = await api.get(url, headers=client.headers)
+    assert after.json()["cancelled"] is True
+
+    missing = await api.get("/api/reservations/00000000-0000-0000-0000-000000000000", headers=client.headers)
+    assert_matches(missing, "/api/reservations/{reservation_id}", "get")
+    assert missing.status_code == 404
+
+
+async def test_book_bad_input_answers_400_naming_field(scene: Scene) -> None:
+    starts_at, ends_at = await scene.slot(hours_ahead=20)
+    naive = await scene.api.post(
+        "/api/reservations",
+        json={"seat_id": str(scene.seat_id), "starts_at": "2030-01-01T10:00:00", "ends_at": "2030-01-01T11:00:00"},
+        headers=scene.client.headers,
+    )
+    assert naive.status_code == 400
+    assert naive.json()["error"] == "invalid_body"
+    assert naive.json()["description"].startswith("starts_at: Input should have timezone info")
+    backwards = await scene.book(ends_at, starts_at)
+    assert backwards.status_code == 400
+    assert backwards.json() == {"error": "invalid_body", "description": "ends_at: must be after starts_at"}
+    off_grid = await scene.book(starts_at + timedelta(minutes=7), ends_at)
+    assert off_grid.status_code == 400
+    assert off_grid.json()["error"] == "rule_violation"
+    assert "off the 15-minute slot grid" in off_grid.json()["description"]
+    unknown_seat = await scene.api.post(
+        "/api/reservations",
+        json={"seat_id": "00000000-0000-0000-0000-000000000001", "starts_at": starts_at.isoformat(), "ends_at": ends_at.isoformat()},
+        headers=scene.client.headers,
+    )
+    assert unknown_seat.status_code == 404
+    assert await scene.resources.pool.fetchval("SELECT count(*) FROM reservation.reservations") == 0
+
+
+async def test_employee_only_seat_refused_to_guest(scene: Scene) -> None:
+    seat = await create_seat(scene.resources.pool, scene.coworking_id, number=9, internal_only=True)
+    starts_at, ends_at = await scene.slot(hours_ahead=20)
+    refused = await scene.book(starts_at, ends_at, seat_id=seat)
+    assert refused.status_code == 400
+    assert refused.json()["error"] == "rule_violation"
+    employee = await create_client(scene.resources.pool, scene.resources.settings, is_internal=True)
+    assert (await scene.book(starts_at, ends_at, seat_id=seat, account=employee)).status_code == 200
+
+
+async def test_admin_list_filters_and_manager_scope(scene: Scene) -> None:
+    elsewhere = await create_coworking(scene.resources.pool, name="Elsewhere")
+    far_seat = await create_seat(scene.resources.pool, elsewhere)
+    starts_at, ends_at = await scene.slot(hours_ahead=20)
+    here = (await scene.book(starts_at, ends_at)).json()
+    other_client = await create_client(scene.resources.pool, scene.resources.settings)
+    there = (await scene.book(starts_at, ends_at, seat_id=far_seat, account=other_client)).json()
+
+    everything = await scene.api.get("/api/reservations", headers=scene.admin.headers)
+    assert {item["id"] for item in everything.json()} == {here["id"], there["id"]}
+    filtered = await scene.api.get(
+        f"/api/reservations?coworking_id={elsewhere}&status=confirmed", headers=scene.admin.headers
+    )
+    assert [item["id"] for item in filtered.json()] == [there["id"]]
+    bad = await scene.api.get("/api/reservations?status=lost", headers=scene.admin.headers)
+    assert bad.status_code == 400
+    assert bad.json() == {"error": "invalid_body", "description": "status: unknown status 'lost'"}
+
+    manager = await create_admin(scene.resources.pool, scene.resources.settings, role="manager", coworkings=[elsewhere])
+    scoped = await scene.api.get("/api/reservations", headers=manager.headers)
+    assert [item["id"] for item in scoped.json()] == [there["id"]]
+    hidden = await scene.api.get(f"/api/reservations/{here['id']}", headers=manager.headers)
+    assert hidden.status_code == 404
+    cannot = await scene.api.post(f"/api/reservations/{here['id']}/confirm", headers=manager.headers)
+    assert cannot.status_code == 404
+    support = await create_admin(scene.resources.pool, scene.resources.settings, role="support")
+    no_move = await scene.api.patch(
+        f"/api/reservations/{here['id']}", json={"seat_id": str(scene.other_seat_id)}, headers=support.headers
+    )
+    assert no_move.status_code == 403
+    assert (await scene.api.delete(f"/api/reservations/{here['id']}", headers=support.headers)).status_code == 204
