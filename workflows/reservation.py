@@ -26,6 +26,9 @@ RESERVATION_START = SearchAttributeKey.for_datetime("ReservationStart")
 RESERVATION_STATUS = SearchAttributeKey.for_keyword("ReservationStatus")
 NOTIFICATION_STATUS = SearchAttributeKey.for_keyword("NotificationStatus")
 
+# Patch ids: each marks a change of workflow logic that old histories must not see.
+CONFIRM_AFTER_HELD_MOVE = "confirm-after-held-move"
+
 # Staff may check a client in from this long before the start until the end.
 CHECKIN_OPENS_BEFORE = timedelta(minutes=30)
 # A closed reservation keeps waiting this long for an ops retry of a failed mail.
@@ -47,7 +50,6 @@ MAIL_RETRY = RetryPolicy(
 )
 
 S = pb.ReservationStatus
-ACTIVE = (S.RESERVATION_STATUS_HELD, S.RESERVATION_STATUS_CONFIRMED, S.RESERVATION_STATUS_CHECKED_IN)
 TERMINAL = (
     S.RESERVATION_STATUS_COMPLETED,
     S.RESERVATION_STATUS_CANCELLED,
@@ -175,8 +177,14 @@ class ReservationWorkflow:
 
             version = self._state.version
             if self._confirmation_version < version:
+                # a hold moved before staff confirmed it was never announced: the
+                # client's first mail is the confirmation, not "your booking has moved"
+                if workflow.patched(CONFIRM_AFTER_HELD_MOVE):
+                    first = self._confirmation_version == 0
+                else:
+                    first = version == 1
                 self._confirmation_version = version
-                kind = pb.MAIL_KIND_CONFIRMATION if version == 1 else pb.MAIL_KIND_RESCHEDULE
+                kind = pb.MAIL_KIND_CONFIRMATION if first else pb.MAIL_KIND_RESCHEDULE
                 self._queue_mail(kind, due_at=now)
 
             # the reminder: an absolute instant, at once if it has already passed

@@ -136,3 +136,30 @@ async def test_reservation_of_another_client_is_not_found(scene: Scene) -> None:
     assert mine.status_code == 200
     assert mine.headers["content-type"] == "image/png"
     assert mine.content.startswith(b"\x89PNG")
+
+
+async def test_hold_moved_before_confirmation_gets_confirmation_mail(scene: Scene, smtp) -> None:
+    coworking = await create_coworking(scene.resources.pool, auto_confirm=False, hold_minutes=60)
+    seat = await create_seat(scene.resources.pool, coworking)
+    starts_at, ends_at = await scene.slot(hours_ahead=48)
+    reservation_id = (await scene.book(starts_at, ends_at, seat_id=seat)).json()["id"]
+    moved = await scene.api.patch(
+        f"/api/reservations/{reservation_id}",
+        json={"starts_at": (starts_at + timedelta(hours=1)).isoformat(),
+              "ends_at": (ends_at + timedelta(hours=1)).isoformat()},
+        headers=scene.client.headers,
+    )  # fmt: skip
+    assert moved.status_code == 200 and moved.json()["status"] == "held"
+    confirmed = await scene.api.post(
+        f"/api/reservations/{reservation_id}/confirm", headers=scene.admin.headers
+    )
+    assert confirmed.status_code == 200
+
+    async def mailed() -> list:
+        return await scene.resources.pool.fetch(
+            "SELECT kind, version FROM notifications.sent_mail WHERE reservation_id = $1",
+            uuid.UUID(reservation_id),
+        )
+
+    rows = await wait_for(mailed)
+    assert [(row["kind"], row["version"]) for row in rows] == [("confirmation", 2)]
