@@ -39,6 +39,7 @@ async def create_reservation(
     else:
         if body.client_id is None:
             raise InvalidInput("client_id: required when staff book for a client")
+        await reservations.require_booking_scope(resources, principal, body.seat_id)
         client_id = body.client_id
     if body.ends_at <= body.starts_at:
         raise InvalidInput("ends_at: must be after starts_at")

@@ -231,6 +231,24 @@ def _summary(subject: asyncpg.Record, starts_at: datetime, ends_at: datetime) ->
     )
 
 
+async def require_booking_scope(
+    resources: Resources, principal: Principal, seat_id: uuid.UUID
+) -> None:
+    """Staff book or move only into coworkings they manage; support books nothing."""
+    if principal.kind != "admin":
+        return
+    if principal.role == "support":
+        raise Forbidden("support staff cannot book or move reservations")
+    scope = await managed_coworkings(resources.pool, principal)
+    if scope is None:
+        return
+    coworking_id = await resources.pool.fetchval(
+        "SELECT coworking_id FROM coworking.seats WHERE id = $1", seat_id
+    )
+    if coworking_id not in scope:
+        raise NotFound(f"seat_id: no seat {seat_id}")
+
+
 async def book(
     resources: Resources,
     *,
@@ -446,6 +464,8 @@ async def reschedule(
 ) -> ReservationView:
     row = await load_authorized(resources, principal, reservation_id, action="reschedule")
     _require_open(row, "reschedule")
+    if seat_id is not None:
+        await require_booking_scope(resources, principal, seat_id)
     request = pb.RescheduleRequest(
         seat_id=str(seat_id) if seat_id else "", requested_by=f"{principal.kind}:{principal.id}"
     )

@@ -131,3 +131,38 @@ async def test_admin_list_filters_and_manager_scope(scene: Scene) -> None:
     )
     assert no_move.status_code == 403
     assert (await scene.api.delete(f"/api/reservations/{here['id']}", headers=support.headers)).status_code == 204
+
+
+async def test_staff_book_for_client_only_in_scope(scene: Scene) -> None:
+    elsewhere = await create_coworking(scene.resources.pool, name="Elsewhere")
+    far_seat = await create_seat(scene.resources.pool, elsewhere)
+    manager = await create_admin(
+        scene.resources.pool, scene.resources.settings, role="manager", coworkings=[scene.coworking_id]
+    )
+    support = await create_admin(scene.resources.pool, scene.resources.settings, role="support")
+    starts_at, ends_at = await scene.slot(hours_ahead=30)
+
+    def body(seat, client_id=None):
+        payload = {"seat_id": str(seat), "starts_at": starts_at.isoformat(), "ends_at": ends_at.isoformat()}
+        if client_id:
+            payload["client_id"] = str(client_id)
+        return payload
+
+    missing = await scene.api.post("/api/reservations", json=body(scene.seat_id), headers=manager.headers)
+    assert missing.json() == {"error": "invalid_body", "description": "client_id: required when staff book for a client"}
+    outside = await scene.api.post("/api/reservations", json=body(far_seat, scene.client.id), headers=manager.headers)
+    assert outside.status_code == 404
+    by_support = await scene.api.post("/api/reservations", json=body(scene.seat_id, scene.client.id), headers=support.headers)
+    assert by_support.status_code == 403
+    inside = await scene.api.post("/api/reservations", json=body(scene.seat_id, scene.client.id), headers=manager.headers)
+    assert inside.status_code == 200, inside.text
+    assert inside.json()["client_id"] == str(scene.client.id)
+    moved_out = await scene.api.patch(
+        f"/api/reservations/{inside.json()['id']}", json={"seat_id": str(far_seat)}, headers=manager.headers
+    )
+    assert moved_out.status_code == 404
+    for_other = await scene.api.post(
+        "/api/reservations", json=body(scene.other_seat_id, scene.admin.id), headers=scene.client.headers
+    )
+    assert for_other.json() == {"error": "invalid_body", "description": "client_id: a client books only for themselves"}
+    assert await scene.resources.pool.fetchval("SELECT count(*) FROM reservation.reservations") == 1
