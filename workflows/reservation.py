@@ -145,6 +145,8 @@ class ReservationWorkflow:
         except TimeoutError:
             workflow.logger.warning("giving up on %d undelivered mail(s)", len(self._mails))
         mailer.cancel()
+        # an update that arrived at the end finishes before the workflow closes
+        await workflow.wait_condition(workflow.all_handlers_finished)
         self._state.waiting_for = ""
         return self._state
 
