@@ -63,8 +63,7 @@ class MailActivities:
         )  # fmt: skip
         metrics.MAILS_SENT.labels(kind=kind).inc()
         if request.kind == pb.MAIL_KIND_REMINDER:
-            lateness = (datetime.now(UTC) - _dt(request.due_at)).total_seconds()
-            metrics.REMINDER_LATENESS.observe(max(lateness, 0.0))
+            metrics.observe_reminder_lateness(due=_dt(request.due_at), sent=datetime.now(UTC))
         return pb.MailResult(sent=True, message_id=mid)
 
     async def _deliver(self, message: object, kind: str) -> None:
