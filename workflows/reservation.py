@@ -27,7 +27,11 @@ RESERVATION_STATUS = SearchAttributeKey.for_keyword("ReservationStatus")
 NOTIFICATION_STATUS = SearchAttributeKey.for_keyword("NotificationStatus")
 
 # Patch ids: each marks a change of workflow logic that old histories must not see.
-CONFIRM_AFTER_HELD_MOVE = "confirm-after-held-move"
+# One id per release, checked once at the start: every patch also writes the
+# TemporalChangeVersion search attribute, a visibility update of its own.
+# 2026-12: search attributes written only on change; a hold moved before staff
+# confirm it is announced by a confirmation mail.
+PATCH_2026_12 = "2026-12-lean-attributes"
 
 # Staff may check a client in from this long before the start until the end.
 CHECKIN_OPENS_BEFORE = timedelta(minutes=30)
@@ -99,9 +103,14 @@ class ReservationWorkflow:
         self._confirmation_version = 0
         # updates run beside the main loop; one change of the reservation at a time
         self._lock = asyncio.Lock()
+        self._lean = False
+        self._announced_status = input.announced_status or "holding"
+        self._announced_notification = input.announced_notification or "none"
+        self._sent_any = False
 
     @workflow.run
     async def run(self, input: pb.ReservationInput) -> pb.ReservationState:
+        self._lean = workflow.patched(PATCH_2026_12)
         # The hold, inside the first workflow task so the booking answers at once.
         claim = await workflow.execute_local_activity(
             "claim_seat",
@@ -132,7 +141,10 @@ class ReservationWorkflow:
         self._state.status = claim.status
         self._hold = pb.HoldResult(outcome=pb.HOLD_OUTCOME_HELD)
         self._hold_deadline = workflow.now() + timedelta(minutes=claim.rules.hold_minutes)
-        workflow.upsert_search_attributes([SearchAttributePair(COWORKING_ID, claim.coworking_id)])
+        if not self._lean:
+            workflow.upsert_search_attributes(
+                [SearchAttributePair(COWORKING_ID, claim.coworking_id)]
+            )
         self._upsert_status()
         mailer = asyncio.create_task(self._deliver_mails())
 
@@ -181,7 +193,7 @@ class ReservationWorkflow:
             if self._confirmation_version < version:
                 # a hold moved before staff confirmed it was never announced: the
                 # client's first mail is the confirmation, not "your booking has moved"
-                if workflow.patched(CONFIRM_AFTER_HELD_MOVE):
+                if self._lean:
                     first = self._confirmation_version == 0
                 else:
                     first = version == 1
@@ -295,7 +307,7 @@ class ReservationWorkflow:
             mail = self._mails[0]
             kind = pb.MailKind.Name(mail.kind).removeprefix("MAIL_KIND_").lower()
             try:
-                await workflow.execute_activity(
+                result = await workflow.execute_activity(
                     "send_mail",
                     mail,
                     result_type=pb.MailResult,
@@ -315,22 +327,37 @@ class ReservationWorkflow:
                 del self._state.failed_mails[:]
                 self._set_notification(pb.NOTIFICATION_STATUS_PENDING)
                 continue
+            self._sent_any = self._sent_any or result.sent or result.duplicate
             if self._mails and self._mails[0] is mail:
                 self._mails.pop(0)
             if not self._mails:
-                self._set_notification(pb.NOTIFICATION_STATUS_SENT)
+                # a client who wants no mail has none sent, not "sent"
+                done = self._sent_any or not self._lean
+                self._set_notification(
+                    pb.NOTIFICATION_STATUS_SENT if done else pb.NOTIFICATION_STATUS_NONE
+                )
 
     def _set_notification(self, status: int) -> None:
         if self._state.notification_status == status:
             return
         self._state.notification_status = status  # type: ignore[assignment]
-        name = pb.NotificationStatus.Name(status).removeprefix("NOTIFICATION_STATUS_").lower()
-        workflow.upsert_search_attributes([SearchAttributePair(NOTIFICATION_STATUS, name)])
+        if self._lean:
+            # support staff look for failures; the query tells pending from sent
+            label = "failed" if status == pb.NOTIFICATION_STATUS_FAILED else "ok"
+            if label == self._announced_notification:
+                return
+            self._announced_notification = label
+        else:
+            label = pb.NotificationStatus.Name(status).removeprefix("NOTIFICATION_STATUS_")
+            label = label.lower()
+        workflow.upsert_search_attributes([SearchAttributePair(NOTIFICATION_STATUS, label)])
 
     def _upsert_status(self) -> None:
-        workflow.upsert_search_attributes(
-            [SearchAttributePair(RESERVATION_STATUS, status_name(self._state.status))]
-        )
+        name = status_name(self._state.status)
+        if self._lean and name == self._announced_status:
+            return
+        self._announced_status = name
+        workflow.upsert_search_attributes([SearchAttributePair(RESERVATION_STATUS, name)])
 
     def _claim_input(
         self, *, seat_id: str, starts_at: datetime, ends_at: datetime, version: int, reschedule: bool

@@ -208,7 +208,7 @@ async def _booking_subject(
     pool: asyncpg.Pool, *, seat_id: uuid.UUID, client_id: uuid.UUID
 ) -> asyncpg.Record:
     row = await pool.fetchrow(
-        "SELECT s.number, s.coworking_id, w.name AS coworking, w.timezone,"
+        "SELECT s.number, s.coworking_id, w.name AS coworking, w.timezone, w.auto_confirm,"
         " (SELECT name || ' ' || surname FROM client.clients"
         "   WHERE id = $2 AND deleted_at IS NULL) AS client_name"
         " FROM coworking.seats s JOIN coworking.coworkings w ON w.id = s.coworking_id"
@@ -273,6 +273,8 @@ async def book(
         seat_id=str(seat_id),
         request_hash=digest,
         mail_task_queue=settings.mail_task_queue,
+        announced_status="confirmed" if subject["auto_confirm"] else "held",
+        announced_notification="ok",
     )
     start_input.starts_at.FromDatetime(starts_at.astimezone(UTC))
     start_input.ends_at.FromDatetime(ends_at.astimezone(UTC))
@@ -290,8 +292,8 @@ async def book(
                 SearchAttributePair(COWORKING_ID, str(subject["coworking_id"])),
                 SearchAttributePair(SEAT_ID, str(seat_id)),
                 SearchAttributePair(RESERVATION_START, starts_at.astimezone(UTC)),
-                SearchAttributePair(RESERVATION_STATUS, "holding"),
-                SearchAttributePair(NOTIFICATION_STATUS, "none"),
+                SearchAttributePair(RESERVATION_STATUS, start_input.announced_status),
+                SearchAttributePair(NOTIFICATION_STATUS, start_input.announced_notification),
             ]
         ),
         static_summary=_summary(subject, starts_at, ends_at),

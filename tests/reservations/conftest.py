@@ -137,7 +137,8 @@ HISTORIES = Path(__file__).parent / "histories"
 async def keep_histories(resources: Resources, test_name: str) -> None:
     """With TLOUNGE_RECORD_HISTORIES=1, save the histories of this test's workflows,
     which the replay test then replays on every later version of the workflow."""
-    if os.environ.get("TLOUNGE_RECORD_HISTORIES") != "1":
+    tag = os.environ.get("TLOUNGE_RECORD_HISTORIES")
+    if not tag:
         return
     HISTORIES.mkdir(exist_ok=True)
     rows = await resources.pool.fetch("SELECT id FROM reservation.reservations ORDER BY created_at")
@@ -145,7 +146,9 @@ async def keep_histories(resources: Resources, test_name: str) -> None:
         handle = resources.temporal.get_workflow_handle(f"reservation-{row['id']}")
         history = await handle.fetch_history()
         name = re.sub(r"[^a-z0-9_]+", "_", test_name.removeprefix("test_").lower())
-        (HISTORIES / f"{name}-{index}.json").write_text(history.to_json())
+        # "1" for the first version's files; any other tag names a later version
+        version = "" if tag == "1" else f".{tag}"
+        (HISTORIES / f"{name}{version}-{index}.json").write_text(history.to_json())
 
 
 async def terminate_all(resources: Resources) -> None:

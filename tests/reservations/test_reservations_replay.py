@@ -1,8 +1,8 @@
 """Histories of the main paths, recorded from earlier versions, must still replay.
 
 A change to the workflow that would break a reservation asleep in production
-fails here; such a change needs `workflow.patched`. Record new histories with
-`TLOUNGE_RECORD_HISTORIES=1 pytest tests/reservations`.
+fails here; such a change needs `workflow.patched`. Record the histories of a
+new version with `TLOUNGE_RECORD_HISTORIES=<tag> pytest tests/reservations`.
 """
 
 from pathlib import Path
@@ -17,7 +17,7 @@ HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
 
 def test_recorded_histories_cover_main_paths() -> None:
-    names = {path.stem.rsplit("-", 1)[0] for path in HISTORIES}
+    names = {path.stem.rsplit("-", 1)[0].split(".")[0] for path in HISTORIES}
     assert {
         "book_confirmed_reminder_sent_at_start_minus_lead",
         "cancel_before_reminder_releases_seat_and_sends_no_reminder",
