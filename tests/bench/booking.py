@@ -34,6 +34,8 @@ from tests.bench.common import (
     book,
     booking_operation,
     closed_loop,
+    cpu_by_process,
+    cpu_line,
     http_client,
     median,
     ms,
@@ -123,28 +125,36 @@ async def one_run(
     results: Results,
 ) -> None:
     """Each measurement of one run, its baselines first, on the same machine state."""
+    before = cpu_by_process(running)
     sql = await closed_loop(
         sql_operation(running.pool, sql_scene, sql_scene.take(count)),
         count=count, concurrency=concurrency,
     )  # fmt: skip
     results.sql.append(sql)
     print(sql.line("  SQL claim transaction"), flush=True)
+    print(cpu_line(before, cpu_by_process(running), sql.count + sql.failures))
+    before = cpu_by_process(running)
     plain = await closed_loop(
         bare_operation(client, task_queue), count=count, concurrency=concurrency
     )
     results.bare.append(plain)
     print(plain.line("  bare workflow"), flush=True)
+    print(cpu_line(before, cpu_by_process(running), plain.count + plain.failures))
+    before = cpu_by_process(running)
     api = await closed_loop(
         booking_operation(http, scene, scene.take(count)),
         count=count, concurrency=concurrency,
     )  # fmt: skip
     results.api.append(api)
     print(api.line("  POST /api/reservations"), flush=True)
+    print(cpu_line(before, cpu_by_process(running), api.count + api.failures))
+    before = cpu_by_process(running)
     fixed = await open_loop(
         booking_operation(http, scene, scene.take(fixed_count)), rate=rate, count=fixed_count
     )
     results.fixed.append(fixed)
     print(fixed.line(f"  POST at {rate:g}/s"), flush=True)
+    print(cpu_line(before, cpu_by_process(running), fixed.count + fixed.failures))
 
 
 async def fill_to(

@@ -372,3 +372,48 @@ def rss_mb(pid: int) -> float:
 def http_client(base_url: str, *, concurrency: int) -> httpx.AsyncClient:
     limits = httpx.Limits(max_connections=concurrency + 10, max_keepalive_connections=concurrency + 10)
     return httpx.AsyncClient(base_url=base_url, limits=limits, timeout=60)
+
+
+def _cpu_of(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    # utime and stime, the 14th and 15th fields of the line
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children_of(parent: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError):
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                if int(stat[1]) == parent:
+                    found.append(int(entry.name))
+    return found
+
+
+def cpu_by_process(running: Running) -> dict[str, float]:
+    """CPU seconds used so far by each process of the stack, and by this one."""
+    used = {"bench client": _cpu_of(os.getpid())}
+    for child in running.stack.children:
+        if child.process is not None and child.process.returncode is None:
+            with contextlib.suppress(OSError):
+                used[child.name] = _cpu_of(child.process.pid)
+    pidfile = running.stack.data_dir / "postgres" / "postmaster.pid"
+    with contextlib.suppress(OSError, ValueError):
+        postmaster = int(pidfile.read_text().split()[0])
+        total = _cpu_of(postmaster)
+        for pid in _children_of(postmaster):
+            with contextlib.suppress(OSError):
+                total += _cpu_of(pid)
+        used["postgres"] = total
+    return used
+
+
+def cpu_line(before: dict[str, float], after: dict[str, float], count: int) -> str:
+    """CPU milliseconds per operation, by process."""
+    parts = [
+        f"{name} {1000 * (after[name] - before.get(name, 0.0)) / max(count, 1):.1f}"
+        for name in after
+        if after[name] - before.get(name, 0.0) > 0
+    ]
+    return "    CPU ms/op: " + ", ".join(parts)
