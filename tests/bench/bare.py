@@ -47,20 +47,21 @@ class BareWorkflow:
         return self._held
 
 
-async def start_bare(client: Client, task_queue: str) -> bool:
-    """One update-with-start of the baseline workflow; True once it answered."""
+async def start_bare(client: Client, task_queue: str) -> str | None:
+    """One update-with-start of the baseline workflow; its id once it answered."""
     value = uuid.uuid4().hex
+    workflow_id = f"bench-bare-{value}"
     operation = WithStartWorkflowOperation(
         BareWorkflow.run,
         value,
-        id=f"bench-bare-{value}",
+        id=workflow_id,
         task_queue=task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
     )
     result = await client.execute_update_with_start_workflow(
         BareWorkflow.hold, value, start_workflow_operation=operation
     )
-    return result == value
+    return workflow_id if result == value else None
 
 
 def build_worker(client: Client, task_queue: str) -> Worker:

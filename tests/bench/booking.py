@@ -93,7 +93,7 @@ async def bare_worker(running: Running, task_queue: str) -> None:
 
 def bare_operation(client: Client, task_queue: str):  # noqa: ANN201
     async def operation(index: int) -> bool:
-        return await bare.start_bare(client, task_queue)
+        return await bare.start_bare(client, task_queue) is not None
 
     return operation
 

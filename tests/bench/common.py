@@ -154,6 +154,7 @@ async def seed(
     *,
     seats: int,
     days_ahead: int = 2,
+    now: datetime | None = None,
 ) -> Scene:
     """A coworking with `seats` seats and as many clients; seat i goes to client i.
 
@@ -184,7 +185,7 @@ async def seed(
         issue_access_token(settings, kind="client", subject=cid, role="client")
         for cid in client_ids
     ]
-    day = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    day = (now or datetime.now(UTC)).astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     base = day + timedelta(days=days_ahead)
     return Scene(coworking_id, seat_ids, client_ids, tokens, base)
 
@@ -233,8 +234,9 @@ def grains_of(starts_at: datetime, ends_at: datetime) -> list[datetime]:
     return grains(starts_at, ends_at)
 
 
-async def claim_in_sql(pool: asyncpg.Pool, scene: Scene, number: int) -> bool:
+async def claim_in_sql(pool: asyncpg.Pool, scene: Scene, number: int) -> uuid.UUID | None:
     """The claim transaction's writes: the reservation row and both sets of claims."""
+    reservation_id = uuid.uuid4()
     lane, starts_at, ends_at = scene.slot(number)
     seat_id, client_id = scene.seat_ids[lane], scene.client_ids[lane]
     slots = grains_of(starts_at, ends_at)
@@ -243,7 +245,7 @@ async def claim_in_sql(pool: asyncpg.Pool, scene: Scene, number: int) -> bool:
             f"INSERT INTO {BASELINE_SCHEMA}.reservations (id, client_id, seat_id,"
             " coworking_id, starts_at, ends_at, status, version)"
             " VALUES ($1,$2,$3,$4,$5,$6,'confirmed',1)",
-            uuid.uuid4(), client_id, seat_id, scene.coworking_id, starts_at, ends_at,
+            reservation_id, client_id, seat_id, scene.coworking_id, starts_at, ends_at,
         )  # fmt: skip
         inserted = 0
         for table, column, owner in (
@@ -255,14 +257,48 @@ async def claim_in_sql(pool: asyncpg.Pool, scene: Scene, number: int) -> bool:
                 f" ({column}, slot_start, reservation_id)"
                 " SELECT $1, slot, $3 FROM unnest($2::timestamptz[]) AS slot"
                 " ON CONFLICT DO NOTHING RETURNING 1) SELECT count(*) FROM ins",
-                owner, slots, uuid.uuid4(),
+                owner, slots, reservation_id,
             )  # fmt: skip
-    return inserted == 2 * len(slots)
+    return reservation_id if inserted == 2 * len(slots) else None
+
+
+async def release_in_sql(pool: asyncpg.Pool, reservation_id: uuid.UUID) -> bool:
+    """The release transaction's writes: the status and both sets of claims."""
+    async with pool.acquire() as conn, conn.transaction():
+        outcome = await conn.execute(
+            f"UPDATE {BASELINE_SCHEMA}.reservations SET status = 'cancelled',"
+            " updated_at = now() WHERE id = $1",
+            reservation_id,
+        )
+        for table in ("seat_claims", "client_claims"):
+            await conn.execute(
+                f"DELETE FROM {BASELINE_SCHEMA}.{table} WHERE reservation_id = $1",
+                reservation_id,
+            )
+    return outcome.endswith(" 1")
+
+
+async def availability_in_sql(
+    pool: asyncpg.Pool, scene: Scene, start: datetime, end: datetime
+) -> bool:
+    """What an availability answer reads: the seats, then their busy intervals."""
+    seats = await pool.fetch(
+        "SELECT id, number, kind, features FROM coworking.seats"
+        " WHERE coworking_id = $1 AND deleted_at IS NULL AND active ORDER BY number",
+        scene.coworking_id,
+    )
+    await pool.fetch(
+        f"SELECT seat_id, starts_at, ends_at FROM {BASELINE_SCHEMA}.reservations"
+        " WHERE seat_id = ANY($1::uuid[]) AND status = ANY($2::text[])"
+        " AND starts_at < $4 AND ends_at > $3 ORDER BY seat_id, starts_at",
+        [seat["id"] for seat in seats], ["held", "confirmed", "checked_in"], start, end,
+    )  # fmt: skip
+    return len(seats) == len(scene.seat_ids)
 
 
 def sql_operation(pool: asyncpg.Pool, scene: Scene, numbers: range) -> Operation:
     async def operation(index: int) -> bool:
-        return await claim_in_sql(pool, scene, numbers[index])
+        return await claim_in_sql(pool, scene, numbers[index]) is not None
 
     return operation
 
