@@ -65,7 +65,9 @@ async def start_bare(client: Client, task_queue: str) -> str | None:
 
 
 def build_worker(client: Client, task_queue: str) -> Worker:
-    return Worker(client, task_queue=task_queue, workflows=[BareWorkflow], activities=[noop])
+    return Worker(
+        client, task_queue=task_queue, workflows=[BareWorkflow], activities=[noop]
+    )
 
 
 async def serve(address: str, task_queue: str) -> None:

@@ -31,7 +31,6 @@ from tests.bench.common import (
     Figures,
     Running,
     Scene,
-    book,
     booking_operation,
     closed_loop,
     cpu_by_process,
@@ -68,7 +67,9 @@ class Results:
     bare: list[Figures] = dataclasses.field(default_factory=list)
     api: list[Figures] = dataclasses.field(default_factory=list)
     fixed: list[Figures] = dataclasses.field(default_factory=list)
-    memory: list[tuple[int, float, float | None]] = dataclasses.field(default_factory=list)
+    memory: list[tuple[int, float, float | None]] = dataclasses.field(
+        default_factory=list
+    )
 
     def rate(self, name: str) -> float:
         return median([figures.rate for figures in getattr(self, name)])
@@ -82,7 +83,13 @@ async def bare_worker(running: Running, task_queue: str) -> None:
     env = {**running.stack.env, "PYTHONPATH": str(ROOT)}
     child = Child(
         "bench-bare-worker",
-        [sys.executable, "-m", "tests.bench.bare", running.temporal_address, task_queue],
+        [
+            sys.executable,
+            "-m",
+            "tests.bench.bare",
+            running.temporal_address,
+            task_queue,
+        ],
         env,
         running.stack.data_dir / "logs" / "bench-bare-worker.log",
         restart=False,
@@ -150,7 +157,9 @@ async def one_run(
     print(cpu_line(before, cpu_by_process(running), api.count + api.failures))
     before = cpu_by_process(running)
     fixed = await open_loop(
-        booking_operation(http, scene, scene.take(fixed_count)), rate=rate, count=fixed_count
+        booking_operation(http, scene, scene.take(fixed_count)),
+        rate=rate,
+        count=fixed_count,
     )
     results.fixed.append(fixed)
     print(fixed.line(f"  POST at {rate:g}/s"), flush=True)
@@ -222,7 +231,8 @@ def summary(results: Results, targets: Targets, *, runs: int, rate: float) -> st
     lines = [
         "",
         f"Summary (median of {runs} run(s))",
-        f"{'':<30}{'per second':>12}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'x SQL':>8}",
+        f"{'':<30}{'per second':>12}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"
+        f"{'x SQL':>8}",
     ]
     sql_rate = results.rate("sql")
     for name, label in (
@@ -238,10 +248,14 @@ def summary(results: Results, targets: Targets, *, runs: int, rate: float) -> st
         )
     bare_rate = results.rate("bare")
     if bare_rate:
-        lines.append(f"bookings / bare workflow rate: {results.rate('api') / bare_rate:.2f}")
+        lines.append(
+            f"bookings / bare workflow rate: {results.rate('api') / bare_rate:.2f}"
+        )
     for sleeping, memory, cached in results.memory:
         shown = "n/a" if cached is None else f"{cached:.0f}"
-        lines.append(f"worker RSS at {sleeping:>6} sleeping: {memory:6.1f} MiB (cached {shown})")
+        lines.append(
+            f"worker RSS at {sleeping:>6} sleeping: {memory:6.1f} MiB (cached {shown})"
+        )
     lines.append("")
     for target, measured, met, _ in verdicts(results, targets):
         lines.append(f"[{'met' if met else 'MISSED'}] {target}: {measured}")
@@ -255,28 +269,36 @@ async def main(args: argparse.Namespace) -> int:
     async with running_stack(keep=args.keep) as running:
         # the SDK's metrics tell how full the workflow cache is
         metrics_port = free_port()
-        await running.restart_child(WORKER, TLOUNGE_TEMPORAL_METRICS_PORT=str(metrics_port))
+        await running.restart_child(
+            WORKER, TLOUNGE_TEMPORAL_METRICS_PORT=str(metrics_port)
+        )
         metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
         await bare_worker(running, task_queue)
         scene = await seed(running.pool, running.settings, seats=args.seats)
         sql_scene = dataclasses.replace(scene, next_number=0)
         await prepare_sql_baseline(running.pool)
         client = await Client.connect(running.temporal_address)
-        async with http_client(running.stack.api_url, concurrency=args.concurrency) as http:
+        async with http_client(
+            running.stack.api_url, concurrency=args.concurrency
+        ) as http:
             await wait_for_worker(http, scene)
             # warm-up: connections, caches and imports of every path
-            await closed_loop(bare_operation(client, task_queue), count=20, concurrency=5)
+            await closed_loop(
+                bare_operation(client, task_queue), count=20, concurrency=5
+            )
             await closed_loop(
                 booking_operation(http, scene, scene.take(20)), count=20, concurrency=5
             )
             # sleeping reservations first: the throughput runs then meet a full server
             print("sleeping reservations and the worker's memory", flush=True)
             checkpoints = sorted(
-                {min(args.sleeping, point) for point in (2500, 5000, 10000)} | {args.sleeping}
+                {min(args.sleeping, point) for point in (2500, 5000, 10000)}
+                | {args.sleeping}
             )
             await measure_memory(
                 http=http, running=running, scene=scene,
-                checkpoints=[scene.next_number, *checkpoints], concurrency=args.concurrency,
+                checkpoints=[scene.next_number, *checkpoints],
+                concurrency=args.concurrency,
                 metrics_url=metrics_url, results=results,
             )  # fmt: skip
             for index in range(args.runs):
@@ -298,9 +320,13 @@ async def main(args: argparse.Namespace) -> int:
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m tests.bench.booking")
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--count", type=int, default=600, help="bookings per closed-loop run")
+    parser.add_argument(
+        "--count", type=int, default=600, help="bookings per closed-loop run"
+    )
     parser.add_argument("--concurrency", type=int, default=20)
-    parser.add_argument("--rate", type=float, default=30.0, help="fixed rate, bookings/s")
+    parser.add_argument(
+        "--rate", type=float, default=30.0, help="fixed rate, bookings/s"
+    )
     parser.add_argument("--fixed-count", type=int, default=450)
     parser.add_argument("--sleeping", type=int, default=10000)
     parser.add_argument("--seats", type=int, default=200)

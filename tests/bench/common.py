@@ -58,7 +58,8 @@ class Figures:
         return (
             f"{label:<28} n={self.count:<5} fail={self.failures:<3}"
             f" {self.rate:7.1f}/s  p50 {ms(self.percentile(50)):7.1f} ms"
-            f"  p95 {ms(self.percentile(95)):7.1f} ms  p99 {ms(self.percentile(99)):7.1f} ms"
+            f"  p95 {ms(self.percentile(95)):7.1f} ms"
+            f"  p99 {ms(self.percentile(99)):7.1f} ms"
         )
 
 
@@ -92,7 +93,7 @@ async def closed_loop(operation: Operation, *, count: int, concurrency: int) -> 
 
 
 async def open_loop(
-    operation: Operation, *, rate: float, count: int, timeout: float = 30.0
+    operation: Operation, *, rate: float, count: int, deadline_seconds: float = 30.0
 ) -> Figures:
     """`count` operations started at a fixed rate, whether or not earlier ones are done.
 
@@ -104,7 +105,7 @@ async def open_loop(
 
     async def timed(number: int, due: float) -> None:
         try:
-            ok = await asyncio.wait_for(operation(number), timeout)
+            ok = await asyncio.wait_for(operation(number), deadline_seconds)
         except TimeoutError:
             ok = False
         if ok:
@@ -177,15 +178,23 @@ async def seed(
     client_ids = [uuid.uuid4() for _ in range(seats)]
     # nobody signs in: the hash only has to be present
     await pool.executemany(
-        "INSERT INTO client.clients (id, email, email_key, password_hash, name, surname,"
-        " patronymic, send_notifications) VALUES ($1, $2, $2, 'x', 'Bench', $3, '', true)",
-        [(cid, f"bench-{cid.hex}@example.com", str(i)) for i, cid in enumerate(client_ids)],
+        "INSERT INTO client.clients (id, email, email_key, password_hash, name,"
+        " surname, patronymic, send_notifications)"
+        " VALUES ($1, $2, $2, 'x', 'Bench', $3, '', true)",
+        [
+            (cid, f"bench-{cid.hex}@example.com", str(i))
+            for i, cid in enumerate(client_ids)
+        ],
     )
     tokens = [
         issue_access_token(settings, kind="client", subject=cid, role="client")
         for cid in client_ids
     ]
-    day = (now or datetime.now(UTC)).astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    day = (
+        (now or datetime.now(UTC))
+        .astimezone(UTC)
+        .replace(hour=0, minute=0, second=0, microsecond=0)
+    )
     base = day + timedelta(days=days_ahead)
     return Scene(coworking_id, seat_ids, client_ids, tokens, base)
 
@@ -207,7 +216,9 @@ async def book(http: httpx.AsyncClient, scene: Scene, number: int) -> str | None
     return str(response.json()["id"])
 
 
-def booking_operation(http: httpx.AsyncClient, scene: Scene, numbers: range) -> Operation:
+def booking_operation(
+    http: httpx.AsyncClient, scene: Scene, numbers: range
+) -> Operation:
     async def operation(index: int) -> bool:
         return await book(http, scene, numbers[index]) is not None
 
@@ -234,7 +245,9 @@ def grains_of(starts_at: datetime, ends_at: datetime) -> list[datetime]:
     return grains(starts_at, ends_at)
 
 
-async def claim_in_sql(pool: asyncpg.Pool, scene: Scene, number: int) -> uuid.UUID | None:
+async def claim_in_sql(
+    pool: asyncpg.Pool, scene: Scene, number: int
+) -> uuid.UUID | None:
     """The claim transaction's writes: the reservation row and both sets of claims."""
     reservation_id = uuid.uuid4()
     lane, starts_at, ends_at = scene.slot(number)
@@ -374,7 +387,9 @@ async def running_stack(*, keep: bool = False) -> AsyncIterator[Running]:
         await stack.start()
         secret = stack.env["TLOUNGE_JWT_SECRET"]
         settings = Settings(**{**stack.settings.model_dump(), "jwt_secret": secret})
-        pool = await asyncpg.create_pool(stack.env["TLOUNGE_DATABASE_URL"], min_size=2, max_size=40)
+        pool = await asyncpg.create_pool(
+            stack.env["TLOUNGE_DATABASE_URL"], min_size=2, max_size=40
+        )
         assert pool is not None
         yield Running(stack, settings, pool)
     finally:
@@ -385,9 +400,11 @@ async def running_stack(*, keep: bool = False) -> AsyncIterator[Running]:
             shutil.rmtree(data_dir, ignore_errors=True)
 
 
-async def wait_for_worker(http: httpx.AsyncClient, scene: Scene, *, timeout: float = 60) -> None:
+async def wait_for_worker(
+    http: httpx.AsyncClient, scene: Scene, *, seconds: float = 60
+) -> None:
     """Book until the reservation worker answers (it starts after the API)."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         number = scene.take(1)[0]
         with contextlib.suppress(httpx.HTTPError):
@@ -406,7 +423,9 @@ def rss_mb(pid: int) -> float:
 
 
 def http_client(base_url: str, *, concurrency: int) -> httpx.AsyncClient:
-    limits = httpx.Limits(max_connections=concurrency + 10, max_keepalive_connections=concurrency + 10)
+    limits = httpx.Limits(
+        max_connections=concurrency + 10, max_keepalive_connections=concurrency + 10
+    )
     return httpx.AsyncClient(base_url=base_url, limits=limits, timeout=60)
 
 

@@ -96,7 +96,9 @@ class Mix:
 
 
 class ApiMix(Mix):
-    def __init__(self, http: httpx.AsyncClient, scene: Scene, *, seed_value: int) -> None:
+    def __init__(
+        self, http: httpx.AsyncClient, scene: Scene, *, seed_value: int
+    ) -> None:
         super().__init__(scene, seed_value=seed_value)
         self.http = http
 
@@ -117,7 +119,9 @@ class ApiMix(Mix):
         return True
 
     async def cancel(self) -> bool:
-        reservation_id, number = self.booked.pop(self.random.randrange(len(self.booked)))
+        reservation_id, number = self.booked.pop(
+            self.random.randrange(len(self.booked))
+        )
         lane = self.scene.slot(number)[0]
         response = await self.http.delete(
             f"/api/reservations/{reservation_id}",
@@ -136,7 +140,9 @@ class SqlMix(Mix):
         return await availability_in_sql(self.pool, self.scene, start, end)
 
     async def book(self) -> bool:
-        reservation_id = await claim_in_sql(self.pool, self.scene, self.scene.take(1)[0])
+        reservation_id = await claim_in_sql(
+            self.pool, self.scene, self.scene.take(1)[0]
+        )
         if reservation_id is None:
             return False
         self.booked.append(reservation_id)
@@ -147,8 +153,10 @@ class SqlMix(Mix):
         return await release_in_sql(self.pool, reservation_id)
 
 
-async def step(mix: Mix, *, rate: float, seconds: float, timeout: float = 30.0) -> Step:
-    """`rate` requests a second for `seconds`, each timed from the instant it was due."""
+async def step(
+    mix: Mix, *, rate: float, seconds: float, deadline_seconds: float = 30.0
+) -> Step:
+    """`rate` requests a second for `seconds`, each timed from when it was due."""
     figures = {kind: Figures() for kind in KINDS}
     count = max(1, round(rate * seconds))
     began = time.perf_counter()
@@ -156,7 +164,7 @@ async def step(mix: Mix, *, rate: float, seconds: float, timeout: float = 30.0) 
     async def timed(kind: str, due: float) -> None:
         operation = mix.operation(kind)
         try:
-            ok = await asyncio.wait_for(operation(), timeout)
+            ok = await asyncio.wait_for(operation(), deadline_seconds)
         except (TimeoutError, httpx.HTTPError):
             ok = False
         if ok:
@@ -196,7 +204,7 @@ async def ramp(
 
 
 def knee(steps: list[Step], kind: str) -> tuple[float, bool]:
-    """The highest rate whose p99 stayed under the limit, and whether the limit was passed."""
+    """The highest rate whose p99 stayed under the limit; whether it was passed."""
     best, passed = 0.0, False
     for result in steps:
         if result.figures[kind].count and result.p99_ms(kind) <= LIMIT_MS:
@@ -235,8 +243,14 @@ async def main(args: argparse.Namespace) -> int:
                 for side, steps in (("API", api_steps), ("SQL", sql_steps)):
                     for kind in ("book", "read"):
                         knees[f"{side} {kind}"].append(knee(steps, kind))
-    print(f"\nKnees: the highest rate with p99 <= {LIMIT_MS:g} ms, median of {args.runs} run(s)")
-    print("(the mix: 60% availability reads, 30% bookings, 10% cancels; '>=' = never passed)")
+    print(
+        f"\nKnees: the highest rate with p99 <= {LIMIT_MS:g} ms,"
+        f" median of {args.runs} run(s)"
+    )
+    print(
+        "(the mix: 60% availability reads, 30% bookings, 10% cancels;"
+        " '>=': never passed)"
+    )
     for name, values in knees.items():
         value = median([rate for rate, _ in values])
         passed = any(hit for _, hit in values)
@@ -251,7 +265,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--rates", default="10,20,40,80,160")
     parser.add_argument("--step", type=float, default=15.0, help="seconds per API step")
-    parser.add_argument("--sql-step", type=float, default=5.0, help="seconds per SQL step")
+    parser.add_argument(
+        "--sql-step", type=float, default=5.0, help="seconds per SQL step"
+    )
     parser.add_argument("--max-run-seconds", type=float, default=240.0)
     parser.add_argument("--seats", type=int, default=50)
     parser.add_argument("--quick", action="store_true", help="one short run")

@@ -46,7 +46,9 @@ async def test_closed_loop_bookings_count_every_booking(
         await terminate_all(resources)
     assert (figures.count, figures.failures) == (N, 0)
     assert figures.rate > 0 and figures.percentile(99) >= figures.percentile(50) > 0
-    rows = await resources.pool.fetchval("SELECT count(*) FROM reservation.reservations")
+    rows = await resources.pool.fetchval(
+        "SELECT count(*) FROM reservation.reservations"
+    )
     assert rows == N
 
 
@@ -63,7 +65,9 @@ async def test_sql_baseline_claims_releases_and_reads(resources: Resources) -> N
     reservation_id = await claim_in_sql(pool, scene, scene.take(1)[0])
     assert reservation_id is not None
     assert await release_in_sql(pool, reservation_id)
-    assert await availability_in_sql(pool, scene, scene.base, scene.base + booking_slot())
+    assert await availability_in_sql(
+        pool, scene, scene.base, scene.base + booking_slot()
+    )
     await pool.execute("DROP SCHEMA bench CASCADE")
 
 
