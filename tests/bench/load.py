@@ -191,6 +191,8 @@ async def ramp(
     """Rising rates until bookings pass the limit, the rates run out, or time is up."""
     steps: list[Step] = []
     deadline = time.monotonic() + budget
+    # a second at the first rate, not counted: connections, plans and caches
+    await step(mix, rate=rates[0], seconds=1)
     for rate in rates:
         if time.monotonic() + seconds > deadline:
             print(f"  {label}: out of time before {rate:g}/s", flush=True)
