@@ -1,6 +1,7 @@
 # Two commands do all the set-up on a fresh machine with Python 3.11+:
 #   make run    the whole stack on embedded defaults
 #   make test   the test suite with its coverage floor
+#   make bench  the booking benchmark and the load script (minutes; loopback only)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -23,6 +24,9 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+bench: $(STAMP)
+	$(BIN)/python -m tests.bench.booking && $(BIN)/python -m tests.bench.load
 
 proto: $(STAMP)
 	$(BIN)/python -m proto.build

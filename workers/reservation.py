@@ -18,6 +18,10 @@ from workers.runner import connect_with_retry, run_until_signal, worker_main
 from workflows.reservation import ReservationWorkflow
 
 logger = logging.getLogger(__name__)
+# Sleeping reservations beyond this many are evicted and replayed on their next
+# task. Measured: about 0.2 MB of resident memory each in the sandbox, so the
+# SDK's default of 1000 alone takes some 200 MB.
+WORKFLOW_CACHE = 500
 
 
 def build_worker(
@@ -29,6 +33,7 @@ def build_worker(
     **options: Any,
 ) -> Worker:
     activities = ReservationActivities(pool, cache)
+    options.setdefault("max_cached_workflows", WORKFLOW_CACHE)
     return Worker(
         client,
         task_queue=settings.reservation_task_queue,

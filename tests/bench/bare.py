@@ -1,0 +1,84 @@
+"""The baseline workflow: update-with-start and one trivial local activity.
+
+The same shape as a booking's first workflow task with nothing of ours in it,
+served by its own small worker on its own task queue:
+`python -m tests.bench.bare <temporal address> <task queue>`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import uuid
+from datetime import timedelta
+
+from temporalio import activity, workflow
+from temporalio.client import Client, WithStartWorkflowOperation
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.worker import Worker
+
+# Long enough to outlive the benchmark, as a reservation sleeps until its reminder.
+SLEEP = timedelta(days=3)
+
+
+@activity.defn(name="bench_noop")
+async def noop(value: str) -> str:
+    return value
+
+
+@workflow.defn(name="BenchBareWorkflow")
+class BareWorkflow:
+    def __init__(self) -> None:
+        self._held: str | None = None
+
+    @workflow.run
+    async def run(self, value: str) -> str:
+        self._held = await workflow.execute_local_activity(
+            noop, value, start_to_close_timeout=timedelta(seconds=15)
+        )
+        await workflow.sleep(SLEEP)
+        return self._held
+
+    @workflow.update(name="hold")
+    async def hold(self, value: str) -> str:
+        await workflow.wait_condition(lambda: self._held is not None)
+        assert self._held is not None
+        return self._held
+
+
+async def start_bare(client: Client, task_queue: str) -> str | None:
+    """One update-with-start of the baseline workflow; its id once it answered."""
+    value = uuid.uuid4().hex
+    workflow_id = f"bench-bare-{value}"
+    operation = WithStartWorkflowOperation(
+        BareWorkflow.run,
+        value,
+        id=workflow_id,
+        task_queue=task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+    )
+    result = await client.execute_update_with_start_workflow(
+        BareWorkflow.hold, value, start_workflow_operation=operation
+    )
+    return workflow_id if result == value else None
+
+
+def build_worker(client: Client, task_queue: str) -> Worker:
+    return Worker(
+        client, task_queue=task_queue, workflows=[BareWorkflow], activities=[noop]
+    )
+
+
+async def serve(address: str, task_queue: str) -> None:
+    client = await Client.connect(address)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    async with build_worker(client, task_queue):
+        await stop.wait()
+
+
+if __name__ == "__main__":
+    asyncio.run(serve(sys.argv[1], sys.argv[2]))

@@ -1,0 +1,143 @@
+"""The benchmarks' own parts, run small against the suite's fixtures.
+
+No timing is asserted: only that every figure is computed and counts add up.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import httpx
+from temporalio.testing import WorkflowEnvironment
+
+from api.resources import Resources
+from tests.bench import bare, booking, load
+from tests.bench.common import (
+    Figures,
+    _cpu_of,
+    availability_in_sql,
+    booking_operation,
+    claim_in_sql,
+    closed_loop,
+    open_loop,
+    prepare_sql_baseline,
+    release_in_sql,
+    rss_mb,
+    seed,
+    sql_operation,
+)
+from tests.reservations.conftest import running_workers, terminate_all
+
+N = 5
+
+
+async def test_closed_loop_bookings_count_every_booking(
+    api: httpx.AsyncClient, resources: Resources, time_env: WorkflowEnvironment, smtp
+) -> None:
+    now = await time_env.get_current_time()
+    scene = await seed(resources.pool, resources.settings, seats=3, now=now)
+    try:
+        async with running_workers(resources):
+            figures = await closed_loop(
+                booking_operation(api, scene, scene.take(N)), count=N, concurrency=2
+            )
+    finally:
+        await terminate_all(resources)
+    assert (figures.count, figures.failures) == (N, 0)
+    assert figures.rate > 0 and figures.percentile(99) >= figures.percentile(50) > 0
+    rows = await resources.pool.fetchval(
+        "SELECT count(*) FROM reservation.reservations"
+    )
+    assert rows == N
+
+
+async def test_sql_baseline_claims_releases_and_reads(resources: Resources) -> None:
+    pool = resources.pool
+    scene = await seed(pool, resources.settings, seats=2)
+    await prepare_sql_baseline(pool)
+    figures = await closed_loop(
+        sql_operation(pool, scene, scene.take(N)), count=N, concurrency=2
+    )
+    assert (figures.count, figures.failures) == (N, 0)
+    # the same slot again is refused by the UNIQUE keys
+    assert await claim_in_sql(pool, scene, 0) is None
+    reservation_id = await claim_in_sql(pool, scene, scene.take(1)[0])
+    assert reservation_id is not None
+    assert await release_in_sql(pool, reservation_id)
+    assert await availability_in_sql(
+        pool, scene, scene.base, scene.base + booking_slot()
+    )
+    await pool.execute("DROP SCHEMA bench CASCADE")
+
+
+def booking_slot():  # noqa: ANN201
+    from tests.bench.common import SLOT
+
+    return SLOT
+
+
+async def test_open_loop_counts_failures_apart() -> None:
+    async def operation(number: int) -> bool:
+        return number % 2 == 0
+
+    figures = await open_loop(operation, rate=200, count=N)
+    assert (figures.count, figures.failures) == (3, 2)
+    assert "n=3" in figures.line("smoke")
+
+
+async def test_bare_workflow_answers_its_update(time_env: WorkflowEnvironment) -> None:
+    client, task_queue = time_env.client, f"bench-smoke-{uuid.uuid4()}"
+    started: list[str] = []
+
+    async def operation(number: int) -> bool:
+        workflow_id = await bare.start_bare(client, task_queue)
+        started.extend([workflow_id] if workflow_id else [])
+        return workflow_id is not None
+
+    async with bare.build_worker(client, task_queue):
+        figures = await closed_loop(operation, count=N, concurrency=2)
+        assert await booking.bare_operation(client, task_queue)(0)
+    assert (figures.count, figures.failures) == (N, 0)
+    for workflow_id in started:
+        await client.get_workflow_handle(workflow_id).terminate("smoke")
+
+
+async def test_load_step_mixes_kinds_and_finds_knee(
+    api: httpx.AsyncClient, resources: Resources, time_env: WorkflowEnvironment, smtp
+) -> None:
+    now = await time_env.get_current_time()
+    scene = await seed(resources.pool, resources.settings, seats=3, now=now)
+    mix = load.ApiMix(api, scene, seed_value=1)
+    try:
+        async with running_workers(resources):
+            result = await load.step(mix, rate=40, seconds=N / 40)
+    finally:
+        await terminate_all(resources)
+    total = sum(f.count + f.failures for f in result.figures.values())
+    assert total == N
+    assert sum(f.failures for f in result.figures.values()) == 0
+    assert "read p99" in result.line("API")
+
+    def fake(rate: float, book_ms: float) -> load.Step:
+        return load.Step(
+            rate, {kind: Figures([book_ms / 1000], 0, 1.0) for kind in load.KINDS}
+        )
+
+    assert load.knee([fake(10, 50), fake(20, 150), fake(40, 250)], "book") == (20, True)
+    assert load.knee([fake(10, 50)], "read") == (10, False)
+
+
+def test_booking_summary_reports_every_target() -> None:
+    results = booking.Results()
+    for name in ("sql", "bare", "api", "fixed"):
+        getattr(results, name).append(Figures([0.01, 0.02, 0.03], 0, 0.05))
+    results.memory.append((10, 120.0, 10.0))
+    text = booking.summary(results, booking.Targets(), runs=1, rate=30)
+    assert text.count("[met]") + text.count("[MISSED]") == 4
+    assert booking.parse(["--quick"]).runs == 1
+
+
+def test_process_figures_read_proc() -> None:
+    assert rss_mb(os.getpid()) > 0
+    assert _cpu_of(os.getpid()) > 0
