@@ -97,6 +97,8 @@ def _invitation(context: MailContext, uid: str, now: datetime) -> bytes:
     event.add("summary", f"Seat {context.seat_number} at {context.coworking_name}")
     event.add("location", context.coworking_address)
     calendar.add_component(event)
+    # RFC 5545 wants the definition of every TZID the event names
+    calendar.add_missing_timezones()
     return calendar.to_ical()
 
 

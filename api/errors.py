@@ -130,6 +130,10 @@ def error_body(code: str, description: str) -> dict[str, str]:
 def _describe_validation(errors: list[Any]) -> str:
     parts = []
     for item in errors[:5]:
+        if item.get("type") == "json_invalid":
+            # its location is a character offset, not a field
+            parts.append(f"body: not valid JSON ({item.get('ctx', {}).get('error', 'malformed')})")
+            continue
         location = [str(part) for part in item.get("loc", ()) if part != "body"]
         field = ".".join(location) or "body"
         parts.append(f"{field}: {item.get('msg', 'invalid')}")

@@ -57,7 +57,7 @@ class MailSink:
         with self._lock:
             self._counter += 1
             stamp = time.strftime("%Y%m%d-%H%M%S")
-            name = _UNSAFE.sub("_", str(message.get("Message-ID", "")).strip("<>"))[:80]
+            name = _UNSAFE.sub("_", str(message.get("Message-ID", "")).strip().strip("<>"))[:80]
             path = self.directory / f"{stamp}-{self._counter:05d}-{name or 'message'}.eml"
             self.directory.mkdir(parents=True, exist_ok=True)
             path.write_bytes(raw)

@@ -12,11 +12,13 @@ with `assert_api_error`, the contract's error shape.
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import yaml
 from jsonschema import Draft202012Validator
 
@@ -32,6 +34,9 @@ _METHODS = ("get", "put", "post", "delete", "patch")
 
 @lru_cache(maxsize=1)
 def contract() -> dict[str, Any]:
+    if not CONTRACT.exists() and not os.environ.get("CI"):
+        # the contract lives beside the repository, not in it; CI always has it
+        pytest.skip(f"the REST contract is not at {CONTRACT.resolve()}")
     with CONTRACT.open(encoding="utf-8") as handle:
         return yaml.safe_load(handle)
 

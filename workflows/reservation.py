@@ -421,8 +421,14 @@ class ReservationWorkflow:
 
     @check_in.validator
     def _validate_check_in(self, request: pb.CheckInRequest) -> None:
-        if not self._checkin_open():
-            raise self._invalid("check in")
+        if self._checkin_open():
+            return
+        opens = _dt(self._state.starts_at) - CHECKIN_OPENS_BEFORE
+        if self._state.status == S.RESERVATION_STATUS_CONFIRMED and workflow.now() < opens:
+            raise ApplicationError(
+                f"check-in opens at {opens.isoformat()}", type="InvalidState"
+            )
+        raise self._invalid("check in")
 
     @workflow.update(name="reschedule")
     async def reschedule(self, request: pb.RescheduleRequest) -> pb.RescheduleResult:

@@ -1,11 +1,11 @@
 import io
 import uuid
-from datetime import datetime
 from typing import Annotated, Any
 
 import qrcode
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
+from pydantic import AwareDatetime
 
 from api.auth import CurrentAdmin, CurrentClient, CurrentPrincipal, managed_coworkings
 from api.deps import ResourcesDep
@@ -62,8 +62,8 @@ async def list_reservations(
     seat_id: uuid.UUID | None = None,
     client_id: uuid.UUID | None = None,
     status: str | None = None,
-    starts_from: datetime | None = None,
-    starts_before: datetime | None = None,
+    starts_from: AwareDatetime | None = None,
+    starts_before: AwareDatetime | None = None,
     limit: Limit = None,
     offset: Offset = None,
 ) -> list[dict[str, Any]]:

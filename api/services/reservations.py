@@ -468,6 +468,9 @@ async def reschedule(
     _require_open(row, "reschedule")
     if seat_id is not None:
         await require_booking_scope(resources, principal, seat_id)
+    if starts_at is not None and ends_at is None:
+        # a new start alone moves the booking; it keeps its length
+        ends_at = starts_at + (row["ends_at"] - row["starts_at"])
     request = pb.RescheduleRequest(
         seat_id=str(seat_id) if seat_id else "", requested_by=f"{principal.kind}:{principal.id}"
     )
@@ -516,7 +519,7 @@ async def retry_notification(
 
 def _page(limit: int | None, offset: int | None) -> tuple[int, int]:
     # a huge limit is clamped, never an error: the contract allows any u-int32
-    return min(limit if limit is not None else 50, MAX_PAGE), max(offset or 0, 0)
+    return min(limit if limit is not None else 50, MAX_PAGE), min(max(offset or 0, 0), 2**62)
 
 
 async def list_for_client(

@@ -166,3 +166,44 @@ async def test_staff_book_for_client_only_in_scope(scene: Scene) -> None:
     )
     assert for_other.json() == {"error": "invalid_body", "description": "client_id: a client books only for themselves"}
     assert await scene.resources.pool.fetchval("SELECT count(*) FROM reservation.reservations") == 1
+
+
+async def test_book_refuses_epoch_numbers_far_years_and_bad_json(scene: Scene) -> None:
+    epoch = await scene.api.post(
+        "/api/reservations",
+        json={"seat_id": str(scene.seat_id), "starts_at": 1796724000, "ends_at": 1796727600},
+        headers=scene.client.headers,
+    )
+    assert epoch.status_code == 400
+    assert epoch.json()["description"].startswith(
+        "starts_at: Value error, must be an RFC 3339 date-time string with an offset"
+    )
+    far = await scene.api.post(
+        "/api/reservations",
+        json={"seat_id": str(scene.seat_id), "starts_at": "9999-12-31T23:00:00+00:00", "ends_at": "9999-12-31T23:59:00+00:00"},
+        headers=scene.client.headers,
+    )
+    assert far.status_code == 400
+    assert "must lie between the years 2000 and 2200" in far.json()["description"]
+    broken = await scene.api.post(
+        "/api/reservations", content=b'{"seat_id": ', headers={**scene.client.headers, "Content-Type": "application/json"}
+    )
+    assert broken.status_code == 400
+    assert broken.json()["description"].startswith("body: not valid JSON")
+    huge = await scene.api.get("/api/client/reservations?offset=" + "9" * 30, headers=scene.client.headers)
+    assert huge.status_code == 200 and huge.json() == []
+
+
+async def test_reschedule_start_only_keeps_length_and_check_in_says_when(scene: Scene) -> None:
+    starts_at, ends_at = await scene.slot(hours_ahead=20, length_minutes=90)
+    rid = (await scene.book(starts_at, ends_at)).json()["id"]
+    moved = await scene.api.patch(
+        f"/api/reservations/{rid}", json={"starts_at": (starts_at + timedelta(hours=2)).isoformat()},
+        headers=scene.client.headers,
+    )
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["ends_at"] == (ends_at + timedelta(hours=2)).isoformat().replace("+00:00", "Z")
+    early = await scene.api.post(f"/api/reservations/{rid}/check-in", headers=scene.admin.headers)
+    opens = starts_at + timedelta(hours=2) - timedelta(minutes=30)
+    assert early.status_code == 409
+    assert early.json() == {"error": "conflict", "description": f"check-in opens at {opens.isoformat()}"}
