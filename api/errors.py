@@ -9,10 +9,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from valkey.exceptions import ConnectionError as ValkeyConnectionError
+from valkey.exceptions import TimeoutError as ValkeyTimeoutError
 
 logger = logging.getLogger(__name__)
 
@@ -123,6 +126,19 @@ class Unavailable(TLoungeError):
         super().__init__(description, headers={"Retry-After": str(retry_after)})
 
 
+# A dependency that went away under a request: the request was fine, so it is
+# a 503 to retry, wherever in the code the connection broke.
+DEPENDENCY_DOWN: tuple[type[Exception], ...] = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    ValkeyConnectionError,
+    ValkeyTimeoutError,
+    OSError,
+)
+
+
 def error_body(code: str, description: str) -> dict[str, str]:
     return {"error": code, "description": description}
 
@@ -166,6 +182,23 @@ def install_error_handlers(app: FastAPI) -> None:
             status_code=error.status_code,
             headers=getattr(error, "headers", None),
         )
+
+    async def _dependency_down(request: Request, error: Exception) -> JSONResponse:
+        logger.warning(
+            "%s %s: a dependency is unavailable (%s)",
+            request.method, request.url.path, type(error).__name__,
+        )  # fmt: skip
+        unavailable = Unavailable(
+            "A service we depend on is unavailable; retry shortly"
+        )
+        return JSONResponse(
+            error_body(unavailable.code, unavailable.description),
+            status_code=unavailable.status_code,
+            headers=unavailable.headers,
+        )
+
+    for kind in DEPENDENCY_DOWN:
+        app.add_exception_handler(kind, _dependency_down)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, error: Exception) -> JSONResponse:
