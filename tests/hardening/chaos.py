@@ -301,7 +301,7 @@ async def verify(harness: Harness, journal: Journal, *, grace: timedelta) -> lis
     assert sink is not None
     copies: dict[str, list[float]] = defaultdict(list)
     for mail in sink.received:
-        copies[str(mail.message["Message-ID"])].append(mail.received_at)
+        copies[str(mail.message["Message-ID"]).strip()].append(mail.received_at)
     due = [
         (r, rows[r]["version"]) for r in journal.acked
         if r in rows and rows[r]["status"] != "cancelled"
@@ -309,9 +309,14 @@ async def verify(harness: Harness, journal: Journal, *, grace: timedelta) -> lis
     ]  # fmt: skip
     undelivered = []
     for reservation, version in due:
-        mid = message_id(reservation, pb.MAIL_KIND_REMINDER, version, DOMAIN)
-        if (reservation, version) not in recorded or not copies.get(mid):
-            undelivered.append(reservation)
+        row = recorded.get((reservation, version))
+        mid = (
+            row["message_id"]
+            if row
+            else message_id(reservation, pb.MAIL_KIND_REMINDER, version, DOMAIN)
+        )
+        if row is None or not copies.get(mid.strip()):
+            undelivered.append(f"{reservation} v{version} recorded={row is not None}")
     print(f"reminders due                {len(due)}; undelivered {len(undelivered)}")  # noqa: T201
     if undelivered:
         broken.append(f"due reminders not delivered: {undelivered[:5]}")
