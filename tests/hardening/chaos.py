@@ -52,6 +52,8 @@ class Journal:
     mail_kills: list[float] = field(default_factory=list)
     postgres_down: list[tuple[float, float]] = field(default_factory=list)
     unexpected_exits: Counter[str] = field(default_factory=Counter)
+    # children the fault task is killing and restarting; the supervisor keeps off them
+    in_hand: set[str] = field(default_factory=set)
 
     def now(self) -> float:
         return time.monotonic() - self.started
@@ -211,9 +213,15 @@ async def faults(harness: Harness, journal: Journal, *, seconds: float, kills: i
             journal.note(f"{what}: SIGKILL")
             if what == "mail-worker":
                 journal.mail_kills.append(journal.now())
-            await harness.kill(what)
-            await asyncio.sleep(random.uniform(0.5, 3.0) if what != "temporal" else 3.0)
-            await harness.restart(what)
+            journal.in_hand.add(what)
+            try:
+                await harness.kill(what)
+                await asyncio.sleep(
+                    random.uniform(0.5, 3.0) if what != "temporal" else 3.0
+                )
+                await harness.restart(what)
+            finally:
+                journal.in_hand.discard(what)
 
     await asyncio.gather(*(act(at, what) for at, what in sorted(plan)))
 
@@ -224,11 +232,18 @@ async def supervise(harness: Harness, journal: Journal, stop: asyncio.Event) -> 
         await asyncio.sleep(1.0)
         for child in harness.stack.children:
             process = child.process
-            if process is None or process.returncode is None:
+            if (
+                process is None
+                or process.returncode is None
+                or child.name in journal.in_hand
+            ):
                 continue
-            # ours are restarted by the fault task within seconds; give it the chance
-            await asyncio.sleep(4.0)
-            if child.process is process and process.returncode is not None:
+            await asyncio.sleep(1.0)
+            if (
+                child.process is process
+                and process.returncode is not None
+                and child.name not in journal.in_hand
+            ):
                 journal.unexpected_exits[child.name] += 1
                 await child.start()
 
