@@ -45,6 +45,7 @@ DB_ACTIVITY = {
         maximum_interval=timedelta(seconds=10),
     ),
 }
+MAIL_ATTEMPT_TIMEOUT = timedelta(seconds=15)
 MAIL_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
@@ -312,7 +313,9 @@ class ReservationWorkflow:
                     mail,
                     result_type=pb.MailResult,
                     task_queue=self._input.mail_task_queue or None,
-                    start_to_close_timeout=timedelta(seconds=30),
+                    # a little over the SMTP timeout: an attempt lost with a killed
+                    # worker is retried this soon, not after a long wait
+                    start_to_close_timeout=MAIL_ATTEMPT_TIMEOUT,
                     retry_policy=MAIL_RETRY,
                     summary=f"{kind} mail, version {mail.version}",
                 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 import contextlib
+import dataclasses
 import os
 import re
 from contextlib import asynccontextmanager
@@ -16,10 +17,13 @@ import pytest
 import pytest_asyncio
 from temporalio.api.testservice.v1 import SleepRequest
 from temporalio.service import RPCError
+from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from api.main import create_app
 from api.resources import Resources
+from proto.converter import DATA_CONVERTER
 from tests.factories import Account, create_admin, create_client, create_coworking, create_seat
 from workers import mail as mail_worker
 from workers import reservation as reservation_worker
@@ -107,9 +111,32 @@ class Scene:
 
 @pytest_asyncio.fixture
 async def scene(
-    request: pytest.FixtureRequest, api, resources: Resources, time_env: WorkflowEnvironment, smtp
+    request: pytest.FixtureRequest,
+    api,
+    resources: Resources,
+    time_env: WorkflowEnvironment,
+    dev_env: WorkflowEnvironment,
+    smtp,
 ) -> AsyncIterator[Scene]:
     cached = request.node.get_closest_marker("uncached_workers") is None
+    async with contextlib.AsyncExitStack() as stack:
+        if request.node.get_closest_marker("real_time_server"):
+            # heavy contention stays off the shared time-skipping server
+            env = dev_env
+            client = Client(**{**env.client.config(), "data_converter": DATA_CONVERTER})
+            resources = dataclasses.replace(resources, temporal=client)
+            app = create_app(resources.settings, resources=resources)
+            api = await stack.enter_async_context(
+                httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
+            )
+            time_env = env
+        async for scene in _scene(request, api, resources, time_env, cached):
+            yield scene
+
+
+async def _scene(
+    request: pytest.FixtureRequest, api, resources: Resources, time_env, cached: bool
+) -> AsyncIterator[Scene]:
     coworking_id = await create_coworking(
         resources.pool, name="Lounge One", timezone="Europe/Berlin", max_days_ahead=400
     )
