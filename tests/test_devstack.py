@@ -38,9 +38,9 @@ def _descendants(stack: Stack) -> list[psutil.Process]:
 async def test_stack_starts_books_mails_stops_and_restarts_with_its_data(tmp_path: Path) -> None:
     settings = _stack_settings(tmp_path / "data")
     stack = Stack(settings)
-    await stack.start()
-    processes = _descendants(stack)
     try:
+        await stack.start()
+        processes = _descendants(stack)
         assert stack.demo_banner is not None
         password = re.search(r"client  client@demo\.tlounge\.example  (\S+)", stack.demo_banner)
         assert password is not None
@@ -87,8 +87,8 @@ async def test_stack_starts_books_mails_stops_and_restarts_with_its_data(tmp_pat
 
     # a second start keeps the data: no new demo accounts, the reservation is there
     again = Stack(settings)
-    await again.start()
     try:
+        await again.start()
         assert again.demo_banner is None
         async with httpx.AsyncClient(base_url=again.api_url, timeout=30) as http:
             got = await http.get(
