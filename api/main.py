@@ -11,6 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from api.db import migrate
 from api.errors import install_error_handlers
+from api.limits import BodyLimitMiddleware
 from api.logging_setup import install_request_context
 from api.metrics import install_metrics
 from api.resources import Resources, open_resources
@@ -49,6 +50,12 @@ def create_app(
         version="0.1.0",
         description="Booking engine for coworking spaces",
         lifespan=lifespan,
+    )
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_json_bytes=settings.max_body_bytes,
+        max_upload_bytes=settings.image_max_bytes,
+        read_timeout=settings.body_read_timeout_seconds,
     )
     app.add_middleware(
         CORSMiddleware,

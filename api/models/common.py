@@ -42,6 +42,14 @@ def refuse_control_characters(value: str) -> str:
     return value
 
 
+def refuse_encoded_words(value: str) -> str:
+    # a mail reader decodes `=?charset?q?...?=` as if we had encoded it, so a
+    # name could smuggle text that looks like a header into what people read
+    if "=?" in value:
+        raise ValueError("must not contain an encoded-word (=?)")
+    return value
+
+
 @dataclass(frozen=True)
 class SafeText(GroupedMetadata):
     """One line of text: NFC, stripped, its length in code points, no controls.
@@ -58,6 +66,7 @@ class SafeText(GroupedMetadata):
         yield MaxLen(self.max_length)
         yield BeforeValidator(_normalise)
         yield AfterValidator(refuse_control_characters)
+        yield AfterValidator(refuse_encoded_words)
 
 
 def normalise_email(value: str) -> str:

@@ -1,0 +1,170 @@
+"""Hostile bodies and queries: oversized, nested, dribbled, or asking for everything."""
+
+import asyncio
+import json
+import time
+
+import pytest
+import uvicorn
+
+from api.devstack import free_port
+from api.limits import MAX_JSON_DEPTH, BodyLimitMiddleware, json_depth
+from api.main import create_app
+from api.resources import Resources
+from tests.factories import create_admin, create_client, create_coworking
+
+REGISTER = "/api/client/register"
+MIB = 1024 * 1024
+
+
+def _form(**extra: object) -> dict:
+    return {
+        "email": "new@example.com", "password": "long enough pass", "name": "Bea",
+        "surname": "Stone", "patronymic": "", **extra,
+    }  # fmt: skip
+
+
+async def test_post_json_body_over_limit_refused_before_parsing(api, db) -> None:
+    huge = json.dumps(_form(patronymic="x" * (11 * MIB))).encode()
+    declared = await api.post(
+        REGISTER, content=huge, headers={"Content-Type": "application/json"}
+    )
+
+    async def dribble():
+        for _ in range(11):
+            yield b" " * MIB
+
+    chunked = await api.post(
+        REGISTER, content=dribble(), headers={"Content-Type": "application/json"}
+    )
+    for response in (declared, chunked):
+        assert response.status_code == 413
+        assert response.json() == {
+            "error": "payload_too_large",
+            "description": f"body: larger than {MIB} bytes",
+        }
+    assert await db.fetchval("SELECT count(*) FROM client.clients") == 0
+
+
+async def test_post_json_nested_ten_thousand_deep_refused(api, db) -> None:
+    nested = b'{"email": ' + b"[" * 10_000 + b"]" * 10_000 + b"}"
+    response = await api.post(
+        REGISTER, content=nested, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": "invalid_body",
+        "description": f"body: nested deeper than {MAX_JSON_DEPTH} levels",
+    }
+    # brackets inside strings are text, not nesting
+    text = await api.post(REGISTER, json=_form(patronymic="[" * 19))
+    assert text.status_code == 200, text.text
+    assert await db.fetchval("SELECT patronymic FROM client.clients") == "[" * 19
+
+
+@pytest.mark.parametrize(
+    ("body", "depth"),
+    [
+        pytest.param(b"[]", 0, id="shallow_fast_path"),
+        pytest.param(b"[" * 40 + b"]" * 40, 40, id="arrays"),
+        pytest.param(b'{"a":' * 40 + b"1" + b"}" * 40, 40, id="objects"),
+        pytest.param(b'["\\"[[[' + b"[" * 40 + b'"]', 1, id="escaped_quote_in_string"),
+    ],
+)
+def test_measure_json_depth_counts_only_structure(body: bytes, depth: int) -> None:
+    assert json_depth(body) == depth
+
+
+async def test_body_limit_declared_length_never_reads_body() -> None:
+    called, pulled, sent = [], [], []
+
+    async def app(scope, receive, send):
+        called.append(scope)
+
+    async def receive():
+        pulled.append(1)
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    guard = BodyLimitMiddleware(
+        app, max_json_bytes=1024, max_upload_bytes=2048, read_timeout=1
+    )
+    scope = {
+        "type": "http", "method": "POST", "path": "/x",
+        "headers": [(b"content-type", b"application/json"),
+                    (b"content-length", str(11 * MIB).encode())],
+    }  # fmt: skip
+    await guard(scope, receive, send)
+    assert (called, pulled) == ([], [])
+    assert sent[0]["status"] == 413
+    assert json.loads(sent[1]["body"]) == {
+        "error": "payload_too_large", "description": "body: larger than 1024 bytes"
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/api/coworkings?limit={n}", "/api/coworkings/{cw}/seats?limit={n}"],
+    ids=["coworkings", "seats"],
+)
+async def test_list_with_huge_limit_clamped(api, db, path: str) -> None:
+    coworking_id = await create_coworking(db)
+    response = await api.get(path.format(n=10**30, cw=coworking_id))
+    assert response.status_code == 200
+    assert len(response.content) < 64 * 1024
+    assert isinstance(response.json(), list)
+
+
+async def test_client_reservations_with_huge_limit_clamped(api, db, settings) -> None:
+    client = await create_client(db, settings)
+    admin = await create_admin(db, settings)
+    mine = await api.get(f"/api/client/reservations?limit={10**30}", headers=client.headers)
+    staff = await api.get(f"/api/reservations?limit={10**30}", headers=admin.headers)
+    assert (mine.status_code, mine.json()) == (200, [])
+    assert (staff.status_code, staff.json()) == (200, [])
+
+
+async def test_slow_client_dribbling_body_dropped(resources, db) -> None:
+    settings = resources.settings.model_copy(update={"body_read_timeout_seconds": 1.0})
+    app = create_app(settings, resources=Resources(
+        settings, resources.pool, resources.valkey, resources.temporal, resources.store))  # fmt: skip
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(
+        app, host="127.0.0.1", port=port, lifespan="off", log_level="error",
+        timeout_keep_alive=2,
+    ))  # fmt: skip
+    serving = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            await asyncio.sleep(0.02)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(
+            b"POST /api/client/login HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 60\r\n\r\n"
+        )
+        began = time.monotonic()
+        answer = b""
+        for _ in range(10):
+            writer.write(b" ")
+            await writer.drain()
+            try:
+                answer += await asyncio.wait_for(reader.read(4096), timeout=1.0)
+            except TimeoutError:
+                continue
+            if answer:
+                break
+        # the server closes its side once it has answered
+        rest = await asyncio.wait_for(reader.read(), timeout=3.0)
+        elapsed = time.monotonic() - began
+        writer.close()
+    finally:
+        server.should_exit = True
+        await serving
+    head, _, body = (answer + rest).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408 ")
+    assert json.loads(body) == {
+        "error": "request_timeout", "description": "body: not received within 1 seconds"
+    }  # fmt: skip
+    assert elapsed < 4.0
