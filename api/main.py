@@ -14,6 +14,7 @@ from api.errors import install_error_handlers
 from api.limits import BodyLimitMiddleware
 from api.logging_setup import install_request_context
 from api.metrics import install_metrics
+from api.openapi import install_openapi
 from api.resources import Resources, open_resources
 from api.routes import coworkings as coworking_routes
 from api.routes import admins, clients, health, reservations
@@ -71,6 +72,7 @@ def create_app(
     install_metrics(app)
     install_request_context(app)
     install_error_handlers(app)
+    install_openapi(app)
     if resources is not None:
         app.state.resources = resources
     app.include_router(health.router)

@@ -68,6 +68,8 @@ async def _optional_admin(
 
 
 OptionalAdmin = Annotated[Principal | None, Depends(_optional_admin)]
+# added to the generated admin requirement: `{}` says anyone may call without one
+OPTIONAL_ADMIN_DOC: dict[str, Any] = {"security": [{}]}
 
 
 async def can_read_all(
@@ -104,7 +106,7 @@ def scoped_router(prefix: str, coworking: Any) -> APIRouter:
     router = APIRouter(prefix=prefix, tags=["coworkings"])
     CoworkingId = Annotated[UUID, coworking]
 
-    @router.get("", response_model=CoworkingPublic)
+    @router.get("", response_model=CoworkingPublic, openapi_extra=OPTIONAL_ADMIN_DOC)
     async def read_coworking(
         pool: PoolDep, coworking_id: CoworkingId, viewer: OptionalAdmin
     ) -> dict[str, Any]:
@@ -262,7 +264,8 @@ def scoped_router(prefix: str, coworking: Any) -> APIRouter:
     # one body for the coworking and for one seat: {seat_id} fills seat_id
     for path in ("/availability", "/seats/{seat_id}/availability"):
         router.add_api_route(
-            path, _availability, methods=["GET"], response_model=AvailabilityPublic
+            path, _availability, methods=["GET"], response_model=AvailabilityPublic,
+            openapi_extra=OPTIONAL_ADMIN_DOC,
         )
     return router
 

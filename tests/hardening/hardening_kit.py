@@ -102,8 +102,8 @@ def admin_routes(app: FastAPI) -> Iterator[tuple[str, str]]:
     """(method, path) of every operation that only staff may perform.
 
     Read from the app's own OpenAPI: the admin bearer scheme marks CurrentAdmin
-    (on public coworking reads it is optional, and shows more to staff), and
-    coworking and image writes take any principal but answer staff only.
+    (unless `{}` beside it makes it optional: public reads that show staff
+    more), and coworking and image writes take any principal but answer staff.
     """
     for path, operations in app.openapi()["paths"].items():
         for method, operation in operations.items():
@@ -112,8 +112,8 @@ def admin_routes(app: FastAPI) -> Iterator[tuple[str, str]]:
             staff_write = bool(schemes) and bool(tags & {"coworkings", "images"}) and (
                 method != "get" or path.endswith("/clients")
             )
-            optional_admin = "coworkings" in tags and method == "get"
-            if ("admin" in schemes and not optional_admin) or staff_write:
+            optional = {} in operation.get("security", [])
+            if ("admin" in schemes and not optional) or staff_write:
                 yield method.upper(), path
 
 
