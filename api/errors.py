@@ -14,6 +14,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.openapi import allowed_methods
+
 logger = logging.getLogger(__name__)
 
 
@@ -157,10 +159,16 @@ def install_error_handlers(app: FastAPI) -> None:
         code = {404: "not_found", 405: "method_not_allowed"}.get(
             error.status_code, "http_error"
         )
+        headers = dict(getattr(error, "headers", None) or {})
+        if error.status_code == 405:
+            # the router names only the first route it matched; list them all
+            headers["Allow"] = ", ".join(
+                allowed_methods(request.app, request.url.path)
+            ) or headers.get("Allow", "")
         return JSONResponse(
             error_body(code, str(error.detail)),
             status_code=error.status_code,
-            headers=getattr(error, "headers", None),
+            headers=headers or None,
         )
 
     @app.exception_handler(Exception)

@@ -12,7 +12,6 @@ from uuid import UUID
 
 from fastapi import APIRouter, Body, Depends, Query, Response
 from fastapi.security import HTTPAuthorizationCredentials
-from pydantic import AwareDatetime
 
 from api.auth import (
     CurrentPrincipal,
@@ -23,6 +22,7 @@ from api.auth import (
 )
 from api.deps import PoolDep, SettingsDep, ValkeyDep
 from api.errors import Forbidden, Unauthorized
+from api.models.common import Instant
 from api.models.coworkings import (
     AvailabilityPublic,
     ClientPublic,
@@ -152,7 +152,7 @@ def scoped_router(prefix: str, coworking: Any) -> APIRouter:
         await require_coworking_write(pool, who, coworking_id)
         return await service.create_seats(pool, kv, coworking_id, body)
 
-    @router.get("/seats/{seat_id}", response_model=SeatPublic)
+    @router.get("/seats/{seat_id:uuid}", response_model=SeatPublic)
     async def read_seat(
         pool: PoolDep, coworking_id: CoworkingId, seat_id: UUID, who: CurrentPrincipal
     ) -> dict[str, Any]:
@@ -160,7 +160,7 @@ def scoped_router(prefix: str, coworking: Any) -> APIRouter:
         require_role(who, "owner", "manager", "support")
         return await service.get_seat(pool, coworking_id, seat_id)
 
-    @router.patch("/seats/{seat_id}", response_model=SeatPublic)
+    @router.patch("/seats/{seat_id:uuid}", response_model=SeatPublic)
     async def update_seat(
         pool: PoolDep, kv: ValkeyDep, coworking_id: CoworkingId, seat_id: UUID,
         who: CurrentPrincipal, body: SeatUpdate,
@@ -168,7 +168,7 @@ def scoped_router(prefix: str, coworking: Any) -> APIRouter:
         await require_coworking_write(pool, who, coworking_id)
         return await service.update_seat(pool, kv, coworking_id, seat_id, body)
 
-    @router.delete("/seats/{seat_id}", status_code=204)
+    @router.delete("/seats/{seat_id:uuid}", status_code=204)
     async def delete_seat(
         pool: PoolDep, kv: ValkeyDep, coworking_id: CoworkingId, seat_id: UUID,
         who: CurrentPrincipal,
@@ -199,8 +199,8 @@ def scoped_router(prefix: str, coworking: Any) -> APIRouter:
         pool: PoolDep,
         coworking_id: CoworkingId,
         who: CurrentPrincipal,
-        from_: Annotated[AwareDatetime | None, Query(alias="from")] = None,
-        to: AwareDatetime | None = None,
+        from_: Annotated[Instant | None, Query(alias="from")] = None,
+        to: Instant | None = None,
         limit: Limit = None,
         offset: Offset = None,
     ) -> list[dict[str, Any]]:
@@ -249,8 +249,8 @@ def scoped_router(prefix: str, coworking: Any) -> APIRouter:
         kv: ValkeyDep,
         coworking_id: CoworkingId,
         viewer: OptionalAdmin,
-        from_: Annotated[AwareDatetime, Query(alias="from")],
-        to: AwareDatetime,
+        from_: Annotated[Instant, Query(alias="from")],
+        to: Instant,
         type: Literal["OpenSpace", "Cabin", "Room"] | None = None,  # noqa: A002
         features: Annotated[list[SeatFeature] | None, Query()] = None,
         seat_id: UUID | None = None,
