@@ -19,7 +19,8 @@ class CreateReservation(BaseModel):
 
 
 class ReservationUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # an empty change is refused; the schema says so, for generated clients
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
 
     seat_id: uuid.UUID | None = None
     starts_at: AwareDatetime | None = None

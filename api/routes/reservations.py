@@ -1,7 +1,6 @@
 import io
 import uuid
-from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import qrcode
 from fastapi import APIRouter, Header, Query, Request, Response
@@ -10,14 +9,17 @@ from fastapi.responses import JSONResponse
 from api.auth import CurrentAdmin, CurrentClient, CurrentPrincipal, managed_coworkings
 from api.deps import ResourcesDep
 from api.errors import InvalidInput, NotFound
+from api.models.common import Instant
 from api.models.reservations import CancelBody, CreateReservation, ReservationUpdate
 from api.services import reservations
-
 
 router = APIRouter(tags=["reservations"])
 
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
 Limit = Annotated[int | None, Query(ge=0)]
+ReservationStatus = Literal[
+    "held", "confirmed", "checked_in", "completed", "cancelled", "expired", "no_show"
+]
 Offset = Annotated[int | None, Query(ge=0)]
 
 
@@ -61,9 +63,9 @@ async def list_reservations(
     coworking_id: uuid.UUID | None = None,
     seat_id: uuid.UUID | None = None,
     client_id: uuid.UUID | None = None,
-    status: str | None = None,
-    starts_from: datetime | None = None,
-    starts_before: datetime | None = None,
+    status: ReservationStatus | None = None,
+    starts_from: Instant | None = None,
+    starts_before: Instant | None = None,
     limit: Limit = None,
     offset: Offset = None,
 ) -> list[dict[str, Any]]:
