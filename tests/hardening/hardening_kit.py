@@ -18,7 +18,10 @@ from api.tokens import AUDIENCE, issue_access_token
 from tests.conftest import SCHEMAS
 
 # every 401 answers exactly this, whatever was wrong with the token
-UNAUTHORIZED = {"error": "unauthorized", "description": "Missing or invalid credentials"}
+UNAUTHORIZED = {
+    "error": "unauthorized",
+    "description": "Missing or invalid credentials",
+}
 WRONG_KEY = "y" * 48
 
 
@@ -62,7 +65,10 @@ def forged_tokens(
         "edited_subject": edit_payload(valid, sub=str(uuid.uuid4())),
         "edited_expiry": edit_payload(valid, exp=int(time.time()) + 10**6),
         "expired": issue_access_token(
-            settings, kind=kind, subject=subject, role=role,  # type: ignore[arg-type]
+            settings,
+            kind=kind,
+            subject=subject,
+            role=role,  # type: ignore[arg-type]
             now=time.time() - 2 * settings.jwt_access_ttl_seconds,
         ),  # fmt: skip
         "wrong_issuer": jwt.encode({**claims, "iss": "someone-else"}, secret, "HS256"),
@@ -79,7 +85,9 @@ def forged_tokens(
     }
 
 
-def forged_admin_tokens(settings: Settings, *, client_id: uuid.UUID, client_token: str) -> dict:
+def forged_admin_tokens(
+    settings: Settings, *, client_id: uuid.UUID, client_token: str
+) -> dict:
     """A client's way into admin routes: its own token, edited or re-signed."""
     secret = settings.jwt_secret.get_secret_value()  # type: ignore[union-attr]
     owner = claims_for(settings, kind="admin", subject=client_id, role="owner")
@@ -93,7 +101,8 @@ def forged_admin_tokens(settings: Settings, *, client_id: uuid.UUID, client_toke
         "signed_owner_for_client_id": jwt.encode(owner, secret, algorithm="HS256"),
         "expired_owner": jwt.encode(
             {**owner, "iat": owner["iat"] - 7200, "exp": owner["iat"] - 3600},
-            secret, "HS256",
+            secret,
+            "HS256",
         ),  # fmt: skip
     }
 
@@ -109,8 +118,10 @@ def admin_routes(app: FastAPI) -> Iterator[tuple[str, str]]:
         for method, operation in operations.items():
             schemes = {name for item in operation.get("security", []) for name in item}
             tags = set(operation.get("tags", []))
-            staff_write = bool(schemes) and bool(tags & {"coworkings", "images"}) and (
-                method != "get" or path.endswith("/clients")
+            staff_write = (
+                bool(schemes)
+                and bool(tags & {"coworkings", "images"})
+                and (method != "get" or path.endswith("/clients"))
             )
             optional = {} in operation.get("security", [])
             if ("admin" in schemes and not optional) or staff_write:
@@ -134,5 +145,5 @@ async def snapshot(pool: asyncpg.Pool) -> dict[str, list[tuple]]:
     for row in tables:
         name = f'"{row["schemaname"]}"."{row["tablename"]}"'
         rows = await pool.fetch(f"SELECT * FROM {name}")  # noqa: S608
-        out[name] = sorted((tuple(map(repr, r.values())) for r in rows))
+        out[name] = sorted(tuple(map(repr, r.values())) for r in rows)
     return out

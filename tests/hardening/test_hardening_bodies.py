@@ -3,15 +3,14 @@
 import asyncio
 import json
 import time
+from dataclasses import replace
 
 import pytest
-import uvicorn
 
-from api.devstack import free_port
 from api.limits import MAX_JSON_DEPTH, BodyLimitMiddleware, json_depth
 from api.main import create_app
-from api.resources import Resources
 from tests.factories import create_admin, create_client, create_coworking
+from tests.hardening.fuzz_api import serving
 
 REGISTER = "/api/client/register"
 MIB = 1024 * 1024
@@ -120,7 +119,9 @@ async def test_list_with_huge_limit_clamped(api, db, path: str) -> None:
 async def test_client_reservations_with_huge_limit_clamped(api, db, settings) -> None:
     client = await create_client(db, settings)
     admin = await create_admin(db, settings)
-    mine = await api.get(f"/api/client/reservations?limit={10**30}", headers=client.headers)
+    mine = await api.get(
+        f"/api/client/reservations?limit={10**30}", headers=client.headers
+    )
     staff = await api.get(f"/api/reservations?limit={10**30}", headers=admin.headers)
     assert (mine.status_code, mine.json()) == (200, [])
     assert (staff.status_code, staff.json()) == (200, [])
@@ -128,17 +129,9 @@ async def test_client_reservations_with_huge_limit_clamped(api, db, settings) ->
 
 async def test_slow_client_dribbling_body_dropped(resources, db) -> None:
     settings = resources.settings.model_copy(update={"body_read_timeout_seconds": 1.0})
-    app = create_app(settings, resources=Resources(
-        settings, resources.pool, resources.valkey, resources.temporal, resources.store))  # fmt: skip
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(
-        app, host="127.0.0.1", port=port, lifespan="off", log_level="error",
-        timeout_keep_alive=2,
-    ))  # fmt: skip
-    serving = asyncio.create_task(server.serve())
-    try:
-        while not server.started:
-            await asyncio.sleep(0.02)
+    app = create_app(settings, resources=replace(resources, settings=settings))
+    async with serving(app) as base_url:
+        port = int(base_url.rsplit(":", 1)[1])
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(
             b"POST /api/client/login HTTP/1.1\r\nHost: 127.0.0.1\r\n"
@@ -159,9 +152,6 @@ async def test_slow_client_dribbling_body_dropped(resources, db) -> None:
         rest = await asyncio.wait_for(reader.read(), timeout=3.0)
         elapsed = time.monotonic() - began
         writer.close()
-    finally:
-        server.should_exit = True
-        await serving
     head, _, body = (answer + rest).partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 408 ")
     assert json.loads(body) == {

@@ -35,7 +35,9 @@ async def _states(scene, bookings) -> dict[str, dict]:
 async def test_touch_other_clients_reservations_and_profiles_refused(scene) -> None:
     resources = scene.resources
     clients = [scene.client] + [
-        await create_client(resources.pool, resources.settings, email=f"c{i}@example.com")
+        await create_client(
+            resources.pool, resources.settings, email=f"c{i}@example.com"
+        )
         for i in range(1, CLIENTS)
     ]
     bookings = []
@@ -88,12 +90,19 @@ async def test_touch_other_clients_reservations_and_profiles_refused(scene) -> N
                 continue
             for method, path, body in profile_operations:
                 response = await scene.api.request(
-                    method, path.format(c=victim.id), json=body, headers=attacker.headers
+                    method,
+                    path.format(c=victim.id),
+                    json=body,
+                    headers=attacker.headers,
                 )
                 answers[response.status_code] = answers.get(response.status_code, 0) + 1
                 tried += 1
 
-    expected = CLIENTS * (CLIENTS - 1) * (PER_CLIENT * len(operations) + len(profile_operations))
+    expected = (
+        CLIENTS
+        * (CLIENTS - 1)
+        * (PER_CLIENT * len(operations) + len(profile_operations))
+    )
     assert tried == expected
     # a client's own token on someone else's reservation finds nothing (404);
     # staff operations and other profiles refuse a client token outright (401)
@@ -111,4 +120,7 @@ async def test_touch_other_clients_reservations_and_profiles_refused(scene) -> N
     foreign = await scene.api.get(
         f"/api/reservations/{bookings[0][1]}", headers=clients[1].headers
     )
-    assert (foreign.status_code, foreign.json()) == (stranger.status_code, stranger.json())
+    assert (foreign.status_code, foreign.json()) == (
+        stranger.status_code,
+        stranger.json(),
+    )

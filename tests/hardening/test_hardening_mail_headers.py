@@ -40,7 +40,9 @@ def _form(**changes: str) -> dict:
 
 
 @pytest.mark.parametrize("value", HOSTILE)
-async def test_register_client_with_header_breaking_name_refused(api, db, value) -> None:
+async def test_register_client_with_header_breaking_name_refused(
+    api, db, value
+) -> None:
     answers = {}
     for field in ("name", "surname", "patronymic"):
         response = await api.post("/api/client/register", json=_form(**{field: value}))
@@ -59,12 +61,20 @@ async def test_edit_profile_with_header_breaking_name_refused(
 ) -> None:
     client = await create_client(db, settings, name="Ada")
     admin = await create_admin(db, settings)
-    own = await api.patch("/api/client", json={"surname": value}, headers=client.headers)
+    own = await api.patch(
+        "/api/client", json={"surname": value}, headers=client.headers
+    )
     staff = await api.patch(
         f"/api/client/{client.id}", json={"name": value}, headers=admin.headers
     )
-    assert (own.status_code, own.json()["description"].split(":")[0]) == (400, "surname")
-    assert (staff.status_code, staff.json()["description"].split(":")[0]) == (400, "name")
+    assert (own.status_code, own.json()["description"].split(":")[0]) == (
+        400,
+        "surname",
+    )
+    assert (staff.status_code, staff.json()["description"].split(":")[0]) == (
+        400,
+        "name",
+    )
     row = await db.fetchrow("SELECT name, surname FROM client.clients")
     assert dict(row) == {"name": "Ada", "surname": "Lovelace"}
 
@@ -92,9 +102,13 @@ def _context(**changes: str) -> MailContext:
     return MailContext(**values)
 
 
-@pytest.mark.parametrize("field", ["recipient_name", "recipient_email", "coworking_name"])
+@pytest.mark.parametrize(
+    "field", ["recipient_name", "recipient_email", "coworking_name"]
+)
 @pytest.mark.parametrize("value", HOSTILE)
-def test_build_message_with_header_breaking_text_refused(field: str, value: str) -> None:
+def test_build_message_with_header_breaking_text_refused(
+    field: str, value: str
+) -> None:
     hostile = f"ada{value}@example.com" if field == "recipient_email" else value
     with pytest.raises(MailBuildError):
         build_message(_context(**{field: hostile}), sender="T <t@x.io>", domain="x.io")
@@ -102,7 +116,8 @@ def test_build_message_with_header_breaking_text_refused(field: str, value: str)
 
 @pytest.mark.parametrize(
     "name",
-    ['x@evil.io, <y@evil.io>', 'Eve "Bcc: y@evil.io"', "Zoë; Bcc:z@evil.io", "<>,;:\\\"@"],
+    ["x@evil.io, <y@evil.io>", 'Eve "Bcc: y@evil.io"', "Zoë; Bcc:z@evil.io",
+     '<>,;:\\"@'],
     ids=["address_list", "quoted_header", "semicolon", "specials"],
 )  # fmt: skip
 def test_build_message_with_address_lookalike_name_one_recipient(name: str) -> None:

@@ -1,4 +1,4 @@
-"""Sign-in tells an unknown email from a wrong password neither by answer nor by time."""
+"""Sign-in tells an unknown email from a wrong password by neither answer nor time."""
 
 import statistics
 import time

@@ -5,7 +5,13 @@ from dataclasses import replace
 import httpx
 
 from api.main import create_app
-from tests.factories import PASSWORD, create_admin, create_client, create_coworking, create_seat
+from tests.factories import (
+    PASSWORD,
+    create_admin,
+    create_client,
+    create_coworking,
+    create_seat,
+)
 from tests.hardening.hardening_kit import (
     UNAUTHORIZED,
     admin_routes,
@@ -45,12 +51,15 @@ async def test_read_profile_with_forged_token_same_bare_401(api, db, settings) -
         assert answers == {name: (401, UNAUTHORIZED, "Bearer") for name in tokens}, kind
         # the genuine token still works, so the 401s are about the forgery
         genuine = await api.get(
-            f"/api/{kind}", headers={"Authorization": f"Bearer {signed_in[kind]['token']}"}
+            f"/api/{kind}",
+            headers={"Authorization": f"Bearer {signed_in[kind]['token']}"},
         )
         assert (genuine.status_code, genuine.json()["id"]) == (200, str(account.id))
 
 
-async def test_read_client_profile_with_other_kind_token_refused(api, db, settings) -> None:
+async def test_read_client_profile_with_other_kind_token_refused(
+    api, db, settings
+) -> None:
     client = await create_client(db, settings)
     admin = await create_admin(db, settings)
     as_client = await api.get("/api/client", headers=admin.headers)
