@@ -129,7 +129,7 @@ def error_body(code: str, description: str) -> dict[str, str]:
     return {"error": code, "description": description}
 
 
-def _describe_validation(errors: list[Any]) -> str:
+def describe_validation(errors: list[Any]) -> str:
     parts = []
     for item in errors[:5]:
         location = [str(part) for part in item.get("loc", ()) if part != "body"]
@@ -150,7 +150,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, error: RequestValidationError) -> JSONResponse:
         return JSONResponse(
-            error_body("invalid_body", _describe_validation(list(error.errors()))),
+            error_body("invalid_body", describe_validation(list(error.errors()))),
             status_code=400,
         )
 

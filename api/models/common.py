@@ -113,5 +113,7 @@ def _instant_text(value: Any) -> Any:
 
 
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+# Text searched for: a NUL or other control character never reaches SQL.
+SearchText = Annotated[str, AfterValidator(refuse_control_characters)]
 # An instant in a query: RFC 3339 text with an offset, never a bare number.
 Instant = Annotated[AwareDatetime, BeforeValidator(_instant_text)]

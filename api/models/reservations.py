@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import uuid
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from typing import Annotated
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict
+
+from api.models.common import SafeText
 
 
 class CreateReservation(BaseModel):
@@ -30,4 +34,5 @@ class ReservationUpdate(BaseModel):
 class CancelBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Field("", max_length=200)
+    # it reaches the database, the workflow's history and the client's mail
+    reason: Annotated[str, SafeText(max_length=200)] = ""

@@ -22,7 +22,7 @@ from api.auth import (
 )
 from api.deps import PoolDep, SettingsDep, ValkeyDep
 from api.errors import Forbidden, Unauthorized
-from api.models.common import Instant
+from api.models.common import Instant, SearchText
 from api.models.coworkings import (
     AvailabilityPublic,
     ClientPublic,
@@ -276,8 +276,8 @@ collection = APIRouter(prefix="/api/coworkings", tags=["coworkings"])
 @collection.get("", response_model=list[CoworkingPublic])
 async def list_coworkings(
     pool: PoolDep,
-    name: Annotated[str | None, Query(max_length=50)] = None,
-    city: Annotated[str | None, Query(max_length=50)] = None,
+    name: Annotated[SearchText | None, Query(max_length=50)] = None,
+    city: Annotated[SearchText | None, Query(max_length=50)] = None,
     limit: Limit = None,
     offset: Offset = None,
 ) -> list[dict[str, Any]]:

@@ -5,10 +5,11 @@ from typing import Annotated, Any, Literal
 import qrcode
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 
 from api.auth import CurrentAdmin, CurrentClient, CurrentPrincipal, managed_coworkings
 from api.deps import ResourcesDep
-from api.errors import InvalidInput, NotFound
+from api.errors import InvalidInput, NotFound, describe_validation
 from api.models.common import Instant
 from api.models.reservations import CancelBody, CreateReservation, ReservationUpdate
 from api.services import reservations
@@ -93,7 +94,10 @@ async def cancel_reservation(
 ) -> Response:
     reason = ""
     if await request.body():
-        reason = CancelBody.model_validate_json(await request.body()).reason
+        try:
+            reason = CancelBody.model_validate_json(await request.body()).reason
+        except ValidationError as error:
+            raise InvalidInput(describe_validation(list(error.errors()))) from None
     await reservations.cancel(resources, principal, reservation_id, reason=reason)
     return Response(status_code=204)
 

@@ -129,3 +129,42 @@ async def test_reorder_seat_images_with_malformed_seat_id_not_found(
     assert (good.status_code, good.json()) == (200, [])
     assert seat.status_code == 404
     assert seat.json()["error"] == "not_found"
+
+
+@pytest.mark.parametrize("query", ["name=%00", "city=a%00b", "name=%0d%0a"])
+async def test_search_coworkings_with_control_character_refused(api, db, query) -> None:
+    await create_coworking(db)
+    response = await api.get(f"/api/coworkings?{query}")
+    assert response.status_code == 400
+    field = query.split("=")[0]
+    assert response.json()["description"].startswith(f"query.{field}:")
+
+
+async def test_cancel_reservation_with_control_character_reason_refused(scene) -> None:
+    starts_at, ends_at = await scene.slot(hours_ahead=30)
+    booked = await scene.book(starts_at, ends_at)
+    reservation_id = booked.json()["id"]
+    response = await scene.api.request(
+        "DELETE", f"/api/reservations/{reservation_id}",
+        json={"reason": "late\x00\r\nBcc: x@evil.io"}, headers=scene.client.headers,
+    )  # fmt: skip
+    assert response.status_code == 400
+    assert response.json()["description"].startswith("reason:")
+    after = await scene.api.get(
+        f"/api/reservations/{reservation_id}", headers=scene.client.headers
+    )
+    assert (after.json()["cancelled"], after.json()["status"]) == (False, "confirmed")
+
+
+@pytest.mark.parametrize(
+    "body", [b'{"reason": 5}', b'{"reason": "' + b"x" * 300 + b'"}', b"{not json"],
+    ids=["number", "too_long", "broken_json"],
+)  # fmt: skip
+async def test_cancel_reservation_with_malformed_body_400(api, db, settings, body) -> None:
+    client = await create_client(db, settings)
+    response = await api.request(
+        "DELETE", "/api/reservations/3fa85f64-5717-4562-b3fc-2c963f66afa6",
+        content=body, headers={**client.headers, "Content-Type": "application/json"},
+    )  # fmt: skip
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_body"
