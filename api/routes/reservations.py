@@ -21,7 +21,8 @@ Limit = Annotated[int | None, Query(ge=0)]
 ReservationStatus = Literal[
     "held", "confirmed", "checked_in", "completed", "cancelled", "expired", "no_show"
 ]
-Offset = Annotated[int | None, Query(ge=0)]
+# an offset past what PostgreSQL counts in a bigint is refused, not a 500
+Offset = Annotated[int | None, Query(ge=0, le=10**12)]
 
 
 def _as_list(items: list[reservations.ReservationView]) -> list[dict[str, Any]]:

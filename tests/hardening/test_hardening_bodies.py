@@ -158,3 +158,21 @@ async def test_slow_client_dribbling_body_dropped(resources, db) -> None:
         "error": "request_timeout", "description": "body: not received within 1 seconds"
     }  # fmt: skip
     assert elapsed < 4.0
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/api/client/reservations", "/api/reservations", "/api/client/{c}/reservations",
+     "/api/coworkings"],
+    ids=["mine", "staff", "of_client", "coworkings"],
+)  # fmt: skip
+async def test_list_with_offset_past_bigint_refused(api, db, settings, path) -> None:
+    client = await create_client(db, settings)
+    headers = (
+        client.headers if path == "/api/client/reservations"
+        else (await create_admin(db, settings)).headers
+    )  # fmt: skip
+    url = path.format(c=client.id) + f"?offset={10**28}&limit=5"
+    response = await api.get(url, headers=headers)
+    assert response.status_code == 400
+    assert response.json()["description"].startswith("query.offset:")
