@@ -1,4 +1,4 @@
-"""A short schemathesis run in the suite; the long one is `python -m tests.hardening.fuzz_api`."""
+"""A short schemathesis run in the suite; the long one is in fuzz_api.py beside it."""
 
 from dataclasses import replace
 

@@ -160,7 +160,9 @@ async def test_cancel_reservation_with_control_character_reason_refused(scene) -
     "body", [b'{"reason": 5}', b'{"reason": "' + b"x" * 300 + b'"}', b"{not json"],
     ids=["number", "too_long", "broken_json"],
 )  # fmt: skip
-async def test_cancel_reservation_with_malformed_body_400(api, db, settings, body) -> None:
+async def test_cancel_reservation_with_malformed_body_400(
+    api, db, settings, body
+) -> None:
     client = await create_client(db, settings)
     response = await api.request(
         "DELETE", "/api/reservations/3fa85f64-5717-4562-b3fc-2c963f66afa6",
