@@ -9,6 +9,7 @@ to the application unchanged.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
@@ -29,6 +30,9 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 MULTIPART_SLACK = 16 * 1024
 # no body of this API nests deeper than a handful of levels
 MAX_JSON_DEPTH = 32
+# After a 413 the rest of the body is read and thrown away, up to this much, so
+# a client that sends before it reads sees the answer instead of a reset.
+DRAIN_BYTES = 32 * 1024 * 1024
 _JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 
@@ -92,6 +96,11 @@ class BodyLimitMiddleware:
                 "refused body on %s %s: %s",
                 scope.get("method"), scope.get("path"), refused.code,
             )  # fmt: skip
+            # a client that asked to continue has sent nothing yet; keep it so
+            if refused.status == 413 and "100-continue" not in headers.get(
+                "expect", ""
+            ):
+                await self._drain(receive)
             await _answer(send, refused)
             return
 
@@ -136,6 +145,19 @@ class BodyLimitMiddleware:
                 408, "request_timeout",
                 f"body: not received within {self.read_timeout:g} seconds",
             ) from None  # fmt: skip
+
+    async def _drain(self, receive: Receive) -> None:
+        """Discard what is left of the body, bounded in bytes and in time."""
+        discarded = 0
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.read_timeout):
+                while discarded <= DRAIN_BYTES:
+                    message = await receive()
+                    discarded += len(message.get("body", b""))
+                    if message["type"] != "http.request" or not message.get(
+                        "more_body", False
+                    ):
+                        return
 
 
 async def _answer(send: Send, refused: _Refused) -> None:

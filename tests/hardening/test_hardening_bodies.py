@@ -6,6 +6,7 @@ import json
 import time
 from dataclasses import replace
 
+import httpx
 import pytest
 
 from api.limits import MAX_JSON_DEPTH, BodyLimitMiddleware, json_depth
@@ -75,7 +76,13 @@ def test_measure_json_depth_counts_only_structure(body: bytes, depth: int) -> No
     assert json_depth(body) == depth
 
 
-async def test_body_limit_declared_length_never_reads_body() -> None:
+@pytest.mark.parametrize(
+    ("expect", "pulled_messages"), [("100-continue", 0), (None, 1)],
+    ids=["expect_continue_never_read", "rest_drained_unparsed"],
+)  # fmt: skip
+async def test_body_limit_declared_length_refused_before_app(
+    expect, pulled_messages
+) -> None:
     called, pulled, sent = [], [], []
 
     async def app(scope, receive, send):
@@ -94,10 +101,11 @@ async def test_body_limit_declared_length_never_reads_body() -> None:
     scope = {
         "type": "http", "method": "POST", "path": "/x",
         "headers": [(b"content-type", b"application/json"),
-                    (b"content-length", str(11 * MIB).encode())],
+                    (b"content-length", str(11 * MIB).encode())]
+                   + ([(b"expect", expect.encode())] if expect else []),
     }  # fmt: skip
     await guard(scope, receive, send)
-    assert (called, pulled) == ([], [])
+    assert (called, len(pulled)) == ([], pulled_messages)
     assert sent[0]["status"] == 413
     assert json.loads(sent[1]["body"]) == {
         "error": "payload_too_large", "description": "body: larger than 1024 bytes"
@@ -182,3 +190,17 @@ async def test_list_with_offset_past_bigint_refused(api, db, settings, path) -> 
     response = await api.get(url, headers=headers)
     assert response.status_code == 400
     assert response.json()["description"].startswith("query.offset:")
+
+
+async def test_post_oversized_body_to_real_server_sees_413(resources, db) -> None:
+    # over a socket: the server reads and drops the rest, so the answer arrives
+    app = create_app(resources.settings, resources=resources)
+    async with serving(app) as base_url, httpx.AsyncClient(base_url=base_url) as http:
+        response = await http.post(
+            REGISTER, content=b"[" + b" " * (11 * MIB) + b"]",
+            headers={"Content-Type": "application/json"},
+        )  # fmt: skip
+    assert response.status_code == 413
+    assert response.json() == {
+        "error": "payload_too_large", "description": f"body: larger than {MIB} bytes"
+    }  # fmt: skip
