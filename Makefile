@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint proto bench clean
+.PHONY: run test lint audit proto bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m tests.bench.booking && $(BIN)/python -m tests.bench.load
+
+# bandit over our code against bandit-waivers.toml, then pip-audit (needs the
+# vulnerability service on the network; a dependency it cannot check fails)
+audit: $(STAMP)
+	$(BIN)/python -m tests.hardening.audit
 
 proto: $(STAMP)
 	$(BIN)/python -m proto.build

@@ -68,8 +68,15 @@ def message_id(reservation_id: str, kind: int, version: int, domain: str) -> str
     return f"<reservation-{reservation_id}.{kind_name(kind)}.v{version}@{domain}>"
 
 
+_JOINERS = frozenset({"\u200c", "\u200d"})
+
+
 def _header_safe(value: str, field: str) -> str:
     for char in value:
+        # the joiners are letters' glue in Persian, Indic scripts and emoji, and
+        # the API accepts them in names; every other format character is refused
+        if char in _JOINERS:
+            continue
         if unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp"):
             raise MailBuildError(f"{field} holds a control character")
     # encoded-words in input would be decoded by readers as if we had written them

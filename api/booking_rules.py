@@ -27,7 +27,8 @@ from api.errors import RuleViolation
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 MAX_INTERVALS_PER_DAY = 6
-_HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+HHMM_PATTERN = r"^([01]\d|2[0-3]):([0-5]\d)$"
+_HHMM = re.compile(HHMM_PATTERN)
 
 OpeningHours = dict[str, list[list[str]]]
 Interval = tuple[datetime, datetime]

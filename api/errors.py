@@ -17,6 +17,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from valkey.exceptions import ConnectionError as ValkeyConnectionError
 from valkey.exceptions import TimeoutError as ValkeyTimeoutError
 
+from api.openapi import allowed_methods
+
 logger = logging.getLogger(__name__)
 
 
@@ -143,7 +145,7 @@ def error_body(code: str, description: str) -> dict[str, str]:
     return {"error": code, "description": description}
 
 
-def _describe_validation(errors: list[Any]) -> str:
+def describe_validation(errors: list[Any]) -> str:
     parts = []
     for item in errors[:5]:
         if item.get("type") == "json_invalid":
@@ -168,7 +170,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, error: RequestValidationError) -> JSONResponse:
         return JSONResponse(
-            error_body("invalid_body", _describe_validation(list(error.errors()))),
+            error_body("invalid_body", describe_validation(list(error.errors()))),
             status_code=400,
         )
 
@@ -177,10 +179,16 @@ def install_error_handlers(app: FastAPI) -> None:
         code = {404: "not_found", 405: "method_not_allowed"}.get(
             error.status_code, "http_error"
         )
+        headers = dict(getattr(error, "headers", None) or {})
+        if error.status_code == 405:
+            # the router names only the first route it matched; list them all
+            headers["Allow"] = ", ".join(
+                allowed_methods(request.app, request.url.path)
+            ) or headers.get("Allow", "")
         return JSONResponse(
             error_body(code, str(error.detail)),
             status_code=error.status_code,
-            headers=getattr(error, "headers", None),
+            headers=headers or None,
         )
 
     async def _dependency_down(request: Request, error: Exception) -> JSONResponse:

@@ -11,8 +11,10 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from api.db import migrate
 from api.errors import install_error_handlers
+from api.limits import BodyLimitMiddleware
 from api.logging_setup import install_request_context
 from api.metrics import install_metrics
+from api.openapi import install_openapi
 from api.resources import Resources, open_resources
 from api.routes import coworkings as coworking_routes
 from api.routes import admins, clients, health, reservations
@@ -51,6 +53,12 @@ def create_app(
         lifespan=lifespan,
     )
     app.add_middleware(
+        BodyLimitMiddleware,
+        max_json_bytes=settings.max_body_bytes,
+        max_upload_bytes=settings.image_max_bytes,
+        read_timeout=settings.body_read_timeout_seconds,
+    )
+    app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,
         allow_origin_regex=_DEV_ORIGINS if settings.is_dev else None,
@@ -64,6 +72,7 @@ def create_app(
     install_metrics(app)
     install_request_context(app)
     install_error_handlers(app)
+    install_openapi(app)
     if resources is not None:
         app.state.resources = resources
     app.include_router(health.router)

@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     s3_secure: bool = True
     image_max_bytes: int = Field(10 * 1024 * 1024, ge=1024)
     image_max_pixels: int = Field(40_000_000, ge=1)
+    # any body but an image upload; and how long a client may take to send one
+    max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    body_read_timeout_seconds: float = Field(30.0, gt=0)
 
     jwt_secret: SecretStr | None = None
     jwt_issuer: str = "tlounge"

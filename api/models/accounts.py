@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 
 from api.models.common import EmailAddress, SafeText
 
@@ -36,7 +36,7 @@ class ClientForm(Credentials):
     name: Name
     surname: Name
     patronymic: Patronymic
-    send_notifications: bool = False
+    send_notifications: StrictBool = False
 
 
 class ClientUpdate(RequestBody):
@@ -46,14 +46,14 @@ class ClientUpdate(RequestBody):
     name: Name | None = None
     surname: Name | None = None
     patronymic: Patronymic | None = None
-    send_notifications: bool | None = None
+    send_notifications: StrictBool | None = None
 
 
 class ClientAdminUpdate(ClientUpdate):
     """What staff may change on a client: the profile, and two flags only they set."""
 
-    is_internal: bool | None = None
-    verified: bool | None = None
+    is_internal: StrictBool | None = None
+    verified: StrictBool | None = None
 
 
 class AdminForm(Credentials):
@@ -95,7 +95,7 @@ class RefreshRequest(RequestBody):
 
 
 class LogoutRequest(RequestBody):
-    all_sessions: bool = Field(
+    all_sessions: StrictBool = Field(
         default=False, description="Also sign out every other session of the account"
     )
 

@@ -7,6 +7,7 @@ control or formatting characters that could split a header or hide text.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,7 +15,13 @@ from typing import Annotated, Any
 
 from annotated_types import GroupedMetadata, MaxLen, MinLen
 from email_validator import EmailNotValidError, validate_email
-from pydantic import AfterValidator, BeforeValidator, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BeforeValidator,
+    StringConstraints,
+    WithJsonSchema,
+)
 
 # Categories never allowed: controls (CR, LF, TAB, NUL...), line and paragraph
 # separators, surrogates, private use and unassigned code points.
@@ -42,6 +49,14 @@ def refuse_control_characters(value: str) -> str:
     return value
 
 
+def refuse_encoded_words(value: str) -> str:
+    # a mail reader decodes `=?charset?q?...?=` as if we had encoded it, so a
+    # name could smuggle text that looks like a header into what people read
+    if "=?" in value:
+        raise ValueError("must not contain an encoded-word (=?)")
+    return value
+
+
 @dataclass(frozen=True)
 class SafeText(GroupedMetadata):
     """One line of text: NFC, stripped, its length in code points, no controls.
@@ -58,6 +73,7 @@ class SafeText(GroupedMetadata):
         yield MaxLen(self.max_length)
         yield BeforeValidator(_normalise)
         yield AfterValidator(refuse_control_characters)
+        yield AfterValidator(refuse_encoded_words)
 
 
 def normalise_email(value: str) -> str:
@@ -81,6 +97,23 @@ def email_key(address: str) -> str:
 EmailAddress = Annotated[
     str,
     StringConstraints(min_length=6, max_length=50),
+    WithJsonSchema(
+        {"type": "string", "format": "email", "minLength": 6, "maxLength": 50}
+    ),
     BeforeValidator(_normalise),
     AfterValidator(normalise_email),
 ]
+
+
+def _instant_text(value: Any) -> Any:
+    # a query string of digits would otherwise be read as a Unix timestamp
+    if isinstance(value, str) and not _RFC3339.match(value):
+        raise ValueError("expected an RFC 3339 time with an offset")
+    return value
+
+
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+# Text searched for: a NUL or other control character never reaches SQL.
+SearchText = Annotated[str, AfterValidator(refuse_control_characters)]
+# An instant in a query: RFC 3339 text with an offset, never a bare number.
+Instant = Annotated[AwareDatetime, BeforeValidator(_instant_text)]

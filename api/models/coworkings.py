@@ -17,10 +17,17 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     Field,
+    StrictBool,
     WithJsonSchema,
 )
 
-from api.booking_rules import parse_opening_hours, validate_timezone
+from api.booking_rules import (
+    HHMM_PATTERN,
+    MAX_INTERVALS_PER_DAY,
+    WEEKDAYS,
+    parse_opening_hours,
+    validate_timezone,
+)
 from api.models.common import SafeText
 
 SEAT_KINDS = ("OpenSpace", "Cabin", "Room")
@@ -68,8 +75,25 @@ Address = Annotated[str, SafeText(min_length=1, max_length=100)]
 City = Annotated[str, SafeText(max_length=50)]
 Reason = Annotated[str, SafeText(max_length=200)]
 TimeZone = Annotated[str, AfterValidator(validate_timezone)]
+_INTERVAL_SCHEMA = {
+    "type": "array", "minItems": 2, "maxItems": 2,
+    "prefixItems": [
+        {"type": "string", "pattern": HHMM_PATTERN},
+        {"type": "string", "pattern": r"^(([01]\d|2[0-3]):[0-5]\d|24:00)$"},
+    ],
+}  # fmt: skip
+_OPENING_HOURS_SCHEMA = {
+    "anyOf": [
+        {"type": "object", "additionalProperties": False,
+         "properties": {day: {"type": "array", "maxItems": MAX_INTERVALS_PER_DAY,
+                              "items": _INTERVAL_SCHEMA} for day in WEEKDAYS}},
+        {"type": "null"},
+    ]
+}  # fmt: skip
 OpeningHoursField = Annotated[
-    dict[str, list[list[str]]] | None, BeforeValidator(_opening_hours)
+    dict[str, list[list[str]]] | None,
+    BeforeValidator(_opening_hours),
+    WithJsonSchema(_OPENING_HOURS_SCHEMA),
 ]
 Cost = Annotated[float, Field(gt=0, le=1_000_000)]
 SeatNumber = Annotated[int, Field(ge=1, le=1000)]
@@ -96,7 +120,7 @@ class RuleFields(BaseModel):
     max_duration_minutes: int | None = Field(None, ge=5, le=7 * 1440)
     max_days_ahead: int | None = Field(None, ge=1, le=730)
     max_active_per_client: int | None = Field(None, ge=1, le=1000)
-    auto_confirm: bool | None = None
+    auto_confirm: StrictBool | None = None
     hold_minutes: int | None = Field(None, ge=1, le=7 * 1440)
     reminder_lead_minutes: int | None = Field(None, ge=0, le=7 * 1440)
     checkin_grace_minutes: int | None = Field(None, ge=0, le=1440)
@@ -108,7 +132,7 @@ class CoworkingCreate(RuleFields):
     city: City = ""
     timezone: TimeZone = "UTC"
     opening_hours: OpeningHoursField = None
-    active: bool = True
+    active: StrictBool = True
 
 
 class CoworkingUpdate(RuleFields):
@@ -120,7 +144,7 @@ class CoworkingUpdate(RuleFields):
     city: City | None = None
     timezone: TimeZone | None = None
     opening_hours: OpeningHoursField = None
-    active: bool | None = None
+    active: StrictBool | None = None
 
 
 class SeatStats(BaseModel):
@@ -153,8 +177,8 @@ class SeatCreate(BaseModel):
     number: SeatNumber
     features: list[SeatFeature] = Field(max_length=24)
     cost: Cost
-    internal_only: bool = False
-    active: bool = True
+    internal_only: StrictBool = False
+    active: StrictBool = True
     pos_x: Position | None = None
     pos_y: Position | None = None
 
@@ -165,8 +189,8 @@ class SeatUpdate(BaseModel):
     type: SeatType | None = None
     number: SeatNumber | None = None
     cost: Cost | None = None
-    internal_only: bool | None = None
-    active: bool | None = None
+    internal_only: StrictBool | None = None
+    active: StrictBool | None = None
     pos_x: Position | None = None
     pos_y: Position | None = None
 

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import uuid
-
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
+
+from api.models.common import Instant, SafeText
 
 
 def _text_only(value: object) -> object:
-    # epoch numbers would pass as UTC instants; the contract says RFC 3339 text
+    # a JSON number would pass as a Unix timestamp; the contract says RFC 3339 text
     if not isinstance(value, str):
         raise ValueError("must be an RFC 3339 date-time string with an offset")
     return value
@@ -23,7 +24,7 @@ def _sane_year(value: datetime) -> datetime:
     return value
 
 
-Instant = Annotated[AwareDatetime, BeforeValidator(_text_only), AfterValidator(_sane_year)]
+BookingInstant = Annotated[Instant, BeforeValidator(_text_only), AfterValidator(_sane_year)]
 
 
 class CreateReservation(BaseModel):
@@ -31,21 +32,23 @@ class CreateReservation(BaseModel):
 
     seat_id: uuid.UUID
     # a time without an offset is refused, never read as UTC
-    starts_at: Instant
-    ends_at: Instant
+    starts_at: BookingInstant
+    ends_at: BookingInstant
     # beside the contract: an admin books on behalf of a client
     client_id: uuid.UUID | None = None
 
 
 class ReservationUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # an empty change is refused; the schema says so, for generated clients
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
 
     seat_id: uuid.UUID | None = None
-    starts_at: Instant | None = None
-    ends_at: Instant | None = None
+    starts_at: BookingInstant | None = None
+    ends_at: BookingInstant | None = None
 
 
 class CancelBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Field("", max_length=200)
+    # it reaches the database, the workflow's history and the client's mail
+    reason: Annotated[str, SafeText(max_length=200)] = ""

@@ -12,7 +12,6 @@ from uuid import UUID
 
 from fastapi import APIRouter, Body, Depends, Query, Response
 from fastapi.security import HTTPAuthorizationCredentials
-from pydantic import AwareDatetime
 
 from api.auth import (
     CurrentPrincipal,
@@ -23,6 +22,7 @@ from api.auth import (
 )
 from api.deps import PoolDep, SettingsDep, ValkeyDep
 from api.errors import Forbidden, Unauthorized
+from api.models.common import Instant, SearchText
 from api.models.coworkings import (
     AvailabilityPublic,
     ClientPublic,
@@ -68,6 +68,8 @@ async def _optional_admin(
 
 
 OptionalAdmin = Annotated[Principal | None, Depends(_optional_admin)]
+# added to the generated admin requirement: `{}` says anyone may call without one
+OPTIONAL_ADMIN_DOC: dict[str, Any] = {"security": [{}]}
 
 
 async def can_read_all(
@@ -104,7 +106,7 @@ def scoped_router(prefix: str, coworking: Any) -> APIRouter:
     router = APIRouter(prefix=prefix, tags=["coworkings"])
     CoworkingId = Annotated[UUID, coworking]
 
-    @router.get("", response_model=CoworkingPublic)
+    @router.get("", response_model=CoworkingPublic, openapi_extra=OPTIONAL_ADMIN_DOC)
     async def read_coworking(
         pool: PoolDep, coworking_id: CoworkingId, viewer: OptionalAdmin
     ) -> dict[str, Any]:
@@ -150,7 +152,7 @@ def scoped_router(prefix: str, coworking: Any) -> APIRouter:
         await require_coworking_write(pool, who, coworking_id)
         return await service.create_seats(pool, kv, coworking_id, body)
 
-    @router.get("/seats/{seat_id}", response_model=SeatPublic)
+    @router.get("/seats/{seat_id:uuid}", response_model=SeatPublic)
     async def read_seat(
         pool: PoolDep, coworking_id: CoworkingId, seat_id: UUID, who: CurrentPrincipal
     ) -> dict[str, Any]:
@@ -158,7 +160,7 @@ def scoped_router(prefix: str, coworking: Any) -> APIRouter:
         require_role(who, "owner", "manager", "support")
         return await service.get_seat(pool, coworking_id, seat_id)
 
-    @router.patch("/seats/{seat_id}", response_model=SeatPublic)
+    @router.patch("/seats/{seat_id:uuid}", response_model=SeatPublic)
     async def update_seat(
         pool: PoolDep, kv: ValkeyDep, coworking_id: CoworkingId, seat_id: UUID,
         who: CurrentPrincipal, body: SeatUpdate,
@@ -166,7 +168,7 @@ def scoped_router(prefix: str, coworking: Any) -> APIRouter:
         await require_coworking_write(pool, who, coworking_id)
         return await service.update_seat(pool, kv, coworking_id, seat_id, body)
 
-    @router.delete("/seats/{seat_id}", status_code=204)
+    @router.delete("/seats/{seat_id:uuid}", status_code=204)
     async def delete_seat(
         pool: PoolDep, kv: ValkeyDep, coworking_id: CoworkingId, seat_id: UUID,
         who: CurrentPrincipal,
@@ -197,8 +199,8 @@ def scoped_router(prefix: str, coworking: Any) -> APIRouter:
         pool: PoolDep,
         coworking_id: CoworkingId,
         who: CurrentPrincipal,
-        from_: Annotated[AwareDatetime | None, Query(alias="from")] = None,
-        to: AwareDatetime | None = None,
+        from_: Annotated[Instant | None, Query(alias="from")] = None,
+        to: Instant | None = None,
         limit: Limit = None,
         offset: Offset = None,
     ) -> list[dict[str, Any]]:
@@ -247,8 +249,8 @@ def scoped_router(prefix: str, coworking: Any) -> APIRouter:
         kv: ValkeyDep,
         coworking_id: CoworkingId,
         viewer: OptionalAdmin,
-        from_: Annotated[AwareDatetime, Query(alias="from")],
-        to: AwareDatetime,
+        from_: Annotated[Instant, Query(alias="from")],
+        to: Instant,
         type: Literal["OpenSpace", "Cabin", "Room"] | None = None,  # noqa: A002
         features: Annotated[list[SeatFeature] | None, Query()] = None,
         seat_id: UUID | None = None,
@@ -262,7 +264,8 @@ def scoped_router(prefix: str, coworking: Any) -> APIRouter:
     # one body for the coworking and for one seat: {seat_id} fills seat_id
     for path in ("/availability", "/seats/{seat_id}/availability"):
         router.add_api_route(
-            path, _availability, methods=["GET"], response_model=AvailabilityPublic
+            path, _availability, methods=["GET"], response_model=AvailabilityPublic,
+            openapi_extra=OPTIONAL_ADMIN_DOC,
         )
     return router
 
@@ -273,8 +276,8 @@ collection = APIRouter(prefix="/api/coworkings", tags=["coworkings"])
 @collection.get("", response_model=list[CoworkingPublic])
 async def list_coworkings(
     pool: PoolDep,
-    name: Annotated[str | None, Query(max_length=50)] = None,
-    city: Annotated[str | None, Query(max_length=50)] = None,
+    name: Annotated[SearchText | None, Query(max_length=50)] = None,
+    city: Annotated[SearchText | None, Query(max_length=50)] = None,
     limit: Limit = None,
     offset: Offset = None,
 ) -> list[dict[str, Any]]:

@@ -133,7 +133,8 @@ def scoped_router(prefix: str, coworking: Any) -> APIRouter:
             response_model=list[ImagePublic],
         )  # fmt: skip
         router.add_api_route(
-            f"{base}/{{image_id}}", delete_image, methods=["DELETE"], status_code=204
+            # typed in the path, so `order` is not taken for an id
+            f"{base}/{{image_id:uuid}}", delete_image, methods=["DELETE"], status_code=204
         )
     return router
 

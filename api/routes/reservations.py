@@ -1,24 +1,28 @@
 import io
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import qrcode
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime
+from pydantic import ValidationError
 
 from api.auth import CurrentAdmin, CurrentClient, CurrentPrincipal, managed_coworkings
 from api.deps import ResourcesDep
-from api.errors import InvalidInput, NotFound
+from api.errors import InvalidInput, NotFound, describe_validation
+from api.models.common import Instant
 from api.models.reservations import CancelBody, CreateReservation, ReservationUpdate
 from api.services import reservations
-
 
 router = APIRouter(tags=["reservations"])
 
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
 Limit = Annotated[int | None, Query(ge=0)]
-Offset = Annotated[int | None, Query(ge=0)]
+ReservationStatus = Literal[
+    "held", "confirmed", "checked_in", "completed", "cancelled", "expired", "no_show"
+]
+# an offset past what PostgreSQL counts in a bigint is refused, not a 500
+Offset = Annotated[int | None, Query(ge=0, le=10**12)]
 
 
 def _as_list(items: list[reservations.ReservationView]) -> list[dict[str, Any]]:
@@ -61,9 +65,9 @@ async def list_reservations(
     coworking_id: uuid.UUID | None = None,
     seat_id: uuid.UUID | None = None,
     client_id: uuid.UUID | None = None,
-    status: str | None = None,
-    starts_from: AwareDatetime | None = None,
-    starts_before: AwareDatetime | None = None,
+    status: ReservationStatus | None = None,
+    starts_from: Instant | None = None,
+    starts_before: Instant | None = None,
     limit: Limit = None,
     offset: Offset = None,
 ) -> list[dict[str, Any]]:
@@ -91,7 +95,10 @@ async def cancel_reservation(
 ) -> Response:
     reason = ""
     if await request.body():
-        reason = CancelBody.model_validate_json(await request.body()).reason
+        try:
+            reason = CancelBody.model_validate_json(await request.body()).reason
+        except ValidationError as error:
+            raise InvalidInput(describe_validation(list(error.errors()))) from None
     await reservations.cancel(resources, principal, reservation_id, reason=reason)
     return Response(status_code=204)
 

@@ -1,0 +1,175 @@
+"""Bounds on what a request body may cost before any route sees it.
+
+A pure ASGI middleware: it reads the body itself, up to a limit and within a
+deadline, and answers 413, 408 or 400 on its own, so an oversized, dribbled
+or absurdly nested body is never handed to a parser. What passes is replayed
+to the application unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from api.errors import error_body
+
+logger = logging.getLogger(__name__)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+# room for the multipart boundaries and part headers around an image
+MULTIPART_SLACK = 16 * 1024
+# no body of this API nests deeper than a handful of levels
+MAX_JSON_DEPTH = 32
+# After a 413 the rest of the body is read and thrown away, up to this much, so
+# a client that sends before it reads sees the answer instead of a reset.
+DRAIN_BYTES = 32 * 1024 * 1024
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+class _Refused(Exception):
+    def __init__(self, status: int, code: str, description: str) -> None:
+        super().__init__(description)
+        self.status, self.code, self.description = status, code, description
+
+
+def json_depth(body: bytes) -> int:
+    """How deep the arrays and objects of a JSON text nest, strings aside."""
+    # cheap exit for ordinary bodies: fewer openers than the bound
+    if body.count(b"[") + body.count(b"{") <= MAX_JSON_DEPTH:
+        return 0
+    brackets = _JSON_STRING.sub(b"", body).translate(None, _NOT_BRACKETS)
+    depth = deepest = 0
+    for byte in brackets:
+        depth += 1 if byte in b"[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
+class BodyLimitMiddleware:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_json_bytes: int,
+        max_upload_bytes: int,
+        read_timeout: float,
+    ) -> None:
+        self.app = app
+        self.max_json_bytes = max_json_bytes
+        self.max_upload_bytes = max_upload_bytes + MULTIPART_SLACK
+        self.read_timeout = read_timeout
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {
+            key.decode("latin-1").lower(): value.decode("latin-1")
+            for key, value in scope["headers"]
+        }
+        if "content-length" not in headers and "transfer-encoding" not in headers:
+            await self.app(scope, receive, send)
+            return
+        content_type = headers.get("content-type", "").lower()
+        multipart = content_type.startswith("multipart/form-data")
+        limit = self.max_upload_bytes if multipart else self.max_json_bytes
+        try:
+            body = await self._read(headers, receive, limit)
+            if "json" in content_type and json_depth(body) > MAX_JSON_DEPTH:
+                raise _Refused(
+                    400, "invalid_body",
+                    f"body: nested deeper than {MAX_JSON_DEPTH} levels",
+                )  # fmt: skip
+        except _Refused as refused:
+            logger.info(
+                "refused body on %s %s: %s",
+                scope.get("method"), scope.get("path"), refused.code,
+            )  # fmt: skip
+            # a client that asked to continue has sent nothing yet; keep it so
+            if refused.status == 413 and "100-continue" not in headers.get(
+                "expect", ""
+            ):
+                await self._drain(receive)
+            await _answer(send, refused)
+            return
+
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _read(
+        self, headers: dict[str, str], receive: Receive, limit: int
+    ) -> bytes:
+        declared = headers.get("content-length", "")
+        too_large = _Refused(
+            413, "payload_too_large", f"body: larger than {limit} bytes"
+        )
+        if declared.isdigit() and int(declared) > limit:
+            raise too_large
+        chunks: list[bytes] = []
+        seen = 0
+        try:
+            async with asyncio.timeout(self.read_timeout):
+                while True:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        raise _Refused(400, "invalid_body", "body: client went away")
+                    chunk = message.get("body", b"")
+                    seen += len(chunk)
+                    # a chunked body has no length to check up front
+                    if seen > limit:
+                        raise too_large
+                    chunks.append(chunk)
+                    if not message.get("more_body", False):
+                        return b"".join(chunks)
+        except TimeoutError:
+            raise _Refused(
+                408, "request_timeout",
+                f"body: not received within {self.read_timeout:g} seconds",
+            ) from None  # fmt: skip
+
+    async def _drain(self, receive: Receive) -> None:
+        """Discard what is left of the body, bounded in bytes and in time."""
+        discarded = 0
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.read_timeout):
+                while discarded <= DRAIN_BYTES:
+                    message = await receive()
+                    discarded += len(message.get("body", b""))
+                    if message["type"] != "http.request" or not message.get(
+                        "more_body", False
+                    ):
+                        return
+
+
+async def _answer(send: Send, refused: _Refused) -> None:
+    payload = json.dumps(error_body(refused.code, refused.description)).encode()
+    # the rest of the body is never read, so the connection cannot be reused
+    await send({
+        "type": "http.response.start",
+        "status": refused.status,
+        "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(payload)).encode()),
+            (b"connection", b"close"),
+        ],
+    })  # fmt: skip
+    await send({"type": "http.response.body", "body": payload})

@@ -1,0 +1,108 @@
+"""The app's own OpenAPI, telling the truth about error answers.
+
+FastAPI documents a 422 with its own body for every operation, but every
+error here is a 400, 401, 404... with the contract's ApiError body (see
+api/errors.py). Generated clients and fuzzers read this document, so it
+names the statuses we really answer, and the body they really carry.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+API_ERROR = {
+    "type": "object",
+    "required": ["error", "description"],
+    "properties": {"error": {"type": "string"}, "description": {"type": "string"}},
+}
+_REF = {"$ref": "#/components/schemas/ApiError"}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": _REF}},
+    }
+
+
+def _path_parameters_required(operation: dict[str, Any]) -> None:
+    # a route serving `/x` and `/x/{id}` types id as optional; in a path it never is
+    for parameter in operation.get("parameters", []):
+        schema = parameter.get("schema", {})
+        if parameter.get("in") == "path" and "anyOf" in schema:
+            options = [o for o in schema["anyOf"] if o.get("type") != "null"]
+            if len(options) == 1:
+                parameter["schema"] = {**options[0], "title": schema.get("title")}
+
+
+def _document_errors(operation: dict[str, Any]) -> None:
+    responses = operation.setdefault("responses", {})
+    responses.pop("422", None)
+    responses.setdefault(
+        "400", _error("Invalid input; the description names the field")
+    )
+    if operation.get("security"):
+        responses.setdefault("401", _error("Missing or invalid credentials"))
+        responses.setdefault("403", _error("Not allowed for this account"))
+    # every other refusal (404, 409, 413, 415, 429, 503...) has the same body
+    responses.setdefault("default", _error("Refused; see error and description"))
+
+
+def install_openapi(app: FastAPI) -> None:
+    def build() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description,
+            routes=app.routes,
+        )  # fmt: skip
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components["ApiError"] = API_ERROR
+        for name in ("HTTPValidationError", "ValidationError"):
+            components.pop(name, None)
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                _path_parameters_required(operation)
+                _document_errors(operation)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = build  # type: ignore[method-assign]
+
+
+_UUID = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+
+
+@lru_cache(maxsize=8)
+def _templates(paths: tuple[tuple[str, tuple[str, ...]], ...]) -> list[tuple]:
+    out = []
+    for template, methods in paths:
+        parts = re.split(r"\{[^}]+\}", template)
+        strict = "^" + _UUID.join(map(re.escape, parts)) + "$"
+        loose = "^" + "[^/]+".join(map(re.escape, parts)) + "$"
+        out.append((re.compile(strict), re.compile(loose), methods))
+    return out
+
+
+def allowed_methods(app: FastAPI, path: str) -> list[str]:
+    """What the document promises at `path`, for the Allow header of a 405.
+
+    Ids are UUIDs, so `/api/admin/login` is not `/api/admin/{admin_id}`; a path
+    whose id is malformed falls back to any segment.
+    """
+    paths = tuple(
+        (template, tuple(m.upper() for m in operations))
+        for template, operations in app.openapi().get("paths", {}).items()
+    )
+    templates = _templates(paths)
+    for index in (0, 1):
+        found = {m for *patterns, methods in templates
+                 if patterns[index].match(path) for m in methods}  # fmt: skip
+        if found:
+            return sorted(found)
+    return []

@@ -1,0 +1,206 @@
+"""Hostile bodies and queries: oversized, nested, dribbled, or asking for everything."""
+
+import asyncio
+import contextlib
+import json
+import time
+from dataclasses import replace
+
+import httpx
+import pytest
+
+from api.limits import MAX_JSON_DEPTH, BodyLimitMiddleware, json_depth
+from api.main import create_app
+from tests.factories import create_admin, create_client, create_coworking
+from tests.hardening.fuzz_api import serving
+
+REGISTER = "/api/client/register"
+MIB = 1024 * 1024
+
+
+def _form(**extra: object) -> dict:
+    return {
+        "email": "new@example.com", "password": "long enough pass", "name": "Bea",
+        "surname": "Stone", "patronymic": "", **extra,
+    }  # fmt: skip
+
+
+async def test_post_json_body_over_limit_refused_before_parsing(api, db) -> None:
+    huge = json.dumps(_form(patronymic="x" * (11 * MIB))).encode()
+    declared = await api.post(
+        REGISTER, content=huge, headers={"Content-Type": "application/json"}
+    )
+
+    async def dribble():
+        for _ in range(11):
+            yield b" " * MIB
+
+    chunked = await api.post(
+        REGISTER, content=dribble(), headers={"Content-Type": "application/json"}
+    )
+    for response in (declared, chunked):
+        assert response.status_code == 413
+        assert response.json() == {
+            "error": "payload_too_large",
+            "description": f"body: larger than {MIB} bytes",
+        }
+    assert await db.fetchval("SELECT count(*) FROM client.clients") == 0
+
+
+async def test_post_json_nested_ten_thousand_deep_refused(api, db) -> None:
+    nested = b'{"email": ' + b"[" * 10_000 + b"]" * 10_000 + b"}"
+    response = await api.post(
+        REGISTER, content=nested, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": "invalid_body",
+        "description": f"body: nested deeper than {MAX_JSON_DEPTH} levels",
+    }
+    # brackets inside strings are text, not nesting
+    text = await api.post(REGISTER, json=_form(patronymic="[" * 19))
+    assert text.status_code == 200, text.text
+    assert await db.fetchval("SELECT patronymic FROM client.clients") == "[" * 19
+
+
+@pytest.mark.parametrize(
+    ("body", "depth"),
+    [
+        pytest.param(b"[]", 0, id="shallow_fast_path"),
+        pytest.param(b"[" * 40 + b"]" * 40, 40, id="arrays"),
+        pytest.param(b'{"a":' * 40 + b"1" + b"}" * 40, 40, id="objects"),
+        pytest.param(b'["\\"[[[' + b"[" * 40 + b'"]', 1, id="escaped_quote_in_string"),
+    ],
+)
+def test_measure_json_depth_counts_only_structure(body: bytes, depth: int) -> None:
+    assert json_depth(body) == depth
+
+
+@pytest.mark.parametrize(
+    ("expect", "pulled_messages"), [("100-continue", 0), (None, 1)],
+    ids=["expect_continue_never_read", "rest_drained_unparsed"],
+)  # fmt: skip
+async def test_body_limit_declared_length_refused_before_app(
+    expect, pulled_messages
+) -> None:
+    called, pulled, sent = [], [], []
+
+    async def app(scope, receive, send):
+        called.append(scope)
+
+    async def receive():
+        pulled.append(1)
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    guard = BodyLimitMiddleware(
+        app, max_json_bytes=1024, max_upload_bytes=2048, read_timeout=1
+    )
+    scope = {
+        "type": "http", "method": "POST", "path": "/x",
+        "headers": [(b"content-type", b"application/json"),
+                    (b"content-length", str(11 * MIB).encode())]
+                   + ([(b"expect", expect.encode())] if expect else []),
+    }  # fmt: skip
+    await guard(scope, receive, send)
+    assert (called, len(pulled)) == ([], pulled_messages)
+    assert sent[0]["status"] == 413
+    assert json.loads(sent[1]["body"]) == {
+        "error": "payload_too_large", "description": "body: larger than 1024 bytes"
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/api/coworkings?limit={n}", "/api/coworkings/{cw}/seats?limit={n}"],
+    ids=["coworkings", "seats"],
+)
+async def test_list_with_huge_limit_clamped(api, db, path: str) -> None:
+    coworking_id = await create_coworking(db)
+    response = await api.get(path.format(n=10**30, cw=coworking_id))
+    assert response.status_code == 200
+    assert len(response.content) < 64 * 1024
+    assert isinstance(response.json(), list)
+
+
+async def test_client_reservations_with_huge_limit_clamped(api, db, settings) -> None:
+    client = await create_client(db, settings)
+    admin = await create_admin(db, settings)
+    mine = await api.get(
+        f"/api/client/reservations?limit={10**30}", headers=client.headers
+    )
+    staff = await api.get(f"/api/reservations?limit={10**30}", headers=admin.headers)
+    assert (mine.status_code, mine.json()) == (200, [])
+    assert (staff.status_code, staff.json()) == (200, [])
+
+
+async def test_slow_client_dribbling_body_dropped(resources, db) -> None:
+    # the deadline falls between two dribbled bytes, so no write races the close
+    settings = resources.settings.model_copy(update={"body_read_timeout_seconds": 1.5})
+    app = create_app(settings, resources=replace(resources, settings=settings))
+    async with serving(app) as base_url:
+        port = int(base_url.rsplit(":", 1)[1])
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(
+            b"POST /api/client/login HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 60\r\n\r\n"
+        )
+        began = time.monotonic()
+
+        async def dribble() -> None:
+            with contextlib.suppress(ConnectionError):
+                for _ in range(10):
+                    writer.write(b" ")
+                    await writer.drain()
+                    await asyncio.sleep(1.0)
+
+        sender = asyncio.create_task(dribble())
+        answer = b""
+        with contextlib.suppress(ConnectionError):
+            # read until the server closes its side
+            while chunk := await asyncio.wait_for(reader.read(4096), timeout=5.0):
+                answer += chunk
+        elapsed = time.monotonic() - began
+        sender.cancel()
+        writer.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408 ")
+    assert json.loads(body) == {
+        "error": "request_timeout",
+        "description": "body: not received within 1.5 seconds",
+    }
+    assert elapsed < 4.0
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/api/client/reservations", "/api/reservations", "/api/client/{c}/reservations",
+     "/api/coworkings"],
+    ids=["mine", "staff", "of_client", "coworkings"],
+)  # fmt: skip
+async def test_list_with_offset_past_bigint_refused(api, db, settings, path) -> None:
+    client = await create_client(db, settings)
+    headers = (
+        client.headers if path == "/api/client/reservations"
+        else (await create_admin(db, settings)).headers
+    )  # fmt: skip
+    url = path.format(c=client.id) + f"?offset={10**28}&limit=5"
+    response = await api.get(url, headers=headers)
+    assert response.status_code == 400
+    assert response.json()["description"].startswith("query.offset:")
+
+
+async def test_post_oversized_body_to_real_server_sees_413(resources, db) -> None:
+    # over a socket: the server reads and drops the rest, so the answer arrives
+    app = create_app(resources.settings, resources=resources)
+    async with serving(app) as base_url, httpx.AsyncClient(base_url=base_url) as http:
+        response = await http.post(
+            REGISTER, content=b"[" + b" " * (11 * MIB) + b"]",
+            headers={"Content-Type": "application/json"},
+        )  # fmt: skip
+    assert response.status_code == 413
+    assert response.json() == {
+        "error": "payload_too_large", "description": f"body: larger than {MIB} bytes"
+    }  # fmt: skip

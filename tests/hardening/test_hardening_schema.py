@@ -1,0 +1,172 @@
+"""What the fuzzer found: the document and the answers now say the same thing."""
+
+import pytest
+
+from activities.mail_render import build_message
+from tests.factories import create_admin, create_client, create_coworking, create_seat
+from tests.hardening.test_hardening_mail_headers import _context
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("PUT", "/api/admin/{admin}", "DELETE, GET, PATCH"),
+        ("PUT", "/api/coworkings/{cw}", "GET, PATCH"),
+        ("DELETE", "/api/coworkings/{cw}/images/order", "PUT"),
+        ("PATCH", "/api/coworkings/{cw}/seats/bulk", "POST"),
+        ("PUT", "/api/coworkings/{cw}/images", "GET, POST"),
+    ],
+    ids=["admin_by_id", "coworking", "image_order", "seats_bulk", "images"],
+)
+async def test_call_undeclared_method_405_allow_lists_all(
+    api, db, settings, method, path, allow
+) -> None:
+    coworking_id = await create_coworking(db)
+    owner = await create_admin(db, settings)
+    url = path.format(admin=owner.id, cw=coworking_id)
+    response = await api.request(method, url, headers=owner.headers, json={})
+    assert response.status_code == 405
+    assert response.headers["allow"] == allow
+    assert response.json() == {
+        "error": "method_not_allowed",
+        "description": "Method Not Allowed",
+    }
+
+
+async def test_list_reservations_with_unknown_status_or_numeric_time_refused(
+    api, db, settings
+) -> None:
+    admin = await create_admin(db, settings)
+    status = await api.get("/api/reservations?status=", headers=admin.headers)
+    number = await api.get("/api/reservations?starts_from=0.5", headers=admin.headers)
+    naive = await api.get(
+        "/api/reservations?starts_from=2026-01-01T00:00:00", headers=admin.headers
+    )
+    fine = await api.get(
+        "/api/reservations?status=held&starts_from=2026-01-01T00:00:00Z",
+        headers=admin.headers,
+    )
+    for response, field in ((status, "status"), (number, "starts_from"),
+                            (naive, "starts_from")):  # fmt: skip
+        assert response.status_code == 400
+        assert response.json()["description"].startswith(f"query.{field}:")
+    assert (fine.status_code, fine.json()) == (200, [])
+
+
+async def test_register_client_with_string_boolean_refused(api, db) -> None:
+    response = await api.post("/api/client/register", json={
+        "email": "bool@example.com", "password": "long enough pass", "name": "B",
+        "surname": "C", "patronymic": "", "send_notifications": "yes",
+    })  # fmt: skip
+    assert response.status_code == 400
+    assert response.json()["description"].startswith("send_notifications:")
+    assert await db.fetchval("SELECT count(*) FROM client.clients") == 0
+
+
+@pytest.mark.parametrize(
+    "name", ["=?utf-8?q?Lounge?=", "Lounge\u202eenO", "Lounge\u2028Two"],
+    ids=["encoded_word", "bidi_override", "line_separator"],
+)  # fmt: skip
+async def test_rename_coworking_with_mail_breaking_name_refused(
+    api, db, settings, name
+) -> None:
+    coworking_id = await create_coworking(db, name="Lounge One")
+    owner = await create_admin(db, settings)
+    response = await api.patch(
+        f"/api/coworkings/{coworking_id}", json={"name": name}, headers=owner.headers
+    )
+    assert response.status_code == 400
+    assert response.json()["description"].startswith("name:")
+    assert await db.fetchval("SELECT name FROM coworking.coworkings") == "Lounge One"
+
+
+async def test_book_as_client_with_joiner_in_name_mail_builds(
+    api, db, settings
+) -> None:
+    # the API accepts the zero-width joiner in names, so mail must build with it
+    client = await create_client(db, settings)
+    patched = await api.patch(
+        "/api/client", json={"name": "Ma\u200dya"}, headers=client.headers
+    )
+    assert patched.status_code == 200 and patched.json()["name"] == "Ma\u200dya"
+    message = build_message(
+        _context(recipient_name="Ma\u200dya Lovelace"), sender="T <t@x.io>",
+        domain="x.io",
+    )  # fmt: skip
+    assert message["To"].addresses[0].display_name == "Ma\u200dya Lovelace"
+
+
+def test_document_errors_paths_and_opening_hours_truthfully(api) -> None:
+    schema = api._transport.app.openapi()
+    operation = schema["paths"]["/api/coworking/seats/{seat_id}/images/order"]["put"]
+    (seat,) = operation["parameters"]
+    assert (seat["required"], seat["schema"]["type"]) == (True, "string")
+    assert "422" not in operation["responses"]
+    assert operation["responses"]["400"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ApiError"
+    }
+    assert schema["paths"]["/api/coworking"]["get"]["security"] == [{"admin": []}, {}]
+    hours = schema["components"]["schemas"]["CoworkingUpdate"]["properties"][
+        "opening_hours"
+    ]["anyOf"][0]
+    assert (hours["additionalProperties"], sorted(hours["properties"])) == (
+        False, sorted(["mon", "tue", "wed", "thu", "fri", "sat", "sun"]),
+    )  # fmt: skip
+    assert "HTTPValidationError" not in schema["components"]["schemas"]
+
+
+async def test_reorder_seat_images_with_malformed_seat_id_not_found(
+    api, db, settings
+) -> None:
+    coworking_id = await create_coworking(db)
+    seat_id = await create_seat(db, coworking_id)
+    owner = await create_admin(db, settings)
+    base = f"/api/coworkings/{coworking_id}/seats"
+    good = await api.put(
+        f"{base}/{seat_id}/images/order", json=[], headers=owner.headers
+    )
+    seat = await api.get(f"{base}/not-a-uuid", headers=owner.headers)
+    assert (good.status_code, good.json()) == (200, [])
+    assert seat.status_code == 404
+    assert seat.json()["error"] == "not_found"
+
+
+@pytest.mark.parametrize("query", ["name=%00", "city=a%00b", "name=%0d%0a"])
+async def test_search_coworkings_with_control_character_refused(api, db, query) -> None:
+    await create_coworking(db)
+    response = await api.get(f"/api/coworkings?{query}")
+    assert response.status_code == 400
+    field = query.split("=")[0]
+    assert response.json()["description"].startswith(f"query.{field}:")
+
+
+async def test_cancel_reservation_with_control_character_reason_refused(scene) -> None:
+    starts_at, ends_at = await scene.slot(hours_ahead=30)
+    booked = await scene.book(starts_at, ends_at)
+    reservation_id = booked.json()["id"]
+    response = await scene.api.request(
+        "DELETE", f"/api/reservations/{reservation_id}",
+        json={"reason": "late\x00\r\nBcc: x@evil.io"}, headers=scene.client.headers,
+    )  # fmt: skip
+    assert response.status_code == 400
+    assert response.json()["description"].startswith("reason:")
+    after = await scene.api.get(
+        f"/api/reservations/{reservation_id}", headers=scene.client.headers
+    )
+    assert (after.json()["cancelled"], after.json()["status"]) == (False, "confirmed")
+
+
+@pytest.mark.parametrize(
+    "body", [b'{"reason": 5}', b'{"reason": "' + b"x" * 300 + b'"}', b"{not json"],
+    ids=["number", "too_long", "broken_json"],
+)  # fmt: skip
+async def test_cancel_reservation_with_malformed_body_400(
+    api, db, settings, body
+) -> None:
+    client = await create_client(db, settings)
+    response = await api.request(
+        "DELETE", "/api/reservations/3fa85f64-5717-4562-b3fc-2c963f66afa6",
+        content=body, headers={**client.headers, "Content-Type": "application/json"},
+    )  # fmt: skip
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_body"
