@@ -16,7 +16,13 @@ import asyncpg
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.mail_render import MailBuildError, MailContext, build_message, kind_name, message_id
+from activities.mail_render import (
+    MailBuildError,
+    MailContext,
+    build_message,
+    kind_name,
+    message_id,
+)
 from api.settings import Settings
 from proto import reservation_pb2 as pb
 from workers import metrics
@@ -32,12 +38,16 @@ class MailActivities:
     def __init__(self, pool: asyncpg.Pool, settings: Settings):
         self.pool = pool
         self.settings = settings
-        self.domain = settings.mail_from.rsplit("@", 1)[-1].rstrip(">").strip() or "tlounge.local"
+        self.domain = (
+            settings.mail_from.rsplit("@", 1)[-1].rstrip(">").strip() or "tlounge.local"
+        )
 
     @activity.defn(name="send_mail")
     async def send_mail(self, request: pb.MailInput) -> pb.MailResult:
         kind = kind_name(request.kind)
-        mid = message_id(request.reservation_id, request.kind, request.version, self.domain)
+        mid = message_id(
+            request.reservation_id, request.kind, request.version, self.domain
+        )
         if await self.pool.fetchval(
             "SELECT 1 FROM notifications.sent_mail WHERE message_id = $1", mid
         ):
@@ -47,10 +57,14 @@ class MailActivities:
         if context is None:
             return pb.MailResult(sent=False, message_id=mid)
         try:
-            message = build_message(context, sender=self.settings.mail_from, domain=self.domain)
+            message = build_message(
+                context, sender=self.settings.mail_from, domain=self.domain
+            )
         except MailBuildError as error:
             metrics.MAILS_FAILED.labels(kind=kind, reason="permanent").inc()
-            raise ApplicationError(str(error), type="MailBuildError", non_retryable=True) from error
+            raise ApplicationError(
+                str(error), type="MailBuildError", non_retryable=True
+            ) from error
 
         await self._deliver(message, kind)
         await self.pool.execute(
@@ -63,7 +77,9 @@ class MailActivities:
         )  # fmt: skip
         metrics.MAILS_SENT.labels(kind=kind).inc()
         if request.kind == pb.MAIL_KIND_REMINDER:
-            metrics.observe_reminder_lateness(due=_dt(request.due_at), sent=datetime.now(UTC))
+            metrics.observe_reminder_lateness(
+                due=_dt(request.due_at), sent=datetime.now(UTC)
+            )
         return pb.MailResult(sent=True, message_id=mid)
 
     async def _deliver(self, message: object, kind: str) -> None:
@@ -75,7 +91,9 @@ class MailActivities:
                 port=settings.smtp_port,
                 username=settings.smtp_username,
                 password=(
-                    settings.smtp_password.get_secret_value() if settings.smtp_password else None
+                    settings.smtp_password.get_secret_value()
+                    if settings.smtp_password
+                    else None
                 ),
                 start_tls=settings.smtp_starttls,
                 timeout=settings.smtp_timeout,
@@ -90,12 +108,14 @@ class MailActivities:
                 ) from error
             metrics.MAILS_FAILED.labels(kind=kind, reason="transient").inc()
             raise ApplicationError(
-                f"the SMTP server deferred the message: {error.code}", type="MailDeferred"
+                f"the SMTP server deferred the message: {error.code}",
+                type="MailDeferred",
             ) from error
         except (aiosmtplib.SMTPException, OSError) as error:
             metrics.MAILS_FAILED.labels(kind=kind, reason="transient").inc()
             raise ApplicationError(
-                f"the SMTP server is unreachable: {type(error).__name__}", type="MailUnreachable"
+                f"the SMTP server is unreachable: {type(error).__name__}",
+                type="MailUnreachable",
             ) from error
 
     async def _context(self, request: pb.MailInput) -> MailContext | None:
@@ -110,7 +130,11 @@ class MailActivities:
             " WHERE r.id = $1",
             uuid.UUID(request.reservation_id), uuid.UUID(request.seat_id),
         )  # fmt: skip
-        if row is None or not row["send_notifications"] or row["deleted_at"] is not None:
+        if (
+            row is None
+            or not row["send_notifications"]
+            or row["deleted_at"] is not None
+        ):
             return None
         return MailContext(
             reservation_id=request.reservation_id,

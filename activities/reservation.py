@@ -78,7 +78,9 @@ def _conflict(scope: str, starts_at: datetime, ends_at: datetime) -> pb.ClaimRes
 
 
 def _rejected(rule: str, description: str) -> pb.ClaimResult:
-    return pb.ClaimResult(outcome=pb.HOLD_OUTCOME_REJECTED, rule=rule, description=description)
+    return pb.ClaimResult(
+        outcome=pb.HOLD_OUTCOME_REJECTED, rule=rule, description=description
+    )
 
 
 class ReservationActivities:
@@ -111,7 +113,11 @@ class ReservationActivities:
     ) -> pb.ClaimResult:
         client_id = uuid.UUID(request.client_id)
         seat_id = uuid.UUID(request.seat_id)
-        starts_at, ends_at, now = _dt(request.starts_at), _dt(request.ends_at), _dt(request.now)
+        starts_at, ends_at, now = (
+            _dt(request.starts_at),
+            _dt(request.ends_at),
+            _dt(request.now),
+        )
 
         existing = await conn.fetchrow(
             "SELECT status, version, coworking_id FROM reservation.reservations"
@@ -179,7 +185,8 @@ class ReservationActivities:
             # our own old claims must not collide with the new ones; if the new ones
             # fail, the rollback brings the old ones back
             await conn.execute(
-                "DELETE FROM reservation.seat_claims WHERE reservation_id = $1", reservation_id
+                "DELETE FROM reservation.seat_claims WHERE reservation_id = $1",
+                reservation_id,
             )
             await conn.execute(
                 "DELETE FROM reservation.client_claims WHERE reservation_id = $1",

@@ -20,5 +20,7 @@ async def availability_version(client: valkey.Valkey, coworking_id: uuid.UUID) -
     return int(value or 0)
 
 
-async def invalidate_availability(client: valkey.Valkey, coworking_id: uuid.UUID) -> None:
+async def invalidate_availability(
+    client: valkey.Valkey, coworking_id: uuid.UUID
+) -> None:
     await client.incr(availability_version_key(coworking_id))

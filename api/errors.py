@@ -150,7 +150,9 @@ def describe_validation(errors: list[Any]) -> str:
     for item in errors[:5]:
         if item.get("type") == "json_invalid":
             # its location is a character offset, not a field
-            parts.append(f"body: not valid JSON ({item.get('ctx', {}).get('error', 'malformed')})")
+            parts.append(
+                f"body: not valid JSON ({item.get('ctx', {}).get('error', 'malformed')})"
+            )
             continue
         location = [str(part) for part in item.get("loc", ()) if part != "body"]
         field = ".".join(location) or "body"

@@ -31,7 +31,9 @@ class _Handler:
     def __init__(self, sink: MailSink):
         self.sink = sink
 
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+    async def handle_DATA(
+        self, server: SMTP, session: Session, envelope: Envelope
+    ) -> str:
         if self.sink.refuse_with:
             return self.sink.refuse_with
         raw = envelope.original_content or envelope.content
@@ -57,8 +59,12 @@ class MailSink:
         with self._lock:
             self._counter += 1
             stamp = time.strftime("%Y%m%d-%H%M%S")
-            name = _UNSAFE.sub("_", str(message.get("Message-ID", "")).strip().strip("<>"))[:80]
-            path = self.directory / f"{stamp}-{self._counter:05d}-{name or 'message'}.eml"
+            name = _UNSAFE.sub(
+                "_", str(message.get("Message-ID", "")).strip().strip("<>")
+            )[:80]
+            path = (
+                self.directory / f"{stamp}-{self._counter:05d}-{name or 'message'}.eml"
+            )
             self.directory.mkdir(parents=True, exist_ok=True)
             path.write_bytes(raw)
             item = ReceivedMail(path, mail_from, rcpt_tos, time.time(), message)

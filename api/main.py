@@ -16,8 +16,8 @@ from api.logging_setup import install_request_context
 from api.metrics import install_metrics
 from api.openapi import install_openapi
 from api.resources import Resources, open_resources
-from api.routes import coworkings as coworking_routes
 from api.routes import admins, clients, health, reservations
+from api.routes import coworkings as coworking_routes
 from api.routes import images as image_routes
 from api.settings import Settings, settings_or_exit
 
@@ -64,7 +64,10 @@ def create_app(
         allow_origin_regex=_DEV_ORIGINS if settings.is_dev else None,
         allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
         allow_headers=[
-            "Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"
+            "Authorization",
+            "Content-Type",
+            "Idempotency-Key",
+            "X-Request-ID",
         ],
         expose_headers=["X-Request-ID"],
         max_age=600,

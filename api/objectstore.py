@@ -131,7 +131,9 @@ class S3Store:
 
     async def delete(self, key: str) -> None:
         try:
-            await asyncio.to_thread(self.client.remove_object, self.bucket, _checked(key))
+            await asyncio.to_thread(
+                self.client.remove_object, self.bucket, _checked(key)
+            )
         except S3Error as error:
             raise ObjectStoreError(str(error)) from error
 
@@ -164,7 +166,9 @@ def create_object_store(settings: Settings) -> ObjectStore:
         endpoint,
         access_key=settings.s3_access_key,
         secret_key=(
-            settings.s3_secret_key.get_secret_value() if settings.s3_secret_key else None
+            settings.s3_secret_key.get_secret_value()
+            if settings.s3_secret_key
+            else None
         ),
         secure=settings.s3_secure,
         region=settings.s3_region,

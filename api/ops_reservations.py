@@ -66,7 +66,9 @@ async def _resources(settings: Settings) -> AsyncIterator[Resources]:
     cache = valkey.from_url(valkey_url(settings))
     try:
         async with _temporal(settings) as client:
-            yield Resources(settings, pool, cache, client, create_object_store(settings))
+            yield Resources(
+                settings, pool, cache, client, create_object_store(settings)
+            )
     finally:
         await cache.aclose()
         await pool.close()
@@ -117,7 +119,9 @@ async def notifications(settings: Settings, args: argparse.Namespace) -> int:
 def _reservation_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=("show", "cancel"))
     parser.add_argument("reservation_id", type=uuid.UUID)
-    parser.add_argument("--reason", default="cancelled by operations", help="for cancel")
+    parser.add_argument(
+        "--reason", default="cancelled by operations", help="for cancel"
+    )
 
 
 @command("reservation", _reservation_args)
@@ -163,7 +167,9 @@ def _availability_args(parser: argparse.ArgumentParser) -> None:
 async def availability(settings: Settings, args: argparse.Namespace) -> int:
     """Rebuild the availability cache: every cached answer is dropped at once."""
     async with _database(settings) as conn:
-        ids = [row["id"] for row in await conn.fetch("SELECT id FROM coworking.coworkings")]
+        ids = [
+            row["id"] for row in await conn.fetch("SELECT id FROM coworking.coworkings")
+        ]
     cache = valkey.from_url(valkey_url(settings))
     try:
         for coworking_id in ids:

@@ -39,7 +39,9 @@ async def serve_api(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _worker_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("kind", choices=("reservation", "mail"), help="which task queue to serve")
+    parser.add_argument(
+        "kind", choices=("reservation", "mail"), help="which task queue to serve"
+    )
 
 
 @command("worker", _worker_arguments)

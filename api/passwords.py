@@ -23,7 +23,9 @@ async def hash_password(password: str) -> str:
 async def verify_password(stored_hash: str | None, password: str) -> bool:
     """True when the password matches; an unknown account costs the same time."""
     async with _SLOTS:
-        return await asyncio.to_thread(_verify, stored_hash or _DUMMY_HASH, password, stored_hash is not None)
+        return await asyncio.to_thread(
+            _verify, stored_hash or _DUMMY_HASH, password, stored_hash is not None
+        )
 
 
 def _verify(stored_hash: str, password: str, real: bool) -> bool:

@@ -35,7 +35,9 @@ class Resources:
 
 def database_url(settings: Settings) -> str:
     if not settings.database_url:
-        raise RuntimeError("TLOUNGE_DATABASE_URL is not set and no embedded database runs")
+        raise RuntimeError(
+            "TLOUNGE_DATABASE_URL is not set and no embedded database runs"
+        )
     return settings.database_url
 
 

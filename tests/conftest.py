@@ -128,7 +128,9 @@ async def time_env() -> AsyncIterator[WorkflowEnvironment]:
     await env.client.operator_service.add_search_attributes(
         AddSearchAttributesRequest(
             namespace=env.client.namespace,
-            search_attributes={name: kinds[kind] for name, kind in SEARCH_ATTRIBUTES.items()},
+            search_attributes={
+                name: kinds[kind] for name, kind in SEARCH_ATTRIBUTES.items()
+            },
         )
     )
     yield env
@@ -205,5 +207,7 @@ async def api(resources: Resources) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(resources.settings, resources=resources)
     transport = httpx.ASGITransport(app=app)
     async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://test"
+        ) as http:
             yield http

@@ -46,7 +46,9 @@ async def create_client(
         client_id, email, email.lower(), _FAST.hash(PASSWORD), name, surname,
         send_notifications, is_internal,
     )  # fmt: skip
-    token = issue_access_token(settings, kind="client", subject=client_id, role="client")
+    token = issue_access_token(
+        settings, kind="client", subject=client_id, role="client"
+    )
     return Account(client_id, email, token)
 
 

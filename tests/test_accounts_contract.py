@@ -60,9 +60,9 @@ async def test_walk_every_client_and_admin_operation(api, db, settings) -> None:
         "put", "/api/client/password", 400, token=token,
         body={**change, "new_password_confirm": "something else"},
     )  # fmt: skip
-    token = (await walk.call("put", "/api/client/password", 200, token=token, body=change))[
-        "token"
-    ]
+    token = (
+        await walk.call("put", "/api/client/password", 200, token=token, body=change)
+    )["token"]
 
     # staff on the client
     by_id = "/api/client/{client_id}"
@@ -72,7 +72,9 @@ async def test_walk_every_client_and_admin_operation(api, db, settings) -> None:
     await walk.call("get", by_id, 404, path=missing, token=owner.token)
     await walk.call("get", by_id, 200, path=here, token=owner.token)
     await walk.call("patch", by_id, 401, path=here, body={"verified": True})
-    await walk.call("patch", by_id, 400, path=here, token=owner.token, body={"verified": 3})
+    await walk.call(
+        "patch", by_id, 400, path=here, token=owner.token, body={"verified": 3}
+    )
     await walk.call("patch", by_id, 404, path=missing, token=owner.token, body={})
     edited = await walk.call(
         "patch", by_id, 200, path=here, token=owner.token, body={"verified": True}
@@ -82,12 +84,18 @@ async def test_walk_every_client_and_admin_operation(api, db, settings) -> None:
     # admins: sign in, the account, the password, registering another
     admin_login = {"email": owner.email, "password": PASSWORD}
     await walk.call("post", "/api/admin/login", 400, body={"password": PASSWORD})
-    admin_token = (await walk.call("post", "/api/admin/login", 200, body=admin_login))["token"]
+    admin_token = (await walk.call("post", "/api/admin/login", 200, body=admin_login))[
+        "token"
+    ]
     await walk.call("get", "/api/admin", 401)
     await walk.call("get", "/api/admin", 200, token=admin_token)
     await walk.call("patch", "/api/admin", 401, body={})
-    await walk.call("patch", "/api/admin", 400, token=admin_token, body={"email": "bad"})
-    await walk.call("patch", "/api/admin", 200, token=admin_token, body={"email": owner.email})
+    await walk.call(
+        "patch", "/api/admin", 400, token=admin_token, body={"email": "bad"}
+    )
+    await walk.call(
+        "patch", "/api/admin", 200, token=admin_token, body={"email": owner.email}
+    )
     admin_change = {**change, "current_password": PASSWORD}
     await walk.call("put", "/api/admin/password", 401, body=admin_change)
     await walk.call(
@@ -95,11 +103,17 @@ async def test_walk_every_client_and_admin_operation(api, db, settings) -> None:
         body={**admin_change, "new_password_confirm": "something else"},
     )  # fmt: skip
     admin_token = (
-        await walk.call("put", "/api/admin/password", 200, token=admin_token, body=admin_change)
+        await walk.call(
+            "put", "/api/admin/password", 200, token=admin_token, body=admin_change
+        )
     )["token"]
     new_admin = {"email": "support@example.com", "password": PASSWORD}
-    await walk.call("post", "/api/admin/register", 400, token=admin_token, body={"email": "x"})
-    other = await walk.call("post", "/api/admin/register", 200, token=admin_token, body=new_admin)
+    await walk.call(
+        "post", "/api/admin/register", 400, token=admin_token, body={"email": "x"}
+    )
+    other = await walk.call(
+        "post", "/api/admin/register", 200, token=admin_token, body=new_admin
+    )
     other_token = other["token"]
     other_path = f"/api/admin/{other['admin']['id']}"
 
@@ -110,8 +124,12 @@ async def test_walk_every_client_and_admin_operation(api, db, settings) -> None:
     await walk.call("get", admin_by_id, 404, path=missing_admin, token=admin_token)
     await walk.call("get", admin_by_id, 200, path=other_path, token=admin_token)
     await walk.call("patch", admin_by_id, 401, path=other_path, body={})
-    await walk.call("patch", admin_by_id, 400, path=other_path, token=admin_token, body={"email": 1})
-    await walk.call("patch", admin_by_id, 404, path=missing_admin, token=admin_token, body={})
+    await walk.call(
+        "patch", admin_by_id, 400, path=other_path, token=admin_token, body={"email": 1}
+    )
+    await walk.call(
+        "patch", admin_by_id, 404, path=missing_admin, token=admin_token, body={}
+    )
     await walk.call(
         "patch", admin_by_id, 200, path=other_path, token=admin_token,
         body={"email": "help@example.com"},
@@ -121,21 +139,39 @@ async def test_walk_every_client_and_admin_operation(api, db, settings) -> None:
     await walk.call("delete", by_id, 401, path=here)
     await walk.call("delete", by_id, 404, path=missing, token=admin_token)
     await walk.call("delete", "/api/client", 401)
-    await walk.call("delete", "/api/client", 400, token=token, body={"password": "wrong password"})
+    await walk.call(
+        "delete", "/api/client", 400, token=token, body={"password": "wrong password"}
+    )
     await walk.call("delete", "/api/client", 204, token=token)
     await walk.call("delete", by_id, 404, path=here, token=admin_token)
     second = await walk.call("post", "/api/client/register", 200, body=form)
     await walk.call(
-        "delete", by_id, 204, path=f"/api/client/{second['client']['id']}", token=admin_token
+        "delete",
+        by_id,
+        204,
+        path=f"/api/client/{second['client']['id']}",
+        token=admin_token,
     )
     await walk.call("delete", admin_by_id, 401, path=other_path)
     await walk.call("delete", admin_by_id, 404, path=missing_admin, token=admin_token)
     await walk.call("delete", "/api/admin", 401)
-    await walk.call("delete", "/api/admin", 400, token=other_token, body={"password": "wrong password"})
-    await walk.call("delete", "/api/admin", 204, token=other_token)
-    third = await walk.call("post", "/api/admin/register", 200, token=admin_token, body=new_admin)
     await walk.call(
-        "delete", admin_by_id, 204, path=f"/api/admin/{third['admin']['id']}", token=admin_token
+        "delete",
+        "/api/admin",
+        400,
+        token=other_token,
+        body={"password": "wrong password"},
+    )
+    await walk.call("delete", "/api/admin", 204, token=other_token)
+    third = await walk.call(
+        "post", "/api/admin/register", 200, token=admin_token, body=new_admin
+    )
+    await walk.call(
+        "delete",
+        admin_by_id,
+        204,
+        path=f"/api/admin/{third['admin']['id']}",
+        token=admin_token,
     )
 
     ours = operations("/api/client", "/api/admin") - ELSEWHERE

@@ -32,7 +32,9 @@ async def test_admin_login_and_current_account(api, db, settings) -> None:
 async def test_admin_login_refused_alike(api, db, settings) -> None:
     admin = await create_admin(db, settings)
 
-    wrong = await api.post("/api/admin/login", json={"email": admin.email, "password": "x" * 12})
+    wrong = await api.post(
+        "/api/admin/login", json={"email": admin.email, "password": "x" * 12}
+    )
     unknown = await api.post(
         "/api/admin/login", json={"email": "who@example.com", "password": PASSWORD}
     )
@@ -46,7 +48,9 @@ async def test_client_account_does_not_sign_in_as_admin(api, db, settings) -> No
 
     client = await create_client(db, settings)
 
-    response = await api.post("/api/admin/login", json={"email": client.email, "password": PASSWORD})
+    response = await api.post(
+        "/api/admin/login", json={"email": client.email, "password": PASSWORD}
+    )
 
     assert_api_error(response, 401, "invalid_credentials")
 
@@ -55,16 +59,25 @@ async def test_edit_own_admin_email(api, db, settings) -> None:
     support = await create_admin(db, settings, role="support")
     await create_admin(db, settings, email="taken@example.com")
 
-    response = await api.patch("/api/admin", json={"email": "Desk@Example.com"}, headers=support.headers)
-    taken = await api.patch("/api/admin", json={"email": "TAKEN@example.com"}, headers=support.headers)
-    own_role = await api.patch("/api/admin", json={"role": "owner"}, headers=support.headers)
+    response = await api.patch(
+        "/api/admin", json={"email": "Desk@Example.com"}, headers=support.headers
+    )
+    taken = await api.patch(
+        "/api/admin", json={"email": "TAKEN@example.com"}, headers=support.headers
+    )
+    own_role = await api.patch(
+        "/api/admin", json={"role": "owner"}, headers=support.headers
+    )
 
     assert_matches(response, "/api/admin", "patch")
     assert response.json()["email"] == "Desk@example.com"
     assert_api_error(taken, 409, "email_taken")
     assert_matches(own_role, "/api/admin", "patch")
     assert own_role.status_code == 400
-    assert await db.fetchval("SELECT role FROM admin.admins WHERE id = $1", support.id) == "support"
+    assert (
+        await db.fetchval("SELECT role FROM admin.admins WHERE id = $1", support.id)
+        == "support"
+    )
 
 
 async def test_change_admin_password(api, db, settings) -> None:
@@ -96,7 +109,8 @@ async def test_owner_registers_support_by_default(api, db, settings) -> None:
     me = await api.get("/api/admin", headers=bearer(body["token"]))
     assert me.json()["email"] == "new@example.com"
     login = await api.post(
-        "/api/admin/login", json={"email": "new@example.com", "password": "a fine password"}
+        "/api/admin/login",
+        json={"email": "new@example.com", "password": "a fine password"},
     )
     assert login.status_code == 200
 
@@ -124,7 +138,11 @@ async def test_owner_registers_manager_of_coworkings(api, db, settings) -> None:
 @pytest.mark.parametrize(
     ("body", "status", "code"),
     [
-        ({"role": "support", "coworking_ids": [str(uuid.uuid4())]}, 400, "invalid_body"),
+        (
+            {"role": "support", "coworking_ids": [str(uuid.uuid4())]},
+            400,
+            "invalid_body",
+        ),
         ({"role": "root"}, 400, "invalid_body"),
         ({"email": "taken@example.com"}, 409, "email_taken"),
         ({"password": "short"}, 400, "invalid_body"),
@@ -156,7 +174,10 @@ async def test_only_owners_manage_admins(api, db, settings, role) -> None:
     for response in attempts:
         assert_api_error(response, 403, "forbidden")
     assert await db.fetchval("SELECT count(*) FROM admin.admins") == 2
-    assert await db.fetchval("SELECT role FROM admin.admins WHERE id = $1", other.id) == "support"
+    assert (
+        await db.fetchval("SELECT role FROM admin.admins WHERE id = $1", other.id)
+        == "support"
+    )
 
 
 async def test_read_admin_by_id_by_role(api, db, settings) -> None:
@@ -189,14 +210,18 @@ async def test_owner_edits_role_and_coworkings(api, db, settings) -> None:
         json={"role": "manager", "coworking_ids": [str(coworking), str(coworking)]},
         headers=owner.headers,
     )
-    demoted = await api.patch(f"/api/admin/{support.id}", json={"role": "support"}, headers=owner.headers)
+    demoted = await api.patch(
+        f"/api/admin/{support.id}", json={"role": "support"}, headers=owner.headers
+    )
 
     assert_matches(promoted, "/api/admin/{admin_id}", "patch")
     assert promoted.json()["coworking_ids"] == [str(coworking)]
     assert demoted.json() == {"id": str(support.id), "email": support.email,
                               "role": "support", "coworking_ids": []}  # fmt: skip
     assert await db.fetchval("SELECT count(*) FROM admin.admin_coworkings") == 0
-    missing = await api.patch(f"/api/admin/{uuid.uuid4()}", json={}, headers=owner.headers)
+    missing = await api.patch(
+        f"/api/admin/{uuid.uuid4()}", json={}, headers=owner.headers
+    )
     assert_matches(missing, "/api/admin/{admin_id}", "patch")
     assert_api_error(missing, 404, "not_found")
 
@@ -206,7 +231,9 @@ async def test_coworkings_only_for_managers_on_edit(api, db, settings) -> None:
     support = await create_admin(db, settings, role="support")
 
     response = await api.patch(
-        f"/api/admin/{support.id}", json={"coworking_ids": [str(uuid.uuid4())]}, headers=owner.headers
+        f"/api/admin/{support.id}",
+        json={"coworking_ids": [str(uuid.uuid4())]},
+        headers=owner.headers,
     )
 
     assert_api_error(response, 400, "invalid_body")
@@ -215,7 +242,9 @@ async def test_coworkings_only_for_managers_on_edit(api, db, settings) -> None:
 async def test_last_owner_can_be_neither_demoted_nor_deleted(api, db, settings) -> None:
     owner = await create_admin(db, settings, role="owner")
 
-    demote = await api.patch(f"/api/admin/{owner.id}", json={"role": "manager"}, headers=owner.headers)
+    demote = await api.patch(
+        f"/api/admin/{owner.id}", json={"role": "manager"}, headers=owner.headers
+    )
     delete_self = await api.delete("/api/admin", headers=owner.headers)
     delete_by_id = await api.delete(f"/api/admin/{owner.id}", headers=owner.headers)
 
@@ -230,7 +259,9 @@ async def test_last_owner_can_be_neither_demoted_nor_deleted(api, db, settings) 
 
 async def test_owner_deletes_admin_and_its_tokens_die(api, db, settings) -> None:
     owner = await create_admin(db, settings, role="owner")
-    manager = await create_admin(db, settings, role="manager", coworkings=[uuid.uuid4()])
+    manager = await create_admin(
+        db, settings, role="manager", coworkings=[uuid.uuid4()]
+    )
 
     response = await api.delete(f"/api/admin/{manager.id}", headers=owner.headers)
     again = await api.delete(f"/api/admin/{manager.id}", headers=owner.headers)
@@ -246,8 +277,12 @@ async def test_owner_deletes_admin_and_its_tokens_die(api, db, settings) -> None
 async def test_admin_deletes_own_account(api, db, settings) -> None:
     support = await create_admin(db, settings, role="support")
 
-    wrong = await api.request("DELETE", "/api/admin", json={"password": "x" * 12}, headers=support.headers)
-    response = await api.request("DELETE", "/api/admin", json={"password": PASSWORD}, headers=support.headers)
+    wrong = await api.request(
+        "DELETE", "/api/admin", json={"password": "x" * 12}, headers=support.headers
+    )
+    response = await api.request(
+        "DELETE", "/api/admin", json={"password": PASSWORD}, headers=support.headers
+    )
 
     assert_matches(wrong, "/api/admin", "delete")
     assert_api_error(wrong, 400, "invalid_password")

@@ -34,11 +34,21 @@ async def test_current_principal_takes_client_or_admin(whoami, db, settings) -> 
     as_client = await whoami.get("/test/whoami", headers=client.headers)
     as_admin = await whoami.get("/test/whoami", headers=manager.headers)
 
-    assert as_client.json() == {"kind": "client", "id": str(client.id), "role": "client"}
-    assert as_admin.json() == {"kind": "admin", "id": str(manager.id), "role": "manager"}
+    assert as_client.json() == {
+        "kind": "client",
+        "id": str(client.id),
+        "role": "client",
+    }
+    assert as_admin.json() == {
+        "kind": "admin",
+        "id": str(manager.id),
+        "role": "manager",
+    }
 
 
-async def test_current_principal_refuses_what_neither_accepts(whoami, db, settings) -> None:
+async def test_current_principal_refuses_what_neither_accepts(
+    whoami, db, settings
+) -> None:
     client = await create_client(db, settings)
     await db.execute("UPDATE client.clients SET deleted_at = now()")
 
@@ -51,11 +61,17 @@ async def test_current_principal_refuses_what_neither_accepts(whoami, db, settin
     ("kind", "role"), [("client", "owner"), ("admin", "client"), ("admin", "root")],
     ids=["client-audience-admin-role", "admin-audience-client-role", "unknown-role"],
 )  # fmt: skip
-async def test_token_role_must_fit_its_audience(whoami, db, settings, kind, role) -> None:
-    account = await (create_client(db, settings) if kind == "client" else create_admin(db, settings))
+async def test_token_role_must_fit_its_audience(
+    whoami, db, settings, kind, role
+) -> None:
+    account = await (
+        create_client(db, settings) if kind == "client" else create_admin(db, settings)
+    )
     token = issue_access_token(settings, kind=kind, subject=account.id, role=role)
 
-    response = await whoami.get("/test/whoami", headers={"Authorization": f"Bearer {token}"})
+    response = await whoami.get(
+        "/test/whoami", headers={"Authorization": f"Bearer {token}"}
+    )
 
     assert response.status_code == 401
 

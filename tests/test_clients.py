@@ -51,7 +51,9 @@ async def test_register_client_returns_session_and_profile(api, db) -> None:
 async def test_register_client_email_taken_whatever_the_case(api) -> None:
     await register(api)
 
-    response = await api.post("/api/client/register", json={**FORM, "email": "ADA@EXAMPLE.COM"})
+    response = await api.post(
+        "/api/client/register", json={**FORM, "email": "ADA@EXAMPLE.COM"}
+    )
 
     assert_api_error(response, 409, "email_taken")
 
@@ -74,7 +76,9 @@ async def test_register_client_email_taken_whatever_the_case(api) -> None:
          "long-patronymic", "crlf-name", "line-separator", "bad-email",
          "sets-internal", "sets-verified"],
 )  # fmt: skip
-async def test_register_client_refuses_invalid_body(api, db, monkeypatch, changes, field) -> None:
+async def test_register_client_refuses_invalid_body(
+    api, db, monkeypatch, changes, field
+) -> None:
     hashed = []
     monkeypatch.setattr("api.services.clients.hash_password", hashed.append)
 
@@ -118,7 +122,8 @@ async def test_login_client_unknown_email_and_wrong_password_answer_alike(
     monkeypatch.setattr("api.services.accounts.verify_password", recording_verify)
 
     wrong = await api.post(
-        "/api/client/login", json={"email": "grace@example.com", "password": "not it at all"}
+        "/api/client/login",
+        json={"email": "grace@example.com", "password": "not it at all"},
     )
     unknown = await api.post(
         "/api/client/login", json={"email": "nobody@example.com", "password": PASSWORD}
@@ -130,7 +135,9 @@ async def test_login_client_unknown_email_and_wrong_password_answer_alike(
     assert verified == [True, False]
 
 
-async def test_edit_client_profile_changes_only_what_was_sent(api, db, settings) -> None:
+async def test_edit_client_profile_changes_only_what_was_sent(
+    api, db, settings
+) -> None:
     client = await create_client(db, settings, email="grace@example.com")
 
     response = await api.patch(
@@ -146,7 +153,9 @@ async def test_edit_client_profile_changes_only_what_was_sent(api, db, settings)
         "surname": "Lovelace", "patronymic": "Brewster", "send_notifications": False,
         "is_internal": False, "verified": False,
     }  # fmt: skip
-    key = await db.fetchval("SELECT email_key FROM client.clients WHERE id = $1", client.id)
+    key = await db.fetchval(
+        "SELECT email_key FROM client.clients WHERE id = $1", client.id
+    )
     assert key == "grace.hopper@example.com"
 
 
@@ -165,7 +174,9 @@ async def test_edit_client_email_of_another_is_taken(api, db, settings) -> None:
 async def test_edit_client_refuses_staff_only_flags(api, db, settings, field) -> None:
     client = await create_client(db, settings)
 
-    response = await api.patch("/api/client", json={field: True}, headers=client.headers)
+    response = await api.patch(
+        "/api/client", json={field: True}, headers=client.headers
+    )
 
     assert_matches(response, "/api/client", "patch")
     assert response.status_code == 400
@@ -182,10 +193,14 @@ async def test_client_reaches_only_its_own_account(api, db, settings) -> None:
     bob = await create_client(db, settings, name="Bob")
 
     mine = await api.get("/api/client", headers=alice.headers)
-    edited = await api.patch("/api/client", json={"name": "Mallory"}, headers=alice.headers)
+    edited = await api.patch(
+        "/api/client", json={"name": "Mallory"}, headers=alice.headers
+    )
     attempts = [
         await api.get(f"/api/client/{bob.id}", headers=alice.headers),
-        await api.patch(f"/api/client/{bob.id}", json={"name": "X"}, headers=alice.headers),
+        await api.patch(
+            f"/api/client/{bob.id}", json={"name": "X"}, headers=alice.headers
+        ),
         await api.delete(f"/api/client/{bob.id}", headers=alice.headers),
     ]
 
@@ -193,8 +208,14 @@ async def test_client_reaches_only_its_own_account(api, db, settings) -> None:
     assert edited.json()["id"] == str(alice.id)
     for response in attempts:
         assert_api_error(response, 401, "unauthorized")
-    assert await db.fetchval("SELECT name FROM client.clients WHERE id = $1", bob.id) == "Bob"
-    assert await db.fetchval("SELECT deleted_at FROM client.clients WHERE id = $1", bob.id) is None
+    assert (
+        await db.fetchval("SELECT name FROM client.clients WHERE id = $1", bob.id)
+        == "Bob"
+    )
+    assert (
+        await db.fetchval("SELECT deleted_at FROM client.clients WHERE id = $1", bob.id)
+        is None
+    )
 
 
 async def test_delete_client_keeps_history_anonymised_and_frees_email(api, db) -> None:
@@ -213,11 +234,15 @@ async def test_delete_client_keeps_history_anonymised_and_frees_email(api, db) -
     assert response.status_code == 204
     row = await db.fetchrow("SELECT * FROM client.clients WHERE id = $1", client_id)
     assert row["email"] == row["email_key"] == f"deleted-{client_id}@invalid"
-    assert (row["name"], row["surname"], row["patronymic"]) == ("Deleted", "Deleted", "")
+    assert (row["name"], row["surname"], row["patronymic"]) == (
+        "Deleted",
+        "Deleted",
+        "",
+    )
     assert row["deleted_at"] is not None and row["send_notifications"] is False
-    assert await db.fetchval(
-        "SELECT client_id FROM reservation.reservations"
-    ) == client_id
+    assert (
+        await db.fetchval("SELECT client_id FROM reservation.reservations") == client_id
+    )
     # its tokens are dead, its password matches nothing, its email is free again
     gone = await api.get("/api/client", headers=bearer(session["token"]))
     assert_api_error(gone, 401, "unauthorized")
@@ -233,11 +258,16 @@ async def test_delete_client_keeps_history_anonymised_and_frees_email(api, db) -
     assert again["client"]["id"] != str(client_id)
 
 
-async def test_delete_client_with_wrong_password_changes_nothing(api, db, settings) -> None:
+async def test_delete_client_with_wrong_password_changes_nothing(
+    api, db, settings
+) -> None:
     client = await create_client(db, settings)
 
     response = await api.request(
-        "DELETE", "/api/client", json={"password": "not my password"}, headers=client.headers
+        "DELETE",
+        "/api/client",
+        json={"password": "not my password"},
+        headers=client.headers,
     )
 
     assert_matches(response, "/api/client", "delete")
@@ -257,13 +287,17 @@ async def test_change_client_password_revokes_old_tokens(api, db) -> None:
         "new_password_confirm": "a much longer secret",
     }
 
-    response = await api.put("/api/client/password", json=change, headers=bearer(session["token"]))
+    response = await api.put(
+        "/api/client/password", json=change, headers=bearer(session["token"])
+    )
 
     assert_matches(response, "/api/client/password", "put")
     fresh = response.json()
     assert fresh["client"] == session["client"]
     # the token issued in the same second as the change works; the old ones do not
-    assert (await api.get("/api/client", headers=bearer(fresh["token"]))).status_code == 200
+    assert (
+        await api.get("/api/client", headers=bearer(fresh["token"]))
+    ).status_code == 200
     old = await api.get("/api/client", headers=bearer(session["token"]))
     assert_api_error(old, 401, "unauthorized")
     old_refresh = await api.post(
@@ -279,7 +313,8 @@ async def test_change_client_password_revokes_old_tokens(api, db) -> None:
     )
     assert login_old.status_code == 401
     login_new = await api.post(
-        "/api/client/login", json={"email": FORM["email"], "password": change["new_password"]}
+        "/api/client/login",
+        json={"email": FORM["email"], "password": change["new_password"]},
     )
     assert login_new.status_code == 200
 
@@ -298,11 +333,15 @@ async def test_change_client_password_revokes_old_tokens(api, db) -> None:
     ],
     ids=["wrong-current", "confirmation-differs", "too-short"],
 )  # fmt: skip
-async def test_change_client_password_refused(api, db, settings, change, code, description) -> None:
+async def test_change_client_password_refused(
+    api, db, settings, change, code, description
+) -> None:
     client = await create_client(db, settings)
     before = await db.fetchval("SELECT password_hash FROM client.clients")
 
-    response = await api.put("/api/client/password", json=change, headers=client.headers)
+    response = await api.put(
+        "/api/client/password", json=change, headers=client.headers
+    )
 
     assert_matches(response, "/api/client/password", "put")
     assert_api_error(response, 400, code)
@@ -339,7 +378,11 @@ async def test_admin_sets_verified_and_internal(api, db, settings, role) -> None
 
     assert_matches(response, "/api/client/{client_id}", "patch")
     body = response.json()
-    assert (body["verified"], body["is_internal"], body["name"]) == (True, True, "Augusta")
+    assert (body["verified"], body["is_internal"], body["name"]) == (
+        True,
+        True,
+        "Augusta",
+    )
     seen = await api.get("/api/client", headers=client.headers)
     assert seen.json()["verified"] is True
 
@@ -379,7 +422,9 @@ async def test_owner_deletes_a_client(api, db, settings) -> None:
     assert_api_error(read, 404, "not_found")
 
 
-async def test_delete_client_cancels_future_reservations_first(api, db, settings, monkeypatch) -> None:
+async def test_delete_client_cancels_future_reservations_first(
+    api, db, settings, monkeypatch
+) -> None:
     client = await create_client(db, settings)
     calls = []
 
@@ -389,7 +434,9 @@ async def test_delete_client_cancels_future_reservations_first(api, db, settings
         calls.append((client_id, reason, row["email"], row["deleted_at"]))
         return 2
 
-    monkeypatch.setattr("api.services.clients.cancel_future_reservations", cancel_future)
+    monkeypatch.setattr(
+        "api.services.clients.cancel_future_reservations", cancel_future
+    )
 
     response = await api.delete("/api/client", headers=client.headers)
 
@@ -397,7 +444,9 @@ async def test_delete_client_cancels_future_reservations_first(api, db, settings
     assert calls == [(client.id, "account deleted", client.email, None)]
 
 
-async def test_delete_client_changes_nothing_when_cancelling_fails(api, db, settings, monkeypatch) -> None:
+async def test_delete_client_changes_nothing_when_cancelling_fails(
+    api, db, settings, monkeypatch
+) -> None:
     from api.errors import Unavailable
 
     client = await create_client(db, settings)

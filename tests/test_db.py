@@ -9,8 +9,12 @@ from api.db import MigrationError, load_migrations, migrate
 async def test_migrate_twice_applies_nothing_second_time(pool: asyncpg.Pool) -> None:
     async with pool.acquire() as conn:
         assert await migrate(conn) == []
-        versions = await conn.fetch("SELECT version FROM public.schema_migrations ORDER BY 1")
-    assert [row["version"] for row in versions] == [m.version for m in load_migrations()]
+        versions = await conn.fetch(
+            "SELECT version FROM public.schema_migrations ORDER BY 1"
+        )
+    assert [row["version"] for row in versions] == [
+        m.version for m in load_migrations()
+    ]
 
 
 async def test_migrate_concurrently_on_fresh_database(pg_dsn: str) -> None:
@@ -31,7 +35,14 @@ async def test_migrate_concurrently_on_fresh_database(pg_dsn: str) -> None:
             for row in await check.fetch("SELECT nspname FROM pg_namespace")
         }
         await check.close()
-        assert {"client", "admin", "coworking", "reservation", "images", "notifications"} <= schemas
+        assert {
+            "client",
+            "admin",
+            "coworking",
+            "reservation",
+            "images",
+            "notifications",
+        } <= schemas
     finally:
         await admin.execute("DROP DATABASE IF EXISTS migrate_race WITH (FORCE)")
         await admin.close()

@@ -35,14 +35,18 @@ def _descendants(stack: Stack) -> list[psutil.Process]:
     return [psutil.Process(pid) for pid in pids if psutil.pid_exists(pid)]
 
 
-async def test_stack_starts_books_mails_stops_and_restarts_with_its_data(tmp_path: Path) -> None:
+async def test_stack_starts_books_mails_stops_and_restarts_with_its_data(
+    tmp_path: Path,
+) -> None:
     settings = _stack_settings(tmp_path / "data")
     stack = Stack(settings)
     try:
         await stack.start()
         processes = _descendants(stack)
         assert stack.demo_banner is not None
-        password = re.search(r"client  client@demo\.tlounge\.example  (\S+)", stack.demo_banner)
+        password = re.search(
+            r"client  client@demo\.tlounge\.example  (\S+)", stack.demo_banner
+        )
         assert password is not None
         async with httpx.AsyncClient(base_url=stack.api_url, timeout=30) as http:
             assert (await http.get("/ready")).status_code == 200
@@ -50,13 +54,20 @@ async def test_stack_starts_books_mails_stops_and_restarts_with_its_data(tmp_pat
             assert ui.status_code == 200
             login = await http.post(
                 "/api/client/login",
-                json={"email": "client@demo.tlounge.example", "password": password.group(1)},
+                json={
+                    "email": "client@demo.tlounge.example",
+                    "password": password.group(1),
+                },
             )
             assert login.status_code == 200, login.text
             token = login.json()["token"]
             coworking = (await http.get("/api/coworking")).json()
             assert coworking["name"] == "T-Lounge Berlin Mitte"
-            seats = (await http.get("/api/coworking/seats", headers={"Authorization": f"Bearer {token}"})).json()
+            seats = (
+                await http.get(
+                    "/api/coworking/seats", headers={"Authorization": f"Bearer {token}"}
+                )
+            ).json()
             # a weekday morning a few days ahead, inside the Berlin opening hours
             day = datetime.now(UTC) + timedelta(days=3)
             while day.weekday() >= 5:
@@ -80,10 +91,15 @@ async def test_stack_starts_books_mails_stops_and_restarts_with_its_data(tmp_pat
                 break
             await asyncio.sleep(0.1)
         assert len(mails) == 1
-        assert "Subject: Your seat is booked: T-Lounge Berlin Mitte" in mails[0].read_text()
+        assert (
+            "Subject: Your seat is booked: T-Lounge Berlin Mitte"
+            in mails[0].read_text()
+        )
     finally:
         await stack.stop()
-    assert processes and all(not p.is_running() or p.status() == psutil.STATUS_ZOMBIE for p in processes)
+    assert processes and all(
+        not p.is_running() or p.status() == psutil.STATUS_ZOMBIE for p in processes
+    )
 
     # a second start keeps the data: no new demo accounts, the reservation is there
     again = Stack(settings)
@@ -92,7 +108,8 @@ async def test_stack_starts_books_mails_stops_and_restarts_with_its_data(tmp_pat
         assert again.demo_banner is None
         async with httpx.AsyncClient(base_url=again.api_url, timeout=30) as http:
             got = await http.get(
-                f"/api/reservations/{reservation_id}", headers={"Authorization": f"Bearer {token}"}
+                f"/api/reservations/{reservation_id}",
+                headers={"Authorization": f"Bearer {token}"},
             )
         assert got.status_code == 200
         assert got.json()["status"] == "confirmed"

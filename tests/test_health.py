@@ -23,7 +23,12 @@ async def test_ready_all_dependencies_up(api: httpx.AsyncClient) -> None:
     assert response.status_code == 200, response.text
     assert response.json() == {
         "status": "ready",
-        "checks": {"postgres": "ok", "valkey": "ok", "temporal": "ok", "object_store": "ok"},
+        "checks": {
+            "postgres": "ok",
+            "valkey": "ok",
+            "temporal": "ok",
+            "object_store": "ok",
+        },
     }
 
 
@@ -32,7 +37,9 @@ async def test_ready_reports_stopped_postgres(
 ) -> None:
     server, dsn = start_postgres(workdir / "pg-doomed")
     pool = await asyncpg.create_pool(dsn, min_size=0, max_size=2)
-    resources = Resources(settings, pool, kv, temporal, FilesystemStore(settings.objects_dir))
+    resources = Resources(
+        settings, pool, kv, temporal, FilesystemStore(settings.objects_dir)
+    )
     app = create_app(settings, resources=resources)
     try:
         async with httpx.AsyncClient(
@@ -54,7 +61,9 @@ async def test_ready_reports_stopped_postgres(
 
 async def test_ready_reports_unreachable_valkey(resources: Resources) -> None:
     dead = valkey.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.5)
-    broken = Resources(resources.settings, resources.pool, dead, resources.temporal, resources.store)
+    broken = Resources(
+        resources.settings, resources.pool, dead, resources.temporal, resources.store
+    )
     app = create_app(resources.settings, resources=broken)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://test"
@@ -65,7 +74,9 @@ async def test_ready_reports_unreachable_valkey(resources: Resources) -> None:
     assert response.json()["description"] == "unavailable: valkey"
 
 
-async def test_cors_preflight_dev_allows_localhost_any_port(api: httpx.AsyncClient) -> None:
+async def test_cors_preflight_dev_allows_localhost_any_port(
+    api: httpx.AsyncClient,
+) -> None:
     response = await api.options(
         "/api/client",
         headers={
@@ -79,7 +90,9 @@ async def test_cors_preflight_dev_allows_localhost_any_port(api: httpx.AsyncClie
     assert "authorization" in response.headers["access-control-allow-headers"].lower()
 
 
-async def test_cors_preflight_production_refuses_unlisted_origin(resources: Resources) -> None:
+async def test_cors_preflight_production_refuses_unlisted_origin(
+    resources: Resources,
+) -> None:
     settings = resources.settings.model_copy(
         update={"env": "production", "cors_origins": ["https://app.example"]}
     )
@@ -89,11 +102,17 @@ async def test_cors_preflight_production_refuses_unlisted_origin(resources: Reso
     ) as http:
         refused = await http.options(
             "/api/client",
-            headers={"Origin": "http://localhost:5173", "Access-Control-Request-Method": "GET"},
+            headers={
+                "Origin": "http://localhost:5173",
+                "Access-Control-Request-Method": "GET",
+            },
         )
         allowed = await http.options(
             "/api/client",
-            headers={"Origin": "https://app.example", "Access-Control-Request-Method": "GET"},
+            headers={
+                "Origin": "https://app.example",
+                "Access-Control-Request-Method": "GET",
+            },
         )
     assert refused.status_code == 400
     assert "access-control-allow-origin" not in refused.headers

@@ -40,8 +40,11 @@ async def test_store_refuses_unsafe_key(store, key: str) -> None:
 
 async def test_s3_presigned_url_serves_object(s3_endpoint: str) -> None:
     settings = make_settings(
-        s3_endpoint=s3_endpoint, s3_access_key="testing", s3_secret_key="testing",
-        s3_secure=False, s3_bucket="presign-check",
+        s3_endpoint=s3_endpoint,
+        s3_access_key="testing",
+        s3_secret_key="testing",
+        s3_secure=False,
+        s3_bucket="presign-check",
     )
     store = create_object_store(settings)
     await store.put("images/pp/key.webp", b"RIFFdata", "image/webp")

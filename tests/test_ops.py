@@ -8,7 +8,13 @@ import sys
 import asyncpg
 import pytest
 
-from api.ops import EXIT_BAD_INPUT, EXIT_NO_DATABASE, EXIT_TAKEN, PASSWORD_ENV, create_owner
+from api.ops import (
+    EXIT_BAD_INPUT,
+    EXIT_NO_DATABASE,
+    EXIT_TAKEN,
+    PASSWORD_ENV,
+    create_owner,
+)
 from tests.conftest import make_settings
 
 STRONG = "violet-harbour-97-lantern"
@@ -19,10 +25,14 @@ def _args(email: str = "Ops@Example.com", generate: bool = False) -> argparse.Na
 
 
 async def _sign_in(api, email: str, password: str):
-    return await api.post("/api/admin/login", json={"email": email, "password": password})
+    return await api.post(
+        "/api/admin/login", json={"email": email, "password": password}
+    )
 
 
-async def test_create_owner_from_environment(api, db, settings, monkeypatch, capsys) -> None:
+async def test_create_owner_from_environment(
+    api, db, settings, monkeypatch, capsys
+) -> None:
     monkeypatch.setenv(PASSWORD_ENV, STRONG)
 
     code = await create_owner(settings, _args())
@@ -30,12 +40,18 @@ async def test_create_owner_from_environment(api, db, settings, monkeypatch, cap
     assert code == 0
     assert "owner Ops@example.com created" in capsys.readouterr().out
     row = await db.fetchrow("SELECT email, email_key, role FROM admin.admins")
-    assert dict(row) == {"email": "Ops@example.com", "email_key": "ops@example.com", "role": "owner"}
+    assert dict(row) == {
+        "email": "Ops@example.com",
+        "email_key": "ops@example.com",
+        "role": "owner",
+    }
     response = await _sign_in(api, "ops@example.com", STRONG)
     assert response.json()["admin"]["role"] == "owner"
 
 
-async def test_create_owner_generated_password_printed_once(api, db, settings, monkeypatch, capsys) -> None:
+async def test_create_owner_generated_password_printed_once(
+    api, db, settings, monkeypatch, capsys
+) -> None:
     monkeypatch.delenv(PASSWORD_ENV, raising=False)
 
     code = await create_owner(settings, _args(generate=True))
@@ -57,7 +73,9 @@ async def test_create_owner_generated_password_printed_once(api, db, settings, m
     ],
     ids=["short", "repetitive", "has-email", "long"],
 )
-async def test_create_owner_refuses_weak_password(db, settings, monkeypatch, capsys, password, reason) -> None:
+async def test_create_owner_refuses_weak_password(
+    db, settings, monkeypatch, capsys, password, reason
+) -> None:
     monkeypatch.setenv(PASSWORD_ENV, password)
 
     code = await create_owner(settings, _args())
@@ -67,16 +85,22 @@ async def test_create_owner_refuses_weak_password(db, settings, monkeypatch, cap
     assert await db.fetchval("SELECT count(*) FROM admin.admins") == 0
 
 
-async def test_create_owner_refuses_bad_email(db, settings, monkeypatch, capsys) -> None:
+async def test_create_owner_refuses_bad_email(
+    db, settings, monkeypatch, capsys
+) -> None:
     monkeypatch.setenv(PASSWORD_ENV, STRONG)
 
     code = await create_owner(settings, _args(email="ops@localhost"))
 
     assert code == EXIT_BAD_INPUT
-    assert capsys.readouterr().err.startswith("tlounge: --email: not a valid email address")
+    assert capsys.readouterr().err.startswith(
+        "tlounge: --email: not a valid email address"
+    )
 
 
-async def test_create_owner_refuses_taken_email(db, settings, monkeypatch, capsys) -> None:
+async def test_create_owner_refuses_taken_email(
+    db, settings, monkeypatch, capsys
+) -> None:
     monkeypatch.setenv(PASSWORD_ENV, STRONG)
     assert await create_owner(settings, _args()) == 0
 
@@ -87,7 +111,9 @@ async def test_create_owner_refuses_taken_email(db, settings, monkeypatch, capsy
     assert await db.fetchval("SELECT count(*) FROM admin.admins") == 1
 
 
-async def test_create_owner_without_password_source(db, settings, monkeypatch, capsys) -> None:
+async def test_create_owner_without_password_source(
+    db, settings, monkeypatch, capsys
+) -> None:
     monkeypatch.delenv(PASSWORD_ENV, raising=False)
     monkeypatch.setattr(sys.stdin, "isatty", lambda: False)
 
@@ -101,14 +127,18 @@ async def test_create_owner_without_password_source(db, settings, monkeypatch, c
     ("answers", "expected"), [([STRONG, STRONG], 0), ([STRONG, STRONG + "!"], EXIT_BAD_INPUT)],
     ids=["same-twice", "differ"],
 )  # fmt: skip
-async def test_create_owner_prompts_twice(db, settings, monkeypatch, answers, expected) -> None:
+async def test_create_owner_prompts_twice(
+    db, settings, monkeypatch, answers, expected
+) -> None:
     monkeypatch.delenv(PASSWORD_ENV, raising=False)
     monkeypatch.setattr(sys.stdin, "isatty", lambda: True)
     replies = iter(answers)
     monkeypatch.setattr("getpass.getpass", lambda prompt: next(replies))
 
     assert await create_owner(settings, _args()) == expected
-    assert await db.fetchval("SELECT count(*) FROM admin.admins") == (1 if expected == 0 else 0)
+    assert await db.fetchval("SELECT count(*) FROM admin.admins") == (
+        1 if expected == 0 else 0
+    )
 
 
 async def test_create_owner_unreachable_database(monkeypatch, capsys) -> None:
@@ -147,4 +177,6 @@ def test_tlounge_cli_has_create_owner(pg_dsn) -> None:
         env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
     )  # fmt: skip
     assert result.returncode == EXIT_BAD_INPUT, result.stderr
-    assert result.stderr.strip().endswith("password refused: it is shorter than 12 characters")
+    assert result.stderr.strip().endswith(
+        "password refused: it is shorter than 12 characters"
+    )

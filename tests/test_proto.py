@@ -18,14 +18,17 @@ def test_generated_code_is_current(tmp_path: Path) -> None:
 
 
 def test_payload_reads_as_json_and_tolerates_unknown_fields() -> None:
-    state = pb.ReservationState(reservation_id="r1", status=pb.RESERVATION_STATUS_CONFIRMED)
+    state = pb.ReservationState(
+        reservation_id="r1", status=pb.RESERVATION_STATUS_CONFIRMED
+    )
     state.starts_at.FromDatetime(datetime(2027, 1, 5, 9, 0, tzinfo=UTC))
     text = json_format.MessageToJson(state)
     assert '"status": "RESERVATION_STATUS_CONFIRMED"' in text
     assert '"startsAt": "2027-01-05T09:00:00Z"' in text
     # a payload written by a newer worker with a field we do not know yet
     parsed = json_format.Parse(
-        '{"reservationId": "r1", "fieldFromTheFuture": 7}', pb.ReservationState(),
+        '{"reservationId": "r1", "fieldFromTheFuture": 7}',
+        pb.ReservationState(),
         ignore_unknown_fields=True,
     )
     assert parsed.reservation_id == "r1"
@@ -38,7 +41,10 @@ def test_converter_decodes_payload_with_unknown_field() -> None:
 
     converter = DATA_CONVERTER.payload_converter
     newer = Payload(
-        metadata={"encoding": b"json/protobuf", "messageType": b"tlounge.reservation.v1.HoldRequest"},
+        metadata={
+            "encoding": b"json/protobuf",
+            "messageType": b"tlounge.reservation.v1.HoldRequest",
+        },
         data=b'{"requestHash": "abc", "addedLater": true}',
     )
     [decoded] = converter.from_payloads([newer], [pb.HoldRequest])

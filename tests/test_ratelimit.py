@@ -7,7 +7,6 @@ import httpx
 import pytest
 
 from api.main import create_app
-
 from tests.contract import assert_api_error
 from tests.factories import PASSWORD, create_admin, create_client
 
@@ -17,7 +16,10 @@ PER_ACCOUNT, PER_ADDRESS = 3, 5
 @pytest.fixture
 def settings(settings):
     return settings.model_copy(
-        update={"auth_rate_per_account": PER_ACCOUNT, "auth_rate_per_address": PER_ADDRESS}
+        update={
+            "auth_rate_per_account": PER_ACCOUNT,
+            "auth_rate_per_address": PER_ADDRESS,
+        }
     )
 
 
@@ -26,7 +28,9 @@ def _assert_limited(response, window: int = 60) -> None:
     assert 1 <= int(response.headers["retry-after"]) <= window
 
 
-async def test_login_limited_per_account_at_the_configured_count(api, db, settings, monkeypatch) -> None:
+async def test_login_limited_per_account_at_the_configured_count(
+    api, db, settings, monkeypatch
+) -> None:
     client = await create_client(db, settings)
     wrong = {"email": client.email, "password": "not the password"}
     for _ in range(PER_ACCOUNT):
@@ -34,9 +38,13 @@ async def test_login_limited_per_account_at_the_configured_count(api, db, settin
     verified = []
     monkeypatch.setattr("api.services.accounts.verify_password", verified.append)
 
-    limited = await api.post("/api/client/login", json={"email": client.email, "password": PASSWORD})
+    limited = await api.post(
+        "/api/client/login", json={"email": client.email, "password": PASSWORD}
+    )
     # the account key ignores case, so another spelling does not escape the count
-    upper = await api.post("/api/client/login", json={**wrong, "email": client.email.upper()})
+    upper = await api.post(
+        "/api/client/login", json={**wrong, "email": client.email.upper()}
+    )
 
     _assert_limited(limited)
     _assert_limited(upper)
@@ -48,7 +56,9 @@ async def test_login_limited_per_address_across_accounts(api, db, settings) -> N
         body = {"email": f"nobody{n}@example.com", "password": PASSWORD}
         assert (await api.post("/api/client/login", json=body)).status_code == 401
 
-    response = await api.post("/api/client/login", json={"email": "fresh@example.com", "password": PASSWORD})
+    response = await api.post(
+        "/api/client/login", json={"email": "fresh@example.com", "password": PASSWORD}
+    )
 
     _assert_limited(response)
 
@@ -56,9 +66,13 @@ async def test_login_limited_per_address_across_accounts(api, db, settings) -> N
 async def test_admin_login_counted_apart_from_client_login(api, db, settings) -> None:
     admin = await create_admin(db, settings)
     for _ in range(PER_ACCOUNT):
-        await api.post("/api/client/login", json={"email": admin.email, "password": "x" * 12})
+        await api.post(
+            "/api/client/login", json={"email": admin.email, "password": "x" * 12}
+        )
 
-    response = await api.post("/api/admin/login", json={"email": admin.email, "password": PASSWORD})
+    response = await api.post(
+        "/api/admin/login", json={"email": admin.email, "password": PASSWORD}
+    )
 
     assert response.status_code == 200
 
@@ -67,12 +81,16 @@ async def test_registration_limited(api, db, monkeypatch) -> None:
     form = {"name": "A", "surname": "B", "patronymic": "", "password": PASSWORD,
             "send_notifications": False}  # fmt: skip
     for n in range(PER_ADDRESS):
-        response = await api.post("/api/client/register", json={**form, "email": f"r{n}@example.com"})
+        response = await api.post(
+            "/api/client/register", json={**form, "email": f"r{n}@example.com"}
+        )
         assert response.status_code == 200
     hashed = []
     monkeypatch.setattr("api.services.clients.hash_password", hashed.append)
 
-    response = await api.post("/api/client/register", json={**form, "email": "late@example.com"})
+    response = await api.post(
+        "/api/client/register", json={**form, "email": "late@example.com"}
+    )
 
     _assert_limited(response)
     assert hashed == []
@@ -84,7 +102,9 @@ async def test_password_change_limited(api, db, settings) -> None:
     wrong = {"current_password": "not the password", "new_password": "x" * 12,
              "new_password_confirm": "x" * 12}  # fmt: skip
     for _ in range(PER_ACCOUNT):
-        response = await api.put("/api/client/password", json=wrong, headers=client.headers)
+        response = await api.put(
+            "/api/client/password", json=wrong, headers=client.headers
+        )
         assert response.status_code == 400
 
     right = {**wrong, "current_password": PASSWORD}

@@ -16,7 +16,10 @@ from api.tokens import AUDIENCE, issue_access_token
 from tests.contract import assert_api_error, assert_matches
 from tests.factories import PASSWORD, create_admin, create_client
 
-UNAUTHORIZED = {"error": "unauthorized", "description": "Missing or invalid credentials"}
+UNAUTHORIZED = {
+    "error": "unauthorized",
+    "description": "Missing or invalid credentials",
+}
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -62,7 +65,9 @@ FORGERIES = {
 
 
 @pytest.mark.parametrize("forgery", list(FORGERIES), ids=list(FORGERIES))
-async def test_current_client_refuses_bad_token_alike(api, db, settings, forgery) -> None:
+async def test_current_client_refuses_bad_token_alike(
+    api, db, settings, forgery
+) -> None:
     client = await create_client(db, settings)
     token = FORGERIES[forgery](settings, client.id)
 
@@ -100,7 +105,10 @@ async def test_client_token_reaches_no_admin_operation(api, db, settings) -> Non
             body = {"current_password": PASSWORD, "new_password": "x" * 12,
                     "new_password_confirm": "x" * 12}  # fmt: skip
         response = await api.request(method, path, json=body, headers=client.headers)
-        assert (response.status_code, response.json()) == (401, UNAUTHORIZED), (method, path)
+        assert (response.status_code, response.json()) == (401, UNAUTHORIZED), (
+            method,
+            path,
+        )
 
 
 async def test_admin_token_is_no_client_token(api, db, settings) -> None:
@@ -112,7 +120,9 @@ async def test_admin_token_is_no_client_token(api, db, settings) -> None:
 
 
 async def _login(api, email: str, kind: str = "client") -> dict:
-    response = await api.post(f"/api/{kind}/login", json={"email": email, "password": PASSWORD})
+    response = await api.post(
+        f"/api/{kind}/login", json={"email": email, "password": PASSWORD}
+    )
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -121,7 +131,9 @@ async def test_refresh_rotates_and_reuse_revokes_the_family(api, db, settings) -
     client = await create_client(db, settings)
     first = await _login(api, client.email)
 
-    second = await api.post("/api/client/token/refresh", json={"refresh_token": first["refresh_token"]})
+    second = await api.post(
+        "/api/client/token/refresh", json={"refresh_token": first["refresh_token"]}
+    )
     assert second.status_code == 200, second.text
     second = second.json()
     assert second["client"]["id"] == str(client.id)
@@ -129,13 +141,19 @@ async def test_refresh_rotates_and_reuse_revokes_the_family(api, db, settings) -
     third = (await api.post(
         "/api/client/token/refresh", json={"refresh_token": second["refresh_token"]}
     )).json()  # fmt: skip
-    assert (await api.get("/api/client", headers=bearer(third["token"]))).status_code == 200
+    assert (
+        await api.get("/api/client", headers=bearer(third["token"]))
+    ).status_code == 200
 
     # the first token again: it leaked, so the family dies, newest members too
-    reuse = await api.post("/api/client/token/refresh", json={"refresh_token": first["refresh_token"]})
+    reuse = await api.post(
+        "/api/client/token/refresh", json={"refresh_token": first["refresh_token"]}
+    )
 
     assert_api_error(reuse, 401, "unauthorized")
-    newest = await api.post("/api/client/token/refresh", json={"refresh_token": third["refresh_token"]})
+    newest = await api.post(
+        "/api/client/token/refresh", json={"refresh_token": third["refresh_token"]}
+    )
     assert_api_error(newest, 401, "unauthorized")
     for token in (first["token"], second["token"], third["token"]):
         response = await api.get("/api/client", headers=bearer(token))
@@ -146,13 +164,21 @@ async def test_refresh_of_one_session_leaves_another_alone(api, db, settings) ->
     client = await create_client(db, settings)
     laptop = await _login(api, client.email)
     phone = await _login(api, client.email)
-    rotated = await api.post("/api/client/token/refresh", json={"refresh_token": laptop["refresh_token"]})
+    rotated = await api.post(
+        "/api/client/token/refresh", json={"refresh_token": laptop["refresh_token"]}
+    )
     assert rotated.status_code == 200
 
-    await api.post("/api/client/token/refresh", json={"refresh_token": laptop["refresh_token"]})
+    await api.post(
+        "/api/client/token/refresh", json={"refresh_token": laptop["refresh_token"]}
+    )
 
-    assert (await api.get("/api/client", headers=bearer(phone["token"]))).status_code == 200
-    again = await api.post("/api/client/token/refresh", json={"refresh_token": phone["refresh_token"]})
+    assert (
+        await api.get("/api/client", headers=bearer(phone["token"]))
+    ).status_code == 200
+    again = await api.post(
+        "/api/client/token/refresh", json={"refresh_token": phone["refresh_token"]}
+    )
     assert again.status_code == 200
 
 
@@ -162,19 +188,27 @@ async def test_refresh_of_one_session_leaves_another_alone(api, db, settings) ->
     ids=["empty", "malformed", "unknown-family", "too-long"],
 )
 async def test_refresh_refuses_unknown_token(api, refresh_token) -> None:
-    response = await api.post("/api/client/token/refresh", json={"refresh_token": refresh_token})
+    response = await api.post(
+        "/api/client/token/refresh", json={"refresh_token": refresh_token}
+    )
     assert response.status_code in (400, 401)
     assert_api_error(response, response.status_code)
 
 
-async def test_refresh_token_of_a_client_is_refused_for_admins(api, db, settings) -> None:
+async def test_refresh_token_of_a_client_is_refused_for_admins(
+    api, db, settings
+) -> None:
     client = await create_client(db, settings)
     session = await _login(api, client.email)
 
-    response = await api.post("/api/admin/token/refresh", json={"refresh_token": session["refresh_token"]})
+    response = await api.post(
+        "/api/admin/token/refresh", json={"refresh_token": session["refresh_token"]}
+    )
 
     assert_api_error(response, 401, "unauthorized")
-    still = await api.post("/api/client/token/refresh", json={"refresh_token": session["refresh_token"]})
+    still = await api.post(
+        "/api/client/token/refresh", json={"refresh_token": session["refresh_token"]}
+    )
     assert still.status_code == 200
 
 
@@ -182,7 +216,9 @@ async def test_admin_refresh_and_logout(api, db, settings) -> None:
     admin = await create_admin(db, settings, role="manager")
     session = await _login(api, admin.email, kind="admin")
 
-    rotated = await api.post("/api/admin/token/refresh", json={"refresh_token": session["refresh_token"]})
+    rotated = await api.post(
+        "/api/admin/token/refresh", json={"refresh_token": session["refresh_token"]}
+    )
     assert rotated.status_code == 200
     fresh = rotated.json()
     assert fresh["admin"] == {"id": str(admin.id), "email": admin.email, "role": "manager",
@@ -192,7 +228,9 @@ async def test_admin_refresh_and_logout(api, db, settings) -> None:
 
     assert out.status_code == 204
     assert_api_error(await api.get("/api/admin", headers=bearer(fresh["token"])), 401)
-    dead = await api.post("/api/admin/token/refresh", json={"refresh_token": fresh["refresh_token"]})
+    dead = await api.post(
+        "/api/admin/token/refresh", json={"refresh_token": fresh["refresh_token"]}
+    )
     assert dead.status_code == 401
 
 
@@ -205,9 +243,13 @@ async def test_logout_ends_this_session_only(api, db, settings) -> None:
 
     assert response.status_code == 204 and response.content == b""
     assert_api_error(await api.get("/api/client", headers=bearer(laptop["token"])), 401)
-    refused = await api.post("/api/client/token/refresh", json={"refresh_token": laptop["refresh_token"]})
+    refused = await api.post(
+        "/api/client/token/refresh", json={"refresh_token": laptop["refresh_token"]}
+    )
     assert refused.status_code == 401
-    assert (await api.get("/api/client", headers=bearer(phone["token"]))).status_code == 200
+    assert (
+        await api.get("/api/client", headers=bearer(phone["token"]))
+    ).status_code == 200
 
 
 async def test_logout_all_sessions_ends_every_session(api, db, settings) -> None:
@@ -216,18 +258,25 @@ async def test_logout_all_sessions_ends_every_session(api, db, settings) -> None
     phone = await _login(api, client.email)
 
     response = await api.post(
-        "/api/client/logout", json={"all_sessions": True}, headers=bearer(laptop["token"])
+        "/api/client/logout",
+        json={"all_sessions": True},
+        headers=bearer(laptop["token"]),
     )
 
     assert response.status_code == 204
     for session in (laptop, phone):
-        assert_api_error(await api.get("/api/client", headers=bearer(session["token"])), 401)
+        assert_api_error(
+            await api.get("/api/client", headers=bearer(session["token"])), 401
+        )
         refused = await api.post(
-            "/api/client/token/refresh", json={"refresh_token": session["refresh_token"]}
+            "/api/client/token/refresh",
+            json={"refresh_token": session["refresh_token"]},
         )
         assert refused.status_code == 401
     again = await _login(api, client.email)
-    assert (await api.get("/api/client", headers=bearer(again["token"]))).status_code == 200
+    assert (
+        await api.get("/api/client", headers=bearer(again["token"]))
+    ).status_code == 200
 
 
 async def test_role_change_applies_to_existing_tokens(api, db, settings) -> None:
@@ -235,7 +284,9 @@ async def test_role_change_applies_to_existing_tokens(api, db, settings) -> None
     manager = await create_admin(db, settings, role="manager")
     client = await create_client(db, settings)
 
-    demoted = await api.patch(f"/api/admin/{manager.id}", json={"role": "support"}, headers=owner.headers)
+    demoted = await api.patch(
+        f"/api/admin/{manager.id}", json={"role": "support"}, headers=owner.headers
+    )
     assert demoted.status_code == 200
 
     response = await api.patch(
@@ -244,16 +295,22 @@ async def test_role_change_applies_to_existing_tokens(api, db, settings) -> None
     assert_api_error(response, 403, "forbidden")
 
 
-async def test_valkey_down_refuses_with_503_not_200(resources: Resources, db, settings) -> None:
+async def test_valkey_down_refuses_with_503_not_200(
+    resources: Resources, db, settings
+) -> None:
     client = await create_client(db, settings)
     dead = valkey.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.5)
-    broken = Resources(resources.settings, resources.pool, dead, resources.temporal, resources.store)
+    broken = Resources(
+        resources.settings, resources.pool, dead, resources.temporal, resources.store
+    )
     app = create_app(resources.settings, resources=broken)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://test"
     ) as http:
         me = await http.get("/api/client", headers=client.headers)
-        login = await http.post("/api/client/login", json={"email": client.email, "password": PASSWORD})
+        login = await http.post(
+            "/api/client/login", json={"email": client.email, "password": PASSWORD}
+        )
     await dead.aclose()
 
     assert_api_error(me, 503, "unavailable")
@@ -264,7 +321,12 @@ async def test_valkey_down_refuses_with_503_not_200(resources: Resources, db, se
 async def test_issue_access_token_carries_session_and_version(settings) -> None:
     subject = uuid.uuid4()
     token = issue_access_token(
-        settings, kind="admin", subject=subject, role="support", session_id="s1", version=3
+        settings,
+        kind="admin",
+        subject=subject,
+        role="support",
+        session_id="s1",
+        version=3,
     )
     claims = jwt.decode(token, options={"verify_signature": False})
     assert (claims["sid"], claims["ver"], claims["aud"]) == ("s1", 3, "tlounge:admin")

@@ -26,17 +26,39 @@ def test_load_settings_defaults_are_embedded() -> None:
 @pytest.mark.parametrize(
     ("env", "message"),
     [
-        ({"TLOUNGE_API_PORT": "eighty"}, "TLOUNGE_API_PORT: Input should be a valid integer"),
-        ({"TLOUNGE_API_PORT": "70000"}, "TLOUNGE_API_PORT: Input should be less than or equal to 65535"),
-        ({"TLOUNGE_ENV": "staging"}, "TLOUNGE_ENV: Input should be 'dev' or 'production'"),
-        ({"TLOUNGE_ENV": "production"}, "TLOUNGE_JWT_SECRET: required outside dev mode"),
+        (
+            {"TLOUNGE_API_PORT": "eighty"},
+            "TLOUNGE_API_PORT: Input should be a valid integer",
+        ),
+        (
+            {"TLOUNGE_API_PORT": "70000"},
+            "TLOUNGE_API_PORT: Input should be less than or equal to 65535",
+        ),
+        (
+            {"TLOUNGE_ENV": "staging"},
+            "TLOUNGE_ENV: Input should be 'dev' or 'production'",
+        ),
+        (
+            {"TLOUNGE_ENV": "production"},
+            "TLOUNGE_JWT_SECRET: required outside dev mode",
+        ),
         (
             {"TLOUNGE_ENV": "production", "TLOUNGE_JWT_SECRET": "changeme"},
             "TLOUNGE_JWT_SECRET: must be a random value of at least 32 characters",
         ),
-        ({"TLOUNGE_DEFAULT_COWORKING_ID": "nope"}, "TLOUNGE_DEFAULT_COWORKING_ID: Input should be a valid UUID"),
+        (
+            {"TLOUNGE_DEFAULT_COWORKING_ID": "nope"},
+            "TLOUNGE_DEFAULT_COWORKING_ID: Input should be a valid UUID",
+        ),
     ],
-    ids=["port-not-int", "port-range", "env-unknown", "prod-no-secret", "prod-weak-secret", "bad-uuid"],
+    ids=[
+        "port-not-int",
+        "port-range",
+        "env-unknown",
+        "prod-no-secret",
+        "prod-weak-secret",
+        "bad-uuid",
+    ],
 )
 def test_load_settings_bad_value_names_variable(
     monkeypatch: pytest.MonkeyPatch, env: dict[str, str], message: str
@@ -48,7 +70,9 @@ def test_load_settings_bad_value_names_variable(
     assert message in str(caught.value)
 
 
-def test_load_settings_production_accepts_strong_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_load_settings_production_accepts_strong_secret(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("TLOUNGE_ENV", "production")
     monkeypatch.setenv("TLOUNGE_JWT_SECRET", "k" * 40)
     monkeypatch.setenv("TLOUNGE_CORS_ORIGINS", "https://a.example, https://b.example")

@@ -30,7 +30,9 @@ def build_worker(client: Client, *, settings: Settings, pool: asyncpg.Pool) -> W
 
 
 async def serve(settings: Settings) -> None:
-    pool = await create_pool(database_url(settings), min_size=1, max_size=MAX_CONCURRENT_SENDS)
+    pool = await create_pool(
+        database_url(settings), min_size=1, max_size=MAX_CONCURRENT_SENDS
+    )
     try:
         client = await connect_with_retry(settings)
         await run_until_signal(build_worker(client, settings=settings, pool=pool))

@@ -38,7 +38,11 @@ def build_worker(
         client,
         task_queue=settings.reservation_task_queue,
         workflows=[ReservationWorkflow],
-        activities=[activities.claim_seat, activities.release_seat, activities.record_status],
+        activities=[
+            activities.claim_seat,
+            activities.release_seat,
+            activities.record_status,
+        ],
         **options,
     )
 
@@ -48,7 +52,9 @@ async def serve(settings: Settings) -> None:
     cache = valkey.from_url(valkey_url(settings))
     try:
         client = await connect_with_retry(settings)
-        await run_until_signal(build_worker(client, settings=settings, pool=pool, cache=cache))
+        await run_until_signal(
+            build_worker(client, settings=settings, pool=pool, cache=cache)
+        )
     finally:
         await cache.aclose()
         await pool.close()

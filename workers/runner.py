@@ -10,8 +10,8 @@ from collections.abc import Awaitable, Callable
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from api.resources import connect_temporal
 from api.logging_setup import configure_logging
+from api.resources import connect_temporal
 from api.settings import Settings, settings_or_exit
 from workers.metrics import start_metrics_server, temporal_runtime
 
@@ -28,7 +28,9 @@ async def connect_with_retry(settings: Settings, *, attempts: int = 120) -> Clie
         except RuntimeError as error:
             if attempt == attempts:
                 raise
-            logger.warning("Temporal not reachable (%s); retrying in %.1fs", error, delay)
+            logger.warning(
+                "Temporal not reachable (%s); retrying in %.1fs", error, delay
+            )
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
     raise AssertionError("unreachable")

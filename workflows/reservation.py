@@ -8,7 +8,7 @@ module never imports the database or SMTP clients into the sandbox.
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey, SearchAttributePair
@@ -63,7 +63,11 @@ TERMINAL = (
     S.RESERVATION_STATUS_REJECTED,
 )
 # Mails that say nothing useful once the reservation they announce has moved on.
-_STALE_WHEN_CLOSED = (pb.MAIL_KIND_REMINDER, pb.MAIL_KIND_CONFIRMATION, pb.MAIL_KIND_RESCHEDULE)
+_STALE_WHEN_CLOSED = (
+    pb.MAIL_KIND_REMINDER,
+    pb.MAIL_KIND_CONFIRMATION,
+    pb.MAIL_KIND_RESCHEDULE,
+)
 
 
 def status_name(status: int) -> str:
@@ -71,7 +75,7 @@ def status_name(status: int) -> str:
 
 
 def _dt(ts: object) -> datetime:
-    return ts.ToDatetime(tzinfo=timezone.utc)  # type: ignore[attr-defined]
+    return ts.ToDatetime(tzinfo=UTC)  # type: ignore[attr-defined]
 
 
 def _set(ts: object, value: datetime) -> None:
@@ -141,7 +145,9 @@ class ReservationWorkflow:
         self._state.rules.CopyFrom(claim.rules)
         self._state.status = claim.status
         self._hold = pb.HoldResult(outcome=pb.HOLD_OUTCOME_HELD)
-        self._hold_deadline = workflow.now() + timedelta(minutes=claim.rules.hold_minutes)
+        self._hold_deadline = workflow.now() + timedelta(
+            minutes=claim.rules.hold_minutes
+        )
         if not self._lean:
             workflow.upsert_search_attributes(
                 [SearchAttributePair(COWORKING_ID, claim.coworking_id)]
@@ -152,11 +158,17 @@ class ReservationWorkflow:
         await self._timeline()
 
         # Closed: drop mails that lost their point, then let the rest go out.
-        self._mails = [mail for mail in self._mails if mail.kind not in _STALE_WHEN_CLOSED]
+        self._mails = [
+            mail for mail in self._mails if mail.kind not in _STALE_WHEN_CLOSED
+        ]
         try:
-            await workflow.wait_condition(lambda: not self._mails, timeout=FAILED_MAIL_PATIENCE)
+            await workflow.wait_condition(
+                lambda: not self._mails, timeout=FAILED_MAIL_PATIENCE
+            )
         except TimeoutError:
-            workflow.logger.warning("giving up on %d undelivered mail(s)", len(self._mails))
+            workflow.logger.warning(
+                "giving up on %d undelivered mail(s)", len(self._mails)
+            )
         mailer.cancel()
         # an update that arrived at the end finishes before the workflow closes
         await workflow.wait_condition(workflow.all_handlers_finished)
@@ -182,7 +194,9 @@ class ReservationWorkflow:
             if status == S.RESERVATION_STATUS_HELD:
                 assert self._hold_deadline is not None
                 if now >= self._hold_deadline or now >= starts_at:
-                    await self._close(S.RESERVATION_STATUS_EXPIRED, pb.MAIL_KIND_EXPIRED)
+                    await self._close(
+                        S.RESERVATION_STATUS_EXPIRED, pb.MAIL_KIND_EXPIRED
+                    )
                     return
                 await self._sleep_until(
                     min(self._hold_deadline, starts_at),
@@ -209,7 +223,9 @@ class ReservationWorkflow:
                     self._reminded_version = version
                     self._queue_mail(pb.MAIL_KIND_REMINDER, due_at=reminder_at)
                     continue
-                await self._sleep_until(reminder_at, f"the reminder at {reminder_at.isoformat()}")
+                await self._sleep_until(
+                    reminder_at, f"the reminder at {reminder_at.isoformat()}"
+                )
                 continue
 
             # nobody at the door by start plus grace frees the rest of the slot
@@ -218,7 +234,9 @@ class ReservationWorkflow:
                 checkin_deadline = starts_at + timedelta(minutes=grace)
                 if now >= checkin_deadline:
                     await self._close(
-                        S.RESERVATION_STATUS_NO_SHOW, pb.MAIL_KIND_NO_SHOW, release_from=now
+                        S.RESERVATION_STATUS_NO_SHOW,
+                        pb.MAIL_KIND_NO_SHOW,
+                        release_from=now,
                     )
                     return
                 await self._sleep_until(
@@ -272,7 +290,9 @@ class ReservationWorkflow:
             self._queue_mail(mail, due_at=workflow.now())
 
     async def _record(self, status: int) -> None:
-        request = pb.StatusInput(reservation_id=self._state.reservation_id, status=status)
+        request = pb.StatusInput(
+            reservation_id=self._state.reservation_id, status=status
+        )
         _set(request.at, workflow.now())
         await workflow.execute_activity(
             "record_status",
@@ -320,12 +340,14 @@ class ReservationWorkflow:
                     summary=f"{kind} mail, version {mail.version}",
                 )
             except ActivityError:
-                workflow.logger.warning("%s mail failed; waiting for retry_notification", kind)
+                workflow.logger.warning(
+                    "%s mail failed; waiting for retry_notification", kind
+                )
                 self._state.failed_mails.append(mail.kind)
                 self._set_notification(pb.NOTIFICATION_STATUS_FAILED)
                 self._retry_requested = False
                 await workflow.wait_condition(
-                    lambda: self._retry_requested or mail not in self._mails
+                    lambda mail=mail: self._retry_requested or mail not in self._mails
                 )
                 del self._state.failed_mails[:]
                 self._set_notification(pb.NOTIFICATION_STATUS_PENDING)
@@ -351,19 +373,31 @@ class ReservationWorkflow:
                 return
             self._announced_notification = label
         else:
-            label = pb.NotificationStatus.Name(status).removeprefix("NOTIFICATION_STATUS_")
+            label = pb.NotificationStatus.Name(status).removeprefix(
+                "NOTIFICATION_STATUS_"
+            )
             label = label.lower()
-        workflow.upsert_search_attributes([SearchAttributePair(NOTIFICATION_STATUS, label)])
+        workflow.upsert_search_attributes(
+            [SearchAttributePair(NOTIFICATION_STATUS, label)]
+        )
 
     def _upsert_status(self) -> None:
         name = status_name(self._state.status)
         if self._lean and name == self._announced_status:
             return
         self._announced_status = name
-        workflow.upsert_search_attributes([SearchAttributePair(RESERVATION_STATUS, name)])
+        workflow.upsert_search_attributes(
+            [SearchAttributePair(RESERVATION_STATUS, name)]
+        )
 
     def _claim_input(
-        self, *, seat_id: str, starts_at: datetime, ends_at: datetime, version: int, reschedule: bool
+        self,
+        *,
+        seat_id: str,
+        starts_at: datetime,
+        ends_at: datetime,
+        version: int,
+        reschedule: bool,
     ) -> pb.ClaimInput:
         claim = pb.ClaimInput(
             reservation_id=self._state.reservation_id,
@@ -393,7 +427,8 @@ class ReservationWorkflow:
     def _validate_hold(self, request: pb.HoldRequest) -> None:
         if request.request_hash != self._input.request_hash:
             raise ApplicationError(
-                "this Idempotency-Key was used for another request", type="IdempotencyMismatch"
+                "this Idempotency-Key was used for another request",
+                type="IdempotencyMismatch",
             )
 
     @workflow.update(name="confirm")
@@ -427,7 +462,10 @@ class ReservationWorkflow:
         if self._checkin_open():
             return
         opens = _dt(self._state.starts_at) - CHECKIN_OPENS_BEFORE
-        if self._state.status == S.RESERVATION_STATUS_CONFIRMED and workflow.now() < opens:
+        if (
+            self._state.status == S.RESERVATION_STATUS_CONFIRMED
+            and workflow.now() < opens
+        ):
             raise ApplicationError(
                 f"check-in opens at {opens.isoformat()}", type="InvalidState"
             )
@@ -438,8 +476,14 @@ class ReservationWorkflow:
         async with self._lock:
             self._require_reschedulable()
             seat_id = request.seat_id or self._state.seat_id
-            starts_at = _dt(request.starts_at if request.HasField("starts_at") else self._state.starts_at)
-            ends_at = _dt(request.ends_at if request.HasField("ends_at") else self._state.ends_at)
+            starts_at = _dt(
+                request.starts_at
+                if request.HasField("starts_at")
+                else self._state.starts_at
+            )
+            ends_at = _dt(
+                request.ends_at if request.HasField("ends_at") else self._state.ends_at
+            )
             version = self._state.version + 1
             # the new slot is claimed before the old one goes, in one transaction
             claim = await workflow.execute_local_activity(
@@ -494,18 +538,30 @@ class ReservationWorkflow:
         return self._state
 
     def _checkin_open(self) -> bool:
-        if self._state.status != S.RESERVATION_STATUS_CONFIRMED or self._cancel is not None:
+        if (
+            self._state.status != S.RESERVATION_STATUS_CONFIRMED
+            or self._cancel is not None
+        ):
             return False
         now = workflow.now()
         starts_at = _dt(self._state.starts_at)
         return starts_at - CHECKIN_OPENS_BEFORE <= now < _dt(self._state.ends_at)
 
     def _require_reschedulable(self) -> None:
-        if self._state.status not in (S.RESERVATION_STATUS_HELD, S.RESERVATION_STATUS_CONFIRMED):
+        if self._state.status not in (
+            S.RESERVATION_STATUS_HELD,
+            S.RESERVATION_STATUS_CONFIRMED,
+        ):
             raise self._invalid("reschedule")
         if self._cancel is not None or workflow.now() >= _dt(self._state.starts_at):
             raise self._invalid("reschedule")
 
     def _invalid(self, action: str) -> ApplicationError:
-        state = "cancelling" if self._cancel is not None else status_name(self._state.status)
-        return ApplicationError(f"cannot {action} a {state} reservation", type="InvalidState")
+        state = (
+            "cancelling"
+            if self._cancel is not None
+            else status_name(self._state.status)
+        )
+        return ApplicationError(
+            f"cannot {action} a {state} reservation", type="InvalidState"
+        )

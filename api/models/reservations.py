@@ -24,7 +24,9 @@ def _sane_year(value: datetime) -> datetime:
     return value
 
 
-BookingInstant = Annotated[Instant, BeforeValidator(_text_only), AfterValidator(_sane_year)]
+BookingInstant = Annotated[
+    Instant, BeforeValidator(_text_only), AfterValidator(_sane_year)
+]
 
 
 class CreateReservation(BaseModel):

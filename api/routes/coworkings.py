@@ -264,7 +264,10 @@ def scoped_router(prefix: str, coworking: Any) -> APIRouter:
     # one body for the coworking and for one seat: {seat_id} fills seat_id
     for path in ("/availability", "/seats/{seat_id}/availability"):
         router.add_api_route(
-            path, _availability, methods=["GET"], response_model=AvailabilityPublic,
+            path,
+            _availability,
+            methods=["GET"],
+            response_model=AvailabilityPublic,
             openapi_extra=OPTIONAL_ADMIN_DOC,
         )
     return router

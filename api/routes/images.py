@@ -134,7 +134,10 @@ def scoped_router(prefix: str, coworking: Any) -> APIRouter:
         )  # fmt: skip
         router.add_api_route(
             # typed in the path, so `order` is not taken for an id
-            f"{base}/{{image_id:uuid}}", delete_image, methods=["DELETE"], status_code=204
+            f"{base}/{{image_id:uuid}}",
+            delete_image,
+            methods=["DELETE"],
+            status_code=204,
         )
     return router
 

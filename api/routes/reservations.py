@@ -130,7 +130,9 @@ async def confirm_reservation(
 async def check_in_reservation(
     reservation_id: uuid.UUID, admin: CurrentAdmin, resources: ResourcesDep
 ) -> dict[str, Any]:
-    view = await reservations.confirm(resources, admin, reservation_id, check_in_only=True)
+    view = await reservations.confirm(
+        resources, admin, reservation_id, check_in_only=True
+    )
     return view.public()
 
 
@@ -159,7 +161,10 @@ async def reservation_qr(
 
 @router.get("/api/client/reservations")
 async def get_client_reservations(
-    client: CurrentClient, resources: ResourcesDep, limit: Limit = None, offset: Offset = None
+    client: CurrentClient,
+    resources: ResourcesDep,
+    limit: Limit = None,
+    offset: Offset = None,
 ) -> list[dict[str, Any]]:
     items = await reservations.list_for_client(
         resources, client_id=client.id, limit=limit, offset=offset
@@ -185,5 +190,3 @@ async def get_client_reservations_by_id(
         resources, client_id=client_id, limit=limit, offset=offset, scope=scope
     )
     return _as_list(items)
-
-

@@ -34,7 +34,14 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.auth import managed_coworkings
-from api.errors import Conflict, Forbidden, InvalidInput, NotFound, RuleViolation, Unavailable
+from api.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    RuleViolation,
+    Unavailable,
+)
 from api.resources import Resources
 from api.tokens import Principal
 from proto import reservation_pb2 as pb
@@ -147,7 +154,9 @@ async def temporal_boundary(client: Client) -> AsyncIterator[None]:
             RPCStatusCode.RESOURCE_EXHAUSTED,
             RPCStatusCode.CANCELLED,
         ):
-            raise Unavailable("the booking engine is unavailable; retry shortly") from error
+            raise Unavailable(
+                "the booking engine is unavailable; retry shortly"
+            ) from error
         raise
     except RuntimeError as error:
         # the lazy client's first connection fails with a bare RuntimeError; tell an
@@ -178,13 +187,17 @@ def _raise_for_update(error: WorkflowUpdateFailedError) -> None:
     kind = app.type if app else None
     message = app.message if app else "the reservation refused the change"
     if kind == "IdempotencyMismatch":
-        raise Conflict("Idempotency-Key: already used for a different request") from error
+        raise Conflict(
+            "Idempotency-Key: already used for a different request"
+        ) from error
     if kind == "InvalidState":
         raise Conflict(message) from error
     raise Conflict(message) from error
 
 
-def _raise_for_outcome(outcome: int, conflict: pb.Conflict, rule: str, description: str) -> None:
+def _raise_for_outcome(
+    outcome: int, conflict: pb.Conflict, rule: str, description: str
+) -> None:
     if outcome == pb.HOLD_OUTCOME_CONFLICT:
         scope = "seat" if conflict.scope == "seat" else "client"
         raise Conflict(
@@ -259,9 +272,13 @@ async def book(
     idempotency_key: str | None,
 ) -> ReservationView:
     settings = resources.settings
-    subject = await _booking_subject(resources.pool, seat_id=seat_id, client_id=client_id)
+    subject = await _booking_subject(
+        resources.pool, seat_id=seat_id, client_id=client_id
+    )
     if idempotency_key is not None:
-        reservation_id = uuid.uuid5(_IDEMPOTENCY_NAMESPACE, f"{client_id}:{idempotency_key}")
+        reservation_id = uuid.uuid5(
+            _IDEMPOTENCY_NAMESPACE, f"{client_id}:{idempotency_key}"
+        )
     else:
         reservation_id = uuid.uuid4()
     digest = request_hash(
@@ -293,7 +310,9 @@ async def book(
                 SearchAttributePair(SEAT_ID, str(seat_id)),
                 SearchAttributePair(RESERVATION_START, starts_at.astimezone(UTC)),
                 SearchAttributePair(RESERVATION_STATUS, start_input.announced_status),
-                SearchAttributePair(NOTIFICATION_STATUS, start_input.announced_notification),
+                SearchAttributePair(
+                    NOTIFICATION_STATUS, start_input.announced_notification
+                ),
             ]
         ),
         static_summary=_summary(subject, starts_at, ends_at),
@@ -309,7 +328,10 @@ async def book(
             _raise_for_update(error)
             raise
         except (WorkflowAlreadyStartedError, RPCError) as error:
-            if isinstance(error, RPCError) and error.status != RPCStatusCode.ALREADY_EXISTS:
+            if (
+                isinstance(error, RPCError)
+                and error.status != RPCStatusCode.ALREADY_EXISTS
+            ):
                 raise
             result = await _join_existing(resources, reservation_id, digest)
     _raise_for_outcome(result.outcome, result.conflict, result.rule, result.description)
@@ -325,7 +347,9 @@ async def _join_existing(
     )
     try:
         return await handle.execute_update(
-            ReservationWorkflow.hold, pb.HoldRequest(request_hash=digest), result_type=pb.HoldResult
+            ReservationWorkflow.hold,
+            pb.HoldRequest(request_hash=digest),
+            result_type=pb.HoldResult,
         )
     except WorkflowUpdateFailedError as error:
         _raise_for_update(error)
@@ -343,7 +367,9 @@ async def _join_existing(
     return closed
 
 
-async def _load_row(pool: asyncpg.Pool, reservation_id: uuid.UUID) -> asyncpg.Record | None:
+async def _load_row(
+    pool: asyncpg.Pool, reservation_id: uuid.UUID
+) -> asyncpg.Record | None:
     return await pool.fetchrow(
         "SELECT * FROM reservation.reservations WHERE id = $1", reservation_id
     )
@@ -381,7 +407,11 @@ def _require_open(row: asyncpg.Record, action: str) -> None:
 
 
 async def _update(
-    resources: Resources, handle: object, update: object, request: object, result_type: type
+    resources: Resources,
+    handle: object,
+    update: object,
+    request: object,
+    result_type: type,
 ) -> object:
     """Run a workflow update; a refusal or a closed workflow is a 409."""
     async with temporal_boundary(resources.temporal):
@@ -402,29 +432,46 @@ async def current_view(resources: Resources, row: asyncpg.Record) -> Reservation
     handle = resources.temporal.get_workflow_handle(workflow_id(row["id"]))
     try:
         state = await handle.query(
-            ReservationWorkflow.state, result_type=pb.ReservationState, rpc_timeout=timedelta(seconds=5)
+            ReservationWorkflow.state,
+            result_type=pb.ReservationState,
+            rpc_timeout=timedelta(seconds=5),
         )
     except (RPCError, WorkflowQueryFailedError, RuntimeError) as error:
         # the row is a moment behind the workflow at worst; better than no answer
-        logger.warning("query of %s failed (%s); answering from the row", row["id"], type(error).__name__)
+        logger.warning(
+            "query of %s failed (%s); answering from the row",
+            row["id"],
+            type(error).__name__,
+        )
         return view_from_row(row)
     return view_from_state(state)
 
 
-async def get(resources: Resources, principal: Principal, reservation_id: uuid.UUID) -> ReservationView:
+async def get(
+    resources: Resources, principal: Principal, reservation_id: uuid.UUID
+) -> ReservationView:
     row = await load_authorized(resources, principal, reservation_id)
     return await current_view(resources, row)
 
 
 async def cancel(
-    resources: Resources, principal: Principal, reservation_id: uuid.UUID, *, reason: str
+    resources: Resources,
+    principal: Principal,
+    reservation_id: uuid.UUID,
+    *,
+    reason: str,
 ) -> None:
     row = await load_authorized(resources, principal, reservation_id, action="cancel")
     if row["status"] == "cancelled":
         return
     if row["status"] in _TERMINAL_NAMES:
         raise Conflict(f"cannot cancel a {row['status']} reservation")
-    await signal_cancel(resources, reservation_id, reason=reason, requested_by=f"{principal.kind}:{principal.id}")
+    await signal_cancel(
+        resources,
+        reservation_id,
+        reason=reason,
+        requested_by=f"{principal.kind}:{principal.id}",
+    )
     # the 204 means the seat is free: wait for the workflow to have released it
     deadline = asyncio.get_running_loop().time() + _CANCEL_WAIT.total_seconds()
     while asyncio.get_running_loop().time() < deadline:
@@ -436,7 +483,9 @@ async def cancel(
                 raise Conflict(f"cannot cancel a {status} reservation")
             return
         await asyncio.sleep(0.05)
-    raise Unavailable("the cancellation is accepted and still in progress", retry_after=2)
+    raise Unavailable(
+        "the cancellation is accepted and still in progress", retry_after=2
+    )
 
 
 async def signal_cancel(
@@ -464,7 +513,9 @@ async def reschedule(
     starts_at: datetime | None,
     ends_at: datetime | None,
 ) -> ReservationView:
-    row = await load_authorized(resources, principal, reservation_id, action="reschedule")
+    row = await load_authorized(
+        resources, principal, reservation_id, action="reschedule"
+    )
     _require_open(row, "reschedule")
     if seat_id is not None:
         await require_booking_scope(resources, principal, seat_id)
@@ -472,21 +523,28 @@ async def reschedule(
         # a new start alone moves the booking; it keeps its length
         ends_at = starts_at + (row["ends_at"] - row["starts_at"])
     request = pb.RescheduleRequest(
-        seat_id=str(seat_id) if seat_id else "", requested_by=f"{principal.kind}:{principal.id}"
+        seat_id=str(seat_id) if seat_id else "",
+        requested_by=f"{principal.kind}:{principal.id}",
     )
     if starts_at is not None:
         request.starts_at.FromDatetime(starts_at.astimezone(UTC))
     if ends_at is not None:
         request.ends_at.FromDatetime(ends_at.astimezone(UTC))
     handle = resources.temporal.get_workflow_handle(workflow_id(reservation_id))
-    result = await _update(resources, handle, ReservationWorkflow.reschedule, request, pb.RescheduleResult)
+    result = await _update(
+        resources, handle, ReservationWorkflow.reschedule, request, pb.RescheduleResult
+    )
     assert isinstance(result, pb.RescheduleResult)
     _raise_for_outcome(result.outcome, result.conflict, result.rule, result.description)
     return view_from_state(result.state)
 
 
 async def confirm(
-    resources: Resources, principal: Principal, reservation_id: uuid.UUID, *, check_in_only: bool = False
+    resources: Resources,
+    principal: Principal,
+    reservation_id: uuid.UUID,
+    *,
+    check_in_only: bool = False,
 ) -> ReservationView:
     row = await load_authorized(resources, principal, reservation_id, action="confirm")
     _require_open(row, "check in" if check_in_only else "confirm")
@@ -519,7 +577,9 @@ async def retry_notification(
 
 def _page(limit: int | None, offset: int | None) -> tuple[int, int]:
     # a huge limit is clamped, never an error: the contract allows any u-int32
-    return min(limit if limit is not None else 50, MAX_PAGE), min(max(offset or 0, 0), 2**62)
+    return min(limit if limit is not None else 50, MAX_PAGE), min(
+        max(offset or 0, 0), 2**62
+    )
 
 
 async def list_for_client(
@@ -585,6 +645,7 @@ async def cancel_future_reservations(
         client_id, ["held", "confirmed", "checked_in"],
     )  # fmt: skip
     for row in rows:
-        await signal_cancel(resources, row["id"], reason=reason, requested_by="system:account-deleted")
+        await signal_cancel(
+            resources, row["id"], reason=reason, requested_by="system:account-deleted"
+        )
     return len(rows)
-

@@ -23,7 +23,9 @@ from api.errors import RuleViolation
 
 BERLIN = ZoneInfo("Europe/Berlin")
 COWORKING = uuid4()
-WEEKDAY_HOURS = {day: [["08:00", "20:00"]] for day in ("mon", "tue", "wed", "thu", "fri")}
+WEEKDAY_HOURS = {
+    day: [["08:00", "20:00"]] for day in ("mon", "tue", "wed", "thu", "fri")
+}
 
 
 def rules(**changes) -> CoworkingRules:
@@ -53,7 +55,9 @@ def utc(*parts: int) -> datetime:
 NOW = utc(2026, 3, 20, 12)
 
 
-def check(*, starts_at, ends_at, rules_=None, seat=SEAT, closures=(), internal=False, now=NOW):
+def check(
+    *, starts_at, ends_at, rules_=None, seat=SEAT, closures=(), internal=False, now=NOW
+):
     check_booking(
         rules=rules_ or rules(), seat=seat, closures=list(closures),
         client_is_internal=internal, starts_at=starts_at, ends_at=ends_at, now=now,
@@ -119,7 +123,9 @@ def test_check_booking_refuses_too_short() -> None:
     violation = refused(starts_at=berlin(2026, 3, 23, 9), ends_at=berlin(2026, 3, 23, 9, 15),
                         rules_=rules(min_duration_minutes=30))  # fmt: skip
     assert violation.rule == "too_short"
-    assert violation.description == "ends_at: 15 minutes is shorter than the minimum of 30"
+    assert (
+        violation.description == "ends_at: 15 minutes is shorter than the minimum of 30"
+    )
 
 
 def test_check_booking_refuses_guest_on_employee_seat() -> None:
@@ -127,7 +133,8 @@ def test_check_booking_refuses_guest_on_employee_seat() -> None:
     violation = refused(starts_at=berlin(2026, 3, 23, 9), ends_at=berlin(2026, 3, 23, 10),
                         seat=staff_seat)  # fmt: skip
     assert (violation.rule, violation.description) == (
-        "internal_only", "seat_id: seat 7 is reserved for employees"
+        "internal_only",
+        "seat_id: seat 7 is reserved for employees",
     )
     check(starts_at=berlin(2026, 3, 23, 9), ends_at=berlin(2026, 3, 23, 10),
           seat=staff_seat, internal=True)  # fmt: skip
@@ -136,7 +143,10 @@ def test_check_booking_refuses_guest_on_employee_seat() -> None:
 def test_check_booking_refuses_inactive_seat_and_coworking() -> None:
     slot = {"starts_at": berlin(2026, 3, 23, 9), "ends_at": berlin(2026, 3, 23, 10)}
     assert refused(**slot, seat=replace(SEAT, active=False)).rule == "seat_inactive"
-    assert refused(**slot, seat=replace(SEAT, coworking_id=uuid4())).rule == "seat_inactive"
+    assert (
+        refused(**slot, seat=replace(SEAT, coworking_id=uuid4())).rule
+        == "seat_inactive"
+    )
     assert refused(**slot, rules_=rules(active=False)).rule == "coworking_inactive"
 
 
@@ -151,7 +161,9 @@ def test_check_booking_refuses_outside_opening_hours() -> None:
 
 def test_check_booking_accepts_across_midnight_in_overnight_hours() -> None:
     night = rules(opening_hours={"fri": [["22:00", "06:00"]]})
-    check(starts_at=berlin(2026, 3, 27, 23), ends_at=berlin(2026, 3, 28, 5), rules_=night)
+    check(
+        starts_at=berlin(2026, 3, 27, 23), ends_at=berlin(2026, 3, 28, 5), rules_=night
+    )
     late = refused(starts_at=berlin(2026, 3, 28, 5), ends_at=berlin(2026, 3, 28, 7),
                    rules_=night)  # fmt: skip
     assert late.rule == "outside_opening_hours"
@@ -159,7 +171,9 @@ def test_check_booking_accepts_across_midnight_in_overnight_hours() -> None:
 
 def test_check_booking_refuses_closure_of_seat_or_coworking() -> None:
     slot = {"starts_at": berlin(2026, 3, 23, 9), "ends_at": berlin(2026, 3, 23, 10)}
-    seat_closed = Closure(SEAT.id, berlin(2026, 3, 23, 9, 30), berlin(2026, 3, 23, 12), "paint")
+    seat_closed = Closure(
+        SEAT.id, berlin(2026, 3, 23, 9, 30), berlin(2026, 3, 23, 12), "paint"
+    )
     violation = refused(**slot, closures=[seat_closed])
     assert (violation.rule, violation.description) == (
         "closure",
@@ -177,12 +191,20 @@ def test_check_booking_refuses_closure_of_seat_or_coworking() -> None:
 def test_check_booking_dst_spring_forward_grid_and_duration() -> None:
     # 2026-03-29: 02:00 CET jumps to 03:00 CEST; 01:30-03:30 local lasts one hour
     starts, ends = berlin(2026, 3, 29, 1, 30), berlin(2026, 3, 29, 3, 30)
-    check(starts_at=starts, ends_at=ends, rules_=rules(min_duration_minutes=60, max_duration_minutes=60))
+    check(
+        starts_at=starts,
+        ends_at=ends,
+        rules_=rules(min_duration_minutes=60, max_duration_minutes=60),
+    )
     # aware times of one zone subtract by wall clock; the real span is in UTC
     assert ends.astimezone(UTC) - starts.astimezone(UTC) == timedelta(hours=1)
     # with a 90-minute grid 01:30 and 03:00 are on it; 03:00 is the 180th wall minute
     ninety = rules(slot_minutes=90)
-    check(starts_at=berlin(2026, 3, 29, 1, 30), ends_at=berlin(2026, 3, 29, 3), rules_=ninety)
+    check(
+        starts_at=berlin(2026, 3, 29, 1, 30),
+        ends_at=berlin(2026, 3, 29, 3),
+        rules_=ninety,
+    )
     assert refused(starts_at=berlin(2026, 3, 29, 1, 30), ends_at=utc(2026, 3, 29, 1, 30),
                    rules_=ninety).rule == "off_grid"  # fmt: skip
 
@@ -190,10 +212,15 @@ def test_check_booking_dst_spring_forward_grid_and_duration() -> None:
 def test_check_booking_dst_fall_back_repeated_hour() -> None:
     # 2026-10-25: 03:00 CEST falls back to 02:00 CET; 02:15 happens twice
     first, second = utc(2026, 10, 25, 0, 15), utc(2026, 10, 25, 1, 15)
-    assert first.astimezone(BERLIN).strftime("%H:%M") == second.astimezone(BERLIN).strftime("%H:%M")
+    assert first.astimezone(BERLIN).strftime("%H:%M") == second.astimezone(
+        BERLIN
+    ).strftime("%H:%M")
     october = utc(2026, 10, 20)
     check(starts_at=first, ends_at=second, now=october)
-    assert refused(starts_at=first, ends_at=utc(2026, 10, 25, 1, 20), now=october).rule == "off_grid"
+    assert (
+        refused(starts_at=first, ends_at=utc(2026, 10, 25, 1, 20), now=october).rule
+        == "off_grid"
+    )
 
 
 def test_check_booking_refuses_naive_times() -> None:
@@ -237,15 +264,27 @@ def test_grid_snapping_across_dst_gap() -> None:
     # 01:50 CET snaps up over the missing hour to 03:00 CEST
     assert grid_ceil(spring, utc(2026, 3, 29, 0, 50)) == utc(2026, 3, 29, 1)
     assert grid_floor(spring, utc(2026, 3, 29, 1, 5)) == utc(2026, 3, 29, 1)
-    assert on_grid(spring, utc(2026, 3, 29, 1)) and not on_grid(spring, utc(2026, 3, 29, 1, 5))
-    spans = snap_to_grid(spring, [(utc(2026, 3, 29, 0, 50), utc(2026, 3, 29, 1, 20))], min_minutes=15)
+    assert on_grid(spring, utc(2026, 3, 29, 1)) and not on_grid(
+        spring, utc(2026, 3, 29, 1, 5)
+    )
+    spans = snap_to_grid(
+        spring, [(utc(2026, 3, 29, 0, 50), utc(2026, 3, 29, 1, 20))], min_minutes=15
+    )
     assert spans == [(utc(2026, 3, 29, 1), utc(2026, 3, 29, 1, 15))]
-    assert snap_to_grid(spring, [(utc(2026, 3, 29, 1, 1), utc(2026, 3, 29, 1, 14))]) == []
+    assert (
+        snap_to_grid(spring, [(utc(2026, 3, 29, 1, 1), utc(2026, 3, 29, 1, 14))]) == []
+    )
 
 
 def test_subtract_cuts_holes_from_spans() -> None:
-    spans = [(utc(2026, 1, 1, 8), utc(2026, 1, 1, 12)), (utc(2026, 1, 1, 14), utc(2026, 1, 1, 16))]
-    holes = [(utc(2026, 1, 1, 9), utc(2026, 1, 1, 10)), (utc(2026, 1, 1, 11), utc(2026, 1, 1, 15))]
+    spans = [
+        (utc(2026, 1, 1, 8), utc(2026, 1, 1, 12)),
+        (utc(2026, 1, 1, 14), utc(2026, 1, 1, 16)),
+    ]
+    holes = [
+        (utc(2026, 1, 1, 9), utc(2026, 1, 1, 10)),
+        (utc(2026, 1, 1, 11), utc(2026, 1, 1, 15)),
+    ]
     assert subtract(spans, holes) == [
         (utc(2026, 1, 1, 8), utc(2026, 1, 1, 9)),
         (utc(2026, 1, 1, 10), utc(2026, 1, 1, 11)),
@@ -263,11 +302,15 @@ def test_from_row_parses_json_text_and_dict() -> None:
     }  # fmt: skip
     parsed = CoworkingRules.from_row(row)
     assert parsed.opening_hours == {"mon": [["08:00", "18:00"]]}
-    assert CoworkingRules.from_row({**row, "opening_hours": {"tue": []}}).opening_hours == {"tue": []}
+    assert CoworkingRules.from_row(
+        {**row, "opening_hours": {"tue": []}}
+    ).opening_hours == {"tue": []}
     assert CoworkingRules.from_row({**row, "opening_hours": None}).opening_hours is None
     seat_row = {"id": SEAT.id, "coworking_id": COWORKING, "number": 7, "kind": "Room",
                 "capacity": 6, "internal_only": True, "active": True, "cost": 5.0}  # fmt: skip
-    assert SeatInfo.from_row(seat_row) == replace(SEAT, kind="Room", capacity=6, internal_only=True)
+    assert SeatInfo.from_row(seat_row) == replace(
+        SEAT, kind="Room", capacity=6, internal_only=True
+    )
 
 
 @pytest.mark.parametrize(
@@ -282,7 +325,9 @@ def test_from_row_parses_json_text_and_dict() -> None:
     ],
 )
 def test_parse_opening_hours_refuses_bad_value(hours, message: str) -> None:
-    with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
+    with pytest.raises(
+        ValueError, match=message.replace("[", r"\[").replace("]", r"\]")
+    ):
         parse_opening_hours(hours)
 
 

@@ -19,7 +19,9 @@ async def insert_reservation(db, *, client_id, seat_id, coworking_id, starts_at,
     return reservation_id
 
 
-async def test_read_coworking_default_with_seat_stats(api: httpx.AsyncClient, db, settings) -> None:
+async def test_read_coworking_default_with_seat_stats(
+    api: httpx.AsyncClient, db, settings
+) -> None:
     first = await create_coworking(db, name="First")
     await create_coworking(db, name="Second")
     busy = await create_seat(db, first, number=1)
@@ -28,8 +30,14 @@ async def test_read_coworking_default_with_seat_stats(api: httpx.AsyncClient, db
     closed = await create_seat(db, first, number=4)
     client = await create_client(db, settings)
     now = datetime.now(UTC)
-    await insert_reservation(db, client_id=client.id, seat_id=busy, coworking_id=first,
-                             starts_at=now - timedelta(hours=1), ends_at=now + timedelta(hours=1))
+    await insert_reservation(
+        db,
+        client_id=client.id,
+        seat_id=busy,
+        coworking_id=first,
+        starts_at=now - timedelta(hours=1),
+        ends_at=now + timedelta(hours=1),
+    )
     await db.execute(
         "INSERT INTO coworking.closures (id, coworking_id, seat_id, starts_at, ends_at)"
         " VALUES ($1, $2, $3, $4, $5)",
@@ -40,9 +48,17 @@ async def test_read_coworking_default_with_seat_stats(api: httpx.AsyncClient, db
 
     assert response.status_code == 200, response.text
     body = response.json()
-    assert (body["id"], body["name"], body["address"]) == (str(first), "First", "1 Test Street")
+    assert (body["id"], body["name"], body["address"]) == (
+        str(first),
+        "First",
+        "1 Test Street",
+    )
     assert body["seats"] == {"available": 1, "total": 4}
-    assert (body["timezone"], body["slot_minutes"], body["reminder_lead_minutes"]) == ("UTC", 15, 180)
+    assert (body["timezone"], body["slot_minutes"], body["reminder_lead_minutes"]) == (
+        "UTC",
+        15,
+        180,
+    )
     assert body["checkin_grace_minutes"] is None and body["opening_hours"] is None
 
 
@@ -52,9 +68,19 @@ async def test_read_coworking_configured_default_or_404(resources, db) -> None:
     await create_coworking(db, name="Older")
     chosen = await create_coworking(db, name="Chosen")
     for target, expected in ((chosen, 200), (uuid.uuid4(), 404)):
-        settings = resources.settings.model_copy(update={"default_coworking_id": target})
-        app = create_app(settings, resources=type(resources)(
-            settings, resources.pool, resources.valkey, resources.temporal, resources.store))
+        settings = resources.settings.model_copy(
+            update={"default_coworking_id": target}
+        )
+        app = create_app(
+            settings,
+            resources=type(resources)(
+                settings,
+                resources.pool,
+                resources.valkey,
+                resources.temporal,
+                resources.store,
+            ),
+        )
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                      base_url="http://test") as http:  # fmt: skip
             response = await http.get("/api/coworking")
@@ -62,28 +88,42 @@ async def test_read_coworking_configured_default_or_404(resources, db) -> None:
         if expected == 200:
             assert response.json()["name"] == "Chosen"
         else:
-            assert response.json() == {"error": "not_found", "description": "No coworking is set up"}
+            assert response.json() == {
+                "error": "not_found",
+                "description": "No coworking is set up",
+            }
 
 
 async def test_read_coworking_none_exists_404(api: httpx.AsyncClient, db) -> None:
     response = await api.get("/api/coworking/seats")
     assert response.status_code == 404
-    assert response.json() == {"error": "not_found", "description": "No coworking is set up"}
+    assert response.json() == {
+        "error": "not_found",
+        "description": "No coworking is set up",
+    }
 
 
-async def test_update_coworking_contract_auth(api: httpx.AsyncClient, db, settings) -> None:
+async def test_update_coworking_contract_auth(
+    api: httpx.AsyncClient, db, settings
+) -> None:
     coworking_id = await create_coworking(db)
     client = await create_client(db, settings)
-    stranger = await create_admin(db, settings, role="manager", coworkings=[uuid.uuid4()])
+    stranger = await create_admin(
+        db, settings, role="manager", coworkings=[uuid.uuid4()]
+    )
     support = await create_admin(db, settings, role="support")
-    manager = await create_admin(db, settings, role="manager", coworkings=[coworking_id])
+    manager = await create_admin(
+        db, settings, role="manager", coworkings=[coworking_id]
+    )
 
     assert (await api.patch("/api/coworking", json={"name": "X"})).status_code == 401
     bad = await api.patch("/api/coworking", json={"name": "X"},
                           headers={"Authorization": "Bearer not-a-token"})  # fmt: skip
     assert bad.status_code == 401
     for who in (client, stranger, support):
-        refused = await api.patch("/api/coworking", json={"name": "X"}, headers=who.headers)
+        refused = await api.patch(
+            "/api/coworking", json={"name": "X"}, headers=who.headers
+        )
         assert refused.status_code == 403, who
         assert refused.json()["error"] == "forbidden"
     assert await db.fetchval("SELECT name FROM coworking.coworkings") == "Test Lounge"
@@ -94,13 +134,23 @@ async def test_update_coworking_contract_auth(api: httpx.AsyncClient, db, settin
     })  # fmt: skip
     assert response.status_code == 200, response.text
     body = response.json()
-    assert (body["name"], body["address"], body["slot_minutes"]) == ("Renamed", "1 Test Street", 30)
+    assert (body["name"], body["address"], body["slot_minutes"]) == (
+        "Renamed",
+        "1 Test Street",
+        30,
+    )
     assert body["opening_hours"] == {"mon": [["22:00", "06:00"]]}
     assert (body["timezone"], body["checkin_grace_minutes"]) == ("Europe/Berlin", 10)
 
-    cleared = await api.patch("/api/coworking", headers=manager.headers,
-                              json={"opening_hours": None, "checkin_grace_minutes": None})
-    assert (cleared.json()["opening_hours"], cleared.json()["checkin_grace_minutes"]) == (None, None)
+    cleared = await api.patch(
+        "/api/coworking",
+        headers=manager.headers,
+        json={"opening_hours": None, "checkin_grace_minutes": None},
+    )
+    assert (
+        cleared.json()["opening_hours"],
+        cleared.json()["checkin_grace_minutes"],
+    ) == (None, None)
 
 
 @pytest.mark.parametrize(
@@ -117,30 +167,44 @@ async def test_update_coworking_contract_auth(api: httpx.AsyncClient, db, settin
     ],
     ids=lambda value: str(value)[:30],
 )
-async def test_update_coworking_refuses_bad_field(api, db, settings, body, field) -> None:
+async def test_update_coworking_refuses_bad_field(
+    api, db, settings, body, field
+) -> None:
     coworking_id = await create_coworking(db)
     owner = await create_admin(db, settings)
-    response = await api.patch(f"/api/coworkings/{coworking_id}", json=body, headers=owner.headers)
+    response = await api.patch(
+        f"/api/coworkings/{coworking_id}", json=body, headers=owner.headers
+    )
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_body"
     assert response.json()["description"].startswith(field), response.json()
-    row = await db.fetchrow("SELECT name, slot_minutes, timezone FROM coworking.coworkings")
+    row = await db.fetchrow(
+        "SELECT name, slot_minutes, timezone FROM coworking.coworkings"
+    )
     assert tuple(row) == ("Test Lounge", 15, "UTC")
 
 
-async def test_create_coworking_owner_only_and_listed(api: httpx.AsyncClient, db, settings) -> None:
+async def test_create_coworking_owner_only_and_listed(
+    api: httpx.AsyncClient, db, settings
+) -> None:
     owner = await create_admin(db, settings)
     manager = await create_admin(db, settings, role="manager")
     body = {"name": "Harbour Desk", "address": "Kai 1", "city": "Hamburg",
             "timezone": "Europe/Berlin", "auto_confirm": False, "hold_minutes": 20}  # fmt: skip
-    assert (await api.post("/api/coworkings", json=body, headers=manager.headers)).status_code == 403
+    assert (
+        await api.post("/api/coworkings", json=body, headers=manager.headers)
+    ).status_code == 403
 
     created = await api.post("/api/coworkings", json=body, headers=owner.headers)
 
     assert created.status_code == 201, created.text
     made = created.json()
-    assert (made["city"], made["auto_confirm"], made["hold_minutes"], made["seats"]) == (
-        "Hamburg", False, 20, {"available": 0, "total": 0})
+    assert (
+        made["city"],
+        made["auto_confirm"],
+        made["hold_minutes"],
+        made["seats"],
+    ) == ("Hamburg", False, 20, {"available": 0, "total": 0})
     await create_coworking(db, name="Harbour Hidden", active=False)
     await create_coworking(db, name="Other Place")
     found = await api.get("/api/coworkings", params={"name": "HARBOUR", "city": "burg"})
@@ -152,21 +216,31 @@ async def test_create_coworking_owner_only_and_listed(api: httpx.AsyncClient, db
     assert percent.json() == []
 
 
-async def test_read_coworking_inactive_hidden_from_public(api: httpx.AsyncClient, db, settings) -> None:
+async def test_read_coworking_inactive_hidden_from_public(
+    api: httpx.AsyncClient, db, settings
+) -> None:
     hidden = await create_coworking(db, active=False)
     owner = await create_admin(db, settings)
     client = await create_client(db, settings)
     assert (await api.get(f"/api/coworkings/{hidden}")).status_code == 404
-    assert (await api.get(f"/api/coworkings/{hidden}", headers=client.headers)).status_code == 404
+    assert (
+        await api.get(f"/api/coworkings/{hidden}", headers=client.headers)
+    ).status_code == 404
     seen = await api.get(f"/api/coworkings/{hidden}", headers=owner.headers)
     assert seen.status_code == 200 and seen.json()["active"] is False
-    forged = await api.get(f"/api/coworkings/{hidden}", headers={"Authorization": "Bearer x.y.z"})
+    forged = await api.get(
+        f"/api/coworkings/{hidden}", headers={"Authorization": "Bearer x.y.z"}
+    )
     assert forged.status_code == 401
 
 
-async def test_create_seat_contract_shapes(api: httpx.AsyncClient, db, settings, kv) -> None:
+async def test_create_seat_contract_shapes(
+    api: httpx.AsyncClient, db, settings, kv
+) -> None:
     coworking_id = await create_coworking(db)
-    manager = await create_admin(db, settings, role="manager", coworkings=[coworking_id])
+    manager = await create_admin(
+        db, settings, role="manager", coworkings=[coworking_id]
+    )
     version = await availability_version(kv, coworking_id)
 
     cabin = await api.post("/api/coworking/seats", headers=manager.headers, json={
@@ -179,14 +253,26 @@ async def test_create_seat_contract_shapes(api: httpx.AsyncClient, db, settings,
     assert cabin.status_code == 201, cabin.text
     body = cabin.json()
     assert (body["type"], body["number"], body["features"], body["cost"]) == (
-        {"Cabin": 4}, 12, ["Monitor", "Laptop"], 250.5)
+        {"Cabin": 4},
+        12,
+        ["Monitor", "Laptop"],
+        250.5,
+    )
     assert open_space.json()["type"] == "OpenSpace"
-    assert (open_space.json()["internal_only"], open_space.json()["pos_x"]) == (True, 1.5)
-    row = await db.fetchrow("SELECT kind, capacity FROM coworking.seats WHERE number = 12")
+    assert (open_space.json()["internal_only"], open_space.json()["pos_x"]) == (
+        True,
+        1.5,
+    )
+    row = await db.fetchrow(
+        "SELECT kind, capacity FROM coworking.seats WHERE number = 12"
+    )
     assert tuple(row) == ("Cabin", 4)
     listed = await api.get("/api/coworking/seats")
     assert [s["number"] for s in listed.json()] == [1, 12]
-    assert [s["number"] for s in (await api.get("/api/coworking/seats?limit=1&offset=1")).json()] == [12]
+    assert [
+        s["number"]
+        for s in (await api.get("/api/coworking/seats?limit=1&offset=1")).json()
+    ] == [12]
     assert await availability_version(kv, coworking_id) == version + 2
 
 
@@ -195,11 +281,20 @@ async def test_create_seat_contract_shapes(api: httpx.AsyncClient, db, settings,
     [
         ({"type": "Desk", "number": 2, "features": [], "cost": 1}, "type"),
         ({"type": {"Room": -1}, "number": 2, "features": [], "cost": 1}, "type"),
-        ({"type": {"Room": 2, "Cabin": 1}, "number": 2, "features": [], "cost": 1}, "type"),
+        (
+            {"type": {"Room": 2, "Cabin": 1}, "number": 2, "features": [], "cost": 1},
+            "type",
+        ),
         ({"type": "OpenSpace", "number": 0, "features": [], "cost": 1}, "number"),
         ({"type": "OpenSpace", "number": 1001, "features": [], "cost": 1}, "number"),
-        ({"type": "OpenSpace", "number": 2, "features": ["Sofa"], "cost": 1}, "features"),
-        ({"type": "OpenSpace", "number": 2, "features": ["Monitor"] * 25, "cost": 1}, "features"),
+        (
+            {"type": "OpenSpace", "number": 2, "features": ["Sofa"], "cost": 1},
+            "features",
+        ),
+        (
+            {"type": "OpenSpace", "number": 2, "features": ["Monitor"] * 25, "cost": 1},
+            "features",
+        ),
         ({"type": "OpenSpace", "number": 2, "features": [], "cost": 0}, "cost"),
         ({"type": "OpenSpace", "number": 2, "features": [], "cost": 1000001}, "cost"),
         ({"type": "OpenSpace", "number": 5, "features": [], "cost": 1}, "number"),
@@ -216,25 +311,34 @@ async def test_create_seat_refuses_bad_field(api, db, settings, body, field) -> 
     assert await db.fetchval("SELECT count(*) FROM coworking.seats") == 1
 
 
-async def test_create_seats_bulk_all_or_nothing(api: httpx.AsyncClient, db, settings) -> None:
+async def test_create_seats_bulk_all_or_nothing(
+    api: httpx.AsyncClient, db, settings
+) -> None:
     coworking_id = await create_coworking(db)
     await create_seat(db, coworking_id, number=3)
     owner = await create_admin(db, settings)
     seat = {"type": "OpenSpace", "features": [], "cost": 5}
     url = f"/api/coworkings/{coworking_id}/seats/bulk"
 
-    taken = await api.post(url, headers=owner.headers,
-                           json=[{**seat, "number": 1}, {**seat, "number": 3}])
-    twice = await api.post(url, headers=owner.headers,
-                           json=[{**seat, "number": 7}, {**seat, "number": 7}])
+    taken = await api.post(
+        url, headers=owner.headers, json=[{**seat, "number": 1}, {**seat, "number": 3}]
+    )
+    twice = await api.post(
+        url, headers=owner.headers, json=[{**seat, "number": 7}, {**seat, "number": 7}]
+    )
     assert (taken.status_code, taken.json()["description"]) == (
-        400, "1.number: seat number 3 is already used in this coworking")
+        400,
+        "1.number: seat number 3 is already used in this coworking",
+    )
     assert twice.json()["description"] == "1.number: seat number 7 is also at 0"
     assert await db.fetchval("SELECT count(*) FROM coworking.seats") == 1
     assert (await api.post(url, headers=owner.headers, json=[])).status_code == 400
 
-    made = await api.post(url, headers=owner.headers,
-                          json=[{**seat, "number": n, "pos_x": n, "pos_y": 0} for n in (1, 2)])
+    made = await api.post(
+        url,
+        headers=owner.headers,
+        json=[{**seat, "number": n, "pos_x": n, "pos_y": 0} for n in (1, 2)],
+    )
     assert made.status_code == 201
     assert [(s["number"], s["pos_x"]) for s in made.json()] == [(1, 1.0), (2, 2.0)]
 
@@ -249,20 +353,48 @@ async def test_update_and_delete_seat(api: httpx.AsyncClient, db, settings) -> N
 
     assert (await api.get(url)).status_code == 401
     assert (await api.get(url, headers=client.headers)).status_code == 403
-    assert (await api.patch(url, json={"number": 2}, headers=owner.headers)).status_code == 400
-    clash = await api.patch(url, json={"features": [], "number": 2}, headers=owner.headers)
-    assert clash.json() == {"error": "invalid_body",
-                            "description": "number: seat number 2 is already used in this coworking"}
-    edited = await api.patch(url, headers=owner.headers, json={
-        "features": ["Laptop"], "type": {"Room": 8}, "cost": 99, "active": False, "number": None})
+    assert (
+        await api.patch(url, json={"number": 2}, headers=owner.headers)
+    ).status_code == 400
+    clash = await api.patch(
+        url, json={"features": [], "number": 2}, headers=owner.headers
+    )
+    assert clash.json() == {
+        "error": "invalid_body",
+        "description": "number: seat number 2 is already used in this coworking",
+    }
+    edited = await api.patch(
+        url,
+        headers=owner.headers,
+        json={
+            "features": ["Laptop"],
+            "type": {"Room": 8},
+            "cost": 99,
+            "active": False,
+            "number": None,
+        },
+    )
     assert edited.status_code == 200
-    assert {k: edited.json()[k] for k in ("features", "type", "cost", "active", "number")} == {
-        "features": ["Laptop"], "type": {"Room": 8}, "cost": 99.0, "active": False, "number": 1}
+    assert {
+        k: edited.json()[k] for k in ("features", "type", "cost", "active", "number")
+    } == {
+        "features": ["Laptop"],
+        "type": {"Room": 8},
+        "cost": 99.0,
+        "active": False,
+        "number": 1,
+    }
     assert (await api.get(url, headers=owner.headers)).json()["type"] == {"Room": 8}
 
     now = datetime.now(UTC)
-    await insert_reservation(db, client_id=client.id, seat_id=other, coworking_id=coworking_id,
-                             starts_at=now + timedelta(days=1), ends_at=now + timedelta(days=1, hours=1))
+    await insert_reservation(
+        db,
+        client_id=client.id,
+        seat_id=other,
+        coworking_id=coworking_id,
+        starts_at=now + timedelta(days=1),
+        ends_at=now + timedelta(days=1, hours=1),
+    )
     blocked = await api.delete(f"/api/coworking/seats/{other}", headers=owner.headers)
     assert blocked.status_code == 409
     assert "1 upcoming reservations" in blocked.json()["description"]
@@ -271,26 +403,42 @@ async def test_update_and_delete_seat(api: httpx.AsyncClient, db, settings) -> N
     assert (await api.get(url, headers=owner.headers)).status_code == 404
     assert (await api.delete(url, headers=owner.headers)).status_code == 404
     # the number is free again once the seat is gone
-    again = await api.post("/api/coworking/seats", headers=owner.headers,
-                           json={"type": "OpenSpace", "number": 1, "features": [], "cost": 1})
+    again = await api.post(
+        "/api/coworking/seats",
+        headers=owner.headers,
+        json={"type": "OpenSpace", "number": 1, "features": [], "cost": 1},
+    )
     assert again.status_code == 201
 
 
-async def test_seat_of_other_coworking_is_not_found(api: httpx.AsyncClient, db, settings) -> None:
+async def test_seat_of_other_coworking_is_not_found(
+    api: httpx.AsyncClient, db, settings
+) -> None:
     mine = await create_coworking(db)
     theirs = await create_coworking(db)
     foreign = await create_seat(db, theirs, number=1)
     manager = await create_admin(db, settings, role="manager", coworkings=[mine])
-    response = await api.patch(f"/api/coworkings/{mine}/seats/{foreign}",
-                               json={"features": [], "cost": 1}, headers=manager.headers)
+    response = await api.patch(
+        f"/api/coworkings/{mine}/seats/{foreign}",
+        json={"features": [], "cost": 1},
+        headers=manager.headers,
+    )
     assert response.status_code == 404
-    cross = await api.patch(f"/api/coworkings/{theirs}/seats/{foreign}",
-                            json={"features": [], "cost": 1}, headers=manager.headers)
+    cross = await api.patch(
+        f"/api/coworkings/{theirs}/seats/{foreign}",
+        json={"features": [], "cost": 1},
+        headers=manager.headers,
+    )
     assert cross.status_code == 403
-    assert await db.fetchval("SELECT cost FROM coworking.seats WHERE id = $1", foreign) == 100.0
+    assert (
+        await db.fetchval("SELECT cost FROM coworking.seats WHERE id = $1", foreign)
+        == 100.0
+    )
 
 
-async def test_list_clients_of_day_in_local_zone(api: httpx.AsyncClient, db, settings) -> None:
+async def test_list_clients_of_day_in_local_zone(
+    api: httpx.AsyncClient, db, settings
+) -> None:
     coworking_id = await create_coworking(db, timezone="Europe/Berlin")
     seat_id = await create_seat(db, coworking_id)
     owner = await create_admin(db, settings)
@@ -298,29 +446,58 @@ async def test_list_clients_of_day_in_local_zone(api: httpx.AsyncClient, db, set
     bob = await create_client(db, settings, name="Bob", surname="Adams")
     gone = await create_client(db, settings, surname="Cancelled")
     # 2026-05-04 local runs from 05-03T22:00Z to 05-04T22:00Z
-    for who, start, status in ((ada, datetime(2026, 5, 3, 22, 30, tzinfo=UTC), "checked_in"),
-                               (bob, datetime(2026, 5, 4, 21, 0, tzinfo=UTC), "held"),
-                               (gone, datetime(2026, 5, 4, 10, 0, tzinfo=UTC), "cancelled"),
-                               (gone, datetime(2026, 5, 4, 22, 0, tzinfo=UTC), "confirmed")):
-        await insert_reservation(db, client_id=who.id, seat_id=seat_id, coworking_id=coworking_id,
-                                 starts_at=start, ends_at=start + timedelta(hours=1), status=status)
+    for who, start, status in (
+        (ada, datetime(2026, 5, 3, 22, 30, tzinfo=UTC), "checked_in"),
+        (bob, datetime(2026, 5, 4, 21, 0, tzinfo=UTC), "held"),
+        (gone, datetime(2026, 5, 4, 10, 0, tzinfo=UTC), "cancelled"),
+        (gone, datetime(2026, 5, 4, 22, 0, tzinfo=UTC), "confirmed"),
+    ):
+        await insert_reservation(
+            db,
+            client_id=who.id,
+            seat_id=seat_id,
+            coworking_id=coworking_id,
+            starts_at=start,
+            ends_at=start + timedelta(hours=1),
+            status=status,
+        )
 
     query = {"day": 4, "month": 5, "year": 2026}
-    response = await api.get("/api/coworking/clients", params=query, headers=owner.headers)
+    response = await api.get(
+        "/api/coworking/clients", params=query, headers=owner.headers
+    )
 
     assert response.status_code == 200, response.text
     assert [c["surname"] for c in response.json()] == ["Adams", "Byron"]
-    assert set(response.json()[0]) == {"id", "email", "name", "surname", "patronymic",
-                                       "send_notifications", "is_internal", "verified"}
-    paged = await api.get("/api/coworking/clients", params={**query, "limit": 1, "offset": 1},
-                          headers=owner.headers)
+    assert set(response.json()[0]) == {
+        "id",
+        "email",
+        "name",
+        "surname",
+        "patronymic",
+        "send_notifications",
+        "is_internal",
+        "verified",
+    }
+    paged = await api.get(
+        "/api/coworking/clients",
+        params={**query, "limit": 1, "offset": 1},
+        headers=owner.headers,
+    )
     assert [c["surname"] for c in paged.json()] == ["Byron"]
     assert (await api.get("/api/coworking/clients", params=query)).status_code == 401
     client = await create_client(db, settings)
-    assert (await api.get("/api/coworking/clients", headers=client.headers)).status_code == 403
-    bad = await api.get("/api/coworking/clients", params={"day": 31, "month": 2, "year": 2026},
-                        headers=owner.headers)
-    assert bad.status_code == 400 and bad.json()["description"].startswith("day: not a calendar date")
+    assert (
+        await api.get("/api/coworking/clients", headers=client.headers)
+    ).status_code == 403
+    bad = await api.get(
+        "/api/coworking/clients",
+        params={"day": 31, "month": 2, "year": 2026},
+        headers=owner.headers,
+    )
+    assert bad.status_code == 400 and bad.json()["description"].startswith(
+        "day: not a calendar date"
+    )
     today = await api.get("/api/coworking/clients", headers=owner.headers)
     assert today.status_code == 200 and today.json() == []
 
@@ -328,38 +505,75 @@ async def test_list_clients_of_day_in_local_zone(api: httpx.AsyncClient, db, set
 async def test_closures_crud_and_scope(api: httpx.AsyncClient, db, settings) -> None:
     coworking_id = await create_coworking(db)
     seat_id = await create_seat(db, coworking_id)
-    manager = await create_admin(db, settings, role="manager", coworkings=[coworking_id])
+    manager = await create_admin(
+        db, settings, role="manager", coworkings=[coworking_id]
+    )
     support = await create_admin(db, settings, role="support")
     url = f"/api/coworkings/{coworking_id}/closures"
-    body = {"seat_id": str(seat_id), "starts_at": "2026-05-01T08:00:00+02:00",
-            "ends_at": "2026-05-01T12:00:00+02:00", "reason": "Cleaning"}
+    body = {
+        "seat_id": str(seat_id),
+        "starts_at": "2026-05-01T08:00:00+02:00",
+        "ends_at": "2026-05-01T12:00:00+02:00",
+        "reason": "Cleaning",
+    }
 
     assert (await api.post(url, json=body, headers=support.headers)).status_code == 403
-    naive = await api.post(url, json={**body, "starts_at": "2026-05-01T08:00:00"},
-                           headers=manager.headers)
-    assert naive.status_code == 400 and naive.json()["description"].startswith("starts_at")
-    backwards = await api.post(url, json={**body, "ends_at": "2026-05-01T07:00:00+02:00"},
-                               headers=manager.headers)
+    naive = await api.post(
+        url, json={**body, "starts_at": "2026-05-01T08:00:00"}, headers=manager.headers
+    )
+    assert naive.status_code == 400 and naive.json()["description"].startswith(
+        "starts_at"
+    )
+    backwards = await api.post(
+        url,
+        json={**body, "ends_at": "2026-05-01T07:00:00+02:00"},
+        headers=manager.headers,
+    )
     assert backwards.json()["description"] == "ends_at: must be after starts_at"
-    unknown = await api.post(url, json={**body, "seat_id": str(uuid.uuid4())}, headers=manager.headers)
-    assert unknown.status_code == 400 and unknown.json()["description"].startswith("seat_id")
-    header = await api.post(url, json={**body, "reason": "a\nb"}, headers=manager.headers)
-    assert header.status_code == 400 and header.json()["description"].startswith("reason")
+    unknown = await api.post(
+        url, json={**body, "seat_id": str(uuid.uuid4())}, headers=manager.headers
+    )
+    assert unknown.status_code == 400 and unknown.json()["description"].startswith(
+        "seat_id"
+    )
+    header = await api.post(
+        url, json={**body, "reason": "a\nb"}, headers=manager.headers
+    )
+    assert header.status_code == 400 and header.json()["description"].startswith(
+        "reason"
+    )
 
     created = await api.post(url, json=body, headers=manager.headers)
     assert created.status_code == 201, created.text
     closure = created.json()
-    assert (closure["starts_at"], closure["reason"]) == ("2026-05-01T06:00:00Z", "Cleaning")
+    assert (closure["starts_at"], closure["reason"]) == (
+        "2026-05-01T06:00:00Z",
+        "Cleaning",
+    )
     listed = await api.get(url, headers=support.headers)
     assert [c["id"] for c in listed.json()] == [closure["id"]]
-    outside = await api.get(url, params={"from": "2026-05-02T00:00:00Z"}, headers=support.headers)
+    outside = await api.get(
+        url, params={"from": "2026-05-02T00:00:00Z"}, headers=support.headers
+    )
     assert outside.json() == []
     assert (await api.get(url)).status_code == 401
 
-    moved = await api.patch(f"{url}/{closure['id']}", headers=manager.headers,
-                            json={"ends_at": "2026-05-01T13:00:00+02:00"})
-    assert (moved.json()["ends_at"], moved.json()["reason"]) == ("2026-05-01T11:00:00Z", "Cleaning")
-    assert (await api.get(f"{url}/{closure['id']}", headers=support.headers)).json() == moved.json()
-    assert (await api.delete(f"{url}/{closure['id']}", headers=manager.headers)).status_code == 204
-    assert (await api.delete(f"{url}/{closure['id']}", headers=manager.headers)).status_code == 404
+    moved = await api.patch(
+        f"{url}/{closure['id']}",
+        headers=manager.headers,
+        json={"ends_at": "2026-05-01T13:00:00+02:00"},
+    )
+    assert (moved.json()["ends_at"], moved.json()["reason"]) == (
+        "2026-05-01T11:00:00Z",
+        "Cleaning",
+    )
+    assert (
+        await api.get(f"{url}/{closure['id']}", headers=support.headers)
+    ).json() == moved.json()
+    assert (
+        await api.delete(f"{url}/{closure['id']}", headers=manager.headers)
+    ).status_code == 204
+    assert (
+        await api.delete(f"{url}/{closure['id']}", headers=manager.headers)
+    ).status_code == 404
     assert await db.fetchval("SELECT count(*) FROM coworking.closures") == 0

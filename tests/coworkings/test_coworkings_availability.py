@@ -27,10 +27,15 @@ async def reserve(db, *, client_id, seat_id, coworking_id, starts_at, ends_at,
 
 def free_of(response: httpx.Response, seat_index: int = 0) -> list[tuple[str, str]]:
     assert response.status_code == 200, response.text
-    return [(f["starts_at"], f["ends_at"]) for f in response.json()["seats"][seat_index]["free"]]
+    return [
+        (f["starts_at"], f["ends_at"])
+        for f in response.json()["seats"][seat_index]["free"]
+    ]
 
 
-async def test_availability_dst_spring_forward_berlin(api: httpx.AsyncClient, db) -> None:
+async def test_availability_dst_spring_forward_berlin(
+    api: httpx.AsyncClient, db
+) -> None:
     coworking_id = await create_coworking(
         db, timezone="Europe/Berlin", opening_hours={"sun": [["01:00", "05:00"]]},
         slot_minutes=30, min_duration_minutes=30,
@@ -44,12 +49,18 @@ async def test_availability_dst_spring_forward_berlin(api: httpx.AsyncClient, db
     assert free_of(response) == [("2099-03-29T00:00:00Z", "2099-03-29T03:00:00Z")]
     body = response.json()
     assert (body["timezone"], body["slot_minutes"], body["from"]) == (
-        "Europe/Berlin", 30, "2099-03-28T23:00:00Z")
+        "Europe/Berlin",
+        30,
+        "2099-03-28T23:00:00Z",
+    )
 
 
-async def test_availability_overnight_hours_across_midnight(api: httpx.AsyncClient, db) -> None:
+async def test_availability_overnight_hours_across_midnight(
+    api: httpx.AsyncClient, db
+) -> None:
     coworking_id = await create_coworking(
-        db, opening_hours={day: [["22:00", "06:00"]] for day in ALL_WEEK})
+        db, opening_hours={day: [["22:00", "06:00"]] for day in ALL_WEEK}
+    )
     await create_seat(db, coworking_id)
 
     response = await api.get(f"/api/coworkings/{coworking_id}/availability", params={
@@ -64,18 +75,32 @@ async def test_availability_overnight_hours_across_midnight(api: httpx.AsyncClie
 async def test_availability_closure_and_reservations_cut_slots(
     api: httpx.AsyncClient, db, settings
 ) -> None:
-    coworking_id = await create_coworking(db, opening_hours={"thu": [["08:00", "18:00"]]})
+    coworking_id = await create_coworking(
+        db, opening_hours={"thu": [["08:00", "18:00"]]}
+    )
     seat_id = await create_seat(db, coworking_id, number=1)
     spare = await create_seat(db, coworking_id, number=2, features=["Monitor"])
     client = await create_client(db, settings)
     day = datetime(2099, 1, 1, tzinfo=UTC)  # a Thursday
     # a reservation ending at 10:00 and the next starting at 10:00 touch, neither overlaps
     for hours in ((9, 10), (10, 11)):
-        await reserve(db, client_id=client.id, seat_id=seat_id, coworking_id=coworking_id,
-                      starts_at=day + timedelta(hours=hours[0]), ends_at=day + timedelta(hours=hours[1]))
-    await reserve(db, client_id=client.id, seat_id=seat_id, coworking_id=coworking_id,
-                  starts_at=day + timedelta(hours=15), ends_at=day + timedelta(hours=16),
-                  status="cancelled")
+        await reserve(
+            db,
+            client_id=client.id,
+            seat_id=seat_id,
+            coworking_id=coworking_id,
+            starts_at=day + timedelta(hours=hours[0]),
+            ends_at=day + timedelta(hours=hours[1]),
+        )
+    await reserve(
+        db,
+        client_id=client.id,
+        seat_id=seat_id,
+        coworking_id=coworking_id,
+        starts_at=day + timedelta(hours=15),
+        ends_at=day + timedelta(hours=16),
+        status="cancelled",
+    )
     # a closure off the grid (12:07-12:52) takes the whole 12:00-13:00 hour
     await db.execute(
         "INSERT INTO coworking.closures (id, coworking_id, seat_id, starts_at, ends_at, reason)"
@@ -95,18 +120,30 @@ async def test_availability_closure_and_reservations_cut_slots(
         ("2099-01-01T13:00:00Z", "2099-01-01T18:00:00Z"),
     ]
     assert free_of(response, 1) == [("2099-01-01T08:00:00Z", "2099-01-01T18:00:00Z")]
-    filtered = await api.get(url, params={**window, "features": "Monitor", "type": "OpenSpace"})
+    filtered = await api.get(
+        url, params={**window, "features": "Monitor", "type": "OpenSpace"}
+    )
     assert [s["seat_id"] for s in filtered.json()["seats"]] == [str(spare)]
     assert (await api.get(url, params={**window, "type": "Room"})).json()["seats"] == []
-    one = await api.get(f"/api/coworkings/{coworking_id}/seats/{spare}/availability", params=window)
+    one = await api.get(
+        f"/api/coworkings/{coworking_id}/seats/{spare}/availability", params=window
+    )
     assert [s["number"] for s in one.json()["seats"]] == [2]
-    missing = await api.get(f"/api/coworkings/{coworking_id}/seats/{uuid.uuid4()}/availability",
-                            params=window)
+    missing = await api.get(
+        f"/api/coworkings/{coworking_id}/seats/{uuid.uuid4()}/availability",
+        params=window,
+    )
     assert missing.status_code == 404
 
-    busy = await busy_intervals(db, seat_ids=[seat_id, spare], start=day, end=day + timedelta(days=1))
-    assert busy == {seat_id: [(day + timedelta(hours=9), day + timedelta(hours=10)),
-                              (day + timedelta(hours=10), day + timedelta(hours=11))]}
+    busy = await busy_intervals(
+        db, seat_ids=[seat_id, spare], start=day, end=day + timedelta(days=1)
+    )
+    assert busy == {
+        seat_id: [
+            (day + timedelta(hours=9), day + timedelta(hours=10)),
+            (day + timedelta(hours=10), day + timedelta(hours=11)),
+        ]
+    }
 
 
 async def test_availability_cache_invalidated_after_closure(
@@ -125,14 +162,22 @@ async def test_availability_cache_invalidated_after_closure(
     await db.execute("UPDATE coworking.coworkings SET slot_minutes = 60")
     assert (await api.get(url, params=window)).json() == before.json()
 
-    closed = await api.post(f"/api/coworkings/{coworking_id}/closures", headers=owner.headers,
-                            json={"starts_at": "2099-01-01T03:00:00Z",
-                                  "ends_at": "2099-01-01T04:00:00Z", "seat_id": str(seat_id)})
+    closed = await api.post(
+        f"/api/coworkings/{coworking_id}/closures",
+        headers=owner.headers,
+        json={
+            "starts_at": "2099-01-01T03:00:00Z",
+            "ends_at": "2099-01-01T04:00:00Z",
+            "seat_id": str(seat_id),
+        },
+    )
     assert closed.status_code == 201
 
     after = await api.get(url, params=window)
-    assert free_of(after) == [("2099-01-01T00:00:00Z", "2099-01-01T03:00:00Z"),
-                              ("2099-01-01T04:00:00Z", "2099-01-01T12:00:00Z")]
+    assert free_of(after) == [
+        ("2099-01-01T00:00:00Z", "2099-01-01T03:00:00Z"),
+        ("2099-01-01T04:00:00Z", "2099-01-01T12:00:00Z"),
+    ]
     assert after.json()["slot_minutes"] == 60
 
 
@@ -149,16 +194,20 @@ async def test_availability_cache_invalidated_after_closure(
 )  # fmt: skip
 async def test_availability_refuses_bad_window(api, db, params, description) -> None:
     coworking_id = await create_coworking(db)
-    response = await api.get(f"/api/coworkings/{coworking_id}/availability", params=params)
+    response = await api.get(
+        f"/api/coworkings/{coworking_id}/availability", params=params
+    )
     assert response.status_code == 400
     assert response.json() == {"error": "invalid_body", "description": description}
 
 
-async def test_availability_past_clipped_and_inactive_hidden(api: httpx.AsyncClient, db) -> None:
+async def test_availability_past_clipped_and_inactive_hidden(
+    api: httpx.AsyncClient, db
+) -> None:
     coworking_id = await create_coworking(db)
     await create_seat(db, coworking_id)
     await create_seat(db, coworking_id, number=2, active=False)
-    past = await api.get(f"/api/coworking/availability", params={
+    past = await api.get("/api/coworking/availability", params={
         "from": "2020-01-01T00:00:00Z", "to": "2020-01-02T00:00:00Z"})  # fmt: skip
     assert [s["free"] for s in past.json()["seats"]] == [[]]
     hidden = await create_coworking(db, active=False)
@@ -168,8 +217,9 @@ async def test_availability_past_clipped_and_inactive_hidden(api: httpx.AsyncCli
 
 
 async def test_load_booking_context_feeds_check_booking(db, settings) -> None:
-    coworking_id = await create_coworking(db, timezone="Europe/Berlin",
-                                          opening_hours={"mon": [["08:00", "18:00"]]})
+    coworking_id = await create_coworking(
+        db, timezone="Europe/Berlin", opening_hours={"mon": [["08:00", "18:00"]]}
+    )
     seat_id = await create_seat(db, coworking_id, number=4, internal_only=True)
     other = await create_seat(db, coworking_id, number=5)
     start = datetime(2099, 1, 5, 9, tzinfo=UTC)  # a Monday, 10:00 in Berlin
@@ -183,17 +233,33 @@ async def test_load_booking_context_feeds_check_booking(db, settings) -> None:
 
     async with db.acquire() as conn:
         rules, seat, closures = await load_booking_context(
-            conn, seat_id=seat_id, starts_at=start, ends_at=start + timedelta(hours=1))
-        gone = await load_booking_context(conn, seat_id=uuid.uuid4(), starts_at=start,
-                                          ends_at=start + timedelta(hours=1))
+            conn, seat_id=seat_id, starts_at=start, ends_at=start + timedelta(hours=1)
+        )
+        gone = await load_booking_context(
+            conn,
+            seat_id=uuid.uuid4(),
+            starts_at=start,
+            ends_at=start + timedelta(hours=1),
+        )
 
     assert gone is None
     assert (rules.id, rules.timezone, rules.opening_hours) == (
-        coworking_id, "Europe/Berlin", {"mon": [["08:00", "18:00"]]})
+        coworking_id,
+        "Europe/Berlin",
+        {"mon": [["08:00", "18:00"]]},
+    )
     assert (seat.number, seat.internal_only) == (4, True)
-    assert [(c.seat_id, c.starts_at) for c in closures] == [(seat_id, start.replace(hour=8))]
+    assert [(c.seat_id, c.starts_at) for c in closures] == [
+        (seat_id, start.replace(hour=8))
+    ]
     with pytest.raises(Exception) as refused:
-        check_booking(rules=rules, seat=seat, closures=closures, client_is_internal=False,
-                      starts_at=start, ends_at=start + timedelta(hours=1),
-                      now=datetime(2099, 1, 1, tzinfo=UTC))
+        check_booking(
+            rules=rules,
+            seat=seat,
+            closures=closures,
+            client_is_internal=False,
+            starts_at=start,
+            ends_at=start + timedelta(hours=1),
+            now=datetime(2099, 1, 1, tzinfo=UTC),
+        )
     assert refused.value.rule == "internal_only"

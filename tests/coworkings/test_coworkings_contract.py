@@ -6,19 +6,38 @@ from tests.contract import assert_api_error, assert_matches
 from tests.factories import create_admin, create_client, create_coworking, create_seat
 
 
-async def test_contract_coworking_and_seat_operations(api: httpx.AsyncClient, db, settings) -> None:
+async def test_contract_coworking_and_seat_operations(
+    api: httpx.AsyncClient, db, settings
+) -> None:
     coworking_id = await create_coworking(db)
-    await create_seat(db, coworking_id, number=1, kind="Room", capacity=6, features=["Monitor"])
+    await create_seat(
+        db, coworking_id, number=1, kind="Room", capacity=6, features=["Monitor"]
+    )
     owner = await create_admin(db, settings)
     client = await create_client(db, settings)
     auth = owner.headers
 
     calls = [
         ("GET", "/api/coworking", await api.get("/api/coworking")),
-        ("PATCH", "/api/coworking", await api.patch("/api/coworking", headers=auth,
-                                                    json={"name": "Renamed", "address": "2 Road"})),
-        ("PATCH", "/api/coworking", await api.patch("/api/coworking", json={"name": "X"})),
-        ("GET", "/api/coworking/seats", await api.get("/api/coworking/seats?limit=5&offset=0")),
+        (
+            "PATCH",
+            "/api/coworking",
+            await api.patch(
+                "/api/coworking",
+                headers=auth,
+                json={"name": "Renamed", "address": "2 Road"},
+            ),
+        ),
+        (
+            "PATCH",
+            "/api/coworking",
+            await api.patch("/api/coworking", json={"name": "X"}),
+        ),
+        (
+            "GET",
+            "/api/coworking/seats",
+            await api.get("/api/coworking/seats?limit=5&offset=0"),
+        ),
     ]
     created = await api.post("/api/coworking/seats", headers=auth, json={
         "type": {"Cabin": 2}, "number": 2, "features": ["Laptop"], "cost": 100})  # fmt: skip
@@ -43,7 +62,22 @@ async def test_contract_coworking_and_seat_operations(api: httpx.AsyncClient, db
     for method, path, response in calls:
         assert_matches(response, path, method)
     assert [response.status_code for _, _, response in calls] == [
-        200, 200, 401, 200, 201, 401, 200, 401, 200, 400, 200, 401, 204, 404, 401]
+        200,
+        200,
+        401,
+        200,
+        201,
+        401,
+        200,
+        401,
+        200,
+        400,
+        200,
+        401,
+        204,
+        404,
+        401,
+    ]
     assert calls[1][2].json()["name"] == "Renamed"
     assert [s["type"] for s in calls[3][2].json()] == [{"Room": 6}]
     # beside the contract: a valid client token is refused, not unknown

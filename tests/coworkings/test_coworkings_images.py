@@ -41,23 +41,33 @@ def jpeg_with_gps(size=(40, 20)) -> bytes:
 
 def png_bomb(width: int, height: int) -> bytes:
     """A few hundred bytes whose header claims a huge picture."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         body = kind + data
         return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
 
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     rows = zlib.compress(b"\x00" * 1024)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", rows)
+        + chunk(b"IEND", b"")
+    )
 
 
 async def stored_keys(store) -> list[str]:
     if isinstance(store, FilesystemStore):
         if not store.root.exists():
             return []
-        return sorted(str(p.relative_to(store.root)) for p in store.root.rglob("*") if p.is_file())
+        return sorted(
+            str(p.relative_to(store.root)) for p in store.root.rglob("*") if p.is_file()
+        )
     assert isinstance(store, S3Store)
     await store.check()
-    return sorted(o.object_name for o in store.client.list_objects(store.bucket, recursive=True))
+    return sorted(
+        o.object_name for o in store.client.list_objects(store.bucket, recursive=True)
+    )
 
 
 @pytest_asyncio.fixture(params=["filesystem", "s3"])
@@ -70,8 +80,12 @@ async def stack(request, resources: Resources, tmp_path: Path) -> AsyncIterator[
             s3_bucket=f"img-{tmp_path.name.lower().replace('_', '-')[-40:]}",
         ))  # fmt: skip
     settings = resources.settings
-    app = create_app(settings, resources=Resources(
-        settings, resources.pool, resources.valkey, resources.temporal, store))
+    app = create_app(
+        settings,
+        resources=Resources(
+            settings, resources.pool, resources.valkey, resources.temporal, store
+        ),
+    )
     coworking_id = await create_coworking(resources.pool)
     owner = await create_admin(resources.pool, settings)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
@@ -79,7 +93,9 @@ async def stack(request, resources: Resources, tmp_path: Path) -> AsyncIterator[
         yield http, store, coworking_id, owner
 
 
-def upload(data: bytes, name: str = "photo.png", content_type: str = "image/png") -> dict:
+def upload(
+    data: bytes, name: str = "photo.png", content_type: str = "image/png"
+) -> dict:
     return {"files": {"file": (name, data, content_type)}}
 
 
@@ -92,7 +108,11 @@ async def test_upload_image_png_stored_listed_served(stack, db) -> None:
     assert response.status_code == 201, response.text
     body = response.json()
     assert (body["content_type"], body["width"], body["height"], body["position"]) == (
-        "image/png", 32, 16, 0)
+        "image/png",
+        32,
+        16,
+        0,
+    )
     row = await db.fetchrow("SELECT object_key, size_bytes FROM images.images")
     assert KEY.match(row["object_key"]) and row["object_key"].endswith(".png")
     assert await stored_keys(store) == [row["object_key"]]
@@ -124,7 +144,9 @@ async def test_upload_image_png_stored_listed_served(stack, db) -> None:
         pytest.param(b"", 400, "file: empty", id="empty"),
     ],
 )  # fmt: skip
-async def test_upload_image_refuses_bad_file(stack, db, data, status, description) -> None:
+async def test_upload_image_refuses_bad_file(
+    stack, db, data, status, description
+) -> None:
     http, store, coworking_id, owner = stack
     if data is None:
         whole = jpeg_with_gps(size=(400, 300))
@@ -141,14 +163,21 @@ async def test_upload_image_refuses_bad_file(stack, db, data, status, descriptio
     assert await stored_keys(store) == []
 
 
-async def test_upload_image_strips_gps_and_applies_orientation(api, db, settings, resources) -> None:
+async def test_upload_image_strips_gps_and_applies_orientation(
+    api, db, settings, resources
+) -> None:
     coworking_id = await create_coworking(db)
     owner = await create_admin(db, settings)
     original = jpeg_with_gps()
-    assert b"SpyCam" in original and Image.open(io.BytesIO(original)).getexif().get_ifd(0x8825)
+    assert b"SpyCam" in original and Image.open(io.BytesIO(original)).getexif().get_ifd(
+        0x8825
+    )
 
-    response = await api.post(f"/api/coworkings/{coworking_id}/images", headers=owner.headers,
-                              **upload(original, name="x.jpg", content_type="image/jpeg"))
+    response = await api.post(
+        f"/api/coworkings/{coworking_id}/images",
+        headers=owner.headers,
+        **upload(original, name="x.jpg", content_type="image/jpeg"),
+    )
 
     assert response.status_code == 201, response.text
     key = await db.fetchval("SELECT object_key FROM images.images")
@@ -157,13 +186,24 @@ async def test_upload_image_strips_gps_and_applies_orientation(api, db, settings
     cleaned = Image.open(io.BytesIO(stored))
     assert dict(cleaned.getexif()) == {}
     # the 40x20 picture marked "rotate 90" is stored upright as 20x40
-    assert cleaned.size == (20, 40) and (response.json()["width"], response.json()["height"]) == (20, 40)
+    assert cleaned.size == (20, 40) and (
+        response.json()["width"],
+        response.json()["height"],
+    ) == (20, 40)
 
 
 async def test_upload_image_size_limit_and_auth(resources, db) -> None:
     settings = resources.settings.model_copy(update={"image_max_bytes": 2048})
-    app = create_app(settings, resources=Resources(
-        settings, resources.pool, resources.valkey, resources.temporal, resources.store))
+    app = create_app(
+        settings,
+        resources=Resources(
+            settings,
+            resources.pool,
+            resources.valkey,
+            resources.temporal,
+            resources.store,
+        ),
+    )
     coworking_id = await create_coworking(db)
     owner = await create_admin(db, settings)
     client = await create_client(db, settings)
@@ -172,52 +212,102 @@ async def test_upload_image_size_limit_and_auth(resources, db) -> None:
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                  base_url="http://test") as http:  # fmt: skip
         too_big = await http.post(url, headers=owner.headers, **upload(big))
-        declared = await http.post(url, headers={**owner.headers, "Content-Length": "999999",
-                                                 "Content-Type": "multipart/form-data; boundary=x"},
-                                   content=b"--x--")
+        declared = await http.post(
+            url,
+            headers={
+                **owner.headers,
+                "Content-Length": "999999",
+                "Content-Type": "multipart/form-data; boundary=x",
+            },
+            content=b"--x--",
+        )
         not_multipart = await http.post(url, headers=owner.headers, content=png_bytes())
         nobody = await http.post(url, **upload(png_bytes()))
         guest = await http.post(url, headers=client.headers, **upload(png_bytes()))
-        wrong_field = await http.post(url, headers=owner.headers,
-                                      files={"photo": ("a.png", png_bytes(), "image/png")})
-    assert (too_big.status_code, too_big.json()["description"]) == (413, "file: larger than 2048 bytes")
+        wrong_field = await http.post(
+            url,
+            headers=owner.headers,
+            files={"photo": ("a.png", png_bytes(), "image/png")},
+        )
+    assert (too_big.status_code, too_big.json()["description"]) == (
+        413,
+        "file: larger than 2048 bytes",
+    )
     assert declared.status_code == 413
     assert not_multipart.status_code == 415
     assert (nobody.status_code, guest.status_code) == (401, 403)
-    assert wrong_field.status_code == 400 and wrong_field.json()["description"].startswith("file: missing")
+    assert wrong_field.status_code == 400 and wrong_field.json()[
+        "description"
+    ].startswith("file: missing")
     assert await db.fetchval("SELECT count(*) FROM images.images") == 0
 
 
-async def test_reorder_and_delete_images_shared_object(api, db, settings, resources) -> None:
+async def test_reorder_and_delete_images_shared_object(
+    api, db, settings, resources
+) -> None:
     coworking_id = await create_coworking(db)
     seat_id = await create_seat(db, coworking_id)
     owner = await create_admin(db, settings)
     base = f"/api/coworkings/{coworking_id}"
-    red = (await api.post(f"{base}/images", headers=owner.headers, **upload(png_bytes()))).json()
-    blue = (await api.post(f"{base}/images", headers=owner.headers,
-                           **upload(png_bytes(color=(0, 0, 255))))).json()
+    red = (
+        await api.post(f"{base}/images", headers=owner.headers, **upload(png_bytes()))
+    ).json()
+    blue = (
+        await api.post(
+            f"{base}/images",
+            headers=owner.headers,
+            **upload(png_bytes(color=(0, 0, 255))),
+        )
+    ).json()
     # the same picture on the seat shares the stored object
-    seat_red = (await api.post(f"{base}/seats/{seat_id}/images", headers=owner.headers,
-                               **upload(png_bytes()))).json()
-    assert (blue["position"], seat_red["position"], seat_red["seat_id"]) == (1, 0, str(seat_id))
-    assert [i["id"] for i in (await api.get(f"{base}/seats/{seat_id}/images")).json()] == [seat_red["id"]]
+    seat_red = (
+        await api.post(
+            f"{base}/seats/{seat_id}/images",
+            headers=owner.headers,
+            **upload(png_bytes()),
+        )
+    ).json()
+    assert (blue["position"], seat_red["position"], seat_red["seat_id"]) == (
+        1,
+        0,
+        str(seat_id),
+    )
+    assert [
+        i["id"] for i in (await api.get(f"{base}/seats/{seat_id}/images")).json()
+    ] == [seat_red["id"]]
 
-    reordered = await api.put(f"{base}/images/order", headers=owner.headers,
-                              json=[blue["id"], red["id"]])
-    assert [(i["id"], i["position"]) for i in reordered.json()] == [(blue["id"], 0), (red["id"], 1)]
-    partial = await api.put(f"{base}/images/order", headers=owner.headers, json=[blue["id"]])
+    reordered = await api.put(
+        f"{base}/images/order", headers=owner.headers, json=[blue["id"], red["id"]]
+    )
+    assert [(i["id"], i["position"]) for i in reordered.json()] == [
+        (blue["id"], 0),
+        (red["id"], 1),
+    ]
+    partial = await api.put(
+        f"{base}/images/order", headers=owner.headers, json=[blue["id"]]
+    )
     assert partial.status_code == 400
-    foreign = await api.put(f"{base}/images/order", headers=owner.headers,
-                            json=[blue["id"], seat_red["id"]])
+    foreign = await api.put(
+        f"{base}/images/order", headers=owner.headers, json=[blue["id"], seat_red["id"]]
+    )
     assert foreign.status_code == 400
 
-    red_key = await db.fetchval("SELECT object_key FROM images.images WHERE id = $1", red["id"])
-    assert (await api.delete(f"{base}/images/{red['id']}", headers=owner.headers)).status_code == 204
+    red_key = await db.fetchval(
+        "SELECT object_key FROM images.images WHERE id = $1", red["id"]
+    )
+    assert (
+        await api.delete(f"{base}/images/{red['id']}", headers=owner.headers)
+    ).status_code == 204
     assert await resources.store.exists(red_key)
-    assert (await api.delete(f"{base}/seats/{seat_id}/images/{seat_red['id']}",
-                             headers=owner.headers)).status_code == 204
+    assert (
+        await api.delete(
+            f"{base}/seats/{seat_id}/images/{seat_red['id']}", headers=owner.headers
+        )
+    ).status_code == 204
     assert not await resources.store.exists(red_key)
-    assert (await api.delete(f"{base}/images/{red['id']}", headers=owner.headers)).status_code == 404
+    assert (
+        await api.delete(f"{base}/images/{red['id']}", headers=owner.headers)
+    ).status_code == 404
     assert (await api.get(f"/api/images/{red['id']}")).status_code == 404
     assert [i["id"] for i in (await api.get(f"{base}/images")).json()] == [blue["id"]]
 

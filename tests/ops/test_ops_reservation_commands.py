@@ -42,7 +42,9 @@ async def test_notifications_failed_then_retry_all_delivers_and_show_cancel(
     seat = await create_seat(db, coworking)
     guest = await create_client(db, ops_settings)
     smtp.refuse_with = "550 5.1.1 no such mailbox"
-    starts_at = (datetime.now(UTC) + timedelta(days=2)).replace(minute=0, second=0, microsecond=0)
+    starts_at = (datetime.now(UTC) + timedelta(days=2)).replace(
+        minute=0, second=0, microsecond=0
+    )
     async with running_workers(resources):
         view = await reservations.book(
             resources, client_id=guest.id, seat_id=seat, starts_at=starts_at,
@@ -62,7 +64,10 @@ async def test_notifications_failed_then_retry_all_delivers_and_show_cancel(
         assert f"retry requested for {view.id}" in capsys.readouterr().out
 
         async def delivered() -> bool:
-            return any(m.message["Subject"].startswith("Your seat is booked") for m in smtp.received)
+            return any(
+                m.message["Subject"].startswith("Your seat is booked")
+                for m in smtp.received
+            )
 
         await _wait(delivered)
 
@@ -73,21 +78,33 @@ async def test_notifications_failed_then_retry_all_delivers_and_show_cancel(
         assert "status               confirmed" in out
         assert f"workflow             reservation-{view.id} (running)" in out
 
-        cancel = argparse.Namespace(action="cancel", reservation_id=view.id, reason="phone call")
+        cancel = argparse.Namespace(
+            action="cancel", reservation_id=view.id, reason="phone call"
+        )
         assert await ops_reservations.reservation(ops_settings, cancel) == 0
-        row = await db.fetchrow("SELECT status, cancel_reason FROM reservation.reservations WHERE id = $1", view.id)
+        row = await db.fetchrow(
+            "SELECT status, cancel_reason FROM reservation.reservations WHERE id = $1",
+            view.id,
+        )
         assert (row["status"], row["cancel_reason"]) == ("cancelled", "phone call")
 
     missing = argparse.Namespace(action="show", reservation_id=uuid.uuid4(), reason="")
-    assert await ops_reservations.reservation(ops_settings, missing) == ops_reservations.EXIT_NOT_FOUND
+    assert (
+        await ops_reservations.reservation(ops_settings, missing)
+        == ops_reservations.EXIT_NOT_FOUND
+    )
 
 
-async def test_availability_rebuild_bumps_every_coworking_version(ops_settings, db, kv, capsys) -> None:
+async def test_availability_rebuild_bumps_every_coworking_version(
+    ops_settings, db, kv, capsys
+) -> None:
     first, second = await create_coworking(db), await create_coworking(db, name="Two")
     before = [await availability_version(kv, c) for c in (first, second)]
     args = argparse.Namespace(action="rebuild")
     assert await ops_reservations.availability(ops_settings, args) == 0
-    assert [await availability_version(kv, c) for c in (first, second)] == [v + 1 for v in before]
+    assert [await availability_version(kv, c) for c in (first, second)] == [
+        v + 1 for v in before
+    ]
     assert "availability cache rebuilt for 2 coworking(s)" in capsys.readouterr().out
 
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 import contextlib
 import dataclasses
 import os
 import re
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -16,15 +16,21 @@ import httpx
 import pytest
 import pytest_asyncio
 from temporalio.api.testservice.v1 import SleepRequest
-from temporalio.service import RPCError
 from temporalio.client import Client
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from api.main import create_app
 from api.resources import Resources
 from proto.converter import DATA_CONVERTER
-from tests.factories import Account, create_admin, create_client, create_coworking, create_seat
+from tests.factories import (
+    Account,
+    create_admin,
+    create_client,
+    create_coworking,
+    create_seat,
+)
 from workers import mail as mail_worker
 from workers import reservation as reservation_worker
 
@@ -43,7 +49,9 @@ async def running_workers(
         # moves a task off when its worker stops
         **({} if cached else {"max_cached_workflows": 0}),
     )
-    mails = mail_worker.build_worker(resources.temporal, settings=settings, pool=resources.pool)
+    mails = mail_worker.build_worker(
+        resources.temporal, settings=settings, pool=resources.pool
+    )
     async with reservations, mails:
         yield reservations, mails
 
@@ -82,7 +90,9 @@ class Scene:
     async def now(self) -> datetime:
         return (await self.env.get_current_time()).astimezone(UTC)
 
-    async def slot(self, *, hours_ahead: float, length_minutes: int = 60) -> tuple[datetime, datetime]:
+    async def slot(
+        self, *, hours_ahead: float, length_minutes: int = 60
+    ) -> tuple[datetime, datetime]:
         """A slot on the 15-minute grid, starting about `hours_ahead` from the server's now."""
         now = await self.now()
         start = (now + timedelta(hours=hours_ahead)).replace(second=0, microsecond=0)
@@ -127,7 +137,9 @@ async def scene(
             resources = dataclasses.replace(resources, temporal=client)
             app = create_app(resources.settings, resources=resources)
             api = await stack.enter_async_context(
-                httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
+                httpx.AsyncClient(
+                    transport=httpx.ASGITransport(app=app), base_url="http://test"
+                )
             )
             time_env = env
         async for scene in _scene(request, api, resources, time_env, cached):
@@ -142,7 +154,9 @@ async def _scene(
     )
     seat_id = await create_seat(resources.pool, coworking_id, number=1)
     other_seat_id = await create_seat(resources.pool, coworking_id, number=2)
-    client = await create_client(resources.pool, resources.settings, email="ada@example.com")
+    client = await create_client(
+        resources.pool, resources.settings, email="ada@example.com"
+    )
     admin = await create_admin(resources.pool, resources.settings, role="owner")
     workers = contextlib.AsyncExitStack()
     await workers.enter_async_context(running_workers(resources, cached=cached))
@@ -168,7 +182,9 @@ async def keep_histories(resources: Resources, test_name: str) -> None:
     if not tag:
         return
     HISTORIES.mkdir(exist_ok=True)
-    rows = await resources.pool.fetch("SELECT id FROM reservation.reservations ORDER BY created_at")
+    rows = await resources.pool.fetch(
+        "SELECT id FROM reservation.reservations ORDER BY created_at"
+    )
     for index, row in enumerate(rows):
         handle = resources.temporal.get_workflow_handle(f"reservation-{row['id']}")
         history = await handle.fetch_history()

@@ -1,11 +1,12 @@
-import asyncio
 import uuid
 from datetime import timedelta
 
 from tests.reservations.conftest import Scene
 
 
-async def test_book_seat_free_slot_answers_reservation_and_claims_rows(scene: Scene) -> None:
+async def test_book_seat_free_slot_answers_reservation_and_claims_rows(
+    scene: Scene,
+) -> None:
     starts_at, ends_at = await scene.slot(hours_ahead=24, length_minutes=30)
     response = await scene.book(starts_at, ends_at)
     assert response.status_code == 200, response.text
@@ -23,7 +24,8 @@ async def test_book_seat_free_slot_answers_reservation_and_claims_rows(scene: Sc
         starts_at + timedelta(minutes=5 * i) for i in range(6)
     ]
     client_claims = await scene.resources.pool.fetchval(
-        "SELECT count(*) FROM reservation.client_claims WHERE reservation_id = $1", reservation_id
+        "SELECT count(*) FROM reservation.client_claims WHERE reservation_id = $1",
+        reservation_id,
     )
     assert client_claims == 6
 
@@ -37,7 +39,11 @@ async def test_book_seat_taken_slot_answers_409_naming_interval(scene: Scene) ->
     from tests.factories import create_client
 
     rival = await create_client(scene.resources.pool, scene.resources.settings)
-    second = await scene.book(starts_at + timedelta(minutes=30), ends_at + timedelta(minutes=30), account=rival)
+    second = await scene.book(
+        starts_at + timedelta(minutes=30),
+        ends_at + timedelta(minutes=30),
+        account=rival,
+    )
     assert second.status_code == 409
     assert second.json() == {
         "error": "conflict",
@@ -46,4 +52,9 @@ async def test_book_seat_taken_slot_answers_409_naming_interval(scene: Scene) ->
             f" to {ends_at.isoformat().replace('+00:00', 'Z')}"
         ),
     }
-    assert await scene.resources.pool.fetchval("SELECT count(*) FROM reservation.reservations") == 1
+    assert (
+        await scene.resources.pool.fetchval(
+            "SELECT count(*) FROM reservation.reservations"
+        )
+        == 1
+    )

@@ -10,7 +10,8 @@ from tests.reservations.conftest import Scene
 async def test_book_same_slot_fifty_at_once_exactly_one_wins(scene: Scene) -> None:
     starts_at, ends_at = await scene.slot(hours_ahead=60)
     clients = [
-        await create_client(scene.resources.pool, scene.resources.settings) for _ in range(50)
+        await create_client(scene.resources.pool, scene.resources.settings)
+        for _ in range(50)
     ]
     responses = await asyncio.gather(
         *(scene.book(starts_at, ends_at, account=client) for client in clients)
@@ -24,31 +25,50 @@ async def test_book_same_slot_fifty_at_once_exactly_one_wins(scene: Scene) -> No
     )
     winner = next(r for r in responses if r.status_code == 200).json()
     assert [(str(r["reservation_id"]), r["n"]) for r in rows] == [(winner["id"], 12)]
-    assert await scene.resources.pool.fetchval("SELECT count(*) FROM reservation.reservations") == 1
+    assert (
+        await scene.resources.pool.fetchval(
+            "SELECT count(*) FROM reservation.reservations"
+        )
+        == 1
+    )
 
 
-async def test_book_overlapping_by_one_client_on_two_seats_answers_409(scene: Scene) -> None:
+async def test_book_overlapping_by_one_client_on_two_seats_answers_409(
+    scene: Scene,
+) -> None:
     starts_at, ends_at = await scene.slot(hours_ahead=70)
     first, second = await asyncio.gather(
         scene.book(starts_at, ends_at, seat_id=scene.seat_id),
-        scene.book(starts_at + timedelta(minutes=30), ends_at + timedelta(minutes=30), seat_id=scene.other_seat_id),
+        scene.book(
+            starts_at + timedelta(minutes=30),
+            ends_at + timedelta(minutes=30),
+            seat_id=scene.other_seat_id,
+        ),
     )
     assert sorted([first.status_code, second.status_code]) == [200, 409]
     loser = first if first.status_code == 409 else second
     assert loser.json()["description"].startswith("client: already booked from")
     # touching intervals are both allowed
-    touching = await scene.book(ends_at + timedelta(minutes=30), ends_at + timedelta(minutes=90), seat_id=scene.other_seat_id)
+    touching = await scene.book(
+        ends_at + timedelta(minutes=30),
+        ends_at + timedelta(minutes=90),
+        seat_id=scene.other_seat_id,
+    )
     assert touching.status_code == 200, touching.text
 
 
-async def test_book_with_idempotency_key_retried_returns_first_answer(scene: Scene) -> None:
+async def test_book_with_idempotency_key_retried_returns_first_answer(
+    scene: Scene,
+) -> None:
     starts_at, ends_at = await scene.slot(hours_ahead=80)
     headers = {"Idempotency-Key": "booking-42"}
     first = await scene.book(starts_at, ends_at, headers=headers)
     retry = await scene.book(starts_at, ends_at, headers=headers)
     assert first.status_code == retry.status_code == 200
     assert retry.json()["id"] == first.json()["id"]
-    other_body = await scene.book(starts_at, ends_at + timedelta(minutes=15), headers=headers)
+    other_body = await scene.book(
+        starts_at, ends_at + timedelta(minutes=15), headers=headers
+    )
     assert other_body.status_code == 409
     assert other_body.json() == {
         "error": "conflict",
@@ -56,13 +76,22 @@ async def test_book_with_idempotency_key_retried_returns_first_answer(scene: Sce
     }
     # the same key of another client is another reservation
     rival = await create_client(scene.resources.pool, scene.resources.settings)
-    theirs = await scene.book(starts_at, ends_at, seat_id=scene.other_seat_id, account=rival, headers=headers)
+    theirs = await scene.book(
+        starts_at, ends_at, seat_id=scene.other_seat_id, account=rival, headers=headers
+    )
     assert theirs.status_code == 200
     assert theirs.json()["id"] != first.json()["id"]
-    assert await scene.resources.pool.fetchval("SELECT count(*) FROM reservation.reservations") == 2
+    assert (
+        await scene.resources.pool.fetchval(
+            "SELECT count(*) FROM reservation.reservations"
+        )
+        == 2
+    )
 
 
-async def test_book_idempotent_retry_after_conflict_closed_answers_same_409(scene: Scene) -> None:
+async def test_book_idempotent_retry_after_conflict_closed_answers_same_409(
+    scene: Scene,
+) -> None:
     starts_at, ends_at = await scene.slot(hours_ahead=90)
     rival = await create_client(scene.resources.pool, scene.resources.settings)
     assert (await scene.book(starts_at, ends_at, account=rival)).status_code == 200
@@ -86,17 +115,23 @@ async def test_book_across_dst_switch_keeps_absolute_times(scene: Scene, smtp) -
     starts_at = datetime(year, 3, 28, 1, 0, tzinfo=berlin)
     while starts_at.weekday() != 6 or (starts_at + timedelta(days=7)).month == 3:
         starts_at += timedelta(days=1)
-    ends_at = datetime(starts_at.year, starts_at.month, starts_at.day, 4, 0, tzinfo=berlin)
+    ends_at = datetime(
+        starts_at.year, starts_at.month, starts_at.day, 4, 0, tzinfo=berlin
+    )
     assert (ends_at - starts_at) == timedelta(hours=3)  # naive wall clock difference
     response = await scene.book(starts_at, ends_at, seat_id=seat)
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body["starts_at"] == starts_at.astimezone(ZoneInfo("UTC")).isoformat().replace("+00:00", "Z")
+    assert body["starts_at"] == starts_at.astimezone(
+        ZoneInfo("UTC")
+    ).isoformat().replace("+00:00", "Z")
     row = await scene.resources.pool.fetchrow(
-        "SELECT starts_at, ends_at FROM reservation.reservations WHERE id = $1", uuid.UUID(body["id"])
+        "SELECT starts_at, ends_at FROM reservation.reservations WHERE id = $1",
+        uuid.UUID(body["id"]),
     )
     assert (row["ends_at"] - row["starts_at"]) == timedelta(hours=2)
     claims = await scene.resources.pool.fetchval(
-        "SELECT count(*) FROM reservation.seat_claims WHERE reservation_id = $1", uuid.UUID(body["id"])
+        "SELECT count(*) FROM reservation.seat_claims WHERE reservation_id = $1",
+        uuid.UUID(body["id"]),
     )
     assert claims == 24

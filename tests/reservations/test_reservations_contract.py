@@ -18,9 +18,11 @@ RESERVATION_OPERATIONS = {
 
 
 def test_contract_lists_the_reservation_operations_we_walk() -> None:
-    assert operations("/api/reservations") | {
-        op for op in operations("/api/client") if "reservations" in op[1]
-    } == RESERVATION_OPERATIONS
+    assert (
+        operations("/api/reservations")
+        | {op for op in operations("/api/client") if "reservations" in op[1]}
+        == RESERVATION_OPERATIONS
+    )
 
 
 async def test_walk_reservation_operations_against_contract(scene: Scene) -> None:
@@ -32,8 +34,14 @@ async def test_walk_reservation_operations_against_contract(scene: Scene) -> Non
     rid = created.json()["id"]
     url = f"/api/reservations/{rid}"
 
-    assert_matches(await api.get(url, headers=client.headers), "/api/reservations/{reservation_id}", "get")
-    assert_matches(await api.get(url), "/api/reservations/{reservation_id}", "get")  # 401
+    assert_matches(
+        await api.get(url, headers=client.headers),
+        "/api/reservations/{reservation_id}",
+        "get",
+    )
+    assert_matches(
+        await api.get(url), "/api/reservations/{reservation_id}", "get"
+    )  # 401
     moved = await api.patch(
         url,
         json={"starts_at": (starts_at + timedelta(hours=1)).isoformat(),
@@ -43,10 +51,14 @@ async def test_walk_reservation_operations_against_contract(scene: Scene) -> Non
     assert_matches(moved, "/api/reservations/{reservation_id}", "patch")
     assert moved.json()["version"] == 2
 
-    listed = await api.get("/api/client/reservations?limit=10&offset=0", headers=client.headers)
+    listed = await api.get(
+        "/api/client/reservations?limit=10&offset=0", headers=client.headers
+    )
     assert_matches(listed, "/api/client/reservations", "get")
     assert [item["id"] for item in listed.json()] == [rid]
-    by_admin = await api.get(f"/api/client/{client.id}/reservations", headers=admin.headers)
+    by_admin = await api.get(
+        f"/api/client/{client.id}/reservations", headers=admin.headers
+    )
     assert_matches(by_admin, "/api/client/{client_id}/reservations", "get")
     assert [item["id"] for item in by_admin.json()] == [rid]
 
@@ -59,7 +71,9 @@ async def test_walk_reservation_operations_against_contract(scene: Scene) -> Non
     after = await api.get(url, headers=client.headers)
     assert after.json()["cancelled"] is True
 
-    missing = await api.get("/api/reservations/00000000-0000-0000-0000-000000000000", headers=client.headers)
+    missing = await api.get(
+        "/api/reservations/00000000-0000-0000-0000-000000000000", headers=client.headers
+    )
     assert_matches(missing, "/api/reservations/{reservation_id}", "get")
     assert missing.status_code == 404
 
@@ -68,36 +82,60 @@ async def test_book_bad_input_answers_400_naming_field(scene: Scene) -> None:
     starts_at, ends_at = await scene.slot(hours_ahead=20)
     naive = await scene.api.post(
         "/api/reservations",
-        json={"seat_id": str(scene.seat_id), "starts_at": "2030-01-01T10:00:00", "ends_at": "2030-01-01T11:00:00"},
+        json={
+            "seat_id": str(scene.seat_id),
+            "starts_at": "2030-01-01T10:00:00",
+            "ends_at": "2030-01-01T11:00:00",
+        },
         headers=scene.client.headers,
     )
     assert naive.status_code == 400
     assert naive.json()["error"] == "invalid_body"
-    assert naive.json()["description"].startswith("starts_at: Input should have timezone info")
+    assert naive.json()["description"].startswith(
+        "starts_at: Input should have timezone info"
+    )
     backwards = await scene.book(ends_at, starts_at)
     assert backwards.status_code == 400
-    assert backwards.json() == {"error": "invalid_body", "description": "ends_at: must be after starts_at"}
+    assert backwards.json() == {
+        "error": "invalid_body",
+        "description": "ends_at: must be after starts_at",
+    }
     off_grid = await scene.book(starts_at + timedelta(minutes=7), ends_at)
     assert off_grid.status_code == 400
     assert off_grid.json()["error"] == "rule_violation"
     assert "off the 15-minute slot grid" in off_grid.json()["description"]
     unknown_seat = await scene.api.post(
         "/api/reservations",
-        json={"seat_id": "00000000-0000-0000-0000-000000000001", "starts_at": starts_at.isoformat(), "ends_at": ends_at.isoformat()},
+        json={
+            "seat_id": "00000000-0000-0000-0000-000000000001",
+            "starts_at": starts_at.isoformat(),
+            "ends_at": ends_at.isoformat(),
+        },
         headers=scene.client.headers,
     )
     assert unknown_seat.status_code == 404
-    assert await scene.resources.pool.fetchval("SELECT count(*) FROM reservation.reservations") == 0
+    assert (
+        await scene.resources.pool.fetchval(
+            "SELECT count(*) FROM reservation.reservations"
+        )
+        == 0
+    )
 
 
 async def test_employee_only_seat_refused_to_guest(scene: Scene) -> None:
-    seat = await create_seat(scene.resources.pool, scene.coworking_id, number=9, internal_only=True)
+    seat = await create_seat(
+        scene.resources.pool, scene.coworking_id, number=9, internal_only=True
+    )
     starts_at, ends_at = await scene.slot(hours_ahead=20)
     refused = await scene.book(starts_at, ends_at, seat_id=seat)
     assert refused.status_code == 400
     assert refused.json()["error"] == "rule_violation"
-    employee = await create_client(scene.resources.pool, scene.resources.settings, is_internal=True)
-    assert (await scene.book(starts_at, ends_at, seat_id=seat, account=employee)).status_code == 200
+    employee = await create_client(
+        scene.resources.pool, scene.resources.settings, is_internal=True
+    )
+    assert (
+        await scene.book(starts_at, ends_at, seat_id=seat, account=employee)
+    ).status_code == 200
 
 
 async def test_admin_list_filters_and_manager_scope(scene: Scene) -> None:
@@ -106,75 +144,143 @@ async def test_admin_list_filters_and_manager_scope(scene: Scene) -> None:
     starts_at, ends_at = await scene.slot(hours_ahead=20)
     here = (await scene.book(starts_at, ends_at)).json()
     other_client = await create_client(scene.resources.pool, scene.resources.settings)
-    there = (await scene.book(starts_at, ends_at, seat_id=far_seat, account=other_client)).json()
+    there = (
+        await scene.book(starts_at, ends_at, seat_id=far_seat, account=other_client)
+    ).json()
 
     everything = await scene.api.get("/api/reservations", headers=scene.admin.headers)
     assert {item["id"] for item in everything.json()} == {here["id"], there["id"]}
     filtered = await scene.api.get(
-        f"/api/reservations?coworking_id={elsewhere}&status=confirmed", headers=scene.admin.headers
+        f"/api/reservations?coworking_id={elsewhere}&status=confirmed",
+        headers=scene.admin.headers,
     )
     assert [item["id"] for item in filtered.json()] == [there["id"]]
-    bad = await scene.api.get("/api/reservations?status=lost", headers=scene.admin.headers)
+    bad = await scene.api.get(
+        "/api/reservations?status=lost", headers=scene.admin.headers
+    )
     assert bad.status_code == 400
     # the status is an enum in the schema now, so validation names the choices
-    assert bad.json() == {"error": "invalid_body", "description": (
-        "query.status: Input should be 'held', 'confirmed', 'checked_in', 'completed',"
-        " 'cancelled', 'expired' or 'no_show'")}
+    assert bad.json() == {
+        "error": "invalid_body",
+        "description": (
+            "query.status: Input should be 'held', 'confirmed', 'checked_in', 'completed',"
+            " 'cancelled', 'expired' or 'no_show'"
+        ),
+    }
 
-    manager = await create_admin(scene.resources.pool, scene.resources.settings, role="manager", coworkings=[elsewhere])
+    manager = await create_admin(
+        scene.resources.pool,
+        scene.resources.settings,
+        role="manager",
+        coworkings=[elsewhere],
+    )
     scoped = await scene.api.get("/api/reservations", headers=manager.headers)
     assert [item["id"] for item in scoped.json()] == [there["id"]]
-    hidden = await scene.api.get(f"/api/reservations/{here['id']}", headers=manager.headers)
+    hidden = await scene.api.get(
+        f"/api/reservations/{here['id']}", headers=manager.headers
+    )
     assert hidden.status_code == 404
-    cannot = await scene.api.post(f"/api/reservations/{here['id']}/confirm", headers=manager.headers)
+    cannot = await scene.api.post(
+        f"/api/reservations/{here['id']}/confirm", headers=manager.headers
+    )
     assert cannot.status_code == 404
-    support = await create_admin(scene.resources.pool, scene.resources.settings, role="support")
+    support = await create_admin(
+        scene.resources.pool, scene.resources.settings, role="support"
+    )
     no_move = await scene.api.patch(
-        f"/api/reservations/{here['id']}", json={"seat_id": str(scene.other_seat_id)}, headers=support.headers
+        f"/api/reservations/{here['id']}",
+        json={"seat_id": str(scene.other_seat_id)},
+        headers=support.headers,
     )
     assert no_move.status_code == 403
-    assert (await scene.api.delete(f"/api/reservations/{here['id']}", headers=support.headers)).status_code == 204
+    assert (
+        await scene.api.delete(
+            f"/api/reservations/{here['id']}", headers=support.headers
+        )
+    ).status_code == 204
 
 
 async def test_staff_book_for_client_only_in_scope(scene: Scene) -> None:
     elsewhere = await create_coworking(scene.resources.pool, name="Elsewhere")
     far_seat = await create_seat(scene.resources.pool, elsewhere)
     manager = await create_admin(
-        scene.resources.pool, scene.resources.settings, role="manager", coworkings=[scene.coworking_id]
+        scene.resources.pool,
+        scene.resources.settings,
+        role="manager",
+        coworkings=[scene.coworking_id],
     )
-    support = await create_admin(scene.resources.pool, scene.resources.settings, role="support")
+    support = await create_admin(
+        scene.resources.pool, scene.resources.settings, role="support"
+    )
     starts_at, ends_at = await scene.slot(hours_ahead=30)
 
     def body(seat, client_id=None):
-        payload = {"seat_id": str(seat), "starts_at": starts_at.isoformat(), "ends_at": ends_at.isoformat()}
+        payload = {
+            "seat_id": str(seat),
+            "starts_at": starts_at.isoformat(),
+            "ends_at": ends_at.isoformat(),
+        }
         if client_id:
             payload["client_id"] = str(client_id)
         return payload
 
-    missing = await scene.api.post("/api/reservations", json=body(scene.seat_id), headers=manager.headers)
-    assert missing.json() == {"error": "invalid_body", "description": "client_id: required when staff book for a client"}
-    outside = await scene.api.post("/api/reservations", json=body(far_seat, scene.client.id), headers=manager.headers)
+    missing = await scene.api.post(
+        "/api/reservations", json=body(scene.seat_id), headers=manager.headers
+    )
+    assert missing.json() == {
+        "error": "invalid_body",
+        "description": "client_id: required when staff book for a client",
+    }
+    outside = await scene.api.post(
+        "/api/reservations",
+        json=body(far_seat, scene.client.id),
+        headers=manager.headers,
+    )
     assert outside.status_code == 404
-    by_support = await scene.api.post("/api/reservations", json=body(scene.seat_id, scene.client.id), headers=support.headers)
+    by_support = await scene.api.post(
+        "/api/reservations",
+        json=body(scene.seat_id, scene.client.id),
+        headers=support.headers,
+    )
     assert by_support.status_code == 403
-    inside = await scene.api.post("/api/reservations", json=body(scene.seat_id, scene.client.id), headers=manager.headers)
+    inside = await scene.api.post(
+        "/api/reservations",
+        json=body(scene.seat_id, scene.client.id),
+        headers=manager.headers,
+    )
     assert inside.status_code == 200, inside.text
     assert inside.json()["client_id"] == str(scene.client.id)
     moved_out = await scene.api.patch(
-        f"/api/reservations/{inside.json()['id']}", json={"seat_id": str(far_seat)}, headers=manager.headers
+        f"/api/reservations/{inside.json()['id']}",
+        json={"seat_id": str(far_seat)},
+        headers=manager.headers,
     )
     assert moved_out.status_code == 404
     for_other = await scene.api.post(
-        "/api/reservations", json=body(scene.other_seat_id, scene.admin.id), headers=scene.client.headers
+        "/api/reservations",
+        json=body(scene.other_seat_id, scene.admin.id),
+        headers=scene.client.headers,
     )
-    assert for_other.json() == {"error": "invalid_body", "description": "client_id: a client books only for themselves"}
-    assert await scene.resources.pool.fetchval("SELECT count(*) FROM reservation.reservations") == 1
+    assert for_other.json() == {
+        "error": "invalid_body",
+        "description": "client_id: a client books only for themselves",
+    }
+    assert (
+        await scene.resources.pool.fetchval(
+            "SELECT count(*) FROM reservation.reservations"
+        )
+        == 1
+    )
 
 
 async def test_book_refuses_epoch_numbers_far_years_and_bad_json(scene: Scene) -> None:
     epoch = await scene.api.post(
         "/api/reservations",
-        json={"seat_id": str(scene.seat_id), "starts_at": 1796724000, "ends_at": 1796727600},
+        json={
+            "seat_id": str(scene.seat_id),
+            "starts_at": 1796724000,
+            "ends_at": 1796727600,
+        },
         headers=scene.client.headers,
     )
     assert epoch.status_code == 400
@@ -183,31 +289,52 @@ async def test_book_refuses_epoch_numbers_far_years_and_bad_json(scene: Scene) -
     )
     far = await scene.api.post(
         "/api/reservations",
-        json={"seat_id": str(scene.seat_id), "starts_at": "9999-12-31T23:00:00+00:00", "ends_at": "9999-12-31T23:59:00+00:00"},
+        json={
+            "seat_id": str(scene.seat_id),
+            "starts_at": "9999-12-31T23:00:00+00:00",
+            "ends_at": "9999-12-31T23:59:00+00:00",
+        },
         headers=scene.client.headers,
     )
     assert far.status_code == 400
     assert "must lie between the years 2000 and 2200" in far.json()["description"]
     broken = await scene.api.post(
-        "/api/reservations", content=b'{"seat_id": ', headers={**scene.client.headers, "Content-Type": "application/json"}
+        "/api/reservations",
+        content=b'{"seat_id": ',
+        headers={**scene.client.headers, "Content-Type": "application/json"},
     )
     assert broken.status_code == 400
     assert broken.json()["description"].startswith("body: not valid JSON")
-    huge = await scene.api.get("/api/client/reservations?offset=" + "9" * 30, headers=scene.client.headers)
+    huge = await scene.api.get(
+        "/api/client/reservations?offset=" + "9" * 30, headers=scene.client.headers
+    )
     assert huge.status_code == 400
-    assert huge.json()["description"] == "query.offset: Input should be less than or equal to 1000000000000"
+    assert (
+        huge.json()["description"]
+        == "query.offset: Input should be less than or equal to 1000000000000"
+    )
 
 
-async def test_reschedule_start_only_keeps_length_and_check_in_says_when(scene: Scene) -> None:
+async def test_reschedule_start_only_keeps_length_and_check_in_says_when(
+    scene: Scene,
+) -> None:
     starts_at, ends_at = await scene.slot(hours_ahead=20, length_minutes=90)
     rid = (await scene.book(starts_at, ends_at)).json()["id"]
     moved = await scene.api.patch(
-        f"/api/reservations/{rid}", json={"starts_at": (starts_at + timedelta(hours=2)).isoformat()},
+        f"/api/reservations/{rid}",
+        json={"starts_at": (starts_at + timedelta(hours=2)).isoformat()},
         headers=scene.client.headers,
     )
     assert moved.status_code == 200, moved.text
-    assert moved.json()["ends_at"] == (ends_at + timedelta(hours=2)).isoformat().replace("+00:00", "Z")
-    early = await scene.api.post(f"/api/reservations/{rid}/check-in", headers=scene.admin.headers)
+    assert moved.json()["ends_at"] == (
+        ends_at + timedelta(hours=2)
+    ).isoformat().replace("+00:00", "Z")
+    early = await scene.api.post(
+        f"/api/reservations/{rid}/check-in", headers=scene.admin.headers
+    )
     opens = starts_at + timedelta(hours=2) - timedelta(minutes=30)
     assert early.status_code == 409
-    assert early.json() == {"error": "conflict", "description": f"check-in opens at {opens.isoformat()}"}
+    assert early.json() == {
+        "error": "conflict",
+        "description": f"check-in opens at {opens.isoformat()}",
+    }

@@ -1,16 +1,16 @@
 import asyncio
-import email.policy
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from email import message_from_bytes
 
 from icalendar import Calendar
 
 from tests.reservations.conftest import Scene
 
 
-async def wait_for(check: Callable[[], Awaitable[object]], *, timeout: float = 45.0) -> object:
+async def wait_for(
+    check: Callable[[], Awaitable[object]], *, timeout: float = 45.0
+) -> object:
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         value = await check()
@@ -30,7 +30,9 @@ async def sent(scene: Scene, reservation_id: str) -> list[dict]:
     return [dict(row) for row in rows]
 
 
-async def test_book_confirmed_reminder_sent_at_start_minus_lead(scene: Scene, smtp) -> None:
+async def test_book_confirmed_reminder_sent_at_start_minus_lead(
+    scene: Scene, smtp
+) -> None:
     starts_at, ends_at = await scene.slot(hours_ahead=26)
     response = await scene.book(starts_at, ends_at)
     reservation_id = response.json()["id"]
@@ -39,7 +41,10 @@ async def test_book_confirmed_reminder_sent_at_start_minus_lead(scene: Scene, sm
     assert [(r["kind"], r["version"]) for r in rows] == [("confirmation", 1)]
     confirmation = smtp.received[0].message
     assert confirmation["To"] == "Ada Lovelace <ada@example.com>"
-    assert confirmation["Message-ID"] == f"<reservation-{reservation_id}.confirmation.v1@tlounge.local>"
+    assert (
+        confirmation["Message-ID"]
+        == f"<reservation-{reservation_id}.confirmation.v1@tlounge.local>"
+    )
     invite = next(part for part in confirmation.iter_attachments())
     assert invite.get_content_type() == "text/calendar"
     event = Calendar.from_ical(invite.get_content()).walk("VEVENT")[0]
@@ -47,14 +52,21 @@ async def test_book_confirmed_reminder_sent_at_start_minus_lead(scene: Scene, sm
     assert str(event.decoded("dtstart").tzinfo) == "Europe/Berlin"
 
     # skip the server clock to just past the reminder instant
-    await scene.sleep(starts_at - timedelta(hours=3) - await scene.now() + timedelta(seconds=1))
+    await scene.sleep(
+        starts_at - timedelta(hours=3) - await scene.now() + timedelta(seconds=1)
+    )
     rows = await wait_for(lambda: _kinds(scene, reservation_id, "reminder"))
     reminder = rows[0]
     assert reminder["due_at"] == starts_at - timedelta(hours=3)
     # the server clock when the workflow asked for the send: the timer's instant
-    assert timedelta(0) <= reminder["scheduled_at"] - (starts_at - timedelta(hours=3)) < timedelta(seconds=1)
+    assert (
+        timedelta(0)
+        <= reminder["scheduled_at"] - (starts_at - timedelta(hours=3))
+        < timedelta(seconds=1)
+    )
     assert [m.message["Subject"] for m in smtp.received] == [
-        "Your seat is booked: Lounge One", "Reminder: your seat today: Lounge One",
+        "Your seat is booked: Lounge One",
+        "Reminder: your seat today: Lounge One",
     ]
 
 
@@ -71,20 +83,29 @@ async def test_book_two_hours_ahead_reminder_sent_at_once(scene: Scene, smtp) ->
     assert booked_at <= rows[0]["scheduled_at"] < booked_at + timedelta(seconds=30)
 
 
-async def test_cancel_before_reminder_releases_seat_and_sends_no_reminder(scene: Scene, smtp) -> None:
+async def test_cancel_before_reminder_releases_seat_and_sends_no_reminder(
+    scene: Scene, smtp
+) -> None:
     starts_at, ends_at = await scene.slot(hours_ahead=30)
     reservation_id = (await scene.book(starts_at, ends_at)).json()["id"]
     await wait_for(lambda: _kinds(scene, reservation_id, "confirmation"))
 
-    response = await scene.api.delete(f"/api/reservations/{reservation_id}", headers=scene.client.headers)
+    response = await scene.api.delete(
+        f"/api/reservations/{reservation_id}", headers=scene.client.headers
+    )
     assert response.status_code == 204
     row = await scene.resources.pool.fetchrow(
-        "SELECT status FROM reservation.reservations WHERE id = $1", uuid.UUID(reservation_id)
+        "SELECT status FROM reservation.reservations WHERE id = $1",
+        uuid.UUID(reservation_id),
     )
     assert row["status"] == "cancelled"
-    assert await scene.resources.pool.fetchval(
-        "SELECT count(*) FROM reservation.seat_claims WHERE reservation_id = $1", uuid.UUID(reservation_id)
-    ) == 0
+    assert (
+        await scene.resources.pool.fetchval(
+            "SELECT count(*) FROM reservation.seat_claims WHERE reservation_id = $1",
+            uuid.UUID(reservation_id),
+        )
+        == 0
+    )
     await wait_for(lambda: _kinds(scene, reservation_id, "cancellation"))
     # the slot is free again for someone else
     again = await scene.book(starts_at, ends_at)
@@ -93,26 +114,35 @@ async def test_cancel_before_reminder_releases_seat_and_sends_no_reminder(scene:
     await scene.sleep(timedelta(hours=30))
     kinds = [row["kind"] for row in await sent(scene, reservation_id)]
     assert kinds == ["confirmation", "cancellation"]
-    got = await scene.api.get(f"/api/reservations/{reservation_id}", headers=scene.client.headers)
+    got = await scene.api.get(
+        f"/api/reservations/{reservation_id}", headers=scene.client.headers
+    )
     assert got.status_code == 200
     assert got.json()["cancelled"] is True and got.json()["status"] == "cancelled"
 
 
-
-async def test_reschedule_moves_reminder_and_keeps_old_slot_until_new_holds(scene: Scene, smtp) -> None:
+async def test_reschedule_moves_reminder_and_keeps_old_slot_until_new_holds(
+    scene: Scene, smtp
+) -> None:
     starts_at, ends_at = await scene.slot(hours_ahead=10)
     reservation_id = (await scene.book(starts_at, ends_at)).json()["id"]
     new_start, new_end = starts_at + timedelta(hours=5), ends_at + timedelta(hours=5)
 
     response = await scene.api.patch(
         f"/api/reservations/{reservation_id}",
-        json={"starts_at": new_start.isoformat(), "ends_at": new_end.isoformat(), "seat_id": str(scene.other_seat_id)},
+        json={
+            "starts_at": new_start.isoformat(),
+            "ends_at": new_end.isoformat(),
+            "seat_id": str(scene.other_seat_id),
+        },
         headers=scene.client.headers,
     )
     assert response.status_code == 200, response.text
     body = response.json()
     assert (body["starts_at"], body["seat_id"], body["version"]) == (
-        new_start.isoformat().replace("+00:00", "Z"), str(scene.other_seat_id), 2,
+        new_start.isoformat().replace("+00:00", "Z"),
+        str(scene.other_seat_id),
+        2,
     )
     seats = await scene.resources.pool.fetch(
         "SELECT DISTINCT seat_id FROM reservation.seat_claims WHERE reservation_id = $1",
@@ -122,35 +152,52 @@ async def test_reschedule_moves_reminder_and_keeps_old_slot_until_new_holds(scen
     await wait_for(lambda: _kinds(scene, reservation_id, "reschedule"))
 
     # past the old reminder instant, nothing; at the new one, the reminder of version 2
-    await scene.sleep(starts_at - timedelta(hours=3) - await scene.now() + timedelta(minutes=1))
+    await scene.sleep(
+        starts_at - timedelta(hours=3) - await scene.now() + timedelta(minutes=1)
+    )
     await asyncio.sleep(0.3)
     assert await _kinds(scene, reservation_id, "reminder") == []
-    await scene.sleep(new_start - timedelta(hours=3) - await scene.now() + timedelta(seconds=1))
+    await scene.sleep(
+        new_start - timedelta(hours=3) - await scene.now() + timedelta(seconds=1)
+    )
     rows = await wait_for(lambda: _kinds(scene, reservation_id, "reminder"))
     assert rows[0]["version"] == 2
-    assert timedelta(0) <= rows[0]["scheduled_at"] - (new_start - timedelta(hours=3)) < timedelta(seconds=1)
+    assert (
+        timedelta(0)
+        <= rows[0]["scheduled_at"] - (new_start - timedelta(hours=3))
+        < timedelta(seconds=1)
+    )
 
 
-async def test_reschedule_onto_taken_slot_answers_409_and_changes_nothing(scene: Scene) -> None:
+async def test_reschedule_onto_taken_slot_answers_409_and_changes_nothing(
+    scene: Scene,
+) -> None:
     starts_at, ends_at = await scene.slot(hours_ahead=40)
     from tests.factories import create_client
 
     rival = await create_client(scene.resources.pool, scene.resources.settings)
-    taken = await scene.book(starts_at + timedelta(hours=2), ends_at + timedelta(hours=2), account=rival)
+    taken = await scene.book(
+        starts_at + timedelta(hours=2), ends_at + timedelta(hours=2), account=rival
+    )
     assert taken.status_code == 200
     mine = (await scene.book(starts_at, ends_at)).json()
     response = await scene.api.patch(
         f"/api/reservations/{mine['id']}",
-        json={"starts_at": (starts_at + timedelta(hours=2)).isoformat(), "ends_at": (ends_at + timedelta(hours=2)).isoformat()},
+        json={
+            "starts_at": (starts_at + timedelta(hours=2)).isoformat(),
+            "ends_at": (ends_at + timedelta(hours=2)).isoformat(),
+        },
         headers=scene.client.headers,
     )
     assert response.status_code == 409
     assert response.json()["description"].startswith("seat: already booked from")
     row = await scene.resources.pool.fetchrow(
-        "SELECT starts_at, version FROM reservation.reservations WHERE id = $1", uuid.UUID(mine["id"])
+        "SELECT starts_at, version FROM reservation.reservations WHERE id = $1",
+        uuid.UUID(mine["id"]),
     )
     assert (row["starts_at"], row["version"]) == (starts_at, 1)
     claims = await scene.resources.pool.fetchval(
-        "SELECT count(*) FROM reservation.seat_claims WHERE reservation_id = $1", uuid.UUID(mine["id"])
+        "SELECT count(*) FROM reservation.seat_claims WHERE reservation_id = $1",
+        uuid.UUID(mine["id"]),
     )
     assert claims == 12

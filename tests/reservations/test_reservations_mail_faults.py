@@ -1,9 +1,8 @@
 import asyncio
-
-import pytest
 import uuid
 from datetime import timedelta
 
+import pytest
 from temporalio.client import WorkflowExecutionStatus
 
 from tests.reservations.conftest import Scene
@@ -15,35 +14,50 @@ async def _kinds(scene: Scene, reservation_id: str) -> list[str]:
 
 
 async def _state(scene: Scene, reservation_id: str):
-    handle = scene.resources.temporal.get_workflow_handle(f"reservation-{reservation_id}")
-    from workflows.reservation import ReservationWorkflow
+    handle = scene.resources.temporal.get_workflow_handle(
+        f"reservation-{reservation_id}"
+    )
     from proto import reservation_pb2 as pb
+    from workflows.reservation import ReservationWorkflow
 
-    return await handle.query(ReservationWorkflow.state, result_type=pb.ReservationState)
+    return await handle.query(
+        ReservationWorkflow.state, result_type=pb.ReservationState
+    )
 
 
-async def test_smtp_deferring_then_accepting_delivers_one_reminder(scene: Scene, smtp) -> None:
+async def test_smtp_deferring_then_accepting_delivers_one_reminder(
+    scene: Scene, smtp
+) -> None:
     starts_at, ends_at = await scene.slot(hours_ahead=8)
     reservation_id = (await scene.book(starts_at, ends_at)).json()["id"]
     await wait_for(lambda: _has(scene, reservation_id, "confirmation"))
 
     smtp.refuse_with = "451 4.3.0 try again later"
-    await scene.sleep(starts_at - timedelta(hours=3) - await scene.now() + timedelta(seconds=1))
+    await scene.sleep(
+        starts_at - timedelta(hours=3) - await scene.now() + timedelta(seconds=1)
+    )
     await asyncio.sleep(1.5)  # a few refused attempts
     assert await _kinds(scene, reservation_id) == ["confirmation"]
     smtp.refuse_with = None
     await scene.sleep(timedelta(minutes=2))
     await wait_for(lambda: _has(scene, reservation_id, "reminder"))
-    reminders = [m for m in smtp.received if m.message["Subject"].startswith("Reminder")]
+    reminders = [
+        m for m in smtp.received if m.message["Subject"].startswith("Reminder")
+    ]
     assert len(reminders) == 1
-    assert reminders[0].message["Message-ID"].strip() == f"<reservation-{reservation_id}.reminder.v1@tlounge.local>"
+    assert (
+        reminders[0].message["Message-ID"].strip()
+        == f"<reservation-{reservation_id}.reminder.v1@tlounge.local>"
+    )
 
 
 async def _has(scene: Scene, reservation_id: str, kind: str) -> bool:
     return kind in await _kinds(scene, reservation_id)
 
 
-async def test_smtp_refusing_for_good_marks_failed_then_retry_signal_delivers(scene: Scene, smtp) -> None:
+async def test_smtp_refusing_for_good_marks_failed_then_retry_signal_delivers(
+    scene: Scene, smtp
+) -> None:
     smtp.refuse_with = "550 5.1.1 mailbox unavailable"
     starts_at, ends_at = await scene.slot(hours_ahead=30)
     reservation_id = (await scene.book(starts_at, ends_at)).json()["id"]
@@ -52,18 +66,23 @@ async def test_smtp_refusing_for_good_marks_failed_then_retry_signal_delivers(sc
         return (await _state(scene, reservation_id)).notification_status == 4
 
     await wait_for(failed)
-    got = await scene.api.get(f"/api/reservations/{reservation_id}", headers=scene.client.headers)
+    got = await scene.api.get(
+        f"/api/reservations/{reservation_id}", headers=scene.client.headers
+    )
     assert got.json()["notification_status"] == "failed"
     assert got.json()["status"] == "confirmed"  # the reservation itself is untouched
     assert await _kinds(scene, reservation_id) == []
 
     smtp.refuse_with = None
     retry = await scene.api.post(
-        f"/api/reservations/{reservation_id}/notifications/retry", headers=scene.admin.headers
+        f"/api/reservations/{reservation_id}/notifications/retry",
+        headers=scene.admin.headers,
     )
     assert retry.status_code == 202
     await wait_for(lambda: _has(scene, reservation_id, "confirmation"))
-    assert [m.message["Subject"] for m in smtp.received] == ["Your seat is booked: Lounge One"]
+    assert [m.message["Subject"] for m in smtp.received] == [
+        "Your seat is booked: Lounge One"
+    ]
 
     async def sent_status() -> bool:
         return (await _state(scene, reservation_id)).notification_status == 3
@@ -72,26 +91,39 @@ async def test_smtp_refusing_for_good_marks_failed_then_retry_signal_delivers(sc
 
 
 @pytest.mark.uncached_workers
-async def test_worker_restarted_mid_workflow_sends_each_mail_once(scene: Scene, smtp) -> None:
+async def test_worker_restarted_mid_workflow_sends_each_mail_once(
+    scene: Scene, smtp
+) -> None:
     starts_at, ends_at = await scene.slot(hours_ahead=12)
     reservation_id = (await scene.book(starts_at, ends_at)).json()["id"]
     await wait_for(lambda: _has(scene, reservation_id, "confirmation"))
 
     # fresh workers take over; the new one replays the history, it does not redo it
     await scene.restart_workers()
-    await scene.sleep(starts_at - timedelta(hours=3) - await scene.now() + timedelta(seconds=1))
+    await scene.sleep(
+        starts_at - timedelta(hours=3) - await scene.now() + timedelta(seconds=1)
+    )
     await wait_for(lambda: _has(scene, reservation_id, "reminder"))
     await scene.restart_workers()
     await scene.sleep(ends_at - await scene.now() + timedelta(seconds=1))
 
     async def closed() -> bool:
-        handle = scene.resources.temporal.get_workflow_handle(f"reservation-{reservation_id}")
+        handle = scene.resources.temporal.get_workflow_handle(
+            f"reservation-{reservation_id}"
+        )
         return (await handle.describe()).status == WorkflowExecutionStatus.COMPLETED
 
     await wait_for(closed)
     assert sorted(await _kinds(scene, reservation_id)) == ["confirmation", "reminder"]
     subjects = sorted(m.message["Subject"] for m in smtp.received)
-    assert subjects == ["Reminder: your seat today: Lounge One", "Your seat is booked: Lounge One"]
-    assert await scene.resources.pool.fetchval(
-        "SELECT status FROM reservation.reservations WHERE id = $1", uuid.UUID(reservation_id)
-    ) == "completed"
+    assert subjects == [
+        "Reminder: your seat today: Lounge One",
+        "Your seat is booked: Lounge One",
+    ]
+    assert (
+        await scene.resources.pool.fetchval(
+            "SELECT status FROM reservation.reservations WHERE id = $1",
+            uuid.UUID(reservation_id),
+        )
+        == "completed"
+    )

@@ -6,12 +6,16 @@ from api.resources import Resources, connect_temporal
 from tests.factories import create_client, create_coworking, create_seat
 
 
-async def test_book_while_temporal_down_answers_503_and_changes_nothing(resources: Resources) -> None:
+async def test_book_while_temporal_down_answers_503_and_changes_nothing(
+    resources: Resources,
+) -> None:
     settings = resources.settings.model_copy(
         update={"temporal_address": f"127.0.0.1:{free_port()}"}
     )
     dead = await connect_temporal(settings, lazy=True)
-    broken = Resources(settings, resources.pool, resources.valkey, dead, resources.store)
+    broken = Resources(
+        settings, resources.pool, resources.valkey, dead, resources.store
+    )
     coworking = await create_coworking(resources.pool)
     seat = await create_seat(resources.pool, coworking)
     client = await create_client(resources.pool, settings)
@@ -34,4 +38,7 @@ async def test_book_while_temporal_down_answers_503_and_changes_nothing(resource
         "error": "unavailable",
         "description": "the booking engine is unavailable; retry shortly",
     }
-    assert await resources.pool.fetchval("SELECT count(*) FROM reservation.reservations") == 0
+    assert (
+        await resources.pool.fetchval("SELECT count(*) FROM reservation.reservations")
+        == 0
+    )

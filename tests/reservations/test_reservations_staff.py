@@ -8,7 +8,8 @@ from tests.reservations.test_reservations_lifecycle import wait_for
 
 async def _status(scene: Scene, reservation_id: str) -> str:
     return await scene.resources.pool.fetchval(
-        "SELECT status FROM reservation.reservations WHERE id = $1", uuid.UUID(reservation_id)
+        "SELECT status FROM reservation.reservations WHERE id = $1",
+        uuid.UUID(reservation_id),
     )
 
 
@@ -19,8 +20,12 @@ async def _claims(scene: Scene, reservation_id: str) -> int:
     )
 
 
-async def test_confirm_held_reservation_by_staff_before_hold_expires(scene: Scene) -> None:
-    coworking = await create_coworking(scene.resources.pool, auto_confirm=False, hold_minutes=30)
+async def test_confirm_held_reservation_by_staff_before_hold_expires(
+    scene: Scene,
+) -> None:
+    coworking = await create_coworking(
+        scene.resources.pool, auto_confirm=False, hold_minutes=30
+    )
     seat = await create_seat(scene.resources.pool, coworking)
     starts_at, ends_at = await scene.slot(hours_ahead=48)
     booked = await scene.book(starts_at, ends_at, seat_id=seat)
@@ -44,11 +49,18 @@ async def test_confirm_held_reservation_by_staff_before_hold_expires(scene: Scen
         f"/api/reservations/{reservation_id}/confirm", headers=scene.admin.headers
     )
     assert again.status_code == 409
-    assert again.json() == {"error": "conflict", "description": "cannot confirm a confirmed reservation"}
+    assert again.json() == {
+        "error": "conflict",
+        "description": "cannot confirm a confirmed reservation",
+    }
 
 
-async def test_held_reservation_expires_after_hold_time_and_frees_seat(scene: Scene) -> None:
-    coworking = await create_coworking(scene.resources.pool, auto_confirm=False, hold_minutes=20)
+async def test_held_reservation_expires_after_hold_time_and_frees_seat(
+    scene: Scene,
+) -> None:
+    coworking = await create_coworking(
+        scene.resources.pool, auto_confirm=False, hold_minutes=20
+    )
     seat = await create_seat(scene.resources.pool, coworking)
     starts_at, ends_at = await scene.slot(hours_ahead=48)
     reservation_id = (await scene.book(starts_at, ends_at, seat_id=seat)).json()["id"]
@@ -67,13 +79,17 @@ async def _is(scene: Scene, reservation_id: str, status: str) -> bool:
     return await _status(scene, reservation_id) == status
 
 
-async def test_no_check_in_by_start_plus_grace_ends_no_show_and_frees_rest(scene: Scene) -> None:
+async def test_no_check_in_by_start_plus_grace_ends_no_show_and_frees_rest(
+    scene: Scene,
+) -> None:
     coworking = await create_coworking(scene.resources.pool, checkin_grace_minutes=15)
     seat = await create_seat(scene.resources.pool, coworking)
     starts_at, ends_at = await scene.slot(hours_ahead=5, length_minutes=120)
     reservation_id = (await scene.book(starts_at, ends_at, seat_id=seat)).json()["id"]
 
-    await scene.sleep(starts_at + timedelta(minutes=15) - await scene.now() + timedelta(seconds=1))
+    await scene.sleep(
+        starts_at + timedelta(minutes=15) - await scene.now() + timedelta(seconds=1)
+    )
     assert await wait_for(lambda: _is(scene, reservation_id, "no_show"))
     # the grains before the deadline stay claimed as history; the rest is free
     remaining = await scene.resources.pool.fetch(
@@ -85,7 +101,9 @@ async def test_no_check_in_by_start_plus_grace_ends_no_show_and_frees_rest(scene
         starts_at + timedelta(minutes=5 * i) for i in range(4)
     ]
     rival = await create_client(scene.resources.pool, scene.resources.settings)
-    rest = await scene.book(starts_at + timedelta(minutes=30), ends_at, seat_id=seat, account=rival)
+    rest = await scene.book(
+        starts_at + timedelta(minutes=30), ends_at, seat_id=seat, account=rival
+    )
     assert rest.status_code == 200, rest.text
 
 
@@ -109,9 +127,13 @@ async def test_check_in_near_start_then_completed_after_end(scene: Scene) -> Non
 
     await scene.sleep(ends_at - await scene.now() + timedelta(seconds=1))
     assert await wait_for(lambda: _is(scene, reservation_id, "completed"))
-    got = await scene.api.get(f"/api/reservations/{reservation_id}", headers=scene.client.headers)
+    got = await scene.api.get(
+        f"/api/reservations/{reservation_id}", headers=scene.client.headers
+    )
     assert got.json()["status"] == "completed"
-    handle = scene.resources.temporal.get_workflow_handle(f"reservation-{reservation_id}")
+    handle = scene.resources.temporal.get_workflow_handle(
+        f"reservation-{reservation_id}"
+    )
     final = await handle.result()
     assert final.status == 4  # RESERVATION_STATUS_COMPLETED
 
@@ -124,11 +146,19 @@ async def test_reservation_of_another_client_is_not_found(scene: Scene) -> None:
     for method, kwargs in (
         ("GET", {}),
         ("DELETE", {}),
-        ("PATCH", {"json": {"starts_at": (starts_at + timedelta(hours=1)).isoformat()}}),
+        (
+            "PATCH",
+            {"json": {"starts_at": (starts_at + timedelta(hours=1)).isoformat()}},
+        ),
     ):
-        response = await scene.api.request(method, url, headers=intruder.headers, **kwargs)
+        response = await scene.api.request(
+            method, url, headers=intruder.headers, **kwargs
+        )
         assert response.status_code == 404, (method, response.text)
-        assert response.json() == {"error": "not_found", "description": "reservation_id: no such reservation"}
+        assert response.json() == {
+            "error": "not_found",
+            "description": "reservation_id: no such reservation",
+        }
     qr = await scene.api.get(f"{url}/qr", headers=intruder.headers)
     assert qr.status_code == 404
     assert await _status(scene, reservation_id) == "confirmed"
@@ -138,8 +168,12 @@ async def test_reservation_of_another_client_is_not_found(scene: Scene) -> None:
     assert mine.content.startswith(b"\x89PNG")
 
 
-async def test_hold_moved_before_confirmation_gets_confirmation_mail(scene: Scene, smtp) -> None:
-    coworking = await create_coworking(scene.resources.pool, auto_confirm=False, hold_minutes=60)
+async def test_hold_moved_before_confirmation_gets_confirmation_mail(
+    scene: Scene, smtp
+) -> None:
+    coworking = await create_coworking(
+        scene.resources.pool, auto_confirm=False, hold_minutes=60
+    )
     seat = await create_seat(scene.resources.pool, coworking)
     starts_at, ends_at = await scene.slot(hours_ahead=48)
     reservation_id = (await scene.book(starts_at, ends_at, seat_id=seat)).json()["id"]
