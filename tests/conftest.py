@@ -22,6 +22,7 @@ import valkey.asyncio as valkey
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
+from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.testing import WorkflowEnvironment
 
 from api.db import migrate
@@ -34,6 +35,17 @@ from api.settings import Settings
 from proto.converter import DATA_CONVERTER
 
 BIN = Path(sys.executable).parent
+
+# The test server lacks a capability the SDK core warns about on every worker;
+# errors still show.
+Runtime.set_default(
+    Runtime(
+        telemetry=TelemetryConfig(
+            logging=LoggingConfig(filter=TelemetryFilter(core_level="ERROR", other_level="ERROR"))
+        )
+    ),
+    error_if_already_set=False,
+)
 SCHEMAS = ("client", "admin", "coworking", "reservation", "images", "notifications")
 
 
@@ -115,9 +127,11 @@ def smtp(mail_sink: MailSink) -> MailSink:
     return mail_sink
 
 
-@pytest_asyncio.fixture(scope="session")
+@pytest_asyncio.fixture
 async def time_env() -> AsyncIterator[WorkflowEnvironment]:
-    """The time-skipping test server: timers fire as soon as nothing else runs."""
+    """The time-skipping test server, one per test: it starts in a tenth of a
+    second, and a workflow left waiting for a task in one test would otherwise
+    stop its clock for every later test, even once terminated."""
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=str(BIN / "temporal-test-server")
     )

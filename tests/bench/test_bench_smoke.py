@@ -28,7 +28,7 @@ from tests.bench.common import (
     seed,
     sql_operation,
 )
-from tests.reservations.conftest import running_workers, terminate_all
+from tests.reservations.conftest import running_workers
 
 N = 5
 
@@ -38,13 +38,10 @@ async def test_closed_loop_bookings_count_every_booking(
 ) -> None:
     now = await time_env.get_current_time()
     scene = await seed(resources.pool, resources.settings, seats=3, now=now)
-    try:
-        async with running_workers(resources):
-            figures = await closed_loop(
-                booking_operation(api, scene, scene.take(N)), count=N, concurrency=2
-            )
-    finally:
-        await terminate_all(resources)
+    async with running_workers(resources):
+        figures = await closed_loop(
+            booking_operation(api, scene, scene.take(N)), count=N, concurrency=2
+        )
     assert (figures.count, figures.failures) == (N, 0)
     assert figures.rate > 0 and figures.percentile(99) >= figures.percentile(50) > 0
     rows = await resources.pool.fetchval(
@@ -120,11 +117,8 @@ async def test_load_step_mixes_kinds_and_finds_knee(
     now = await time_env.get_current_time()
     scene = await seed(resources.pool, resources.settings, seats=3, now=now)
     mix = load.ApiMix(api, scene, seed_value=1)
-    try:
-        async with running_workers(resources):
-            result = await load.step(mix, rate=40, seconds=N / 40)
-    finally:
-        await terminate_all(resources)
+    async with running_workers(resources):
+        result = await load.step(mix, rate=40, seconds=N / 40)
     total = sum(f.count + f.failures for f in result.figures.values())
     assert total == N
     assert sum(f.failures for f in result.figures.values()) == 0

@@ -17,7 +17,6 @@ import pytest
 import pytest_asyncio
 from temporalio.api.testservice.v1 import SleepRequest
 from temporalio.client import Client
-from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -169,7 +168,6 @@ async def _scene(
     finally:
         await scene.workers.aclose()
         await keep_histories(resources, request.node.name)
-        await terminate_all(resources)
 
 
 HISTORIES = Path(__file__).parent / "histories"
@@ -194,10 +192,3 @@ async def keep_histories(resources: Resources, test_name: str) -> None:
         (HISTORIES / f"{name}{version}-{index}.json").write_text(history.to_json())
 
 
-async def terminate_all(resources: Resources) -> None:
-    """Leave no workflow running: the test server stops skipping time while a
-    workflow of an earlier test waits for a task that no worker will poll."""
-    for row in await resources.pool.fetch("SELECT id FROM reservation.reservations"):
-        handle = resources.temporal.get_workflow_handle(f"reservation-{row['id']}")
-        with contextlib.suppress(RPCError):
-            await handle.terminate("test finished")
