@@ -41,7 +41,9 @@ BIN = Path(sys.executable).parent
 Runtime.set_default(
     Runtime(
         telemetry=TelemetryConfig(
-            logging=LoggingConfig(filter=TelemetryFilter(core_level="ERROR", other_level="ERROR"))
+            logging=LoggingConfig(
+                filter=TelemetryFilter(core_level="ERROR", other_level="ERROR")
+            )
         )
     ),
     error_if_already_set=False,

@@ -190,5 +190,3 @@ async def keep_histories(resources: Resources, test_name: str) -> None:
         # "1" for the first version's files; any other tag names a later version
         version = "" if tag == "1" else f".{tag}"
         (HISTORIES / f"{name}{version}-{index}.json").write_text(history.to_json())
-
-
