@@ -192,6 +192,8 @@ class Stack:
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     temporal_ui: bool = True
     demo_banner: str | None = None
+    # scripts that seed their own rows start without the demo data
+    load_demo: bool = True
 
     @property
     def data_dir(self) -> Path:
@@ -325,6 +327,9 @@ class Stack:
     async def after_migrations(self, env: dict[str, str]) -> None:
         """First start only: demo data, with generated passwords printed once."""
         from api.demo import load_demo_if_empty
+
+        if not self.load_demo:
+            return
 
         self.demo_banner = await load_demo_if_empty(env["TLOUNGE_DATABASE_URL"])
         if self.demo_banner:

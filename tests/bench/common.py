@@ -342,13 +342,6 @@ def bench_settings(data_dir: Path) -> Settings:
     )
 
 
-class QuietStack(Stack):
-    """The dev stack without the demo banner: the benchmark seeds its own rows."""
-
-    async def after_migrations(self, env: dict[str, str]) -> None:
-        return None
-
-
 @dataclass
 class Running:
     stack: Stack
@@ -381,7 +374,7 @@ async def running_stack(*, keep: bool = False) -> AsyncIterator[Running]:
     """The embedded stack on free loopback ports in a temporary folder."""
     scrub_environment()
     data_dir = Path(tempfile.mkdtemp(prefix="tlounge-bench-"))
-    stack = QuietStack(bench_settings(data_dir), temporal_ui=False)
+    stack = Stack(bench_settings(data_dir), temporal_ui=False, load_demo=False)
     pool = None
     try:
         await stack.start()

@@ -28,14 +28,9 @@ from api.devstack import (
 from api.settings import Settings
 
 
-class QuietStack(Stack):
-    async def after_migrations(self, env: dict[str, str]) -> None:
-        """No demo data: the scripts make their own."""
-
-
 @dataclass
 class Harness:
-    stack: QuietStack
+    stack: Stack
     settings: Settings
     pool: asyncpg.Pool
 
@@ -94,7 +89,7 @@ async def running_stack(*, keep: bool = False) -> AsyncIterator[Harness]:
         valkey_port=free_port(),
         smtp_port=free_port(),
     )  # type: ignore[call-arg]
-    stack = QuietStack(settings, temporal_ui=False)
+    stack = Stack(settings, temporal_ui=False, load_demo=False)
     pool = None
     try:
         await stack.start()
