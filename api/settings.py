@@ -44,6 +44,11 @@ class Settings(BaseSettings):
     temporal_ui_port: int = Field(8233, ge=1, le=65535)
     reservation_task_queue: str = "reservations"
     mail_task_queue: str = "mail"
+    # The sandbox re-imports the workflow module for every run and wraps every
+    # payload conversion: about half the reservation worker's CPU per booking.
+    # The test suite runs every workflow inside it, which is where a stray
+    # non-deterministic call is caught; production runs without its cost.
+    workflow_sandbox: bool = False
 
     valkey_url: str | None = None
     valkey_port: int = Field(6379, ge=1, le=65535)

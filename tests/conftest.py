@@ -188,6 +188,8 @@ def make_settings(**overrides: object) -> Settings:
         "env": "dev",
         "jwt_secret": "x" * 48,
         "data_dir": Path(tempfile.mkdtemp(prefix="tlounge-data-")),
+        # every workflow the suite runs in-process runs inside the sandbox
+        "workflow_sandbox": True,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

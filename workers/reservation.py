@@ -8,7 +8,7 @@ from typing import Any
 import asyncpg
 import valkey.asyncio as valkey
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from activities.reservation import ReservationActivities
 from api.db import create_pool
@@ -34,6 +34,8 @@ def build_worker(
 ) -> Worker:
     activities = ReservationActivities(pool, cache)
     options.setdefault("max_cached_workflows", WORKFLOW_CACHE)
+    if not settings.workflow_sandbox:
+        options.setdefault("workflow_runner", UnsandboxedWorkflowRunner())
     return Worker(
         client,
         task_queue=settings.reservation_task_queue,

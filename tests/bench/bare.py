@@ -1,8 +1,13 @@
-"""The baseline workflow: update-with-start and one trivial local activity.
+"""The baseline workflows: update-with-start and one trivial local activity.
 
 The same shape as a booking's first workflow task with nothing of ours in it,
-served by its own small worker on its own task queue:
+served by its own small worker on its own task queues:
 `python -m tests.bench.bare <temporal address> <task queue>`.
+
+Two of them. The bare workflow is Temporal's floor for a booking. The mailing
+one also runs one trivial activity on a second task queue, as a booking's
+confirmation mail does on the mail queue: the floor for a booking that must
+send a mail through a worker of its own.
 """
 
 from __future__ import annotations
@@ -16,10 +21,11 @@ from datetime import timedelta
 from temporalio import activity, workflow
 from temporalio.client import Client, WithStartWorkflowOperation
 from temporalio.common import WorkflowIDConflictPolicy
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 # Long enough to outlive the benchmark, as a reservation sleeps until its reminder.
 SLEEP = timedelta(days=3)
+TIMEOUT = timedelta(seconds=15)
 
 
 @activity.defn(name="bench_noop")
@@ -35,7 +41,7 @@ class BareWorkflow:
     @workflow.run
     async def run(self, value: str) -> str:
         self._held = await workflow.execute_local_activity(
-            noop, value, start_to_close_timeout=timedelta(seconds=15)
+            noop, value, start_to_close_timeout=TIMEOUT
         )
         await workflow.sleep(SLEEP)
         return self._held
@@ -47,12 +53,34 @@ class BareWorkflow:
         return self._held
 
 
-async def start_bare(client: Client, task_queue: str) -> str | None:
-    """One update-with-start of the baseline workflow; its id once it answered."""
+@workflow.defn(name="BenchMailingWorkflow")
+class MailingWorkflow(BareWorkflow):
+    @workflow.run
+    async def run(self, value: str) -> str:
+        self._held = await workflow.execute_local_activity(
+            noop, value, start_to_close_timeout=TIMEOUT
+        )
+        await workflow.execute_activity(
+            noop, value, task_queue=mail_queue(workflow.info().task_queue),
+            start_to_close_timeout=TIMEOUT,
+        )  # fmt: skip
+        await workflow.sleep(SLEEP)
+        return self._held
+
+
+def mail_queue(task_queue: str) -> str:
+    return f"{task_queue}-mail"
+
+
+async def start_bare(
+    client: Client, task_queue: str, *, mailing: bool = False
+) -> str | None:
+    """One update-with-start of a baseline workflow; its id once it answered."""
     value = uuid.uuid4().hex
     workflow_id = f"bench-bare-{value}"
+    run = MailingWorkflow.run if mailing else BareWorkflow.run
     operation = WithStartWorkflowOperation(
-        BareWorkflow.run,
+        run,
         value,
         id=workflow_id,
         task_queue=task_queue,
@@ -64,10 +92,18 @@ async def start_bare(client: Client, task_queue: str) -> str | None:
     return workflow_id if result == value else None
 
 
-def build_worker(client: Client, task_queue: str) -> Worker:
-    return Worker(
-        client, task_queue=task_queue, workflows=[BareWorkflow], activities=[noop]
-    )
+def build_workers(client: Client, task_queue: str) -> list[Worker]:
+    """The same workflow runner as the reservation worker's, so only our code differs."""
+    return [
+        Worker(
+            client,
+            task_queue=task_queue,
+            workflows=[BareWorkflow, MailingWorkflow],
+            activities=[noop],
+            workflow_runner=UnsandboxedWorkflowRunner(),
+        ),
+        Worker(client, task_queue=mail_queue(task_queue), activities=[noop]),
+    ]
 
 
 async def serve(address: str, task_queue: str) -> None:
@@ -76,7 +112,8 @@ async def serve(address: str, task_queue: str) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    async with build_worker(client, task_queue):
+    workflows, mails = build_workers(client, task_queue)
+    async with workflows, mails:
         await stop.wait()
 
 

@@ -91,10 +91,12 @@ async def test_bare_workflow_answers_its_update(
     started: list[str] = []
     start_bare = bare.start_bare
 
-    async def recorded(client: object, task_queue: str) -> str | None:
+    async def recorded(
+        client: object, task_queue: str, *, mailing: bool = False
+    ) -> str | None:
         # every one is terminated below: a workflow left waiting for a task that
         # no worker polls stops the shared test server from skipping time
-        workflow_id = await start_bare(client, task_queue)  # type: ignore[arg-type]
+        workflow_id = await start_bare(client, task_queue, mailing=mailing)  # type: ignore[arg-type]
         started.extend([workflow_id] if workflow_id else [])
         return workflow_id
 
@@ -103,10 +105,13 @@ async def test_bare_workflow_answers_its_update(
     async def operation(number: int) -> bool:
         return await bare.start_bare(client, task_queue) is not None
 
-    async with bare.build_worker(client, task_queue):
+    workflows, mails = bare.build_workers(client, task_queue)
+    async with workflows, mails:
         figures = await closed_loop(operation, count=N, concurrency=2)
         assert await booking.bare_operation(client, task_queue)(0)
+        assert await booking.bare_operation(client, task_queue, mailing=True)(0)
     assert (figures.count, figures.failures) == (N, 0)
+    assert len(started) == N + 2
     for workflow_id in started:
         await client.get_workflow_handle(workflow_id).terminate("smoke")
 
@@ -135,11 +140,11 @@ async def test_load_step_mixes_kinds_and_finds_knee(
 
 def test_booking_summary_reports_every_target() -> None:
     results = booking.Results()
-    for name in ("sql", "bare", "api", "fixed"):
+    for name in ("sql", "bare", "mailing", "api", "fixed"):
         getattr(results, name).append(Figures([0.01, 0.02, 0.03], 0, 0.05))
     results.memory.append((10, 120.0, 10.0))
     text = booking.summary(results, booking.Targets(), runs=1, rate=30)
-    assert text.count("[met]") + text.count("[MISSED]") == 4
+    assert text.count("[met]") + text.count("[MISSED]") == 5
     assert booking.parse(["--quick"]).runs == 1
 
 
