@@ -23,6 +23,7 @@ from activities.mail_render import (
     kind_name,
     message_id,
 )
+from activities.smtp_pool import SmtpConnections
 from api.settings import Settings
 from proto import reservation_pb2 as pb
 from workers import metrics
@@ -35,9 +36,10 @@ def _dt(ts: object) -> datetime:
 
 
 class MailActivities:
-    def __init__(self, pool: asyncpg.Pool, settings: Settings):
+    def __init__(self, pool: asyncpg.Pool, settings: Settings, smtp: SmtpConnections):
         self.pool = pool
         self.settings = settings
+        self.smtp = smtp
         self.domain = (
             settings.mail_from.rsplit("@", 1)[-1].rstrip(">").strip() or "tlounge.local"
         )
@@ -83,21 +85,8 @@ class MailActivities:
         return pb.MailResult(sent=True, message_id=mid)
 
     async def _deliver(self, message: object, kind: str) -> None:
-        settings = self.settings
         try:
-            await aiosmtplib.send(
-                message,  # type: ignore[arg-type]
-                hostname=settings.smtp_host or "127.0.0.1",
-                port=settings.smtp_port,
-                username=settings.smtp_username,
-                password=(
-                    settings.smtp_password.get_secret_value()
-                    if settings.smtp_password
-                    else None
-                ),
-                start_tls=settings.smtp_starttls,
-                timeout=settings.smtp_timeout,
-            )
+            await self.smtp.send(message)  # type: ignore[arg-type]
         except aiosmtplib.SMTPResponseException as error:
             if 500 <= error.code < 600:
                 metrics.MAILS_FAILED.labels(kind=kind, reason="permanent").inc()

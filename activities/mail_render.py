@@ -7,15 +7,17 @@ permanent failure, never a header injection.
 
 from __future__ import annotations
 
+import contextlib
 import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import UTC, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
 from zoneinfo import ZoneInfo
 
-from icalendar import Calendar, Event
+from icalendar import Calendar, Event, Timezone
 
 from proto import reservation_pb2 as pb
 
@@ -89,6 +91,13 @@ def _local(instant: datetime, zone: ZoneInfo) -> str:
     return instant.astimezone(zone).strftime("%A %d %B %Y, %H:%M %Z")
 
 
+@lru_cache(maxsize=64)
+def _vtimezone(tzid: str) -> Timezone:
+    """A zone's definition: every rule change over decades, so slow to work out
+    (most of a mail's build time) and the same for every mail in that zone."""
+    return Timezone.from_tzid(tzid)
+
+
 def _invitation(context: MailContext, uid: str, now: datetime) -> bytes:
     calendar = Calendar()
     calendar.add("prodid", "-//T-Lounge//booking//EN")
@@ -104,8 +113,10 @@ def _invitation(context: MailContext, uid: str, now: datetime) -> bytes:
     event.add("summary", f"Seat {context.seat_number} at {context.coworking_name}")
     event.add("location", context.coworking_address)
     calendar.add_component(event)
-    # RFC 5545 wants the definition of every TZID the event names
-    calendar.add_missing_timezones()
+    # RFC 5545 wants the definition of every TZID the event names, before it
+    for tzid in sorted(calendar.get_missing_tzids()):
+        with contextlib.suppress(ValueError):
+            calendar.subcomponents.insert(0, _vtimezone(tzid))
     return calendar.to_ical()
 
 

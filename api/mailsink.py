@@ -31,6 +31,18 @@ class _Handler:
     def __init__(self, sink: MailSink):
         self.sink = sink
 
+    async def handle_EHLO(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        self.sink.sessions += 1
+        session.host_name = hostname
+        return responses
+
     async def handle_DATA(
         self, server: SMTP, session: Session, envelope: Envelope
     ) -> str:
@@ -50,6 +62,8 @@ class MailSink:
         self.received: list[ReceivedMail] = []
         # an SMTP reply such as "451 try later", for tests of a failing server
         self.refuse_with: str | None = None
+        # EHLOs seen: how many SMTP sessions clients opened
+        self.sessions = 0
         self._lock = threading.Lock()
         self._controller: Controller | None = None
         self._counter = 0

@@ -9,6 +9,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.mail import MailActivities
+from activities.smtp_pool import SmtpConnections
 from api.db import create_pool
 from api.resources import database_url
 from api.settings import Settings
@@ -19,8 +20,14 @@ logger = logging.getLogger(__name__)
 MAX_CONCURRENT_SENDS = 8
 
 
-def build_worker(client: Client, *, settings: Settings, pool: asyncpg.Pool) -> Worker:
-    activities = MailActivities(pool, settings)
+def smtp_connections(settings: Settings) -> SmtpConnections:
+    return SmtpConnections(settings, size=MAX_CONCURRENT_SENDS)
+
+
+def build_worker(
+    client: Client, *, settings: Settings, pool: asyncpg.Pool, smtp: SmtpConnections
+) -> Worker:
+    activities = MailActivities(pool, settings, smtp)
     return Worker(
         client,
         task_queue=settings.mail_task_queue,
@@ -33,10 +40,14 @@ async def serve(settings: Settings) -> None:
     pool = await create_pool(
         database_url(settings), min_size=1, max_size=MAX_CONCURRENT_SENDS
     )
+    smtp = smtp_connections(settings)
     try:
         client = await connect_with_retry(settings)
-        await run_until_signal(build_worker(client, settings=settings, pool=pool))
+        await run_until_signal(
+            build_worker(client, settings=settings, pool=pool, smtp=smtp)
+        )
     finally:
+        await smtp.close()
         await pool.close()
 
 

@@ -48,11 +48,15 @@ async def running_workers(
         # moves a task off when its worker stops
         **({} if cached else {"max_cached_workflows": 0}),
     )
+    smtp = mail_worker.smtp_connections(settings)
     mails = mail_worker.build_worker(
-        resources.temporal, settings=settings, pool=resources.pool
+        resources.temporal, settings=settings, pool=resources.pool, smtp=smtp
     )
-    async with reservations, mails:
-        yield reservations, mails
+    try:
+        async with reservations, mails:
+            yield reservations, mails
+    finally:
+        await smtp.close()
 
 
 @dataclass
