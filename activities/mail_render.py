@@ -10,11 +10,11 @@ from __future__ import annotations
 import contextlib
 import unicodedata
 from dataclasses import dataclass
-from functools import lru_cache
 from datetime import UTC, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from icalendar import Calendar, Event, Timezone

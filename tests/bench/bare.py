@@ -93,7 +93,7 @@ async def start_bare(
 
 
 def build_workers(client: Client, task_queue: str) -> list[Worker]:
-    """The same workflow runner as the reservation worker's, so only our code differs."""
+    """On the reservation worker's workflow runner, so that only our code differs."""
     return [
         Worker(
             client,
