@@ -9,6 +9,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 from email.message import EmailMessage
+from email.parser import BytesHeaderParser
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +26,13 @@ class ReceivedMail:
     envelope_from: str
     envelope_to: list[str]
     received_at: float
-    message: EmailMessage = field(repr=False)
+    raw: bytes = field(repr=False)
+
+    @cached_property
+    def message(self) -> EmailMessage:
+        # parsed when read: a full parse cost the dev stack more CPU than sending
+        parsed: Any = email.message_from_bytes(self.raw, policy=email.policy.default)
+        return parsed
 
 
 class _Handler:
@@ -69,19 +77,19 @@ class MailSink:
         self._counter = 0
 
     def store(self, raw: bytes, mail_from: str, rcpt_tos: list[str]) -> ReceivedMail:
-        message: Any = email.message_from_bytes(raw, policy=email.policy.default)
+        headers = BytesHeaderParser(policy=email.policy.compat32).parsebytes(raw)
         with self._lock:
             self._counter += 1
             stamp = time.strftime("%Y%m%d-%H%M%S")
             name = _UNSAFE.sub(
-                "_", str(message.get("Message-ID", "")).strip().strip("<>")
+                "_", str(headers.get("Message-ID", "")).strip().strip("<>")
             )[:80]
             path = (
                 self.directory / f"{stamp}-{self._counter:05d}-{name or 'message'}.eml"
             )
             self.directory.mkdir(parents=True, exist_ok=True)
             path.write_bytes(raw)
-            item = ReceivedMail(path, mail_from, rcpt_tos, time.time(), message)
+            item = ReceivedMail(path, mail_from, rcpt_tos, time.time(), raw)
             self.received.append(item)
         return item
 

@@ -22,13 +22,14 @@ import time
 import uuid
 from pathlib import Path
 
-import httpx
 from temporalio.client import Client
 
 from api.devstack import Child, free_port
 from tests.bench import bare
 from tests.bench.common import (
+    HTTP_ERRORS,
     Figures,
+    Http,
     Running,
     Scene,
     booking_operation,
@@ -107,11 +108,11 @@ def bare_operation(client: Client, task_queue: str, *, mailing: bool = False):  
     return operation
 
 
-async def sticky_cache_size(http: httpx.AsyncClient, url: str | None) -> float | None:
+async def sticky_cache_size(http: Http, url: str | None) -> float | None:
     """The worker's workflow cache fill, from the SDK's metrics, if exported."""
     if url is None:
         return None
-    with contextlib.suppress(httpx.HTTPError):
+    with contextlib.suppress(*HTTP_ERRORS):
         text = (await http.get(url)).text
         for line in text.splitlines():
             if line.startswith("temporal_sticky_cache_size"):
@@ -121,7 +122,7 @@ async def sticky_cache_size(http: httpx.AsyncClient, url: str | None) -> float |
 
 async def one_run(
     *,
-    http: httpx.AsyncClient,
+    http: Http,
     client: Client,
     running: Running,
     scene: Scene,
@@ -176,9 +177,7 @@ async def one_run(
     print(cpu_line(before, cpu_by_process(running), fixed.count + fixed.failures))
 
 
-async def fill_to(
-    http: httpx.AsyncClient, scene: Scene, *, total: int, concurrency: int
-) -> int:
+async def fill_to(http: Http, scene: Scene, *, total: int, concurrency: int) -> int:
     """Book until `total` reservations exist in the scene; returns how many failed."""
     missing = total - scene.next_number
     if missing <= 0:
@@ -192,7 +191,7 @@ async def fill_to(
 
 async def measure_memory(
     *,
-    http: httpx.AsyncClient,
+    http: Http,
     running: Running,
     scene: Scene,
     checkpoints: list[int],

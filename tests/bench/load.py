@@ -23,10 +23,11 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 import asyncpg
-import httpx
 
 from tests.bench.common import (
+    HTTP_ERRORS,
     Figures,
+    Http,
     Scene,
     availability_in_sql,
     book,
@@ -96,9 +97,7 @@ class Mix:
 
 
 class ApiMix(Mix):
-    def __init__(
-        self, http: httpx.AsyncClient, scene: Scene, *, seed_value: int
-    ) -> None:
+    def __init__(self, http: Http, scene: Scene, *, seed_value: int) -> None:
         super().__init__(scene, seed_value=seed_value)
         self.http = http
 
@@ -165,7 +164,7 @@ async def step(
         operation = mix.operation(kind)
         try:
             ok = await asyncio.wait_for(operation(), deadline_seconds)
-        except (TimeoutError, httpx.HTTPError):
+        except (TimeoutError, *HTTP_ERRORS):
             ok = False
         if ok:
             figures[kind].latencies.append(time.perf_counter() - due)

@@ -10,8 +10,10 @@ import uuid
 
 import httpx
 import pytest
+from aiohttp import web
 from temporalio.testing import WorkflowEnvironment
 
+from api.devstack import free_port
 from api.resources import Resources
 from tests.bench import bare, booking, load
 from tests.bench.common import (
@@ -21,6 +23,7 @@ from tests.bench.common import (
     booking_operation,
     claim_in_sql,
     closed_loop,
+    http_client,
     open_loop,
     prepare_sql_baseline,
     release_in_sql,
@@ -151,3 +154,37 @@ def test_booking_summary_reports_every_target() -> None:
 def test_process_figures_read_proc() -> None:
     assert rss_mb(os.getpid()) > 0
     assert _cpu_of(os.getpid()) > 0
+
+
+async def test_load_client_speaks_http_on_loopback() -> None:
+    async def echo(request: web.Request) -> web.Response:
+        body = await request.json() if request.can_read_body else None
+        return web.json_response(
+            {
+                "method": request.method,
+                "body": body,
+                "auth": request.headers.get("Authorization"),
+            }
+        )
+
+    app = web.Application()
+    app.router.add_route("*", "/echo", echo)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        async with http_client(f"http://127.0.0.1:{port}/", concurrency=2) as http:
+            posted = await http.post(
+                "/echo", json={"n": 1}, headers={"Authorization": "t"}
+            )
+            fetched = await http.get(f"http://127.0.0.1:{port}/echo")
+            deleted = await http.delete("/echo")
+    finally:
+        await runner.cleanup()
+    assert (posted.status_code, posted.json()) == (
+        200,
+        {"method": "POST", "body": {"n": 1}, "auth": "t"},
+    )
+    assert fetched.json()["method"] == "GET" and '"GET"' in fetched.text
+    assert deleted.json()["method"] == "DELETE"
