@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import replace
 from typing import Annotated
@@ -32,10 +33,12 @@ async def authenticate(resources: Resources, token: str, *, kind: Kind) -> Princ
     The role is read from the account, so a change of role applies at once.
     """
     principal = decode_access_token(resources.settings, token, kind=kind)
-    if await is_revoked(resources.valkey, principal.session_id):
-        raise Unauthorized()
-    state = await account_state(resources.pool, kind, principal.id)
-    if state is None or state["token_version"] != principal.version:
+    # two stores, asked at once: every authenticated request waits for both
+    revoked, state = await asyncio.gather(
+        is_revoked(resources.valkey, principal.session_id),
+        account_state(resources.pool, kind, principal.id),
+    )
+    if revoked or state is None or state["token_version"] != principal.version:
         raise Unauthorized()
     return replace(principal, role=state["role"])
 
