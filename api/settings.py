@@ -45,7 +45,7 @@ class Settings(BaseSettings):
     reservation_task_queue: str = "reservations"
     mail_task_queue: str = "mail"
     # The sandbox re-imports the workflow module for every run and wraps every
-    # payload conversion: about half the reservation worker's CPU per booking.
+    # payload conversion: a quarter of the reservation worker's CPU per booking.
     # The test suite runs every workflow inside it, which is where a stray
     # non-deterministic call is caught; production runs without its cost.
     workflow_sandbox: bool = False
