@@ -8,6 +8,7 @@ import logging
 import uvicorn
 
 from api.cli import command
+from api.http_protocol import with_head_timeout
 from api.logging_setup import configure_logging
 from api.settings import Settings
 
@@ -26,6 +27,7 @@ def uvicorn_config(settings: Settings) -> uvicorn.Config:
         # below the pod's termination grace period, so in-flight bookings finish
         timeout_graceful_shutdown=20,
         server_header=False,
+        http=with_head_timeout(settings.head_read_timeout_seconds),
     )
 
 

@@ -72,6 +72,8 @@ class Settings(BaseSettings):
     # any body but an image upload; and how long a client may take to send one
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
     body_read_timeout_seconds: float = Field(30.0, gt=0)
+    # a request line and headers are a few hundred bytes: seconds are plenty
+    head_read_timeout_seconds: float = Field(10.0, gt=0)
 
     jwt_secret: SecretStr | None = None
     jwt_issuer: str = "tlounge"

@@ -1,0 +1,60 @@
+"""uvicorn's HTTP/1.1 protocol with a deadline for each request's head.
+
+uvicorn times out idle keep-alive connections and nothing else: a client that
+connects and sends its request line and headers a byte at a time holds a
+connection, and a slot of the server, for as long as it likes. Here every
+request head has to be complete within a deadline counted from the
+connection, or from the first byte of the next request on a kept-alive one;
+past it the connection is closed. The body has its own deadline, in the
+body-limit middleware.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import h11
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+
+class HeadDeadlineProtocol(H11Protocol):
+    head_timeout: float = 10.0
+    _head_deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self.conn.their_state is h11.IDLE:
+            self._arm()
+        else:
+            self._disarm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def _arm(self) -> None:
+        if self._head_deadline is None and not self.transport.is_closing():
+            self._head_deadline = self.loop.call_later(
+                self.head_timeout, self._head_too_slow
+            )
+
+    def _disarm(self) -> None:
+        if self._head_deadline is not None:
+            self._head_deadline.cancel()
+            self._head_deadline = None
+
+    def _head_too_slow(self) -> None:
+        self._head_deadline = None
+        # disarmed as soon as a head is complete, so IDLE here means still incomplete
+        if self.conn.their_state is h11.IDLE:
+            self.transport.close()
+
+
+def with_head_timeout(seconds: float) -> type[H11Protocol]:
+    return type(
+        "HeadDeadlineProtocol", (HeadDeadlineProtocol,), {"head_timeout": seconds}
+    )
