@@ -15,10 +15,10 @@ import asyncpg
 import valkey.asyncio as valkey
 from temporalio import activity
 
-from api.booking_rules import check_booking
+from api.booking_rules import Closure, CoworkingRules, SeatInfo, check_booking
 from api.cache import invalidate_availability
 from api.errors import RuleViolation
-from api.services.coworkings import load_booking_context
+from api.services.coworkings import RULE_COLUMNS
 from proto import reservation_pb2 as pb
 from workers import metrics
 
@@ -45,6 +45,76 @@ _COUNTERS = {
     "expired": metrics.RESERVATIONS_EXPIRED,
     "no_show": metrics.RESERVATIONS_NO_SHOW,
 }
+
+
+# Everything a claim reads, in one round trip: the reservation as it stands (locked,
+# so two attempts at one claim take turns), the seat, its coworking's rules, the
+# closures that cut the interval, the client, and how many reservations they hold.
+# The coworking comes from the reservation when the seat has gone since it was held.
+_CLAIM_CONTEXT = f"""
+WITH existing AS (
+    SELECT status, version, coworking_id FROM reservation.reservations
+    WHERE id = $1 FOR UPDATE
+)
+SELECT {", ".join(f"w.{column}" for column in RULE_COLUMNS)},
+    w.id, w.timezone, w.opening_hours, w.active,
+    s.coworking_id AS seat_coworking_id, s.number AS seat_number, s.kind AS seat_kind,
+    s.capacity AS seat_capacity, s.internal_only AS seat_internal_only,
+    s.active AS seat_active,
+    ARRAY(
+        SELECT (c.seat_id, c.starts_at, c.ends_at, c.reason) FROM coworking.closures c
+        WHERE c.coworking_id = w.id AND c.starts_at < $5 AND c.ends_at > $4
+          AND (c.seat_id IS NULL OR c.seat_id = s.id)
+        ORDER BY c.starts_at
+    ) AS closures,
+    (SELECT is_internal FROM client.clients WHERE id = $2 AND deleted_at IS NULL)
+        AS client_internal,
+    (SELECT count(*) FROM reservation.reservations
+     WHERE client_id = $2 AND status = ANY($7::text[]) AND ends_at > $6 AND id <> $1)
+        AS active_count,
+    e.status AS existing_status, e.version AS existing_version,
+    e.coworking_id AS existing_coworking_id
+FROM (SELECT 1) AS one
+LEFT JOIN existing e ON true
+LEFT JOIN coworking.seats s ON s.id = $3 AND s.deleted_at IS NULL
+LEFT JOIN coworking.coworkings w ON w.id = coalesce(s.coworking_id, e.coworking_id)
+"""  # noqa: S608
+# One claim row per grain for the seat and for the client, under their UNIQUE keys,
+# in one statement; the counts say whether every grain was free.
+_CLAIMS = """
+seat AS (
+    INSERT INTO reservation.seat_claims (seat_id, slot_start, reservation_id)
+    SELECT $1, slot, $3 FROM unnest($2::timestamptz[]) AS slot
+    ON CONFLICT DO NOTHING RETURNING 1
+), client AS (
+    INSERT INTO reservation.client_claims (client_id, slot_start, reservation_id)
+    SELECT $4, slot, $3 FROM unnest($2::timestamptz[]) AS slot
+    ON CONFLICT DO NOTHING RETURNING 1
+)
+SELECT (SELECT count(*) FROM seat) AS seat, (SELECT count(*) FROM client) AS client
+"""
+_CLAIM = "WITH" + _CLAIMS
+# A new reservation: its row and its claims together.
+_BOOK = (
+    """WITH booked AS (
+    INSERT INTO reservation.reservations
+        (id, client_id, seat_id, coworking_id, starts_at, ends_at, status, version)
+    VALUES ($3, $4, $1, $5, $6, $7, $8, $9)
+),"""
+    + _CLAIMS
+)
+
+
+def _seat(seat_id: uuid.UUID, context: asyncpg.Record) -> SeatInfo:
+    return SeatInfo(
+        id=seat_id,
+        coworking_id=context["seat_coworking_id"],
+        number=context["seat_number"],
+        kind=context["seat_kind"],
+        capacity=context["seat_capacity"],
+        internal_only=context["seat_internal_only"],
+        active=context["seat_active"],
+    )
 
 
 def grains(starts_at: datetime, ends_at: datetime) -> list[datetime]:
@@ -119,39 +189,29 @@ class ReservationActivities:
             _dt(request.now),
         )
 
-        existing = await conn.fetchrow(
-            "SELECT status, version, coworking_id FROM reservation.reservations"
-            " WHERE id = $1 FOR UPDATE",
-            reservation_id,
-        )
-        if existing is not None and existing["version"] >= request.version:
-            # a retry of a claim that already committed; the cache may not have
-            # heard of it, when Valkey failed the first attempt after the commit
-            context = await load_booking_context(
-                conn, seat_id=seat_id, starts_at=starts_at, ends_at=ends_at
+        context = await conn.fetchrow(
+            _CLAIM_CONTEXT, reservation_id, client_id, seat_id, starts_at, ends_at,
+            now, list(_ACTIVE),
+        )  # fmt: skip
+        assert context is not None
+        existing_version = context["existing_version"]
+        if existing_version is not None and existing_version >= request.version:
+            # a retry of a claim that already committed
+            touched.add(context["existing_coworking_id"])
+            return self._held(
+                CoworkingRules.from_row(context), context["existing_status"]
             )
-            assert context is not None
-            touched.add(existing["coworking_id"])
-            return self._held(context[0], existing["status"])
-
-        context = await load_booking_context(
-            conn, seat_id=seat_id, starts_at=starts_at, ends_at=ends_at
-        )
-        if context is None:
+        if context["seat_number"] is None:
             raise _Refused(_rejected("seat_not_found", f"seat_id: no seat {seat_id}"))
-        rules, seat, closures = context
-        client = await conn.fetchrow(
-            "SELECT is_internal FROM client.clients WHERE id = $1 AND deleted_at IS NULL",
-            client_id,
-        )
-        if client is None:
+        if context["client_internal"] is None:
             raise _Refused(_rejected("client_not_found", "client: the account is gone"))
+        rules = CoworkingRules.from_row(context)
         try:
             check_booking(
                 rules=rules,
-                seat=seat,
-                closures=closures,
-                client_is_internal=client["is_internal"],
+                seat=_seat(seat_id, context),
+                closures=[Closure(*closure) for closure in context["closures"]],
+                client_is_internal=context["client_internal"],
                 starts_at=starts_at,
                 ends_at=ends_at,
                 now=now,
@@ -159,11 +219,7 @@ class ReservationActivities:
         except RuleViolation as violation:
             raise _Refused(_rejected(violation.rule, violation.description)) from None
 
-        active = await conn.fetchval(
-            "SELECT count(*) FROM reservation.reservations WHERE client_id = $1"
-            " AND status = ANY($2::text[]) AND ends_at > $3 AND id <> $4",
-            client_id, list(_ACTIVE), now, reservation_id,
-        )  # fmt: skip
+        active = context["active_count"]
         if active >= rules.max_active_per_client:
             raise _Refused(
                 _rejected(
@@ -173,17 +229,16 @@ class ReservationActivities:
                 )
             )
 
-        if existing is None:
+        slots = grains(starts_at, ends_at)
+        claim = (seat_id, slots, reservation_id, client_id)
+        if existing_version is None:
             status = "confirmed" if rules.auto_confirm else "held"
-            await conn.execute(
-                "INSERT INTO reservation.reservations (id, client_id, seat_id, coworking_id,"
-                " starts_at, ends_at, status, version) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)",
-                reservation_id, client_id, seat_id, rules.id, starts_at, ends_at,
-                status, request.version,
-            )  # fmt: skip
+            claimed = await conn.fetchrow(
+                _BOOK, *claim, rules.id, starts_at, ends_at, status, request.version
+            )
         else:
-            status = existing["status"]
-            touched.add(existing["coworking_id"])
+            status = context["existing_status"]
+            touched.add(context["existing_coworking_id"])
             # our own old claims must not collide with the new ones; if the new ones
             # fail, the rollback brings the old ones back
             await conn.execute(
@@ -200,18 +255,20 @@ class ReservationActivities:
                 " WHERE id = $1",
                 reservation_id, seat_id, rules.id, starts_at, ends_at, request.version,
             )  # fmt: skip
-
-        slots = grains(starts_at, ends_at)
-        await self._insert_claims(conn, "seat", seat_id, slots, reservation_id)
-        await self._insert_claims(conn, "client", client_id, slots, reservation_id)
+            claimed = await conn.fetchrow(_CLAIM, *claim)
+        assert claimed is not None
+        # the UNIQUE keys decided; a concurrent claim of the same grain waited for ours
+        for scope, owner in (("seat", seat_id), ("client", client_id)):
+            if claimed[scope] != len(slots):
+                await self._refuse_taken(conn, scope, owner, slots, reservation_id)
         touched.add(rules.id)
-        if existing is None:
+        if existing_version is None:
             metrics.RESERVATIONS_CREATED.inc()
             if status == "confirmed":
                 metrics.RESERVATIONS_CONFIRMED.inc()
         return self._held(rules, status)
 
-    async def _insert_claims(
+    async def _refuse_taken(
         self,
         conn: asyncpg.Connection,
         scope: str,
@@ -224,15 +281,6 @@ class ReservationActivities:
             if scope == "seat"
             else ("reservation.client_claims", "client_id")
         )
-        # the UNIQUE key decides; a concurrent claim of the same grain waits for ours
-        inserted = await conn.fetchval(
-            f"WITH ins AS (INSERT INTO {table} ({column}, slot_start, reservation_id)"  # noqa: S608
-            " SELECT $1, slot, $3 FROM unnest($2::timestamptz[]) AS slot"
-            " ON CONFLICT DO NOTHING RETURNING 1) SELECT count(*) FROM ins",
-            owner, slots, reservation_id,
-        )  # fmt: skip
-        if inserted == len(slots):
-            return
         taken = await conn.fetchrow(
             f"SELECT r.starts_at, r.ends_at FROM {table} c"  # noqa: S608
             " JOIN reservation.reservations r ON r.id = c.reservation_id"

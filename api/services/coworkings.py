@@ -17,7 +17,7 @@ from uuid import UUID, uuid4
 import asyncpg
 import valkey.asyncio as valkey
 
-from api.booking_rules import Closure, CoworkingRules, SeatInfo
+from api.booking_rules import Closure, CoworkingRules
 from api.cache import invalidate_availability
 from api.errors import Conflict, InvalidInput, NotFound
 from api.models.coworkings import (
@@ -42,14 +42,14 @@ MAX_BULK_SEATS = 500
 MAX_CLOSURE_DAYS = 366
 # a null here writes null; for any other field null means "leave it"
 _NULLABLE_UPDATES = {"opening_hours", "checkin_grace_minutes"}
-_RULE_COLUMNS = (
+RULE_COLUMNS = (
     "slot_minutes", "min_duration_minutes", "max_duration_minutes", "max_days_ahead",
     "max_active_per_client", "auto_confirm", "hold_minutes", "reminder_lead_minutes",
     "checkin_grace_minutes",
 )  # fmt: skip
 _COWORKING_COLUMNS = (
     "id, name, address, city, timezone, opening_hours, active, "
-    + ", ".join(_RULE_COLUMNS)
+    + ", ".join(RULE_COLUMNS)
 )
 _SEAT_COLUMNS = (
     "id, coworking_id, number, kind, capacity, features, cost, internal_only, active,"
@@ -537,26 +537,6 @@ async def closures_between(
     return [
         Closure(r["seat_id"], r["starts_at"], r["ends_at"], r["reason"]) for r in rows
     ]
-
-
-# -- for the reservation activity --------------------------------------------
-
-
-async def load_booking_context(
-    conn: Conn, *, seat_id: UUID, starts_at: datetime, ends_at: datetime
-) -> tuple[CoworkingRules, SeatInfo, list[Closure]] | None:
-    """What check_booking needs; None when the seat does not exist or is deleted."""
-    seat = await conn.fetchrow(
-        f"SELECT {_SEAT_COLUMNS} FROM coworking.seats"  # noqa: S608
-        " WHERE id = $1 AND deleted_at IS NULL",
-        seat_id,
-    )
-    if seat is None:
-        return None
-    rules = await coworking_rules(conn, seat["coworking_id"])
-    closures = await closures_between(conn, rules.id, start=starts_at, end=ends_at)
-    applying = [c for c in closures if c.seat_id is None or c.seat_id == seat_id]
-    return rules, SeatInfo.from_row(seat), applying
 
 
 # -- clients of a day -----------------------------------------------------------

@@ -4,8 +4,6 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from api.booking_rules import check_booking
-from api.services.coworkings import load_booking_context
 from api.services.reservation_reads import busy_intervals
 from tests.factories import create_admin, create_client, create_coworking, create_seat
 
@@ -216,50 +214,3 @@ async def test_availability_past_clipped_and_inactive_hidden(
     assert response.status_code == 404
 
 
-async def test_load_booking_context_feeds_check_booking(db, settings) -> None:
-    coworking_id = await create_coworking(
-        db, timezone="Europe/Berlin", opening_hours={"mon": [["08:00", "18:00"]]}
-    )
-    seat_id = await create_seat(db, coworking_id, number=4, internal_only=True)
-    other = await create_seat(db, coworking_id, number=5)
-    start = datetime(2099, 1, 5, 9, tzinfo=UTC)  # a Monday, 10:00 in Berlin
-    for seat, begin in ((seat_id, 8), (other, 9), (None, 20)):
-        await db.execute(
-            "INSERT INTO coworking.closures (id, coworking_id, seat_id, starts_at, ends_at)"
-            " VALUES ($1, $2, $3, $4, $5)",
-            uuid.uuid4(), coworking_id, seat, start.replace(hour=begin),
-            start.replace(hour=begin + 2),
-        )  # fmt: skip
-
-    async with db.acquire() as conn:
-        rules, seat, closures = await load_booking_context(
-            conn, seat_id=seat_id, starts_at=start, ends_at=start + timedelta(hours=1)
-        )
-        gone = await load_booking_context(
-            conn,
-            seat_id=uuid.uuid4(),
-            starts_at=start,
-            ends_at=start + timedelta(hours=1),
-        )
-
-    assert gone is None
-    assert (rules.id, rules.timezone, rules.opening_hours) == (
-        coworking_id,
-        "Europe/Berlin",
-        {"mon": [["08:00", "18:00"]]},
-    )
-    assert (seat.number, seat.internal_only) == (4, True)
-    assert [(c.seat_id, c.starts_at) for c in closures] == [
-        (seat_id, start.replace(hour=8))
-    ]
-    with pytest.raises(Exception) as refused:
-        check_booking(
-            rules=rules,
-            seat=seat,
-            closures=closures,
-            client_is_internal=False,
-            starts_at=start,
-            ends_at=start + timedelta(hours=1),
-            now=datetime(2099, 1, 1, tzinfo=UTC),
-        )
-    assert refused.value.rule == "internal_only"

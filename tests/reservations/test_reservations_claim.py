@@ -1,0 +1,240 @@
+"""The claim transaction itself, called as the worker calls it, against PostgreSQL."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import valkey.asyncio as valkey
+
+from activities.reservation import ReservationActivities, grains
+from api.settings import Settings
+from proto import reservation_pb2 as pb
+from tests.factories import create_client, create_coworking, create_seat
+
+# a Monday, 10:00 in Berlin
+MONDAY = datetime(2099, 1, 5, 9, tzinfo=UTC)
+
+
+def _claim(
+    client_id: uuid.UUID,
+    seat_id: uuid.UUID,
+    starts_at: datetime,
+    hours: float = 1,
+    *,
+    reservation_id: uuid.UUID | None = None,
+    version: int = 1,
+) -> pb.ClaimInput:
+    request = pb.ClaimInput(
+        reservation_id=str(reservation_id or uuid.uuid4()),
+        client_id=str(client_id),
+        seat_id=str(seat_id),
+        version=version,
+        reschedule=version > 1,
+    )
+    request.starts_at.FromDatetime(starts_at)
+    request.ends_at.FromDatetime(starts_at + timedelta(hours=hours))
+    request.now.FromDatetime(MONDAY - timedelta(days=1))
+    return request
+
+
+async def _closure(
+    db: asyncpg.Pool, coworking_id: uuid.UUID, seat_id: uuid.UUID | None, hour: int
+) -> None:
+    await db.execute(
+        "INSERT INTO coworking.closures (id, coworking_id, seat_id, starts_at, ends_at,"
+        " reason) VALUES ($1, $2, $3, $4, $5, 'works')",
+        uuid.uuid4(), coworking_id, seat_id, MONDAY.replace(hour=hour),
+        MONDAY.replace(hour=hour + 2),
+    )  # fmt: skip
+
+
+async def _claims(db: asyncpg.Pool, table: str, reservation_id: str) -> list[datetime]:
+    rows = await db.fetch(
+        f"SELECT slot_start FROM reservation.{table} WHERE reservation_id = $1"  # noqa: S608
+        " ORDER BY slot_start",
+        uuid.UUID(reservation_id),
+    )
+    return [row["slot_start"] for row in rows]
+
+
+async def test_a_claim_writes_its_row_and_a_claim_per_grain(
+    db: asyncpg.Pool, kv: valkey.Valkey, settings: Settings
+) -> None:
+    coworking = await create_coworking(db, timezone="Europe/Berlin", auto_confirm=False)
+    seat = await create_seat(db, coworking, number=3)
+    client = (await create_client(db, settings)).id
+    request = _claim(client, seat, MONDAY, hours=0.5)
+
+    result = await ReservationActivities(db, kv).claim_seat(request)
+
+    assert (result.outcome, result.status) == (
+        pb.HOLD_OUTCOME_HELD, pb.RESERVATION_STATUS_HELD,
+    )  # fmt: skip
+    assert (result.coworking_id, result.rules.timezone) == (
+        str(coworking), "Europe/Berlin",
+    )  # fmt: skip
+    row = await db.fetchrow(
+        "SELECT seat_id, client_id, coworking_id, status, version"
+        " FROM reservation.reservations WHERE id = $1",
+        uuid.UUID(request.reservation_id),
+    )
+    assert tuple(row) == (seat, client, coworking, "held", 1)
+    expected = grains(MONDAY, MONDAY + timedelta(minutes=30))
+    assert len(expected) == 6
+    assert await _claims(db, "seat_claims", request.reservation_id) == expected
+    assert await _claims(db, "client_claims", request.reservation_id) == expected
+
+
+async def test_closures_of_the_seat_and_the_coworking_refuse_only_where_they_fall(
+    db: asyncpg.Pool, kv: valkey.Valkey, settings: Settings
+) -> None:
+    coworking = await create_coworking(db)
+    seat = await create_seat(db, coworking, number=4)
+    other = await create_seat(db, coworking, number=5)
+    client = (await create_client(db, settings)).id
+    await _closure(db, coworking, seat, 8)  # 08:00-10:00 on this seat
+    await _closure(db, coworking, other, 12)  # another seat's
+    await _closure(db, coworking, None, 20)  # the whole coworking, in the evening
+    claims = ReservationActivities(db, kv)
+
+    closed = await claims.claim_seat(_claim(client, seat, MONDAY))
+    elsewhere = await claims.claim_seat(_claim(client, seat, MONDAY.replace(hour=12)))
+    evening = await claims.claim_seat(_claim(client, other, MONDAY.replace(hour=20)))
+
+    assert (closed.outcome, closed.rule) == (pb.HOLD_OUTCOME_REJECTED, "closure")
+    assert elsewhere.outcome == pb.HOLD_OUTCOME_HELD
+    assert (evening.outcome, evening.rule) == (pb.HOLD_OUTCOME_REJECTED, "closure")
+    assert await db.fetchval("SELECT count(*) FROM reservation.reservations") == 1
+
+
+async def test_refusals_name_their_reason_and_write_nothing(
+    db: asyncpg.Pool, kv: valkey.Valkey, settings: Settings
+) -> None:
+    coworking = await create_coworking(db, max_active_per_client=1)
+    staff_only = await create_seat(db, coworking, number=1, internal_only=True)
+    seat = await create_seat(db, coworking, number=2)
+    guest = (await create_client(db, settings)).id
+    gone = (await create_client(db, settings)).id
+    await db.execute("UPDATE client.clients SET deleted_at = now() WHERE id = $1", gone)
+    claims = ReservationActivities(db, kv)
+    assert (await claims.claim_seat(_claim(guest, seat, MONDAY))).outcome == (
+        pb.HOLD_OUTCOME_HELD
+    )
+
+    answers = [
+        await claims.claim_seat(request)
+        for request in (
+            _claim(guest, staff_only, MONDAY.replace(hour=14)),
+            _claim(guest, uuid.uuid4(), MONDAY.replace(hour=14)),
+            _claim(gone, seat, MONDAY.replace(hour=14)),
+            _claim(guest, seat, MONDAY.replace(hour=14)),
+        )
+    ]
+
+    assert [(a.outcome, a.rule) for a in answers] == [
+        (pb.HOLD_OUTCOME_REJECTED, "internal_only"),
+        (pb.HOLD_OUTCOME_REJECTED, "seat_not_found"),
+        (pb.HOLD_OUTCOME_REJECTED, "client_not_found"),
+        (pb.HOLD_OUTCOME_REJECTED, "active_limit"),
+    ]
+    assert answers[3].description.startswith("client: already holds 1 active")
+    assert await db.fetchval("SELECT count(*) FROM reservation.reservations") == 1
+    assert await db.fetchval("SELECT count(*) FROM reservation.seat_claims") == 12
+
+
+async def test_a_taken_seat_or_client_slot_is_a_conflict_that_writes_nothing(
+    db: asyncpg.Pool, kv: valkey.Valkey, settings: Settings
+) -> None:
+    coworking = await create_coworking(db)
+    seat, other = (
+        await create_seat(db, coworking, number=1),
+        await create_seat(db, coworking, number=2),
+    )
+    anna, ben = (
+        (await create_client(db, settings)).id,
+        (await create_client(db, settings)).id,
+    )
+    claims = ReservationActivities(db, kv)
+    first = _claim(anna, seat, MONDAY)
+    assert (await claims.claim_seat(first)).outcome == pb.HOLD_OUTCOME_HELD
+
+    on_seat = await claims.claim_seat(_claim(ben, seat, MONDAY + timedelta(minutes=30)))
+    by_client = await claims.claim_seat(
+        _claim(anna, other, MONDAY - timedelta(minutes=30))
+    )
+    touching = await claims.claim_seat(_claim(ben, seat, MONDAY + timedelta(hours=1)))
+
+    for answer, scope in ((on_seat, "seat"), (by_client, "client")):
+        assert answer.outcome == pb.HOLD_OUTCOME_CONFLICT
+        assert answer.conflict.scope == scope
+        assert answer.conflict.starts_at.ToDatetime(tzinfo=UTC) == MONDAY
+        assert answer.conflict.ends_at.ToDatetime(tzinfo=UTC) == MONDAY + timedelta(
+            hours=1
+        )
+    assert touching.outcome == pb.HOLD_OUTCOME_HELD
+    assert await db.fetchval("SELECT count(*) FROM reservation.reservations") == 2
+    assert await db.fetchval("SELECT count(*) FROM reservation.client_claims") == 24
+
+
+async def test_a_retried_claim_answers_held_even_once_its_seat_is_gone(
+    db: asyncpg.Pool, kv: valkey.Valkey, settings: Settings
+) -> None:
+    coworking = await create_coworking(db, timezone="Asia/Almaty")
+    seat = await create_seat(db, coworking)
+    client = (await create_client(db, settings)).id
+    request = _claim(client, seat, MONDAY)
+    claims = ReservationActivities(db, kv)
+    assert (await claims.claim_seat(request)).outcome == pb.HOLD_OUTCOME_HELD
+    await db.execute(
+        "UPDATE coworking.seats SET deleted_at = now() WHERE id = $1", seat
+    )
+
+    again = await claims.claim_seat(request)
+
+    assert (again.outcome, again.status) == (
+        pb.HOLD_OUTCOME_HELD, pb.RESERVATION_STATUS_CONFIRMED,
+    )  # fmt: skip
+    assert (again.coworking_id, again.rules.timezone) == (str(coworking), "Asia/Almaty")
+    assert await db.fetchval("SELECT count(*) FROM reservation.seat_claims") == 12
+
+
+async def test_a_reschedule_moves_every_claim_in_one_transaction(
+    db: asyncpg.Pool, kv: valkey.Valkey, settings: Settings
+) -> None:
+    coworking = await create_coworking(db)
+    seat, other = (
+        await create_seat(db, coworking, number=1),
+        await create_seat(db, coworking, number=2),
+    )
+    anna, ben = (
+        (await create_client(db, settings)).id,
+        (await create_client(db, settings)).id,
+    )
+    claims = ReservationActivities(db, kv)
+    mine = _claim(anna, seat, MONDAY)
+    await claims.claim_seat(mine)
+    await claims.claim_seat(_claim(ben, other, MONDAY.replace(hour=12)))
+    rid = uuid.UUID(mine.reservation_id)
+
+    blocked = await claims.claim_seat(
+        _claim(anna, other, MONDAY.replace(hour=12), reservation_id=rid, version=2)
+    )
+    moved = await claims.claim_seat(
+        _claim(anna, other, MONDAY.replace(hour=15), reservation_id=rid, version=2)
+    )
+
+    assert (blocked.outcome, blocked.conflict.scope) == (
+        pb.HOLD_OUTCOME_CONFLICT,
+        "seat",
+    )
+    assert moved.outcome == pb.HOLD_OUTCOME_HELD
+    row = await db.fetchrow(
+        "SELECT seat_id, starts_at, version FROM reservation.reservations WHERE id = $1",
+        rid,
+    )
+    assert tuple(row) == (other, MONDAY.replace(hour=15), 2)
+    assert await _claims(db, "seat_claims", mine.reservation_id) == grains(
+        MONDAY.replace(hour=15), MONDAY.replace(hour=16)
+    )
