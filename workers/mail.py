@@ -9,10 +9,13 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.mail import MailActivities
-from api.db import create_pool
-from api.resources import database_url
 from api.settings import Settings
-from workers.runner import connect_with_retry, run_until_signal, worker_main
+from workers.runner import (
+    database_pool,
+    serve_until_stopped,
+    stop_on_signals,
+    worker_main,
+)
 
 logger = logging.getLogger(__name__)
 # SMTP servers throttle per connection; a few at once is kind to them.
@@ -30,14 +33,17 @@ def build_worker(client: Client, *, settings: Settings, pool: asyncpg.Pool) -> W
 
 
 async def serve(settings: Settings) -> None:
-    pool = await create_pool(
-        database_url(settings), min_size=1, max_size=MAX_CONCURRENT_SENDS
-    )
-    try:
-        client = await connect_with_retry(settings)
-        await run_until_signal(build_worker(client, settings=settings, pool=pool))
-    finally:
-        await pool.close()
+    async with (
+        stop_on_signals() as stop,
+        database_pool(
+            settings, stop, min_size=1, max_size=MAX_CONCURRENT_SENDS
+        ) as pool,
+    ):
+        await serve_until_stopped(
+            settings,
+            lambda client: build_worker(client, settings=settings, pool=pool),
+            stop,
+        )
 
 
 def main() -> None:

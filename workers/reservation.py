@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from contextlib import aclosing
 from typing import Any
 
 import asyncpg
@@ -11,10 +12,14 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.reservation import ReservationActivities
-from api.db import create_pool
-from api.resources import database_url, valkey_url
+from api.resources import valkey_url
 from api.settings import Settings
-from workers.runner import connect_with_retry, run_until_signal, worker_main
+from workers.runner import (
+    database_pool,
+    serve_until_stopped,
+    stop_on_signals,
+    worker_main,
+)
 from workflows.reservation import ReservationWorkflow
 
 logger = logging.getLogger(__name__)
@@ -48,16 +53,18 @@ def build_worker(
 
 
 async def serve(settings: Settings) -> None:
-    pool = await create_pool(database_url(settings), min_size=2, max_size=20)
-    cache = valkey.from_url(valkey_url(settings))
-    try:
-        client = await connect_with_retry(settings)
-        await run_until_signal(
-            build_worker(client, settings=settings, pool=pool, cache=cache)
+    async with (
+        stop_on_signals() as stop,
+        database_pool(settings, stop, min_size=2, max_size=20) as pool,
+        aclosing(valkey.from_url(valkey_url(settings))) as cache,
+    ):
+        await serve_until_stopped(
+            settings,
+            lambda client: build_worker(
+                client, settings=settings, pool=pool, cache=cache
+            ),
+            stop,
         )
-    finally:
-        await cache.aclose()
-        await pool.close()
 
 
 def main() -> None:
