@@ -125,11 +125,13 @@ class ReservationActivities:
             reservation_id,
         )
         if existing is not None and existing["version"] >= request.version:
-            # a retry of a claim that already committed
+            # a retry of a claim that already committed; the cache may not have
+            # heard of it, when Valkey failed the first attempt after the commit
             context = await load_booking_context(
                 conn, seat_id=seat_id, starts_at=starts_at, ends_at=ends_at
             )
             assert context is not None
+            touched.add(existing["coworking_id"])
             return self._held(context[0], existing["status"])
 
         context = await load_booking_context(
