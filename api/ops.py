@@ -11,7 +11,6 @@ Exit codes: 0 created; 2 bad input (email, weak password, no password given);
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import getpass
 import os
@@ -84,28 +83,26 @@ def _password(args: argparse.Namespace, email: str) -> tuple[str, bool]:
 
 
 @contextlib.asynccontextmanager
-async def _database(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
-    """The configured database, or the embedded one under the data folder."""
-    server = None
-    dsn = settings.database_url
-    if not dsn:
-        from api.devstack import start_postgres
+async def command_dsn(settings: Settings) -> AsyncIterator[str]:
+    """The configured database, or the embedded one under the data folder; an
+    embedded one that this command had to start is stopped when it ends."""
+    if settings.database_url:
+        yield settings.database_url
+        return
+    from api.devstack import postgres_for_command
 
-        # attaches to a running `tlounge dev`, or starts the cluster for this run only
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        server, dsn = await asyncio.to_thread(
-            start_postgres, settings.data_dir / "postgres"
-        )
-    try:
+    async with postgres_for_command(settings.data_dir / "postgres") as dsn:
+        yield dsn
+
+
+@contextlib.asynccontextmanager
+async def _database(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
+    async with command_dsn(settings) as dsn:
         conn = await asyncpg.connect(dsn, timeout=10)
         try:
             yield conn
         finally:
             await conn.close()
-    finally:
-        if server is not None:
-            # leaves it running when another process still holds it
-            await asyncio.to_thread(server.cleanup)  # type: ignore[attr-defined]
 
 
 def _refuse(code: int, message: str) -> int:

@@ -27,7 +27,7 @@ from api.cache import invalidate_availability
 from api.cli import command
 from api.errors import TLoungeError
 from api.objectstore import create_object_store
-from api.ops import _database
+from api.ops import _database, command_dsn
 from api.resources import Resources, connect_temporal, valkey_url
 from api.services import reservations
 from api.settings import Settings
@@ -57,21 +57,17 @@ async def _temporal(settings: Settings) -> AsyncIterator[Client]:
 @contextlib.asynccontextmanager
 async def _resources(settings: Settings) -> AsyncIterator[Resources]:
     """What the services need, for the length of one command."""
-    dsn = settings.database_url
-    if not dsn:
-        from api.devstack import start_postgres
-
-        _, dsn = start_postgres(settings.data_dir.resolve() / "postgres")
-    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
-    cache = valkey.from_url(valkey_url(settings))
-    try:
-        async with _temporal(settings) as client:
-            yield Resources(
-                settings, pool, cache, client, create_object_store(settings)
-            )
-    finally:
-        await cache.aclose()
-        await pool.close()
+    async with command_dsn(settings) as dsn:
+        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+        cache = valkey.from_url(valkey_url(settings))
+        try:
+            async with _temporal(settings) as client:
+                yield Resources(
+                    settings, pool, cache, client, create_object_store(settings)
+                )
+        finally:
+            await cache.aclose()
+            await pool.close()
 
 
 def _notifications_args(parser: argparse.ArgumentParser) -> None:

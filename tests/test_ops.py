@@ -4,10 +4,12 @@ import argparse
 import os
 import subprocess
 import sys
+import uuid
 
 import asyncpg
 import pytest
 
+from api.devstack import free_port, postgres_is_running, start_postgres, stop_postgres
 from api.ops import (
     EXIT_BAD_INPUT,
     EXIT_NO_DATABASE,
@@ -15,6 +17,7 @@ from api.ops import (
     PASSWORD_ENV,
     create_owner,
 )
+from api.ops_reservations import EXIT_UNREACHABLE
 from tests.conftest import make_settings
 
 STRONG = "violet-harbour-97-lantern"
@@ -158,8 +161,7 @@ async def test_create_owner_on_the_embedded_database(monkeypatch, tmp_path) -> N
     assert await create_owner(settings, _args()) == 0
 
     # the cluster it started for this run is stopped again; start it to look
-    from api.devstack import start_postgres, stop_postgres
-
+    assert not postgres_is_running(tmp_path / "data" / "postgres")
     server, dsn = start_postgres(tmp_path / "data" / "postgres")
     try:
         conn = await asyncpg.connect(dsn)
@@ -167,6 +169,40 @@ async def test_create_owner_on_the_embedded_database(monkeypatch, tmp_path) -> N
         await conn.close()
     finally:
         stop_postgres(server, mode="immediate")
+
+
+async def test_create_owner_leaves_a_running_embedded_database_running(
+    monkeypatch, tmp_path
+) -> None:
+    monkeypatch.setenv(PASSWORD_ENV, STRONG)
+    settings = make_settings(data_dir=tmp_path / "data")
+    # as under `tlounge dev`, which stops it itself
+    server, dsn = start_postgres(tmp_path / "data" / "postgres")
+    try:
+        assert await create_owner(settings, _args()) == 0
+
+        assert postgres_is_running(tmp_path / "data" / "postgres")
+        conn = await asyncpg.connect(dsn)
+        assert await conn.fetchval("SELECT count(*) FROM admin.admins") == 1
+        await conn.close()
+    finally:
+        stop_postgres(server, mode="immediate")
+
+
+def test_tlounge_reservation_command_stops_the_embedded_database_it_started(
+    tmp_path,
+) -> None:
+    # no Temporal answers: the command fails after it started the database
+    env = {"PATH": os.environ["PATH"], "TLOUNGE_DATA_DIR": str(tmp_path / "data"),
+           "TLOUNGE_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}"}  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "api.cli", "reservation", "show", str(uuid.uuid4())],
+        env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+
+    assert result.returncode == EXIT_UNREACHABLE, result.stderr
+    assert (tmp_path / "data" / "postgres" / "PG_VERSION").exists()
+    assert not postgres_is_running(tmp_path / "data" / "postgres")
 
 
 def test_tlounge_cli_has_create_owner(pg_dsn) -> None:

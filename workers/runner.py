@@ -81,7 +81,7 @@ async def stop_on_signals() -> AsyncIterator[StopSignal]:
     try:
         yield stop
     except Stopped:
-        logger.info("stopped before the worker could start")
+        logger.info("stopped while waiting for a dependency")
     finally:
         for signum in SIGNALS:
             loop.remove_signal_handler(signum)

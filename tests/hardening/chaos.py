@@ -52,8 +52,6 @@ class Journal:
     mail_kills: list[float] = field(default_factory=list)
     postgres_down: list[tuple[float, float]] = field(default_factory=list)
     unexpected_exits: Counter[str] = field(default_factory=Counter)
-    # children the fault task is killing and restarting; the supervisor keeps off them
-    in_hand: set[str] = field(default_factory=set)
 
     def now(self) -> float:
         return time.monotonic() - self.started
@@ -210,20 +208,24 @@ async def faults(harness: Harness, journal: Journal, *, seconds: float, kills: i
             sink.start()
             journal.note("SMTP sink: started again")
         else:
-            journal.note(f"{what}: SIGKILL")
-            if what == "mail-worker":
-                journal.mail_kills.append(journal.now())
-            journal.in_hand.add(what)
-            try:
-                await harness.kill(what)
-                await asyncio.sleep(
-                    random.uniform(0.5, 3.0) if what != "temporal" else 3.0
-                )
-                await harness.restart(what)
-            finally:
-                journal.in_hand.discard(what)
+            pause = random.uniform(0.5, 3.0) if what != "temporal" else 3.0
+            await kill_and_restart(harness, journal, what, pause=pause)
 
     await asyncio.gather(*(act(at, what) for at, what in sorted(plan)))
+
+
+async def kill_and_restart(
+    harness: Harness, journal: Journal, what: str, *, pause: float
+) -> None:
+    # a kill planned while another of the same child is under way waits for it,
+    # and its time is noted when it happens
+    async with harness.hands_on(what):
+        journal.note(f"{what}: SIGKILL")
+        if what == "mail-worker":
+            journal.mail_kills.append(journal.now())
+        await harness.kill(what)
+        await asyncio.sleep(pause)
+        await harness.restart(what)
 
 
 async def supervise(harness: Harness, journal: Journal, stop: asyncio.Event) -> None:
@@ -231,21 +233,8 @@ async def supervise(harness: Harness, journal: Journal, stop: asyncio.Event) -> 
     while not stop.is_set():
         await asyncio.sleep(1.0)
         for child in harness.stack.children:
-            process = child.process
-            if (
-                process is None
-                or process.returncode is None
-                or child.name in journal.in_hand
-            ):
-                continue
-            await asyncio.sleep(1.0)
-            if (
-                child.process is process
-                and process.returncode is not None
-                and child.name not in journal.in_hand
-            ):
+            if await harness.replace_if_exited(child):
                 journal.unexpected_exits[child.name] += 1
-                await child.start()
 
 
 def _percentile(values: list[float], share: float) -> float:
@@ -407,6 +396,8 @@ async def main(args: argparse.Namespace) -> int:
             )
         if harness.child("api").restarts or journal.unexpected_exits.get("api"):
             broken.append("the API process died")
+    if harness.leftovers:
+        broken.append(f"processes left after the stack stopped: {harness.leftovers}")
     for line in broken:
         print(f"BROKEN: {line}")  # noqa: T201
     print("all promises kept" if not broken else f"{len(broken)} promise(s) broken")  # noqa: T201

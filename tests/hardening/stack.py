@@ -1,7 +1,8 @@
 """The embedded stack on free loopback ports in a temporary folder, for scripts.
 
 Every process is a child of ours and stops with the context, whatever
-happened in between; a fault script may kill and restart any of them.
+happened in between; a fault script may kill and restart any of them. Any
+process still at work in the data folder after the stop is killed and named.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ import shutil
 import signal
 import tempfile
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
+import psutil
 
 from api.devstack import (
     Child,
@@ -33,6 +35,9 @@ class Harness:
     stack: Stack
     settings: Settings
     pool: asyncpg.Pool
+    # processes found in the data folder once the stack stopped, and killed then
+    leftovers: list[str] = field(default_factory=list)
+    _hands: dict[str, asyncio.Lock] = field(default_factory=dict)
 
     @property
     def dsn(self) -> str:
@@ -44,6 +49,24 @@ class Harness:
 
     def child(self, name: str) -> Child:
         return next(child for child in self.stack.children if child.name == name)
+
+    def hands_on(self, name: str) -> asyncio.Lock:
+        """Held around every kill and restart of a child.
+
+        Two of them overlapping on one child each started a process, and the
+        stack knows, and stops, only the last one.
+        """
+        return self._hands.setdefault(name, asyncio.Lock())
+
+    async def replace_if_exited(self, child: Child) -> bool:
+        """Start a child that died by itself again; one killed by a fault is not."""
+        hands = self.hands_on(child.name)
+        process = child.process
+        if hands.locked() or process is None or process.returncode is None:
+            return False
+        async with hands:
+            await child.start()
+        return True
 
     async def kill(self, name: str) -> None:
         """SIGKILL, as the kernel's OOM killer or a lost node would."""
@@ -66,14 +89,38 @@ class Harness:
         server = self.stack.postgres
         await asyncio.to_thread(server.ensure_postgres_running)  # type: ignore[attr-defined]
 
-    async def revive(self) -> list[str]:
-        """Start again any child that died on its own; their names."""
-        died = []
-        for child in self.stack.children:
-            if child.process is not None and child.process.returncode is not None:
-                died.append(child.name)
-                await child.start()
-        return died
+
+def processes_in(folder: Path) -> list[psutil.Process]:
+    """Live processes that work in the folder: named in their command line, or
+    with their working directory or TLOUNGE_DATA_DIR under it."""
+    found = []
+    for process in psutil.process_iter():
+        with contextlib.suppress(psutil.Error):
+            if process.status() != psutil.STATUS_ZOMBIE and _works_in(
+                process, str(folder)
+            ):
+                found.append(process)
+    return found
+
+
+def _works_in(process: psutil.Process, folder: str) -> bool:
+    return (
+        any(folder in part for part in process.cmdline())
+        or process.cwd().startswith(folder)
+        or process.environ().get("TLOUNGE_DATA_DIR", "").startswith(folder)
+    )
+
+
+def end_leftovers(folder: Path) -> list[str]:
+    """Kill what still runs in the folder; a line for each, to report."""
+    left = processes_in(folder)
+    lines = []
+    for process in left:
+        with contextlib.suppress(psutil.Error):
+            lines.append(f"{process.pid} {' '.join(process.cmdline())}")
+            process.kill()
+    psutil.wait_procs(left, timeout=10)
+    return lines
 
 
 @contextlib.asynccontextmanager
@@ -90,13 +137,14 @@ async def running_stack(*, keep: bool = False) -> AsyncIterator[Harness]:
         smtp_port=free_port(),
     )  # type: ignore[call-arg]
     stack = Stack(settings, temporal_ui=False, load_demo=False)
+    leftovers: list[str] = []
     pool = None
     try:
         await stack.start()
         pool = await asyncpg.create_pool(
             stack.env["TLOUNGE_DATABASE_URL"], min_size=0, max_size=5
         )
-        yield Harness(stack, settings, pool)
+        yield Harness(stack, settings, pool, leftovers)
     finally:
         if pool is not None:
             pool.terminate()
@@ -105,5 +153,6 @@ async def running_stack(*, keep: bool = False) -> AsyncIterator[Harness]:
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(stack.postgres.ensure_postgres_running)  # type: ignore[attr-defined]
         await stack.stop()
+        leftovers += await asyncio.to_thread(end_leftovers, data_dir)
         if not keep:
             shutil.rmtree(data_dir, ignore_errors=True)

@@ -25,6 +25,7 @@ from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.api.workflowservice.v1 import RegisterNamespaceRequest
 from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
 from api.db import migrate
@@ -217,14 +218,22 @@ async def register_namespace(client: Client, namespace: str) -> None:
             namespace=namespace, workflow_execution_retention_period=retention
         )
     )
-    await client.operator_service.add_search_attributes(
-        AddSearchAttributesRequest(
-            namespace=namespace,
-            search_attributes={
-                name: _INDEXED[kind] for name, kind in SEARCH_ATTRIBUTES.items()
-            },
-        )
+    request = AddSearchAttributesRequest(
+        namespace=namespace,
+        search_attributes={
+            name: _INDEXED[kind] for name, kind in SEARCH_ATTRIBUTES.items()
+        },
     )
+    # the server's caches learn of a new namespace some seconds after it exists
+    deadline = time.monotonic() + 25
+    while True:
+        try:
+            await client.operator_service.add_search_attributes(request)
+            break
+        except RPCError as error:
+            if error.status != RPCStatusCode.NOT_FOUND or time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
 
 
 _INDEXED = {
