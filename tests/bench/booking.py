@@ -20,6 +20,7 @@ import dataclasses
 import sys
 import time
 import uuid
+from collections.abc import Awaitable
 from pathlib import Path
 
 from temporalio.client import Client
@@ -120,6 +121,41 @@ async def sticky_cache_size(http: Http, url: str | None) -> float | None:
     return None
 
 
+async def settled(
+    running: Running,
+    *,
+    idle_cores: float = 0.15,
+    window: float = 0.5,
+    limit: float = 60.0,
+) -> None:
+    """Wait until the stack is nearly idle.
+
+    A phase leaves work behind it (its mails, the workflow tasks they wake):
+    waiting for it counts that work in the phase's CPU figures and keeps it
+    out of the next phase's latencies.
+    """  # fmt: skip
+    deadline = time.monotonic() + limit
+    last = sum(cpu_by_process(running).values())
+    while time.monotonic() < deadline:
+        await asyncio.sleep(window)
+        used = sum(cpu_by_process(running).values())
+        if (used - last) / window < idle_cores:
+            return
+        last = used
+
+
+async def measured(
+    running: Running, label: str, phase: Awaitable[Figures], into: list[Figures]
+) -> None:
+    await settled(running)
+    before = cpu_by_process(running)
+    figures = await phase
+    into.append(figures)
+    print(figures.line(f"  {label}"), flush=True)
+    await settled(running)
+    print(cpu_line(before, cpu_by_process(running), figures.count + figures.failures))
+
+
 async def one_run(
     *,
     http: Http,
@@ -134,47 +170,30 @@ async def one_run(
     fixed_count: int,
     results: Results,
 ) -> None:
-    """Each measurement of one run, its baselines first, on the same machine state."""
-    before = cpu_by_process(running)
-    sql = await closed_loop(
-        sql_operation(running.pool, sql_scene, sql_scene.take(count)),
-        count=count, concurrency=concurrency,
-    )  # fmt: skip
-    results.sql.append(sql)
-    print(sql.line("  SQL claim transaction"), flush=True)
-    print(cpu_line(before, cpu_by_process(running), sql.count + sql.failures))
-    before = cpu_by_process(running)
-    plain = await closed_loop(
-        bare_operation(client, task_queue), count=count, concurrency=concurrency
-    )
-    results.bare.append(plain)
-    print(plain.line("  bare workflow"), flush=True)
-    print(cpu_line(before, cpu_by_process(running), plain.count + plain.failures))
-    before = cpu_by_process(running)
-    mailing = await closed_loop(
-        bare_operation(client, task_queue, mailing=True),
-        count=count, concurrency=concurrency,
-    )  # fmt: skip
-    results.mailing.append(mailing)
-    print(mailing.line("  bare workflow + activity"), flush=True)
-    print(cpu_line(before, cpu_by_process(running), mailing.count + mailing.failures))
-    before = cpu_by_process(running)
-    api = await closed_loop(
-        booking_operation(http, scene, scene.take(count)),
-        count=count, concurrency=concurrency,
-    )  # fmt: skip
-    results.api.append(api)
-    print(api.line("  POST /api/reservations"), flush=True)
-    print(cpu_line(before, cpu_by_process(running), api.count + api.failures))
-    before = cpu_by_process(running)
-    fixed = await open_loop(
-        booking_operation(http, scene, scene.take(fixed_count)),
-        rate=rate,
-        count=fixed_count,
-    )
-    results.fixed.append(fixed)
-    print(fixed.line(f"  POST at {rate:g}/s"), flush=True)
-    print(cpu_line(before, cpu_by_process(running), fixed.count + fixed.failures))
+    """Each measurement of one run, its baselines first, each from a quiet stack."""
+    phases = [
+        ("SQL claim transaction", results.sql, closed_loop(
+            sql_operation(running.pool, sql_scene, sql_scene.take(count)),
+            count=count, concurrency=concurrency,
+        )),
+        ("bare workflow", results.bare, closed_loop(
+            bare_operation(client, task_queue), count=count, concurrency=concurrency
+        )),
+        ("bare workflow + activity", results.mailing, closed_loop(
+            bare_operation(client, task_queue, mailing=True),
+            count=count, concurrency=concurrency,
+        )),
+        ("POST /api/reservations", results.api, closed_loop(
+            booking_operation(http, scene, scene.take(count)),
+            count=count, concurrency=concurrency,
+        )),
+        (f"POST at {rate:g}/s", results.fixed, open_loop(
+            booking_operation(http, scene, scene.take(fixed_count)),
+            rate=rate, count=fixed_count,
+        )),
+    ]  # fmt: skip
+    for label, into, phase in phases:
+        await measured(running, label, phase, into)
 
 
 async def fill_to(http: Http, scene: Scene, *, total: int, concurrency: int) -> int:
