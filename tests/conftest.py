@@ -6,6 +6,7 @@ the Valkey database and the mail sink before every test that uses them.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import sys
@@ -183,11 +184,16 @@ def s3_endpoint() -> Iterator[str]:
     server.stop()
 
 
+# every data folder a test's settings name lives here, removed when the run ends
+_DATA_ROOT = Path(tempfile.mkdtemp(prefix="tlounge-data-"))
+atexit.register(shutil.rmtree, _DATA_ROOT, True)
+
+
 def make_settings(**overrides: object) -> Settings:
     values: dict[str, object] = {
         "env": "dev",
         "jwt_secret": "x" * 48,
-        "data_dir": Path(tempfile.mkdtemp(prefix="tlounge-data-")),
+        "data_dir": Path(tempfile.mkdtemp(dir=_DATA_ROOT)),
         # every workflow the suite runs in-process runs inside the sandbox
         "workflow_sandbox": True,
     }
