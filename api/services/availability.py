@@ -21,6 +21,7 @@ from valkey.exceptions import ValkeyError
 from api.booking_rules import (
     CoworkingRules,
     grid_ceil,
+    grid_floor,
     opening_intervals,
     snap_to_grid,
     subtract,
@@ -94,8 +95,11 @@ async def availability(
     # what began before now cannot be booked; snapping keeps the cache key stable
     # for a whole slot
     begin = max(start.astimezone(UTC), grid_ceil(rules, now))
+    # nothing past the booking horizon is offered, where a booking would be refused
+    horizon = grid_floor(rules, now + timedelta(days=rules.max_days_ahead))
+    finish = min(end.astimezone(UTC), horizon)
     query = {
-        "from": _iso(begin), "to": _iso(end), "type": kind,
+        "from": _iso(begin), "to": _iso(finish), "type": kind,
         "features": sorted(set(features or [])),
         "seat": str(seat_id) if seat_id else None,
     }  # fmt: skip
@@ -104,8 +108,9 @@ async def availability(
         return hit  # type: ignore[no-any-return]
 
     answer = await _compute(
-        pool, rules, begin=begin, end=end, kind=kind, features=features, seat_id=seat_id
-    )
+        pool, rules, begin=begin, end=finish, kind=kind, features=features,
+        seat_id=seat_id,
+    )  # fmt: skip
     answer["from"], answer["to"] = _iso(start), _iso(end)
     if key:
         await _store(kv, key, answer)

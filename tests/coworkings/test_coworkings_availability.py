@@ -4,10 +4,15 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
+from api.booking_rules import CoworkingRules, SeatInfo, check_booking
+from api.errors import RuleViolation
+from api.services.coworkings import coworking_row
 from api.services.reservation_reads import busy_intervals
 from tests.factories import create_admin, create_client, create_coworking, create_seat
 
 ALL_WEEK = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+# these tests look at the calendar of 2099: a booking horizon that reaches it
+FAR = 40_000
 
 
 def z(text: str) -> str:
@@ -36,7 +41,7 @@ async def test_availability_dst_spring_forward_berlin(
 ) -> None:
     coworking_id = await create_coworking(
         db, timezone="Europe/Berlin", opening_hours={"sun": [["01:00", "05:00"]]},
-        slot_minutes=30, min_duration_minutes=30,
+        slot_minutes=30, min_duration_minutes=30, max_days_ahead=FAR,
     )  # fmt: skip
     await create_seat(db, coworking_id)
 
@@ -57,8 +62,9 @@ async def test_availability_overnight_hours_across_midnight(
     api: httpx.AsyncClient, db
 ) -> None:
     coworking_id = await create_coworking(
-        db, opening_hours={day: [["22:00", "06:00"]] for day in ALL_WEEK}
-    )
+        db, opening_hours={day: [["22:00", "06:00"]] for day in ALL_WEEK},
+        max_days_ahead=FAR,
+    )  # fmt: skip
     await create_seat(db, coworking_id)
 
     response = await api.get(f"/api/coworkings/{coworking_id}/availability", params={
@@ -74,7 +80,7 @@ async def test_availability_closure_and_reservations_cut_slots(
     api: httpx.AsyncClient, db, settings
 ) -> None:
     coworking_id = await create_coworking(
-        db, opening_hours={"thu": [["08:00", "18:00"]]}
+        db, opening_hours={"thu": [["08:00", "18:00"]]}, max_days_ahead=FAR
     )
     seat_id = await create_seat(db, coworking_id, number=1)
     spare = await create_seat(db, coworking_id, number=2, features=["Monitor"])
@@ -147,7 +153,7 @@ async def test_availability_closure_and_reservations_cut_slots(
 async def test_availability_cache_invalidated_after_closure(
     api: httpx.AsyncClient, db, settings, kv
 ) -> None:
-    coworking_id = await create_coworking(db)
+    coworking_id = await create_coworking(db, max_days_ahead=FAR)
     seat_id = await create_seat(db, coworking_id)
     owner = await create_admin(db, settings)
     url = f"/api/coworkings/{coworking_id}/availability"
@@ -214,3 +220,32 @@ async def test_availability_past_clipped_and_inactive_hidden(
     assert response.status_code == 404
 
 
+async def test_availability_stops_at_the_booking_horizon(
+    api: httpx.AsyncClient, db, resources
+) -> None:
+    coworking_id = await create_coworking(db, max_days_ahead=2)
+    await create_seat(db, coworking_id)
+    now = datetime.now(UTC)
+    start = now.replace(minute=0, second=0, microsecond=0) + timedelta(days=1)
+
+    response = await api.get(f"/api/coworkings/{coworking_id}/availability", params={
+        "from": z(start.isoformat()), "to": z((start + timedelta(days=3)).isoformat())})  # fmt: skip
+
+    # round-the-clock hours: one free span, from the start to the horizon two days on
+    [(starts_at, ends_at)] = free_of(response)
+    ends = datetime.fromisoformat(ends_at)
+    assert starts_at == z(start.isoformat())
+    assert (
+        now + timedelta(days=2) - timedelta(hours=1) < ends <= now + timedelta(days=2)
+    )
+    assert response.json()["to"] == z((start + timedelta(days=3)).isoformat())
+    # a booking that ends at the horizon is taken; one just past it is refused
+    rules = CoworkingRules.from_row(await coworking_row(db, coworking_id))
+    seat = SeatInfo(uuid.uuid4(), coworking_id, 1, "OpenSpace", 1, False, True)
+    check_booking(rules=rules, seat=seat, closures=[], client_is_internal=False,
+                  starts_at=ends - timedelta(hours=1), ends_at=ends, now=now)  # fmt: skip
+    with pytest.raises(RuleViolation) as refused:
+        check_booking(rules=rules, seat=seat, closures=[], client_is_internal=False,
+                      starts_at=ends + timedelta(hours=1),
+                      ends_at=ends + timedelta(hours=2), now=now)  # fmt: skip
+    assert refused.value.rule == "too_far_ahead"
