@@ -58,7 +58,8 @@ WITH existing AS (
 )
 SELECT {", ".join(f"w.{column}" for column in RULE_COLUMNS)},
     w.id, w.timezone, w.opening_hours, w.active,
-    s.coworking_id AS seat_coworking_id, s.number AS seat_number, s.kind AS seat_kind,
+    s.id AS seat_id, s.coworking_id AS seat_coworking_id, s.number AS seat_number,
+    s.kind AS seat_kind,
     s.capacity AS seat_capacity, s.internal_only AS seat_internal_only,
     s.active AS seat_active,
     ARRAY(
@@ -103,18 +104,6 @@ _BOOK = (
 ),"""
     + _CLAIMS
 )
-
-
-def _seat(seat_id: uuid.UUID, context: asyncpg.Record) -> SeatInfo:
-    return SeatInfo(
-        id=seat_id,
-        coworking_id=context["seat_coworking_id"],
-        number=context["seat_number"],
-        kind=context["seat_kind"],
-        capacity=context["seat_capacity"],
-        internal_only=context["seat_internal_only"],
-        active=context["seat_active"],
-    )
 
 
 def grains(starts_at: datetime, ends_at: datetime) -> list[datetime]:
@@ -209,7 +198,7 @@ class ReservationActivities:
         try:
             check_booking(
                 rules=rules,
-                seat=_seat(seat_id, context),
+                seat=SeatInfo.from_row(context, prefix="seat_"),
                 closures=[Closure(*closure) for closure in context["closures"]],
                 client_is_internal=context["client_internal"],
                 starts_at=starts_at,

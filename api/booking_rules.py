@@ -88,15 +88,16 @@ class SeatInfo:
     active: bool
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> SeatInfo:
+    def from_row(cls, row: Mapping[str, Any], *, prefix: str = "") -> SeatInfo:
+        """`prefix` names the columns in a row that also holds other tables'."""
         return cls(
-            id=row["id"],
-            coworking_id=row["coworking_id"],
-            number=row["number"],
-            kind=row["kind"],
-            capacity=row["capacity"],
-            internal_only=row["internal_only"],
-            active=row["active"],
+            id=row[f"{prefix}id"],
+            coworking_id=row[f"{prefix}coworking_id"],
+            number=row[f"{prefix}number"],
+            kind=row[f"{prefix}kind"],
+            capacity=row[f"{prefix}capacity"],
+            internal_only=row[f"{prefix}internal_only"],
+            active=row[f"{prefix}active"],
         )
 
 

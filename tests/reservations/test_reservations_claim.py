@@ -50,6 +50,15 @@ async def _closure(
     )  # fmt: skip
 
 
+async def _two_seats_two_clients(
+    db: asyncpg.Pool, settings: Settings
+) -> tuple[uuid.UUID, uuid.UUID, uuid.UUID, uuid.UUID]:
+    coworking = await create_coworking(db)
+    seats = [await create_seat(db, coworking, number=n) for n in (1, 2)]
+    clients = [(await create_client(db, settings)).id for _ in range(2)]
+    return seats[0], seats[1], clients[0], clients[1]
+
+
 async def _claims(db: asyncpg.Pool, table: str, reservation_id: str) -> list[datetime]:
     rows = await db.fetch(
         f"SELECT slot_start FROM reservation.{table} WHERE reservation_id = $1"  # noqa: S608
@@ -147,15 +156,7 @@ async def test_refusals_name_their_reason_and_write_nothing(
 async def test_a_taken_seat_or_client_slot_is_a_conflict_that_writes_nothing(
     db: asyncpg.Pool, kv: valkey.Valkey, settings: Settings
 ) -> None:
-    coworking = await create_coworking(db)
-    seat, other = (
-        await create_seat(db, coworking, number=1),
-        await create_seat(db, coworking, number=2),
-    )
-    anna, ben = (
-        (await create_client(db, settings)).id,
-        (await create_client(db, settings)).id,
-    )
+    seat, other, anna, ben = await _two_seats_two_clients(db, settings)
     claims = ReservationActivities(db, kv)
     first = _claim(anna, seat, MONDAY)
     assert (await claims.claim_seat(first)).outcome == pb.HOLD_OUTCOME_HELD
@@ -203,15 +204,7 @@ async def test_a_retried_claim_answers_held_even_once_its_seat_is_gone(
 async def test_a_reschedule_moves_every_claim_in_one_transaction(
     db: asyncpg.Pool, kv: valkey.Valkey, settings: Settings
 ) -> None:
-    coworking = await create_coworking(db)
-    seat, other = (
-        await create_seat(db, coworking, number=1),
-        await create_seat(db, coworking, number=2),
-    )
-    anna, ben = (
-        (await create_client(db, settings)).id,
-        (await create_client(db, settings)).id,
-    )
+    seat, other, anna, ben = await _two_seats_two_clients(db, settings)
     claims = ReservationActivities(db, kv)
     mine = _claim(anna, seat, MONDAY)
     await claims.claim_seat(mine)
