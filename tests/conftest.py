@@ -6,13 +6,14 @@ the Valkey database and the mail sink before every test that uses them.
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import os
 import shutil
 import sys
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from pathlib import Path
 
 import asyncpg
@@ -50,6 +51,30 @@ Runtime.set_default(
     error_if_already_set=False,
 )
 SCHEMAS = ("client", "admin", "coworking", "reservation", "images", "notifications")
+TEARDOWN_SECONDS = 60
+# past pytest's capture, so a passing run still shows it
+TEARDOWN_REPORT = sys.__stderr__
+
+
+async def bounded_teardown(step: Awaitable[object], what: str) -> bool:
+    """Wait for a teardown step, but not for ever.
+
+    Roughly one full run in six once hung in a teardown until the suite's
+    300 s timeout, and it never came back under a debugger. A step that
+    overruns is abandoned, and every pending task's stack is printed, so the
+    next occurrence says where it stuck while the run goes on.
+    """
+    try:
+        await asyncio.wait_for(step, TEARDOWN_SECONDS)
+    except TimeoutError:
+        print(  # noqa: T201
+            f"teardown: {what} did not finish in {TEARDOWN_SECONDS} s; pending tasks:",
+            file=TEARDOWN_REPORT,
+        )
+        for task in asyncio.all_tasks():
+            task.print_stack(limit=12, file=TEARDOWN_REPORT)
+        return False
+    return True
 
 
 @pytest.fixture(scope="session")
@@ -78,12 +103,14 @@ async def pool(pg_dsn: str) -> AsyncIterator[asyncpg.Pool]:
     async with pool.acquire() as conn:
         await migrate(conn)
     yield pool
-    await pool.close()
+    if not await bounded_teardown(pool.close(), "closing the session pool"):
+        pool.terminate()
 
 
 async def truncate_all(pool: asyncpg.Pool) -> None:
     rows = await pool.fetch(
-        "SELECT schemaname, tablename FROM pg_tables WHERE schemaname = ANY($1::text[])",
+        "SELECT schemaname, tablename FROM pg_tables"
+        " WHERE schemaname = ANY($1::text[])",
         list(SCHEMAS),
     )
     if rows:
@@ -151,7 +178,7 @@ async def time_env() -> AsyncIterator[WorkflowEnvironment]:
         )
     )
     yield env
-    await env.shutdown()
+    await bounded_teardown(env.shutdown(), "stopping the time-skipping server")
 
 
 @pytest_asyncio.fixture(scope="session")
@@ -168,7 +195,7 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
         dev_server_log_level="error",
     )
     yield env
-    await env.shutdown()
+    await bounded_teardown(env.shutdown(), "stopping the dev server")
 
 
 @pytest.fixture(scope="session")

@@ -23,6 +23,7 @@ from temporalio.worker import Worker
 from api.main import create_app
 from api.resources import Resources
 from proto.converter import DATA_CONVERTER
+from tests.conftest import bounded_teardown
 from tests.factories import (
     Account,
     create_admin,
@@ -75,7 +76,7 @@ class Scene:
     cached: bool = True
 
     async def restart_workers(self) -> None:
-        """Stop both workers and start fresh ones, as a crashed process would be replaced."""
+        """Stop both workers and start fresh ones, as for a crashed process."""
         await self.workers.aclose()
         self.workers = contextlib.AsyncExitStack()
         await self.workers.enter_async_context(
@@ -83,7 +84,7 @@ class Scene:
         )
 
     async def sleep(self, duration: timedelta) -> None:
-        """Skip the server's clock; a patient RPC, since a loaded machine is slow to get there."""
+        """Skip the server's clock, patiently: a loaded machine is slow to get there."""
         request = SleepRequest()
         request.duration.FromTimedelta(max(duration, timedelta(0)))
         await self.env.client.test_service.unlock_time_skipping_with_sleep(
@@ -96,7 +97,7 @@ class Scene:
     async def slot(
         self, *, hours_ahead: float, length_minutes: int = 60
     ) -> tuple[datetime, datetime]:
-        """A slot on the 15-minute grid, starting about `hours_ahead` from the server's now."""
+        """A slot on the 15-minute grid, about `hours_ahead` after the server's now."""
         now = await self.now()
         start = (now + timedelta(hours=hours_ahead)).replace(second=0, microsecond=0)
         start -= timedelta(minutes=start.minute % 15)
@@ -170,7 +171,7 @@ async def _scene(
     try:
         yield scene
     finally:
-        await scene.workers.aclose()
+        await bounded_teardown(scene.workers.aclose(), "stopping the scene's workers")
         await keep_histories(resources, request.node.name)
 
 
