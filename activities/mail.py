@@ -1,8 +1,11 @@
 """The mail activity: at most once per (reservation, kind, version).
 
-What was sent is recorded in notifications.sent_mail and checked first. The
-one window nobody closes: the SMTP server accepted the message and the worker
-died before recording it; the retry then sends the same Message-ID again.
+What was sent is recorded in notifications.sent_mail and checked first. An
+accepted message is also heartbeated before it is recorded, so an attempt
+whose record failed (PostgreSQL went away) is retried without sending again.
+The one window nobody closes: the SMTP server accepted the message and the
+worker died before its heartbeat reached Temporal; the retry then sends the
+same Message-ID again.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from activities.mail_render import (
     message_id,
 )
 from activities.smtp_pool import SmtpConnections
+from api.errors import DATABASE_DOWN
 from api.settings import Settings
 from proto import reservation_pb2 as pb
 from workers import metrics
@@ -47,6 +51,17 @@ class MailActivities:
     @activity.defn(name="send_mail")
     async def send_mail(self, request: pb.MailInput) -> pb.MailResult:
         kind = kind_name(request.kind)
+        try:
+            return await self._send(request, kind)
+        except DATABASE_DOWN as error:
+            # not the mail's fault: the workflow waits this out however long it lasts
+            metrics.MAILS_FAILED.labels(kind=kind, reason="database").inc()
+            raise ApplicationError(
+                f"PostgreSQL is unreachable: {type(error).__name__}",
+                type="DatabaseUnavailable",
+            ) from error
+
+    async def _send(self, request: pb.MailInput, kind: str) -> pb.MailResult:
         mid = message_id(
             request.reservation_id, request.kind, request.version, self.domain
         )
@@ -68,10 +83,13 @@ class MailActivities:
                 str(error), type="MailBuildError", non_retryable=True
             ) from error
 
-        await self._deliver(message, kind)
+        if mid not in activity.info().heartbeat_details:
+            await self._deliver(message, kind)
+            activity.heartbeat(mid)
         await self.pool.execute(
-            "INSERT INTO notifications.sent_mail (message_id, reservation_id, kind, version,"
-            " recipient, due_at, scheduled_at) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+            "INSERT INTO notifications.sent_mail (message_id, reservation_id, kind,"
+            " version, recipient, due_at, scheduled_at)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7)"
             " ON CONFLICT (message_id) DO NOTHING",
             mid, uuid.UUID(request.reservation_id), kind, request.version,
             context.recipient_email, _dt(request.due_at),

@@ -139,6 +139,15 @@ DEPENDENCY_DOWN: tuple[type[Exception], ...] = (
     ValkeyTimeoutError,
     OSError,
 )
+# the same for PostgreSQL alone, with a pooled connection that broke under us
+DATABASE_DOWN: tuple[type[Exception], ...] = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.ConnectionDoesNotExistError,
+    OSError,
+)
 
 
 def error_body(code: str, description: str) -> dict[str, str]:
@@ -150,9 +159,8 @@ def describe_validation(errors: list[Any]) -> str:
     for item in errors[:5]:
         if item.get("type") == "json_invalid":
             # its location is a character offset, not a field
-            parts.append(
-                f"body: not valid JSON ({item.get('ctx', {}).get('error', 'malformed')})"
-            )
+            reason = item.get("ctx", {}).get("error", "malformed")
+            parts.append(f"body: not valid JSON ({reason})")
             continue
         location = [str(part) for part in item.get("loc", ()) if part != "body"]
         field = ".".join(location) or "body"

@@ -32,6 +32,12 @@ NOTIFICATION_STATUS = SearchAttributeKey.for_keyword("NotificationStatus")
 # 2026-12: search attributes written only on change; a hold moved before staff
 # confirm it is announced by a confirmation mail.
 PATCH_2026_12 = "2026-12-lean-attributes"
+# 2026-12: a mail that failed only because PostgreSQL was down is tried again,
+# not marked failed for ops to retry.
+PATCH_MAIL_WAITS_FOR_DATABASE = "2026-12-mail-waits-for-database"
+# how long a mail rests, after its attempts ran into a database outage, before
+# the next round of attempts
+DATABASE_OUTAGE_PAUSE = timedelta(seconds=30)
 
 # Staff may check a client in from this long before the start until the end.
 CHECKIN_OPENS_BEFORE = timedelta(minutes=30)
@@ -72,6 +78,11 @@ _STALE_WHEN_CLOSED = (
 
 def status_name(status: int) -> str:
     return S.Name(status).removeprefix("RESERVATION_STATUS_").lower()
+
+
+def _database_was_down(error: ActivityError) -> bool:
+    cause = error.cause
+    return isinstance(cause, ApplicationError) and cause.type == "DatabaseUnavailable"
 
 
 def _dt(ts: object) -> datetime:
@@ -306,7 +317,7 @@ class ReservationWorkflow:
             self._state.checked_in_at.CopyFrom(request.at)
         self._upsert_status()
 
-    # Mail goes out beside the timeline, so a failing server never holds up the reservation.
+    # Mail goes out beside the timeline: a failing server never holds up the booking.
 
     def _queue_mail(self, kind: int, *, due_at: datetime) -> None:
         mail = pb.MailInput(
@@ -339,7 +350,15 @@ class ReservationWorkflow:
                     retry_policy=MAIL_RETRY,
                     summary=f"{kind} mail, version {mail.version}",
                 )
-            except ActivityError:
+            except ActivityError as error:
+                if _database_was_down(error) and workflow.patched(
+                    PATCH_MAIL_WAITS_FOR_DATABASE
+                ):
+                    workflow.logger.warning(
+                        "%s mail waits for PostgreSQL to come back", kind
+                    )
+                    await workflow.sleep(DATABASE_OUTAGE_PAUSE)
+                    continue
                 workflow.logger.warning(
                     "%s mail failed; waiting for retry_notification", kind
                 )

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 import pytest_asyncio
@@ -37,7 +38,7 @@ from workers import reservation as reservation_worker
 
 @asynccontextmanager
 async def running_workers(
-    resources: Resources, *, cached: bool = True
+    resources: Resources, *, cached: bool = True, mail_pool: asyncpg.Pool | None = None
 ) -> AsyncIterator[tuple[Worker, Worker]]:
     settings = resources.settings
     reservations = reservation_worker.build_worker(
@@ -51,7 +52,10 @@ async def running_workers(
     )
     smtp = mail_worker.smtp_connections(settings)
     mails = mail_worker.build_worker(
-        resources.temporal, settings=settings, pool=resources.pool, smtp=smtp
+        resources.temporal,
+        settings=settings,
+        pool=mail_pool or resources.pool,
+        smtp=smtp,
     )
     try:
         async with reservations, mails:

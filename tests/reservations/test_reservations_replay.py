@@ -26,6 +26,7 @@ def test_recorded_histories_cover_main_paths() -> None:
         "check_in_near_start_then_completed_after_end",
         "reschedule_moves_reminder_and_keeps_old_slot_until_new_holds",
         "smtp_refusing_for_good_marks_failed_then_retry_signal_delivers",
+        "mail_waits_out_a_database_outage_longer_than_its_retries",
     } <= names
 
 
