@@ -49,7 +49,8 @@ _COUNTERS = {
 
 # Everything a claim reads, in one round trip: the reservation as it stands (locked,
 # so two attempts at one claim take turns), the seat, its coworking's rules, the
-# closures that cut the interval, the client, and how many reservations they hold.
+# closures that cut the interval, the client, and how many reservations they hold
+# in this coworking, whose limit it is.
 # The coworking comes from the reservation when the seat has gone since it was held.
 _CLAIM_CONTEXT = f"""
 WITH existing AS (
@@ -71,7 +72,8 @@ SELECT {", ".join(f"w.{column}" for column in RULE_COLUMNS)},
     (SELECT is_internal FROM client.clients WHERE id = $2 AND deleted_at IS NULL)
         AS client_internal,
     (SELECT count(*) FROM reservation.reservations
-     WHERE client_id = $2 AND status = ANY($7::text[]) AND ends_at > $6 AND id <> $1)
+     WHERE client_id = $2 AND coworking_id = w.id AND status = ANY($7::text[])
+       AND ends_at > $6 AND id <> $1)
         AS active_count,
     e.status AS existing_status, e.version AS existing_version,
     e.coworking_id AS existing_coworking_id
@@ -194,6 +196,17 @@ class ReservationActivities:
             raise _Refused(_rejected("seat_not_found", f"seat_id: no seat {seat_id}"))
         if context["client_internal"] is None:
             raise _Refused(_rejected("client_not_found", "client: the account is gone"))
+        if existing_version is not None and (
+            context["seat_coworking_id"] != context["existing_coworking_id"]
+        ):
+            # another coworking has its own rules, staff and confirmation
+            raise _Refused(
+                _rejected(
+                    "other_coworking",
+                    f"seat_id: seat {context['seat_number']} is in another coworking;"
+                    " a booking moves only between seats of its own coworking",
+                )
+            )
         rules = CoworkingRules.from_row(context)
         try:
             check_booking(

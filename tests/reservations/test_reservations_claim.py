@@ -231,3 +231,62 @@ async def test_a_reschedule_moves_every_claim_in_one_transaction(
     assert await _claims(db, "seat_claims", mine.reservation_id) == grains(
         MONDAY.replace(hour=15), MONDAY.replace(hour=16)
     )
+
+
+async def test_the_active_limit_counts_only_the_coworkings_own_reservations(
+    db: asyncpg.Pool, kv: valkey.Valkey, settings: Settings
+) -> None:
+    strict = await create_coworking(db, max_active_per_client=1)
+    other = await create_coworking(db, max_active_per_client=5)
+    here = await create_seat(db, strict, number=1)
+    there = await create_seat(db, other, number=1)
+    client = (await create_client(db, settings)).id
+    claims = ReservationActivities(db, kv)
+    for hour in (9, 11):
+        held = await claims.claim_seat(_claim(client, there, MONDAY.replace(hour=hour)))
+        assert held.outcome == pb.HOLD_OUTCOME_HELD
+
+    first = await claims.claim_seat(_claim(client, here, MONDAY.replace(hour=13)))
+    second = await claims.claim_seat(_claim(client, here, MONDAY.replace(hour=15)))
+
+    assert first.outcome == pb.HOLD_OUTCOME_HELD
+    assert (second.outcome, second.rule, second.description) == (
+        pb.HOLD_OUTCOME_REJECTED,
+        "active_limit",
+        "client: already holds 1 active reservations, the most this coworking"
+        " allows is 1",
+    )
+
+
+async def test_a_reschedule_onto_a_seat_of_another_coworking_is_refused(
+    db: asyncpg.Pool, kv: valkey.Valkey, settings: Settings
+) -> None:
+    home = await create_coworking(db)
+    elsewhere = await create_coworking(db, auto_confirm=False)
+    seat = await create_seat(db, home, number=1)
+    foreign = await create_seat(db, elsewhere, number=7)
+    client = (await create_client(db, settings)).id
+    claims = ReservationActivities(db, kv)
+    booked = _claim(client, seat, MONDAY)
+    assert (await claims.claim_seat(booked)).outcome == pb.HOLD_OUTCOME_HELD
+    reservation_id = uuid.UUID(booked.reservation_id)
+
+    moved = await claims.claim_seat(
+        _claim(client, foreign, MONDAY, reservation_id=reservation_id, version=2)
+    )
+
+    assert (moved.outcome, moved.rule, moved.description) == (
+        pb.HOLD_OUTCOME_REJECTED,
+        "other_coworking",
+        "seat_id: seat 7 is in another coworking; a booking moves only between"
+        " seats of its own coworking",
+    )
+    row = await db.fetchrow(
+        "SELECT seat_id, coworking_id, version FROM reservation.reservations"
+        " WHERE id = $1",
+        reservation_id,
+    )
+    assert tuple(row) == (seat, home, 1)
+    assert await _claims(db, "seat_claims", booked.reservation_id) == grains(
+        MONDAY, MONDAY + timedelta(hours=1)
+    )
