@@ -522,6 +522,10 @@ async def reschedule(
     if starts_at is not None and ends_at is None:
         # a new start alone moves the booking; it keeps its length
         ends_at = starts_at + (row["ends_at"] - row["starts_at"])
+    now_at = (row["seat_id"], row["starts_at"], row["ends_at"])
+    if (seat_id or now_at[0], starts_at or now_at[1], ends_at or now_at[2]) == now_at:
+        # moving a booking onto itself changes nothing, and mails nobody
+        return await current_view(resources, row)
     request = pb.RescheduleRequest(
         seat_id=str(seat_id) if seat_id else "",
         requested_by=f"{principal.kind}:{principal.id}",

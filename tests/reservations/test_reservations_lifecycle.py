@@ -201,3 +201,38 @@ async def test_reschedule_onto_taken_slot_answers_409_and_changes_nothing(
         uuid.UUID(mine["id"]),
     )
     assert claims == 12
+
+
+async def test_reschedule_onto_the_same_seat_and_slot_changes_nothing_and_mails_nobody(
+    scene: Scene, smtp
+) -> None:
+    from zoneinfo import ZoneInfo
+
+    starts_at, ends_at = await scene.slot(hours_ahead=30)
+    booked = (await scene.book(starts_at, ends_at)).json()
+    await wait_for(lambda: sent(scene, booked["id"]))
+    mails = len(smtp.received)
+    berlin = ZoneInfo("Europe/Berlin")
+
+    for body in (
+        {"starts_at": starts_at.isoformat(), "ends_at": ends_at.isoformat()},
+        # the same instants written in local time, with the seat named
+        {
+            "seat_id": str(scene.seat_id),
+            "starts_at": starts_at.astimezone(berlin).isoformat(),
+        },
+    ):
+        response = await scene.api.patch(
+            f"/api/reservations/{booked['id']}", json=body, headers=scene.client.headers
+        )
+        assert response.status_code == 200, response.text
+        assert response.json() == {**booked, "notification_status": "sent"}
+
+    await asyncio.sleep(0.5)
+    assert len(smtp.received) == mails
+    assert [row["kind"] for row in await sent(scene, booked["id"])] == ["confirmation"]
+    row = await scene.resources.pool.fetchrow(
+        "SELECT version FROM reservation.reservations WHERE id = $1",
+        uuid.UUID(booked["id"]),
+    )
+    assert row["version"] == 1
