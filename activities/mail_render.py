@@ -17,6 +17,7 @@ from email.utils import format_datetime
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
+from email_validator import EmailNotValidError, validate_email
 from icalendar import Calendar, Event, Timezone
 
 from proto import reservation_pb2 as pb
@@ -120,6 +121,18 @@ def _invitation(context: MailContext, uid: str, now: datetime) -> bytes:
     return calendar.to_ical()
 
 
+def _ascii_address(address: str) -> str:
+    """An international domain as its IDNA form: the header encoder would
+    otherwise write it as an encoded word, which no server delivers to."""
+    try:
+        ascii_email = validate_email(address, check_deliverability=False).ascii_email
+    except EmailNotValidError as error:
+        raise ValueError(str(error)) from None
+    if ascii_email is None:
+        raise ValueError("the mailbox name is not ASCII")
+    return ascii_email
+
+
 def build_message(
     context: MailContext, *, sender: str, domain: str, now: datetime | None = None
 ) -> EmailMessage:
@@ -128,7 +141,9 @@ def build_message(
     try:
         recipient = Address(
             display_name=_header_safe(context.recipient_name, "recipient name"),
-            addr_spec=_header_safe(context.recipient_email, "recipient email"),
+            addr_spec=_ascii_address(
+                _header_safe(context.recipient_email, "recipient email")
+            ),
         )
     except (ValueError, IndexError) as error:
         raise MailBuildError(f"recipient address: {error}") from error

@@ -48,6 +48,22 @@ async def test_register_client_returns_session_and_profile(api, db) -> None:
     assert me.json() == body["client"]
 
 
+async def test_register_client_with_a_mailbox_name_outside_ascii_refused(
+    api, db
+) -> None:
+    response = await api.post(
+        "/api/client/register", json={**FORM, "email": "ünï@example.com"}
+    )
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": "invalid_body",
+        "description": "email: Value error, the part before the @ must be ASCII;"
+        " international mailbox names cannot be mailed",
+    }
+    assert await db.fetchval("SELECT count(*) FROM client.clients") == 0
+
+
 async def test_register_client_email_taken_whatever_the_case(api) -> None:
     await register(api)
 

@@ -77,15 +77,23 @@ class SafeText(GroupedMetadata):
 
 
 def normalise_email(value: str) -> str:
-    """The address as we store and send it; international addresses are accepted.
+    """The address as we store it; international domain names are accepted.
 
     No DNS lookup: a sign-up must not depend on a resolver, and deliverability
-    is proven by mail, not by the MX record.
+    is proven by mail, not by the MX record. A mailbox name outside ASCII is
+    refused: it needs SMTPUTF8 end to end, which our mail does not speak, so
+    the account could never be mailed.
     """
     try:
-        return validate_email(value, check_deliverability=False).normalized
+        checked = validate_email(value, check_deliverability=False)
     except EmailNotValidError as error:
         raise ValueError(f"not a valid email address: {error}") from None
+    if checked.ascii_email is None:
+        raise ValueError(
+            "the part before the @ must be ASCII; international mailbox names"
+            " cannot be mailed"
+        )
+    return checked.normalized
 
 
 def email_key(address: str) -> str:

@@ -130,3 +130,20 @@ def test_build_message_with_address_lookalike_name_one_recipient(name: str) -> N
     recipients = getaddresses(parsed.get_all("To", []) + parsed.get_all("Cc", []))
     assert [address for _, address in recipients] == ["ada@example.com"]
     assert parsed["To"].addresses[0].display_name == name
+
+
+def test_build_message_sends_an_international_domain_in_its_idna_form() -> None:
+    message = build_message(
+        _context(recipient_email="ada@exämple.de"), sender="T <t@x.io>", domain="x.io"
+    )
+    assert b"\nTo: Ada Lovelace <ada@xn--exmple-cua.de>\n" in message.as_bytes()
+
+
+def test_build_message_for_a_mailbox_name_outside_ascii_is_a_build_error() -> None:
+    # accounts made before such names were refused at sign-up
+    with pytest.raises(MailBuildError, match="the mailbox name is not ASCII"):
+        build_message(
+            _context(recipient_email="ünï@example.de"),
+            sender="T <t@x.io>",
+            domain="x.io",
+        )
