@@ -8,6 +8,7 @@ errors are translated here, at the boundary, into our own.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import uuid
@@ -328,6 +329,7 @@ async def book(
             _raise_for_update(error)
             raise
         except (WorkflowAlreadyStartedError, RPCError) as error:
+            await _collect_start_error(operation)
             if (
                 isinstance(error, RPCError)
                 and error.status != RPCStatusCode.ALREADY_EXISTS
@@ -336,6 +338,13 @@ async def book(
             result = await _join_existing(resources, reservation_id, digest)
     _raise_for_outcome(result.outcome, result.conflict, result.rule, result.description)
     return view_from_state(result.state)
+
+
+async def _collect_start_error(operation: WithStartWorkflowOperation) -> None:
+    # The SDK also parks the start's error on the operation; unread, asyncio
+    # logs it as a never-retrieved exception, an ERROR for a normal retry.
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(operation.workflow_handle(), timeout=0.1)
 
 
 async def _join_existing(
