@@ -123,6 +123,8 @@ class ReservationWorkflow:
         self._announced_status = input.announced_status or "holding"
         self._announced_notification = input.announced_notification or "none"
         self._sent_any = False
+        # the summary is fixed at the start; a move is told in the current details
+        self._moved_to = ""
 
     @workflow.run
     async def run(self, input: pb.ReservationInput) -> pb.ReservationState:
@@ -262,7 +264,8 @@ class ReservationWorkflow:
 
     async def _sleep_until(self, instant: datetime, what: str) -> None:
         """A durable timer that a change of the reservation cuts short."""
-        workflow.set_current_details(f"Waiting for {what}")
+        moved = f"Moved to {self._moved_to}. " if self._moved_to else ""
+        workflow.set_current_details(f"{moved}Waiting for {what}")
         self._state.waiting_for = what
         delay = instant - workflow.now()
         if delay > timedelta(0):
@@ -527,6 +530,7 @@ class ReservationWorkflow:
                 self._state.version = version
                 self._state.coworking_id = claim.coworking_id
                 self._state.rules.CopyFrom(claim.rules)
+                self._moved_to = request.summary
                 workflow.upsert_search_attributes(
                     [
                         SearchAttributePair(SEAT_ID, seat_id),

@@ -535,9 +535,13 @@ async def reschedule(
     if (seat_id or now_at[0], starts_at or now_at[1], ends_at or now_at[2]) == now_at:
         # moving a booking onto itself changes nothing, and mails nobody
         return await current_view(resources, row)
+    subject = await _booking_subject(
+        resources.pool, seat_id=seat_id or row["seat_id"], client_id=row["client_id"]
+    )
     request = pb.RescheduleRequest(
         seat_id=str(seat_id) if seat_id else "",
         requested_by=f"{principal.kind}:{principal.id}",
+        summary=_summary(subject, starts_at or now_at[1], ends_at or now_at[2]),
     )
     if starts_at is not None:
         request.starts_at.FromDatetime(starts_at.astimezone(UTC))

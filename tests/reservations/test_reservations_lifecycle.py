@@ -236,3 +236,43 @@ async def test_reschedule_onto_the_same_seat_and_slot_changes_nothing_and_mails_
         uuid.UUID(booked["id"]),
     )
     assert row["version"] == 1
+
+
+async def test_reschedule_is_told_in_the_current_details_in_local_time(
+    scene: Scene,
+) -> None:
+    from temporalio.api.sdk.v1 import WorkflowMetadata
+    from zoneinfo import ZoneInfo
+
+    starts_at, ends_at = await scene.slot(hours_ahead=30)
+    rid = (await scene.book(starts_at, ends_at)).json()["id"]
+    later = starts_at + timedelta(hours=2)
+    moved = await scene.api.patch(
+        f"/api/reservations/{rid}",
+        json={"seat_id": str(scene.other_seat_id), "starts_at": later.isoformat()},
+        headers=scene.client.headers,
+    )
+    assert moved.status_code == 200, moved.text
+    name = await scene.resources.pool.fetchval(
+        "SELECT name || ' ' || surname FROM client.clients WHERE id = $1",
+        scene.client.id,
+    )
+    start = later.astimezone(ZoneInfo("Europe/Berlin"))
+    end = start + (ends_at - starts_at)
+    handle = scene.resources.temporal.get_workflow_handle(f"reservation-{rid}")
+
+    async def details() -> str:
+        metadata = await handle.query(
+            "__temporal_workflow_metadata", result_type=WorkflowMetadata
+        )
+        return metadata.current_details
+
+    await wait_for(lambda: _starts_with(details, "Moved to "))
+    assert (await details()).startswith(
+        f"Moved to {name} · seat 2 at Lounge One"
+        f" · {start:%a %d %b %Y %H:%M}–{end:%H:%M} {start:%Z}. Waiting for "
+    )
+
+
+async def _starts_with(text: Callable[[], Awaitable[str]], prefix: str) -> bool:
+    return (await text()).startswith(prefix)
