@@ -1,7 +1,8 @@
 """Fixed-window attempt counters in Valkey, per client address and per account.
 
 Sign-in, registration and password changes pass here before any password is
-hashed, so a flood costs us a Valkey round trip, not an argon2 run.
+hashed, so a flood costs us a Valkey round trip, not an argon2 run. A
+client's bookings, moves and cancels pass here before Temporal is asked.
 """
 
 from __future__ import annotations
@@ -34,11 +35,29 @@ async def enforce(
     account: str,
 ) -> None:
     """Count one attempt; past either limit, 429 with the seconds left in the window."""
-    window = settings.auth_rate_window_seconds
     limits = {_account_key(action, account): settings.auth_rate_per_account}
     if address:
         limits[_address_key(action, address)] = settings.auth_rate_per_address
+    await _count_against(kv, limits, settings.auth_rate_window_seconds)
 
+
+BOOKING_WINDOW_SECONDS = 60
+
+
+async def enforce_booking_rate(
+    settings: Settings, kv: valkey.Valkey, client_id: object
+) -> None:
+    """Count one reservation write of a client; past the limit, 429."""
+    await _count_against(
+        kv,
+        {f"ratelimit:booking:client:{client_id}": settings.booking_rate_per_client},
+        BOOKING_WINDOW_SECONDS,
+    )
+
+
+async def _count_against(
+    kv: valkey.Valkey, limits: dict[str, int], window: int
+) -> None:
     async def _count() -> list[int]:
         # one MULTI: each counter is bumped and given its window atomically
         async with kv.pipeline(transaction=True) as pipe:

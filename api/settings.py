@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     auth_rate_window_seconds: int = Field(60, ge=1)
     auth_rate_per_account: int = Field(10, ge=1)
     auth_rate_per_address: int = Field(30, ge=1)
+    # bookings, moves and cancels a client may send per minute: each starts or
+    # wakes a workflow, so one account must not flood Temporal
+    booking_rate_per_client: int = Field(60, ge=1)
 
     default_coworking_id: UUID | None = None
 

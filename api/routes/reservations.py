@@ -7,12 +7,15 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
+from api import ratelimit
 from api.auth import CurrentAdmin, CurrentClient, CurrentPrincipal, managed_coworkings
 from api.deps import ResourcesDep
 from api.errors import InvalidInput, NotFound, describe_validation
 from api.models.common import Instant
 from api.models.reservations import CancelBody, CreateReservation, ReservationUpdate
+from api.resources import Resources
 from api.services import reservations
+from api.tokens import Principal
 
 router = APIRouter(tags=["reservations"])
 
@@ -23,6 +26,14 @@ ReservationStatus = Literal[
 ]
 # an offset past what PostgreSQL counts in a bigint is refused, not a 500
 Offset = Annotated[int | None, Query(ge=0, le=10**12)]
+
+
+async def _count_write(resources: Resources, principal: Principal) -> None:
+    # staff act for many clients; a client's own writes are what floods come from
+    if principal.kind == "client":
+        await ratelimit.enforce_booking_rate(
+            resources.settings, resources.valkey, principal.id
+        )
 
 
 def _as_list(items: list[reservations.ReservationView]) -> list[dict[str, Any]]:
@@ -47,6 +58,7 @@ async def create_reservation(
         client_id = body.client_id
     if body.ends_at <= body.starts_at:
         raise InvalidInput("ends_at: must be after starts_at")
+    await _count_write(resources, principal)
     view = await reservations.book(
         resources,
         client_id=client_id,
@@ -99,6 +111,7 @@ async def cancel_reservation(
             reason = CancelBody.model_validate_json(await request.body()).reason
         except ValidationError as error:
             raise InvalidInput(describe_validation(list(error.errors()))) from None
+    await _count_write(resources, principal)
     await reservations.cancel(resources, principal, reservation_id, reason=reason)
     return Response(status_code=204)
 
@@ -112,6 +125,7 @@ async def reschedule_reservation(
 ) -> dict[str, Any]:
     if body.seat_id is None and body.starts_at is None and body.ends_at is None:
         raise InvalidInput("body: name at least one of seat_id, starts_at, ends_at")
+    await _count_write(resources, principal)
     view = await reservations.reschedule(
         resources, principal, reservation_id,
         seat_id=body.seat_id, starts_at=body.starts_at, ends_at=body.ends_at,
