@@ -163,6 +163,8 @@ async def reservation_qr(
     reservation_id: uuid.UUID, principal: CurrentPrincipal, resources: ResourcesDep
 ) -> Response:
     row = await reservations.load_authorized(resources, principal, reservation_id)
+    # a code for a booking that has ended would only be turned away at the desk
+    reservations.require_open(row, "show the check-in code of")
     image = qrcode.make(f"tlounge:reservation:{row['id']}", box_size=8, border=2)
     buffer = io.BytesIO()
     image.save(buffer)

@@ -410,7 +410,7 @@ async def load_authorized(
     return row
 
 
-def _require_open(row: asyncpg.Record, action: str) -> None:
+def require_open(row: asyncpg.Record, action: str) -> None:
     if row["status"] in _TERMINAL_NAMES:
         raise Conflict(f"cannot {action} a {row['status']} reservation")
 
@@ -525,7 +525,7 @@ async def reschedule(
     row = await load_authorized(
         resources, principal, reservation_id, action="reschedule"
     )
-    _require_open(row, "reschedule")
+    require_open(row, "reschedule")
     if seat_id is not None:
         await require_booking_scope(resources, principal, seat_id)
     if starts_at is not None and ends_at is None:
@@ -564,7 +564,7 @@ async def confirm(
     check_in_only: bool = False,
 ) -> ReservationView:
     row = await load_authorized(resources, principal, reservation_id, action="confirm")
-    _require_open(row, "check in" if check_in_only else "confirm")
+    require_open(row, "check in" if check_in_only else "confirm")
     handle = resources.temporal.get_workflow_handle(workflow_id(reservation_id))
     if check_in_only:
         state = await _update(

@@ -166,6 +166,14 @@ async def test_reservation_of_another_client_is_not_found(scene: Scene) -> None:
     assert mine.status_code == 200
     assert mine.headers["content-type"] == "image/png"
     assert mine.content.startswith(b"\x89PNG")
+    cancelled = await scene.api.delete(url, headers=scene.client.headers)
+    assert cancelled.status_code == 204
+    ended = await scene.api.get(f"{url}/qr", headers=scene.client.headers)
+    assert ended.status_code == 409
+    assert ended.json() == {
+        "error": "conflict",
+        "description": "cannot show the check-in code of a cancelled reservation",
+    }
 
 
 async def test_hold_moved_before_confirmation_gets_confirmation_mail(
