@@ -129,7 +129,11 @@ class MailActivities:
         """The recipient as they are now: an opt-out or a deleted account wins."""
         row = await self.pool.fetchrow(
             "SELECT c.email, c.name, c.surname, c.send_notifications, c.deleted_at,"
-            " w.name AS coworking_name, w.address, w.timezone, s.number"
+            " w.name AS coworking_name, w.address, w.timezone, s.number,"
+            # mails go out one at a time, so an invitation sent is recorded by now
+            " (SELECT coalesce(max(m.version), 0) FROM notifications.sent_mail m"
+            "  WHERE m.reservation_id = r.id"
+            "  AND m.kind IN ('confirmation', 'reschedule')) AS invited_version"
             " FROM reservation.reservations r"
             " JOIN client.clients c ON c.id = r.client_id"
             " JOIN coworking.seats s ON s.id = $2"
@@ -156,4 +160,5 @@ class MailActivities:
             starts_at=_dt(request.starts_at),
             ends_at=_dt(request.ends_at),
             cancel_reason=request.cancel_reason,
+            invited_version=row["invited_version"],
         )

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import format_datetime
+from email.utils import format_datetime, parseaddr
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from email_validator import EmailNotValidError, validate_email
-from icalendar import Calendar, Event, Timezone
+from icalendar import Calendar, Event, Timezone, vCalAddress
 
 from proto import reservation_pb2 as pb
 
@@ -41,6 +41,8 @@ class MailContext:
     starts_at: datetime
     ends_at: datetime
     cancel_reason: str = ""
+    # the highest version of an invitation this client was sent; 0 for none
+    invited_version: int = 0
 
 
 _SUBJECTS = {
@@ -60,6 +62,9 @@ _LEADS = {
     pb.MAIL_KIND_NO_SHOW: "nobody checked in, so the rest of the slot has been released.",
 }
 _WITH_INVITATION = (pb.MAIL_KIND_CONFIRMATION, pb.MAIL_KIND_RESCHEDULE)
+# Mails that end a reservation the client may hold in a calendar. An expiry never
+# follows a confirmation, so it has no event to take back.
+_WITH_CANCELLATION = (pb.MAIL_KIND_CANCELLATION, pb.MAIL_KIND_NO_SHOW)
 
 
 def kind_name(kind: int) -> str:
@@ -99,20 +104,27 @@ def _vtimezone(tzid: str) -> Timezone:
     return Timezone.from_tzid(tzid)
 
 
-def _invitation(context: MailContext, uid: str, now: datetime) -> bytes:
+def _calendar(
+    context: MailContext, *, uid: str, organizer: str, now: datetime, method: str,
+    sequence: int, status: str,
+) -> bytes:  # fmt: skip
+    """One event in an iTIP message (RFC 5546): an invitation or its withdrawal,
+    both naming the same UID, organizer, start and end."""
     calendar = Calendar()
     calendar.add("prodid", "-//T-Lounge//booking//EN")
     calendar.add("version", "2.0")
-    calendar.add("method", "PUBLISH")
+    calendar.add("method", method)
     event = Event()
     event.add("uid", uid)
-    event.add("sequence", context.version)
+    event.add("sequence", sequence)
     event.add("dtstamp", now)
     zone = ZoneInfo(context.timezone)
     event.add("dtstart", context.starts_at.astimezone(zone))
     event.add("dtend", context.ends_at.astimezone(zone))
     event.add("summary", f"Seat {context.seat_number} at {context.coworking_name}")
     event.add("location", context.coworking_address)
+    event.add("organizer", vCalAddress(f"mailto:{organizer}"))
+    event.add("status", status)
     calendar.add_component(event)
     # RFC 5545 wants the definition of every TZID the event names, before it
     for tzid in sorted(calendar.get_missing_tzids()):
@@ -131,6 +143,26 @@ def _ascii_address(address: str) -> str:
     if ascii_email is None:
         raise ValueError("the mailbox name is not ASCII")
     return ascii_email
+
+
+def _attachment(
+    context: MailContext, *, sender: str, domain: str, now: datetime
+) -> tuple[str, bytes] | None:
+    """The iTIP method and calendar a mail carries, if any."""
+    uid = f"reservation-{context.reservation_id}@{domain}"
+    organizer = parseaddr(sender)[1] or f"noreply@{domain}"
+    if context.kind in _WITH_INVITATION:
+        method, sequence, status = "PUBLISH", context.version, "CONFIRMED"
+    elif context.kind in _WITH_CANCELLATION and context.invited_version:
+        # above every invitation sent, or calendars keep the event they hold
+        sequence = max(context.invited_version, context.version) + 1
+        method, status = "CANCEL", "CANCELLED"
+    else:
+        return None
+    return method, _calendar(
+        context, uid=uid, organizer=organizer, now=now, method=method,
+        sequence=sequence, status=status,
+    )  # fmt: skip
 
 
 def build_message(
@@ -172,13 +204,14 @@ def build_message(
         lines.append(f"Reason: {context.cancel_reason}")
     lines += ["", f"Reservation {context.reservation_id}", "", "T-Lounge"]
     message.set_content("\n".join(lines))
-    if context.kind in _WITH_INVITATION:
-        uid = f"reservation-{context.reservation_id}@{domain}"
+    attachment = _attachment(context, sender=sender, domain=domain, now=now)
+    if attachment is not None:
+        method, calendar = attachment
         message.add_attachment(
-            _invitation(context, uid, now),
+            calendar,
             maintype="text",
             subtype="calendar",
             filename="reservation.ics",
-            params={"method": "PUBLISH"},
+            params={"method": method},
         )
     return message

@@ -18,7 +18,7 @@ from temporalio import activity
 from api.booking_rules import Closure, CoworkingRules, SeatInfo, check_booking
 from api.cache import invalidate_availability
 from api.errors import RuleViolation
-from api.services.coworkings import RULE_COLUMNS
+from api.services.coworkings import CLAIM_LOCK, RULE_COLUMNS
 from proto import reservation_pb2 as pb
 from workers import metrics
 
@@ -47,10 +47,10 @@ _COUNTERS = {
 }
 
 
-# Everything a claim reads, in one round trip: the reservation as it stands (locked,
-# so two attempts at one claim take turns), the seat, its coworking's rules, the
-# closures that cut the interval, the client, and how many reservations they hold
-# in this coworking, whose limit it is.
+# Everything a claim reads, in one round trip after CLAIM_LOCK: the reservation as
+# it stands (locked, so two attempts at one claim take turns), the seat, its
+# coworking's rules, the closures that cut the interval, the client, and how many
+# reservations they hold in this coworking, whose limit it is.
 # The coworking comes from the reservation when the seat has gone since it was held.
 _CLAIM_CONTEXT = f"""
 WITH existing AS (
@@ -180,6 +180,8 @@ class ReservationActivities:
             _dt(request.now),
         )
 
+        # before the read below, so a closure committed while we waited is in it
+        await conn.execute(CLAIM_LOCK, seat_id)
         context = await conn.fetchrow(
             _CLAIM_CONTEXT, reservation_id, client_id, seat_id, starts_at, ends_at,
             now, list(_ACTIVE),

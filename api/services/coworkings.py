@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, TypeAlias
 from uuid import UUID, uuid4
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import valkey.asyncio as valkey
@@ -40,6 +41,8 @@ Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
 MAX_PAGE = 100
 MAX_BULK_SEATS = 500
 MAX_CLOSURE_DAYS = 366
+# how many of the reservations in a closure's way its refusal names
+CLOSURE_CONFLICTS_NAMED = 3
 # a null here writes null; for any other field null means "leave it"
 _NULLABLE_UPDATES = {"opening_hours", "checkin_grace_minutes"}
 RULE_COLUMNS = (
@@ -415,12 +418,78 @@ async def delete_seat(
 
 # -- closures -----------------------------------------------------------------
 
+# Closures and claims take turns on the coworking's row. A closure locks it FOR
+# UPDATE before it looks for reservations in its way; a claim locks it FOR KEY
+# SHARE (so claims never wait for each other) in a statement of its own before
+# the one that reads the closures, because a READ COMMITTED statement that waited
+# for a lock still reads with the snapshot it started with. Whichever of the two
+# commits second has therefore seen the other's rows, and refuses.
+CLAIM_LOCK = (
+    "SELECT 1 FROM coworking.coworkings"
+    " WHERE id = (SELECT coworking_id FROM coworking.seats WHERE id = $1)"
+    " FOR KEY SHARE"
+)
+
 
 def _check_span(starts_at: datetime, ends_at: datetime) -> None:
     if ends_at <= starts_at:
         raise InvalidInput("ends_at: must be after starts_at")
     if ends_at - starts_at > timedelta(days=MAX_CLOSURE_DAYS):
         raise InvalidInput(f"ends_at: a closure lasts at most {MAX_CLOSURE_DAYS} days")
+
+
+async def _lock_for_closure(conn: asyncpg.Connection, coworking_id: UUID) -> ZoneInfo:
+    """Waits out the claims in flight in the coworking and holds off new ones."""
+    timezone = await conn.fetchval(
+        "SELECT timezone FROM coworking.coworkings WHERE id = $1 FOR UPDATE",
+        coworking_id,
+    )
+    if timezone is None:
+        raise NotFound(f"No coworking {coworking_id}")
+    return ZoneInfo(timezone)
+
+
+def _local_span(starts_at: datetime, ends_at: datetime, zone: ZoneInfo) -> str:
+    start, end = starts_at.astimezone(zone), ends_at.astimezone(zone)
+    until = end.strftime("%H:%M" if end.date() == start.date() else "%Y-%m-%d %H:%M")
+    return f"{start:%Y-%m-%d %H:%M}–{until}"
+
+
+async def _refuse_over_reservations(
+    conn: asyncpg.Connection,
+    coworking_id: UUID,
+    zone: ZoneInfo,
+    *,
+    seat_id: UUID | None,
+    starts_at: datetime,
+    ends_at: datetime,
+) -> None:
+    """A closure leaves no active reservation silently inside it: staff cancel
+    those first, so that their clients are told."""
+    total, rows = await reservation_reads.active_overlapping(
+        conn, coworking_id=coworking_id, seat_id=seat_id, start=starts_at,
+        end=ends_at, limit=CLOSURE_CONFLICTS_NAMED,
+    )  # fmt: skip
+    if not total:
+        return
+    numbers = dict(
+        await conn.fetch(
+            "SELECT id, number FROM coworking.seats WHERE id = ANY($1::uuid[])",
+            [row["seat_id"] for row in rows],
+        )
+    )
+    named = ", ".join(
+        f"{row['id']} (seat {numbers.get(row['seat_id'])},"
+        f" {_local_span(row['starts_at'], row['ends_at'], zone)})"
+        for row in rows
+    )
+    more = f" and {total - len(rows)} more" if total > len(rows) else ""
+    plural = "reservation falls" if total == 1 else "reservations fall"
+    raise Conflict(
+        f"closure: {total} active {plural} inside it; cancel"
+        f" {'it' if total == 1 else 'them'} first: {named}{more}"
+        f" (times in {zone.key})"
+    )
 
 
 async def list_closures(
@@ -466,10 +535,10 @@ async def get_closure(
 async def create_closure(
     pool: asyncpg.Pool, kv: valkey.Valkey, coworking_id: UUID, data: ClosureCreate
 ) -> dict[str, Any]:
-    """Blocks new bookings; reservations already made are left to the staff."""
+    """Blocks new bookings, and is refused over active reservations."""
     _check_span(data.starts_at, data.ends_at)
     async with pool.acquire() as conn, conn.transaction():
-        await coworking_row(conn, coworking_id)
+        zone = await _lock_for_closure(conn, coworking_id)
         if data.seat_id is not None:
             found = await conn.fetchval(
                 "SELECT 1 FROM coworking.seats WHERE id = $1 AND coworking_id = $2"
@@ -478,6 +547,10 @@ async def create_closure(
             )  # fmt: skip
             if found is None:
                 raise InvalidInput(f"seat_id: no seat {data.seat_id} in this coworking")
+        await _refuse_over_reservations(
+            conn, coworking_id, zone, seat_id=data.seat_id,
+            starts_at=data.starts_at, ends_at=data.ends_at,
+        )  # fmt: skip
         row = await conn.fetchrow(
             "INSERT INTO coworking.closures (id, coworking_id, seat_id,"  # noqa: S608
             " starts_at, ends_at, reason)"
@@ -498,10 +571,17 @@ async def update_closure(
     data: ClosureUpdate,
 ) -> dict[str, Any]:
     async with pool.acquire() as conn, conn.transaction():
+        zone = await _lock_for_closure(conn, coworking_id)
         current = await _closure_row(conn, coworking_id, closure_id)
         starts_at = data.starts_at or current["starts_at"]
         ends_at = data.ends_at or current["ends_at"]
         _check_span(starts_at, ends_at)
+        # a new reason alone moves nothing, so it is never refused
+        if (starts_at, ends_at) != (current["starts_at"], current["ends_at"]):
+            await _refuse_over_reservations(
+                conn, coworking_id, zone, seat_id=current["seat_id"],
+                starts_at=starts_at, ends_at=ends_at,
+            )  # fmt: skip
         reason = current["reason"] if data.reason is None else data.reason
         row = await conn.fetchrow(
             "UPDATE coworking.closures SET starts_at = $2, ends_at = $3, reason = $4"  # noqa: S608

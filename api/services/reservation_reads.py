@@ -70,3 +70,24 @@ async def upcoming_count(conn: Conn, *, seat_id: UUID, now: datetime) -> int:
         seat_id, list(ACTIVE_STATUSES), now,
     )  # fmt: skip
     return count
+
+
+async def active_overlapping(
+    conn: Conn,
+    *,
+    coworking_id: UUID,
+    seat_id: UUID | None,
+    start: datetime,
+    end: datetime,
+    limit: int,
+) -> tuple[int, list[asyncpg.Record]]:
+    """Active reservations of one seat (or of any, for None) overlapping [start, end):
+    how many there are, and the earliest `limit` of them."""
+    rows = await conn.fetch(
+        "SELECT id, seat_id, starts_at, ends_at, count(*) OVER () AS total"
+        " FROM reservation.reservations WHERE coworking_id = $1"
+        " AND ($2::uuid IS NULL OR seat_id = $2) AND status = ANY($3::text[])"
+        " AND starts_at < $5 AND ends_at > $4 ORDER BY starts_at, id LIMIT $6",
+        coworking_id, seat_id, list(ACTIVE_STATUSES), start, end, limit,
+    )  # fmt: skip
+    return (rows[0]["total"] if rows else 0), list(rows)

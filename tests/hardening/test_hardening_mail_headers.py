@@ -90,7 +90,7 @@ async def test_register_client_with_hostile_email_refused(api, db, email) -> Non
     assert await db.fetchval("SELECT count(*) FROM client.clients") == 0
 
 
-def _context(**changes: str) -> MailContext:
+def _context(**changes: object) -> MailContext:
     start = datetime(2026, 3, 2, 9, tzinfo=UTC)
     values: dict = {
         "reservation_id": "r-1", "kind": pb.MAIL_KIND_CONFIRMATION, "version": 1,
@@ -102,16 +102,28 @@ def _context(**changes: str) -> MailContext:
     return MailContext(**values)
 
 
+# a confirmation's invitation, and the withdrawal of one sent before
+KINDS = [
+    pytest.param({"kind": pb.MAIL_KIND_CONFIRMATION}, id="confirmation"),
+    pytest.param(
+        {"kind": pb.MAIL_KIND_CANCELLATION, "invited_version": 1}, id="cancellation"
+    ),
+]
+
+
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize(
     "field", ["recipient_name", "recipient_email", "coworking_name"]
 )
 @pytest.mark.parametrize("value", HOSTILE)
 def test_build_message_with_header_breaking_text_refused(
-    field: str, value: str
+    field: str, value: str, kind: dict
 ) -> None:
     hostile = f"ada{value}@example.com" if field == "recipient_email" else value
     with pytest.raises(MailBuildError):
-        build_message(_context(**{field: hostile}), sender="T <t@x.io>", domain="x.io")
+        build_message(
+            _context(**{field: hostile}, **kind), sender="T <t@x.io>", domain="x.io"
+        )
 
 
 @pytest.mark.parametrize(
@@ -120,9 +132,14 @@ def test_build_message_with_header_breaking_text_refused(
      '<>,;:\\"@'],
     ids=["address_list", "quoted_header", "semicolon", "specials"],
 )  # fmt: skip
-def test_build_message_with_address_lookalike_name_one_recipient(name: str) -> None:
+@pytest.mark.parametrize("kind", KINDS)
+def test_build_message_with_address_lookalike_name_one_recipient(
+    name: str, kind: dict
+) -> None:
     message = build_message(
-        _context(recipient_name=name), sender="T-Lounge <t@x.io>", domain="x.io"
+        _context(recipient_name=name, **kind),
+        sender="T-Lounge <t@x.io>",
+        domain="x.io",
     )
     parsed = message_from_bytes(message.as_bytes(), policy=policy.default)
     assert set(parsed.keys()) == HEADERS
@@ -130,6 +147,8 @@ def test_build_message_with_address_lookalike_name_one_recipient(name: str) -> N
     recipients = getaddresses(parsed.get_all("To", []) + parsed.get_all("Cc", []))
     assert [address for _, address in recipients] == ["ada@example.com"]
     assert parsed["To"].addresses[0].display_name == name
+    method = "CANCEL" if kind["kind"] == pb.MAIL_KIND_CANCELLATION else "PUBLISH"
+    assert [part.get_param("method") for part in parsed.iter_attachments()] == [method]
 
 
 def test_build_message_sends_an_international_domain_in_its_idna_form() -> None:

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
+import pytest
 import valkey.asyncio as valkey
 
 from activities.reservation import ReservationActivities, grains
+from api.errors import Conflict
+from api.models.coworkings import ClosureCreate
+from api.services import coworkings
 from api.settings import Settings
 from proto import reservation_pb2 as pb
 from tests.factories import create_client, create_coworking, create_seat
@@ -116,6 +121,65 @@ async def test_closures_of_the_seat_and_the_coworking_refuse_only_where_they_fal
     assert elsewhere.outcome == pb.HOLD_OUTCOME_HELD
     assert (evening.outcome, evening.rule) == (pb.HOLD_OUTCOME_REJECTED, "closure")
     assert await db.fetchval("SELECT count(*) FROM reservation.reservations") == 1
+
+
+async def test_a_claim_waits_for_a_closure_in_flight_and_then_sees_it(
+    db: asyncpg.Pool, kv: valkey.Valkey, settings: Settings
+) -> None:
+    coworking = await create_coworking(db)
+    seat = await create_seat(db, coworking, number=4)
+    client = (await create_client(db, settings)).id
+    claims = ReservationActivities(db, kv)
+    # a closure's transaction, stopped between its lock and its commit
+    async with db.acquire() as conn:
+        closing = conn.transaction()
+        await closing.start()
+        await coworkings._lock_for_closure(conn, coworking)
+        await _closure(conn, coworking, seat, 9)
+        claim = asyncio.create_task(claims.claim_seat(_claim(client, seat, MONDAY)))
+        await asyncio.sleep(0.5)
+        waited = not claim.done()
+        await closing.commit()
+    answer = await claim
+
+    assert waited
+    assert (answer.outcome, answer.rule) == (pb.HOLD_OUTCOME_REJECTED, "closure")
+    assert await db.fetchval("SELECT count(*) FROM reservation.reservations") == 0
+
+
+async def test_a_closure_waits_for_a_claim_in_flight_and_then_refuses(
+    db: asyncpg.Pool, kv: valkey.Valkey, settings: Settings
+) -> None:
+    coworking = await create_coworking(db)
+    seat = await create_seat(db, coworking, number=4)
+    client = (await create_client(db, settings)).id
+    claims = ReservationActivities(db, kv)
+    request = _claim(client, seat, MONDAY)
+    closure = ClosureCreate(
+        seat_id=None, starts_at=MONDAY.replace(hour=8), ends_at=MONDAY.replace(hour=11)
+    )
+    # the claim's own transaction, stopped before its commit
+    async with db.acquire() as conn:
+        claiming = conn.transaction()
+        await claiming.start()
+        held = await claims._claim(
+            conn, request, uuid.UUID(request.reservation_id), set()
+        )
+        closing = asyncio.create_task(
+            coworkings.create_closure(db, kv, coworking, closure)
+        )
+        await asyncio.sleep(0.5)
+        waited = not closing.done()
+        await claiming.commit()
+
+    assert waited and held.outcome == pb.HOLD_OUTCOME_HELD
+    with pytest.raises(Conflict) as refused:
+        await closing
+    assert refused.value.description == (
+        f"closure: 1 active reservation falls inside it; cancel it first:"
+        f" {request.reservation_id} (seat 4, 2099-01-05 09:00–10:00) (times in UTC)"
+    )
+    assert await db.fetchval("SELECT count(*) FROM coworking.closures") == 0
 
 
 async def test_refusals_name_their_reason_and_write_nothing(

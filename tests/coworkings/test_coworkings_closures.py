@@ -1,0 +1,198 @@
+"""A closure is refused over active reservations, so nobody's booking is silently
+closed; staff cancel those first and the clients are told."""
+
+import uuid
+from datetime import UTC, datetime
+
+import httpx
+
+from tests.coworkings.test_coworkings_api import insert_reservation
+from tests.factories import create_admin, create_client, create_coworking, create_seat
+
+# 10:00 to 12:00 in Berlin, summer time
+TEN, NOON = datetime(2099, 6, 1, 8, tzinfo=UTC), datetime(2099, 6, 1, 10, tzinfo=UTC)
+
+
+async def _closures(db) -> list[tuple]:
+    rows = await db.fetch(
+        "SELECT id, seat_id, starts_at, ends_at, reason FROM coworking.closures"
+        " ORDER BY starts_at, id"
+    )
+    return [tuple(row) for row in rows]
+
+
+async def _setup(db, settings):
+    coworking = await create_coworking(db, timezone="Europe/Berlin")
+    seat = await create_seat(db, coworking, number=7)
+    other = await create_seat(db, coworking, number=8)
+    client = await create_client(db, settings)
+    owner = await create_admin(db, settings, role="owner")
+    return coworking, seat, other, client, owner
+
+
+async def test_closure_over_a_confirmed_booking_is_refused_and_writes_nothing(
+    api: httpx.AsyncClient, db, settings
+) -> None:
+    coworking, seat, _, client, owner = await _setup(db, settings)
+    booked = await insert_reservation(
+        db, client_id=client.id, seat_id=seat, coworking_id=coworking,
+        starts_at=TEN, ends_at=NOON,
+    )  # fmt: skip
+    before = await _closures(db)
+
+    response = await api.post(
+        f"/api/coworkings/{coworking}/closures",
+        json={
+            "seat_id": str(seat),
+            "starts_at": "2099-06-01T11:00:00+02:00",
+            "ends_at": "2099-06-01T15:00:00+02:00",
+            "reason": "Painting",
+        },
+        headers=owner.headers,
+    )
+
+    assert response.status_code == 409
+    assert response.json() == {
+        "error": "conflict",
+        "description": "closure: 1 active reservation falls inside it; cancel it"
+        f" first: {booked} (seat 7, 2099-06-01 10:00–12:00)"
+        " (times in Europe/Berlin)",
+    }
+    assert await _closures(db) == before == []
+
+
+async def test_closure_of_the_whole_coworking_names_the_first_bookings_of_any_seat(
+    api: httpx.AsyncClient, db, settings
+) -> None:
+    coworking, seat, other, client, owner = await _setup(db, settings)
+    rival = await create_client(db, settings)
+    first = await insert_reservation(
+        db, client_id=client.id, seat_id=other, coworking_id=coworking,
+        starts_at=TEN, ends_at=NOON, status="held",
+    )  # fmt: skip
+    second = await insert_reservation(
+        db, client_id=rival.id, seat_id=seat, coworking_id=coworking,
+        starts_at=NOON, ends_at=datetime(2099, 6, 1, 22, 30, tzinfo=UTC),
+        status="checked_in",
+    )  # fmt: skip
+    for hour in (13, 15):
+        await insert_reservation(
+            db, client_id=client.id, seat_id=seat, coworking_id=coworking,
+            starts_at=datetime(2099, 6, 2, hour, tzinfo=UTC),
+            ends_at=datetime(2099, 6, 2, hour + 1, tzinfo=UTC),
+        )  # fmt: skip
+    third = await db.fetchval(
+        "SELECT id FROM reservation.reservations WHERE starts_at = $1",
+        datetime(2099, 6, 2, 13, tzinfo=UTC),
+    )
+
+    # through the contract's singular path, on the default (only) coworking
+    response = await api.post(
+        "/api/coworking/closures",
+        json={
+            "seat_id": None,
+            "starts_at": "2099-06-01T00:00:00+02:00",
+            "ends_at": "2099-06-03T00:00:00+02:00",
+        },
+        headers=owner.headers,
+    )
+
+    assert response.status_code == 409
+    assert response.json() == {
+        "error": "conflict",
+        "description": "closure: 4 active reservations fall inside it; cancel them"
+        f" first: {first} (seat 8, 2099-06-01 10:00–12:00),"
+        f" {second} (seat 7, 2099-06-01 12:00–2099-06-02 00:30),"
+        f" {third} (seat 7, 2099-06-02 15:00–16:00) and 1 more"
+        " (times in Europe/Berlin)",
+    }
+    assert await _closures(db) == []
+
+
+async def test_closure_touching_a_booking_or_over_an_ended_one_is_accepted(
+    api: httpx.AsyncClient, db, settings
+) -> None:
+    coworking, seat, other, client, owner = await _setup(db, settings)
+    await insert_reservation(
+        db, client_id=client.id, seat_id=seat, coworking_id=coworking,
+        starts_at=TEN, ends_at=NOON,
+    )  # fmt: skip
+    for status in ("cancelled", "expired", "no_show", "completed"):
+        await insert_reservation(
+            db, client_id=client.id, seat_id=other, coworking_id=coworking,
+            starts_at=TEN, ends_at=NOON, status=status,
+        )  # fmt: skip
+    url = f"/api/coworkings/{coworking}/closures"
+
+    before = await api.post(
+        url,
+        json={"starts_at": "2099-06-01T08:00:00+02:00", "ends_at": TEN.isoformat()},
+        headers=owner.headers,
+    )
+    after = await api.post(
+        url,
+        json={"seat_id": str(seat), "starts_at": NOON.isoformat(),
+              "ends_at": "2099-06-01T13:00:00+02:00"},
+        headers=owner.headers,
+    )  # fmt: skip
+    over_ended = await api.post(
+        url,
+        json={"seat_id": str(other), "starts_at": TEN.isoformat(),
+              "ends_at": NOON.isoformat(), "reason": "Repairs"},
+        headers=owner.headers,
+    )  # fmt: skip
+
+    assert [before.status_code, after.status_code, over_ended.status_code] == [
+        201, 201, 201,
+    ]  # fmt: skip
+    assert await _closures(db) == [
+        (uuid.UUID(before.json()["id"]), None,
+         datetime(2099, 6, 1, 6, tzinfo=UTC), TEN, ""),
+        (uuid.UUID(over_ended.json()["id"]), other, TEN, NOON, "Repairs"),
+        (uuid.UUID(after.json()["id"]), seat,
+         NOON, datetime(2099, 6, 1, 11, tzinfo=UTC), ""),
+    ]  # fmt: skip
+
+
+async def test_patch_that_moves_a_closure_onto_a_booking_is_refused(
+    api: httpx.AsyncClient, db, settings
+) -> None:
+    coworking, seat, _, client, owner = await _setup(db, settings)
+    booked = await insert_reservation(
+        db, client_id=client.id, seat_id=seat, coworking_id=coworking,
+        starts_at=TEN, ends_at=NOON,
+    )  # fmt: skip
+    url = f"/api/coworkings/{coworking}/closures"
+    created = await api.post(
+        url,
+        json={"seat_id": str(seat), "starts_at": "2099-06-01T07:00:00+02:00",
+              "ends_at": TEN.isoformat(), "reason": "Cleaning"},
+        headers=owner.headers,
+    )  # fmt: skip
+    assert created.status_code == 201, created.text
+    closure = f"{url}/{created.json()['id']}"
+    before = await _closures(db)
+
+    moved = await api.patch(
+        closure,
+        json={"starts_at": "2099-06-01T11:30:00+02:00",
+              "ends_at": "2099-06-01T12:30:00+02:00"},
+        headers=owner.headers,
+    )  # fmt: skip
+    widened = await api.patch(
+        closure, json={"ends_at": "2099-06-01T10:05:00+02:00"}, headers=owner.headers
+    )
+
+    description = (
+        "closure: 1 active reservation falls inside it; cancel it first:"
+        f" {booked} (seat 7, 2099-06-01 10:00–12:00) (times in Europe/Berlin)"
+    )
+    for refused in (moved, widened):
+        assert refused.status_code == 409
+        assert refused.json() == {"error": "conflict", "description": description}
+    assert await _closures(db) == before
+    # a new reason moves nothing and goes through
+    renamed = await api.patch(
+        closure, json={"reason": "Deep clean"}, headers=owner.headers
+    )
+    assert renamed.status_code == 200 and renamed.json()["reason"] == "Deep clean"

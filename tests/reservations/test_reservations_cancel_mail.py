@@ -1,0 +1,213 @@
+"""A mail that ends a confirmed booking takes its event back out of the client's
+calendar (RFC 5546 CANCEL), and a closure never covers a booking silently."""
+
+import uuid
+from datetime import UTC, datetime, time, timedelta
+from email.message import EmailMessage
+from zoneinfo import ZoneInfo
+
+import pytest
+from icalendar import Calendar
+
+from activities.mail_render import MailContext, build_message
+from proto import reservation_pb2 as pb
+from tests.factories import create_coworking, create_seat
+from tests.hardening.test_hardening_mail_headers import HEADERS
+from tests.reservations.conftest import Scene
+from tests.reservations.test_reservations_lifecycle import _kinds, wait_for
+
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+async def _ten_in_berlin(scene: Scene, *, days_ahead: int) -> datetime:
+    day = (await scene.now()).astimezone(BERLIN).date() + timedelta(days=days_ahead)
+    return datetime.combine(day, time(10), tzinfo=BERLIN).astimezone(UTC)
+
+
+def _calendar(message: EmailMessage) -> tuple[str, Calendar]:
+    [part] = list(message.iter_attachments())
+    assert (part.get_content_type(), part.get_filename()) == (
+        "text/calendar",
+        "reservation.ics",
+    )
+    return part.get_param("method"), Calendar.from_ical(part.get_content())
+
+
+def _mail(smtp, kind_subject: str) -> EmailMessage:
+    [found] = [m.message for m in smtp.received if m.message["Subject"] == kind_subject]
+    return found
+
+
+async def test_closure_refused_until_staff_cancel_then_the_mail_cancels_the_event(
+    scene: Scene, smtp
+) -> None:
+    starts_at = await _ten_in_berlin(scene, days_ahead=2)
+    ends_at = starts_at + timedelta(hours=1)
+    booked = await scene.book(starts_at, ends_at)
+    assert booked.status_code == 200, booked.text
+    reservation_id = booked.json()["id"]
+    await wait_for(lambda: _kinds(scene, reservation_id, "confirmation"))
+    closure = {
+        "seat_id": None,
+        "starts_at": (starts_at - timedelta(hours=2)).isoformat(),
+        "ends_at": (ends_at + timedelta(hours=2)).isoformat(),
+        "reason": "Water damage",
+    }
+    url = f"/api/coworkings/{scene.coworking_id}/closures"
+    day = starts_at.astimezone(BERLIN).date().isoformat()
+
+    refused = await scene.api.post(url, json=closure, headers=scene.admin.headers)
+
+    assert refused.status_code == 409
+    assert refused.json() == {
+        "error": "conflict",
+        "description": "closure: 1 active reservation falls inside it; cancel it"
+        f" first: {reservation_id} (seat 1, {day} 10:00–11:00)"
+        " (times in Europe/Berlin)",
+    }
+    assert (
+        await scene.resources.pool.fetchval("SELECT count(*) FROM coworking.closures")
+        == 0
+    )
+
+    cancelled = await scene.api.request(
+        "DELETE",
+        f"/api/reservations/{reservation_id}",
+        json={"reason": "Water damage"},
+        headers=scene.admin.headers,
+    )
+    assert cancelled.status_code == 204, cancelled.text
+    again = await scene.api.post(url, json=closure, headers=scene.admin.headers)
+    assert again.status_code == 201, again.text
+
+    await wait_for(lambda: _kinds(scene, reservation_id, "cancellation"))
+    confirmation = _mail(smtp, "Your seat is booked: Lounge One")
+    cancellation = _mail(smtp, "Your booking is cancelled: Lounge One")
+    assert set(cancellation.keys()) == HEADERS
+    assert len(cancellation.keys()) == len(HEADERS)
+    assert cancellation["Message-ID"] == (
+        f"<reservation-{reservation_id}.cancellation.v1@tlounge.local>"
+    )
+    assert cancellation["To"] == "Ada Lovelace <ada@example.com>"
+    assert "Reason: Water damage" in cancellation.get_body().get_content()
+
+    invite_method, invite = _calendar(confirmation)
+    method, calendar = _calendar(cancellation)
+    [invited] = invite.walk("VEVENT")
+    [event] = calendar.walk("VEVENT")
+    assert (invite_method, invite["METHOD"]) == ("PUBLISH", "PUBLISH")
+    assert (method, calendar["METHOD"]) == ("CANCEL", "CANCEL")
+    assert (
+        str(event["UID"])
+        == str(invited["UID"])
+        == (f"reservation-{reservation_id}@tlounge.local")
+    )
+    assert (event["STATUS"], event.decoded("SEQUENCE")) == ("CANCELLED", 2)
+    assert invited.decoded("SEQUENCE") == 1
+    assert (
+        str(event["ORGANIZER"])
+        == str(invited["ORGANIZER"])
+        == ("mailto:noreply@tlounge.local")
+    )
+    for name, instant in (("DTSTART", starts_at), ("DTEND", ends_at)):
+        assert event[name].params["TZID"] == "Europe/Berlin"
+        assert event.decoded(name) == instant
+        assert event.decoded(name).utcoffset() == instant.astimezone(BERLIN).utcoffset()
+    assert [str(zone["TZID"]) for zone in calendar.walk("VTIMEZONE")] == [
+        "Europe/Berlin"
+    ]
+
+
+async def test_no_show_mail_cancels_the_event_it_had_confirmed(
+    scene: Scene, smtp
+) -> None:
+    coworking = await create_coworking(
+        scene.resources.pool, timezone="Europe/Berlin", checkin_grace_minutes=15
+    )
+    seat = await create_seat(scene.resources.pool, coworking)
+    starts_at, ends_at = await scene.slot(hours_ahead=5, length_minutes=120)
+    reservation_id = (await scene.book(starts_at, ends_at, seat_id=seat)).json()["id"]
+    await wait_for(lambda: _kinds(scene, reservation_id, "confirmation"))
+
+    await scene.sleep(
+        starts_at + timedelta(minutes=15) - await scene.now() + timedelta(seconds=1)
+    )
+
+    await wait_for(lambda: _kinds(scene, reservation_id, "no_show"))
+    method, calendar = _calendar(_mail(smtp, "We released your seat: Test Lounge"))
+    [event] = calendar.walk("VEVENT")
+    assert (method, event["STATUS"], event.decoded("SEQUENCE")) == (
+        "CANCEL",
+        "CANCELLED",
+        2,
+    )
+    assert str(event["UID"]) == f"reservation-{reservation_id}@tlounge.local"
+    # the slot as booked, not the part of it that was released
+    assert (event.decoded("DTSTART"), event.decoded("DTEND")) == (starts_at, ends_at)
+
+
+async def test_cancelled_hold_that_was_never_confirmed_carries_no_calendar(
+    scene: Scene, smtp
+) -> None:
+    coworking = await create_coworking(scene.resources.pool, auto_confirm=False)
+    seat = await create_seat(scene.resources.pool, coworking)
+    starts_at, ends_at = await scene.slot(hours_ahead=30)
+    reservation_id = (await scene.book(starts_at, ends_at, seat_id=seat)).json()["id"]
+
+    response = await scene.api.delete(
+        f"/api/reservations/{reservation_id}", headers=scene.client.headers
+    )
+
+    assert response.status_code == 204
+    await wait_for(lambda: _kinds(scene, reservation_id, "cancellation"))
+    [mail] = [m.message for m in smtp.received]
+    assert mail["Subject"] == "Your booking is cancelled: Test Lounge"
+    assert list(mail.iter_attachments()) == []
+    assert mail.get_content_type() == "text/plain"
+    assert uuid.UUID(mail["X-TLounge-Reservation"]) == uuid.UUID(reservation_id)
+
+
+@pytest.mark.parametrize(
+    ("kind", "version", "invited", "expected"),
+    [
+        (pb.MAIL_KIND_CONFIRMATION, 1, 0, ("PUBLISH", 1, "CONFIRMED")),
+        (pb.MAIL_KIND_RESCHEDULE, 3, 2, ("PUBLISH", 3, "CONFIRMED")),
+        (pb.MAIL_KIND_CANCELLATION, 1, 1, ("CANCEL", 2, "CANCELLED")),
+        # moved to version 3 and cancelled before that mail went out
+        (pb.MAIL_KIND_CANCELLATION, 3, 2, ("CANCEL", 4, "CANCELLED")),
+        (pb.MAIL_KIND_NO_SHOW, 2, 2, ("CANCEL", 3, "CANCELLED")),
+        # nothing was ever put in a calendar, so nothing is taken out
+        (pb.MAIL_KIND_CANCELLATION, 1, 0, None),
+        (pb.MAIL_KIND_EXPIRED, 1, 0, None),
+        (pb.MAIL_KIND_REMINDER, 1, 1, None),
+    ],
+)
+def test_which_mail_carries_which_calendar(
+    kind: int, version: int, invited: int, expected: tuple | None
+) -> None:
+    # across the night Berlin leaves summer time: 01:00 CEST to 03:00 CET
+    start = datetime(2026, 10, 24, 23, tzinfo=UTC)
+    context = MailContext(
+        reservation_id="r-1", kind=kind, version=version,
+        recipient_email="ada@example.com", recipient_name="Ada Lovelace",
+        coworking_name="Lounge One", coworking_address="1 Test Street",
+        timezone="Europe/Berlin", seat_number=3, starts_at=start,
+        ends_at=start + timedelta(hours=3), invited_version=invited,
+    )  # fmt: skip
+    message = build_message(context, sender="T-Lounge <t@x.io>", domain="x.io")
+    parts = list(message.iter_attachments())
+    if expected is None:
+        assert parts == []
+        return
+    [part] = parts
+    calendar = Calendar.from_ical(part.get_content())
+    [event] = calendar.walk("VEVENT")
+    assert (
+        part.get_param("method"), event.decoded("SEQUENCE"), event["STATUS"]
+    ) == expected  # fmt: skip
+    assert calendar["METHOD"] == expected[0]
+    assert str(event["UID"]) == "reservation-r-1@x.io"
+    assert str(event["ORGANIZER"]) == "mailto:t@x.io"
+    assert event["DTSTART"].to_ical() == b"20261025T010000"
+    assert event["DTEND"].to_ical() == b"20261025T030000"
+    assert event["DTSTART"].params["TZID"] == "Europe/Berlin"
