@@ -104,6 +104,18 @@ def _vtimezone(tzid: str) -> Timezone:
     return Timezone.from_tzid(tzid)
 
 
+def _ical_time(instant: datetime, zone: ZoneInfo) -> datetime:
+    """The instant in the coworking's zone, or in UTC where that reads twice.
+
+    RFC 5545 reads a local time in the hour the clocks go back over as its
+    first occurrence; a booking in the second would show an hour early.
+    """
+    local = instant.astimezone(zone)
+    if local.fold:
+        return instant.astimezone(UTC)
+    return local
+
+
 def _calendar(
     context: MailContext, *, uid: str, organizer: str, now: datetime, method: str,
     sequence: int, status: str,
@@ -119,8 +131,8 @@ def _calendar(
     event.add("sequence", sequence)
     event.add("dtstamp", now)
     zone = ZoneInfo(context.timezone)
-    event.add("dtstart", context.starts_at.astimezone(zone))
-    event.add("dtend", context.ends_at.astimezone(zone))
+    event.add("dtstart", _ical_time(context.starts_at, zone))
+    event.add("dtend", _ical_time(context.ends_at, zone))
     event.add("summary", f"Seat {context.seat_number} at {context.coworking_name}")
     event.add("location", context.coworking_address)
     event.add("organizer", vCalAddress(f"mailto:{organizer}"))

@@ -211,3 +211,31 @@ def test_which_mail_carries_which_calendar(
     assert event["DTSTART"].to_ical() == b"20261025T010000"
     assert event["DTEND"].to_ical() == b"20261025T030000"
     assert event["DTSTART"].params["TZID"] == "Europe/Berlin"
+
+
+@pytest.mark.parametrize(
+    ("start_utc", "dtstart", "tzid"),
+    [
+        # 02:30 CEST, the first of the two 02:30s that night: local time is exact
+        (datetime(2026, 10, 25, 0, 30, tzinfo=UTC), b"20261025T023000", True),
+        # 02:30 CET, the second: read as local it would be the first, an hour early
+        (datetime(2026, 10, 25, 1, 30, tzinfo=UTC), b"20261025T013000Z", False),
+    ],
+    ids=["first-occurrence", "second-occurrence"],
+)
+def test_a_start_in_the_hour_that_repeats_is_written_so_it_reads_once(
+    start_utc: datetime, dtstart: bytes, tzid: bool
+) -> None:
+    context = MailContext(
+        reservation_id="r-1", kind=pb.MAIL_KIND_CONFIRMATION, version=1,
+        recipient_email="ada@example.com", recipient_name="Ada Lovelace",
+        coworking_name="Lounge One", coworking_address="1 Test Street",
+        timezone="Europe/Berlin", seat_number=3, starts_at=start_utc,
+        ends_at=start_utc + timedelta(hours=2),
+    )  # fmt: skip
+    message = build_message(context, sender="T-Lounge <t@x.io>", domain="x.io")
+    [part] = list(message.iter_attachments())
+    [event] = Calendar.from_ical(part.get_content()).walk("VEVENT")
+    assert event["DTSTART"].to_ical() == dtstart
+    assert ("TZID" in event["DTSTART"].params) is tzid
+    assert event.decoded("DTSTART").astimezone(UTC) == start_utc
