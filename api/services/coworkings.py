@@ -369,6 +369,8 @@ async def update_seat(
     if "features" in changes:
         changes["features"] = list(changes["features"])
     async with pool.acquire() as conn, conn.transaction():
+        # a seat made inactive or staff-only must not take a claim checked before
+        await _hold_off_claims(conn, coworking_id)
         await _seat_row(conn, coworking_id, seat_id)
         if changes:
             assignments = ", ".join(
@@ -398,6 +400,8 @@ async def delete_seat(
 ) -> None:
     """Soft delete: the number becomes free, past reservations keep their seat."""
     async with pool.acquire() as conn, conn.transaction():
+        # else a claim could commit between the count and the delete
+        await _hold_off_claims(conn, coworking_id)
         await _seat_row(conn, coworking_id, seat_id)
         upcoming = await reservation_reads.upcoming_count(
             conn, seat_id=seat_id, now=now
@@ -438,8 +442,9 @@ def _check_span(starts_at: datetime, ends_at: datetime) -> None:
         raise InvalidInput(f"ends_at: a closure lasts at most {MAX_CLOSURE_DAYS} days")
 
 
-async def _lock_for_closure(conn: asyncpg.Connection, coworking_id: UUID) -> ZoneInfo:
-    """Waits out the claims in flight in the coworking and holds off new ones."""
+async def _hold_off_claims(conn: asyncpg.Connection, coworking_id: UUID) -> ZoneInfo:
+    """Waits out the claims in flight in the coworking and holds off new ones,
+    so a change to its closures or seats and a claim never pass each other."""
     timezone = await conn.fetchval(
         "SELECT timezone FROM coworking.coworkings WHERE id = $1 FOR UPDATE",
         coworking_id,
@@ -538,7 +543,7 @@ async def create_closure(
     """Blocks new bookings, and is refused over active reservations."""
     _check_span(data.starts_at, data.ends_at)
     async with pool.acquire() as conn, conn.transaction():
-        zone = await _lock_for_closure(conn, coworking_id)
+        zone = await _hold_off_claims(conn, coworking_id)
         if data.seat_id is not None:
             found = await conn.fetchval(
                 "SELECT 1 FROM coworking.seats WHERE id = $1 AND coworking_id = $2"
@@ -571,7 +576,7 @@ async def update_closure(
     data: ClosureUpdate,
 ) -> dict[str, Any]:
     async with pool.acquire() as conn, conn.transaction():
-        zone = await _lock_for_closure(conn, coworking_id)
+        zone = await _hold_off_claims(conn, coworking_id)
         current = await _closure_row(conn, coworking_id, closure_id)
         starts_at = data.starts_at or current["starts_at"]
         ends_at = data.ends_at or current["ends_at"]

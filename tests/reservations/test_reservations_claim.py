@@ -13,7 +13,7 @@ import valkey.asyncio as valkey
 from activities.reservation import ReservationActivities, grains
 from api.errors import Conflict
 from api.models.coworkings import ClosureCreate
-from api.services import coworkings
+from api.services import coworkings, reservation_reads
 from api.settings import Settings
 from proto import reservation_pb2 as pb
 from tests.factories import create_client, create_coworking, create_seat
@@ -134,7 +134,7 @@ async def test_a_claim_waits_for_a_closure_in_flight_and_then_sees_it(
     async with db.acquire() as conn:
         closing = conn.transaction()
         await closing.start()
-        await coworkings._lock_for_closure(conn, coworking)
+        await coworkings._hold_off_claims(conn, coworking)
         await _closure(conn, coworking, seat, 9)
         claim = asyncio.create_task(claims.claim_seat(_claim(client, seat, MONDAY)))
         await asyncio.sleep(0.5)
@@ -180,6 +180,37 @@ async def test_a_closure_waits_for_a_claim_in_flight_and_then_refuses(
         f" {request.reservation_id} (seat 4, 2099-01-05 09:00–10:00) (times in UTC)"
     )
     assert await db.fetchval("SELECT count(*) FROM coworking.closures") == 0
+
+
+async def test_a_seat_delete_in_flight_holds_off_a_claim_that_then_finds_it_gone(
+    db: asyncpg.Pool,
+    kv: valkey.Valkey,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    coworking = await create_coworking(db)
+    seat = await create_seat(db, coworking, number=4)
+    client = (await create_client(db, settings)).id
+    claims = ReservationActivities(db, kv)
+    claim = None
+    # the delete's own transaction, stopped after its count of upcoming bookings
+    real_count = reservation_reads.upcoming_count
+
+    async def count_then_let_a_claim_in(conn, **kwargs):
+        nonlocal claim
+        counted = await real_count(conn, **kwargs)
+        claim = asyncio.create_task(claims.claim_seat(_claim(client, seat, MONDAY)))
+        await asyncio.sleep(0.5)
+        assert not claim.done()
+        return counted
+
+    monkeypatch.setattr(reservation_reads, "upcoming_count", count_then_let_a_claim_in)
+    await coworkings.delete_seat(db, kv, coworking, seat, now=MONDAY)
+    assert claim is not None
+    answer = await claim
+
+    assert (answer.outcome, answer.rule) == (pb.HOLD_OUTCOME_REJECTED, "seat_not_found")
+    assert await db.fetchval("SELECT count(*) FROM reservation.reservations") == 0
 
 
 async def test_refusals_name_their_reason_and_write_nothing(
