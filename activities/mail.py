@@ -1,11 +1,10 @@
 """The mail activity: at most once per (reservation, kind, version).
 
-What was sent is recorded in notifications.sent_mail and checked first. An
-accepted message is also heartbeated before it is recorded, so an attempt
-whose record failed (PostgreSQL went away) is retried without sending again.
-The one window nobody closes: the SMTP server accepted the message and the
-worker died before its heartbeat reached Temporal; the retry then sends the
-same Message-ID again.
+What was sent is recorded in notifications.sent_mail and checked first. When
+that record fails (PostgreSQL went away), the accepted message is heartbeated
+before the attempt fails, so the retry records it without sending again. The
+one window nobody closes: the SMTP server accepted the message and the worker
+died before recording it; the retry then sends the same Message-ID again.
 """
 
 from __future__ import annotations
@@ -85,16 +84,21 @@ class MailActivities:
 
         if mid not in activity.info().heartbeat_details:
             await self._deliver(message, kind)
+        try:
+            await self.pool.execute(
+                "INSERT INTO notifications.sent_mail (message_id, reservation_id,"
+                " kind, version, recipient, due_at, scheduled_at)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7)"
+                " ON CONFLICT (message_id) DO NOTHING",
+                mid, uuid.UUID(request.reservation_id), kind, request.version,
+                context.recipient_email, _dt(request.due_at),
+                activity.info().current_attempt_scheduled_time,
+            )  # fmt: skip
+        except DATABASE_DOWN:
+            # the failure carries it to the next attempt, which then only records;
+            # only here, as a heartbeat on every mail would cost Temporal a write
             activity.heartbeat(mid)
-        await self.pool.execute(
-            "INSERT INTO notifications.sent_mail (message_id, reservation_id, kind,"
-            " version, recipient, due_at, scheduled_at)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7)"
-            " ON CONFLICT (message_id) DO NOTHING",
-            mid, uuid.UUID(request.reservation_id), kind, request.version,
-            context.recipient_email, _dt(request.due_at),
-            activity.info().current_attempt_scheduled_time,
-        )  # fmt: skip
+            raise
         metrics.MAILS_SENT.labels(kind=kind).inc()
         if request.kind == pb.MAIL_KIND_REMINDER:
             metrics.observe_reminder_lateness(

@@ -124,7 +124,11 @@ async def test_mail_waits_out_a_database_outage_longer_than_its_retries(
 
 
 async def test_mail_accepted_before_its_record_failed_is_recorded_not_sent_again(
-    scene: Scene, smtp, proxy: PostgresProxy, relayed_pool: asyncpg.Pool
+    scene: Scene,
+    smtp,
+    proxy: PostgresProxy,
+    relayed_pool: asyncpg.Pool,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     starts_at, ends_at = await scene.slot(hours_ahead=8)
     reservation_id = (await scene.book(starts_at, ends_at)).json()["id"]
@@ -144,15 +148,17 @@ async def test_mail_accepted_before_its_record_failed_is_recorded_not_sent_again
     expected = message_id(reservation_id, pb.MAIL_KIND_REMINDER, 1, "tlounge.local")
     before = len(smtp.received)
 
-    beats: list[object] = []
+    deliver = activities._deliver
 
-    def on_heartbeat(*details: object) -> None:
+    async def deliver_then_lose_the_database(message: object, kind: str) -> None:
         # the server took the message; PostgreSQL goes before it is recorded
-        beats.extend(details)
+        await deliver(message, kind)
         proxy.cut()
 
+    monkeypatch.setattr(activities, "_deliver", deliver_then_lose_the_database)
+    beats: list[object] = []
     first = ActivityEnvironment()
-    first.on_heartbeat = on_heartbeat
+    first.on_heartbeat = lambda *details: beats.extend(details)
     try:
         with pytest.raises(ApplicationError) as failed:
             await first.run(activities.send_mail, request)
