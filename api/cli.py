@@ -9,8 +9,11 @@ import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from api.datafolder import FolderInUse
 from api.settings import Settings, settings_or_exit
 
+# as the ops commands' "a dependency cannot be reached"
+EXIT_UNREACHABLE = 4
 Handler = Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]
 _COMMANDS: dict[str, tuple[Handler, Callable[[argparse.ArgumentParser], None]]] = {}
 
@@ -69,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     handler, _ = _COMMANDS[args.command]
     try:
         return asyncio.run(handler(settings, args))
+    except FolderInUse as error:
+        print(f"tlounge: {error}", file=sys.stderr)  # noqa: T201
+        return EXIT_UNREACHABLE
     except KeyboardInterrupt:
         return 130
 
