@@ -24,7 +24,7 @@ from api.devstack import (
     settings_env,
 )
 from api.ops_reservations import EXIT_NOT_FOUND, EXIT_UNREACHABLE
-from tests.conftest import make_settings
+from tests.conftest import make_settings, run_tlounge
 from tests.hardening.stack import end_leftovers
 
 
@@ -148,15 +148,6 @@ async def test_stack_port_taken_stops_with_clear_message(tmp_path: Path) -> None
     )
 
 
-def _tlounge(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    """A `tlounge` command with only these settings, as an operator types it."""
-    return subprocess.run(
-        [sys.executable, "-m", "api.cli", *args],
-        env={"PATH": os.environ["PATH"], **env},
-        capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
-
-
 def _wait_for_banner(process: subprocess.Popen[bytes], out: Path) -> list[str]:
     deadline = time.monotonic() + 120
     while "Ctrl-C stops everything." not in (text := out.read_text()):
@@ -208,7 +199,7 @@ def test_second_start_on_a_held_folder_is_refused_and_ops_find_the_first(
         assert postmaster is not None
 
         # the same folder on other ports: refused before anything starts
-        second = _tlounge("dev", **settings_env(_stack_settings(data)))
+        second = run_tlounge("dev", env=settings_env(_stack_settings(data)))
         assert (second.returncode, second.stdout) == (1, "")
         assert second.stderr == (
             f"tlounge: the data folder {data} is in use by another stack "
@@ -217,24 +208,24 @@ def test_second_start_on_a_held_folder_is_refused_and_ops_find_the_first(
         )
 
         # ops commands find the stack from its data folder alone
-        listed = _tlounge("notifications", "failed", TLOUNGE_DATA_DIR=str(data))
+        folder = {"TLOUNGE_DATA_DIR": str(data)}
+        listed = run_tlounge("notifications", "failed", env=folder)
         assert (listed.returncode, listed.stdout) == (
             0,
             "0 reservation(s) with a failed notification\n",
         ), listed.stderr
-        shown = _tlounge(
-            "reservation", "show", str(uuid.uuid4()), TLOUNGE_DATA_DIR=str(data)
-        )
+        shown = run_tlounge("reservation", "show", str(uuid.uuid4()), env=folder)
         assert shown.returncode == EXIT_NOT_FOUND, shown.stderr
         assert shown.stderr.splitlines()[-1] == (
             "tlounge: reservation_id: no such reservation"
         )
         # and an explicit setting wins over what the stack wrote
         elsewhere = free_port()
-        pinned = _tlounge(
-            "notifications", "failed",
-            TLOUNGE_DATA_DIR=str(data), TLOUNGE_TEMPORAL_PORT=str(elsewhere),
-        )  # fmt: skip
+        pinned = run_tlounge(
+            "notifications",
+            "failed",
+            env={**folder, "TLOUNGE_TEMPORAL_PORT": str(elsewhere)},
+        )
         assert pinned.returncode == EXIT_UNREACHABLE
         assert f"127.0.0.1:{elsewhere}" in pinned.stderr
 

@@ -2,7 +2,6 @@
 
 import argparse
 import os
-import subprocess
 import sys
 import uuid
 
@@ -25,7 +24,7 @@ from api.ops import (
     create_owner,
 )
 from api.ops_reservations import EXIT_UNREACHABLE
-from tests.conftest import make_settings
+from tests.conftest import make_settings, run_tlounge
 
 STRONG = "violet-harbour-97-lantern"
 
@@ -228,11 +227,7 @@ def test_tlounge_command_on_a_held_folder_without_its_database_refuses(
     # a stack that holds the folder and has not started its PostgreSQL yet
     lock = hold_folder(folder)
     try:
-        result = subprocess.run(
-            [sys.executable, "-m", "api.cli", "migrate"],
-            env={"PATH": os.environ["PATH"], "TLOUNGE_DATA_DIR": str(folder)},
-            capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
-        )  # fmt: skip
+        result = run_tlounge("migrate", env={"TLOUNGE_DATA_DIR": str(folder)})
     finally:
         lock.release()
 
@@ -249,12 +244,11 @@ def test_tlounge_reservation_command_stops_the_embedded_database_it_started(
     tmp_path,
 ) -> None:
     # no Temporal answers: the command fails after it started the database
-    env = {"PATH": os.environ["PATH"], "TLOUNGE_DATA_DIR": str(tmp_path / "data"),
-           "TLOUNGE_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}"}  # fmt: skip
-    result = subprocess.run(
-        [sys.executable, "-m", "api.cli", "reservation", "show", str(uuid.uuid4())],
-        env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
+    env = {
+        "TLOUNGE_DATA_DIR": str(tmp_path / "data"),
+        "TLOUNGE_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",
+    }
+    result = run_tlounge("reservation", "show", str(uuid.uuid4()), env=env)
 
     assert result.returncode == EXIT_UNREACHABLE, result.stderr
     assert (tmp_path / "data" / "postgres" / "PG_VERSION").exists()
@@ -264,12 +258,8 @@ def test_tlounge_reservation_command_stops_the_embedded_database_it_started(
 
 
 def test_tlounge_cli_has_create_owner(pg_dsn) -> None:
-    env = {"PATH": os.environ["PATH"], "TLOUNGE_DATABASE_URL": pg_dsn,
-           PASSWORD_ENV: "x"}  # fmt: skip
-    result = subprocess.run(
-        [sys.executable, "-m", "api.cli", "create-owner", "--email", "cli@example.com"],
-        env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
+    env = {"TLOUNGE_DATABASE_URL": pg_dsn, PASSWORD_ENV: "x"}
+    result = run_tlounge("create-owner", "--email", "cli@example.com", env=env)
     assert result.returncode == EXIT_BAD_INPUT, result.stderr
     assert result.stderr.strip().endswith(
         "password refused: it is shorter than 12 characters"
