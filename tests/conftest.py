@@ -10,6 +10,7 @@ import asyncio
 import atexit
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import uuid
@@ -214,6 +215,15 @@ def s3_endpoint() -> Iterator[str]:
 # every data folder a test's settings name lives here, removed when the run ends
 _DATA_ROOT = Path(tempfile.mkdtemp(prefix="tlounge-data-"))
 atexit.register(shutil.rmtree, _DATA_ROOT, True)
+
+
+def run_tlounge(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`tlounge ARGS` with only these variables and PATH, as an operator types it."""
+    return subprocess.run(
+        [sys.executable, "-m", "api.cli", *args],
+        env={"PATH": os.environ["PATH"], **env},
+        capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
 
 
 def make_settings(**overrides: object) -> Settings:

@@ -1,8 +1,13 @@
 """The embedded stack, as `make run` starts it: up, serving, stopped, started again."""
 
 import asyncio
+import os
 import re
 import socket
+import subprocess
+import sys
+import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -10,8 +15,17 @@ import httpx
 import psutil
 import pytest
 
-from api.devstack import Stack, StackError, free_port
-from tests.conftest import make_settings
+from api.datafolder import RunningStack, hold_folder, running_stack
+from api.devstack import (
+    Stack,
+    StackError,
+    free_port,
+    running_postmaster,
+    settings_env,
+)
+from api.ops_reservations import EXIT_NOT_FOUND, EXIT_UNREACHABLE
+from tests.conftest import make_settings, run_tlounge
+from tests.hardening.stack import end_leftovers
 
 
 def _stack_settings(data_dir: Path):
@@ -100,8 +114,10 @@ async def test_stack_starts_books_mails_stops_and_restarts_with_its_data(
     assert processes and all(
         not p.is_running() or p.status() == psutil.STATUS_ZOMBIE for p in processes
     )
+    assert not (settings.data_dir / "stack.json").exists()
 
-    # a second start keeps the data: no new demo accounts, the reservation is there
+    # the folder is free again, and a second start keeps the data: no new demo
+    # accounts, the reservation is there
     again = Stack(settings)
     try:
         await again.start()
@@ -119,12 +135,119 @@ async def test_stack_starts_books_mails_stops_and_restarts_with_its_data(
 
 async def test_stack_port_taken_stops_with_clear_message(tmp_path: Path) -> None:
     settings = _stack_settings(tmp_path / "data")
+    stack = Stack(settings)
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", settings.api_port))
         taken.listen()
         with pytest.raises(StackError) as caught:
-            await Stack(settings).start()
+            await stack.start()
+    await stack.stop()
     assert str(caught.value) == (
         f"port {settings.api_port} (API) on 127.0.0.1 is already in use; "
         "stop what holds it or set TLOUNGE_API_PORT"
     )
+
+
+def _wait_for_banner(process: subprocess.Popen[bytes], out: Path) -> list[str]:
+    deadline = time.monotonic() + 120
+    while "Ctrl-C stops everything." not in (text := out.read_text()):
+        assert process.poll() is None, text
+        assert time.monotonic() < deadline, text
+        time.sleep(0.2)
+    return text[text.index("T-Lounge is up.") :].splitlines()
+
+
+def test_second_start_on_a_held_folder_is_refused_and_ops_find_the_first(
+    tmp_path: Path,
+) -> None:
+    data = (tmp_path / "data").resolve()
+    settings = _stack_settings(data)
+    out = tmp_path / "first.out"
+    with out.open("wb") as sink:
+        first = subprocess.Popen(
+            [sys.executable, "-m", "api.cli", "dev"],
+            env={"PATH": os.environ["PATH"], **settings_env(settings)},
+            stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+    try:
+        banner = _wait_for_banner(first, out)
+        stack = running_stack(data)
+        assert stack == RunningStack(
+            pid=first.pid,
+            api_url=f"http://127.0.0.1:{settings.api_port}",
+            temporal_address=f"127.0.0.1:{settings.temporal_port}",
+            temporal_ui_url=f"http://127.0.0.1:{settings.temporal_ui_port}",
+            valkey_port=settings.valkey_port,
+            smtp_port=settings.smtp_port,
+        )
+        api = stack.api_url
+        assert banner == [
+            "T-Lounge is up.",
+            f"  API           {api}  (docs: {api}/docs)",
+            f"  readiness     {api}/ready",
+            f"  metrics       {api}/metrics",
+            f"  Temporal gRPC {stack.temporal_address}  (for temporal --address)",
+            f"  Temporal UI   {stack.temporal_ui_url}",
+            f"  Valkey        127.0.0.1:{settings.valkey_port}",
+            f"  SMTP sink     127.0.0.1:{settings.smtp_port}",
+            f"  mail folder   {data / 'mail'}",
+            f"  data and logs {data}",
+            "Ctrl-C stops everything.",
+        ]
+        written = (data / "stack.json").read_text()
+        postmaster = running_postmaster(data / "postgres")
+        assert postmaster is not None
+
+        # the same folder on other ports: refused before anything starts
+        second = run_tlounge("dev", env=settings_env(_stack_settings(data)))
+        assert (second.returncode, second.stdout) == (1, "")
+        assert second.stderr == (
+            f"tlounge: the data folder {data} is in use by another stack "
+            f"(API {api}, PID {first.pid}); stop it, or give this stack "
+            "its own TLOUNGE_DATA_DIR and ports\n"
+        )
+
+        # ops commands find the stack from its data folder alone
+        folder = {"TLOUNGE_DATA_DIR": str(data)}
+        listed = run_tlounge("notifications", "failed", env=folder)
+        assert (listed.returncode, listed.stdout) == (
+            0,
+            "0 reservation(s) with a failed notification\n",
+        ), listed.stderr
+        shown = run_tlounge("reservation", "show", str(uuid.uuid4()), env=folder)
+        assert shown.returncode == EXIT_NOT_FOUND, shown.stderr
+        assert shown.stderr.splitlines()[-1] == (
+            "tlounge: reservation_id: no such reservation"
+        )
+        # and an explicit setting wins over what the stack wrote
+        elsewhere = free_port()
+        pinned = run_tlounge(
+            "notifications",
+            "failed",
+            env={**folder, "TLOUNGE_TEMPORAL_PORT": str(elsewhere)},
+        )
+        assert pinned.returncode == EXIT_UNREACHABLE
+        assert f"127.0.0.1:{elsewhere}" in pinned.stderr
+
+        # none of that touched the first stack
+        assert (data / "stack.json").read_text() == written
+        still = running_postmaster(data / "postgres")
+        assert still is not None and still.pid == postmaster.pid
+        ready = httpx.get(f"{api}/ready", timeout=10)
+        assert (ready.status_code, ready.json()["checks"]) == (
+            200,
+            {"postgres": "ok", "valkey": "ok", "temporal": "ok", "object_store": "ok"},
+        )
+
+        # killed outright, it leaves a stale stack.json and a free lock
+        first.kill()
+        first.wait(timeout=30)
+        assert (data / "stack.json").exists()
+        assert running_stack(data) is None
+        hold_folder(data).release()
+    finally:
+        if first.poll() is None:
+            first.terminate()
+            first.wait(timeout=60)
+        # a killed stack's children outlive it
+        end_leftovers(data)

@@ -2,14 +2,20 @@
 
 import argparse
 import os
-import subprocess
 import sys
 import uuid
 
 import asyncpg
 import pytest
 
-from api.devstack import free_port, postgres_is_running, start_postgres, stop_postgres
+from api.datafolder import FolderInUse, hold_folder
+from api.devstack import (
+    free_port,
+    postgres_for_command,
+    postgres_is_running,
+    start_postgres,
+    stop_postgres,
+)
 from api.ops import (
     EXIT_BAD_INPUT,
     EXIT_NO_DATABASE,
@@ -18,7 +24,7 @@ from api.ops import (
     create_owner,
 )
 from api.ops_reservations import EXIT_UNREACHABLE
-from tests.conftest import make_settings
+from tests.conftest import make_settings, run_tlounge
 
 STRONG = "violet-harbour-97-lantern"
 
@@ -171,12 +177,14 @@ async def test_create_owner_on_the_embedded_database(monkeypatch, tmp_path) -> N
         stop_postgres(server, mode="immediate")
 
 
+@pytest.mark.parametrize("held", [True, False], ids=["under-a-stack", "by-hand"])
 async def test_create_owner_leaves_a_running_embedded_database_running(
-    monkeypatch, tmp_path
+    monkeypatch, tmp_path, held
 ) -> None:
     monkeypatch.setenv(PASSWORD_ENV, STRONG)
     settings = make_settings(data_dir=tmp_path / "data")
-    # as under `tlounge dev`, which stops it itself
+    # as under `tlounge dev`, which holds the folder and stops the server itself
+    lock = hold_folder(tmp_path / "data") if held else None
     server, dsn = start_postgres(tmp_path / "data" / "postgres")
     try:
         assert await create_owner(settings, _args()) == 0
@@ -187,31 +195,71 @@ async def test_create_owner_leaves_a_running_embedded_database_running(
         await conn.close()
     finally:
         stop_postgres(server, mode="immediate")
+        if lock is not None:
+            lock.release()
+
+
+async def test_embedded_database_command_holds_the_folder_while_it_runs(
+    tmp_path,
+) -> None:
+    folder = tmp_path.resolve() / "data"
+
+    async with postgres_for_command(folder) as dsn:
+        # a `tlounge dev` started now would adopt a server this command stops
+        with pytest.raises(FolderInUse) as caught:
+            hold_folder(folder)
+        conn = await asyncpg.connect(dsn)
+        assert await conn.fetchval("SELECT 1") == 1
+        await conn.close()
+
+    assert str(caught.value) == (
+        f"the data folder {folder} is in use by another tlounge process "
+        f"(PID {os.getpid()})"
+    )
+    assert not postgres_is_running(folder / "postgres")
+    hold_folder(folder).release()
+
+
+def test_tlounge_command_on_a_held_folder_without_its_database_refuses(
+    tmp_path,
+) -> None:
+    folder = tmp_path.resolve() / "data"
+    # a stack that holds the folder and has not started its PostgreSQL yet
+    lock = hold_folder(folder)
+    try:
+        result = run_tlounge("migrate", env={"TLOUNGE_DATA_DIR": str(folder)})
+    finally:
+        lock.release()
+
+    assert result.returncode == EXIT_UNREACHABLE, result.stderr
+    assert result.stderr.splitlines()[-1] == (
+        f"tlounge: the data folder {folder} is in use by another tlounge process "
+        f"(PID {os.getpid()}), and no PostgreSQL runs there yet; try again once "
+        "it is up"
+    )
+    assert not (folder / "postgres").exists()
 
 
 def test_tlounge_reservation_command_stops_the_embedded_database_it_started(
     tmp_path,
 ) -> None:
     # no Temporal answers: the command fails after it started the database
-    env = {"PATH": os.environ["PATH"], "TLOUNGE_DATA_DIR": str(tmp_path / "data"),
-           "TLOUNGE_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}"}  # fmt: skip
-    result = subprocess.run(
-        [sys.executable, "-m", "api.cli", "reservation", "show", str(uuid.uuid4())],
-        env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
+    env = {
+        "TLOUNGE_DATA_DIR": str(tmp_path / "data"),
+        "TLOUNGE_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",
+    }
+    result = run_tlounge("reservation", "show", str(uuid.uuid4()), env=env)
 
     assert result.returncode == EXIT_UNREACHABLE, result.stderr
     assert (tmp_path / "data" / "postgres" / "PG_VERSION").exists()
     assert not postgres_is_running(tmp_path / "data" / "postgres")
+    # and it let go of the folder
+    hold_folder(tmp_path / "data").release()
 
 
 def test_tlounge_cli_has_create_owner(pg_dsn) -> None:
-    env = {"PATH": os.environ["PATH"], "TLOUNGE_DATABASE_URL": pg_dsn,
-           PASSWORD_ENV: "x"}  # fmt: skip
-    result = subprocess.run(
-        [sys.executable, "-m", "api.cli", "create-owner", "--email", "cli@example.com"],
-        env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
+    env = {"TLOUNGE_DATABASE_URL": pg_dsn, PASSWORD_ENV: "x"}
+    result = run_tlounge("create-owner", "--email", "cli@example.com", env=env)
     assert result.returncode == EXIT_BAD_INPUT, result.stderr
     assert result.stderr.strip().endswith(
         "password refused: it is shorter than 12 characters"

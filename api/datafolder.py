@@ -1,0 +1,156 @@
+"""Who works in a data folder: one process at a time holds it, and a running
+stack says where it listens.
+
+    <data folder>/stack.lock   flock()ed by `tlounge dev` for its whole life, and
+                               by an ops command that owns the folder's PostgreSQL
+                               while it runs; the holder's PID is written in it
+    <data folder>/stack.json   written by `tlounge dev` once it is up, removed on
+                               a clean stop
+
+The kernel drops the lock with the process that held it, so a crashed stack
+leaves no stale lock; the stack.json it leaves is told apart by its PID and
+by the lock being free. A stack killed outright leaves its children running,
+and the lock does not see them: only the stack process holds it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from api.settings import Settings
+
+LOCK_FILE = "stack.lock"
+STACK_FILE = "stack.json"
+
+
+class FolderInUse(Exception):
+    """Another process holds the data folder; the message says who, in one line."""
+
+
+@dataclass(frozen=True)
+class RunningStack:
+    """Where a running `tlounge dev` listens; None for a part it did not start."""
+
+    pid: int
+    api_url: str
+    temporal_address: str
+    temporal_ui_url: str | None
+    valkey_port: int | None
+    smtp_port: int | None
+
+
+@dataclass
+class FolderLock:
+    folder: Path
+    fd: int
+
+    def release(self) -> None:
+        # no PID left behind to be taken for the next holder's
+        os.ftruncate(self.fd, 0)
+        # closing the descriptor drops the lock
+        os.close(self.fd)
+
+
+def hold_folder(folder: Path) -> FolderLock:
+    """The folder's lock for this process, or FolderInUse at once."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise FolderInUse(
+            f"the data folder {folder} is in use by {_describe_holder(folder)}"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    # whoever wrote a stack.json here no longer holds the folder
+    remove_running_stack(folder)
+    return FolderLock(folder, fd)
+
+
+def _describe_holder(folder: Path) -> str:
+    """'another stack (API ..., PID ...)', or as much as the folder tells."""
+    stack = running_stack(folder)
+    if stack is not None:
+        return f"another stack (API {stack.api_url}, PID {stack.pid})"
+    pid = _holder_pid(folder)
+    return "another tlounge process" + (f" (PID {pid})" if pid else "")
+
+
+def write_running_stack(folder: Path, stack: RunningStack) -> None:
+    path = folder / STACK_FILE
+    partial = path.with_suffix(".json.partial")
+    partial.write_text(json.dumps(asdict(stack), indent=2) + "\n")
+    # readers see the old file or the whole new one, never half of it
+    partial.replace(path)
+
+
+def remove_running_stack(folder: Path) -> None:
+    (folder / STACK_FILE).unlink(missing_ok=True)
+
+
+def running_stack(folder: Path) -> RunningStack | None:
+    """What the folder's stack.json says, if the stack that wrote it still runs."""
+    try:
+        stack = RunningStack(**json.loads((folder / STACK_FILE).read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+    if not _alive(stack.pid) or not _is_held(folder):
+        return None
+    return stack
+
+
+def with_running_stack(settings: Settings) -> Settings:
+    """The settings, pointed at the stack running on their data folder for each
+    address they leave unset; an explicit setting always wins."""
+    stack = running_stack(settings.data_dir.resolve())
+    if stack is None:
+        return settings
+    explicit = settings.model_fields_set
+    update: dict[str, object] = {}
+    if not settings.temporal_address and "temporal_port" not in explicit:
+        update["temporal_address"] = stack.temporal_address
+    if stack.valkey_port and not settings.valkey_url and "valkey_port" not in explicit:
+        update["valkey_port"] = stack.valkey_port
+    return settings.model_copy(update=update)
+
+
+def _holder_pid(folder: Path) -> int | None:
+    with contextlib.suppress(OSError, ValueError):
+        return int((folder / LOCK_FILE).read_text())
+    return None
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # another user's process, alive
+    return True
+
+
+def _is_held(folder: Path) -> bool:
+    try:
+        fd = os.open(folder / LOCK_FILE, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        # a shared lock for a moment: it is refused while anyone holds the folder
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
