@@ -241,8 +241,9 @@ async def test_reschedule_onto_the_same_seat_and_slot_changes_nothing_and_mails_
 async def test_reschedule_is_told_in_the_current_details_in_local_time(
     scene: Scene,
 ) -> None:
-    from temporalio.api.sdk.v1 import WorkflowMetadata
     from zoneinfo import ZoneInfo
+
+    from temporalio.api.sdk.v1 import WorkflowMetadata
 
     starts_at, ends_at = await scene.slot(hours_ahead=30)
     rid = (await scene.book(starts_at, ends_at)).json()["id"]
