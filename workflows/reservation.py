@@ -264,7 +264,7 @@ class ReservationWorkflow:
 
     async def _sleep_until(self, instant: datetime, what: str) -> None:
         """A durable timer that a change of the reservation cuts short."""
-        moved = f"Moved to {self._moved_to}. " if self._moved_to else ""
+        moved = f"Moved: {self._moved_to}. " if self._moved_to else ""
         workflow.set_current_details(f"{moved}Waiting for {what}")
         self._state.waiting_for = what
         delay = instant - workflow.now()

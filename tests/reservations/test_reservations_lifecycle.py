@@ -268,9 +268,9 @@ async def test_reschedule_is_told_in_the_current_details_in_local_time(
         )
         return metadata.current_details
 
-    await wait_for(lambda: _starts_with(details, "Moved to "))
+    await wait_for(lambda: _starts_with(details, "Moved: "))
     assert (await details()).startswith(
-        f"Moved to {name} · seat 2 at Lounge One"
+        f"Moved: {name} · seat 2 at Lounge One"
         f" · {start:%a %d %b %Y %H:%M}–{end:%H:%M} {start:%Z}. Waiting for "
     )
 
