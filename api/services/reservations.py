@@ -12,10 +12,11 @@ import contextlib
 import hashlib
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -24,6 +25,7 @@ from temporalio.client import (
     WithStartWorkflowOperation,
     WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.common import (
     SearchAttributePair,
@@ -141,6 +143,23 @@ def view_from_row(row: asyncpg.Record) -> ReservationView:
         version=row["version"],
         cancel_reason=row["cancel_reason"],
     )
+
+
+# How long a request waits for a workflow's answer. A claim that meets a
+# database outage keeps retrying inside the workflow; the client hears a 503
+# meanwhile, not nothing.
+ANSWER_WAIT_SECONDS = 20.0
+T = TypeVar("T")
+
+
+async def _answer_in_time(call: Awaitable[T]) -> T:
+    try:
+        return await asyncio.wait_for(call, ANSWER_WAIT_SECONDS)
+    except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as error:
+        raise Unavailable(
+            "reservation: still being worked on; ask again shortly (a booking"
+            " with the same Idempotency-Key gets its answer)"
+        ) from error
 
 
 @asynccontextmanager
@@ -320,10 +339,12 @@ async def book(
     )
     async with temporal_boundary(resources.temporal):
         try:
-            result = await resources.temporal.execute_update_with_start_workflow(
-                ReservationWorkflow.hold,
-                pb.HoldRequest(request_hash=digest),
-                start_workflow_operation=operation,
+            result = await _answer_in_time(
+                resources.temporal.execute_update_with_start_workflow(
+                    ReservationWorkflow.hold,
+                    pb.HoldRequest(request_hash=digest),
+                    start_workflow_operation=operation,
+                )
             )
         except WorkflowUpdateFailedError as error:
             _raise_for_update(error)
@@ -425,7 +446,9 @@ async def _update(
     """Run a workflow update; a refusal or a closed workflow is a 409."""
     async with temporal_boundary(resources.temporal):
         try:
-            return await handle.execute_update(update, request, result_type=result_type)  # type: ignore[attr-defined]
+            return await _answer_in_time(
+                handle.execute_update(update, request, result_type=result_type)  # type: ignore[attr-defined]
+            )
         except WorkflowUpdateFailedError as error:
             _raise_for_update(error)
             raise

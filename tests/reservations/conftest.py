@@ -38,13 +38,17 @@ from workers import reservation as reservation_worker
 
 @asynccontextmanager
 async def running_workers(
-    resources: Resources, *, cached: bool = True, mail_pool: asyncpg.Pool | None = None
+    resources: Resources,
+    *,
+    cached: bool = True,
+    mail_pool: asyncpg.Pool | None = None,
+    reservation_pool: asyncpg.Pool | None = None,
 ) -> AsyncIterator[tuple[Worker, Worker]]:
     settings = resources.settings
     reservations = reservation_worker.build_worker(
         resources.temporal,
         settings=settings,
-        pool=resources.pool,
+        pool=reservation_pool or resources.pool,
         cache=resources.valkey,
         # without a cache there is no sticky queue, which the test server never
         # moves a task off when its worker stops

@@ -1,4 +1,4 @@
-"""Mail through a PostgreSQL outage: delayed while it lasts, not dropped or doubled.
+"""PostgreSQL outages: mail and bookings delayed while they last, not dropped or doubled.
 
 The mail worker reaches PostgreSQL through a relay that the test cuts, while
 the reservation worker and the API keep their own connections.
@@ -182,3 +182,44 @@ async def test_mail_accepted_before_its_record_failed_is_recorded_not_sent_again
         ("confirmation", expected.replace("reminder", "confirmation")),
         ("reminder", expected),
     ]
+
+
+async def test_a_booking_whose_claim_meets_a_database_outage_answers_503_then_its_key(
+    scene: Scene,
+    proxy: PostgresProxy,
+    relayed_pool: asyncpg.Pool,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from api.services import reservations
+
+    monkeypatch.setattr(reservations, "ANSWER_WAIT_SECONDS", 2.0)
+    await scene.workers.aclose()
+    scene.workers = contextlib.AsyncExitStack()
+    await scene.workers.enter_async_context(
+        running_workers(scene.resources, reservation_pool=relayed_pool)
+    )
+    proxy.cut()
+    starts_at, ends_at = await scene.slot(hours_ahead=8)
+    key = {"Idempotency-Key": "through-the-outage"}
+
+    waiting = await scene.book(starts_at, ends_at, headers=key)
+
+    assert waiting.status_code == 503
+    assert waiting.headers["Retry-After"] == "5"
+    assert waiting.json() == {
+        "error": "unavailable",
+        "description": "reservation: still being worked on; ask again shortly (a"
+        " booking with the same Idempotency-Key gets its answer)",
+    }
+    assert (
+        await scene.resources.pool.fetchval(
+            "SELECT count(*) FROM reservation.reservations"
+        )
+        == 0
+    )
+
+    await proxy.restore()
+    answered = await scene.book(starts_at, ends_at, headers=key)
+    assert answered.status_code == 200, answered.text
+    rows = await scene.resources.pool.fetch("SELECT id FROM reservation.reservations")
+    assert [str(row["id"]) for row in rows] == [answered.json()["id"]]
