@@ -10,7 +10,8 @@ stack says where it listens.
 The kernel drops the lock with the process that held it, so a crashed stack
 leaves no stale lock; the stack.json it leaves is told apart by its PID and
 by the lock being free. A stack killed outright leaves its children running,
-and the lock does not see them: only the stack process holds it.
+which the lock does not see; the next stack to take the folder stops them
+before it starts anything (its PostgreSQL it adopts, as it always has).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import psutil
+
     from api.settings import Settings
 
 LOCK_FILE = "stack.lock"
@@ -154,3 +157,48 @@ def _is_held(folder: Path) -> bool:
     finally:
         os.close(fd)
     return False
+
+
+def leftovers(folder: Path) -> list[psutil.Process]:
+    """What a stack that died left running on the folder: its Temporal dev
+    server by the database file it was started on, Valkey by the folder it runs
+    in, the API and workers by their command and TLOUNGE_DATA_DIR. Nothing else
+    that merely has the folder open is touched."""
+    import psutil
+
+    folder = folder.resolve()
+    database = str(folder / "temporal.db")
+    found = []
+    for process in psutil.process_iter():
+        with contextlib.suppress(psutil.Error):
+            if process.pid == os.getpid() or process.status() == psutil.STATUS_ZOMBIE:
+                continue
+            command = process.cmdline()
+            ours = "api.cli" in command and (
+                process.environ().get("TLOUNGE_DATA_DIR") == str(folder)
+            )
+            # Valkey rewrites its command line, so it is known by where it runs
+            valkey = process.name().startswith("valkey") and (
+                process.cwd() == str(folder / "valkey")
+            )
+            if ours or valkey or database in command[1:]:
+                found.append(process)
+    return found
+
+
+def stop_leftovers(folder: Path, *, timeout: float = 10.0) -> list[str]:
+    """Stop them, gently and then not; a line for each, to say so."""
+    import psutil
+
+    left = leftovers(folder)
+    lines = []
+    for process in left:
+        with contextlib.suppress(psutil.Error):
+            lines.append(f"{process.name()} (PID {process.pid})")
+            process.terminate()
+    _, alive = psutil.wait_procs(left, timeout=timeout)
+    for process in alive:
+        with contextlib.suppress(psutil.Error):
+            process.kill()
+    psutil.wait_procs(alive, timeout=timeout)
+    return lines

@@ -31,6 +31,7 @@ from api.datafolder import (
     RunningStack,
     hold_folder,
     remove_running_stack,
+    stop_leftovers,
     write_running_stack,
 )
 from api.mailsink import MailSink
@@ -309,6 +310,14 @@ class Stack:
                 f"{error}; stop it, or give this stack its own TLOUNGE_DATA_DIR "
                 "and ports"
             ) from None
+        stopped = await asyncio.to_thread(stop_leftovers, self.data_dir)
+        if stopped:
+            print(  # noqa: T201 - the operator should know what was stopped
+                f"tlounge: stopped what a stack that died left running on"
+                f" {self.data_dir}: {', '.join(stopped)}",
+                file=sys.stderr,
+                flush=True,
+            )
         self.check_ports()
         env = {**os.environ, **settings_env(self.settings)}
         env["TLOUNGE_DATA_DIR"] = str(self.data_dir)

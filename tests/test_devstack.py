@@ -3,6 +3,7 @@
 import asyncio
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import httpx
 import psutil
 import pytest
 
-from api.datafolder import RunningStack, hold_folder, running_stack
+from api.datafolder import RunningStack, hold_folder, leftovers, running_stack
 from api.devstack import (
     Stack,
     StackError,
@@ -239,15 +240,43 @@ def test_second_start_on_a_held_folder_is_refused_and_ops_find_the_first(
             {"postgres": "ok", "valkey": "ok", "temporal": "ok", "object_store": "ok"},
         )
 
-        # killed outright, it leaves a stale stack.json and a free lock
+        # killed outright, it leaves a stale stack.json, a free lock and its
+        # children running on the folder
         first.kill()
         first.wait(timeout=30)
         assert (data / "stack.json").exists()
         assert running_stack(data) is None
         hold_folder(data).release()
+        orphans = {process.pid: process.name() for process in leftovers(data)}
+        assert len(orphans) == 5, orphans  # Temporal, Valkey, the API, two workers
+
+        # the next stack on the folder, on ports of its own, stops them first
+        moved = _stack_settings(data)
+        out = tmp_path / "next.out"
+        with out.open("wb") as sink:
+            successor = subprocess.Popen(
+                [sys.executable, "-m", "api.cli", "dev"],
+                env={"PATH": os.environ["PATH"], **settings_env(moved)},
+                stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            )  # fmt: skip
+        try:
+            _wait_for_banner(successor, out)
+            said = out.read_text().splitlines()[0]
+            assert said.startswith(
+                f"tlounge: stopped what a stack that died left running on {data}: "
+            )
+            assert all(f"(PID {pid})" in said for pid in orphans)
+            now = {process.pid for process in leftovers(data)} - {successor.pid}
+            assert len(now) == 5 and not now & set(orphans)
+            ready = httpx.get(f"http://127.0.0.1:{moved.api_port}/ready", timeout=10)
+            assert ready.status_code == 200
+        finally:
+            successor.send_signal(signal.SIGINT)
+            successor.wait(timeout=60)
+        assert leftovers(data) == []
     finally:
         if first.poll() is None:
             first.terminate()
             first.wait(timeout=60)
-        # a killed stack's children outlive it
+        # whatever is still there, PostgreSQL included
         end_leftovers(data)
