@@ -114,10 +114,20 @@ def running_stack(folder: Path) -> RunningStack | None:
 def with_running_stack(settings: Settings) -> Settings:
     """The settings, pointed at the stack running on their data folder for each
     address they leave unset; an explicit setting always wins."""
-    stack = running_stack(settings.data_dir.resolve())
-    if stack is None:
-        return settings
+    folder = settings.data_dir.resolve()
+    stack = running_stack(folder)
     explicit = settings.model_fields_set
+    if stack is None:
+        unset = not settings.temporal_address and "temporal_port" not in explicit
+        if unset and _is_held(folder):
+            # the default port could be another stack's Temporal, beside this
+            # folder's database
+            raise FolderInUse(
+                f"the data folder {folder} is held by {_describe_holder(folder)},"
+                f" which has not said where it listens (still starting, or its"
+                f" {STACK_FILE} is unreadable); wait, or set TLOUNGE_TEMPORAL_PORT"
+            )
+        return settings
     update: dict[str, object] = {}
     if not settings.temporal_address and "temporal_port" not in explicit:
         update["temporal_address"] = stack.temporal_address

@@ -75,12 +75,29 @@ def test_keep_explicit_settings_over_the_running_stack(
     assert (temporal_address(settings), valkey_url(settings)) == (temporal, valkey)
 
 
-def test_ignore_stack_file_whose_process_is_gone(held: FolderLock) -> None:
-    write_running_stack(held.folder, _stack(_dead_pid()))
-    settings = make_settings(data_dir=held.folder)
+def test_refuse_to_guess_while_the_holder_has_not_said_where_it_listens(
+    held: FolderLock,
+) -> None:
+    # its stack.json is another process's, long gone, or cannot be read
+    for stale in (_stack(_dead_pid()), None):
+        if stale is None:
+            (held.folder / "stack.json").write_text('{"pid": ')
+        else:
+            write_running_stack(held.folder, stale)
+        settings = make_settings(data_dir=held.folder)
 
-    assert running_stack(held.folder) is None
-    assert with_running_stack(settings) == settings
+        assert running_stack(held.folder) is None
+        with pytest.raises(FolderInUse) as caught:
+            with_running_stack(settings)
+        assert str(caught.value) == (
+            f"the data folder {held.folder} is held by another tlounge process"
+            f" (PID {os.getpid()}), which has not said where it listens (still"
+            " starting, or its stack.json is unreadable); wait, or set"
+            " TLOUNGE_TEMPORAL_PORT"
+        )
+        # an explicit address needs no guess
+        pinned = make_settings(data_dir=held.folder, temporal_port=7234)
+        assert temporal_address(with_running_stack(pinned)) == "127.0.0.1:7234"
 
 
 def test_ignore_stack_file_when_nobody_holds_the_folder(tmp_path: Path) -> None:
