@@ -58,8 +58,12 @@ _LEADS = {
     pb.MAIL_KIND_REMINDER: "a reminder of your booking.",
     pb.MAIL_KIND_CANCELLATION: "your booking has been cancelled.",
     pb.MAIL_KIND_RESCHEDULE: "your booking has moved to a new time or seat.",
-    pb.MAIL_KIND_EXPIRED: "staff did not confirm your booking in time, so the seat is free again.",
-    pb.MAIL_KIND_NO_SHOW: "nobody checked in, so the rest of the slot has been released.",
+    pb.MAIL_KIND_EXPIRED: (
+        "staff did not confirm your booking in time, so the seat is free again."
+    ),
+    pb.MAIL_KIND_NO_SHOW: (
+        "nobody checked in, so the rest of the slot has been released."
+    ),
 }
 _WITH_INVITATION = (pb.MAIL_KIND_CONFIRMATION, pb.MAIL_KIND_RESCHEDULE)
 # Mails that end a reservation the client may hold in a calendar. An expiry never

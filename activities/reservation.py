@@ -103,7 +103,7 @@ _BOOK = (
     INSERT INTO reservation.reservations
         (id, client_id, seat_id, coworking_id, starts_at, ends_at, status, version)
     VALUES ($3, $4, $1, $5, $6, $7, $8, $9)
-),"""
+),"""  # noqa: S608 - two constants joined, no input
     + _CLAIMS
 )
 
@@ -342,7 +342,8 @@ class ReservationActivities:
         status = _STATUS[request.status]
         outcome = await self.pool.execute(
             "UPDATE reservation.reservations SET status = $2, updated_at = now(),"
-            " checked_in_at = CASE WHEN $2 = 'checked_in' THEN $3 ELSE checked_in_at END"
+            " checked_in_at ="
+            " CASE WHEN $2 = 'checked_in' THEN $3 ELSE checked_in_at END"
             " WHERE id = $1 AND status <> $2",
             uuid.UUID(request.reservation_id), status, _dt(request.at),
         )  # fmt: skip

@@ -39,7 +39,8 @@ async def load_demo(conn: asyncpg.Connection) -> str:
             await conn.execute(
                 "INSERT INTO coworking.coworkings (id, name, address, city, timezone,"
                 " opening_hours, created_at)"
-                " VALUES ($1, $2, $3, $4, $5, $6::jsonb, now() + $7 * interval '1 second')",
+                " VALUES ($1, $2, $3, $4, $5, $6::jsonb,"
+                " now() + $7 * interval '1 second')",
                 coworking_id, name, address, city, zone, hours, order,
             )  # fmt: skip
             seats = [

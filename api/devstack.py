@@ -217,7 +217,8 @@ class Child:
 
     async def start(self) -> None:
         self.log.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(self.log, "ab")  # noqa: SIM115 - handed to the child
+        # once per child start, and handed to it: not worth a thread
+        handle = open(self.log, "ab")  # noqa: ASYNC230, SIM115
         try:
             self.process = await asyncio.create_subprocess_exec(
                 *self.command,
@@ -225,7 +226,8 @@ class Child:
                 stdout=handle,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                # own process group: a terminal's Ctrl-C reaches us, and we stop them in order
+                # own process group: a terminal's Ctrl-C reaches us, and we stop
+                # them in order
                 start_new_session=True,
             )
         finally:

@@ -1,4 +1,4 @@
-"""Object storage behind one small interface: a folder by default, S3 when configured."""
+"""Object storage behind one small interface: a folder by default, or S3."""
 
 from __future__ import annotations
 

@@ -89,7 +89,8 @@ async def notifications(settings: Settings, args: argparse.Namespace) -> int:
                 ids = [
                     execution.id.removeprefix("reservation-")
                     async for execution in client.list_workflows(
-                        'WorkflowType = "ReservationWorkflow" AND NotificationStatus = "failed"'
+                        'WorkflowType = "ReservationWorkflow"'
+                        ' AND NotificationStatus = "failed"'
                         ' AND ExecutionStatus = "Running"'
                     )
                 ]

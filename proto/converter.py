@@ -24,7 +24,9 @@ class TolerantPayloadConverter(CompositePayloadConverter):
                 JSONProtoPayloadConverter(ignore_unknown_fields=True)
                 if isinstance(converter, JSONProtoPayloadConverter)
                 else converter
-                for converter in DefaultPayloadConverter.default_encoding_payload_converters
+                for converter in (
+                    DefaultPayloadConverter.default_encoding_payload_converters
+                )
             )
         )
 

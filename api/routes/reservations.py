@@ -85,8 +85,9 @@ async def list_reservations(
 ) -> list[dict[str, Any]]:
     items = await reservations.list_filtered(
         resources, admin,
-        coworking_id=coworking_id, seat_id=seat_id, client_id=client_id, status=status,
-        starts_from=starts_from, starts_before=starts_before, limit=limit, offset=offset,
+        coworking_id=coworking_id, seat_id=seat_id, client_id=client_id,
+        status=status, starts_from=starts_from, starts_before=starts_before,
+        limit=limit, offset=offset,
     )  # fmt: skip
     return _as_list(items)
 

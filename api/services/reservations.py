@@ -241,7 +241,8 @@ async def _booking_subject(
     pool: asyncpg.Pool, *, seat_id: uuid.UUID, client_id: uuid.UUID
 ) -> asyncpg.Record:
     row = await pool.fetchrow(
-        "SELECT s.number, s.coworking_id, w.name AS coworking, w.timezone, w.auto_confirm,"
+        "SELECT s.number, s.coworking_id, w.name AS coworking, w.timezone,"
+        " w.auto_confirm,"
         " (SELECT name || ' ' || surname FROM client.clients"
         "   WHERE id = $2 AND deleted_at IS NULL) AS client_name"
         " FROM coworking.seats s JOIN coworking.coworkings w ON w.id = s.coworking_id"
@@ -371,7 +372,8 @@ async def _collect_start_error(operation: WithStartWorkflowOperation) -> None:
 async def _join_existing(
     resources: Resources, reservation_id: uuid.UUID, digest: str
 ) -> pb.HoldResult:
-    """A retried key whose workflow exists: its hold answers, or its result once closed."""
+    """A retried key whose workflow exists: its hold answers, or its result once
+    closed."""
     handle = resources.temporal.get_workflow_handle(
         workflow_id(reservation_id), result_type=pb.ReservationState
     )
@@ -655,7 +657,8 @@ async def list_filtered(
 ) -> list[ReservationView]:
     scope = await managed_coworkings(resources.pool, principal)
     if status is not None and status not in {
-        "held", "confirmed", "checked_in", "completed", "cancelled", "expired", "no_show"
+        "held", "confirmed", "checked_in", "completed", "cancelled", "expired",
+        "no_show",
     }:  # fmt: skip
         raise InvalidInput(f"status: unknown status {status!r}")
     size, skip = _page(limit, offset)
