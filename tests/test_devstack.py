@@ -25,6 +25,7 @@ from api.devstack import (
     settings_env,
 )
 from api.ops_reservations import EXIT_NOT_FOUND, EXIT_UNREACHABLE
+from api.settings import Settings
 from tests.conftest import make_settings, run_tlounge
 from tests.hardening.stack import end_leftovers
 
@@ -158,18 +159,23 @@ def _wait_for_banner(process: subprocess.Popen[bytes], out: Path) -> list[str]:
     return text[text.index("T-Lounge is up.") :].splitlines()
 
 
+def _start_dev(settings: Settings, out: Path) -> subprocess.Popen:
+    """`tlounge dev` as a process of its own, its output in `out`."""
+    with out.open("wb") as sink:
+        return subprocess.Popen(
+            [sys.executable, "-m", "api.cli", "dev"],
+            env={"PATH": os.environ["PATH"], **settings_env(settings)},
+            stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+
+
 def test_second_start_on_a_held_folder_is_refused_and_ops_find_the_first(
     tmp_path: Path,
 ) -> None:
     data = (tmp_path / "data").resolve()
     settings = _stack_settings(data)
     out = tmp_path / "first.out"
-    with out.open("wb") as sink:
-        first = subprocess.Popen(
-            [sys.executable, "-m", "api.cli", "dev"],
-            env={"PATH": os.environ["PATH"], **settings_env(settings)},
-            stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        )  # fmt: skip
+    first = _start_dev(settings, out)
     try:
         banner = _wait_for_banner(first, out)
         stack = running_stack(data)
@@ -253,12 +259,7 @@ def test_second_start_on_a_held_folder_is_refused_and_ops_find_the_first(
         # the next stack on the folder, on ports of its own, stops them first
         moved = _stack_settings(data)
         out = tmp_path / "next.out"
-        with out.open("wb") as sink:
-            successor = subprocess.Popen(
-                [sys.executable, "-m", "api.cli", "dev"],
-                env={"PATH": os.environ["PATH"], **settings_env(moved)},
-                stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            )  # fmt: skip
+        successor = _start_dev(moved, out)
         try:
             _wait_for_banner(successor, out)
             said = out.read_text().splitlines()[0]
