@@ -102,10 +102,11 @@ def _local(instant: datetime, zone: ZoneInfo) -> str:
 
 
 @lru_cache(maxsize=64)
-def _vtimezone(tzid: str) -> Timezone:
-    """A zone's definition: every rule change over decades, so slow to work out
-    (most of a mail's build time) and the same for every mail in that zone."""
-    return Timezone.from_tzid(tzid)
+def _vtimezone(tzid: str) -> bytes:
+    """A zone's definition, serialized: every rule change over decades, so slow
+    to work out and to write (most of a mail's build time), and the same for
+    every mail in that zone."""
+    return Timezone.from_tzid(tzid).to_ical()
 
 
 def _ical_time(instant: datetime, zone: ZoneInfo) -> datetime:
@@ -142,11 +143,13 @@ def _calendar(
     event.add("organizer", vCalAddress(f"mailto:{organizer}"))
     event.add("status", status)
     calendar.add_component(event)
-    # RFC 5545 wants the definition of every TZID the event names, before it
-    for tzid in sorted(calendar.get_missing_tzids()):
+    zones = []
+    for tzid in sorted(calendar.get_missing_tzids(), reverse=True):
         with contextlib.suppress(ValueError):
-            calendar.subcomponents.insert(0, _vtimezone(tzid))
-    return calendar.to_ical()
+            zones.append(_vtimezone(tzid))
+    # RFC 5545 wants the definition of every TZID the event names, before it
+    head, begin, rest = calendar.to_ical().partition(b"BEGIN:VEVENT\r\n")
+    return head + b"".join(zones) + begin + rest
 
 
 def _ascii_address(address: str) -> str:

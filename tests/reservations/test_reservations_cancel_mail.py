@@ -239,3 +239,35 @@ def test_a_start_in_the_hour_that_repeats_is_written_so_it_reads_once(
     assert event["DTSTART"].to_ical() == dtstart
     assert ("TZID" in event["DTSTART"].params) is tzid
     assert event.decoded("DTSTART").astimezone(UTC) == start_utc
+
+
+@pytest.mark.parametrize("zone", ["Europe/Berlin", "America/New_York"])
+def test_each_mail_defines_its_zone_once_before_the_event(zone: str) -> None:
+    start = datetime(2027, 3, 10, 9, tzinfo=UTC)
+    texts = []
+    for kind in (pb.MAIL_KIND_CONFIRMATION, pb.MAIL_KIND_RESCHEDULE):
+        context = MailContext(
+            reservation_id="r-1", kind=kind, version=1,
+            recipient_email="ada@example.com", recipient_name="Ada Lovelace",
+            coworking_name="Lounge One", coworking_address="1 Test Street",
+            timezone=zone, seat_number=3, starts_at=start,
+            ends_at=start + timedelta(hours=2),
+        )  # fmt: skip
+        message = build_message(context, sender="T-Lounge <t@x.io>", domain="x.io")
+        [part] = list(message.iter_attachments())
+        texts.append(part.get_content())
+    for text in texts:
+        lines = text.splitlines()
+        assert lines.count("BEGIN:VTIMEZONE") == 1
+        assert lines.index("END:VTIMEZONE") < lines.index("BEGIN:VEVENT")
+        assert lines[lines.index("BEGIN:VTIMEZONE") + 1] == f"TZID:{zone}"
+        calendar = Calendar.from_ical(text)
+        [definition] = calendar.walk("VTIMEZONE")
+        [event] = calendar.walk("VEVENT")
+        # the definition read back gives the event the zone's own offset
+        local = start.astimezone(ZoneInfo(zone))
+        offset = definition.to_tz().utcoffset(local.replace(tzinfo=None))
+        assert offset == local.utcoffset()
+        assert event.decoded("DTSTART") == start
+    # the second mail carries the same definition as the first
+    assert texts[0].split("BEGIN:VEVENT")[0] == texts[1].split("BEGIN:VEVENT")[0]
