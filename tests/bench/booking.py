@@ -70,6 +70,7 @@ class Results:
     mailing: list[Figures] = dataclasses.field(default_factory=list)
     api: list[Figures] = dataclasses.field(default_factory=list)
     fixed: list[Figures] = dataclasses.field(default_factory=list)
+    mailing_fixed: list[Figures] = dataclasses.field(default_factory=list)
     memory: list[tuple[int, float, float | None]] = dataclasses.field(
         default_factory=list
     )
@@ -187,6 +188,10 @@ async def one_run(
             booking_operation(http, scene, scene.take(count)),
             count=count, concurrency=concurrency,
         )),
+        (f"bare + activity at {rate:g}/s", results.mailing_fixed, open_loop(
+            bare_operation(client, task_queue, mailing=True),
+            rate=rate, count=fixed_count,
+        )),
         (f"POST at {rate:g}/s", results.fixed, open_loop(
             booking_operation(http, scene, scene.take(fixed_count)),
             rate=rate, count=fixed_count,
@@ -274,6 +279,7 @@ def summary(results: Results, targets: Targets, *, runs: int, rate: float) -> st
         ("bare", "bare workflow"),
         ("mailing", "bare workflow + activity"),
         ("api", "POST /api/reservations"),
+        ("mailing_fixed", f"bare + activity at {rate:g}/s"),
         ("fixed", f"POST at {rate:g}/s (open loop)"),
     ):
         lines.append(
