@@ -16,6 +16,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from proto import reservation_pb2 as pb
+    from workflows.local_time import local_time
 
 WORKFLOW_NAME = "ReservationWorkflow"
 
@@ -213,8 +214,8 @@ class ReservationWorkflow:
                     return
                 await self._sleep_until(
                     min(self._hold_deadline, starts_at),
-                    f"confirmation by staff before {self._hold_deadline.isoformat()}",
-                )
+                    "confirmation by staff before", self._hold_deadline,
+                )  # fmt: skip
                 continue
 
             version = self._state.version
@@ -236,9 +237,7 @@ class ReservationWorkflow:
                     self._reminded_version = version
                     self._queue_mail(pb.MAIL_KIND_REMINDER, due_at=reminder_at)
                     continue
-                await self._sleep_until(
-                    reminder_at, f"the reminder at {reminder_at.isoformat()}"
-                )
+                await self._sleep_until(reminder_at, "the reminder at", reminder_at)
                 continue
 
             # nobody at the door by start plus grace frees the rest of the slot
@@ -253,20 +252,23 @@ class ReservationWorkflow:
                     )
                     return
                 await self._sleep_until(
-                    checkin_deadline, f"check-in by {checkin_deadline.isoformat()}"
+                    checkin_deadline, "check-in by", checkin_deadline
                 )
                 continue
 
             if now >= ends_at:
                 await self._record(S.RESERVATION_STATUS_COMPLETED)
                 return
-            await self._sleep_until(ends_at, f"the end at {ends_at.isoformat()}")
+            await self._sleep_until(ends_at, "the end at", ends_at)
 
-    async def _sleep_until(self, instant: datetime, what: str) -> None:
+    async def _sleep_until(self, instant: datetime, what: str, when: datetime) -> None:
         """A durable timer that a change of the reservation cuts short."""
         moved = f"Moved: {self._moved_to}. " if self._moved_to else ""
-        workflow.set_current_details(f"{moved}Waiting for {what}")
-        self._state.waiting_for = what
+        # only the details read the zone database: they are queried, never recorded
+        with workflow.unsafe.sandbox_unrestricted():
+            local = local_time(when, self._state.rules.timezone)
+        workflow.set_current_details(f"{moved}Waiting for {what} {local}")
+        self._state.waiting_for = f"{what} {when.isoformat()}"
         delay = instant - workflow.now()
         if delay > timedelta(0):
             try:

@@ -1,10 +1,11 @@
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 from icalendar import Calendar
 
+from proto import reservation_pb2 as pb
 from tests.reservations.conftest import Scene
 
 
@@ -272,6 +273,37 @@ async def test_reschedule_is_told_in_the_current_details_in_local_time(
     assert (await details()).startswith(
         f"Moved: {name} · seat 2 at Lounge One"
         f" · {start:%a %d %b %Y %H:%M}–{end:%H:%M} {start:%Z}. Waiting for "
+    )
+
+
+async def test_current_details_give_the_next_instant_on_the_coworkings_clock(
+    scene: Scene,
+) -> None:
+    from zoneinfo import ZoneInfo
+
+    from temporalio.api.sdk.v1 import WorkflowMetadata
+
+    starts_at, ends_at = await scene.slot(hours_ahead=30)
+    rid = (await scene.book(starts_at, ends_at)).json()["id"]
+    handle = scene.resources.temporal.get_workflow_handle(f"reservation-{rid}")
+    reminder_at = starts_at - timedelta(hours=3)
+    local = reminder_at.astimezone(ZoneInfo("Europe/Berlin"))
+
+    async def details() -> str:
+        metadata = await handle.query(
+            "__temporal_workflow_metadata", result_type=WorkflowMetadata
+        )
+        return metadata.current_details
+
+    await wait_for(lambda: _starts_with(details, "Waiting for the reminder"))
+    assert await details() == (
+        f"Waiting for the reminder at {local:%a %d %b %Y %H:%M} {local:%Z}"
+        f" ({reminder_at.astimezone(UTC):%H:%M} UTC)"
+    )
+    # the API's view keeps the instant machine-readable
+    state = await handle.query("state", result_type=pb.ReservationState)
+    assert state.waiting_for == (
+        f"the reminder at {reminder_at.astimezone(UTC).isoformat()}"
     )
 
 

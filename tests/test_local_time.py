@@ -1,0 +1,30 @@
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from workflows.local_time import local_time
+
+
+@pytest.mark.parametrize(
+    ("instant", "zone", "text"),
+    [
+        # winter and summer on either side of Berlin's spring change
+        (datetime(2027, 3, 28, 0, 30, tzinfo=UTC), "Europe/Berlin",
+         "Sun 28 Mar 2027 01:30 CET (00:30 UTC)"),
+        (datetime(2027, 3, 28, 1, 30, tzinfo=UTC), "Europe/Berlin",
+         "Sun 28 Mar 2027 03:30 CEST (01:30 UTC)"),
+        # an instant given in another offset is still told in UTC
+        (datetime(2027, 1, 5, 9, tzinfo=timezone(timedelta(hours=-5))),
+         "America/New_York", "Tue 05 Jan 2027 09:00 EST (14:00 UTC)"),
+    ],
+)  # fmt: skip
+def test_an_instant_reads_as_the_coworkings_clock(
+    instant: datetime, zone: str, text: str
+) -> None:
+    assert local_time(instant, zone) == text
+
+
+@pytest.mark.parametrize("zone", ["", "Nowhere/Atlantis", "../../etc/passwd"])
+def test_a_zone_that_cannot_be_read_gives_the_instant_itself(zone: str) -> None:
+    instant = datetime(2027, 1, 5, 6, tzinfo=UTC)
+    assert local_time(instant, zone) == "2027-01-05T06:00:00+00:00"

@@ -1,0 +1,20 @@
+"""Instants as a coworking's clock shows them, for what support staff read.
+
+The reservation workflow imports this module passed through its sandbox: the
+sandbox's own zoneinfo hands out wrapped zones, which datetime refuses.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+
+def local_time(instant: datetime, timezone: str) -> str:
+    """'Tue 05 Jan 2027 07:00 CET (06:00 UTC)'; the ISO instant for a bad zone."""
+    try:
+        local = instant.astimezone(ZoneInfo(timezone))
+    except (ValueError, ZoneInfoNotFoundError):
+        return instant.isoformat()
+    utc = instant.astimezone(UTC)
+    return f"{local:%a %d %b %Y %H:%M} {local.tzname()} ({utc:%H:%M} UTC)"
