@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     smtp_starttls: bool = False
     smtp_timeout: float = Field(10.0, gt=0)
     mail_from: str = "T-Lounge <noreply@tlounge.local>"
+    # Mail is off a booking's path. At this niceness the kernel runs the booking's
+    # own work first when the cores are busy, and mail takes the time left over.
+    mail_worker_nice: int = Field(10, ge=0, le=19)
 
     s3_endpoint: str | None = None
     s3_access_key: str | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 import asyncpg
 from temporalio.client import Client
@@ -39,7 +40,17 @@ def build_worker(
     )
 
 
+def yield_to_bookings(settings: Settings) -> int:
+    """Lower this process's CPU priority to the configured niceness, never raise
+    it (that takes privileges); the niceness it then runs at."""
+    current = os.nice(0)
+    if settings.mail_worker_nice > current:
+        current = os.nice(settings.mail_worker_nice - current)
+    return current
+
+
 async def serve(settings: Settings) -> None:
+    logger.info("mail worker at niceness %d", yield_to_bookings(settings))
     smtp = smtp_connections(settings)
     try:
         async with (
