@@ -212,9 +212,16 @@ def s3_endpoint() -> Iterator[str]:
     server.stop()
 
 
-# every data folder a test's settings name lives here, removed when the run ends
-_DATA_ROOT = Path(tempfile.mkdtemp(prefix="tlounge-data-"))
-atexit.register(shutil.rmtree, _DATA_ROOT, True)
+# Every data folder a test's settings name lives here, removed when the run ends.
+# A script the suite starts shares the root: it may be stopped by a signal,
+# which skips its own clean-up at exit.
+_DATA_ROOT_VARIABLE = "PYTEST_TLOUNGE_DATA_ROOT"
+if os.environ.get(_DATA_ROOT_VARIABLE):
+    _DATA_ROOT = Path(os.environ[_DATA_ROOT_VARIABLE])
+else:
+    _DATA_ROOT = Path(tempfile.mkdtemp(prefix="tlounge-data-"))
+    os.environ[_DATA_ROOT_VARIABLE] = str(_DATA_ROOT)
+    atexit.register(shutil.rmtree, _DATA_ROOT, True)
 
 
 def run_tlounge(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
