@@ -42,7 +42,7 @@ def uvicorn_config(settings: Settings) -> uvicorn.Config:
     )
 
 
-@command("api")
+@command("api", serving=True)
 async def serve_api(settings: Settings, args: argparse.Namespace) -> int:
     """Serve the REST API (host and port from TLOUNGE_API_HOST/TLOUNGE_API_PORT)."""
     configure_logging(settings, "api")
@@ -60,7 +60,7 @@ def _worker_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-@command("worker", _worker_arguments)
+@command("worker", _worker_arguments, serving=True)
 async def serve_worker(settings: Settings, args: argparse.Namespace) -> int:
     """Run a worker: `reservation` (workflows and database activities) or `mail`."""
     from workers import mail, reservation
