@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -122,6 +123,33 @@ async def database_pool(
         yield pool
     finally:
         await pool.close()
+
+
+@contextlib.asynccontextmanager
+async def steady_collections(interval: float) -> AsyncIterator[None]:
+    """A full cyclic collection every `interval` seconds while there is work.
+
+    Every workflow the cache evicts leaves its objects behind in reference
+    cycles. Left to its thresholds, the collector let about 78,000 of them
+    pile up and freed them in one pause of 100 to 200 ms, which every booking
+    in flight waited out; a pass each second frees a second's worth instead.
+    """
+
+    async def collect() -> None:
+        while True:
+            await asyncio.sleep(interval)
+            # no young collection since the last pass: nothing new has lived
+            # long enough to be worth a full one
+            if gc.get_count()[2] > 0:
+                gc.collect()
+
+    task = asyncio.create_task(collect())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def connect_with_retry(
