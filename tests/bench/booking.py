@@ -122,6 +122,38 @@ async def sticky_cache_size(http: Http, url: str | None) -> float | None:
     return None
 
 
+async def collector_passes(http: Http, url: str | None) -> dict[float, float]:
+    """The reservation worker's collector passes, all generations: how many took
+    at most each bucket's bound in seconds (+inf: all of them)."""
+    counts: dict[float, float] = {}
+    if url is None:
+        return counts
+    with contextlib.suppress(*HTTP_ERRORS):
+        for line in (await http.get(url)).text.splitlines():
+            if line.startswith("tlounge_gc_pause_seconds_bucket{"):
+                bound = float(line.split('le="', 1)[1].split('"', 1)[0])
+                counts[bound] = counts.get(bound, 0.0) + float(line.rsplit(" ", 1)[1])
+    return counts
+
+
+def pauses_line(before: dict[float, float], after: dict[float, float]) -> str:
+    """How many passes the phase had, how many over 50 ms, and the longest's bound."""
+    passes = {bound: after[bound] - before.get(bound, 0.0) for bound in after}
+    if not passes:
+        return "    collector passes in the reservation worker: n/a"
+    total = passes[float("inf")]
+    over = total - passes.get(0.05, 0.0)
+    longest = min(
+        (bound for bound, count in passes.items() if count >= total),
+        default=float("inf"),
+    )
+    shown = "over 500" if longest == float("inf") else f"at most {ms(longest):g}"
+    return (
+        f"    collector passes in the reservation worker: {total:.0f},"
+        f" {over:.0f} over 50 ms, the longest {shown} ms"
+    )
+
+
 async def settled(
     running: Running,
     *,
@@ -146,13 +178,22 @@ async def settled(
 
 
 async def measured(
-    running: Running, label: str, phase: Awaitable[Figures], into: list[Figures]
+    running: Running,
+    label: str,
+    phase: Awaitable[Figures],
+    into: list[Figures],
+    *,
+    http: Http,
+    gc_url: str | None,
 ) -> None:
     await settled(running)
     before = cpu_by_process(running)
+    passes = await collector_passes(http, gc_url)
     figures = await phase
     into.append(figures)
     print(figures.line(f"  {label}"), flush=True)
+    if "POST" in label:
+        print(pauses_line(passes, await collector_passes(http, gc_url)))
     await settled(running)
     print(cpu_line(before, cpu_by_process(running), figures.count + figures.failures))
 
@@ -170,6 +211,7 @@ async def one_run(
     rate: float,
     fixed_count: int,
     results: Results,
+    gc_url: str | None,
 ) -> None:
     """Each measurement of one run, its baselines first, each from a quiet stack."""
     phases = [
@@ -198,7 +240,7 @@ async def one_run(
         )),
     ]  # fmt: skip
     for label, into, phase in phases:
-        await measured(running, label, phase, into)
+        await measured(running, label, phase, into, http=http, gc_url=gc_url)
 
 
 async def fill_to(http: Http, scene: Scene, *, total: int, concurrency: int) -> int:
@@ -309,11 +351,15 @@ async def main(args: argparse.Namespace) -> int:
     began = time.monotonic()
     async with running_stack(keep=args.keep) as running:
         # the SDK's metrics tell how full the workflow cache is
-        metrics_port = free_port()
+        # and our own, how long its collector held it
+        metrics_port, gc_port = free_port(), free_port()
         await running.restart_child(
-            WORKER, TLOUNGE_TEMPORAL_METRICS_PORT=str(metrics_port)
+            WORKER,
+            TLOUNGE_TEMPORAL_METRICS_PORT=str(metrics_port),
+            TLOUNGE_WORKER_METRICS_PORT=str(gc_port),
         )
         metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
+        gc_url = f"http://127.0.0.1:{gc_port}/metrics"
         await bare_worker(running, task_queue)
         scene = await seed(running.pool, running.settings, seats=args.seats)
         sql_scene = dataclasses.replace(scene, next_number=0)
@@ -350,7 +396,7 @@ async def main(args: argparse.Namespace) -> int:
                     http=http, client=client, running=running, scene=scene,
                     sql_scene=sql_scene, task_queue=task_queue, count=args.count,
                     concurrency=args.concurrency, rate=args.rate,
-                    fixed_count=args.fixed_count, results=results,
+                    fixed_count=args.fixed_count, results=results, gc_url=gc_url,
                 )  # fmt: skip
     print(summary(results, targets, runs=args.runs, rate=args.rate))
     print(f"(took {time.monotonic() - began:.0f} s)")
