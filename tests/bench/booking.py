@@ -123,8 +123,8 @@ async def sticky_cache_size(http: Http, url: str | None) -> float | None:
 
 
 async def collector_passes(http: Http, url: str | None) -> dict[float, float]:
-    """The reservation worker's collector passes, all generations: how many took
-    at most each bucket's bound in seconds (+inf: all of them)."""
+    """A process's collector passes, all generations: how many took at most
+    each bucket's bound in seconds (+inf: all of them)."""
     counts: dict[float, float] = {}
     if url is None:
         return counts
@@ -136,11 +136,13 @@ async def collector_passes(http: Http, url: str | None) -> dict[float, float]:
     return counts
 
 
-def pauses_line(before: dict[float, float], after: dict[float, float]) -> str:
+def pauses_line(
+    process: str, before: dict[float, float], after: dict[float, float]
+) -> str:
     """How many passes the phase had, how many over 50 ms, and the longest's bound."""
     passes = {bound: after[bound] - before.get(bound, 0.0) for bound in after}
     if not passes:
-        return "    collector passes in the reservation worker: n/a"
+        return f"    collector passes in the {process}: n/a"
     total = passes[float("inf")]
     over = total - passes.get(0.05, 0.0)
     longest = min(
@@ -149,7 +151,7 @@ def pauses_line(before: dict[float, float], after: dict[float, float]) -> str:
     )
     shown = "over 500" if longest == float("inf") else f"at most {ms(longest):g}"
     return (
-        f"    collector passes in the reservation worker: {total:.0f},"
+        f"    collector passes in the {process}: {total:.0f},"
         f" {over:.0f} over 50 ms, the longest {shown} ms"
     )
 
@@ -184,16 +186,17 @@ async def measured(
     into: list[Figures],
     *,
     http: Http,
-    gc_url: str | None,
+    gc_urls: dict[str, str],
 ) -> None:
     await settled(running)
     before = cpu_by_process(running)
-    passes = await collector_passes(http, gc_url)
+    passes = {name: await collector_passes(http, url) for name, url in gc_urls.items()}
     figures = await phase
     into.append(figures)
     print(figures.line(f"  {label}"), flush=True)
     if "POST" in label:
-        print(pauses_line(passes, await collector_passes(http, gc_url)))
+        for name, url in gc_urls.items():
+            print(pauses_line(name, passes[name], await collector_passes(http, url)))
     await settled(running)
     print(cpu_line(before, cpu_by_process(running), figures.count + figures.failures))
 
@@ -211,7 +214,7 @@ async def one_run(
     rate: float,
     fixed_count: int,
     results: Results,
-    gc_url: str | None,
+    gc_urls: dict[str, str],
 ) -> None:
     """Each measurement of one run, its baselines first, each from a quiet stack."""
     phases = [
@@ -240,7 +243,7 @@ async def one_run(
         )),
     ]  # fmt: skip
     for label, into, phase in phases:
-        await measured(running, label, phase, into, http=http, gc_url=gc_url)
+        await measured(running, label, phase, into, http=http, gc_urls=gc_urls)
 
 
 async def fill_to(http: Http, scene: Scene, *, total: int, concurrency: int) -> int:
@@ -359,7 +362,10 @@ async def main(args: argparse.Namespace) -> int:
             TLOUNGE_WORKER_METRICS_PORT=str(gc_port),
         )
         metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
-        gc_url = f"http://127.0.0.1:{gc_port}/metrics"
+        gc_urls = {
+            "reservation worker": f"http://127.0.0.1:{gc_port}/metrics",
+            "API": f"{running.stack.api_url}/metrics",
+        }
         await bare_worker(running, task_queue)
         scene = await seed(running.pool, running.settings, seats=args.seats)
         sql_scene = dataclasses.replace(scene, next_number=0)
@@ -396,7 +402,7 @@ async def main(args: argparse.Namespace) -> int:
                     http=http, client=client, running=running, scene=scene,
                     sql_scene=sql_scene, task_queue=task_queue, count=args.count,
                     concurrency=args.concurrency, rate=args.rate,
-                    fixed_count=args.fixed_count, results=results, gc_url=gc_url,
+                    fixed_count=args.fixed_count, results=results, gc_urls=gc_urls,
                 )  # fmt: skip
     print(summary(results, targets, runs=args.runs, rate=args.rate))
     print(f"(took {time.monotonic() - began:.0f} s)")

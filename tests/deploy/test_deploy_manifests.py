@@ -12,6 +12,7 @@ import yaml
 from prometheus_client import REGISTRY
 
 import api.metrics  # noqa: F401 - registers the API's metrics
+import api.ops_runtime  # noqa: F401 - registers the collector's pause metric
 import workers.metrics  # noqa: F401 - registers the workers' metrics
 from api.devstack import SEARCH_ATTRIBUTES
 from api.settings import ENV_PREFIX, Settings
