@@ -68,6 +68,7 @@ class Results:
     sql: list[Figures] = dataclasses.field(default_factory=list)
     bare: list[Figures] = dataclasses.field(default_factory=list)
     mailing: list[Figures] = dataclasses.field(default_factory=list)
+    labelled: list[Figures] = dataclasses.field(default_factory=list)
     api: list[Figures] = dataclasses.field(default_factory=list)
     fixed: list[Figures] = dataclasses.field(default_factory=list)
     mailing_fixed: list[Figures] = dataclasses.field(default_factory=list)
@@ -102,9 +103,13 @@ async def bare_worker(running: Running, task_queue: str) -> None:
     running.stack.children.append(child)
 
 
-def bare_operation(client: Client, task_queue: str, *, mailing: bool = False):  # noqa: ANN201
+def bare_operation(  # noqa: ANN201
+    client: Client, task_queue: str, *, mailing: bool = False, labelled: bool = False
+):
     async def operation(index: int) -> bool:
-        started = await bare.start_bare(client, task_queue, mailing=mailing)
+        started = await bare.start_bare(
+            client, task_queue, mailing=mailing, labelled=labelled
+        )
         return started is not None
 
     return operation
@@ -229,6 +234,10 @@ async def one_run(
             bare_operation(client, task_queue, mailing=True),
             count=count, concurrency=concurrency,
         )),
+        ("bare + activity + attributes", results.labelled, closed_loop(
+            bare_operation(client, task_queue, mailing=True, labelled=True),
+            count=count, concurrency=concurrency,
+        )),
         ("POST /api/reservations", results.api, closed_loop(
             booking_operation(http, scene, scene.take(count)),
             count=count, concurrency=concurrency,
@@ -323,6 +332,7 @@ def summary(results: Results, targets: Targets, *, runs: int, rate: float) -> st
         ("sql", "SQL claim transaction"),
         ("bare", "bare workflow"),
         ("mailing", "bare workflow + activity"),
+        ("labelled", "bare + activity + attributes"),
         ("api", "POST /api/reservations"),
         ("mailing_fixed", f"bare + activity at {rate:g}/s"),
         ("fixed", f"POST at {rate:g}/s (open loop)"),
@@ -332,11 +342,14 @@ def summary(results: Results, targets: Targets, *, runs: int, rate: float) -> st
             f"{ms(results.p(name, 95)):>9.1f}{ms(results.p(name, 99)):>9.1f}"
             f"{results.rate(name) / sql_rate if sql_rate else float('nan'):>8.3f}"
         )
-    for name, label in (("bare", "bare workflow"), ("mailing", "bare + activity")):
+    for name, label in (
+        ("bare", "bare workflow"),
+        ("mailing", "bare + activity"),
+        ("labelled", "bare + activity + attributes"),
+    ):
         if results.rate(name):
-            lines.append(
-                f"bookings / {label} rate: {results.rate('api') / results.rate(name):.2f}"
-            )
+            ratio = results.rate("api") / results.rate(name)
+            lines.append(f"bookings / {label} rate: {ratio:.2f}")
     for sleeping, memory, cached in results.memory:
         shown = "n/a" if cached is None else f"{cached:.0f}"
         lines.append(

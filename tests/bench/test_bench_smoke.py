@@ -32,6 +32,7 @@ from tests.bench.common import (
     sql_operation,
 )
 from tests.reservations.conftest import running_workers
+from workflows.reservation import RESERVATION_STATUS
 
 N = 5
 
@@ -95,11 +96,20 @@ async def test_bare_workflow_answers_its_update(
     start_bare = bare.start_bare
 
     async def recorded(
-        client: object, task_queue: str, *, mailing: bool = False
+        client: object,
+        task_queue: str,
+        *,
+        mailing: bool = False,
+        labelled: bool = False,
     ) -> str | None:
         # every one is terminated below: a workflow left waiting for a task that
         # no worker polls stops the shared test server from skipping time
-        workflow_id = await start_bare(client, task_queue, mailing=mailing)  # type: ignore[arg-type]
+        workflow_id = await start_bare(
+            client,  # type: ignore[arg-type]
+            task_queue,
+            mailing=mailing,
+            labelled=labelled,
+        )
         started.extend([workflow_id] if workflow_id else [])
         return workflow_id
 
@@ -113,8 +123,14 @@ async def test_bare_workflow_answers_its_update(
         figures = await closed_loop(operation, count=N, concurrency=2)
         assert await booking.bare_operation(client, task_queue)(0)
         assert await booking.bare_operation(client, task_queue, mailing=True)(0)
+        assert await booking.bare_operation(
+            client, task_queue, mailing=True, labelled=True
+        )(0)
     assert (figures.count, figures.failures) == (N, 0)
-    assert len(started) == N + 2
+    assert len(started) == N + 3
+    described = await client.get_workflow_handle(started[-1]).describe()
+    assert described.typed_search_attributes.get(RESERVATION_STATUS) == "confirmed"
+    assert (await described.static_summary() or "").startswith("Ada Lovelace")
     for workflow_id in started:
         await client.get_workflow_handle(workflow_id).terminate("smoke")
 
@@ -143,11 +159,12 @@ async def test_load_step_mixes_kinds_and_finds_knee(
 
 def test_booking_summary_reports_every_target() -> None:
     results = booking.Results()
-    for name in ("sql", "bare", "mailing", "api", "fixed"):
+    for name in ("sql", "bare", "mailing", "labelled", "api", "fixed"):
         getattr(results, name).append(Figures([0.01, 0.02, 0.03], 0, 0.05))
     results.memory.append((10, 120.0, 10.0))
     text = booking.summary(results, booking.Targets(), runs=1, rate=30)
     assert text.count("[met]") + text.count("[MISSED]") == 5
+    assert "bookings / bare + activity + attributes rate: 1.00" in text
     assert booking.parse(["--quick"]).runs == 1
 
 
