@@ -17,7 +17,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -67,6 +67,20 @@ def port_is_free(host: str, port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+def start_deaf_to_interrupts(start: Callable[[], None]) -> None:
+    """Run a server's start with SIGINT blocked, for its process to inherit.
+
+    A terminal's Ctrl-C reaches every process of its foreground group; a
+    server that a library spawns there would die before the API and workers
+    that still use it have finished. The stack stops it itself, last.
+    """
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -214,6 +228,8 @@ class Child:
     restart: bool = True
     process: asyncio.subprocess.Process | None = None
     restarts: int = 0
+    # how long a SIGTERM may take before SIGKILL
+    stop_timeout: float = 10.0
 
     async def start(self) -> None:
         self.log.parent.mkdir(parents=True, exist_ok=True)
@@ -233,14 +249,14 @@ class Child:
         finally:
             handle.close()
 
-    async def stop(self, timeout: float = 10.0) -> None:
+    async def stop(self) -> None:
         process = self.process
         if process is None or process.returncode is not None:
             return
         with contextlib.suppress(ProcessLookupError):
             process.terminate()
         try:
-            await asyncio.wait_for(process.wait(), timeout)
+            await asyncio.wait_for(process.wait(), self.stop_timeout)
         except TimeoutError:
             with contextlib.suppress(ProcessLookupError):
                 process.kill()
@@ -348,7 +364,7 @@ class Stack:
                 persist=True,
                 appendonly="yes",
             )
-            await asyncio.to_thread(server.start)
+            await asyncio.to_thread(start_deaf_to_interrupts, server.start)
             self.valkey = server
             env["TLOUNGE_VALKEY_URL"] = (
                 f"redis://127.0.0.1:{self.settings.valkey_port}/0"
@@ -391,6 +407,8 @@ class Stack:
             [python, "-m", "api.cli", "api"],
             env,
             self.data_dir / "logs" / "api.log",
+            # past uvicorn's own grace for requests in flight
+            stop_timeout=25.0,
         )
         await api.start()
         self.children.append(api)
@@ -400,12 +418,23 @@ class Stack:
             worker = Child(
                 f"{name}-worker",
                 [python, "-m", "api.cli", "worker", name],
-                env,
+                env | self.metrics_ports(name),
                 self.data_dir / "logs" / f"{name}-worker.log",
             )
             await worker.start()
             self.children.append(worker)
         write_running_stack(self.data_dir, self.whereabouts())
+
+    def metrics_ports(self, worker: str) -> dict[str, str]:
+        """The configured metrics ports go to the reservation worker; the mail
+        worker, on the same host, gets free ones of its own."""
+        if worker == "reservation":
+            return {}
+        wanted = {
+            f"{ENV_PREFIX}WORKER_METRICS_PORT": self.settings.worker_metrics_port,
+            f"{ENV_PREFIX}TEMPORAL_METRICS_PORT": self.settings.temporal_metrics_port,
+        }
+        return {name: str(free_port()) for name, port in wanted.items() if port}
 
     async def after_migrations(self, env: dict[str, str]) -> None:
         """First start only: demo data, with generated passwords printed once."""
@@ -470,6 +499,11 @@ class Stack:
             lines.append(f"  SMTP sink     127.0.0.1:{where.smtp_port}")
         if self.mailsink:
             lines.append(f"  mail folder   {self.mailsink.directory}")
+        for child in self.children:
+            port = child.env.get(f"{ENV_PREFIX}WORKER_METRICS_PORT", "0")
+            if child.name.endswith("-worker") and port != "0":
+                host = self.settings.metrics_host
+                lines.append(f"  {child.name:<13} http://{host}:{port}/metrics")
         lines.append(f"  data and logs {self.data_dir}")
         lines.append("Ctrl-C stops everything.")
         return "\n".join(lines)
@@ -489,13 +523,19 @@ class Stack:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stopping.wait(), 1.0)
 
+    def stop_order(self) -> list[Child]:
+        api = [child for child in self.children if child.name == "api"]
+        rest = [child for child in reversed(self.children) if child.name != "api"]
+        return api + rest
+
     async def stop(self) -> None:
         self.stopping.set()
         if self.lock is not None:
             remove_running_stack(self.data_dir)
         try:
-            # workers and the API first, so nothing talks to a stopped dependency
-            for child in reversed(self.children):
+            # the API first, while the workers still answer what it has in
+            # flight; then the workers; then what they all depend on
+            for child in self.stop_order():
                 await child.stop()
             if self.mailsink:
                 self.mailsink.stop()

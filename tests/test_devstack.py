@@ -1,6 +1,7 @@
 """The embedded stack, as `make run` starts it: up, serving, stopped, started again."""
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
@@ -54,12 +55,35 @@ def _descendants(stack: Stack) -> list[psutil.Process]:
 async def test_stack_starts_books_mails_stops_and_restarts_with_its_data(
     tmp_path: Path,
 ) -> None:
-    settings = _stack_settings(tmp_path / "data")
+    settings = _stack_settings(tmp_path / "data").model_copy(
+        update={"worker_metrics_port": free_port()}
+    )
     stack = Stack(settings)
     try:
         await stack.start()
         processes = _descendants(stack)
         assert stack.demo_banner is not None
+        # the API stops first, while the workers still answer what it has in flight
+        assert [child.name for child in stack.stop_order()] == [
+            "api", "mail-worker", "reservation-worker", "temporal",
+        ]  # fmt: skip
+        # a terminal's Ctrl-C reaches its whole group; Valkey is the stack's to stop
+        valkey = stack.valkey._process  # type: ignore[attr-defined]
+        os.kill(valkey.pid, signal.SIGINT)
+        await asyncio.sleep(0.5)
+        assert valkey.poll() is None
+        # one metrics port per worker: the configured one, and a free one
+        ports = {
+            child.name: child.env.get("TLOUNGE_WORKER_METRICS_PORT")
+            for child in stack.children
+            if child.name.endswith("-worker")
+        }
+        assert ports["reservation-worker"] == str(settings.worker_metrics_port)
+        assert ports["mail-worker"] not in (None, "0", ports["reservation-worker"])
+        assert (
+            f"  mail-worker   http://127.0.0.1:{ports['mail-worker']}/metrics"
+            in stack.banner()
+        )
         password = re.search(
             r"client  client@demo\.tlounge\.example  (\S+)", stack.demo_banner
         )
@@ -100,6 +124,8 @@ async def test_stack_starts_books_mails_stops_and_restarts_with_its_data(
             )
             assert booked.status_code == 200, booked.text
             reservation_id = booked.json()["id"]
+            for port in ports.values():
+                assert "tlounge_gc_pause_seconds" in await _metrics(http, port)
         mail_dir = settings.mail_dir
         for _ in range(200):
             mails = list(mail_dir.glob(f"*reservation-{reservation_id}*.eml"))
@@ -133,6 +159,15 @@ async def test_stack_starts_books_mails_stops_and_restarts_with_its_data(
         assert got.json()["status"] == "confirmed"
     finally:
         await again.stop()
+
+
+async def _metrics(http: httpx.AsyncClient, port: str | None) -> str:
+    """A worker's metrics page, once the worker serves it."""
+    for _ in range(100):
+        with contextlib.suppress(httpx.TransportError):
+            return (await http.get(f"http://127.0.0.1:{port}/metrics")).text
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no metrics on port {port}")
 
 
 async def test_stack_port_taken_stops_with_clear_message(tmp_path: Path) -> None:

@@ -65,9 +65,15 @@ def start_metrics_server(settings: Settings) -> HTTPServer | None:
     """Serve this process's metrics when TLOUNGE_WORKER_METRICS_PORT is set."""
     if not settings.worker_metrics_port:
         return None
-    server, _thread = start_http_server(
-        settings.worker_metrics_port, addr=settings.metrics_host
-    )
+    try:
+        server, _thread = start_http_server(
+            settings.worker_metrics_port, addr=settings.metrics_host
+        )
+    except OSError as error:
+        raise SystemExit(
+            f"tlounge: cannot serve metrics on {settings.metrics_host}:"
+            f"{settings.worker_metrics_port}: {error.strerror}"
+        ) from error
     logger.info(
         "metrics on http://%s:%s/metrics",
         settings.metrics_host, settings.worker_metrics_port,
@@ -84,8 +90,12 @@ def temporal_runtime(settings: Settings) -> Runtime:
     if not settings.temporal_metrics_port:
         return Runtime.default()
     address = f"{settings.metrics_host}:{settings.temporal_metrics_port}"
-    runtime = Runtime(
-        telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=address))
-    )
+    try:
+        runtime = Runtime(
+            telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=address))
+        )
+    except ValueError as error:
+        # the SDK reports a port it cannot bind as a ValueError
+        raise SystemExit(f"tlounge: cannot serve SDK metrics: {error}") from error
     logger.info("Temporal SDK metrics on http://%s/metrics", address)
     return runtime

@@ -138,3 +138,51 @@ def test_temporal_runtime_exports_sdk_metrics_on_port(
     assert "# TYPE temporal_request counter" in lines
     assert any(line.startswith('temporal_request{operation="Check"') for line in lines)
     assert any(line.startswith("temporal_request_latency_bucket{") for line in lines)
+
+
+def test_start_metrics_server_refuses_a_busy_port_in_one_line() -> None:
+    port = free_port()
+    first = metrics.start_metrics_server(make_settings(worker_metrics_port=port))
+    assert first is not None
+    try:
+        with pytest.raises(SystemExit) as refused:
+            metrics.start_metrics_server(make_settings(worker_metrics_port=port))
+    finally:
+        first.shutdown()
+        first.server_close()
+    assert str(refused.value) == (
+        f"tlounge: cannot serve metrics on 127.0.0.1:{port}: Address already in use"
+    )
+
+
+_BUSY_SDK_PORT = textwrap.dedent(
+    """
+    import os, socket, sys
+    from tests.conftest import make_settings
+    from workers.metrics import temporal_runtime
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    try:
+        temporal_runtime(make_settings(temporal_metrics_port=taken.getsockname()[1]))
+    except SystemExit as refused:
+        print(refused, flush=True)
+    os._exit(0)
+    """
+)
+
+
+def test_temporal_runtime_refuses_a_busy_port_in_one_line() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _BUSY_SDK_PORT],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    line = done.stdout.strip()
+    assert line.startswith("tlounge: cannot serve SDK metrics: ")
+    assert "Address already in use" in line
+    assert "\n" not in line
