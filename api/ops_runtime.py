@@ -5,16 +5,19 @@ from __future__ import annotations
 import argparse
 import gc
 import logging
+import os
+import sys
 import time
 from typing import Any
 
 import uvicorn
 from prometheus_client import Histogram
 
-from api.cli import command
+from api.cli import EXIT_UNREACHABLE, command
+from api.datafolder import running_stack, with_running_stack
 from api.http_protocol import with_head_timeout
 from api.logging_setup import configure_logging
-from api.settings import Settings
+from api.settings import ENV_PREFIX, Settings, get_settings
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +30,47 @@ def settle_heap() -> None:
     was 117 ms before this and 3 ms after.
     """
     gc.freeze()
+
+
+def join_running_stack(settings: Settings) -> Settings | None:
+    """A server started by hand beside the stack running on its data folder
+    uses that stack's PostgreSQL, Temporal, Valkey and token key, each one it
+    was not given; None when it has no database to use.
+
+    The API builds its settings again from the environment, so what is taken
+    from the stack is written there too.
+    """
+    if settings.database_url:
+        return settings
+    from api.devstack import postgres_dsn, running_postmaster
+
+    folder = settings.data_dir.resolve()
+    postmaster = running_postmaster(folder / "postgres")
+    if running_stack(folder) is None or postmaster is None:
+        return None
+    joined = with_running_stack(settings)
+    found = {
+        "DATABASE_URL": postgres_dsn(postmaster),
+        "TEMPORAL_ADDRESS": joined.temporal_address,
+        "VALKEY_PORT": str(joined.valkey_port),
+    }
+    key = folder / "jwt_secret"
+    if settings.jwt_secret is None and key.exists():
+        found["JWT_SECRET"] = key.read_text().strip()
+    os.environ.update(
+        {f"{ENV_PREFIX}{name}": value for name, value in found.items() if value}
+    )
+    get_settings.cache_clear()
+    return get_settings()
+
+
+def _no_database(settings: Settings) -> int:
+    print(  # noqa: T201 - a CLI's answer
+        "tlounge: TLOUNGE_DATABASE_URL is not set and no stack runs on"
+        f" {settings.data_dir.resolve()}; set it, or start one with `make run`",
+        file=sys.stderr,
+    )
+    return EXIT_UNREACHABLE
 
 
 GC_PAUSE = Histogram(
@@ -73,6 +117,10 @@ def uvicorn_config(settings: Settings) -> uvicorn.Config:
 @command("api", serving=True)
 async def serve_api(settings: Settings, args: argparse.Namespace) -> int:
     """Serve the REST API (host and port from TLOUNGE_API_HOST/TLOUNGE_API_PORT)."""
+    joined = join_running_stack(settings)
+    if joined is None:
+        return _no_database(settings)
+    settings = joined
     configure_logging(settings, "api")
     import api.main  # noqa: F401 - loaded before the heap is settled
 
@@ -95,6 +143,10 @@ async def serve_worker(settings: Settings, args: argparse.Namespace) -> int:
     from workers import mail, reservation
     from workers.metrics import start_metrics_server
 
+    joined = join_running_stack(settings)
+    if joined is None:
+        return _no_database(settings)
+    settings = joined
     configure_logging(settings, f"{args.kind}-worker")
     start_metrics_server(settings)
     settle_heap()

@@ -161,6 +161,17 @@ async def test_stack_starts_books_mails_stops_and_restarts_with_its_data(
         await again.stop()
 
 
+def test_server_without_database_or_stack_refuses_in_one_line(tmp_path: Path) -> None:
+    folder = tmp_path / "empty"
+    for command in (("worker", "reservation"), ("api",)):
+        refused = run_tlounge(*command, env={"TLOUNGE_DATA_DIR": str(folder)})
+        assert (refused.returncode, refused.stdout) == (EXIT_UNREACHABLE, "")
+        assert refused.stderr.splitlines()[-1] == (
+            f"tlounge: TLOUNGE_DATABASE_URL is not set and no stack runs on"
+            f" {folder.resolve()}; set it, or start one with `make run`"
+        )
+
+
 async def _metrics(http: httpx.AsyncClient, port: str | None) -> str:
     """A worker's metrics page, once the worker serves it."""
     for _ in range(100):
@@ -270,6 +281,25 @@ def test_second_start_on_a_held_folder_is_refused_and_ops_find_the_first(
         )
         assert pinned.returncode == EXIT_UNREACHABLE
         assert f"127.0.0.1:{elsewhere}" in pinned.stderr
+
+        # a worker started by hand beside it joins it: database, Temporal, Valkey
+        log = tmp_path / "extra-worker.log"
+        with log.open("wb") as sink:
+            extra = subprocess.Popen(
+                [sys.executable, "-m", "api.cli", "worker", "mail"],
+                env={"PATH": os.environ["PATH"], **folder},
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            deadline = time.monotonic() + 60
+            while "worker polling" not in log.read_text():
+                assert extra.poll() is None, log.read_text()
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.2)
+        finally:
+            extra.send_signal(signal.SIGTERM)
+            assert extra.wait(timeout=30) == 0, log.read_text()
 
         # none of that touched the first stack
         assert (data / "stack.json").read_text() == written
