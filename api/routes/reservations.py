@@ -19,7 +19,12 @@ from api.tokens import Principal
 
 router = APIRouter(tags=["reservations"])
 
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
+# visible ASCII only: an empty or blank key would make every booking of a
+# client that always sends one the same reservation
+IdempotencyKey = Annotated[
+    str | None,
+    Header(alias="Idempotency-Key", min_length=1, max_length=200, pattern=r"^[!-~]+$"),
+]
 Limit = Annotated[int | None, Query(ge=0)]
 ReservationStatus = Literal[
     "held", "confirmed", "checked_in", "completed", "cancelled", "expired", "no_show"

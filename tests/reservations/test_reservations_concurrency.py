@@ -143,3 +143,25 @@ async def test_book_across_dst_switch_keeps_absolute_times(scene: Scene, smtp) -
         uuid.UUID(body["id"]),
     )
     assert claims == 24
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["", " ", "two words", "x" * 201],
+    ids=["empty", "blank", "space", "too-long"],
+)
+async def test_book_with_unusable_idempotency_key_refused_and_nothing_booked(
+    scene: Scene, key: str
+) -> None:
+    starts_at, ends_at = await scene.slot(hours_ahead=85)
+    refused = await scene.book(starts_at, ends_at, headers={"Idempotency-Key": key})
+    assert refused.status_code == 400
+    body = refused.json()
+    assert body["error"] == "invalid_body"
+    assert body["description"].startswith("header.Idempotency-Key: ")
+    assert (
+        await scene.resources.pool.fetchval(
+            "SELECT count(*) FROM reservation.reservations"
+        )
+        == 0
+    )
