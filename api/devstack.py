@@ -219,6 +219,19 @@ def stop_postgres(server: object, *, mode: str = "fast") -> None:
         )
 
 
+# a child that ran this long before it exited is restarted at once
+STEADY_SECONDS = 10.0
+MAX_RESTART_DELAY = 30.0
+
+
+def restart_delay(quick_exits: int) -> float:
+    """Seconds before a restart: none after a steady run, then 1, 2, 4 … 30,
+    so a child that cannot start does not spin."""
+    if quick_exits == 0:
+        return 0.0
+    return min(2.0 ** (quick_exits - 1), MAX_RESTART_DELAY)
+
+
 @dataclass
 class Child:
     name: str
@@ -230,8 +243,13 @@ class Child:
     restarts: int = 0
     # how long a SIGTERM may take before SIGKILL
     stop_timeout: float = 10.0
+    started_at: float = 0.0
+    # exits in a row, each within STEADY_SECONDS of its start
+    quick_exits: int = 0
+    restart_at: float | None = None
 
     async def start(self) -> None:
+        self.started_at = time.monotonic()
         self.log.parent.mkdir(parents=True, exist_ok=True)
         # once per child start, and handed to it: not worth a thread
         handle = open(self.log, "ab")  # noqa: ASYNC230, SIM115
@@ -514,14 +532,25 @@ class Stack:
             for child in self.children:
                 process = child.process
                 if process and process.returncode is not None and child.restart:
-                    child.restarts += 1
-                    logger.warning(
-                        "%s exited with %s; restarting (%d)",
-                        child.name, process.returncode, child.restarts,
-                    )  # fmt: skip
-                    await child.start()
+                    await self._restart(child, process.returncode)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stopping.wait(), 1.0)
+
+    async def _restart(self, child: Child, code: int) -> None:
+        now = time.monotonic()
+        if child.restart_at is None:
+            steady = now - child.started_at >= STEADY_SECONDS
+            child.quick_exits = 0 if steady else child.quick_exits + 1
+            delay = restart_delay(child.quick_exits)
+            child.restart_at = now + delay
+            logger.warning(
+                "%s exited with %s; restarting in %.0f s (%d)",
+                child.name, code, delay, child.restarts + 1,
+            )  # fmt: skip
+        if now >= child.restart_at:
+            child.restart_at = None
+            child.restarts += 1
+            await child.start()
 
     def stop_order(self) -> list[Child]:
         api = [child for child in self.children if child.name == "api"]

@@ -19,9 +19,11 @@ import pytest
 
 from api.datafolder import RunningStack, hold_folder, leftovers, running_stack
 from api.devstack import (
+    Child,
     Stack,
     StackError,
     free_port,
+    restart_delay,
     running_postmaster,
     settings_env,
 )
@@ -159,6 +161,35 @@ async def test_stack_starts_books_mails_stops_and_restarts_with_its_data(
         assert got.json()["status"] == "confirmed"
     finally:
         await again.stop()
+
+
+def test_restart_delay_doubles_after_each_quick_exit_up_to_thirty_seconds() -> None:
+    assert [restart_delay(exits) for exits in range(8)] == [0, 1, 2, 4, 8, 16, 30, 30]
+
+
+async def test_supervise_child_that_keeps_dying_restarts_it_later_each_time(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    stack = Stack(make_settings(data_dir=tmp_path))
+    dying = [sys.executable, "-c", "import sys; sys.exit(3)"]
+    child = Child("mail-worker", dying, dict(os.environ), tmp_path / "child.log")
+    stack.children.append(child)
+    await child.start()
+    assert child.process is not None
+    await child.process.wait()
+
+    with caplog.at_level("WARNING", logger="api.devstack"):
+        supervisor = asyncio.create_task(stack.supervise())
+        await asyncio.sleep(3.5)
+        stack.stopping.set()
+        await supervisor
+
+    # restarted after 1 s, then told to wait 2 s: not every second, forever
+    assert child.restarts == 1
+    assert [record.getMessage() for record in caplog.records] == [
+        "mail-worker exited with 3; restarting in 1 s (1)",
+        "mail-worker exited with 3; restarting in 2 s (2)",
+    ]
 
 
 def test_server_without_database_or_stack_refuses_in_one_line(tmp_path: Path) -> None:
