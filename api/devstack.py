@@ -488,11 +488,13 @@ class Stack:
         deadline = time.monotonic() + timeout
         async with httpx.AsyncClient(timeout=3) as http:
             while time.monotonic() < deadline:
-                api = next(child for child in self.children if child.name == "api")
-                if api.process and api.process.returncode is not None:
-                    raise StackError(
-                        f"the API exited with {api.process.returncode}; see {api.log}"
-                    )
+                # the API waits for Temporal: either one gone ends the wait
+                for child in self.children:
+                    code = child.process.returncode if child.process else None
+                    if code is not None:
+                        raise StackError(
+                            f"{child.name} exited with {code}; see {child.log}"
+                        )
                 with contextlib.suppress(httpx.HTTPError):
                     response = await http.get(f"{self.api_url}/ready")
                     if response.status_code == 200:

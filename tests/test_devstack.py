@@ -192,6 +192,25 @@ async def test_supervise_child_that_keeps_dying_restarts_it_later_each_time(
     ]
 
 
+async def test_wait_ready_ends_at_once_when_temporal_exits(tmp_path: Path) -> None:
+    stack = Stack(make_settings(data_dir=tmp_path, api_port=free_port()))
+    failing = [sys.executable, "-c", "import sys; sys.exit(3)"]
+    sleeping = [sys.executable, "-c", "import time; time.sleep(60)"]
+    temporal = Child("temporal", failing, dict(os.environ), tmp_path / "t.log")
+    api = Child("api", sleeping, dict(os.environ), tmp_path / "api.log")
+    stack.children += [temporal, api]
+    for child in stack.children:
+        await child.start()
+    began = time.monotonic()
+    try:
+        with pytest.raises(StackError) as caught:
+            await stack.wait_ready(timeout=60)
+    finally:
+        await api.stop()
+    assert str(caught.value) == f"temporal exited with 3; see {tmp_path / 't.log'}"
+    assert time.monotonic() - began < 10
+
+
 def test_server_without_database_or_stack_refuses_in_one_line(tmp_path: Path) -> None:
     folder = tmp_path / "empty"
     for command in (("worker", "reservation"), ("api",)):
