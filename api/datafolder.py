@@ -133,6 +133,8 @@ def with_running_stack(settings: Settings) -> Settings:
         update["temporal_address"] = stack.temporal_address
     if stack.valkey_port and not settings.valkey_url and "valkey_port" not in explicit:
         update["valkey_port"] = stack.valkey_port
+    if stack.smtp_port and not settings.smtp_host and "smtp_port" not in explicit:
+        update["smtp_port"] = stack.smtp_port
     return settings.model_copy(update=update)
 
 

@@ -523,7 +523,9 @@ class Stack:
             port = child.env.get(f"{ENV_PREFIX}WORKER_METRICS_PORT", "0")
             if child.name.endswith("-worker") and port != "0":
                 host = self.settings.metrics_host
-                lines.append(f"  {child.name:<13} http://{host}:{port}/metrics")
+                lines.append(
+                    f"  metrics       {child.name} http://{host}:{port}/metrics"
+                )
         lines.append(f"  data and logs {self.data_dir}")
         lines.append("Ctrl-C stops everything.")
         return "\n".join(lines)

@@ -34,8 +34,8 @@ def settle_heap() -> None:
 
 def join_running_stack(settings: Settings) -> Settings | None:
     """A server started by hand beside the stack running on its data folder
-    uses that stack's PostgreSQL, Temporal, Valkey and token key, each one it
-    was not given; None when it has no database to use.
+    uses that stack's PostgreSQL, Temporal, Valkey, SMTP sink and token key,
+    each one it was not given; None when it has no database to use.
 
     The API builds its settings again from the environment, so what is taken
     from the stack is written there too.
@@ -53,6 +53,7 @@ def join_running_stack(settings: Settings) -> Settings | None:
         "DATABASE_URL": postgres_dsn(postmaster),
         "TEMPORAL_ADDRESS": joined.temporal_address,
         "VALKEY_PORT": str(joined.valkey_port),
+        "SMTP_PORT": str(joined.smtp_port),
     }
     key = folder / "jwt_secret"
     if settings.jwt_secret is None and key.exists():

@@ -53,6 +53,20 @@ def test_take_addresses_from_the_running_stack(held: FolderLock) -> None:
     assert running_stack(held.folder) == _stack(os.getpid())
     assert temporal_address(settings) == "127.0.0.1:17233"
     assert valkey_url(settings) == "redis://127.0.0.1:16379/0"
+    assert settings.smtp_port == 18025
+
+
+@pytest.mark.parametrize(
+    "explicit",
+    [{"smtp_port": 2525}, {"smtp_host": "mail.internal", "smtp_port": 2525}],
+    ids=["smtp-port", "smtp-host"],
+)
+def test_keep_explicit_smtp_over_the_running_stack(
+    held: FolderLock, explicit: dict
+) -> None:
+    settings = with_running_stack(make_settings(data_dir=held.folder, **explicit))
+
+    assert settings.smtp_port == 2525
 
 
 @pytest.mark.parametrize(
