@@ -330,6 +330,21 @@ class Stack:
             wanted.append(
                 ("SMTP", "TLOUNGE_SMTP_PORT", "127.0.0.1", self.settings.smtp_port)
             )
+        metrics_host = self.settings.metrics_host
+        for label, name, port in (
+            (
+                "worker metrics",
+                "WORKER_METRICS_PORT",
+                self.settings.worker_metrics_port,
+            ),
+            (
+                "SDK metrics",
+                "TEMPORAL_METRICS_PORT",
+                self.settings.temporal_metrics_port,
+            ),
+        ):
+            if port:
+                wanted.append((label, f"{ENV_PREFIX}{name}", metrics_host, port))
         for label, variable, bind_host, port in wanted:
             if not port_is_free(bind_host, port):
                 raise StackError(

@@ -246,6 +246,26 @@ async def test_stack_port_taken_stops_with_clear_message(tmp_path: Path) -> None
     )
 
 
+async def test_stack_metrics_port_taken_stops_before_anything_starts(
+    tmp_path: Path,
+) -> None:
+    settings = _stack_settings(tmp_path / "data").model_copy(
+        update={"worker_metrics_port": free_port()}
+    )
+    stack = Stack(settings)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", settings.worker_metrics_port))
+        taken.listen()
+        with pytest.raises(StackError) as caught:
+            await stack.start()
+    await stack.stop()
+    assert str(caught.value) == (
+        f"port {settings.worker_metrics_port} (worker metrics) on 127.0.0.1 is"
+        " already in use; stop what holds it or set TLOUNGE_WORKER_METRICS_PORT"
+    )
+    assert stack.children == []
+
+
 def _wait_for_banner(process: subprocess.Popen[bytes], out: Path) -> list[str]:
     deadline = time.monotonic() + 120
     while "Ctrl-C stops everything." not in (text := out.read_text()):
