@@ -231,37 +231,31 @@ async def _metrics(http: httpx.AsyncClient, port: str | None) -> str:
     raise AssertionError(f"no metrics on port {port}")
 
 
-async def test_stack_port_taken_stops_with_clear_message(tmp_path: Path) -> None:
-    settings = _stack_settings(tmp_path / "data")
-    stack = Stack(settings)
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", settings.api_port))
-        taken.listen()
-        with pytest.raises(StackError) as caught:
-            await stack.start()
-    await stack.stop()
-    assert str(caught.value) == (
-        f"port {settings.api_port} (API) on 127.0.0.1 is already in use; "
-        "stop what holds it or set TLOUNGE_API_PORT"
-    )
-
-
-async def test_stack_metrics_port_taken_stops_before_anything_starts(
-    tmp_path: Path,
+@pytest.mark.parametrize(
+    ("setting", "label", "variable"),
+    [
+        ("api_port", "API", "TLOUNGE_API_PORT"),
+        ("worker_metrics_port", "worker metrics", "TLOUNGE_WORKER_METRICS_PORT"),
+    ],
+    ids=["api", "worker-metrics"],
+)
+async def test_stack_port_taken_stops_before_anything_starts(
+    tmp_path: Path, setting: str, label: str, variable: str
 ) -> None:
     settings = _stack_settings(tmp_path / "data").model_copy(
         update={"worker_metrics_port": free_port()}
     )
+    port = getattr(settings, setting)
     stack = Stack(settings)
     with socket.socket() as taken:
-        taken.bind(("127.0.0.1", settings.worker_metrics_port))
+        taken.bind(("127.0.0.1", port))
         taken.listen()
         with pytest.raises(StackError) as caught:
             await stack.start()
     await stack.stop()
     assert str(caught.value) == (
-        f"port {settings.worker_metrics_port} (worker metrics) on 127.0.0.1 is"
-        " already in use; stop what holds it or set TLOUNGE_WORKER_METRICS_PORT"
+        f"port {port} ({label}) on 127.0.0.1 is already in use; "
+        f"stop what holds it or set {variable}"
     )
     assert stack.children == []
 
