@@ -36,6 +36,9 @@ PATCH_2026_12 = "2026-12-lean-attributes"
 # 2026-12: a mail that failed only because PostgreSQL was down is tried again,
 # not marked failed for ops to retry.
 PATCH_MAIL_WAITS_FOR_DATABASE = "2026-12-mail-waits-for-database"
+# 2026-12: the move of a confirmed reservation queues its mail inside the update,
+# so that the update's answer says "pending" as a query right after it does.
+PATCH_MOVE_MAIL_IN_UPDATE = "2026-12-move-mail-in-update"
 # how long a mail rests, after its attempts ran into a database outage, before
 # the next round of attempts
 DATABASE_OUTAGE_PAUSE = timedelta(seconds=30)
@@ -220,15 +223,7 @@ class ReservationWorkflow:
 
             version = self._state.version
             if self._confirmation_version < version:
-                # a hold moved before staff confirmed it was never announced: the
-                # client's first mail is the confirmation, not "your booking has moved"
-                if self._lean:
-                    first = self._confirmation_version == 0
-                else:
-                    first = version == 1
-                self._confirmation_version = version
-                kind = pb.MAIL_KIND_CONFIRMATION if first else pb.MAIL_KIND_RESCHEDULE
-                self._queue_mail(kind, due_at=now)
+                self._announce_version()
 
             # the reminder: an absolute instant, at once if it has already passed
             reminder_at = starts_at - timedelta(minutes=rules.reminder_lead_minutes)
@@ -321,6 +316,17 @@ class ReservationWorkflow:
         if status == S.RESERVATION_STATUS_CHECKED_IN:
             self._state.checked_in_at.CopyFrom(request.at)
         self._upsert_status()
+
+    def _announce_version(self) -> None:
+        # a hold moved before staff confirmed it was never announced: the
+        # client's first mail is the confirmation, not "your booking has moved"
+        if self._lean:
+            first = self._confirmation_version == 0
+        else:
+            first = self._state.version == 1
+        self._confirmation_version = self._state.version
+        kind = pb.MAIL_KIND_CONFIRMATION if first else pb.MAIL_KIND_RESCHEDULE
+        self._queue_mail(kind, due_at=workflow.now())
 
     # Mail goes out beside the timeline: a failing server never holds up the booking.
 
@@ -541,6 +547,10 @@ class ReservationWorkflow:
                     ]
                 )
                 self._changed = True
+                if self._state.status == S.RESERVATION_STATUS_CONFIRMED and (
+                    workflow.patched(PATCH_MOVE_MAIL_IN_UPDATE)
+                ):
+                    self._announce_version()
             result.state.CopyFrom(self._state)
             result.state.ClearField("hold")
             return result
@@ -582,11 +592,11 @@ class ReservationWorkflow:
             raise self._invalid("reschedule")
 
     def _invalid(self, action: str) -> ApplicationError:
-        state = (
-            "cancelling"
-            if self._cancel is not None
-            else status_name(self._state.status)
-        )
-        return ApplicationError(
-            f"cannot {action} a {state} reservation", type="InvalidState"
-        )
+        what = f"a {status_name(self._state.status)} reservation"
+        live = self._state.status not in TERMINAL
+        if live and self._cancel is not None:
+            what = "a reservation that is being cancelled"
+        elif live and action == "reschedule":
+            if workflow.now() >= _dt(self._state.starts_at):
+                what = "a reservation that has started"
+        return ApplicationError(f"cannot {action} {what}", type="InvalidState")

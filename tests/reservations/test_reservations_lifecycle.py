@@ -127,6 +127,7 @@ async def test_reschedule_moves_reminder_and_keeps_old_slot_until_new_holds(
 ) -> None:
     starts_at, ends_at = await scene.slot(hours_ahead=10)
     reservation_id = (await scene.book(starts_at, ends_at)).json()["id"]
+    await wait_for(lambda: _kinds(scene, reservation_id, "confirmation"))
     new_start, new_end = starts_at + timedelta(hours=5), ends_at + timedelta(hours=5)
 
     response = await scene.api.patch(
@@ -145,6 +146,8 @@ async def test_reschedule_moves_reminder_and_keeps_old_slot_until_new_holds(
         str(scene.other_seat_id),
         2,
     )
+    # the move's mail is queued by the time the update answers, as a GET shows
+    assert body["notification_status"] == "pending"
     seats = await scene.resources.pool.fetch(
         "SELECT DISTINCT seat_id FROM reservation.seat_claims WHERE reservation_id = $1",
         uuid.UUID(reservation_id),
@@ -309,3 +312,31 @@ async def test_current_details_give_the_next_instant_on_the_coworkings_clock(
 
 async def _starts_with(text: Callable[[], Awaitable[str]], prefix: str) -> bool:
     return (await text()).startswith(prefix)
+
+
+async def test_reschedule_after_the_start_is_refused_saying_so(scene: Scene) -> None:
+    starts_at, ends_at = await scene.slot(hours_ahead=4)
+    rid = (await scene.book(starts_at, ends_at)).json()["id"]
+    await scene.sleep(starts_at - await scene.now() + timedelta(minutes=1))
+    later = starts_at + timedelta(days=1)
+
+    response = await scene.api.patch(
+        f"/api/reservations/{rid}",
+        json={
+            "starts_at": later.isoformat(),
+            "ends_at": (later + timedelta(hours=1)).isoformat(),
+        },
+        headers=scene.client.headers,
+    )
+    assert (response.status_code, response.json()) == (
+        409,
+        {
+            "error": "conflict",
+            "description": "cannot reschedule a reservation that has started",
+        },
+    )
+    row = await scene.resources.pool.fetchrow(
+        "SELECT starts_at, version FROM reservation.reservations WHERE id = $1",
+        uuid.UUID(rid),
+    )
+    assert (row["starts_at"], row["version"]) == (starts_at, 1)
