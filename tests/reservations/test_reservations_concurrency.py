@@ -165,3 +165,35 @@ async def test_book_with_unusable_idempotency_key_refused_and_nothing_booked(
         )
         == 0
     )
+
+
+async def test_book_with_two_idempotency_keys_refused_and_nothing_booked(
+    scene: Scene,
+) -> None:
+    starts_at, ends_at = await scene.slot(hours_ahead=85)
+    refused = await scene.api.post(
+        "/api/reservations",
+        json={
+            "seat_id": str(scene.seat_id),
+            "starts_at": starts_at.isoformat(),
+            "ends_at": ends_at.isoformat(),
+        },
+        headers=[
+            *scene.client.headers.items(),
+            ("Idempotency-Key", "first"),
+            ("Idempotency-Key", "second"),
+        ],
+    )
+    assert (refused.status_code, refused.json()) == (
+        400,
+        {
+            "error": "invalid_body",
+            "description": "header.Idempotency-Key: sent more than once",
+        },
+    )
+    assert (
+        await scene.resources.pool.fetchval(
+            "SELECT count(*) FROM reservation.reservations"
+        )
+        == 0
+    )
