@@ -161,7 +161,10 @@ class BodyLimitMiddleware:
 
 
 async def _answer(send: Send, refused: _Refused) -> None:
-    payload = json.dumps(error_body(refused.code, refused.description)).encode()
+    # compact, as Starlette writes every other error body
+    payload = json.dumps(
+        error_body(refused.code, refused.description), separators=(",", ":")
+    ).encode()
     # the rest of the body is never read, so the connection cannot be reused
     await send({
         "type": "http.response.start",
