@@ -534,13 +534,17 @@ class Stack:
             lines.append(f"  SMTP sink     127.0.0.1:{where.smtp_port}")
         if self.mailsink:
             lines.append(f"  mail folder   {self.mailsink.directory}")
+        host = self.settings.metrics_host
         for child in self.children:
-            port = child.env.get(f"{ENV_PREFIX}WORKER_METRICS_PORT", "0")
-            if child.name.endswith("-worker") and port != "0":
-                host = self.settings.metrics_host
-                lines.append(
-                    f"  metrics       {child.name} http://{host}:{port}/metrics"
-                )
+            for label, name in (
+                ("metrics", "WORKER_METRICS_PORT"),
+                ("SDK metrics", "TEMPORAL_METRICS_PORT"),
+            ):
+                port = child.env.get(f"{ENV_PREFIX}{name}", "0")
+                if child.name.endswith("-worker") and port != "0":
+                    lines.append(
+                        f"  {label:<13} {child.name} http://{host}:{port}/metrics"
+                    )
         lines.append(f"  data and logs {self.data_dir}")
         lines.append("Ctrl-C stops everything.")
         return "\n".join(lines)

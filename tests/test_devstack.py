@@ -58,7 +58,10 @@ async def test_stack_starts_books_mails_stops_and_restarts_with_its_data(
     tmp_path: Path,
 ) -> None:
     settings = _stack_settings(tmp_path / "data").model_copy(
-        update={"worker_metrics_port": free_port()}
+        update={
+            "worker_metrics_port": free_port(),
+            "temporal_metrics_port": free_port(),
+        }
     )
     stack = Stack(settings)
     try:
@@ -82,10 +85,23 @@ async def test_stack_starts_books_mails_stops_and_restarts_with_its_data(
         }
         assert ports["reservation-worker"] == str(settings.worker_metrics_port)
         assert ports["mail-worker"] not in (None, "0", ports["reservation-worker"])
-        assert (
-            f"  metrics       mail-worker http://127.0.0.1:{ports['mail-worker']}/metrics"
-            in stack.banner()
-        )
+        sdk_ports = {
+            child.name: child.env.get("TLOUNGE_TEMPORAL_METRICS_PORT")
+            for child in stack.children
+            if child.name.endswith("-worker")
+        }
+        assert sdk_ports["reservation-worker"] == str(settings.temporal_metrics_port)
+        assert sdk_ports["mail-worker"] not in (None, "0", *ports.values())
+        listed = [line for line in stack.banner().splitlines() if "metrics " in line]
+        assert listed[1:] == [
+            "  metrics       reservation-worker"
+            f" http://127.0.0.1:{ports['reservation-worker']}/metrics",
+            "  SDK metrics   reservation-worker"
+            f" http://127.0.0.1:{sdk_ports['reservation-worker']}/metrics",
+            f"  metrics       mail-worker http://127.0.0.1:{ports['mail-worker']}/metrics",
+            "  SDK metrics   mail-worker"
+            f" http://127.0.0.1:{sdk_ports['mail-worker']}/metrics",
+        ]
         password = re.search(
             r"client  client@demo\.tlounge\.example  (\S+)", stack.demo_banner
         )
@@ -128,6 +144,8 @@ async def test_stack_starts_books_mails_stops_and_restarts_with_its_data(
             reservation_id = booked.json()["id"]
             for port in ports.values():
                 assert "tlounge_gc_pause_seconds" in await _metrics(http, port)
+            for port in sdk_ports.values():
+                assert "temporal_request" in await _metrics(http, port)
         mail_dir = settings.mail_dir
         for _ in range(200):
             mails = list(mail_dir.glob(f"*reservation-{reservation_id}*.eml"))
@@ -243,7 +261,10 @@ async def test_stack_port_taken_stops_before_anything_starts(
     tmp_path: Path, setting: str, label: str, variable: str
 ) -> None:
     settings = _stack_settings(tmp_path / "data").model_copy(
-        update={"worker_metrics_port": free_port()}
+        update={
+            "worker_metrics_port": free_port(),
+            "temporal_metrics_port": free_port(),
+        }
     )
     port = getattr(settings, setting)
     stack = Stack(settings)
