@@ -231,8 +231,18 @@ async def test_wait_ready_ends_at_once_when_temporal_exits(tmp_path: Path) -> No
 
 def test_server_without_database_or_stack_refuses_in_one_line(tmp_path: Path) -> None:
     folder = tmp_path / "empty"
-    for command in (("worker", "reservation"), ("api",)):
-        refused = run_tlounge(*command, env={"TLOUNGE_DATA_DIR": str(folder)})
+    env = {"TLOUNGE_DATA_DIR": str(folder)}
+    # the module entry points are the same start as the command
+    modules = [
+        subprocess.run(
+            [sys.executable, "-m", f"workers.{kind}"],
+            env={"PATH": os.environ["PATH"], **env},
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        for kind in ("reservation", "mail")
+    ]
+    commands = [run_tlounge(*args, env=env) for args in (("worker", "mail"), ("api",))]
+    for refused in [*modules, *commands]:
         assert (refused.returncode, refused.stdout) == (EXIT_UNREACHABLE, "")
         assert refused.stderr == (
             f"tlounge: TLOUNGE_DATABASE_URL is not set and no stack runs on"

@@ -16,7 +16,6 @@ from workers.runner import (
     database_pool,
     serve_until_stopped,
     stop_on_signals,
-    worker_main,
 )
 
 logger = logging.getLogger(__name__)
@@ -71,7 +70,10 @@ async def serve(settings: Settings) -> None:
 
 
 def main() -> None:
-    worker_main("mail", serve)
+    # the same start as `tlounge worker mail`: one way in, one set of checks
+    from api.cli import main as cli_main
+
+    cli_main(["worker", "mail"])
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ from workers.runner import (
     serve_until_stopped,
     steady_collections,
     stop_on_signals,
-    worker_main,
 )
 from workflows.reservation import ReservationWorkflow
 
@@ -75,7 +74,10 @@ async def serve(settings: Settings) -> None:
 
 
 def main() -> None:
-    worker_main("reservation", serve)
+    # the same start as `tlounge worker reservation`: one way in, one set of checks
+    from api.cli import main as cli_main
+
+    cli_main(["worker", "reservation"])
 
 
 if __name__ == "__main__":

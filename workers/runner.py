@@ -22,10 +22,9 @@ from temporalio.worker import Worker
 
 from api.db import create_pool
 from api.errors import DEPENDENCY_DOWN
-from api.logging_setup import configure_logging
 from api.resources import connect_temporal, database_url
-from api.settings import Settings, settings_or_exit
-from workers.metrics import start_metrics_server, temporal_runtime
+from api.settings import Settings
+from workers.metrics import temporal_runtime
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -199,11 +198,3 @@ async def _poll_until_stopped(worker: Worker, stop: StopSignal) -> BaseException
         await worker.shutdown()
         return None
     return run.exception() or RuntimeError("the worker stopped by itself")
-
-
-def worker_main(name: str, serve: Callable[[Settings], Awaitable[None]]) -> None:
-    """A worker process: settings checked, logs and metrics up, served till a signal."""
-    settings = settings_or_exit()
-    configure_logging(settings, f"{name}-worker")
-    start_metrics_server(settings)
-    asyncio.run(serve(settings))
