@@ -237,8 +237,10 @@ def test_server_without_database_or_stack_refuses_in_one_line(tmp_path: Path) ->
         subprocess.run(
             [sys.executable, "-m", f"workers.{kind}"],
             env={"PATH": os.environ["PATH"], **env},
-            capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         for kind in ("reservation", "mail")
     ]
     commands = [run_tlounge(*args, env=env) for args in (("worker", "mail"), ("api",))]
