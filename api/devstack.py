@@ -53,6 +53,11 @@ SEARCH_ATTRIBUTES = {
 }
 # Measured here: the dev server on SQLite doubles its workflow rate with these.
 SQLITE_PRAGMAS = ("journal_mode=wal", "synchronous=normal")
+# The dev server reads the search attributes from SQLite again for every start
+# and upsert, so that one added while it runs is usable at once. Ours are all
+# registered when it starts, so its cached copy is never stale: 8% less of its
+# CPU a labelled start, measured here.
+DYNAMIC_CONFIG = ("system.forceSearchAttributesCacheRefreshOnRead=false",)
 
 
 class StackError(Exception):
@@ -110,6 +115,8 @@ def temporal_command(
     command += ["--ui-port", str(ui_port)] if ui_port else ["--headless"]
     for pragma in SQLITE_PRAGMAS:
         command += ["--sqlite-pragma", pragma]
+    for value in DYNAMIC_CONFIG:
+        command += ["--dynamic-config-value", value]
     for name, kind in SEARCH_ATTRIBUTES.items():
         command += ["--search-attribute", f"{name}={kind}"]
     return command
