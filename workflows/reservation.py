@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import TypedDict
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey, SearchAttributePair
@@ -48,7 +49,13 @@ CHECKIN_OPENS_BEFORE = timedelta(minutes=30)
 # A closed reservation keeps waiting this long for an ops retry of a failed mail.
 FAILED_MAIL_PATIENCE = timedelta(days=7)
 
-DB_ACTIVITY = {
+
+class _ActivityOptions(TypedDict):
+    start_to_close_timeout: timedelta
+    retry_policy: RetryPolicy
+
+
+DB_ACTIVITY: _ActivityOptions = {
     "start_to_close_timeout": timedelta(seconds=15),
     "retry_policy": RetryPolicy(
         initial_interval=timedelta(milliseconds=200),
