@@ -283,8 +283,8 @@ class ReservationWorkflow:
 
     async def _close(
         self,
-        status: int,
-        mail: int,
+        status: pb.ReservationStatus,
+        mail: pb.MailKind,
         *,
         reason: str = "",
         release_from: datetime | None = None,
@@ -307,7 +307,7 @@ class ReservationWorkflow:
             self._upsert_status()
             self._queue_mail(mail, due_at=workflow.now())
 
-    async def _record(self, status: int) -> None:
+    async def _record(self, status: pb.ReservationStatus) -> None:
         request = pb.StatusInput(
             reservation_id=self._state.reservation_id, status=status
         )
@@ -337,10 +337,10 @@ class ReservationWorkflow:
 
     # Mail goes out beside the timeline: a failing server never holds up the booking.
 
-    def _queue_mail(self, kind: int, *, due_at: datetime) -> None:
+    def _queue_mail(self, kind: pb.MailKind, *, due_at: datetime) -> None:
         mail = pb.MailInput(
             reservation_id=self._state.reservation_id,
-            kind=kind,  # type: ignore[arg-type]
+            kind=kind,
             version=self._state.version,
             seat_id=self._state.seat_id,
             cancel_reason=self._state.cancel_reason,
@@ -399,10 +399,10 @@ class ReservationWorkflow:
                     pb.NOTIFICATION_STATUS_SENT if done else pb.NOTIFICATION_STATUS_NONE
                 )
 
-    def _set_notification(self, status: int) -> None:
+    def _set_notification(self, status: pb.NotificationStatus) -> None:
         if self._state.notification_status == status:
             return
-        self._state.notification_status = status  # type: ignore[assignment]
+        self._state.notification_status = status
         if self._lean:
             # support staff look for failures; the query tells pending from sent
             label = "failed" if status == pb.NOTIFICATION_STATUS_FAILED else "ok"
