@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TypedDict
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeKey, SearchAttributePair
+from temporalio.common import RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -174,7 +174,7 @@ class ReservationWorkflow:
         )
         if not self._lean:
             workflow.upsert_search_attributes(
-                [SearchAttributePair(COWORKING_ID, claim.coworking_id)]
+                [COWORKING_ID.value_set(claim.coworking_id)]
             )
         self._upsert_status()
         mailer = asyncio.create_task(self._deliver_mails())
@@ -414,18 +414,14 @@ class ReservationWorkflow:
                 "NOTIFICATION_STATUS_"
             )
             label = label.lower()
-        workflow.upsert_search_attributes(
-            [SearchAttributePair(NOTIFICATION_STATUS, label)]
-        )
+        workflow.upsert_search_attributes([NOTIFICATION_STATUS.value_set(label)])
 
     def _upsert_status(self) -> None:
         name = status_name(self._state.status)
         if self._lean and name == self._announced_status:
             return
         self._announced_status = name
-        workflow.upsert_search_attributes(
-            [SearchAttributePair(RESERVATION_STATUS, name)]
-        )
+        workflow.upsert_search_attributes([RESERVATION_STATUS.value_set(name)])
 
     def _claim_input(
         self,
@@ -548,9 +544,9 @@ class ReservationWorkflow:
                 self._moved_to = request.summary
                 workflow.upsert_search_attributes(
                     [
-                        SearchAttributePair(SEAT_ID, seat_id),
-                        SearchAttributePair(COWORKING_ID, claim.coworking_id),
-                        SearchAttributePair(RESERVATION_START, starts_at),
+                        SEAT_ID.value_set(seat_id),
+                        COWORKING_ID.value_set(claim.coworking_id),
+                        RESERVATION_START.value_set(starts_at),
                     ]
                 )
                 self._changed = True
