@@ -383,9 +383,11 @@ class ReservationWorkflow:
                 self._state.failed_mails.append(mail.kind)
                 self._set_notification(pb.NOTIFICATION_STATUS_FAILED)
                 self._retry_requested = False
-                await workflow.wait_condition(
-                    lambda mail=mail: self._retry_requested or mail not in self._mails
-                )
+
+                def retried_or_dropped(mail: pb.MailInput = mail) -> bool:
+                    return self._retry_requested or mail not in self._mails
+
+                await workflow.wait_condition(retried_or_dropped)
                 del self._state.failed_mails[:]
                 self._set_notification(pb.NOTIFICATION_STATUS_PENDING)
                 continue
