@@ -30,7 +30,7 @@ class MailBuildError(Exception):
 @dataclass(frozen=True)
 class MailContext:
     reservation_id: str
-    kind: int
+    kind: pb.MailKind
     version: int
     recipient_email: str
     recipient_name: str
