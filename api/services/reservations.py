@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar, cast
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -59,7 +59,17 @@ from workflows.reservation import (
     status_name,
 )
 
+if TYPE_CHECKING:
+    from temporalio.workflow import UpdateMethodMultiParam
+
 logger = logging.getLogger(__name__)
+
+# The SDK types a handler of @workflow.update(name=...) as answering with its
+# coroutine, not with what the coroutine returns.
+_HOLD = cast(
+    "UpdateMethodMultiParam[[ReservationWorkflow, pb.HoldRequest], pb.HoldResult]",
+    ReservationWorkflow.hold,
+)
 
 # Idempotency keys become reservation ids under this namespace, scoped to the client.
 _IDEMPOTENCY_NAMESPACE = uuid.UUID("8f9a2c1e-3b7d-4e5f-a6b1-2c3d4e5f6a7b")
@@ -342,7 +352,7 @@ async def book(
         try:
             result = await _answer_in_time(
                 resources.temporal.execute_update_with_start_workflow(
-                    ReservationWorkflow.hold,
+                    _HOLD,
                     pb.HoldRequest(request_hash=digest),
                     start_workflow_operation=operation,
                 )
@@ -378,11 +388,7 @@ async def _join_existing(
         workflow_id(reservation_id), result_type=pb.ReservationState
     )
     try:
-        return await handle.execute_update(
-            ReservationWorkflow.hold,
-            pb.HoldRequest(request_hash=digest),
-            result_type=pb.HoldResult,
-        )
+        return await handle.execute_update(_HOLD, pb.HoldRequest(request_hash=digest))
     except WorkflowUpdateFailedError as error:
         _raise_for_update(error)
         raise
