@@ -472,9 +472,7 @@ async def current_view(resources: Resources, row: asyncpg.Record) -> Reservation
     handle = resources.temporal.get_workflow_handle(workflow_id(row["id"]))
     try:
         state = await handle.query(
-            ReservationWorkflow.state,
-            result_type=pb.ReservationState,
-            rpc_timeout=timedelta(seconds=5),
+            ReservationWorkflow.state, rpc_timeout=timedelta(seconds=5)
         )
     except (RPCError, WorkflowQueryFailedError, RuntimeError) as error:
         # the row is a moment behind the workflow at worst; better than no answer
