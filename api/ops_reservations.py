@@ -142,6 +142,8 @@ async def reservation(settings: Settings, args: argparse.Namespace) -> int:
                 reservations.workflow_id(args.reservation_id)
             )
             description = await handle.describe()
+            # None only for UNSPECIFIED, which the server never reports for a run
+            assert description.status is not None
             _say(f"{'workflow':20} {handle.id} ({description.status.name.lower()})")
             counts: dict[str, int] = {}
             async for event in handle.fetch_history_events():
