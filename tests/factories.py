@@ -41,8 +41,9 @@ async def create_client(
     client_id = uuid.uuid4()
     email = email or f"client-{client_id.hex[:8]}@example.com"
     await pool.execute(
-        "INSERT INTO client.clients (id, email, email_key, password_hash, name, surname,"
-        " patronymic, send_notifications, is_internal) VALUES ($1,$2,$3,$4,$5,$6,'',$7,$8)",
+        "INSERT INTO client.clients (id, email, email_key, password_hash, name,"
+        " surname, patronymic, send_notifications, is_internal)"
+        " VALUES ($1,$2,$3,$4,$5,$6,'',$7,$8)",
         client_id, email, email.lower(), _FAST.hash(PASSWORD), name, surname,
         send_notifications, is_internal,
     )  # fmt: skip
@@ -69,7 +70,8 @@ async def create_admin(
     )  # fmt: skip
     for coworking_id in coworkings:
         await pool.execute(
-            "INSERT INTO admin.admin_coworkings (admin_id, coworking_id) VALUES ($1, $2)",
+            "INSERT INTO admin.admin_coworkings (admin_id, coworking_id)"
+            " VALUES ($1, $2)",
             admin_id, coworking_id,
         )  # fmt: skip
     token = issue_access_token(settings, kind="admin", subject=admin_id, role=role)
@@ -94,7 +96,8 @@ async def create_coworking(
         for i, column in enumerate(columns, start=1)
     )
     await pool.execute(
-        f"INSERT INTO coworking.coworkings ({', '.join(columns)}) VALUES ({placeholders})",
+        f"INSERT INTO coworking.coworkings ({', '.join(columns)})"
+        f" VALUES ({placeholders})",
         *values,
     )
     return coworking_id
@@ -114,8 +117,9 @@ async def create_seat(
 ) -> uuid.UUID:
     seat_id = uuid.uuid4()
     await pool.execute(
-        "INSERT INTO coworking.seats (id, coworking_id, number, kind, capacity, features,"
-        " cost, internal_only, active) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)",
+        "INSERT INTO coworking.seats (id, coworking_id, number, kind, capacity,"
+        " features, cost, internal_only, active)"
+        " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)",
         seat_id, coworking_id, number, kind, capacity, list(features), cost,
         internal_only, active,
     )  # fmt: skip

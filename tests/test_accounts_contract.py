@@ -38,7 +38,8 @@ async def test_walk_every_client_and_admin_operation(api, db, settings) -> None:
     owner = await create_admin(db, settings, role="owner")
     walk = Walk(api)
     form = {"name": "Ada", "surname": "Lovelace", "patronymic": "Byron",
-            "email": "ada@example.com", "password": PASSWORD, "send_notifications": True}  # fmt: skip
+            "email": "ada@example.com", "password": PASSWORD,
+            "send_notifications": True}  # fmt: skip
     login = {"email": "ada@example.com", "password": PASSWORD}
 
     # client: register, sign in, the profile, the password

@@ -121,15 +121,16 @@ async def test_owner_registers_manager_of_coworkings(api, db, settings) -> None:
 
     response = await api.post(
         "/api/admin/register",
-        json={"email": "m@example.com", "password": "a fine password", "role": "manager",
-              "coworking_ids": [str(c) for c in coworkings]},
+        json={"email": "m@example.com", "password": "a fine password",
+              "role": "manager", "coworking_ids": [str(c) for c in coworkings]},
         headers=owner.headers,
     )  # fmt: skip
 
     assert response.status_code == 200, response.text
     admin_id = uuid.UUID(response.json()["admin"]["id"])
     rows = await db.fetch(
-        "SELECT coworking_id FROM admin.admin_coworkings WHERE admin_id = $1 ORDER BY 1",
+        "SELECT coworking_id FROM admin.admin_coworkings"
+        " WHERE admin_id = $1 ORDER BY 1",
         admin_id,
     )
     assert [row["coworking_id"] for row in rows] == coworkings
@@ -167,7 +168,8 @@ async def test_only_owners_manage_admins(api, db, settings, role) -> None:
     attempts = [
         await api.post("/api/admin/register", json={"email": "n@example.com",
                        "password": "a fine password"}, headers=admin.headers),
-        await api.patch(f"/api/admin/{other.id}", json={"role": "owner"}, headers=admin.headers),
+        await api.patch(f"/api/admin/{other.id}", json={"role": "owner"},
+                        headers=admin.headers),
         await api.delete(f"/api/admin/{other.id}", headers=admin.headers),
     ]  # fmt: skip
 

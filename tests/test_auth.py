@@ -1,4 +1,5 @@
-"""The auth dependencies that other routers use: CurrentPrincipal and coworking scope."""
+"""The auth dependencies that other routers use: CurrentPrincipal and coworking
+scope."""
 
 import uuid
 

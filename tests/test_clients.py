@@ -1,4 +1,5 @@
-"""Client accounts through the API: registration, sign-in, profile, password, deletion."""
+"""Client accounts through the API: registration, sign-in, profile, password,
+deletion."""
 
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -241,7 +242,8 @@ async def test_delete_client_keeps_history_anonymised_and_frees_email(api, db) -
     await db.execute(
         "INSERT INTO reservation.reservations (id, client_id, seat_id, coworking_id,"
         " starts_at, ends_at, status) VALUES ($1, $2, $3, $4, $5, $6, 'completed')",
-        uuid.uuid4(), client_id, uuid.uuid4(), uuid.uuid4(), past, past + timedelta(hours=2),
+        uuid.uuid4(), client_id, uuid.uuid4(), uuid.uuid4(), past,
+        past + timedelta(hours=2),
     )  # fmt: skip
 
     response = await api.delete("/api/client", headers=bearer(session["token"]))

@@ -52,7 +52,8 @@ async def test_migrate_refuses_edited_migration(pool: asyncpg.Pool) -> None:
     async with pool.acquire() as conn:
         first = load_migrations()[0]
         await conn.execute(
-            "UPDATE public.schema_migrations SET checksum = 'edited' WHERE version = $1",
+            "UPDATE public.schema_migrations SET checksum = 'edited'"
+            " WHERE version = $1",
             first.version,
         )
         try:

@@ -133,7 +133,8 @@ async def test_create_owner_without_password_source(
 
 
 @pytest.mark.parametrize(
-    ("answers", "expected"), [([STRONG, STRONG], 0), ([STRONG, STRONG + "!"], EXIT_BAD_INPUT)],
+    ("answers", "expected"),
+    [([STRONG, STRONG], 0), ([STRONG, STRONG + "!"], EXIT_BAD_INPUT)],
     ids=["same-twice", "differ"],
 )  # fmt: skip
 async def test_create_owner_prompts_twice(

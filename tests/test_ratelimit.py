@@ -1,4 +1,5 @@
-"""Attempt limits on sign-in, registration and password change, with small test counts."""
+"""Attempt limits on sign-in, registration and password change, with small test
+counts."""
 
 import asyncio
 import dataclasses

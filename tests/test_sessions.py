@@ -1,4 +1,5 @@
-"""Tokens and sessions: forged or stale tokens, refresh rotation, sign-out, Valkey down."""
+"""Tokens and sessions: forged or stale tokens, refresh rotation, sign-out, Valkey
+down."""
 
 import base64
 import json
@@ -91,9 +92,11 @@ async def test_client_token_reaches_no_admin_operation(api, db, settings) -> Non
     client = await create_client(db, settings)
     other = uuid.uuid4()
     calls = [
-        ("GET", "/api/admin", None), ("PATCH", "/api/admin", {"email": "x@example.com"}),
+        ("GET", "/api/admin", None),
+        ("PATCH", "/api/admin", {"email": "x@example.com"}),
         ("DELETE", "/api/admin", None), ("PUT", "/api/admin/password", {}),
-        ("POST", "/api/admin/register", {"email": "x@example.com", "password": PASSWORD}),
+        ("POST", "/api/admin/register",
+         {"email": "x@example.com", "password": PASSWORD}),
         ("GET", f"/api/admin/{other}", None), ("PATCH", f"/api/admin/{other}", {}),
         ("DELETE", f"/api/admin/{other}", None), ("POST", "/api/admin/logout", None),
         ("GET", f"/api/client/{client.id}", None),
@@ -221,8 +224,8 @@ async def test_admin_refresh_and_logout(api, db, settings) -> None:
     )
     assert rotated.status_code == 200
     fresh = rotated.json()
-    assert fresh["admin"] == {"id": str(admin.id), "email": admin.email, "role": "manager",
-                              "coworking_ids": []}  # fmt: skip
+    assert fresh["admin"] == {"id": str(admin.id), "email": admin.email,
+                              "role": "manager", "coworking_ids": []}  # fmt: skip
 
     out = await api.post("/api/admin/logout", headers=bearer(fresh["token"]))
 

@@ -92,5 +92,6 @@ def test_cli_bad_setting_exits_with_one_line() -> None:
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert lines == [
-        "tlounge: invalid configuration: TLOUNGE_API_PORT: Input should be a valid integer, unable to parse string as an integer"
+        "tlounge: invalid configuration: TLOUNGE_API_PORT: Input should be a valid"
+        " integer, unable to parse string as an integer"
     ]

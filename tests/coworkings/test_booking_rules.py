@@ -81,12 +81,14 @@ def test_check_booking_accepts_booking_inside_hours() -> None:
         pytest.param(
             {"starts_at": berlin(2026, 3, 23, 10), "ends_at": berlin(2026, 3, 23, 9)},
             "end_before_start",
-            "ends_at: 2026-03-23T09:00:00+01:00 is not after starts_at 2026-03-23T10:00:00+01:00",
+            "ends_at: 2026-03-23T09:00:00+01:00 is not after starts_at "
+            "2026-03-23T10:00:00+01:00",
             id="end_before_start",
         ),
         pytest.param(
             {"starts_at": berlin(2026, 3, 19, 9), "ends_at": berlin(2026, 3, 19, 10)},
-            "in_past", "starts_at: 2026-03-19T09:00:00+01:00 is in the past", id="in_past",
+            "in_past", "starts_at: 2026-03-19T09:00:00+01:00 is in the past",
+            id="in_past",
         ),
         pytest.param(
             {"starts_at": berlin(2026, 6, 1, 9), "ends_at": berlin(2026, 6, 1, 10)},
@@ -95,13 +97,15 @@ def test_check_booking_accepts_booking_inside_hours() -> None:
             id="too_far_ahead",
         ),
         pytest.param(
-            {"starts_at": berlin(2026, 3, 23, 9, 5), "ends_at": berlin(2026, 3, 23, 10)},
+            {"starts_at": berlin(2026, 3, 23, 9, 5),
+             "ends_at": berlin(2026, 3, 23, 10)},
             "off_grid",
             "starts_at: 2026-03-23T09:05:00+01:00 is off the 15-minute slot grid",
             id="off_grid_start",
         ),
         pytest.param(
-            {"starts_at": berlin(2026, 3, 23, 9), "ends_at": berlin(2026, 3, 23, 10, 0, 30)},
+            {"starts_at": berlin(2026, 3, 23, 9),
+             "ends_at": berlin(2026, 3, 23, 10, 0, 30)},
             "off_grid",
             "ends_at: 2026-03-23T10:00:30+01:00 is off the 15-minute slot grid",
             id="off_grid_seconds",
@@ -120,7 +124,8 @@ def test_check_booking_refuses_broken_rule(kwargs, rule: str, description: str) 
 
 
 def test_check_booking_refuses_too_short() -> None:
-    violation = refused(starts_at=berlin(2026, 3, 23, 9), ends_at=berlin(2026, 3, 23, 9, 15),
+    violation = refused(starts_at=berlin(2026, 3, 23, 9),
+                        ends_at=berlin(2026, 3, 23, 9, 15),
                         rules_=rules(min_duration_minutes=30))  # fmt: skip
     assert violation.rule == "too_short"
     assert (
@@ -130,8 +135,8 @@ def test_check_booking_refuses_too_short() -> None:
 
 def test_check_booking_refuses_guest_on_employee_seat() -> None:
     staff_seat = replace(SEAT, internal_only=True)
-    violation = refused(starts_at=berlin(2026, 3, 23, 9), ends_at=berlin(2026, 3, 23, 10),
-                        seat=staff_seat)  # fmt: skip
+    violation = refused(starts_at=berlin(2026, 3, 23, 9),
+                        ends_at=berlin(2026, 3, 23, 10), seat=staff_seat)  # fmt: skip
     assert (violation.rule, violation.description) == (
         "internal_only",
         "seat_id: seat 7 is reserved for employees",
@@ -151,7 +156,8 @@ def test_check_booking_refuses_inactive_seat_and_coworking() -> None:
 
 
 def test_check_booking_refuses_outside_opening_hours() -> None:
-    violation = refused(starts_at=berlin(2026, 3, 23, 19), ends_at=berlin(2026, 3, 23, 21),
+    violation = refused(starts_at=berlin(2026, 3, 23, 19),
+                        ends_at=berlin(2026, 3, 23, 21),
                         rules_=rules(opening_hours=WEEKDAY_HOURS))  # fmt: skip
     assert violation.rule == "outside_opening_hours"
     weekend = refused(starts_at=berlin(2026, 3, 21, 9), ends_at=berlin(2026, 3, 21, 10),
@@ -205,7 +211,8 @@ def test_check_booking_dst_spring_forward_grid_and_duration() -> None:
         ends_at=berlin(2026, 3, 29, 3),
         rules_=ninety,
     )
-    assert refused(starts_at=berlin(2026, 3, 29, 1, 30), ends_at=utc(2026, 3, 29, 1, 30),
+    assert refused(starts_at=berlin(2026, 3, 29, 1, 30),
+                   ends_at=utc(2026, 3, 29, 1, 30),
                    rules_=ninety).rule == "off_grid"  # fmt: skip
 
 
@@ -294,7 +301,8 @@ def test_subtract_cuts_holes_from_spans() -> None:
 
 def test_from_row_parses_json_text_and_dict() -> None:
     row = {
-        "id": COWORKING, "timezone": "UTC", "opening_hours": '{"mon": [["08:00", "18:00"]]}',
+        "id": COWORKING, "timezone": "UTC",
+        "opening_hours": '{"mon": [["08:00", "18:00"]]}',
         "slot_minutes": 30, "min_duration_minutes": 30, "max_duration_minutes": 60,
         "max_days_ahead": 5, "max_active_per_client": 2, "auto_confirm": False,
         "hold_minutes": 10, "reminder_lead_minutes": 60, "checkin_grace_minutes": 15,
@@ -307,7 +315,8 @@ def test_from_row_parses_json_text_and_dict() -> None:
     ).opening_hours == {"tue": []}
     assert CoworkingRules.from_row({**row, "opening_hours": None}).opening_hours is None
     seat_row = {"id": SEAT.id, "coworking_id": COWORKING, "number": 7, "kind": "Room",
-                "capacity": 6, "internal_only": True, "active": True, "cost": 5.0}  # fmt: skip
+                "capacity": 6, "internal_only": True, "active": True,
+                "cost": 5.0}  # fmt: skip
     assert SeatInfo.from_row(seat_row) == replace(
         SEAT, kind="Room", capacity=6, internal_only=True
     )

@@ -8,8 +8,8 @@ from api.cache import availability_version
 from tests.factories import create_admin, create_client, create_coworking, create_seat
 
 
-async def insert_reservation(db, *, client_id, seat_id, coworking_id, starts_at, ends_at,
-                             status="confirmed") -> uuid.UUID:  # fmt: skip
+async def insert_reservation(db, *, client_id, seat_id, coworking_id, starts_at,
+                             ends_at, status="confirmed") -> uuid.UUID:  # fmt: skip
     reservation_id = uuid.uuid4()
     await db.execute(
         "INSERT INTO reservation.reservations (id, client_id, seat_id, coworking_id,"
@@ -129,8 +129,9 @@ async def test_update_coworking_contract_auth(
     assert await db.fetchval("SELECT name FROM coworking.coworkings") == "Test Lounge"
 
     response = await api.patch("/api/coworking", headers=manager.headers, json={
-        "name": "Renamed", "address": None, "slot_minutes": 30, "checkin_grace_minutes": 10,
-        "opening_hours": {"mon": [["22:00", "06:00"]]}, "timezone": "Europe/Berlin",
+        "name": "Renamed", "address": None, "slot_minutes": 30,
+        "checkin_grace_minutes": 10, "opening_hours": {"mon": [["22:00", "06:00"]]},
+        "timezone": "Europe/Berlin",
     })  # fmt: skip
     assert response.status_code == 200, response.text
     body = response.json()
@@ -190,7 +191,8 @@ async def test_create_coworking_owner_only_and_listed(
     owner = await create_admin(db, settings)
     manager = await create_admin(db, settings, role="manager")
     body = {"name": "Harbour Desk", "address": "Kai 1", "city": "Hamburg",
-            "timezone": "Europe/Berlin", "auto_confirm": False, "hold_minutes": 20}  # fmt: skip
+            "timezone": "Europe/Berlin", "auto_confirm": False,
+            "hold_minutes": 20}  # fmt: skip
     assert (
         await api.post("/api/coworkings", json=body, headers=manager.headers)
     ).status_code == 403
@@ -244,11 +246,14 @@ async def test_create_seat_contract_shapes(
     version = await availability_version(kv, coworking_id)
 
     cabin = await api.post("/api/coworking/seats", headers=manager.headers, json={
-        "type": {"Cabin": 4}, "number": 12, "features": ["Monitor", "Laptop"], "cost": 250.5,
+        "type": {"Cabin": 4}, "number": 12, "features": ["Monitor", "Laptop"],
+        "cost": 250.5,
     })  # fmt: skip
-    open_space = await api.post(f"/api/coworkings/{coworking_id}/seats", headers=manager.headers,
-                                json={"type": "OpenSpace", "number": 1, "features": [], "cost": 10,
-                                      "internal_only": True, "pos_x": 1.5, "pos_y": -2})  # fmt: skip
+    open_space = await api.post(
+        f"/api/coworkings/{coworking_id}/seats", headers=manager.headers,
+        json={"type": "OpenSpace", "number": 1, "features": [], "cost": 10,
+              "internal_only": True, "pos_x": 1.5, "pos_y": -2},
+    )  # fmt: skip
 
     assert cabin.status_code == 201, cabin.text
     body = cabin.json()

@@ -46,9 +46,11 @@ async def test_availability_dst_spring_forward_berlin(
     await create_seat(db, coworking_id)
 
     response = await api.get(f"/api/coworkings/{coworking_id}/availability", params={
-        "from": "2099-03-29T00:00:00+01:00", "to": "2099-03-29T12:00:00+02:00"})  # fmt: skip
+        "from": "2099-03-29T00:00:00+01:00", "to": "2099-03-29T12:00:00+02:00",
+    })  # fmt: skip
 
-    # 2099-03-29 is the last Sunday of March: 01:00 CET to 05:00 CEST is three real hours
+    # 2099-03-29 is the last Sunday of March: 01:00 CET to 05:00 CEST is three
+    # real hours
     assert free_of(response) == [("2099-03-29T00:00:00Z", "2099-03-29T03:00:00Z")]
     body = response.json()
     assert (body["timezone"], body["slot_minutes"], body["from"]) == (
@@ -86,7 +88,8 @@ async def test_availability_closure_and_reservations_cut_slots(
     spare = await create_seat(db, coworking_id, number=2, features=["Monitor"])
     client = await create_client(db, settings)
     day = datetime(2099, 1, 1, tzinfo=UTC)  # a Thursday
-    # a reservation ending at 10:00 and the next starting at 10:00 touch, neither overlaps
+    # a reservation ending at 10:00 and the next starting at 10:00 touch,
+    # neither overlaps
     for hours in ((9, 10), (10, 11)):
         await reserve(
             db,
@@ -107,7 +110,8 @@ async def test_availability_closure_and_reservations_cut_slots(
     )
     # a closure off the grid (12:07-12:52) takes the whole 12:00-13:00 hour
     await db.execute(
-        "INSERT INTO coworking.closures (id, coworking_id, seat_id, starts_at, ends_at, reason)"
+        "INSERT INTO coworking.closures"
+        " (id, coworking_id, seat_id, starts_at, ends_at, reason)"
         " VALUES ($1, $2, $3, $4, $5, 'repair')",
         uuid.uuid4(), coworking_id, seat_id, day + timedelta(hours=12, minutes=7),
         day + timedelta(hours=12, minutes=52),
@@ -188,10 +192,14 @@ async def test_availability_cache_invalidated_after_closure(
 @pytest.mark.parametrize(
     ("params", "description"),
     [
-        ({"from": "2099-01-01T00:00:00", "to": "2099-01-02T00:00:00Z"}, "query.from: Input should have timezone info"),
-        ({"from": "2099-01-01T00:00:00Z", "to": "2099-01-02T00:00:00"}, "query.to: Input should have timezone info"),
-        ({"from": "2099-01-02T00:00:00Z", "to": "2099-01-01T00:00:00Z"}, "to: must be after from"),
-        ({"from": "2099-01-01T00:00:00Z", "to": "2099-02-02T00:00:00Z"}, "to: the window is at most 31 days after from"),
+        ({"from": "2099-01-01T00:00:00", "to": "2099-01-02T00:00:00Z"},
+         "query.from: Input should have timezone info"),
+        ({"from": "2099-01-01T00:00:00Z", "to": "2099-01-02T00:00:00"},
+         "query.to: Input should have timezone info"),
+        ({"from": "2099-01-02T00:00:00Z", "to": "2099-01-01T00:00:00Z"},
+         "to: must be after from"),
+        ({"from": "2099-01-01T00:00:00Z", "to": "2099-02-02T00:00:00Z"},
+         "to: the window is at most 31 days after from"),
         ({"to": "2099-02-02T00:00:00Z"}, "query.from: Field required"),
     ],
     ids=["naive_from", "naive_to", "backwards", "too_wide", "missing_from"],
@@ -229,7 +237,9 @@ async def test_availability_stops_at_the_booking_horizon(
     start = now.replace(minute=0, second=0, microsecond=0) + timedelta(days=1)
 
     response = await api.get(f"/api/coworkings/{coworking_id}/availability", params={
-        "from": z(start.isoformat()), "to": z((start + timedelta(days=3)).isoformat())})  # fmt: skip
+        "from": z(start.isoformat()),
+        "to": z((start + timedelta(days=3)).isoformat()),
+    })  # fmt: skip
 
     # round-the-clock hours: one free span, from the start to the horizon two days on
     [(starts_at, ends_at)] = free_of(response)
@@ -243,7 +253,8 @@ async def test_availability_stops_at_the_booking_horizon(
     rules = CoworkingRules.from_row(await coworking_row(db, coworking_id))
     seat = SeatInfo(uuid.uuid4(), coworking_id, 1, "OpenSpace", 1, False, True)
     check_booking(rules=rules, seat=seat, closures=[], client_is_internal=False,
-                  starts_at=ends - timedelta(hours=1), ends_at=ends, now=now)  # fmt: skip
+                  starts_at=ends - timedelta(hours=1),
+                  ends_at=ends, now=now)  # fmt: skip
     with pytest.raises(RuleViolation) as refused:
         check_booking(rules=rules, seat=seat, closures=[], client_is_internal=False,
                       starts_at=ends + timedelta(hours=1),

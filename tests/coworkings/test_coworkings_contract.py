@@ -1,4 +1,5 @@
-"""Every coworking and seat operation of the gateway contract, checked against its schemas."""
+"""Every coworking and seat operation of the gateway contract, checked against
+its schemas."""
 
 import httpx
 
@@ -40,22 +41,28 @@ async def test_contract_coworking_and_seat_operations(
         ),
     ]
     created = await api.post("/api/coworking/seats", headers=auth, json={
-        "type": {"Cabin": 2}, "number": 2, "features": ["Laptop"], "cost": 100})  # fmt: skip
+        "type": {"Cabin": 2}, "number": 2, "features": ["Laptop"], "cost": 100,
+    })  # fmt: skip
     seat_url = f"/api/coworking/seats/{created.json()['id']}"
     calls += [
         ("POST", "/api/coworking/seats", created),
-        ("POST", "/api/coworking/seats", await api.post("/api/coworking/seats", json={})),
-        ("GET", "/api/coworking/seats/{seat_id}", await api.get(seat_url, headers=auth)),
+        ("POST", "/api/coworking/seats", await api.post(
+            "/api/coworking/seats", json={})),
+        ("GET", "/api/coworking/seats/{seat_id}", await api.get(
+            seat_url, headers=auth)),
         ("GET", "/api/coworking/seats/{seat_id}", await api.get(seat_url)),
         ("PATCH", "/api/coworking/seats/{seat_id}", await api.patch(
-            seat_url, headers=auth, json={"features": [], "type": "OpenSpace", "cost": 5})),
+            seat_url, headers=auth,
+            json={"features": [], "type": "OpenSpace", "cost": 5})),
         ("PATCH", "/api/coworking/seats/{seat_id}", await api.patch(
             seat_url, headers=auth, json={"features": [], "number": 5000})),
         ("GET", "/api/coworking/clients", await api.get(
             "/api/coworking/clients?day=1&month=1&year=2030", headers=auth)),
         ("GET", "/api/coworking/clients", await api.get("/api/coworking/clients")),
-        ("DELETE", "/api/coworking/seats/{seat_id}", await api.delete(seat_url, headers=auth)),
-        ("GET", "/api/coworking/seats/{seat_id}", await api.get(seat_url, headers=auth)),
+        ("DELETE", "/api/coworking/seats/{seat_id}", await api.delete(
+            seat_url, headers=auth)),
+        ("GET", "/api/coworking/seats/{seat_id}", await api.get(
+            seat_url, headers=auth)),
         ("DELETE", "/api/coworking/seats/{seat_id}", await api.delete(seat_url)),
     ]  # fmt: skip
 

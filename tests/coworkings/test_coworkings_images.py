@@ -137,10 +137,14 @@ async def test_upload_image_png_stored_listed_served(stack, db) -> None:
 @pytest.mark.parametrize(
     ("data", "status", "description"),
     [
-        pytest.param(b"just some notes\n" * 20, 415, "file: not a JPEG, PNG or WebP image", id="renamed_text"),
-        pytest.param(None, 400, "file: the image is broken or truncated", id="truncated_jpeg"),
-        pytest.param(png_bomb(30_000, 30_000), 413, "file: more than 40000000 pixels", id="bomb_huge"),
-        pytest.param(png_bomb(8_000, 6_000), 413, "file: 8000x6000 is more than 40000000 pixels", id="bomb_48mp"),
+        pytest.param(b"just some notes\n" * 20, 415,
+                     "file: not a JPEG, PNG or WebP image", id="renamed_text"),
+        pytest.param(None, 400, "file: the image is broken or truncated",
+                     id="truncated_jpeg"),
+        pytest.param(png_bomb(30_000, 30_000), 413,
+                     "file: more than 40000000 pixels", id="bomb_huge"),
+        pytest.param(png_bomb(8_000, 6_000), 413,
+                     "file: 8000x6000 is more than 40000000 pixels", id="bomb_48mp"),
         pytest.param(b"", 400, "file: empty", id="empty"),
     ],
 )  # fmt: skip
@@ -153,7 +157,8 @@ async def test_upload_image_refuses_bad_file(
         data = whole[: len(whole) // 2]
 
     started = time.monotonic()
-    response = await http.post(f"/api/coworkings/{coworking_id}/images", headers=owner.headers,
+    response = await http.post(f"/api/coworkings/{coworking_id}/images",
+                               headers=owner.headers,
                                **upload(data, name="cat.png"))  # fmt: skip
 
     assert time.monotonic() - started < 1.0
@@ -321,10 +326,14 @@ def encoded(image: Image.Image, image_format: str, **options) -> bytes:
 @pytest.mark.parametrize(
     ("data", "content_type", "mode"),
     [
-        pytest.param(encoded(Image.new("RGBA", (8, 8), (1, 2, 3, 100)), "WEBP"), "image/webp", "RGBA", id="webp_alpha"),
-        pytest.param(encoded(Image.new("L", (8, 8), 90), "WEBP"), "image/webp", "RGB", id="webp_grey"),
-        pytest.param(encoded(Image.new("CMYK", (8, 8)), "JPEG"), "image/jpeg", "RGB", id="jpeg_cmyk"),
-        pytest.param(encoded(Image.new("P", (8, 8)), "PNG", transparency=0), "image/png", "P", id="png_palette"),
+        pytest.param(encoded(Image.new("RGBA", (8, 8), (1, 2, 3, 100)), "WEBP"),
+                     "image/webp", "RGBA", id="webp_alpha"),
+        pytest.param(encoded(Image.new("L", (8, 8), 90), "WEBP"),
+                     "image/webp", "RGB", id="webp_grey"),
+        pytest.param(encoded(Image.new("CMYK", (8, 8)), "JPEG"),
+                     "image/jpeg", "RGB", id="jpeg_cmyk"),
+        pytest.param(encoded(Image.new("P", (8, 8)), "PNG", transparency=0),
+                     "image/png", "P", id="png_palette"),
     ],
 )  # fmt: skip
 def test_clean_image_keeps_format_and_drawable_mode(data, content_type, mode) -> None:

@@ -163,7 +163,8 @@ async def load(
         elif roll < 0.30:
             await asyncio.sleep(random.uniform(0, 5))
             later = starts_at + SLOT * random.randint(1, 3)
-            await _call(http, journal, "PATCH", f"/api/reservations/{reservation}", headers=auth,
+            await _call(http, journal, "PATCH", f"/api/reservations/{reservation}",
+                        headers=auth,
                         json={"starts_at": later.isoformat(),
                               "ends_at": (later + SLOT).isoformat()})  # fmt: skip
 
@@ -281,9 +282,8 @@ async def verify(harness: Harness, journal: Journal, *, grace: timedelta) -> lis
     ]  # fmt: skip
     print(f"ended before now - grace     {len(ended)}; stuck {len(stuck)}")  # noqa: T201
     if stuck:
-        broken.append(
-            f"stuck past their end: {[(r, rows[r]['status'], runs.get(r)) for r in stuck[:5]]}"
-        )
+        first_stuck = [(r, rows[r]["status"], runs.get(r)) for r in stuck[:5]]
+        broken.append(f"stuck past their end: {first_stuck}")
     failed_runs = sum(running[name] for name in ("FAILED", "TERMINATED", "TIMED_OUT"))
     if failed_runs:
         broken.append(f"{failed_runs} workflows failed, timed out or were terminated")
@@ -335,7 +335,8 @@ async def verify(harness: Harness, journal: Journal, *, grace: timedelta) -> lis
         f"mails received               {len(sink.received)} ({len(copies)} Message-IDs)"
     )  # noqa: T201
     print(
-        f"  repeated Message-IDs       {len(repeats)}; outside a crash window {len(outside)}"
+        f"  repeated Message-IDs       {len(repeats)};"
+        f" outside a crash window {len(outside)}"
     )  # noqa: T201
     if outside:
         broken.append(f"repeated mails outside the crash window: {outside[:3]}")
@@ -392,7 +393,8 @@ async def main(args: argparse.Namespace) -> int:
         broken = await verify(harness, journal, grace=timedelta(seconds=args.grace))
         if journal.bad_answers:
             broken.append(
-                f"{len(journal.bad_answers)} 5xx without Retry-After: {journal.bad_answers[:3]}"
+                f"{len(journal.bad_answers)} 5xx without Retry-After:"
+                f" {journal.bad_answers[:3]}"
             )
         if harness.child("api").restarts or journal.unexpected_exits.get("api"):
             broken.append("the API process died")

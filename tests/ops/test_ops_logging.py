@@ -208,7 +208,8 @@ def test_format_dev_lines_readable_with_fields(capture: Capture) -> None:
         logging.getLogger("tests.dev").exception("failed")
     lines = stream.getvalue().splitlines()
     assert re.fullmatch(
-        r"\d\d:\d\d:\d\d\.\d{3} WARNING tests\.dev: seat A4 taken \[reservation_id=r-1\]",
+        r"\d\d:\d\d:\d\d\.\d{3} WARNING tests\.dev: "
+        r"seat A4 taken \[reservation_id=r-1\]",
         lines[0],
     )
     assert re.fullmatch(r"\d\d:\d\d:\d\d\.\d{3} ERROR   tests\.dev: failed", lines[1])

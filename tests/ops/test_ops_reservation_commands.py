@@ -1,4 +1,5 @@
-"""The ops commands against the real-time dev server, whose visibility lists workflows."""
+"""The ops commands against the real-time dev server, whose visibility lists
+workflows."""
 
 import argparse
 import asyncio

@@ -1,4 +1,5 @@
-"""Deleting a client account: what is still to come is cancelled through its workflow."""
+"""Deleting a client account: what is still to come is cancelled through its
+workflow."""
 
 import asyncio
 import uuid

@@ -17,7 +17,8 @@ async def test_book_seat_free_slot_answers_reservation_and_claims_rows(
     assert body["status"] == "confirmed"
     reservation_id = uuid.UUID(body["id"])
     claims = await scene.resources.pool.fetch(
-        "SELECT slot_start FROM reservation.seat_claims WHERE reservation_id = $1 ORDER BY 1",
+        "SELECT slot_start FROM reservation.seat_claims"
+        " WHERE reservation_id = $1 ORDER BY 1",
         reservation_id,
     )
     assert [row["slot_start"] for row in claims] == [

@@ -319,7 +319,8 @@ async def test_a_reschedule_moves_every_claim_in_one_transaction(
     )
     assert moved.outcome == pb.HOLD_OUTCOME_HELD
     row = await db.fetchrow(
-        "SELECT seat_id, starts_at, version FROM reservation.reservations WHERE id = $1",
+        "SELECT seat_id, starts_at, version FROM reservation.reservations"
+        " WHERE id = $1",
         rid,
     )
     assert tuple(row) == (other, MONDAY.replace(hour=15), 2)

@@ -163,8 +163,8 @@ async def test_admin_list_filters_and_manager_scope(scene: Scene) -> None:
     assert bad.json() == {
         "error": "invalid_body",
         "description": (
-            "query.status: Input should be 'held', 'confirmed', 'checked_in', 'completed',"
-            " 'cancelled', 'expired' or 'no_show'"
+            "query.status: Input should be 'held', 'confirmed', 'checked_in',"
+            " 'completed', 'cancelled', 'expired' or 'no_show'"
         ),
     }
 

@@ -24,7 +24,8 @@ async def wait_for(
 
 async def sent(scene: Scene, reservation_id: str) -> list[dict]:
     rows = await scene.resources.pool.fetch(
-        "SELECT kind, version, due_at, scheduled_at, message_id FROM notifications.sent_mail"
+        "SELECT kind, version, due_at, scheduled_at, message_id"
+        " FROM notifications.sent_mail"
         " WHERE reservation_id = $1 ORDER BY scheduled_at, kind",
         uuid.UUID(reservation_id),
     )
@@ -149,7 +150,8 @@ async def test_reschedule_moves_reminder_and_keeps_old_slot_until_new_holds(
     # the move's mail is queued by the time the update answers, as a GET shows
     assert body["notification_status"] == "pending"
     seats = await scene.resources.pool.fetch(
-        "SELECT DISTINCT seat_id FROM reservation.seat_claims WHERE reservation_id = $1",
+        "SELECT DISTINCT seat_id FROM reservation.seat_claims"
+        " WHERE reservation_id = $1",
         uuid.UUID(reservation_id),
     )
     assert [row["seat_id"] for row in seats] == [scene.other_seat_id]

@@ -1,4 +1,5 @@
-"""PostgreSQL outages: mail and bookings delayed while they last, not dropped or doubled.
+"""PostgreSQL outages: mail and bookings delayed while they last, not dropped or
+doubled.
 
 The mail worker reaches PostgreSQL through a relay that the test cuts, while
 the reservation worker and the API keep their own connections.

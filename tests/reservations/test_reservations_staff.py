@@ -93,7 +93,8 @@ async def test_no_check_in_by_start_plus_grace_ends_no_show_and_frees_rest(
     assert await wait_for(lambda: _is(scene, reservation_id, "no_show"))
     # the grains before the deadline stay claimed as history; the rest is free
     remaining = await scene.resources.pool.fetch(
-        "SELECT slot_start FROM reservation.seat_claims WHERE reservation_id = $1 ORDER BY 1",
+        "SELECT slot_start FROM reservation.seat_claims"
+        " WHERE reservation_id = $1 ORDER BY 1",
         uuid.UUID(reservation_id),
     )
     # the grain in progress at the deadline stays; every later one is released
@@ -199,7 +200,8 @@ async def test_hold_moved_before_confirmation_gets_confirmation_mail(
 
     async def mailed() -> list:
         return await scene.resources.pool.fetch(
-            "SELECT kind, version FROM notifications.sent_mail WHERE reservation_id = $1",
+            "SELECT kind, version FROM notifications.sent_mail"
+            " WHERE reservation_id = $1",
             uuid.UUID(reservation_id),
         )
 
