@@ -5,6 +5,7 @@ fails here; such a change needs `workflow.patched`. Record the histories of a
 new version with `TLOUNGE_RECORD_HISTORIES=<tag> pytest tests/reservations`.
 """
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,7 @@ def test_recorded_histories_cover_main_paths() -> None:
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[path.stem for path in HISTORIES])
 async def test_replay_recorded_history_is_deterministic(path: Path) -> None:
-    history = WorkflowHistory.from_json(f"reservation-{path.stem}", path.read_text())
+    recorded = await asyncio.to_thread(path.read_text)
+    history = WorkflowHistory.from_json(f"reservation-{path.stem}", recorded)
     result = await Replayer(workflows=[ReservationWorkflow]).replay_workflow(history)
     assert result.replay_failure is None
