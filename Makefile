@@ -24,6 +24,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy api workers workflows activities
 
 bench: $(STAMP)
 	$(BIN)/python -m tests.bench.booking && $(BIN)/python -m tests.bench.load
