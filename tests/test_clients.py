@@ -383,10 +383,22 @@ async def test_admin_reads_any_client(api, db, settings, role) -> None:
     assert_api_error(missing, 404, "not_found")
 
 
+async def _book_row(db, client_id: uuid.UUID, coworking_id: uuid.UUID) -> None:
+    starts_at = datetime.now(UTC) + timedelta(days=2)
+    await db.execute(
+        "INSERT INTO reservation.reservations (id, client_id, seat_id, coworking_id,"
+        " starts_at, ends_at, status) VALUES ($1, $2, $3, $4, $5, $6, 'confirmed')",
+        uuid.uuid4(), client_id, uuid.uuid4(), coworking_id, starts_at,
+        starts_at + timedelta(hours=1),
+    )  # fmt: skip
+
+
 @pytest.mark.parametrize("role", ["owner", "manager"])
 async def test_admin_sets_verified_and_internal(api, db, settings, role) -> None:
-    admin = await create_admin(db, settings, role=role)
+    coworking_id = uuid.uuid4()
+    admin = await create_admin(db, settings, role=role, coworkings=[coworking_id])
     client = await create_client(db, settings)
+    await _book_row(db, client.id, coworking_id)
 
     response = await api.patch(
         f"/api/client/{client.id}",
@@ -403,6 +415,58 @@ async def test_admin_sets_verified_and_internal(api, db, settings, role) -> None
     )
     seen = await api.get("/api/client", headers=client.headers)
     assert seen.json()["verified"] is True
+
+
+async def test_manager_edits_only_clients_who_booked_in_their_coworkings(
+    api, db, settings
+) -> None:
+    mine, elsewhere = uuid.uuid4(), uuid.uuid4()
+    manager = await create_admin(db, settings, role="manager", coworkings=[mine])
+    stranger = await create_client(db, settings)
+    await _book_row(db, stranger.id, elsewhere)
+    regular = await create_client(db, settings)
+    await _book_row(db, regular.id, mine)
+
+    outside = await api.patch(
+        f"/api/client/{stranger.id}",
+        json={"send_notifications": False, "name": "Mallory"},
+        headers=manager.headers,
+    )
+    takeover = await api.patch(
+        f"/api/client/{regular.id}",
+        json={"email": "manager-now@example.com"},
+        headers=manager.headers,
+    )
+    door = await api.patch(
+        f"/api/client/{regular.id}", json={"verified": True}, headers=manager.headers
+    )
+
+    assert (outside.status_code, outside.json()) == (
+        403,
+        {
+            "error": "forbidden",
+            "description": "client_id: this client has no reservation in a"
+            " coworking you manage",
+        },
+    )
+    assert (takeover.status_code, takeover.json()) == (
+        403,
+        {
+            "error": "forbidden",
+            "description": "email: only an owner changes the email a client"
+            " signs in with",
+        },
+    )
+    assert (door.status_code, door.json()["verified"]) == (200, True)
+    rows = await db.fetch(
+        "SELECT id, email, name, verified FROM client.clients ORDER BY email"
+    )
+    assert {
+        row["id"]: (row["email"], row["name"], row["verified"]) for row in rows
+    } == {
+        stranger.id: (stranger.email, "Ada", False),
+        regular.id: (regular.email, "Ada", True),
+    }
 
 
 async def test_support_cannot_edit_or_delete_a_client(api, db, settings) -> None:

@@ -9,8 +9,9 @@ import uuid
 
 from fastapi import APIRouter, Body
 
-from api.auth import CurrentAdmin, CurrentClient, require_role
+from api.auth import CurrentAdmin, CurrentClient, managed_coworkings, require_role
 from api.deps import ClientAddressDep, ResourcesDep
+from api.errors import Forbidden
 from api.models.accounts import (
     ChangePasswordRequest,
     Client,
@@ -23,8 +24,10 @@ from api.models.accounts import (
     LogoutRequest,
     RefreshRequest,
 )
+from api.resources import Resources
 from api.services import accounts, clients
 from api.services.accounts import SignedIn
+from api.tokens import Principal
 
 router = APIRouter(prefix="/api/client", tags=["clients"])
 
@@ -118,8 +121,9 @@ async def change_client_password(
     return await _auth_response(resources, SignedIn(client.id, issued))
 
 
-# Staff: any admin reads a client; owners and managers edit (they verify people
-# at the door and mark staff as internal); only owners delete.
+# Staff: any admin reads a client; owners edit any, managers the clients who
+# booked in a coworking they run (they verify people at the door), though not
+# the email a client signs in with; only owners delete.
 @router.get("/{client_id:uuid}")
 async def get_client_by_id(
     client_id: uuid.UUID, admin: CurrentAdmin, resources: ResourcesDep
@@ -135,7 +139,29 @@ async def edit_client_by_id(
     resources: ResourcesDep,
 ) -> Client:
     require_role(admin, "owner", "manager")
+    if admin.role == "manager":
+        await _require_managed_client(resources, admin, client_id, changes)
     return await clients.update_client(resources.pool, client_id, changes)
+
+
+async def _require_managed_client(
+    resources: Resources,
+    manager: Principal,
+    client_id: uuid.UUID,
+    changes: ClientAdminUpdate,
+) -> None:
+    if changes.email is not None:
+        raise Forbidden("email: only an owner changes the email a client signs in with")
+    scope = await managed_coworkings(resources.pool, manager)
+    booked_here = await resources.pool.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM reservation.reservations"
+        " WHERE client_id = $1 AND coworking_id = ANY($2::uuid[]))",
+        client_id, list(scope or ()),
+    )  # fmt: skip
+    if not booked_here:
+        raise Forbidden(
+            "client_id: this client has no reservation in a coworking you manage"
+        )
 
 
 @router.delete("/{client_id:uuid}", status_code=204)
