@@ -5,7 +5,7 @@ import uuid
 import pytest
 
 from tests.contract import assert_api_error, assert_matches
-from tests.factories import PASSWORD, create_admin
+from tests.factories import PASSWORD, create_admin, create_coworking
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -117,7 +117,7 @@ async def test_owner_registers_support_by_default(api, db, settings) -> None:
 
 async def test_owner_registers_manager_of_coworkings(api, db, settings) -> None:
     owner = await create_admin(db, settings, role="owner")
-    coworkings = sorted([uuid.uuid4(), uuid.uuid4()])
+    coworkings = sorted([await create_coworking(db), await create_coworking(db)])
 
     response = await api.post(
         "/api/admin/register",
@@ -205,7 +205,7 @@ async def test_read_admin_by_id_by_role(api, db, settings) -> None:
 async def test_owner_edits_role_and_coworkings(api, db, settings) -> None:
     owner = await create_admin(db, settings, role="owner")
     support = await create_admin(db, settings, role="support")
-    coworking = uuid.uuid4()
+    coworking = await create_coworking(db)
 
     promoted = await api.patch(
         f"/api/admin/{support.id}",
@@ -226,6 +226,40 @@ async def test_owner_edits_role_and_coworkings(api, db, settings) -> None:
     )
     assert_matches(missing, "/api/admin/{admin_id}", "patch")
     assert_api_error(missing, 404, "not_found")
+
+
+async def test_manager_of_a_coworking_that_does_not_exist_is_refused(
+    api, db, settings
+) -> None:
+    owner = await create_admin(db, settings, role="owner")
+    support = await create_admin(db, settings, role="support")
+    real, ghost = await create_coworking(db), uuid.uuid4()
+
+    registered = await api.post(
+        "/api/admin/register",
+        json={"email": "m@example.com", "password": "a fine password",
+              "role": "manager", "coworking_ids": [str(real), str(ghost)]},
+        headers=owner.headers,
+    )  # fmt: skip
+    promoted = await api.patch(
+        f"/api/admin/{support.id}",
+        json={"role": "manager", "coworking_ids": [str(ghost)]},
+        headers=owner.headers,
+    )
+
+    for response in (registered, promoted):
+        assert (response.status_code, response.json()) == (
+            400,
+            {
+                "error": "invalid_body",
+                "description": f"coworking_ids: no coworking {ghost}",
+            },
+        )
+    rows = await db.fetch("SELECT email, role FROM admin.admins ORDER BY email")
+    assert [(row["email"], row["role"]) for row in rows] == sorted(
+        [(owner.email, "owner"), (support.email, "support")]
+    )
+    assert await db.fetchval("SELECT count(*) FROM admin.admin_coworkings") == 0
 
 
 async def test_coworkings_only_for_managers_on_edit(api, db, settings) -> None:

@@ -54,12 +54,20 @@ def _check_coworkings(role: str, coworking_ids: list[uuid.UUID] | None) -> None:
 async def _set_coworkings(
     conn: asyncpg.Connection, admin_id: uuid.UUID, coworking_ids: list[uuid.UUID]
 ) -> None:
+    wanted = list(dict.fromkeys(coworking_ids))
+    known = await conn.fetch(
+        "SELECT id FROM coworking.coworkings WHERE id = ANY($1::uuid[])", wanted
+    )
+    unknown = [str(i) for i in wanted if i not in {row["id"] for row in known}]
+    if unknown:
+        # inside the caller's transaction: the admin and its role change roll back
+        raise InvalidInput(f"coworking_ids: no coworking {', '.join(unknown)}")
     await conn.execute(
         "DELETE FROM admin.admin_coworkings WHERE admin_id = $1", admin_id
     )
     await conn.executemany(
         "INSERT INTO admin.admin_coworkings (admin_id, coworking_id) VALUES ($1, $2)",
-        [(admin_id, coworking_id) for coworking_id in dict.fromkeys(coworking_ids)],
+        [(admin_id, coworking_id) for coworking_id in wanted],
     )
 
 
