@@ -40,7 +40,7 @@ def _settings(request: Request) -> Settings:
 
 
 def _client_address(request: Request) -> str | None:
-    # the peer as uvicorn saw it; behind a proxy, run uvicorn with --proxy-headers
+    # the peer, or what a proxy in TLOUNGE_TRUSTED_PROXIES forwarded
     return request.client.host if request.client else None
 
 

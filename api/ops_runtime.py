@@ -112,6 +112,9 @@ def uvicorn_config(settings: Settings) -> uvicorn.Config:
         timeout_graceful_shutdown=20,
         server_header=False,
         http=with_head_timeout(settings.head_read_timeout_seconds),
+        # uvicorn believes forwarding headers from loopback unless told otherwise
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=settings.trusted_proxies or None,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import sys
 from functools import lru_cache
 from pathlib import Path
@@ -33,6 +34,9 @@ class Settings(BaseSettings):
     api_port: int = Field(8080, ge=1, le=65535)
     # dev mode allows any localhost origin; production allows only these
     cors_origins: Annotated[list[str], NoDecode] = []
+    # X-Forwarded-For is believed only from these addresses or networks; with
+    # none, every peer is itself, so a header cannot dodge a per-address limit
+    trusted_proxies: Annotated[list[str], NoDecode] = []
 
     database_url: str | None = None
     database_pool_min: int = Field(2, ge=1)
@@ -99,11 +103,21 @@ class Settings(BaseSettings):
     metrics_host: str = "127.0.0.1"
     log_json: bool | None = None
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "trusted_proxies", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or network") from None
         return value
 
     @model_validator(mode="after")

@@ -95,3 +95,20 @@ def test_cli_bad_setting_exits_with_one_line() -> None:
         "tlounge: invalid configuration: TLOUNGE_API_PORT: Input should be a valid"
         " integer, unable to parse string as an integer"
     ]
+
+
+def test_trusted_proxy_that_is_no_address_exits_with_one_line() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "api.cli", "migrate"],
+        env={"PATH": "/usr/bin:/bin", "TLOUNGE_TRUSTED_PROXIES": "10.0.0.1, *"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (result.returncode, result.stderr.strip().splitlines()) == (
+        2,
+        [
+            "tlounge: invalid configuration: TLOUNGE_TRUSTED_PROXIES:"
+            " '*' is not an IP address or network"
+        ],
+    )

@@ -22,6 +22,13 @@ def test_build_uvicorn_config_from_settings() -> None:
     assert (config.host, config.port) == ("127.0.0.1", 18123)
     assert config.access_log is False
     assert config.log_config is None
+    # a forwarded address counts only from a proxy the operator named
+    assert config.proxy_headers is False
+    behind = uvicorn_config(make_settings(trusted_proxies="10.0.0.0/8, 192.0.2.7"))
+    assert (behind.proxy_headers, behind.forwarded_allow_ips) == (
+        True,
+        ["10.0.0.0/8", "192.0.2.7"],
+    )
 
 
 def test_serve_api_command_logs_json_lines_only(
