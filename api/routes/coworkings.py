@@ -42,7 +42,16 @@ from api.services import coworkings as service
 from api.services.coworkings import MAX_BULK_SEATS as MAX_BULK
 from api.tokens import Principal, decode_access_token
 
-Limit = Annotated[int | None, Query(ge=0)]
+# the contract sets no maximum, so a larger limit is read as the page size,
+# never refused: a client moves offset on by the rows it got, until none come
+Limit = Annotated[
+    int | None,
+    Query(
+        ge=0,
+        description=f"rows per page, at most {service.MAX_PAGE}; a larger"
+        f" value gives {service.MAX_PAGE}",
+    ),
+]
 Offset = Annotated[int | None, Query(ge=0, le=10**12)]
 
 

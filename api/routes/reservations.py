@@ -25,7 +25,16 @@ IdempotencyKey = Annotated[
     str | None,
     Header(alias="Idempotency-Key", min_length=1, max_length=200, pattern=r"^[!-~]+$"),
 ]
-Limit = Annotated[int | None, Query(ge=0)]
+# the contract sets no maximum, so a larger limit is read as the page size,
+# never refused: a client moves offset on by the rows it got, until none come
+Limit = Annotated[
+    int | None,
+    Query(
+        ge=0,
+        description=f"rows per page, at most {reservations.MAX_PAGE}; a larger"
+        f" value gives {reservations.MAX_PAGE}",
+    ),
+]
 ReservationStatus = Literal[
     "held", "confirmed", "checked_in", "completed", "cancelled", "expired", "no_show"
 ]

@@ -206,3 +206,23 @@ async def test_post_oversized_body_to_real_server_sees_413(resources, db) -> Non
     assert response.json() == {
         "error": "payload_too_large", "description": f"body: larger than {MIB} bytes"
     }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("path", "most"),
+    [("/api/reservations", 200), ("/api/client/reservations", 200),
+     ("/api/coworkings", 100)],
+    ids=["reservations", "own-reservations", "coworkings"],
+)  # fmt: skip
+async def test_openapi_tells_the_page_size_a_larger_limit_gives(
+    api, path: str, most: int
+) -> None:
+    spec = (await api.get("/openapi.json")).json()
+    limit = next(
+        parameter
+        for parameter in spec["paths"][path]["get"]["parameters"]
+        if parameter["name"] == "limit"
+    )
+    assert limit["description"] == (
+        f"rows per page, at most {most}; a larger value gives {most}"
+    )
