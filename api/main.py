@@ -69,7 +69,8 @@ def create_app(
             "Idempotency-Key",
             "X-Request-ID",
         ],
-        expose_headers=["X-Request-ID"],
+        # a browser frontend reads Retry-After only when told it may
+        expose_headers=["X-Request-ID", "Retry-After"],
         max_age=600,
     )
     install_metrics(app)

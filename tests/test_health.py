@@ -123,3 +123,14 @@ async def test_unknown_path_answers_contract_error_body(api: httpx.AsyncClient) 
     response = await api.get("/api/nothing-here")
     assert response.status_code == 404
     assert response.json() == {"error": "not_found", "description": "Not Found"}
+
+
+async def test_cors_lets_a_browser_frontend_read_retry_after(
+    api: httpx.AsyncClient,
+) -> None:
+    # a 404 passes the CORS layer like any answer; the header list is the same
+    response = await api.get(
+        "/api/no-such", headers={"Origin": "http://localhost:5173"}
+    )
+    exposed = response.headers["access-control-expose-headers"].lower().split(", ")
+    assert sorted(exposed) == ["retry-after", "x-request-id"]
