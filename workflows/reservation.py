@@ -180,6 +180,8 @@ class ReservationWorkflow:
         mailer = asyncio.create_task(self._deliver_mails())
 
         await self._timeline()
+        # what the timeline waited for is over; support staff see how it ended
+        workflow.set_current_details(f"Closed: {status_name(self._state.status)}")
 
         # Closed: drop mails that lost their point, then let the rest go out.
         self._mails = [

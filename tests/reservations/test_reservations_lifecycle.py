@@ -342,3 +342,25 @@ async def test_reschedule_after_the_start_is_refused_saying_so(scene: Scene) -> 
         uuid.UUID(rid),
     )
     assert (row["starts_at"], row["version"]) == (starts_at, 1)
+
+
+async def test_cancelled_reservation_tells_support_it_is_closed(scene: Scene) -> None:
+    from temporalio.api.sdk.v1 import WorkflowMetadata
+
+    starts_at, ends_at = await scene.slot(hours_ahead=30)
+    rid = (await scene.book(starts_at, ends_at)).json()["id"]
+    cancelled = await scene.api.delete(
+        f"/api/reservations/{rid}", headers=scene.client.headers
+    )
+    assert cancelled.status_code == 204
+    handle = scene.resources.temporal.get_workflow_handle(f"reservation-{rid}")
+
+    async def details() -> str:
+        metadata = await handle.query(
+            "__temporal_workflow_metadata", result_type=WorkflowMetadata
+        )
+        return metadata.current_details
+
+    # not "Waiting for the reminder at ...", which it no longer does
+    assert await wait_for(lambda: _starts_with(details, "Closed: "))
+    assert await details() == "Closed: cancelled"
