@@ -28,3 +28,11 @@ def test_an_instant_reads_as_the_coworkings_clock(
 def test_a_zone_that_cannot_be_read_gives_the_instant_itself(zone: str) -> None:
     instant = datetime(2027, 1, 5, 6, tzinfo=UTC)
     assert local_time(instant, zone) == "2027-01-05T06:00:00+00:00"
+
+
+def test_local_iso_gives_the_zone_offset_and_utc_for_an_unknown_zone() -> None:
+    from workflows.local_time import local_iso
+
+    instant = datetime(2027, 7, 1, 8, 30, tzinfo=UTC)
+    assert local_iso(instant, "Europe/Berlin") == "2027-07-01T10:30:00+02:00"
+    assert local_iso(instant, "Mars/Olympus") == "2027-07-01T08:30:00+00:00"

@@ -18,3 +18,11 @@ def local_time(instant: datetime, timezone: str) -> str:
         return instant.isoformat()
     utc = instant.astimezone(UTC)
     return f"{local:%a %d %b %Y %H:%M} {local.tzname()} ({utc:%H:%M} UTC)"
+
+
+def local_iso(instant: datetime, timezone: str) -> str:
+    """RFC 3339 with the coworking's offset, as the booking rules word instants."""
+    try:
+        return instant.astimezone(ZoneInfo(timezone)).isoformat()
+    except (ValueError, ZoneInfoNotFoundError):
+        return instant.isoformat()

@@ -17,7 +17,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from proto import reservation_pb2 as pb
-    from workflows.local_time import local_time
+    from workflows.local_time import local_iso, local_time
 
 WORKFLOW_NAME = "ReservationWorkflow"
 
@@ -503,9 +503,9 @@ class ReservationWorkflow:
             self._state.status == S.RESERVATION_STATUS_CONFIRMED
             and workflow.now() < opens
         ):
-            raise ApplicationError(
-                f"check-in opens at {opens.isoformat()}", type="InvalidState"
-            )
+            with workflow.unsafe.sandbox_unrestricted():
+                when = local_iso(opens, self._state.rules.timezone)
+            raise ApplicationError(f"check-in opens at {when}", type="InvalidState")
         raise self._invalid("check in")
 
     @workflow.update(name="reschedule")
