@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import os
+import signal
 import sys
 import warnings
 from collections.abc import Callable, Coroutine
@@ -111,7 +112,15 @@ def main(argv: list[str] | None = None) -> NoReturn:
         code = EXIT_UNREACHABLE
     except KeyboardInterrupt:
         code = 130
+    except BrokenPipeError:
+        code = _reader_gone()
     _exit_now(code)
+
+
+def _reader_gone() -> int:
+    # whoever read our output closed it (`| head`): end quietly, as shell tools do
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 128 + signal.SIGPIPE
 
 
 def _exit_now(code: int) -> NoReturn:
@@ -122,7 +131,10 @@ def _exit_now(code: int) -> NoReturn:
     or SIGABRT after its work was done (temporalio/sdk-python#300).
     """
     logging.shutdown()
-    sys.stdout.flush()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        code = _reader_gone()
     sys.stderr.flush()
     os._exit(code)
 

@@ -39,6 +39,7 @@ from workflows.reservation import ReservationWorkflow
 EXIT_BAD_INPUT, EXIT_UNREACHABLE, EXIT_NOT_FOUND = 2, 4, 5
 # ops act with an owner's reach, under a name that the history shows
 _OPERATOR = Principal("admin", uuid.UUID(int=0), "owner", 0, "ops-cli")
+_ENDED = ("completed", "cancelled", "expired", "no_show")
 
 
 def _say(line: str) -> None:
@@ -101,6 +102,8 @@ async def notifications(settings: Settings, args: argparse.Namespace) -> int:
                 return 0
             if not ids and not args.all:
                 return _refuse(EXIT_BAD_INPUT, "name a reservation id or --all")
+            if not ids:
+                _say("no reservation has a failed notification; nothing to retry")
             for reservation_id in ids:
                 handle = client.get_workflow_handle(f"reservation-{reservation_id}")
                 await handle.signal(
@@ -130,6 +133,13 @@ async def reservation(settings: Settings, args: argparse.Namespace) -> int:
     try:
         async with _resources(settings) as resources:
             if args.action == "cancel":
+                before = await reservations.get(
+                    resources, _OPERATOR, args.reservation_id
+                )
+                if before.status in _ENDED:
+                    # the reason given now would be told nowhere
+                    _say(f"{args.reservation_id} was already {before.status}")
+                    return 0
                 await reservations.cancel(
                     resources, _OPERATOR, args.reservation_id, reason=args.reason
                 )
@@ -157,6 +167,9 @@ async def reservation(settings: Settings, args: argparse.Namespace) -> int:
     except TLoungeError as error:
         code = EXIT_NOT_FOUND if error.status_code == 404 else EXIT_BAD_INPUT
         return _refuse(code, error.description)
+    except BrokenPipeError:
+        # the reader (`| head`) has what it wanted; nothing is unreachable
+        raise
     except (RuntimeError, OSError) as error:
         return _refuse(EXIT_UNREACHABLE, f"a dependency is unreachable: {error}")
 

@@ -265,3 +265,30 @@ def test_tlounge_cli_has_create_owner(pg_dsn) -> None:
     assert result.stderr.strip().endswith(
         "password refused: it is shorter than 12 characters"
     )
+
+
+def test_cli_whose_reader_closes_the_pipe_ends_quietly(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    script = (
+        "from api import cli\n"
+        "@cli.command('spew')\n"
+        "async def spew(settings, args):\n"
+        "    '''Print a lot.'''\n"
+        "    for n in range(200_000):\n"
+        "        print('line', n)\n"
+        "    return 0\n"
+        "cli.main(['spew'])\n"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env={"PATH": "/usr/bin:/bin", "TLOUNGE_DATA_DIR": str(tmp_path)},
+    )  # fmt: skip
+    assert process.stdout is not None and process.stderr is not None
+    first = process.stdout.readline()
+    process.stdout.close()  # what `| head -1` does once it has its line
+    code = process.wait(timeout=60)
+    with process.stderr:
+        assert (first, code, process.stderr.read()) == (b"line 0\n", 141, b"")

@@ -88,6 +88,29 @@ async def test_notifications_failed_then_retry_all_delivers_and_show_cancel(
             view.id,
         )
         assert (row["status"], row["cancel_reason"]) == ("cancelled", "phone call")
+        capsys.readouterr()
+        again = argparse.Namespace(
+            action="cancel", reservation_id=view.id, reason="second call"
+        )
+        assert await ops_reservations.reservation(ops_settings, again) == 0
+        assert capsys.readouterr().out == f"{view.id} was already cancelled\n"
+        assert (
+            await db.fetchval(
+                "SELECT cancel_reason FROM reservation.reservations WHERE id = $1",
+                view.id,
+            )
+            == "phone call"
+        )
+
+        async def nothing_to_retry() -> bool:
+            capsys.readouterr()
+            args = argparse.Namespace(action="retry", reservation_id=None, all=True)
+            assert await ops_reservations.notifications(ops_settings, args) == 0
+            return capsys.readouterr().out == (
+                "no reservation has a failed notification; nothing to retry\n"
+            )
+
+        await _wait(nothing_to_retry)
 
     missing = argparse.Namespace(action="show", reservation_id=uuid.uuid4(), reason="")
     assert (
