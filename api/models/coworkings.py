@@ -95,9 +95,13 @@ OpeningHoursField = Annotated[
     BeforeValidator(_opening_hours),
     WithJsonSchema(_OPENING_HOURS_SCHEMA),
 ]
-Cost = Annotated[float, Field(gt=0, le=1_000_000)]
-SeatNumber = Annotated[int, Field(ge=1, le=1000)]
-Position = Annotated[float, Field(ge=-MAX_POSITION, le=MAX_POSITION)]
+# strict: true is not a cost of 1, nor "7" seat number 7; NaN is no number at all
+Cost = Annotated[float, Field(gt=0, le=1_000_000, strict=True, allow_inf_nan=False)]
+SeatNumber = Annotated[int, Field(ge=1, le=1000, strict=True)]
+Position = Annotated[
+    float,
+    Field(ge=-MAX_POSITION, le=MAX_POSITION, strict=True, allow_inf_nan=False),
+]
 
 
 def seat_type_json(kind: str, capacity: int) -> Any:
