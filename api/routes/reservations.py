@@ -117,7 +117,17 @@ async def get_reservation(
     return (await reservations.get(resources, principal, reservation_id)).public()
 
 
-@router.delete("/api/reservations/{reservation_id}", status_code=204)
+@router.delete(
+    "/api/reservations/{reservation_id}",
+    status_code=204,
+    # read by hand below, since the contract's DELETE may come without a body
+    openapi_extra={
+        "requestBody": {
+            "required": False,
+            "content": {"application/json": {"schema": CancelBody.model_json_schema()}},
+        }
+    },
+)
 async def cancel_reservation(
     reservation_id: uuid.UUID,
     principal: CurrentPrincipal,

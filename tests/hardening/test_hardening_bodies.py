@@ -226,3 +226,13 @@ async def test_openapi_tells_the_page_size_a_larger_limit_gives(
     assert limit["description"] == (
         f"rows per page, at most {most}; a larger value gives {most}"
     )
+
+
+async def test_openapi_shows_the_optional_cancel_reason(api) -> None:
+    spec = (await api.get("/openapi.json")).json()
+    body = spec["paths"]["/api/reservations/{reservation_id}"]["delete"]["requestBody"]
+    schema = body["content"]["application/json"]["schema"]
+    assert (body["required"], schema["properties"]["reason"]["maxLength"]) == (
+        False,
+        200,
+    )
