@@ -164,7 +164,9 @@ def describe_validation(errors: list[Any]) -> str:
             continue
         location = [str(part) for part in item.get("loc", ()) if part != "body"]
         field = ".".join(location) or "body"
-        parts.append(f"{field}: {item.get('msg', 'invalid')}")
+        # our validators' own words, without pydantic's label for their kind
+        message = str(item.get("msg", "invalid")).removeprefix("Value error, ")
+        parts.append(f"{field}: {message}")
     return "; ".join(parts)
 
 

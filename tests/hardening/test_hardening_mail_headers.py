@@ -22,8 +22,8 @@ HOSTILE = [
     pytest.param("Eve\x00Bcc", id="nul"),
 ]
 REFUSAL = {
-    False: "Value error, must not contain control or formatting characters",
-    True: "Value error, must not contain an encoded-word",
+    False: "must not contain control or formatting characters",
+    True: "must not contain an encoded-word",
 }
 # what a booking mail carries, and nothing else
 HEADERS = {
