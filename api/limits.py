@@ -3,7 +3,8 @@
 A pure ASGI middleware: it reads the body itself, up to a limit and within a
 deadline, and answers 413, 408 or 400 on its own, so an oversized, dribbled
 or absurdly nested body is never handed to a parser. What passes is replayed
-to the application unchanged.
+to the application unchanged. It also refuses a request that names its
+credentials or its idempotency key twice.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 # room for the multipart boundaries and part headers around an image
 MULTIPART_SLACK = 16 * 1024
+# Headers that name one thing: with two, which one counted would be up to the
+# framework (the first, silently), whoever put the second there.
+_ONCE_ONLY = {"authorization": "Authorization", "idempotency-key": "Idempotency-Key"}
 # no body of this API nests deeper than a handful of levels
 MAX_JSON_DEPTH = 32
 # After a 413 the rest of the body is read and thrown away, up to this much, so
@@ -74,6 +78,16 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        names = [key.decode("latin-1").lower() for key, _ in scope["headers"]]
+        for name, label in _ONCE_ONLY.items():
+            if names.count(name) > 1:
+                await _answer(
+                    send,
+                    _Refused(
+                        400, "invalid_body", f"header.{label}: sent more than once"
+                    ),
+                )
+                return
         headers = {
             key.decode("latin-1").lower(): value.decode("latin-1")
             for key, value in scope["headers"]

@@ -56,15 +56,11 @@ def _as_list(items: list[reservations.ReservationView]) -> list[dict[str, Any]]:
 
 @router.post("/api/reservations")
 async def create_reservation(
-    request: Request,
     body: CreateReservation,
     principal: CurrentPrincipal,
     resources: ResourcesDep,
     idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
-    # two keys would leave it to chance which of them a retry is matched by
-    if len(request.headers.getlist("Idempotency-Key")) > 1:
-        raise InvalidInput("header.Idempotency-Key: sent more than once")
     if principal.kind == "client":
         if body.client_id not in (None, principal.id):
             raise InvalidInput("client_id: a client books only for themselves")

@@ -236,3 +236,24 @@ async def test_openapi_shows_the_optional_cancel_reason(api) -> None:
         False,
         200,
     )
+
+
+async def test_two_authorization_headers_are_refused_not_the_first_believed(
+    api, db, settings
+) -> None:
+    mine = await create_client(db, settings)
+    other = await create_client(db, settings)
+    response = await api.get(
+        "/api/client",
+        headers=[
+            ("Authorization", f"Bearer {mine.token}"),
+            ("Authorization", f"Bearer {other.token}"),
+        ],
+    )
+    assert (response.status_code, response.json()) == (
+        400,
+        {
+            "error": "invalid_body",
+            "description": "header.Authorization: sent more than once",
+        },
+    )
