@@ -615,6 +615,16 @@ async def retry_notification(
     await load_authorized(resources, principal, reservation_id, action="confirm")
     handle = resources.temporal.get_workflow_handle(workflow_id(reservation_id))
     async with temporal_boundary(resources.temporal):
+        state = await handle.query(
+            ReservationWorkflow.state, rpc_timeout=timedelta(seconds=5)
+        )
+        if state.notification_status != pb.NOTIFICATION_STATUS_FAILED:
+            # a signal now would be answered "requested" and do nothing
+            name = pb.NotificationStatus.Name(state.notification_status)
+            name = name.removeprefix("NOTIFICATION_STATUS_").lower()
+            raise Conflict(
+                f"notification_status: {name}; only a failed notification is retried"
+            )
         await handle.signal(
             ReservationWorkflow.retry_notification,
             pb.RetryNotificationRequest(requested_by=f"admin:{principal.id}"),

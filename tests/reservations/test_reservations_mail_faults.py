@@ -88,6 +88,19 @@ async def test_smtp_refusing_for_good_marks_failed_then_retry_signal_delivers(
         return (await _state(scene, reservation_id)).notification_status == 3
 
     await wait_for(sent_status)
+    # nothing failed any more: a retry is refused rather than answered "requested"
+    again = await scene.api.post(
+        f"/api/reservations/{reservation_id}/notifications/retry",
+        headers=scene.admin.headers,
+    )
+    assert (again.status_code, again.json()) == (
+        409,
+        {
+            "error": "conflict",
+            "description": "notification_status: sent; only a failed notification"
+            " is retried",
+        },
+    )
 
 
 @pytest.mark.uncached_workers
