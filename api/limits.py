@@ -37,6 +37,9 @@ MAX_JSON_DEPTH = 32
 # After a 413 the rest of the body is read and thrown away, up to this much, so
 # a client that sends before it reads sees the answer instead of a reset.
 DRAIN_BYTES = 32 * 1024 * 1024
+# ... and only while it keeps coming: a client that declared a large body and
+# went quiet is waiting for the answer, not about to send the rest
+DRAIN_IDLE_SECONDS = 2.0
 _JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 
@@ -166,7 +169,7 @@ class BodyLimitMiddleware:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(self.read_timeout):
                 while discarded <= DRAIN_BYTES:
-                    message = await receive()
+                    message = await asyncio.wait_for(receive(), DRAIN_IDLE_SECONDS)
                     discarded += len(message.get("body", b""))
                     if message["type"] != "http.request" or not message.get(
                         "more_body", False

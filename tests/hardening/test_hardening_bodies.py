@@ -9,7 +9,12 @@ from dataclasses import replace
 import httpx
 import pytest
 
-from api.limits import MAX_JSON_DEPTH, BodyLimitMiddleware, json_depth
+from api.limits import (
+    DRAIN_IDLE_SECONDS,
+    MAX_JSON_DEPTH,
+    BodyLimitMiddleware,
+    json_depth,
+)
 from api.main import create_app
 from tests.factories import create_admin, create_client, create_coworking
 from tests.hardening.fuzz_api import serving
@@ -257,3 +262,35 @@ async def test_two_authorization_headers_are_refused_not_the_first_believed(
             "description": "header.Authorization: sent more than once",
         },
     )
+
+
+async def test_declared_large_body_that_stops_coming_is_answered_at_once() -> None:
+    """Content-Length says 2 MB, two bytes come, then nothing: the 413 goes out
+    once the client is quiet, not after the whole body deadline."""
+    sent: list[dict] = []
+    messages = [{"type": "http.request", "body": b"{}", "more_body": True}]
+
+    async def receive():
+        if messages:
+            return messages.pop()
+        await asyncio.sleep(3600)
+
+    async def send(message):
+        sent.append(message)
+
+    async def app(scope, receive, send):
+        raise AssertionError("the application never sees this body")
+
+    guard = BodyLimitMiddleware(
+        app, max_json_bytes=1024, max_upload_bytes=2048, read_timeout=30
+    )
+    scope = {
+        "type": "http", "method": "POST", "path": "/x",
+        "headers": [(b"content-type", b"application/json"),
+                    (b"content-length", b"2000000")],
+    }  # fmt: skip
+    began = asyncio.get_running_loop().time()
+    await guard(scope, receive, send)
+    waited = asyncio.get_running_loop().time() - began
+    assert sent[0]["status"] == 413
+    assert DRAIN_IDLE_SECONDS <= waited < DRAIN_IDLE_SECONDS + 1
