@@ -102,6 +102,8 @@ class BodyLimitMiddleware:
         multipart = content_type.startswith("multipart/form-data")
         limit = self.max_upload_bytes if multipart else self.max_json_bytes
         try:
+            if headers.get("content-length") != "0":
+                _check_encoding(headers, content_type, multipart)
             body = await self._read(headers, receive, limit)
             if "json" in content_type and json_depth(body) > MAX_JSON_DEPTH:
                 raise _Refused(
@@ -114,7 +116,7 @@ class BodyLimitMiddleware:
                 scope.get("method"), scope.get("path"), refused.code,
             )  # fmt: skip
             # a client that asked to continue has sent nothing yet; keep it so
-            if refused.status == 413 and "100-continue" not in headers.get(
+            if refused.status in (413, 415) and "100-continue" not in headers.get(
                 "expect", ""
             ):
                 await self._drain(receive)
@@ -175,6 +177,26 @@ class BodyLimitMiddleware:
                         "more_body", False
                     ):
                         return
+
+
+def _check_encoding(
+    headers: dict[str, str], content_type: str, multipart: bool
+) -> None:
+    """Bodies here are JSON, or a multipart image upload, and never compressed."""
+    if headers.get("content-encoding", "identity").lower() != "identity":
+        raise _Refused(
+            415, "unsupported_media_type",
+            "header.Content-Encoding: bodies are accepted uncompressed only",
+        )  # fmt: skip
+    # no Content-Type is read as JSON, as before; a different one is a mistake
+    media = content_type.split(";", 1)[0].strip()
+    if media and not multipart and media != "application/json":
+        if not media.endswith("+json"):
+            raise _Refused(
+                415, "unsupported_media_type",
+                f"header.Content-Type: {media} is not accepted; send"
+                " application/json",
+            )  # fmt: skip
 
 
 async def _answer(send: Send, refused: _Refused) -> None:

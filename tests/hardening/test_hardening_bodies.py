@@ -294,3 +294,35 @@ async def test_declared_large_body_that_stops_coming_is_answered_at_once() -> No
     waited = asyncio.get_running_loop().time() - began
     assert sent[0]["status"] == 413
     assert DRAIN_IDLE_SECONDS <= waited < DRAIN_IDLE_SECONDS + 1
+
+
+@pytest.mark.parametrize(
+    ("headers", "description"),
+    [
+        ({"Content-Type": "text/plain"},
+         "header.Content-Type: text/plain is not accepted; send application/json"),
+        ({"Content-Type": "application/json", "Content-Encoding": "gzip"},
+         "header.Content-Encoding: bodies are accepted uncompressed only"),
+    ],
+    ids=["text-plain", "gzip"],
+)  # fmt: skip
+async def test_body_of_another_kind_is_a_415_naming_the_header(
+    api, db, headers: dict[str, str], description: str
+) -> None:
+    response = await api.post(
+        REGISTER, content=json.dumps(_form()).encode(), headers=headers
+    )
+    assert (response.status_code, response.json()) == (
+        415,
+        {"error": "unsupported_media_type", "description": description},
+    )
+    assert await db.fetchval("SELECT count(*) FROM client.clients") == 0
+
+
+async def test_empty_body_with_any_content_type_reaches_the_route(api) -> None:
+    # browsers label even an empty POST; it is not a body of another kind
+    response = await api.post(
+        REGISTER, content=b"", headers={"Content-Type": "text/plain"}
+    )
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_body"
