@@ -40,6 +40,8 @@ PATCH_MAIL_WAITS_FOR_DATABASE = "2026-12-mail-waits-for-database"
 # 2026-12: the move of a confirmed reservation queues its mail inside the update,
 # so that the update's answer says "pending" as a query right after it does.
 PATCH_MOVE_MAIL_IN_UPDATE = "2026-12-move-mail-in-update"
+# 2026-12: so does the confirmation of a held reservation by staff.
+PATCH_CONFIRM_MAIL_IN_UPDATE = "2026-12-confirm-mail-in-update"
 # how long a mail rests, after its attempts ran into a database outage, before
 # the next round of attempts
 DATABASE_OUTAGE_PAUSE = timedelta(seconds=30)
@@ -473,6 +475,8 @@ class ReservationWorkflow:
         async with self._lock:
             if self._state.status == S.RESERVATION_STATUS_HELD:
                 await self._record(S.RESERVATION_STATUS_CONFIRMED)
+                if workflow.patched(PATCH_CONFIRM_MAIL_IN_UPDATE):
+                    self._announce_version()
             elif self._checkin_open():
                 await self._record(S.RESERVATION_STATUS_CHECKED_IN)
             else:
