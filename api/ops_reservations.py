@@ -106,6 +106,16 @@ async def notifications(settings: Settings, args: argparse.Namespace) -> int:
                 _say("no reservation has a failed notification; nothing to retry")
             for reservation_id in ids:
                 handle = client.get_workflow_handle(f"reservation-{reservation_id}")
+                if not args.all:
+                    state = await handle.query(ReservationWorkflow.state)
+                    if state.notification_status != pb.NOTIFICATION_STATUS_FAILED:
+                        name = pb.NotificationStatus.Name(state.notification_status)
+                        name = name.removeprefix("NOTIFICATION_STATUS_").lower()
+                        return _refuse(
+                            EXIT_BAD_INPUT,
+                            f"{reservation_id}: notification_status {name};"
+                            " only a failed notification is retried",
+                        )
                 await handle.signal(
                     ReservationWorkflow.retry_notification,
                     pb.RetryNotificationRequest(requested_by="ops-cli"),

@@ -111,6 +111,15 @@ async def test_notifications_failed_then_retry_all_delivers_and_show_cancel(
             )
 
         await _wait(nothing_to_retry)
+        one = argparse.Namespace(action="retry", reservation_id=view.id, all=False)
+        assert (
+            await ops_reservations.notifications(ops_settings, one)
+            == ops_reservations.EXIT_BAD_INPUT
+        )
+        assert capsys.readouterr().err == (
+            f"tlounge: {view.id}: notification_status sent; only a failed"
+            " notification is retried\n"
+        )
 
     missing = argparse.Namespace(action="show", reservation_id=uuid.uuid4(), reason="")
     assert (
