@@ -1,10 +1,10 @@
 """Bounds on what a request body may cost before any route sees it.
 
 A pure ASGI middleware: it reads the body itself, up to a limit and within a
-deadline, and answers 413, 408 or 400 on its own, so an oversized, dribbled
-or absurdly nested body is never handed to a parser. What passes is replayed
-to the application unchanged. It also refuses a request that names its
-credentials or its idempotency key twice.
+deadline, and answers 413, 408, 415 or 400 on its own, so an oversized,
+dribbled, compressed, mislabelled or absurdly nested body is never handed to
+a parser. What passes is replayed to the application unchanged. It also
+refuses a request that names its credentials or its idempotency key twice.
 """
 
 from __future__ import annotations
