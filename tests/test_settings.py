@@ -81,34 +81,27 @@ def test_load_settings_production_accepts_strong_secret(
     assert settings.effective_log_json is True
 
 
-def test_cli_bad_setting_exits_with_one_line() -> None:
+@pytest.mark.parametrize(
+    ("variable", "value", "reason"),
+    [
+        ("TLOUNGE_API_PORT", "x",
+         "Input should be a valid integer, unable to parse string as an integer"),
+        ("TLOUNGE_TRUSTED_PROXIES", "10.0.0.1, *",
+         "'*' is not an IP address or network"),
+    ],
+    ids=["port", "trusted-proxies"],
+)  # fmt: skip
+def test_cli_bad_setting_exits_with_one_line(
+    variable: str, value: str, reason: str
+) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "api.cli", "migrate"],
-        env={"PATH": "/usr/bin:/bin", "TLOUNGE_API_PORT": "x"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert lines == [
-        "tlounge: invalid configuration: TLOUNGE_API_PORT: Input should be a valid"
-        " integer, unable to parse string as an integer"
-    ]
-
-
-def test_trusted_proxy_that_is_no_address_exits_with_one_line() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "api.cli", "migrate"],
-        env={"PATH": "/usr/bin:/bin", "TLOUNGE_TRUSTED_PROXIES": "10.0.0.1, *"},
+        env={"PATH": "/usr/bin:/bin", variable: value},
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert (result.returncode, result.stderr.strip().splitlines()) == (
         2,
-        [
-            "tlounge: invalid configuration: TLOUNGE_TRUSTED_PROXIES:"
-            " '*' is not an IP address or network"
-        ],
+        [f"tlounge: invalid configuration: {variable}: {reason}"],
     )
