@@ -70,6 +70,18 @@ SeatType = Annotated[
     Any, BeforeValidator(_seat_type), WithJsonSchema(_SEAT_TYPE_SCHEMA)
 ]
 SeatFeature = Literal["Monitor", "Laptop"]
+
+
+def _each_once(features: list[str]) -> list[str]:
+    repeated = sorted({f for f in features if features.count(f) > 1})
+    if repeated:
+        raise ValueError(f"{', '.join(repeated)} listed more than once")
+    return features
+
+
+Features = Annotated[
+    list[SeatFeature], Field(max_length=24), AfterValidator(_each_once)
+]
 Name = Annotated[str, SafeText(min_length=1, max_length=50)]
 Address = Annotated[str, SafeText(min_length=1, max_length=100)]
 City = Annotated[str, SafeText(max_length=50)]
@@ -96,7 +108,8 @@ OpeningHoursField = Annotated[
     WithJsonSchema(_OPENING_HOURS_SCHEMA),
 ]
 # strict: true is not a cost of 1, nor "7" seat number 7; NaN is no number at all
-Cost = Annotated[float, Field(gt=0, le=1_000_000, strict=True, allow_inf_nan=False)]
+# a cent at least: 1e-300 is no price
+Cost = Annotated[float, Field(ge=0.01, le=1_000_000, strict=True, allow_inf_nan=False)]
 SeatNumber = Annotated[int, Field(ge=1, le=1000, strict=True)]
 Position = Annotated[
     float,
@@ -179,7 +192,7 @@ class CoworkingPublic(BaseModel):
 class SeatCreate(BaseModel):
     type: SeatType
     number: SeatNumber
-    features: list[SeatFeature] = Field(max_length=24)
+    features: Features
     cost: Cost
     internal_only: StrictBool = False
     active: StrictBool = True
@@ -189,7 +202,7 @@ class SeatCreate(BaseModel):
 
 class SeatUpdate(BaseModel):
     # the contract makes features required even in an edit
-    features: list[SeatFeature] = Field(max_length=24)
+    features: Features
     type: SeatType | None = None
     number: SeatNumber | None = None
     cost: Cost | None = None

@@ -303,6 +303,16 @@ async def test_create_seat_contract_shapes(
         ({"type": "OpenSpace", "number": 2, "features": [], "cost": 0}, "cost"),
         ({"type": "OpenSpace", "number": 2, "features": [], "cost": 1000001}, "cost"),
         ({"type": "OpenSpace", "number": 5, "features": [], "cost": 1}, "number"),
+        (
+            {
+                "type": "OpenSpace",
+                "number": 2,
+                "features": ["Monitor", "Monitor"],
+                "cost": 1,
+            },
+            "features",
+        ),
+        ({"type": "OpenSpace", "number": 2, "features": [], "cost": 1e-300}, "cost"),
         # a number is a number: neither a boolean nor a numeral in a string
         ({"type": "OpenSpace", "number": 2, "features": [], "cost": True}, "cost"),
         ({"type": "OpenSpace", "number": 2, "features": [], "cost": "100"}, "cost"),
