@@ -12,6 +12,7 @@ and the text people read in an error.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from bisect import bisect_left, bisect_right
@@ -152,7 +153,37 @@ def parse_opening_hours(value: Mapping[str, Any]) -> OpeningHours:
                 )
             checked.append([opens, closes])
         parsed[day] = checked
+    _refuse_overlaps(parsed)
     return parsed
+
+
+_WEEK_MINUTES = 7 * 24 * 60
+
+
+def _refuse_overlaps(hours: OpeningHours) -> None:
+    """Two intervals that share a minute say the same hours twice, one of them
+    wrongly; an overnight one may reach into the next day's, Sunday's into
+    Monday's."""
+    spans = []
+    for index, day in enumerate(WEEKDAYS):
+        for opens, closes in hours.get(day, []):
+            start = index * 24 * 60 + _minutes(opens)
+            length = (_minutes(closes) - _minutes(opens)) % (24 * 60) or 24 * 60
+            spans.append((start, start + length, f"{day} {opens}-{closes}"))
+    if not spans:
+        return
+    spans.sort()
+    # the week wraps: Monday's first interval comes again after Sunday's last
+    first = spans[0]
+    spans.append((first[0] + _WEEK_MINUTES, first[1] + _WEEK_MINUTES, first[2]))
+    for (_, end, earlier), (start, _, later) in itertools.pairwise(spans):
+        if end > start:
+            raise ValueError(f"{later} overlaps {earlier}")
+
+
+def _minutes(clock: str) -> int:
+    hours, minutes = clock.split(":")
+    return int(hours) * 60 + int(minutes)
 
 
 def _clock(text: str) -> time:

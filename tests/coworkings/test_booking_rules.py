@@ -331,8 +331,14 @@ def test_from_row_parses_json_text_and_dict() -> None:
         ({"mon": [["8:00", "20:00"]]}, "mon: opening time '8:00' is not HH:MM"),
         ({"mon": [["08:00", "24:01"]]}, "mon: closing time '24:01' is not HH:MM"),
         ({"mon": [["08:00", "08:00"]]}, "mon: 08:00-08:00 is empty"),
+        ({"mon": [["08:00", "13:00"], ["12:00", "18:00"]]},
+         "mon 12:00-18:00 overlaps mon 08:00-13:00"),
+        ({"tue": [["22:00", "06:00"]], "wed": [["05:00", "12:00"]]},
+         "wed 05:00-12:00 overlaps tue 22:00-06:00"),
+        ({"sun": [["22:00", "06:00"]], "mon": [["05:00", "12:00"]]},
+         "mon 05:00-12:00 overlaps sun 22:00-06:00"),
     ],
-)
+)  # fmt: skip
 def test_parse_opening_hours_refuses_bad_value(hours, message: str) -> None:
     with pytest.raises(
         ValueError, match=message.replace("[", r"\[").replace("]", r"\]")
@@ -345,3 +351,13 @@ def test_validate_timezone_refuses_unknown_names() -> None:
     for bad in ("Mars/Olympus", "", " UTC", "../../etc/passwd"):
         with pytest.raises(ValueError, match="is not an IANA time zone"):
             validate_timezone(bad)
+
+
+def test_parse_opening_hours_takes_intervals_that_only_touch() -> None:
+    hours = {
+        "mon": [["08:00", "12:00"], ["12:00", "18:00"], ["22:00", "06:00"]],
+        "tue": [["06:00", "24:00"]],
+        "wed": [["00:00", "24:00"]],
+        "sun": [["20:00", "00:00"]],
+    }
+    assert parse_opening_hours(hours) == hours
