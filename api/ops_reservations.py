@@ -34,7 +34,7 @@ from api.services import reservations
 from api.settings import Settings
 from api.tokens import Principal
 from proto import reservation_pb2 as pb
-from workflows.reservation import ReservationWorkflow
+from workflows.reservation import ReservationWorkflow, notification_name
 
 EXIT_BAD_INPUT, EXIT_UNREACHABLE, EXIT_NOT_FOUND = 2, 4, 5
 # ops act with an owner's reach, under a name that the history shows
@@ -109,8 +109,7 @@ async def notifications(settings: Settings, args: argparse.Namespace) -> int:
                 if not args.all:
                     state = await handle.query(ReservationWorkflow.state)
                     if state.notification_status != pb.NOTIFICATION_STATUS_FAILED:
-                        name = pb.NotificationStatus.Name(state.notification_status)
-                        name = name.removeprefix("NOTIFICATION_STATUS_").lower()
+                        name = notification_name(state.notification_status)
                         return _refuse(
                             EXIT_BAD_INPUT,
                             f"{reservation_id}: notification_status {name};"

@@ -93,6 +93,11 @@ def status_name(status: int) -> str:
     return S.Name(status).removeprefix("RESERVATION_STATUS_").lower()
 
 
+def notification_name(status: int) -> str:
+    name = pb.NotificationStatus.Name(status)
+    return name.removeprefix("NOTIFICATION_STATUS_").lower()
+
+
 def _database_was_down(error: ActivityError) -> bool:
     cause = error.cause
     return isinstance(cause, ApplicationError) and cause.type == "DatabaseUnavailable"
@@ -416,10 +421,7 @@ class ReservationWorkflow:
                 return
             self._announced_notification = label
         else:
-            label = pb.NotificationStatus.Name(status).removeprefix(
-                "NOTIFICATION_STATUS_"
-            )
-            label = label.lower()
+            label = notification_name(status)
         workflow.upsert_search_attributes([NOTIFICATION_STATUS.value_set(label)])
 
     def _upsert_status(self) -> None:

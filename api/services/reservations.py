@@ -56,6 +56,7 @@ from workflows.reservation import (
     RESERVATION_STATUS,
     SEAT_ID,
     ReservationWorkflow,
+    notification_name,
     status_name,
 )
 
@@ -126,7 +127,6 @@ def _ts(ts: object) -> datetime:
 
 
 def view_from_state(state: pb.ReservationState) -> ReservationView:
-    notification = pb.NotificationStatus.Name(state.notification_status)
     return ReservationView(
         id=uuid.UUID(state.reservation_id),
         client_id=uuid.UUID(state.client_id),
@@ -136,7 +136,7 @@ def view_from_state(state: pb.ReservationState) -> ReservationView:
         ends_at=_ts(state.ends_at),
         status=status_name(state.status),
         version=state.version,
-        notification_status=notification.removeprefix("NOTIFICATION_STATUS_").lower(),
+        notification_status=notification_name(state.notification_status),
         cancel_reason=state.cancel_reason or None,
     )
 
@@ -620,8 +620,7 @@ async def retry_notification(
         )
         if state.notification_status != pb.NOTIFICATION_STATUS_FAILED:
             # a signal now would be answered "requested" and do nothing
-            name = pb.NotificationStatus.Name(state.notification_status)
-            name = name.removeprefix("NOTIFICATION_STATUS_").lower()
+            name = notification_name(state.notification_status)
             raise Conflict(
                 f"notification_status: {name}; only a failed notification is retried"
             )
