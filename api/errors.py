@@ -37,6 +37,12 @@ class InvalidInput(TLoungeError):
     code = "invalid_body"
 
 
+class InvalidQuery(InvalidInput):
+    """A query parameter that passed its type but not the request's sense."""
+
+    code = "invalid_query"
+
+
 class RuleViolation(TLoungeError):
     """A booking rule of the coworking refuses the request."""
 
@@ -154,6 +160,20 @@ def error_body(code: str, description: str) -> dict[str, str]:
     return {"error": code, "description": description}
 
 
+# a frontend tells a bad query string or header from a bad body by the code
+_CODE_BY_LOCATION = {
+    "query": "invalid_query",
+    "path": "invalid_path",
+    "header": "invalid_header",
+}
+
+
+def validation_code(errors: list[Any]) -> str:
+    """The code for the first failing input's location; a body by default."""
+    location = errors[0].get("loc", ()) if errors else ()
+    return _CODE_BY_LOCATION.get(str(location[0]) if location else "", "invalid_body")
+
+
 def describe_validation(errors: list[Any]) -> str:
     parts = []
     for item in errors[:5]:
@@ -181,8 +201,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, error: RequestValidationError) -> JSONResponse:
+        errors = list(error.errors())
         return JSONResponse(
-            error_body("invalid_body", describe_validation(list(error.errors()))),
+            error_body(validation_code(errors), describe_validation(errors)),
             status_code=400,
         )
 

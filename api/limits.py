@@ -87,7 +87,7 @@ class BodyLimitMiddleware:
                 await _answer(
                     send,
                     _Refused(
-                        400, "invalid_body", f"header.{label}: sent more than once"
+                        400, "invalid_header", f"header.{label}: sent more than once"
                     ),
                 )
                 return

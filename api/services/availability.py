@@ -27,7 +27,7 @@ from api.booking_rules import (
     subtract,
 )
 from api.cache import availability_version
-from api.errors import InvalidInput, NotFound
+from api.errors import InvalidQuery, NotFound
 from api.services import reservation_reads
 from api.services.coworkings import closures_between, coworking_row, seat_public
 
@@ -77,10 +77,10 @@ async def availability(
     show_inactive: bool = False,
 ) -> dict[str, Any]:
     if end <= start:
-        raise InvalidInput("to: must be after from")
+        raise InvalidQuery("query.to: must be after from")
     if end - start > timedelta(days=MAX_WINDOW_DAYS):
-        raise InvalidInput(
-            f"to: the window is at most {MAX_WINDOW_DAYS} days after from"
+        raise InvalidQuery(
+            f"query.to: the window is at most {MAX_WINDOW_DAYS} days after from"
         )
 
     try:

@@ -20,7 +20,7 @@ import valkey.asyncio as valkey
 
 from api.booking_rules import Closure, CoworkingRules
 from api.cache import invalidate_availability
-from api.errors import Conflict, InvalidInput, NotFound
+from api.errors import Conflict, InvalidInput, InvalidQuery, NotFound
 from api.models.coworkings import (
     ClosureCreate,
     ClosureUpdate,
@@ -640,7 +640,7 @@ def _local_day(
         )
     except ValueError as error:
         field = "day" if day is not None else "month" if month is not None else "year"
-        raise InvalidInput(f"{field}: not a calendar date ({error})") from None
+        raise InvalidQuery(f"query.{field}: not a calendar date ({error})") from None
 
 
 async def clients_on_day(

@@ -40,7 +40,7 @@ from api.auth import managed_coworkings
 from api.errors import (
     Conflict,
     Forbidden,
-    InvalidInput,
+    InvalidQuery,
     NotFound,
     RuleViolation,
     Unavailable,
@@ -673,7 +673,7 @@ async def list_filtered(
         "held", "confirmed", "checked_in", "completed", "cancelled", "expired",
         "no_show",
     }:  # fmt: skip
-        raise InvalidInput(f"status: unknown status {status!r}")
+        raise InvalidQuery(f"query.status: unknown status {status!r}")
     size, skip = _page(limit, offset)
     rows = await resources.pool.fetch(
         "SELECT * FROM reservation.reservations WHERE"

@@ -519,9 +519,8 @@ async def test_list_clients_of_day_in_local_zone(
         params={"day": 31, "month": 2, "year": 2026},
         headers=owner.headers,
     )
-    assert bad.status_code == 400 and bad.json()["description"].startswith(
-        "day: not a calendar date"
-    )
+    assert bad.status_code == 400 and bad.json()["error"] == "invalid_query"
+    assert bad.json()["description"].startswith("query.day: not a calendar date")
     today = await api.get("/api/coworking/clients", headers=owner.headers)
     assert today.status_code == 200 and today.json() == []
 

@@ -197,9 +197,9 @@ async def test_availability_cache_invalidated_after_closure(
         ({"from": "2099-01-01T00:00:00Z", "to": "2099-01-02T00:00:00"},
          "query.to: Input should have timezone info"),
         ({"from": "2099-01-02T00:00:00Z", "to": "2099-01-01T00:00:00Z"},
-         "to: must be after from"),
+         "query.to: must be after from"),
         ({"from": "2099-01-01T00:00:00Z", "to": "2099-02-02T00:00:00Z"},
-         "to: the window is at most 31 days after from"),
+         "query.to: the window is at most 31 days after from"),
         ({"to": "2099-02-02T00:00:00Z"}, "query.from: Field required"),
     ],
     ids=["naive_from", "naive_to", "backwards", "too_wide", "missing_from"],
@@ -210,7 +210,7 @@ async def test_availability_refuses_bad_window(api, db, params, description) -> 
         f"/api/coworkings/{coworking_id}/availability", params=params
     )
     assert response.status_code == 400
-    assert response.json() == {"error": "invalid_body", "description": description}
+    assert response.json() == {"error": "invalid_query", "description": description}
 
 
 async def test_availability_past_clipped_and_inactive_hidden(

@@ -258,7 +258,7 @@ async def test_two_authorization_headers_are_refused_not_the_first_believed(
     assert (response.status_code, response.json()) == (
         400,
         {
-            "error": "invalid_body",
+            "error": "invalid_header",
             "description": "header.Authorization: sent more than once",
         },
     )

@@ -157,7 +157,7 @@ async def test_book_with_unusable_idempotency_key_refused_and_nothing_booked(
     refused = await scene.book(starts_at, ends_at, headers={"Idempotency-Key": key})
     assert refused.status_code == 400
     body = refused.json()
-    assert body["error"] == "invalid_body"
+    assert body["error"] == "invalid_header"
     assert body["description"].startswith("header.Idempotency-Key: ")
     assert (
         await scene.resources.pool.fetchval(
@@ -187,7 +187,7 @@ async def test_book_with_two_idempotency_keys_refused_and_nothing_booked(
     assert (refused.status_code, refused.json()) == (
         400,
         {
-            "error": "invalid_body",
+            "error": "invalid_header",
             "description": "header.Idempotency-Key: sent more than once",
         },
     )

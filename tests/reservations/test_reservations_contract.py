@@ -162,7 +162,7 @@ async def test_admin_list_filters_and_manager_scope(scene: Scene) -> None:
     assert bad.status_code == 400
     # the status is an enum in the schema now, so validation names the choices
     assert bad.json() == {
-        "error": "invalid_body",
+        "error": "invalid_query",
         "description": (
             "query.status: Input should be 'held', 'confirmed', 'checked_in',"
             " 'completed', 'cancelled', 'expired' or 'no_show'"
