@@ -8,9 +8,11 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.datastructures import Headers
+from starlette.responses import JSONResponse, Response
 
 from api.db import migrate
-from api.errors import install_error_handlers
+from api.errors import error_body, install_error_handlers
 from api.limits import BodyLimitMiddleware
 from api.logging_setup import install_request_context
 from api.metrics import install_metrics
@@ -25,6 +27,41 @@ logger = logging.getLogger(__name__)
 
 # Any port on a loopback host: what a frontend's dev server uses.
 _DEV_ORIGINS = r"^http://(localhost|127\.0\.0\.1)(:\d{1,5})?$"
+
+
+# what Starlette's refusal lists, and the request header that each refers to
+_PREFLIGHT_FAILURES = {
+    "origin": "header.Origin: not an allowed origin",
+    "method": "header.Access-Control-Request-Method: not an allowed method",
+    "headers": "header.Access-Control-Request-Headers: names a header not allowed",
+    "private-network": (
+        "header.Access-Control-Request-Private-Network: not allowed here"
+    ),
+}
+
+
+class Cors(CORSMiddleware):
+    """Starlette's CORS, with a refused preflight in our JSON error shape."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        answer = super().preflight_response(request_headers)
+        if answer.status_code != 400:
+            return answer
+        failures = bytes(answer.body).decode().removeprefix("Disallowed CORS ")
+        reasons = [
+            _PREFLIGHT_FAILURES.get(name.strip(), name.strip())
+            for name in failures.split(",")
+        ]
+        headers = {
+            name: value
+            for name, value in answer.headers.items()
+            if name not in ("content-type", "content-length")
+        }
+        return JSONResponse(
+            error_body("invalid_header", "; ".join(reasons)),
+            status_code=400,
+            headers=headers,
+        )
 
 
 def create_app(
@@ -59,7 +96,7 @@ def create_app(
         read_timeout=settings.body_read_timeout_seconds,
     )
     app.add_middleware(
-        CORSMiddleware,
+        Cors,
         allow_origins=settings.cors_origins,
         allow_origin_regex=_DEV_ORIGINS if settings.is_dev else None,
         allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],

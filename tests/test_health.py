@@ -90,6 +90,28 @@ async def test_cors_preflight_dev_allows_localhost_any_port(
     assert "authorization" in response.headers["access-control-allow-headers"].lower()
 
 
+async def test_cors_preflight_refuses_unlisted_method_and_header_in_json(
+    api: httpx.AsyncClient,
+) -> None:
+    response = await api.options(
+        "/api/client",
+        headers={
+            "Origin": "http://localhost:5173",
+            "Access-Control-Request-Method": "TRACE",
+            "Access-Control-Request-Headers": "Authorization, X-Evil",
+        },
+    )
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": "invalid_header",
+        "description": (
+            "header.Access-Control-Request-Method: not an allowed method;"
+            " header.Access-Control-Request-Headers: names a header not allowed"
+        ),
+    }
+    assert response.headers["access-control-allow-origin"] == "http://localhost:5173"
+
+
 async def test_cors_preflight_production_refuses_unlisted_origin(
     resources: Resources,
 ) -> None:
@@ -115,6 +137,10 @@ async def test_cors_preflight_production_refuses_unlisted_origin(
             },
         )
     assert refused.status_code == 400
+    assert refused.json() == {
+        "error": "invalid_header",
+        "description": "header.Origin: not an allowed origin",
+    }
     assert "access-control-allow-origin" not in refused.headers
     assert allowed.headers["access-control-allow-origin"] == "https://app.example"
 
