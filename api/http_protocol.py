@@ -7,14 +7,26 @@ request head has to be complete within a deadline counted from the
 connection, or from the first byte of the next request on a kept-alive one;
 past it the connection is closed. The body has its own deadline, in the
 body-limit middleware.
+
+A head that h11 cannot parse (malformed, or larger than it buffers) gets the
+API's JSON error shape rather than uvicorn's line of plain text.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
+
+_BAD_HEAD = json.dumps(
+    {
+        "error": "bad_request",
+        "description": "request: not a valid HTTP/1.1 head (malformed, or too large)",
+    },
+    separators=(",", ":"),
+).encode()
 
 
 class HeadDeadlineProtocol(H11Protocol):
@@ -35,6 +47,17 @@ class HeadDeadlineProtocol(H11Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         super().connection_lost(exc)
+
+    def send_400_response(self, msg: str) -> None:
+        self._disarm()
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"connection", b"close"),
+        ]
+        event = h11.Response(status_code=400, headers=headers, reason=b"Bad Request")
+        for part in (event, h11.Data(data=_BAD_HEAD), h11.EndOfMessage()):
+            self.transport.write(self.conn.send(part) or b"")
+        self.transport.close()
 
     def _arm(self) -> None:
         if self._head_deadline is None and not self.transport.is_closing():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from collections.abc import AsyncIterator
 
@@ -113,6 +114,31 @@ async def test_a_slow_second_head_on_a_kept_alive_connection_is_cut_off() -> Non
     assert first.startswith(b"HTTP/1.1 200 ")
     assert rest == b""
     assert 0.9 < elapsed < 2.5
+
+
+async def test_a_head_too_large_gets_the_json_error_and_the_connection_closes() -> None:
+    async with serving(5.0) as port:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /health HTTP/1.1\r\nX-Big: " + b"a" * 70_000 + b"\r\n\r\n")
+        answer = await _until_closed(reader)
+        writer.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.split(b"\r\n")[0] == b"HTTP/1.1 400 Bad Request"
+    assert b"content-type: application/json" in head.lower()
+    assert json.loads(body) == {
+        "error": "bad_request",
+        "description": "request: not a valid HTTP/1.1 head (malformed, or too large)",
+    }
+
+
+async def test_a_malformed_request_line_gets_the_json_error() -> None:
+    async with serving(5.0) as port:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET / HTTP/1.1\r\nBad Header Without Colon\r\n\r\n")
+        answer = await _until_closed(reader)
+        writer.close()
+    assert answer.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+    assert json.loads(answer.partition(b"\r\n\r\n")[2])["error"] == "bad_request"
 
 
 def test_the_api_server_uses_the_deadline() -> None:
