@@ -74,17 +74,19 @@ async def test_ready_reports_unreachable_valkey(resources: Resources) -> None:
     assert response.json()["description"] == "unavailable: valkey"
 
 
+async def preflight(
+    http: httpx.AsyncClient, origin: str, method: str = "GET", headers: str = ""
+) -> httpx.Response:
+    asked = {"Origin": origin, "Access-Control-Request-Method": method}
+    if headers:
+        asked["Access-Control-Request-Headers"] = headers
+    return await http.options("/api/client", headers=asked)
+
+
 async def test_cors_preflight_dev_allows_localhost_any_port(
     api: httpx.AsyncClient,
 ) -> None:
-    response = await api.options(
-        "/api/client",
-        headers={
-            "Origin": "http://localhost:5173",
-            "Access-Control-Request-Method": "GET",
-            "Access-Control-Request-Headers": "Authorization",
-        },
-    )
+    response = await preflight(api, "http://localhost:5173", headers="Authorization")
     assert response.status_code == 200
     assert response.headers["access-control-allow-origin"] == "http://localhost:5173"
     assert "authorization" in response.headers["access-control-allow-headers"].lower()
@@ -93,13 +95,8 @@ async def test_cors_preflight_dev_allows_localhost_any_port(
 async def test_cors_preflight_refuses_unlisted_method_and_header_in_json(
     api: httpx.AsyncClient,
 ) -> None:
-    response = await api.options(
-        "/api/client",
-        headers={
-            "Origin": "http://localhost:5173",
-            "Access-Control-Request-Method": "TRACE",
-            "Access-Control-Request-Headers": "Authorization, X-Evil",
-        },
+    response = await preflight(
+        api, "http://localhost:5173", "TRACE", headers="Authorization, X-Evil"
     )
     assert response.status_code == 400
     assert response.json() == {
@@ -122,20 +119,8 @@ async def test_cors_preflight_production_refuses_unlisted_origin(
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://test"
     ) as http:
-        refused = await http.options(
-            "/api/client",
-            headers={
-                "Origin": "http://localhost:5173",
-                "Access-Control-Request-Method": "GET",
-            },
-        )
-        allowed = await http.options(
-            "/api/client",
-            headers={
-                "Origin": "https://app.example",
-                "Access-Control-Request-Method": "GET",
-            },
-        )
+        refused = await preflight(http, "http://localhost:5173")
+        allowed = await preflight(http, "https://app.example")
     assert refused.status_code == 400
     assert refused.json() == {
         "error": "invalid_header",
