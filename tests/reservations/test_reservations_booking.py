@@ -1,6 +1,7 @@
 import uuid
 from datetime import timedelta
 
+from tests.factories import create_client
 from tests.reservations.conftest import Scene
 
 
@@ -35,10 +36,6 @@ async def test_book_seat_taken_slot_answers_409_naming_interval(scene: Scene) ->
     starts_at, ends_at = await scene.slot(hours_ahead=30)
     first = await scene.book(starts_at, ends_at)
     assert first.status_code == 200, first.text
-    other = await scene.resources.pool.fetchval("SELECT 1")  # keep the pool warm
-    assert other == 1
-    from tests.factories import create_client
-
     rival = await create_client(scene.resources.pool, scene.resources.settings)
     second = await scene.book(
         starts_at + timedelta(minutes=30),
@@ -59,3 +56,51 @@ async def test_book_seat_taken_slot_answers_409_naming_interval(scene: Scene) ->
         )
         == 1
     )
+
+
+async def test_inactive_seat_keeps_its_bookings_and_takes_no_new_one_or_move(
+    scene: Scene,
+) -> None:
+    starts_at, ends_at = await scene.slot(hours_ahead=26)
+    kept = await scene.book(starts_at, ends_at, seat_id=scene.other_seat_id)
+    elsewhere = await scene.book(
+        starts_at + timedelta(hours=2), ends_at + timedelta(hours=2)
+    )
+    assert (kept.status_code, elsewhere.status_code) == (200, 200)
+    seat_url = f"/api/coworkings/{scene.coworking_id}/seats/{scene.other_seat_id}"
+    seat = (await scene.api.get(seat_url, headers=scene.admin.headers)).json()
+    off = await scene.api.patch(
+        seat_url,
+        # the contract makes an edit carry the features
+        json={"active": False, "features": seat["features"]},
+        headers=scene.admin.headers,
+    )
+    assert (off.status_code, off.json()["active"]) == (200, False)
+
+    still = await scene.api.get(
+        f"/api/reservations/{kept.json()['id']}", headers=scene.client.headers
+    )
+    assert (still.status_code, still.json()["status"]) == (200, "confirmed")
+    refused = {
+        "error": "rule_violation",
+        "description": "seat_id: seat 2 takes no bookings",
+    }
+    rival = await create_client(scene.resources.pool, scene.resources.settings)
+    new = await scene.book(
+        starts_at + timedelta(hours=4), ends_at + timedelta(hours=4),
+        seat_id=scene.other_seat_id, account=rival,
+    )  # fmt: skip
+    moved = await scene.api.patch(
+        f"/api/reservations/{elsewhere.json()['id']}",
+        json={"seat_id": str(scene.other_seat_id)},
+        headers=scene.client.headers,
+    )
+    assert (new.status_code, new.json()) == (400, refused)
+    assert (moved.status_code, moved.json()) == (400, refused)
+    seats = await scene.resources.pool.fetch(
+        "SELECT seat_id, status FROM reservation.reservations ORDER BY starts_at"
+    )
+    assert [(row["seat_id"], row["status"]) for row in seats] == [
+        (scene.other_seat_id, "confirmed"),
+        (scene.seat_id, "confirmed"),
+    ]
