@@ -42,6 +42,10 @@ PATCH_MAIL_WAITS_FOR_DATABASE = "2026-12-mail-waits-for-database"
 PATCH_MOVE_MAIL_IN_UPDATE = "2026-12-move-mail-in-update"
 # 2026-12: so does the confirmation of a held reservation by staff.
 PATCH_CONFIRM_MAIL_IN_UPDATE = "2026-12-confirm-mail-in-update"
+# 2026-12: a deadline that fires while staff's confirm or check-in is being
+# written waits for it and then looks again, instead of expiring or marking a
+# no-show the reservation that staff were just told is confirmed or checked in.
+PATCH_DEADLINE_LOOKS_AGAIN = "2026-12-deadline-looks-again"
 # how long a mail rests, after its attempts ran into a database outage, before
 # the next round of attempts
 DATABASE_OUTAGE_PAUSE = timedelta(seconds=30)
@@ -227,10 +231,12 @@ class ReservationWorkflow:
             if status == S.RESERVATION_STATUS_HELD:
                 assert self._hold_deadline is not None
                 if now >= self._hold_deadline or now >= starts_at:
-                    await self._close(
-                        S.RESERVATION_STATUS_EXPIRED, pb.MAIL_KIND_EXPIRED
-                    )
-                    return
+                    if await self._close(
+                        S.RESERVATION_STATUS_EXPIRED, pb.MAIL_KIND_EXPIRED,
+                        decided_on=status,
+                    ):  # fmt: skip
+                        return
+                    continue
                 await self._sleep_until(
                     min(self._hold_deadline, starts_at),
                     "confirmation by staff before", self._hold_deadline,
@@ -256,19 +262,24 @@ class ReservationWorkflow:
             if grace > 0 and status == S.RESERVATION_STATUS_CONFIRMED:
                 checkin_deadline = starts_at + timedelta(minutes=grace)
                 if now >= checkin_deadline:
-                    await self._close(
-                        S.RESERVATION_STATUS_NO_SHOW,
-                        pb.MAIL_KIND_NO_SHOW,
-                        release_from=now,
-                    )
-                    return
+                    if await self._close(
+                        S.RESERVATION_STATUS_NO_SHOW, pb.MAIL_KIND_NO_SHOW,
+                        release_from=now, decided_on=status,
+                    ):  # fmt: skip
+                        return
+                    continue
                 await self._sleep_until(
                     checkin_deadline, "check-in by", checkin_deadline
                 )
                 continue
 
             if now >= ends_at:
-                await self._record(S.RESERVATION_STATUS_COMPLETED)
+                if self._lock.locked() and workflow.patched(PATCH_DEADLINE_LOOKS_AGAIN):
+                    # a check-in still being written at the end is written first
+                    async with self._lock:
+                        await self._record(S.RESERVATION_STATUS_COMPLETED)
+                else:
+                    await self._record(S.RESERVATION_STATUS_COMPLETED)
                 return
             await self._sleep_until(ends_at, "the end at", ends_at)
 
@@ -297,8 +308,17 @@ class ReservationWorkflow:
         *,
         reason: str = "",
         release_from: datetime | None = None,
-    ) -> None:
+        decided_on: pb.ReservationStatus | None = None,
+    ) -> bool:
+        """Close unless an update, waited for here, changed the status the close
+        was `decided_on`; False then, for the timeline to look again."""
         async with self._lock:
+            if (
+                decided_on is not None
+                and self._state.status != decided_on
+                and workflow.patched(PATCH_DEADLINE_LOOKS_AGAIN)
+            ):
+                return False
             release = pb.ReleaseInput(
                 reservation_id=self._state.reservation_id, status=status, reason=reason
             )
@@ -315,6 +335,7 @@ class ReservationWorkflow:
             self._state.cancel_reason = reason
             self._upsert_status()
             self._queue_mail(mail, due_at=workflow.now())
+            return True
 
     async def _record(self, status: pb.ReservationStatus) -> None:
         request = pb.StatusInput(
@@ -605,7 +626,8 @@ class ReservationWorkflow:
             raise self._invalid("reschedule")
 
     def _invalid(self, action: str) -> ApplicationError:
-        what = f"a {status_name(self._state.status)} reservation"
+        name = status_name(self._state.status)
+        what = f"{'an' if name[0] in 'aeiou' else 'a'} {name} reservation"
         live = self._state.status not in TERMINAL
         if live and self._cancel is not None:
             what = "a reservation that is being cancelled"

@@ -28,6 +28,9 @@ def test_recorded_histories_cover_main_paths() -> None:
         "reschedule_moves_reminder_and_keeps_old_slot_until_new_holds",
         "smtp_refusing_for_good_marks_failed_then_retry_signal_delivers",
         "mail_waits_out_a_database_outage_longer_than_its_retries",
+        "confirm_at_the_hold_deadline_answered_200_stays_confirmed",
+        "check_in_at_the_grace_deadline_answered_200_is_no_no_show",
+        "check_in_at_the_end_is_written_before_completed",
     } <= names
 
 

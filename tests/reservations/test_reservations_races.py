@@ -1,0 +1,198 @@
+"""Staff acting at the very instant a deadline fires: what they were told stands.
+
+The test skips the server's clock to just before the deadline, then holds
+the reservation's row locked, so the update's status write waits in
+PostgreSQL while the deadline passes in real time (the test server skips no
+time while an activity runs) and the workflow decides to close; then it lets
+the write through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+
+import httpx
+from temporalio.api.enums.v1 import EventType
+
+from tests.factories import create_coworking, create_seat
+from tests.reservations.conftest import Scene
+from tests.reservations.test_reservations_lifecycle import sent, wait_for
+
+# how far before the deadline the skipping stops; well inside the status write's
+# 15 s attempt, so the write that waits is not timed out and retried meanwhile
+LEAD = timedelta(seconds=3)
+
+
+@contextlib.asynccontextmanager
+async def row_locked(scene: Scene, reservation_id: str) -> AsyncIterator[None]:
+    async with scene.resources.pool.acquire() as conn, conn.transaction():
+        await conn.execute(
+            "SELECT 1 FROM reservation.reservations WHERE id = $1 FOR UPDATE",
+            uuid.UUID(reservation_id),
+        )
+        yield
+
+
+async def _status_write_waits(scene: Scene) -> bool:
+    return bool(
+        await scene.resources.pool.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+            " AND query LIKE 'UPDATE reservation.reservations SET status%'"
+        )
+    )
+
+
+async def _kinds(scene: Scene, reservation_id: str) -> list[EventType.ValueType]:
+    handle = scene.resources.temporal.get_workflow_handle(
+        f"reservation-{reservation_id}"
+    )
+    return [event.event_type async for event in handle.fetch_history_events()]
+
+
+async def _timer_fired_and_handled(
+    scene: Scene, reservation_id: str, *, after: int
+) -> bool:
+    """A timer fired after the first `after` events, and a workflow task took it."""
+    kinds = (await _kinds(scene, reservation_id))[after:]
+    if EventType.EVENT_TYPE_TIMER_FIRED not in kinds:
+        return False
+    fired = kinds.index(EventType.EVENT_TYPE_TIMER_FIRED)
+    return EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED in kinds[fired:]
+
+
+async def _activities(scene: Scene, reservation_id: str) -> list[str]:
+    handle = scene.resources.temporal.get_workflow_handle(
+        f"reservation-{reservation_id}"
+    )
+    return [
+        event.activity_task_scheduled_event_attributes.activity_type.name
+        async for event in handle.fetch_history_events()
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    ]
+
+
+async def act_as_the_deadline_fires(
+    scene: Scene, reservation_id: str, path: str, deadline: datetime
+) -> httpx.Response:
+    """Send `path` for the reservation, then pass `deadline` while its write waits."""
+    await scene.sleep(deadline - await scene.now() - LEAD)
+    seen = len(await _kinds(scene, reservation_id))
+    async with row_locked(scene, reservation_id):
+        acting = asyncio.create_task(
+            scene.api.post(
+                f"/api/reservations/{reservation_id}/{path}",
+                headers=scene.admin.headers,
+            )
+        )
+        assert await wait_for(lambda: _status_write_waits(scene))
+        assert await wait_for(
+            lambda: _timer_fired_and_handled(scene, reservation_id, after=seen)
+        )
+    return await acting
+
+
+async def test_confirm_at_the_hold_deadline_answered_200_stays_confirmed(
+    scene: Scene,
+) -> None:
+    coworking = await create_coworking(
+        scene.resources.pool, auto_confirm=False, hold_minutes=10
+    )
+    seat = await create_seat(scene.resources.pool, coworking)
+    starts_at, ends_at = await scene.slot(hours_ahead=48)
+    booked = await scene.book(starts_at, ends_at, seat_id=seat)
+    reservation_id = booked.json()["id"]
+    deadline = await scene.now() + timedelta(minutes=10)
+
+    confirmed = await act_as_the_deadline_fires(
+        scene, reservation_id, "confirm", deadline
+    )
+
+    assert (confirmed.status_code, confirmed.json()["status"]) == (200, "confirmed")
+    assert "release_seat" not in await _activities(scene, reservation_id)
+    got = await scene.api.get(
+        f"/api/reservations/{reservation_id}", headers=scene.client.headers
+    )
+    assert got.json()["status"] == "confirmed"
+    assert (
+        await scene.resources.pool.fetchval(
+            "SELECT count(*) FROM reservation.seat_claims WHERE reservation_id = $1",
+            uuid.UUID(reservation_id),
+        )
+        == 12
+    )
+    # the client hears of the confirmation once, and of no expiry
+    mails = await wait_for(lambda: sent(scene, reservation_id))
+    assert [(mail["kind"], mail["version"]) for mail in mails] == [("confirmation", 1)]
+
+
+async def test_check_in_at_the_grace_deadline_answered_200_is_no_no_show(
+    scene: Scene,
+) -> None:
+    coworking = await create_coworking(scene.resources.pool, checkin_grace_minutes=10)
+    seat = await create_seat(scene.resources.pool, coworking)
+    starts_at, ends_at = await scene.slot(hours_ahead=5, length_minutes=120)
+    reservation_id = (await scene.book(starts_at, ends_at, seat_id=seat)).json()["id"]
+
+    checked_in = await act_as_the_deadline_fires(
+        scene, reservation_id, "check-in", starts_at + timedelta(minutes=10)
+    )
+
+    assert (checked_in.status_code, checked_in.json()["status"]) == (
+        200,
+        "checked_in",
+    )
+    assert "release_seat" not in await _activities(scene, reservation_id)
+    got = await scene.api.get(
+        f"/api/reservations/{reservation_id}", headers=scene.client.headers
+    )
+    assert got.json()["status"] == "checked_in"
+    assert (
+        await scene.resources.pool.fetchval(
+            "SELECT count(*) FROM reservation.seat_claims WHERE reservation_id = $1",
+            uuid.UUID(reservation_id),
+        )
+        == 24
+    )
+
+
+async def test_check_in_at_the_end_is_written_before_completed(scene: Scene) -> None:
+    starts_at, ends_at = await scene.slot(hours_ahead=4)
+    reservation_id = (await scene.book(starts_at, ends_at)).json()["id"]
+
+    checked_in = await act_as_the_deadline_fires(
+        scene, reservation_id, "check-in", ends_at
+    )
+
+    assert (checked_in.status_code, checked_in.json()["status"]) == (
+        200,
+        "checked_in",
+    )
+    handle = scene.resources.temporal.get_workflow_handle(
+        f"reservation-{reservation_id}"
+    )
+    final = await handle.result()
+    assert final.status == 4  # RESERVATION_STATUS_COMPLETED
+    # one status write after the other: the end waited for the check-in's
+    steps = [
+        event.event_type
+        async for event in handle.fetch_history_events()
+        if event.event_type
+        in (
+            EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED,
+            EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED,
+        )
+    ]
+    scheduled, completed = (
+        EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED,
+        EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED,
+    )
+    assert steps[-4:] == [scheduled, completed, scheduled, completed]
+    row = await scene.resources.pool.fetchrow(
+        "SELECT status, checked_in_at FROM reservation.reservations WHERE id = $1",
+        uuid.UUID(reservation_id),
+    )
+    assert row["status"] == "completed" and row["checked_in_at"] is not None
