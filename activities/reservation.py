@@ -47,7 +47,12 @@ _COUNTERS = {
 }
 
 
-# Everything a claim reads, in one round trip after CLAIM_LOCK: the reservation as
+# A client's claims take turns, so each one's count of active reservations includes
+# the one before it; their claim rows only keep apart two that overlap in time. The
+# order every claim and move locks in: CLAIM_LOCK, this, then the reservation row.
+# NO KEY UPDATE is the weakest lock that conflicts with itself.
+_CLIENT_LOCK = "SELECT 1 FROM client.clients WHERE id = $1 FOR NO KEY UPDATE"
+# Everything a claim reads, in one round trip after the locks: the reservation as
 # it stands (locked, so two attempts at one claim take turns), the seat, its
 # coworking's rules, the closures that cut the interval, the client, and how many
 # reservations they hold in this coworking, whose limit it is.
@@ -180,8 +185,10 @@ class ReservationActivities:
             _dt(request.now),
         )
 
-        # before the read below, so a closure committed while we waited is in it
+        # each in a statement before the read below, so a closure or a reservation
+        # committed while we waited is in it
         await conn.execute(CLAIM_LOCK, seat_id)
+        await conn.execute(_CLIENT_LOCK, client_id)
         context = await conn.fetchrow(
             _CLAIM_CONTEXT, reservation_id, client_id, seat_id, starts_at, ends_at,
             now, list(_ACTIVE),

@@ -354,6 +354,77 @@ async def test_the_active_limit_counts_only_the_coworkings_own_reservations(
     )
 
 
+async def _active_reservations(db: asyncpg.Pool, client: uuid.UUID) -> list[uuid.UUID]:
+    rows = await db.fetch(
+        "SELECT id FROM reservation.reservations WHERE client_id = $1"
+        " AND status IN ('held', 'confirmed', 'checked_in')",
+        client,
+    )
+    return [row["id"] for row in rows]
+
+
+async def test_a_clients_second_claim_waits_for_their_first_and_then_counts_it(
+    db: asyncpg.Pool, kv: valkey.Valkey, settings: Settings
+) -> None:
+    coworking = await create_coworking(db, max_active_per_client=1)
+    seat = await create_seat(db, coworking, number=1)
+    other = await create_seat(db, coworking, number=2)
+    client = (await create_client(db, settings)).id
+    claims = ReservationActivities(db, kv)
+    first = _claim(client, seat, MONDAY)
+    # the first claim's own transaction, stopped before its commit; the second is
+    # on another seat and another day, so no claim row of theirs can collide
+    async with db.acquire() as conn:
+        claiming = conn.transaction()
+        await claiming.start()
+        held = await claims._claim(conn, first, uuid.UUID(first.reservation_id), set())
+        second = asyncio.create_task(
+            claims.claim_seat(_claim(client, other, MONDAY + timedelta(days=1)))
+        )
+        await asyncio.sleep(0.5)
+        waited = not second.done()
+        await claiming.commit()
+    answer = await second
+
+    assert held.outcome == pb.HOLD_OUTCOME_HELD
+    assert (answer.outcome, answer.rule, answer.description) == (
+        pb.HOLD_OUTCOME_REJECTED,
+        "active_limit",
+        "client: already holds 1 active reservations, the most this coworking"
+        " allows is 1",
+    )
+    assert await _active_reservations(db, client) == [uuid.UUID(first.reservation_id)]
+    assert waited
+
+
+async def test_claims_by_one_client_at_once_keep_to_their_active_limit(
+    db: asyncpg.Pool, kv: valkey.Valkey, settings: Settings
+) -> None:
+    coworking = await create_coworking(db, max_active_per_client=1)
+    seats = [await create_seat(db, coworking, number=n) for n in range(1, 7)]
+    client = (await create_client(db, settings)).id
+    claims = ReservationActivities(db, kv)
+    requests = [
+        _claim(client, seat, MONDAY + timedelta(days=day))
+        for day, seat in enumerate(seats)
+    ]
+
+    answers = await asyncio.gather(*(claims.claim_seat(r) for r in requests))
+
+    outcomes = sorted((a.outcome, a.rule) for a in answers)
+    assert (
+        outcomes
+        == [(pb.HOLD_OUTCOME_HELD, "")]
+        + [(pb.HOLD_OUTCOME_REJECTED, "active_limit")] * 5
+    )
+    held = {
+        uuid.UUID(request.reservation_id)
+        for request, answer in zip(requests, answers, strict=True)
+        if answer.outcome == pb.HOLD_OUTCOME_HELD
+    }
+    assert set(await _active_reservations(db, client)) == held
+
+
 async def test_a_reschedule_onto_a_seat_of_another_coworking_is_refused(
     db: asyncpg.Pool, kv: valkey.Valkey, settings: Settings
 ) -> None:
