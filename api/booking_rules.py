@@ -4,10 +4,11 @@ No I/O and no clock: the caller passes `now`, the rows and the closures, so
 the reservation activity can call this inside its claim transaction and the
 outcome is the same on every retry.
 
-Instants are timezone-aware and compared in UTC. Local time matters for three
+Instants are timezone-aware and compared in UTC. Local time matters for four
 things only: opening hours, the slot grid (local midnight plus whole steps of
-wall-clock time, so 09:00 stays on the grid across a daylight-saving change)
-and the text people read in an error.
+wall-clock time, so 09:00 stays on the grid across a daylight-saving change),
+a booking's length (a local day is a day, though it lasts 23 or 25 hours) and
+the text people read in an error.
 """
 
 from __future__ import annotations
@@ -294,6 +295,24 @@ def _local(rules: CoworkingRules, instant: datetime) -> str:
     return instant.astimezone(rules.zone).isoformat()
 
 
+def length_minutes(
+    rules: CoworkingRules, starts_at: datetime, ends_at: datetime
+) -> tuple[float, float]:
+    """Minutes from start to end: elapsed, then on the coworking's wall clock.
+
+    They differ only across a daylight-saving change: 00:00 to 00:00 on the
+    day clocks go forward is 1380 and 1440; an hour from 02:30 to the second
+    02:30 when they go back is 60 and 0.
+    """
+    zone = rules.zone
+    elapsed = ends_at.astimezone(UTC) - starts_at.astimezone(UTC)
+    wall = ends_at.astimezone(zone).replace(tzinfo=None) - starts_at.astimezone(
+        zone
+    ).replace(tzinfo=None)
+    minute = timedelta(minutes=1)
+    return elapsed / minute, wall / minute
+
+
 def _require_aware(name: str, value: datetime) -> None:
     if value.tzinfo is None or value.utcoffset() is None:
         raise TypeError(f"{name} must be timezone-aware")
@@ -357,17 +376,18 @@ def check_booking(
                 f"{rules.slot_minutes}-minute slot grid",
             )
 
-    minutes = (ends_at - starts_at) / timedelta(minutes=1)
-    if minutes < rules.min_duration_minutes:
+    # the grid runs on the wall clock, the hours used on elapsed time: either passes
+    lengths = length_minutes(rules, starts_at, ends_at)
+    if max(lengths) < rules.min_duration_minutes:
         raise RuleViolation(
             "too_short",
-            f"ends_at: {minutes:g} minutes is shorter than the minimum of "
+            f"ends_at: {max(lengths):g} minutes is shorter than the minimum of "
             f"{rules.min_duration_minutes}",
         )
-    if minutes > rules.max_duration_minutes:
+    if min(lengths) > rules.max_duration_minutes:
         raise RuleViolation(
             "too_long",
-            f"ends_at: {minutes:g} minutes is longer than the maximum of "
+            f"ends_at: {min(lengths):g} minutes is longer than the maximum of "
             f"{rules.max_duration_minutes}",
         )
 

@@ -230,6 +230,48 @@ def test_check_booking_dst_fall_back_repeated_hour() -> None:
     )
 
 
+# a coworking that rents whole local days, asked early in 2027
+DAILY = rules(slot_minutes=1440, min_duration_minutes=1440, max_duration_minutes=1440,
+              max_days_ahead=400)  # fmt: skip
+EARLY_2027 = utc(2027, 1, 4)
+
+
+@pytest.mark.parametrize(
+    ("starts_at", "ends_at", "hours"),
+    [
+        pytest.param(berlin(2027, 3, 28), berlin(2027, 3, 29), 23, id="spring"),
+        pytest.param(berlin(2027, 10, 31), berlin(2027, 11, 1), 25, id="autumn"),
+    ],
+)
+def test_check_booking_takes_a_whole_local_day_when_the_clocks_change(
+    starts_at: datetime, ends_at: datetime, hours: int
+) -> None:
+    assert ends_at.astimezone(UTC) - starts_at.astimezone(UTC) == timedelta(hours=hours)
+    check(starts_at=starts_at, ends_at=ends_at, rules_=DAILY, now=EARLY_2027)
+
+
+def test_check_booking_lengths_across_a_clock_change_refuse_by_the_nearer_one() -> None:
+    # two local days from the spring one: 2820 minutes elapsed, 2880 on the wall
+    two_days = refused(starts_at=berlin(2027, 3, 28), ends_at=berlin(2027, 3, 30),
+                       rules_=DAILY, now=EARLY_2027)  # fmt: skip
+    assert (two_days.rule, two_days.description) == (
+        "too_long", "ends_at: 2820 minutes is longer than the maximum of 1440",
+    )  # fmt: skip
+    # the autumn morning: 780 minutes elapsed, 720 on the wall
+    halves = replace(DAILY, slot_minutes=720)
+    morning = refused(starts_at=berlin(2027, 10, 31), ends_at=berlin(2027, 10, 31, 12),
+                      rules_=halves, now=EARLY_2027)  # fmt: skip
+    assert (morning.rule, morning.description) == (
+        "too_short", "ends_at: 780 minutes is shorter than the minimum of 1440",
+    )  # fmt: skip
+    # an hour from the first 02:30 to the second is none on the wall
+    first, second = utc(2027, 10, 31, 0, 30), utc(2027, 10, 31, 1, 30)
+    assert first.astimezone(BERLIN).time() == second.astimezone(BERLIN).time()
+    hourly = replace(DAILY, slot_minutes=30, min_duration_minutes=60,
+                     max_duration_minutes=60)  # fmt: skip
+    check(starts_at=first, ends_at=second, rules_=hourly, now=EARLY_2027)
+
+
 def test_check_booking_refuses_naive_times() -> None:
     with pytest.raises(TypeError, match="starts_at must be timezone-aware"):
         check(starts_at=datetime(2026, 3, 23, 9), ends_at=berlin(2026, 3, 23, 10))

@@ -2,7 +2,7 @@ import asyncio
 import gc
 import logging
 import uuid
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -143,6 +143,40 @@ async def test_book_across_dst_switch_keeps_absolute_times(scene: Scene, smtp) -
         uuid.UUID(body["id"]),
     )
     assert claims == 24
+
+
+def _next_last_sunday(month: int, after: datetime) -> date:
+    """The next last Sunday of March or October, when clocks change in Berlin."""
+    for year in (after.year, after.year + 1):
+        last = date(year, month, 31)
+        sunday = last - timedelta(days=(last.weekday() - 6) % 7)
+        if sunday > after.date() + timedelta(days=1):
+            return sunday
+    raise AssertionError("unreachable: one of two years has it")
+
+
+async def test_book_a_whole_day_on_the_days_the_clocks_change(scene: Scene) -> None:
+    berlin = ZoneInfo("Europe/Berlin")
+    coworking = await create_coworking(
+        scene.resources.pool, timezone="Europe/Berlin", slot_minutes=1440,
+        min_duration_minutes=1440, max_duration_minutes=1440, max_days_ahead=400,
+    )  # fmt: skip
+    seat = await create_seat(scene.resources.pool, coworking)
+    now = await scene.now()
+    booked = {}
+    for month, hours in ((3, 23), (10, 25)):
+        day = _next_last_sunday(month, now)
+        starts_at = datetime.combine(day, time(0), tzinfo=berlin)
+        ends_at = datetime.combine(day + timedelta(days=1), time(0), tzinfo=berlin)
+        response = await scene.book(starts_at, ends_at, seat_id=seat)
+        assert response.status_code == 200, response.text
+        booked[uuid.UUID(response.json()["id"])] = timedelta(hours=hours)
+    rows = await scene.resources.pool.fetch(
+        "SELECT id, ends_at - starts_at AS length FROM reservation.reservations"
+        " WHERE seat_id = $1",
+        seat,
+    )
+    assert {row["id"]: row["length"] for row in rows} == booked
 
 
 @pytest.mark.parametrize(
