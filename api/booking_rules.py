@@ -439,6 +439,7 @@ def snap_to_grid(
     snapped = []
     for start, end in spans:
         begin, finish = grid_ceil(rules, start), grid_floor(rules, end)
-        if finish > begin and (finish - begin) >= timedelta(minutes=min_minutes):
+        # offered where check_booking takes it: long enough by either length
+        if finish > begin and max(length_minutes(rules, begin, finish)) >= min_minutes:
             snapped.append((begin, finish))
     return snapped

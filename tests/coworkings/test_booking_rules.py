@@ -272,6 +272,11 @@ def test_check_booking_lengths_across_a_clock_change_refuse_by_the_nearer_one() 
     check(starts_at=first, ends_at=second, rules_=hourly, now=EARLY_2027)
 
 
+def test_snap_to_grid_offers_the_short_spring_day_to_a_coworking_renting_days() -> None:
+    day = (berlin(2027, 3, 28).astimezone(UTC), berlin(2027, 3, 29).astimezone(UTC))
+    assert snap_to_grid(DAILY, [day], min_minutes=1440) == [day]
+
+
 def test_check_booking_refuses_naive_times() -> None:
     with pytest.raises(TypeError, match="starts_at must be timezone-aware"):
         check(starts_at=datetime(2026, 3, 23, 9), ends_at=berlin(2026, 3, 23, 10))

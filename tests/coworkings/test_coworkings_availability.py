@@ -60,6 +60,38 @@ async def test_availability_dst_spring_forward_berlin(
     )
 
 
+async def test_availability_offers_the_short_spring_day_of_a_coworking_renting_days(
+    api: httpx.AsyncClient, db, settings
+) -> None:
+    coworking_id = await create_coworking(
+        db, timezone="Europe/Berlin", slot_minutes=1440, min_duration_minutes=1440,
+        max_duration_minutes=1440, max_days_ahead=FAR,
+    )  # fmt: skip
+    seat_id = await create_seat(db, coworking_id)
+    client = await create_client(db, settings)
+    # the days either side of Sunday 2099-03-29 taken, so it stands alone
+    for starts_at, ends_at in (
+        ("2099-03-28T00:00:00+01:00", "2099-03-29T00:00:00+01:00"),
+        ("2099-03-30T00:00:00+02:00", "2099-03-31T00:00:00+02:00"),
+    ):
+        await reserve(
+            db, client_id=client.id, seat_id=seat_id, coworking_id=coworking_id,
+            starts_at=datetime.fromisoformat(starts_at),
+            ends_at=datetime.fromisoformat(ends_at),
+        )  # fmt: skip
+
+    response = await api.get(f"/api/coworkings/{coworking_id}/availability", params={
+        "from": "2099-03-27T00:00:00+01:00", "to": "2099-04-01T00:00:00+02:00",
+    })  # fmt: skip
+
+    # its 23 hours are a day on the local grid, and booked as one
+    assert free_of(response) == [
+        ("2099-03-26T23:00:00Z", "2099-03-27T23:00:00Z"),
+        ("2099-03-28T23:00:00Z", "2099-03-29T22:00:00Z"),
+        ("2099-03-30T22:00:00Z", "2099-03-31T22:00:00Z"),
+    ]
+
+
 async def test_availability_overnight_hours_across_midnight(
     api: httpx.AsyncClient, db
 ) -> None:
