@@ -26,3 +26,19 @@ def local_iso(instant: datetime, timezone: str) -> str:
         return instant.astimezone(ZoneInfo(timezone)).isoformat()
     except (ValueError, ZoneInfoNotFoundError):
         return instant.isoformat()
+
+
+def local_span(starts_at: datetime, ends_at: datetime, timezone: str) -> str:
+    """'Tue 05 Jan 2027 09:00–10:00 CET'; the end names its own date and zone
+    where they are not the start's: a booking over midnight or a clock change."""
+    try:
+        zone = ZoneInfo(timezone)
+    except (ValueError, ZoneInfoNotFoundError):
+        return f"{starts_at.isoformat()}–{ends_at.isoformat()}"
+    start, end = starts_at.astimezone(zone), ends_at.astimezone(zone)
+    begins = f"{start:%a %d %b %Y %H:%M}"
+    if end.date() != start.date():
+        return f"{begins} {start.tzname()} – {end:%a %d %b %Y %H:%M} {end.tzname()}"
+    if end.tzname() != start.tzname():
+        return f"{begins} {start.tzname()}–{end:%H:%M} {end.tzname()}"
+    return f"{begins}–{end:%H:%M} {start.tzname()}"

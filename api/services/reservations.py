@@ -17,7 +17,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, TypeVar, cast
-from zoneinfo import ZoneInfo
 
 import asyncpg
 from temporalio.client import (
@@ -48,6 +47,7 @@ from api.errors import (
 from api.resources import Resources
 from api.tokens import Principal
 from proto import reservation_pb2 as pb
+from workflows.local_time import local_span
 from workflows.reservation import (
     CLIENT_ID,
     COWORKING_ID,
@@ -267,11 +267,9 @@ async def _booking_subject(
 
 
 def _summary(subject: asyncpg.Record, starts_at: datetime, ends_at: datetime) -> str:
-    zone = ZoneInfo(subject["timezone"])
-    start, end = starts_at.astimezone(zone), ends_at.astimezone(zone)
     return (
         f"{subject['client_name']} · seat {subject['number']} at {subject['coworking']}"
-        f" · {start:%a %d %b %Y %H:%M}–{end:%H:%M} {start:%Z}"
+        f" · {local_span(starts_at, ends_at, subject['timezone'])}"
     )
 
 
