@@ -313,6 +313,25 @@ def length_minutes(
     return elapsed / minute, wall / minute
 
 
+def moved_end(
+    zone: ZoneInfo, starts_at: datetime, ends_at: datetime, new_start: datetime
+) -> datetime:
+    """The end of a booking moved to `new_start` with its length kept.
+
+    The length is kept as the coworking's wall clock shows it, so a day moved
+    onto the day the clocks change still ends at midnight; one that the wall
+    clock sees as nothing (an hour across the autumn change) keeps its elapsed
+    length instead.
+    """
+    wall = ends_at.astimezone(zone).replace(tzinfo=None) - starts_at.astimezone(
+        zone
+    ).replace(tzinfo=None)
+    if wall <= timedelta(0):
+        return new_start + (ends_at - starts_at)
+    local_end = new_start.astimezone(zone).replace(tzinfo=None) + wall
+    return local_end.replace(tzinfo=zone)
+
+
 def _require_aware(name: str, value: datetime) -> None:
     if value.tzinfo is None or value.utcoffset() is None:
         raise TypeError(f"{name} must be timezone-aware")

@@ -12,6 +12,7 @@ from api.booking_rules import (
     check_booking,
     grid_ceil,
     grid_floor,
+    moved_end,
     on_grid,
     opening_intervals,
     parse_opening_hours,
@@ -408,3 +409,33 @@ def test_parse_opening_hours_takes_intervals_that_only_touch() -> None:
         "sun": [["20:00", "00:00"]],
     }
     assert parse_opening_hours(hours) == hours
+
+
+@pytest.mark.parametrize(
+    ("starts_at", "ends_at", "new_start", "new_end"),
+    [
+        # a whole local day moved onto the spring change still ends at midnight
+        ("2027-03-20T00:00:00+01:00", "2027-03-21T00:00:00+01:00",
+         "2027-03-28T00:00:00+01:00", "2027-03-29T00:00:00+02:00"),
+        # and the 23-hour spring day moved onto an ordinary day is a day again
+        ("2027-03-28T00:00:00+01:00", "2027-03-29T00:00:00+02:00",
+         "2027-04-05T00:00:00+02:00", "2027-04-06T00:00:00+02:00"),
+        # an hour the wall clock sees as none keeps its elapsed hour
+        ("2027-10-31T02:30:00+02:00", "2027-10-31T02:30:00+01:00",
+         "2027-11-02T09:00:00+01:00", "2027-11-02T10:00:00+01:00"),
+        # nothing changes away from a clock change
+        ("2027-06-01T09:00:00+02:00", "2027-06-01T11:30:00+02:00",
+         "2027-06-03T14:00:00+02:00", "2027-06-03T16:30:00+02:00"),
+    ],
+)  # fmt: skip
+def test_moved_end_keeps_the_wall_clock_length(
+    starts_at: str, ends_at: str, new_start: str, new_end: str
+) -> None:
+    end = moved_end(
+        BERLIN,
+        datetime.fromisoformat(starts_at),
+        datetime.fromisoformat(ends_at),
+        datetime.fromisoformat(new_start),
+    )
+    assert end == datetime.fromisoformat(new_end)
+    assert end.utcoffset() is not None
