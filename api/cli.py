@@ -14,7 +14,7 @@ from typing import Any, NamedTuple, NoReturn
 
 import uvloop
 
-from api.datafolder import FolderInUse
+from api.datafolder import FolderInUse, NoStackData
 from api.settings import Settings, settings_or_exit
 
 # as the ops commands' "a dependency cannot be reached"
@@ -65,7 +65,7 @@ async def _migrate(settings: Settings, args: argparse.Namespace) -> int:
     from api.db import migrate
     from api.ops import _database
 
-    async with _database(settings) as conn:
+    async with _database(settings, create=True) as conn:
         applied = await migrate(conn)
     print(f"applied {len(applied)} migration(s)" if applied else "schema is up to date")  # noqa: T201
     return 0
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
     try:
         with asyncio.Runner(loop_factory=loop_factory(args.command)) as runner:
             code = runner.run(handler(settings, args))
-    except FolderInUse as error:
+    except (FolderInUse, NoStackData) as error:
         print(f"tlounge: {error}", file=sys.stderr)  # noqa: T201
         code = EXIT_UNREACHABLE
     except KeyboardInterrupt:

@@ -6,6 +6,8 @@ stack says where it listens.
                                while it runs; the holder's PID is written in it
     <data folder>/stack.json   written by `tlounge dev` once it is up, removed on
                                a clean stop
+    <data folder>/postgres     the embedded PostgreSQL cluster, made by the first
+                               `tlounge dev` (or `migrate`, `create-owner`)
 
 The kernel drops the lock with the process that held it, so a crashed stack
 leaves no stale lock; the stack.json it leaves is told apart by its PID and
@@ -35,6 +37,11 @@ STACK_FILE = "stack.json"
 
 class FolderInUse(Exception):
     """Another process holds the data folder; the message says who, in one line."""
+
+
+class NoStackData(Exception):
+    """The data folder holds no stack's database for a command that reads one;
+    the message says so in one line."""
 
 
 @dataclass(frozen=True)
@@ -136,6 +143,12 @@ def with_running_stack(settings: Settings) -> Settings:
     if stack.smtp_port and not settings.smtp_host and "smtp_port" not in explicit:
         update["smtp_port"] = stack.smtp_port
     return settings.model_copy(update=update)
+
+
+def holds_database(folder: Path) -> bool:
+    """Whether a stack keeps its PostgreSQL here: a cluster made already, or a
+    holder of the folder that may be making one now."""
+    return (folder / "postgres" / "PG_VERSION").is_file() or _is_held(folder)
 
 
 def _holder_pid(folder: Path) -> int | None:

@@ -22,6 +22,7 @@ import asyncpg
 from pydantic import TypeAdapter, ValidationError
 
 from api.cli import command
+from api.datafolder import NoStackData, holds_database
 from api.db import migrate
 from api.errors import EmailTaken
 from api.models.common import EmailAddress
@@ -83,21 +84,34 @@ def _password(args: argparse.Namespace, email: str) -> tuple[str, bool]:
 
 
 @contextlib.asynccontextmanager
-async def command_dsn(settings: Settings) -> AsyncIterator[str]:
+async def command_dsn(settings: Settings, *, create: bool) -> AsyncIterator[str]:
     """The configured database, or the embedded one under the data folder; an
-    embedded one that this command had to start is stopped when it ends."""
+    embedded one that this command had to start is stopped when it ends.
+
+    Only a command that sets a database up (`create`) makes a cluster where
+    there is none: one that reads would find no tables in a new one, and leave
+    a data folder behind wherever it was typed.
+    """
     if settings.database_url:
         yield settings.database_url
         return
     from api.devstack import postgres_for_command
 
-    async with postgres_for_command(settings.data_dir.resolve()) as dsn:
+    folder = settings.data_dir.resolve()
+    if not create and not holds_database(folder):
+        raise NoStackData(
+            f"TLOUNGE_DATABASE_URL is not set and {folder} holds no stack's"
+            " database; set it, or set TLOUNGE_DATA_DIR to a stack's data folder"
+        )
+    async with postgres_for_command(folder) as dsn:
         yield dsn
 
 
 @contextlib.asynccontextmanager
-async def _database(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
-    async with command_dsn(settings) as dsn:
+async def _database(
+    settings: Settings, *, create: bool
+) -> AsyncIterator[asyncpg.Connection]:
+    async with command_dsn(settings, create=create) as dsn:
         conn = await asyncpg.connect(dsn, timeout=10)
         try:
             yield conn
@@ -124,7 +138,8 @@ async def create_owner(settings: Settings, args: argparse.Namespace) -> int:
         return _refuse(EXIT_BAD_INPUT, str(error))
     password_hash = await hash_password(password)
     try:
-        async with _database(settings) as conn:
+        # the first step of setting up, so it may make the embedded cluster
+        async with _database(settings, create=True) as conn:
             await migrate(conn)
             admin_id = await create_admin(
                 conn, email=email, password_hash=password_hash, role="owner"

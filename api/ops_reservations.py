@@ -59,7 +59,7 @@ async def _temporal(settings: Settings) -> AsyncIterator[Client]:
 @contextlib.asynccontextmanager
 async def _resources(settings: Settings) -> AsyncIterator[Resources]:
     """What the services need, for the length of one command."""
-    async with command_dsn(settings) as dsn:
+    async with command_dsn(settings, create=False) as dsn:
         pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
         cache = valkey.from_url(valkey_url(settings))
         try:
@@ -191,7 +191,7 @@ def _availability_args(parser: argparse.ArgumentParser) -> None:
 async def availability(settings: Settings, args: argparse.Namespace) -> int:
     """Rebuild the availability cache: every cached answer is dropped at once."""
     settings = with_running_stack(settings)
-    async with _database(settings) as conn:
+    async with _database(settings, create=False) as conn:
         ids = [
             row["id"] for row in await conn.fetch("SELECT id FROM coworking.coworkings")
         ]
@@ -212,7 +212,7 @@ async def demo(settings: Settings, args: argparse.Namespace) -> int:
     """Load the demo data (two coworkings, a client, an owner) if there is none."""
     from api.demo import load_demo
 
-    async with _database(settings) as conn:
+    async with _database(settings, create=False) as conn:
         async with conn.transaction():
             await conn.execute("LOCK TABLE coworking.coworkings IN EXCLUSIVE MODE")
             if await conn.fetchval("SELECT count(*) FROM coworking.coworkings"):

@@ -244,6 +244,9 @@ def test_tlounge_command_on_a_held_folder_without_its_database_refuses(
 def test_tlounge_reservation_command_stops_the_embedded_database_it_started(
     tmp_path,
 ) -> None:
+    # a stack's data folder whose stack is not running
+    server, _ = start_postgres(tmp_path / "data" / "postgres")
+    stop_postgres(server)
     # no Temporal answers: the command fails after it started the database
     env = {
         "TLOUNGE_DATA_DIR": str(tmp_path / "data"),
@@ -256,6 +259,56 @@ def test_tlounge_reservation_command_stops_the_embedded_database_it_started(
     assert not postgres_is_running(tmp_path / "data" / "postgres")
     # and it let go of the folder
     hold_folder(tmp_path / "data").release()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("reservation", "show", str(uuid.uuid4())),
+        ("reservation", "cancel", str(uuid.uuid4())),
+        ("availability", "rebuild"),
+        ("demo",),
+    ],
+    ids=["reservation-show", "reservation-cancel", "availability-rebuild", "demo"],
+)
+def test_tlounge_reading_command_on_a_folder_without_a_stack_refuses_and_makes_none(
+    tmp_path, command
+) -> None:
+    folder = tmp_path.resolve() / "data"
+    env = {
+        "TLOUNGE_DATA_DIR": str(folder),
+        "TLOUNGE_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",
+    }
+
+    result = run_tlounge(*command, env=env)
+
+    assert (result.returncode, result.stdout, result.stderr) == (
+        EXIT_UNREACHABLE,
+        "",
+        f"tlounge: TLOUNGE_DATABASE_URL is not set and {folder} holds no stack's"
+        " database; set it, or set TLOUNGE_DATA_DIR to a stack's data folder\n",
+    )
+    assert not folder.exists()
+
+
+@pytest.mark.parametrize(
+    "command", [("failed",), ("retry", "--all")], ids=["failed", "retry-all"]
+)
+def test_tlounge_notifications_on_a_folder_without_a_stack_makes_none(
+    tmp_path, command
+) -> None:
+    folder = tmp_path / "data"
+    env = {
+        "TLOUNGE_DATA_DIR": str(folder),
+        "TLOUNGE_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",
+    }
+
+    result = run_tlounge("notifications", *command, env=env)
+
+    assert result.returncode == EXIT_UNREACHABLE, result.stderr
+    assert len(result.stderr.splitlines()) == 1
+    assert result.stderr.startswith("tlounge: Temporal is unreachable: ")
+    assert not folder.exists()
 
 
 def test_tlounge_cli_has_create_owner(pg_dsn) -> None:
