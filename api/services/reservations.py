@@ -437,9 +437,14 @@ async def load_authorized(
     return row
 
 
+def a_status(status: str) -> str:
+    """The status name after its article, as a sentence reads it: "an expired"."""
+    return f"{'an' if status[0] in 'aeiou' else 'a'} {status}"
+
+
 def require_open(row: asyncpg.Record, action: str) -> None:
     if row["status"] in _TERMINAL_NAMES:
-        raise Conflict(f"cannot {action} a {row['status']} reservation")
+        raise Conflict(f"cannot {action} {a_status(row['status'])} reservation")
 
 
 async def _update(
@@ -501,7 +506,7 @@ async def cancel(
     if row["status"] == "cancelled":
         return
     if row["status"] in _TERMINAL_NAMES:
-        raise Conflict(f"cannot cancel a {row['status']} reservation")
+        raise Conflict(f"cannot cancel {a_status(row['status'])} reservation")
     await signal_cancel(
         resources,
         reservation_id,
@@ -516,7 +521,7 @@ async def cancel(
         )
         if status in _TERMINAL_NAMES:
             if status != "cancelled":
-                raise Conflict(f"cannot cancel a {status} reservation")
+                raise Conflict(f"cannot cancel {a_status(status)} reservation")
             return
         await asyncio.sleep(0.05)
     raise Unavailable(

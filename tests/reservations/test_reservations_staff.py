@@ -1,6 +1,10 @@
 import uuid
 from datetime import timedelta
 
+import pytest
+
+from api.errors import Conflict
+from api.services.reservations import require_open
 from tests.factories import create_client, create_coworking, create_seat
 from tests.reservations.conftest import Scene
 from tests.reservations.test_reservations_lifecycle import wait_for
@@ -76,7 +80,29 @@ async def test_held_reservation_expires_after_hold_time_and_frees_seat(
     late = await scene.api.post(
         f"/api/reservations/{reservation_id}/confirm", headers=scene.admin.headers
     )
-    assert late.status_code == 409
+    assert (late.status_code, late.json()) == (
+        409,
+        {"error": "conflict", "description": "cannot confirm an expired reservation"},
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "description"),
+    [
+        ("expired", "cannot cancel an expired reservation"),
+        ("cancelled", "cannot cancel a cancelled reservation"),
+        ("completed", "cannot cancel a completed reservation"),
+        ("no_show", "cannot cancel a no_show reservation"),
+    ],
+    ids=["expired", "cancelled", "completed", "no-show"],
+)
+def test_require_open_refuses_an_ended_reservation_with_its_article(
+    status: str, description: str
+) -> None:
+    with pytest.raises(Conflict) as refused:
+        require_open({"status": status}, "cancel")  # type: ignore[arg-type]
+
+    assert refused.value.description == description
 
 
 async def _is(scene: Scene, reservation_id: str, status: str) -> bool:
