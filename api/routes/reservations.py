@@ -150,6 +150,10 @@ async def reschedule_reservation(
 ) -> dict[str, Any]:
     if body.seat_id is None and body.starts_at is None and body.ends_at is None:
         raise InvalidInput("body: name at least one of seat_id, starts_at, ends_at")
+    # as a booking is refused; an end given alone is checked against the
+    # workflow's start, which only the workflow knows for sure
+    if body.starts_at and body.ends_at and body.ends_at <= body.starts_at:
+        raise InvalidInput("ends_at: must be after starts_at")
     await _count_write(resources, principal)
     view = await reservations.reschedule(
         resources, principal, reservation_id,

@@ -79,6 +79,50 @@ async def test_walk_reservation_operations_against_contract(scene: Scene) -> Non
     assert missing.status_code == 404
 
 
+async def test_reschedule_with_end_before_start_answers_400_as_a_booking_does(
+    scene: Scene,
+) -> None:
+    starts_at, ends_at = await scene.slot(hours_ahead=20)
+    booked = (await scene.book(starts_at, ends_at)).json()
+    url = f"/api/reservations/{booked['id']}"
+    later = starts_at + timedelta(hours=2)
+
+    answers = [
+        await scene.api.patch(url, json=body, headers=scene.client.headers)
+        for body in (
+            {"starts_at": ends_at.isoformat(), "ends_at": starts_at.isoformat()},
+            {"starts_at": later.isoformat(), "ends_at": later.isoformat()},
+        )
+    ]
+    # the booking's start is the workflow's to know, so it judges an end alone
+    end_alone = await scene.api.patch(
+        url,
+        json={"ends_at": (starts_at - timedelta(hours=1)).isoformat()},
+        headers=scene.client.headers,
+    )
+
+    refused = {
+        "error": "invalid_body",
+        "description": "ends_at: must be after starts_at",
+    }
+    assert [(a.status_code, a.json()) for a in answers] == [(400, refused)] * 2
+    berlin = ZoneInfo("Europe/Berlin")
+    end, start = starts_at - timedelta(hours=1), starts_at
+    assert (end_alone.status_code, end_alone.json()) == (
+        400,
+        {
+            "error": "rule_violation",
+            "description": f"ends_at: {end.astimezone(berlin).isoformat()} is not"
+            f" after starts_at {start.astimezone(berlin).isoformat()}",
+        },
+    )
+    current = await scene.api.get(url, headers=scene.client.headers)
+    assert (current.json()["starts_at"], current.json()["ends_at"]) == (
+        booked["starts_at"],
+        booked["ends_at"],
+    )
+
+
 async def test_book_bad_input_answers_400_naming_field(scene: Scene) -> None:
     starts_at, ends_at = await scene.slot(hours_ahead=20)
     naive = await scene.api.post(
