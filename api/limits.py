@@ -40,6 +40,8 @@ DRAIN_BYTES = 32 * 1024 * 1024
 # ... and only while it keeps coming: a client that declared a large body and
 # went quiet is waiting for the answer, not about to send the rest
 DRAIN_IDLE_SECONDS = 2.0
+# the image uploads, of a coworking or a seat: the one body not sent as JSON
+_UPLOAD_PATH = re.compile(r"/api/coworking(?:s/[^/]+)?(?:/seats/[^/]+)?/images")
 _JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 
@@ -103,7 +105,10 @@ class BodyLimitMiddleware:
         limit = self.max_upload_bytes if multipart else self.max_json_bytes
         try:
             if headers.get("content-length") != "0":
-                _check_encoding(headers, content_type, multipart)
+                upload = scope.get("method") == "POST" and bool(
+                    _UPLOAD_PATH.fullmatch(scope.get("path", ""))
+                )
+                _check_encoding(headers, content_type, multipart, upload=upload)
             body = await self._read(headers, receive, limit)
             if "json" in content_type and json_depth(body) > MAX_JSON_DEPTH:
                 raise _Refused(
@@ -180,7 +185,7 @@ class BodyLimitMiddleware:
 
 
 def _check_encoding(
-    headers: dict[str, str], content_type: str, multipart: bool
+    headers: dict[str, str], content_type: str, multipart: bool, *, upload: bool
 ) -> None:
     """Bodies here are JSON, or a multipart image upload, and never compressed."""
     if headers.get("content-encoding", "identity").lower() != "identity":
@@ -192,10 +197,14 @@ def _check_encoding(
     media = content_type.split(";", 1)[0].strip()
     if media and not multipart and media != "application/json":
         if not media.endswith("+json"):
+            wanted = (
+                "the image as multipart/form-data, field file"
+                if upload
+                else "application/json"
+            )
             raise _Refused(
                 415, "unsupported_media_type",
-                f"header.Content-Type: {media} is not accepted; send"
-                " application/json",
+                f"header.Content-Type: {media} is not accepted; send {wanted}",
             )  # fmt: skip
 
 

@@ -16,7 +16,7 @@ from api.limits import (
     json_depth,
 )
 from api.main import create_app
-from tests.factories import create_admin, create_client, create_coworking
+from tests.factories import create_admin, create_client, create_coworking, create_seat
 from tests.hardening.fuzz_api import serving
 
 REGISTER = "/api/client/register"
@@ -317,6 +317,45 @@ async def test_body_of_another_kind_is_a_415_naming_the_header(
         {"error": "unsupported_media_type", "description": description},
     )
     assert await db.fetchval("SELECT count(*) FROM client.clients") == 0
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "wanted"),
+    [
+        ("POST", "/api/coworkings/{coworking}/images",
+         "the image as multipart/form-data, field file"),
+        ("POST", "/api/coworkings/{coworking}/seats/{seat}/images",
+         "the image as multipart/form-data, field file"),
+        ("POST", "/api/coworking/images",
+         "the image as multipart/form-data, field file"),
+        ("PUT", "/api/coworkings/{coworking}/images/order", "application/json"),
+        ("POST", "/api/coworkings/{coworking}/seats", "application/json"),
+    ],
+    ids=["coworking-upload", "seat-upload", "default-upload", "reorder", "seats"],
+)  # fmt: skip
+async def test_raw_image_body_is_a_415_naming_what_the_route_takes(
+    api, db, settings, method: str, path: str, wanted: str
+) -> None:
+    coworking = await create_coworking(db)
+    seat = await create_seat(db, coworking)
+    owner = await create_admin(db, settings)
+
+    response = await api.request(
+        method,
+        path.format(coworking=coworking, seat=seat),
+        content=b"\x89PNG\r\n\x1a\n" + bytes(64),
+        headers={**owner.headers, "Content-Type": "image/png"},
+    )
+
+    assert (response.status_code, response.json()) == (
+        415,
+        {
+            "error": "unsupported_media_type",
+            "description": "header.Content-Type: image/png is not accepted;"
+            f" send {wanted}",
+        },
+    )
+    assert await db.fetchval("SELECT count(*) FROM images.images") == 0
 
 
 async def test_empty_body_with_any_content_type_reaches_the_route(api) -> None:
