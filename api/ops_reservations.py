@@ -7,7 +7,10 @@
     tlounge availability rebuild            # drop every cached availability answer
     tlounge demo                            # demo data, if the database is empty
 
-Exit codes: 0 done; 2 bad input; 4 a dependency cannot be reached; 5 not found.
+Exit codes: 0 done (a reservation cancelled already counts); 2 bad input, or
+refused as the API refuses it with a 409 (a cancel of a reservation that ended
+otherwise, a retry of a notification that did not fail); 4 a dependency cannot
+be reached; 5 not found.
 """
 
 from __future__ import annotations
@@ -145,10 +148,19 @@ async def reservation(settings: Settings, args: argparse.Namespace) -> int:
                 before = await reservations.get(
                     resources, _OPERATOR, args.reservation_id
                 )
-                if before.status in _ENDED:
-                    # the reason given now would be told nowhere
-                    _say(f"{args.reservation_id} was already {before.status}")
+                if before.status == "cancelled":
+                    # what a retried cancel finds: done, as asked, so a script
+                    # that runs it twice does not fail; the new reason is told
+                    # nowhere, so it is not written
+                    _say(f"{args.reservation_id} was already cancelled")
                     return 0
+                if before.status in _ENDED:
+                    # nothing was cancelled, and a script must be able to tell
+                    return _refuse(
+                        EXIT_BAD_INPUT,
+                        f"{args.reservation_id}: cannot cancel"
+                        f" {reservations.a_status(before.status)} reservation",
+                    )
                 await reservations.cancel(
                     resources, _OPERATOR, args.reservation_id, reason=args.reason
                 )

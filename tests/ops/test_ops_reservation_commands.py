@@ -128,6 +128,47 @@ async def test_notifications_failed_then_retry_all_delivers_and_show_cancel(
     )
 
 
+@pytest.mark.parametrize(
+    ("status", "code", "out", "err"),
+    [
+        ("cancelled", 0, "{id} was already cancelled\n", ""),
+        ("expired", 2, "", "tlounge: {id}: cannot cancel an expired reservation\n"),
+        ("completed", 2, "", "tlounge: {id}: cannot cancel a completed reservation\n"),
+        ("no_show", 2, "", "tlounge: {id}: cannot cancel a no_show reservation\n"),
+    ],
+    ids=["cancelled", "expired", "completed", "no-show"],
+)  # fmt: skip
+async def test_reservation_cancel_of_an_ended_one_exits_non_zero_unless_cancelled(
+    ops_settings, db, capsys, status, code, out, err
+) -> None:
+    coworking = await create_coworking(db)
+    seat = await create_seat(db, coworking)
+    guest = await create_client(db, ops_settings)
+    reservation_id = uuid.uuid4()
+    starts_at = datetime.now(UTC).replace(microsecond=0) - timedelta(days=2)
+    await db.execute(
+        "INSERT INTO reservation.reservations (id, client_id, seat_id, coworking_id,"
+        " starts_at, ends_at, status) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        reservation_id, guest.id, seat, coworking, starts_at,
+        starts_at + timedelta(hours=1), status,
+    )  # fmt: skip
+    cancel = argparse.Namespace(
+        action="cancel", reservation_id=reservation_id, reason="by phone"
+    )
+
+    assert await ops_reservations.reservation(ops_settings, cancel) == code
+
+    assert capsys.readouterr() == (
+        out.format(id=reservation_id),
+        err.format(id=reservation_id),
+    )
+    row = await db.fetchrow(
+        "SELECT status, cancel_reason FROM reservation.reservations WHERE id = $1",
+        reservation_id,
+    )
+    assert (row["status"], row["cancel_reason"]) == (status, None)
+
+
 async def test_availability_rebuild_bumps_every_coworking_version(
     ops_settings, db, kv, capsys
 ) -> None:
