@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, TypeVar, cast
+from zoneinfo import ZoneInfo
 
 import asyncpg
 from temporalio.client import (
@@ -36,6 +37,7 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.auth import managed_coworkings
+from api.booking_rules import moved_end
 from api.errors import (
     Conflict,
     Forbidden,
@@ -562,7 +564,11 @@ async def reschedule(
         await require_booking_scope(resources, principal, seat_id)
     if starts_at is not None and ends_at is None:
         # a new start alone moves the booking; it keeps its length
-        ends_at = starts_at + (row["ends_at"] - row["starts_at"])
+        zone = await resources.pool.fetchval(
+            "SELECT timezone FROM coworking.coworkings WHERE id = $1",
+            row["coworking_id"],
+        )
+        ends_at = moved_end(ZoneInfo(zone), row["starts_at"], row["ends_at"], starts_at)
     now_at = (row["seat_id"], row["starts_at"], row["ends_at"])
     if (seat_id or now_at[0], starts_at or now_at[1], ends_at or now_at[2]) == now_at:
         # moving a booking onto itself changes nothing, and mails nobody

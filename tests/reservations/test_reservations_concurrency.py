@@ -179,6 +179,34 @@ async def test_book_a_whole_day_on_the_days_the_clocks_change(scene: Scene) -> N
     assert {row["id"]: row["length"] for row in rows} == booked
 
 
+async def test_a_whole_day_moved_onto_the_spring_change_ends_at_midnight(
+    scene: Scene,
+) -> None:
+    berlin = ZoneInfo("Europe/Berlin")
+    coworking = await create_coworking(
+        scene.resources.pool, timezone="Europe/Berlin", slot_minutes=1440,
+        min_duration_minutes=1440, max_duration_minutes=1440, max_days_ahead=400,
+    )  # fmt: skip
+    seat = await create_seat(scene.resources.pool, coworking)
+    change = _next_last_sunday(3, await scene.now())
+    before = datetime.combine(change - timedelta(days=1), time(0), tzinfo=berlin)
+    booked = await scene.book(before, before + timedelta(days=1), seat_id=seat)
+    assert booked.status_code == 200, booked.text
+
+    starts_at = datetime.combine(change, time(0), tzinfo=berlin)
+    moved = await scene.api.patch(
+        f"/api/reservations/{booked.json()['id']}",
+        json={"starts_at": starts_at.isoformat()},
+        headers=scene.client.headers,
+    )
+
+    assert moved.status_code == 200, moved.text
+    ends_at = datetime.combine(change + timedelta(days=1), time(0), tzinfo=berlin)
+    assert datetime.fromisoformat(moved.json()["ends_at"]) == ends_at
+    # same-zone subtraction is wall-clock; the instants are 23 hours apart
+    assert ends_at.timestamp() - starts_at.timestamp() == 23 * 3600
+
+
 @pytest.mark.parametrize(
     "key",
     ["", " ", "two words", "x" * 201],
