@@ -12,6 +12,7 @@ import warnings
 from collections.abc import Callable, Coroutine
 from typing import Any, NamedTuple, NoReturn
 
+import asyncpg
 import uvloop
 
 from api.datafolder import FolderInUse, NoStackData
@@ -109,6 +110,14 @@ def main(argv: list[str] | None = None) -> NoReturn:
             code = runner.run(handler(settings, args))
     except (FolderInUse, NoStackData) as error:
         print(f"tlounge: {error}", file=sys.stderr)  # noqa: T201
+        code = EXIT_UNREACHABLE
+    except asyncpg.UndefinedTableError as error:
+        # a database made but never migrated: say what to run, not a traceback
+        print(  # noqa: T201
+            f"tlounge: the database has no T-Lounge tables ({error});"
+            " run `tlounge migrate` first",
+            file=sys.stderr,
+        )
         code = EXIT_UNREACHABLE
     except KeyboardInterrupt:
         code = 130

@@ -345,3 +345,25 @@ def test_cli_whose_reader_closes_the_pipe_ends_quietly(tmp_path) -> None:
     code = process.wait(timeout=60)
     with process.stderr:
         assert (first, code, process.stderr.read()) == (b"line 0\n", 141, b"")
+
+
+async def test_tlounge_command_on_a_database_never_migrated_says_to_migrate(
+    pg_dsn,
+) -> None:
+    from urllib.parse import urlsplit
+
+    name = f"never_migrated_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(pg_dsn)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        empty = urlsplit(pg_dsn)._replace(path=f"/{name}").geturl()
+        result = run_tlounge(
+            "availability", "rebuild", env={"TLOUNGE_DATABASE_URL": empty}
+        )
+    finally:
+        await admin.execute(f'DROP DATABASE "{name}"')
+        await admin.close()
+
+    assert (result.returncode, result.stdout) == (EXIT_UNREACHABLE, ""), result.stderr
+    assert result.stderr.startswith("tlounge: the database has no T-Lounge tables (")
+    assert result.stderr.endswith("); run `tlounge migrate` first\n")
