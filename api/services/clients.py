@@ -117,6 +117,12 @@ async def delete_client(
     )  # fmt: skip
     if deleted is None:
         raise NotFound("No such client")
+    # A booking whose claim committed while the first pass ran was not in it.
+    # The update above waited for any claim holding the client's row, and every
+    # claim from now on finds the account deleted: this pass leaves none behind.
+    cancelled += await cancel_future_reservations(
+        resources, client_id=client_id, reason="account deleted"
+    )
     if session_id:
         await end_session(resources.settings, resources.valkey, session_id)
     logger.info(

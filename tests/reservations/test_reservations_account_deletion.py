@@ -55,3 +55,52 @@ async def test_delete_client_cancels_future_and_keeps_past(scene: Scene, smtp) -
 
 async def _is_cancelled(scene: Scene, reservation_id: str) -> bool:
     return (await _row(scene, reservation_id))["status"] == "cancelled"
+
+
+async def _waiting_on_a_lock(scene: Scene, query_start: str) -> bool:
+    return bool(
+        await scene.resources.pool.fetchval(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE wait_event_type = 'Lock' AND query LIKE $1",
+            f"{query_start}%",
+        )
+    )
+
+
+async def test_delete_client_cancels_a_booking_claimed_while_it_ran(
+    scene: Scene,
+) -> None:
+    first = await scene.book(*await scene.slot(hours_ahead=30))
+    assert first.status_code == 200, first.text
+    starts_at, ends_at = await scene.slot(hours_ahead=50)
+    async with scene.resources.pool.acquire() as conn:
+        # stands in for a claim in flight: the second booking's claim queues
+        # behind it, and then the deletion's update behind that
+        lock = conn.transaction()
+        await lock.start()
+        await conn.execute(
+            "SELECT 1 FROM client.clients WHERE id = $1 FOR NO KEY UPDATE",
+            scene.client.id,
+        )
+        booking = asyncio.create_task(
+            scene.book(starts_at, ends_at, seat_id=scene.other_seat_id)
+        )
+        assert await wait_for(lambda: _waiting_on_a_lock(scene, "SELECT 1 FROM client"))
+        deleting = asyncio.create_task(
+            scene.api.delete("/api/client", headers=scene.client.headers)
+        )
+        assert await wait_for(
+            lambda: _waiting_on_a_lock(scene, "UPDATE client.clients SET email")
+        )
+        await lock.rollback()
+    second = await booking
+    assert (await deleting).status_code == 204
+    # the booking got in before the account went, and did not outlive it
+    assert second.status_code == 200, second.text
+    for booked in (first, second):
+        assert await wait_for(lambda b=booked: _is_cancelled(scene, b.json()["id"]))
+    left = await scene.resources.pool.fetchval(
+        "SELECT count(*) FROM reservation.client_claims WHERE client_id = $1",
+        scene.client.id,
+    )
+    assert left == 0
