@@ -328,8 +328,16 @@ def moved_end(
     ).replace(tzinfo=None)
     if wall <= timedelta(0):
         return new_start + (ends_at - starts_at)
-    local_end = new_start.astimezone(zone).replace(tzinfo=None) + wall
-    return local_end.replace(tzinfo=zone)
+    local_start = new_start.astimezone(zone)
+    # the fold says which of an autumn night's two 02:30s the start is; an end
+    # in that repeated hour is the same one
+    local_end = (local_start.replace(tzinfo=None) + wall).replace(
+        tzinfo=zone, fold=local_start.fold
+    )
+    if local_end <= new_start:
+        return new_start + (ends_at - starts_at)
+    # in UTC: an instant in the fold never compares equal across zones (PEP 495)
+    return local_end.astimezone(UTC)
 
 
 def _require_aware(name: str, value: datetime) -> None:

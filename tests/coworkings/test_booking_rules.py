@@ -423,6 +423,12 @@ def test_parse_opening_hours_takes_intervals_that_only_touch() -> None:
         # an hour the wall clock sees as none keeps its elapsed hour
         ("2027-10-31T02:30:00+02:00", "2027-10-31T02:30:00+01:00",
          "2027-11-02T09:00:00+01:00", "2027-11-02T10:00:00+01:00"),
+        # half an hour moved to the second 02:00 of the autumn night ends at the
+        # second 02:30, not the first
+        ("2027-10-20T02:00:00+02:00", "2027-10-20T02:30:00+02:00",
+         "2027-10-31T02:00:00+01:00", "2027-10-31T02:30:00+01:00"),
+        ("2027-10-20T02:00:00+02:00", "2027-10-20T02:30:00+02:00",
+         "2027-10-31T02:00:00+02:00", "2027-10-31T02:30:00+02:00"),
         # nothing changes away from a clock change
         ("2027-06-01T09:00:00+02:00", "2027-06-01T11:30:00+02:00",
          "2027-06-03T14:00:00+02:00", "2027-06-03T16:30:00+02:00"),
