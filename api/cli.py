@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
     except (FolderInUse, NoStackData) as error:
         print(f"tlounge: {error}", file=sys.stderr)  # noqa: T201
         code = EXIT_UNREACHABLE
-    except asyncpg.UndefinedTableError as error:
+    except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError) as error:
         # a database made but never migrated: say what to run, not a traceback
         print(  # noqa: T201
             f"tlounge: the database has no T-Lounge tables ({error});"

@@ -347,8 +347,11 @@ def test_cli_whose_reader_closes_the_pipe_ends_quietly(tmp_path) -> None:
         assert (first, code, process.stderr.read()) == (b"line 0\n", 141, b"")
 
 
+@pytest.mark.parametrize(
+    "command", [("availability", "rebuild"), ("demo",)], ids=["rebuild", "demo"]
+)
 async def test_tlounge_command_on_a_database_never_migrated_says_to_migrate(
-    pg_dsn,
+    pg_dsn, command
 ) -> None:
     from urllib.parse import urlsplit
 
@@ -357,9 +360,7 @@ async def test_tlounge_command_on_a_database_never_migrated_says_to_migrate(
     await admin.execute(f'CREATE DATABASE "{name}"')
     try:
         empty = urlsplit(pg_dsn)._replace(path=f"/{name}").geturl()
-        result = run_tlounge(
-            "availability", "rebuild", env={"TLOUNGE_DATABASE_URL": empty}
-        )
+        result = run_tlounge(*command, env={"TLOUNGE_DATABASE_URL": empty})
     finally:
         await admin.execute(f'DROP DATABASE "{name}"')
         await admin.close()
