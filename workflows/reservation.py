@@ -46,6 +46,9 @@ PATCH_CONFIRM_MAIL_IN_UPDATE = "2026-12-confirm-mail-in-update"
 # written waits for it and then looks again, instead of expiring or marking a
 # no-show the reservation that staff were just told is confirmed or checked in.
 PATCH_DEADLINE_LOOKS_AGAIN = "2026-12-deadline-looks-again"
+# 2026-12: a cancel that arrives once the end has passed, before its timer has
+# woken the timeline, is ignored: the reservation completes, not cancelled.
+PATCH_NO_CANCEL_AFTER_END = "2026-12-no-cancel-after-end"
 # how long a mail rests, after its attempts ran into a database outage, before
 # the next round of attempts
 DATABASE_OUTAGE_PAUSE = timedelta(seconds=30)
@@ -595,8 +598,13 @@ class ReservationWorkflow:
 
     @workflow.signal(name="cancel")
     def cancel(self, request: pb.CancelRequest) -> None:
-        if self._cancel is None and self._state.status not in TERMINAL:
-            self._cancel = request
+        if self._cancel is not None or self._state.status in TERMINAL:
+            return
+        if workflow.now() >= _dt(self._state.ends_at) and workflow.patched(
+            PATCH_NO_CANCEL_AFTER_END
+        ):
+            return
+        self._cancel = request
 
     @workflow.signal(name="retry_notification")
     def retry_notification(self, request: pb.RetryNotificationRequest) -> None:
@@ -631,6 +639,8 @@ class ReservationWorkflow:
         live = self._state.status not in TERMINAL
         if live and self._cancel is not None:
             what = "a reservation that is being cancelled"
+        elif live and workflow.now() >= _dt(self._state.ends_at):
+            what = "a reservation that has ended"
         elif live and action == "reschedule":
             if workflow.now() >= _dt(self._state.starts_at):
                 what = "a reservation that has started"

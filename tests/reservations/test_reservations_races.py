@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 
 import httpx
+import pytest
 from temporalio.api.enums.v1 import EventType
 
 from tests.factories import create_coworking, create_seat
@@ -196,3 +197,68 @@ async def test_check_in_at_the_end_is_written_before_completed(scene: Scene) -> 
         uuid.UUID(reservation_id),
     )
     assert row["status"] == "completed" and row["checked_in_at"] is not None
+
+
+@pytest.mark.uncached_workers
+async def test_cancel_just_after_the_end_leaves_the_reservation_completed(
+    scene: Scene,
+) -> None:
+    starts_at, ends_at = await scene.slot(hours_ahead=4)
+    reservation_id = (await scene.book(starts_at, ends_at)).json()["id"]
+    await scene.sleep(ends_at - await scene.now() - LEAD)
+    # with no worker, the end's timer and the cancel reach the workflow together
+    await scene.workers.aclose()
+    await asyncio.sleep(LEAD.total_seconds() + 1)
+    assert await scene.now() > ends_at
+    cancelling = asyncio.create_task(
+        scene.api.delete(
+            f"/api/reservations/{reservation_id}", headers=scene.client.headers
+        )
+    )
+    handle = scene.resources.temporal.get_workflow_handle(
+        f"reservation-{reservation_id}"
+    )
+    assert await wait_for(lambda: _signalled(scene, reservation_id), timeout=20)
+    await scene.restart_workers()
+
+    refused = await cancelling
+    assert (refused.status_code, refused.json()) == (
+        409,
+        {"error": "conflict", "description": "cannot cancel a completed reservation"},
+    )
+    assert (await handle.result()).status == 4  # RESERVATION_STATUS_COMPLETED
+    assert "release_seat" not in await _activities(scene, reservation_id)
+
+
+async def _signalled(scene: Scene, reservation_id: str) -> bool:
+    kinds = await _kinds(scene, reservation_id)
+    return EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED in kinds
+
+
+@pytest.mark.uncached_workers
+async def test_check_in_just_after_the_end_is_refused_saying_it_has_ended(
+    scene: Scene,
+) -> None:
+    starts_at, ends_at = await scene.slot(hours_ahead=4)
+    reservation_id = (await scene.book(starts_at, ends_at)).json()["id"]
+    await scene.sleep(ends_at - await scene.now() - LEAD)
+    await scene.workers.aclose()
+    await asyncio.sleep(LEAD.total_seconds() + 1)
+    checking_in = asyncio.create_task(
+        scene.api.post(
+            f"/api/reservations/{reservation_id}/check-in",
+            headers=scene.admin.headers,
+        )
+    )
+    # the update waits for a worker; give it time to reach the server
+    await asyncio.sleep(1)
+    await scene.restart_workers()
+
+    refused = await checking_in
+    assert (refused.status_code, refused.json()) == (
+        409,
+        {
+            "error": "conflict",
+            "description": "cannot check in a reservation that has ended",
+        },
+    )

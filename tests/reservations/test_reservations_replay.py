@@ -31,6 +31,7 @@ def test_recorded_histories_cover_main_paths() -> None:
         "confirm_at_the_hold_deadline_answered_200_stays_confirmed",
         "check_in_at_the_grace_deadline_answered_200_is_no_no_show",
         "check_in_at_the_end_is_written_before_completed",
+        "cancel_just_after_the_end_leaves_the_reservation_completed",
     } <= names
 
 
