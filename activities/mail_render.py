@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import unicodedata
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
@@ -101,6 +101,10 @@ def _local(instant: datetime, zone: ZoneInfo) -> str:
     return instant.astimezone(zone).strftime("%A %d %B %Y, %H:%M %Z")
 
 
+# the widest clock change in use is an hour
+_CHANGE_WINDOW = timedelta(hours=1)
+
+
 @lru_cache(maxsize=64)
 def _vtimezone(tzid: str) -> bytes:
     """A zone's definition, serialized: every rule change over decades, so slow
@@ -110,13 +114,20 @@ def _vtimezone(tzid: str) -> bytes:
 
 
 def _ical_time(instant: datetime, zone: ZoneInfo) -> datetime:
-    """The instant in the coworking's zone, or in UTC where that reads twice.
+    """The instant in the coworking's zone, or in UTC within an hour of a clock
+    change, where a local time may read two ways.
 
     RFC 5545 reads a local time in the hour the clocks go back over as its
-    first occurrence; a booking in the second would show an hour early.
+    first occurrence, so a booking in the second would show an hour early.
+    And the zone definition we attach gives each change's onset in the new
+    offset where RFC 5545 wants the old one, so a strict reader moves the
+    change by an hour and misreads the local times in that hour.
     """
     local = instant.astimezone(zone)
-    if local.fold:
+    near = (instant - _CHANGE_WINDOW, instant + _CHANGE_WINDOW)
+    if local.fold or any(
+        moment.astimezone(zone).utcoffset() != local.utcoffset() for moment in near
+    ):
         return instant.astimezone(UTC)
     return local
 

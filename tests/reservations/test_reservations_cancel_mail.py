@@ -216,14 +216,25 @@ def test_which_mail_carries_which_calendar(
 @pytest.mark.parametrize(
     ("start_utc", "dtstart", "tzid"),
     [
-        # 02:30 CEST, the first of the two 02:30s that night: local time is exact
-        (datetime(2026, 10, 25, 0, 30, tzinfo=UTC), b"20261025T023000", True),
+        # 02:30 CEST, the first of the two 02:30s that night: a reader that
+        # takes the change's onset an hour early reads it as CET
+        (datetime(2026, 10, 25, 0, 30, tzinfo=UTC), b"20261025T003000Z", False),
         # 02:30 CET, the second: read as local it would be the first, an hour early
         (datetime(2026, 10, 25, 1, 30, tzinfo=UTC), b"20261025T013000Z", False),
+        # an hour and more from the change, local time reads one way only
+        (datetime(2026, 10, 25, 2, 30, tzinfo=UTC), b"20261025T033000", True),
+        # 03:30 CEST, in the hour after the spring change: a reader that takes
+        # its onset an hour late reads it as CET
+        (datetime(2027, 3, 28, 1, 30, tzinfo=UTC), b"20270328T013000Z", False),
+        (datetime(2027, 3, 28, 0, 30, tzinfo=UTC), b"20270328T003000Z", False),
+        (datetime(2027, 3, 28, 2, 30, tzinfo=UTC), b"20270328T043000", True),
     ],
-    ids=["first-occurrence", "second-occurrence"],
-)
-def test_a_start_in_the_hour_that_repeats_is_written_so_it_reads_once(
+    ids=[
+        "first-occurrence", "second-occurrence", "after-autumn-hour",
+        "hour-after-spring", "hour-before-spring", "after-spring-hour",
+    ],
+)  # fmt: skip
+def test_a_start_near_a_clock_change_is_written_so_it_reads_once(
     start_utc: datetime, dtstart: bytes, tzid: bool
 ) -> None:
     context = MailContext(
