@@ -7,6 +7,7 @@ one transaction.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -49,9 +50,24 @@ _COUNTERS = {
 
 # A client's claims take turns, so each one's count of active reservations includes
 # the one before it; their claim rows only keep apart two that overlap in time. The
-# order every claim and move locks in: CLAIM_LOCK, this, then the reservation row.
+# order every claim and move locks in: CLAIM_LOCK, this, the seats' keys, then the
+# reservation row.
 # NO KEY UPDATE is the weakest lock that conflicts with itself.
 _CLIENT_LOCK = "SELECT 1 FROM client.clients WHERE id = $1 FOR NO KEY UPDATE"
+# A seat's claims take turns too. A move deletes its old grains before it
+# inserts the new ones; a booking on the same seat inserting over both could
+# wait on the move while the move waits on it, and PostgreSQL would break the
+# deadlock by failing one after a second. Keys are taken in order, after the
+# client's row, so two moves between the same seats wait rather than deadlock.
+_OLD_SEAT = "SELECT seat_id FROM reservation.reservations WHERE id = $1"
+
+
+def seat_lock_key(seat_id: uuid.UUID) -> int:
+    """A signed 64-bit advisory lock id for a seat's claims."""
+    digest = hashlib.sha256(b"seat-claims:" + seat_id.bytes).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
 # Everything a claim reads, in one round trip after the locks: the reservation as
 # it stands (locked, so two attempts at one claim take turns), the seat, its
 # coworking's rules, the closures that cut the interval, the client, and how many
@@ -189,6 +205,14 @@ class ReservationActivities:
         # committed while we waited is in it
         await conn.execute(CLAIM_LOCK, seat_id)
         await conn.execute(_CLIENT_LOCK, client_id)
+        seats = {seat_id}
+        if request.reschedule:
+            # only a move of this reservation changes it, and moves take turns
+            # under the workflow's lock and the client's row lock
+            old_seat = await conn.fetchval(_OLD_SEAT, reservation_id)
+            seats |= {old_seat} if old_seat else set()
+        for key in sorted(seat_lock_key(seat) for seat in seats):
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", key)
         context = await conn.fetchrow(
             _CLAIM_CONTEXT, reservation_id, client_id, seat_id, starts_at, ends_at,
             now, list(_ACTIVE),

@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 import valkey.asyncio as valkey
 
-from activities.reservation import ReservationActivities, grains
+from activities.reservation import ReservationActivities, grains, seat_lock_key
 from api.errors import Conflict
 from api.models.coworkings import ClosureCreate
 from api.services import coworkings, reservation_reads
@@ -457,3 +457,56 @@ async def test_a_reschedule_onto_a_seat_of_another_coworking_is_refused(
     assert await _claims(db, "seat_claims", booked.reservation_id) == grains(
         MONDAY, MONDAY + timedelta(hours=1)
     )
+
+
+async def test_claims_on_one_seat_take_turns_on_its_lock(
+    db: asyncpg.Pool, kv: valkey.Valkey, settings: Settings
+) -> None:
+    seat, _, anna, _ = await _two_seats_two_clients(db, settings)
+    claims = ReservationActivities(db, kv)
+    async with db.acquire() as conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", seat_lock_key(seat))
+        claiming = asyncio.create_task(claims.claim_seat(_claim(anna, seat, MONDAY)))
+        await asyncio.sleep(0.3)
+        # still waiting for the seat while another transaction holds it
+        assert not claiming.done()
+    assert (await claiming).outcome == pb.HOLD_OUTCOME_HELD
+
+
+async def _deadlocks(db: asyncpg.Pool) -> int:
+    return await db.fetchval(
+        "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()"
+    )
+
+
+async def test_a_move_racing_bookings_over_its_old_and_new_grains_never_deadlocks(
+    db: asyncpg.Pool, kv: valkey.Valkey, settings: Settings
+) -> None:
+    coworking = await create_coworking(
+        db, max_days_ahead=400, max_active_per_client=1000
+    )
+    seat = await create_seat(db, coworking, number=1)
+    clients = [(await create_client(db, settings)).id for _ in range(5)]
+    claims = ReservationActivities(db, kv)
+    before = await _deadlocks(db)
+    for day in range(12):
+        # the move's new grains and its old ones both meet the bookings' grains
+        base = MONDAY + timedelta(days=7 * day)
+        mine = _claim(clients[0], seat, base.replace(hour=11), hours=2)
+        assert (await claims.claim_seat(mine)).outcome == pb.HOLD_OUTCOME_HELD
+        move = _claim(
+            clients[0], seat, base.replace(hour=9), hours=1.5,
+            reservation_id=uuid.UUID(mine.reservation_id), version=2,
+        )  # fmt: skip
+        bookings = [
+            _claim(client, seat, base.replace(hour=10, minute=15 * n), hours=1)
+            for n, client in enumerate(clients[1:])
+        ]
+        results = await asyncio.gather(
+            *(claims.claim_seat(request) for request in [*bookings, move])
+        )
+        assert all(
+            result.outcome in (pb.HOLD_OUTCOME_HELD, pb.HOLD_OUTCOME_CONFLICT)
+            for result in results
+        )
+    assert await _deadlocks(db) == before
