@@ -155,19 +155,26 @@ def _next_last_sunday(month: int, after: datetime) -> date:
     raise AssertionError("unreachable: one of two years has it")
 
 
-async def test_book_a_whole_day_on_the_days_the_clocks_change(scene: Scene) -> None:
-    berlin = ZoneInfo("Europe/Berlin")
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+async def _seat_rented_by_the_day(scene: Scene) -> object:
+    """A seat of a Berlin coworking whose slots, shortest and longest, are a day."""
     coworking = await create_coworking(
         scene.resources.pool, timezone="Europe/Berlin", slot_minutes=1440,
         min_duration_minutes=1440, max_duration_minutes=1440, max_days_ahead=400,
     )  # fmt: skip
-    seat = await create_seat(scene.resources.pool, coworking)
+    return await create_seat(scene.resources.pool, coworking)
+
+
+async def test_book_a_whole_day_on_the_days_the_clocks_change(scene: Scene) -> None:
+    seat = await _seat_rented_by_the_day(scene)
     now = await scene.now()
     booked = {}
     for month, hours in ((3, 23), (10, 25)):
         day = _next_last_sunday(month, now)
-        starts_at = datetime.combine(day, time(0), tzinfo=berlin)
-        ends_at = datetime.combine(day + timedelta(days=1), time(0), tzinfo=berlin)
+        starts_at = datetime.combine(day, time(0), tzinfo=BERLIN)
+        ends_at = datetime.combine(day + timedelta(days=1), time(0), tzinfo=BERLIN)
         response = await scene.book(starts_at, ends_at, seat_id=seat)
         assert response.status_code == 200, response.text
         booked[uuid.UUID(response.json()["id"])] = timedelta(hours=hours)
@@ -182,18 +189,13 @@ async def test_book_a_whole_day_on_the_days_the_clocks_change(scene: Scene) -> N
 async def test_a_whole_day_moved_onto_the_spring_change_ends_at_midnight(
     scene: Scene,
 ) -> None:
-    berlin = ZoneInfo("Europe/Berlin")
-    coworking = await create_coworking(
-        scene.resources.pool, timezone="Europe/Berlin", slot_minutes=1440,
-        min_duration_minutes=1440, max_duration_minutes=1440, max_days_ahead=400,
-    )  # fmt: skip
-    seat = await create_seat(scene.resources.pool, coworking)
+    seat = await _seat_rented_by_the_day(scene)
     change = _next_last_sunday(3, await scene.now())
-    before = datetime.combine(change - timedelta(days=1), time(0), tzinfo=berlin)
+    before = datetime.combine(change - timedelta(days=1), time(0), tzinfo=BERLIN)
     booked = await scene.book(before, before + timedelta(days=1), seat_id=seat)
     assert booked.status_code == 200, booked.text
 
-    starts_at = datetime.combine(change, time(0), tzinfo=berlin)
+    starts_at = datetime.combine(change, time(0), tzinfo=BERLIN)
     moved = await scene.api.patch(
         f"/api/reservations/{booked.json()['id']}",
         json={"starts_at": starts_at.isoformat()},
@@ -201,7 +203,7 @@ async def test_a_whole_day_moved_onto_the_spring_change_ends_at_midnight(
     )
 
     assert moved.status_code == 200, moved.text
-    ends_at = datetime.combine(change + timedelta(days=1), time(0), tzinfo=berlin)
+    ends_at = datetime.combine(change + timedelta(days=1), time(0), tzinfo=BERLIN)
     assert datetime.fromisoformat(moved.json()["ends_at"]) == ends_at
     # same-zone subtraction is wall-clock; the instants are 23 hours apart
     assert ends_at.timestamp() - starts_at.timestamp() == 23 * 3600

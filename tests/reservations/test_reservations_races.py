@@ -96,6 +96,22 @@ async def act_as_the_deadline_fires(
     return await acting
 
 
+async def assert_stands(
+    scene: Scene, reservation_id: str, status: str, *, claims: int
+) -> None:
+    """The reservation is still `status`, nothing released, every grain held."""
+    assert "release_seat" not in await _activities(scene, reservation_id)
+    got = await scene.api.get(
+        f"/api/reservations/{reservation_id}", headers=scene.client.headers
+    )
+    assert got.json()["status"] == status
+    held = await scene.resources.pool.fetchval(
+        "SELECT count(*) FROM reservation.seat_claims WHERE reservation_id = $1",
+        uuid.UUID(reservation_id),
+    )
+    assert held == claims
+
+
 async def test_confirm_at_the_hold_deadline_answered_200_stays_confirmed(
     scene: Scene,
 ) -> None:
@@ -113,18 +129,7 @@ async def test_confirm_at_the_hold_deadline_answered_200_stays_confirmed(
     )
 
     assert (confirmed.status_code, confirmed.json()["status"]) == (200, "confirmed")
-    assert "release_seat" not in await _activities(scene, reservation_id)
-    got = await scene.api.get(
-        f"/api/reservations/{reservation_id}", headers=scene.client.headers
-    )
-    assert got.json()["status"] == "confirmed"
-    assert (
-        await scene.resources.pool.fetchval(
-            "SELECT count(*) FROM reservation.seat_claims WHERE reservation_id = $1",
-            uuid.UUID(reservation_id),
-        )
-        == 12
-    )
+    await assert_stands(scene, reservation_id, "confirmed", claims=12)
     # the client hears of the confirmation once, and of no expiry
     mails = await wait_for(lambda: sent(scene, reservation_id))
     assert [(mail["kind"], mail["version"]) for mail in mails] == [("confirmation", 1)]
@@ -146,18 +151,7 @@ async def test_check_in_at_the_grace_deadline_answered_200_is_no_no_show(
         200,
         "checked_in",
     )
-    assert "release_seat" not in await _activities(scene, reservation_id)
-    got = await scene.api.get(
-        f"/api/reservations/{reservation_id}", headers=scene.client.headers
-    )
-    assert got.json()["status"] == "checked_in"
-    assert (
-        await scene.resources.pool.fetchval(
-            "SELECT count(*) FROM reservation.seat_claims WHERE reservation_id = $1",
-            uuid.UUID(reservation_id),
-        )
-        == 24
-    )
+    await assert_stands(scene, reservation_id, "checked_in", claims=24)
 
 
 async def test_check_in_at_the_end_is_written_before_completed(scene: Scene) -> None:
@@ -199,17 +193,23 @@ async def test_check_in_at_the_end_is_written_before_completed(scene: Scene) -> 
     assert row["status"] == "completed" and row["checked_in_at"] is not None
 
 
+async def booked_past_its_end_with_no_worker(scene: Scene) -> str:
+    """A reservation whose end has just passed while no worker runs: the end's
+    timer and whatever the test sends next reach the workflow together."""
+    starts_at, ends_at = await scene.slot(hours_ahead=4)
+    reservation_id = (await scene.book(starts_at, ends_at)).json()["id"]
+    await scene.sleep(ends_at - await scene.now() - LEAD)
+    await scene.workers.aclose()
+    await asyncio.sleep(LEAD.total_seconds() + 1)
+    assert await scene.now() > ends_at
+    return str(reservation_id)
+
+
 @pytest.mark.uncached_workers
 async def test_cancel_just_after_the_end_leaves_the_reservation_completed(
     scene: Scene,
 ) -> None:
-    starts_at, ends_at = await scene.slot(hours_ahead=4)
-    reservation_id = (await scene.book(starts_at, ends_at)).json()["id"]
-    await scene.sleep(ends_at - await scene.now() - LEAD)
-    # with no worker, the end's timer and the cancel reach the workflow together
-    await scene.workers.aclose()
-    await asyncio.sleep(LEAD.total_seconds() + 1)
-    assert await scene.now() > ends_at
+    reservation_id = await booked_past_its_end_with_no_worker(scene)
     cancelling = asyncio.create_task(
         scene.api.delete(
             f"/api/reservations/{reservation_id}", headers=scene.client.headers
@@ -239,11 +239,7 @@ async def _signalled(scene: Scene, reservation_id: str) -> bool:
 async def test_check_in_just_after_the_end_is_refused_saying_it_has_ended(
     scene: Scene,
 ) -> None:
-    starts_at, ends_at = await scene.slot(hours_ahead=4)
-    reservation_id = (await scene.book(starts_at, ends_at)).json()["id"]
-    await scene.sleep(ends_at - await scene.now() - LEAD)
-    await scene.workers.aclose()
-    await asyncio.sleep(LEAD.total_seconds() + 1)
+    reservation_id = await booked_past_its_end_with_no_worker(scene)
     checking_in = asyncio.create_task(
         scene.api.post(
             f"/api/reservations/{reservation_id}/check-in",
