@@ -100,6 +100,11 @@ def status_name(status: int) -> str:
     return S.Name(status).removeprefix("RESERVATION_STATUS_").lower()
 
 
+def a_status(status: str) -> str:
+    """The status name after its article, as a sentence reads it: "an expired"."""
+    return f"{'an' if status[0] in 'aeiou' else 'a'} {status}"
+
+
 def notification_name(status: int) -> str:
     name = pb.NotificationStatus.Name(status)
     return name.removeprefix("NOTIFICATION_STATUS_").lower()
@@ -634,8 +639,7 @@ class ReservationWorkflow:
             raise self._invalid("reschedule")
 
     def _invalid(self, action: str) -> ApplicationError:
-        name = status_name(self._state.status)
-        what = f"{'an' if name[0] in 'aeiou' else 'a'} {name} reservation"
+        what = f"{a_status(status_name(self._state.status))} reservation"
         live = self._state.status not in TERMINAL
         if live and self._cancel is not None:
             what = "a reservation that is being cancelled"

@@ -58,6 +58,7 @@ from workflows.reservation import (
     RESERVATION_STATUS,
     SEAT_ID,
     ReservationWorkflow,
+    a_status,
     notification_name,
     status_name,
 )
@@ -437,11 +438,6 @@ async def load_authorized(
     if principal.role == "support" and action == "reschedule":
         raise Forbidden("support staff cannot reschedule reservations")
     return row
-
-
-def a_status(status: str) -> str:
-    """The status name after its article, as a sentence reads it: "an expired"."""
-    return f"{'an' if status[0] in 'aeiou' else 'a'} {status}"
 
 
 def require_open(row: asyncpg.Record, action: str) -> None:
