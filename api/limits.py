@@ -1,10 +1,11 @@
-"""Bounds on what a request body may cost before any route sees it.
+"""Bounds on what a request may cost before any route sees it.
 
 A pure ASGI middleware: it reads the body itself, up to a limit and within a
 deadline, and answers 413, 408, 415 or 400 on its own, so an oversized,
 dribbled, compressed, mislabelled or absurdly nested body is never handed to
 a parser. What passes is replayed to the application unchanged. It also
-refuses a request that names its credentials or its idempotency key twice.
+refuses a request that names its credentials or its idempotency key twice,
+and one whose head is larger than any client of this API sends.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ MULTIPART_SLACK = 16 * 1024
 # Headers that name one thing: with two, which one counted would be up to the
 # framework (the first, silently), whoever put the second there.
 _ONCE_ONLY = {"authorization": "Authorization", "idempotency-key": "Idempotency-Key"}
+# h11 stops a head left incomplete past 16 KiB, but parses one of any size that
+# arrives in a single read; this bound holds whatever the reads were
+MAX_HEAD_BYTES = 16 * 1024
 # no body of this API nests deeper than a handful of levels
 MAX_JSON_DEPTH = 32
 # After a 413 the rest of the body is read and thrown away, up to this much, so
@@ -82,6 +86,20 @@ class BodyLimitMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        head_bytes = len(scope.get("raw_path") or b"") + len(
+            scope.get("query_string", b"")
+        )
+        head_bytes += sum(len(key) + len(value) + 4 for key, value in scope["headers"])
+        if head_bytes > MAX_HEAD_BYTES:
+            await _answer(
+                send,
+                _Refused(
+                    431, "headers_too_large",
+                    f"header: the request line and headers take {head_bytes} "
+                    f"bytes, over the {MAX_HEAD_BYTES} allowed",
+                ),
+            )  # fmt: skip
             return
         names = [key.decode("latin-1").lower() for key, _ in scope["headers"]]
         for name, label in _ONCE_ONLY.items():

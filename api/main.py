@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.db import migrate
 from api.errors import error_body, install_error_handlers
@@ -64,6 +65,31 @@ class Cors(CORSMiddleware):
         )
 
 
+class HeadAsGet:
+    """HEAD answered as GET would be, headers and all, without the body.
+
+    FastAPI's routes answer only the methods they name, so a load balancer's
+    or a link checker's HEAD met a 405 where RFC 9110 expects what GET says.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def without_body(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                if message.get("more_body", False):
+                    return
+                message = {"type": "http.response.body", "body": b""}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, without_body)
+
+
 def create_app(
     settings: Settings | None = None, *, resources: Resources | None = None
 ) -> FastAPI:
@@ -89,6 +115,8 @@ def create_app(
         description="Booking engine for coworking spaces",
         lifespan=lifespan,
     )
+    # innermost: the logs, metrics and CORS still see the HEAD
+    app.add_middleware(HeadAsGet)
     app.add_middleware(
         BodyLimitMiddleware,
         max_json_bytes=settings.max_body_bytes,

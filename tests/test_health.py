@@ -18,6 +18,38 @@ async def test_health_answers_ok(api: httpx.AsyncClient) -> None:
     assert (await api.get("/api/ping")).status_code == 200
 
 
+async def test_head_answers_what_get_would_without_a_body(
+    api: httpx.AsyncClient,
+) -> None:
+    for path in ("/health", "/api/health"):
+        got, head = await api.get(path), await api.head(path)
+        assert (head.status_code, head.content) == (200, b"")
+        assert head.headers["content-length"] == str(len(got.content))
+        assert head.headers["content-type"] == got.headers["content-type"]
+    # the route's own checks still run: no token, no answer
+    refused = await api.head("/api/client/reservations")
+    assert (refused.status_code, refused.content) == (401, b"")
+    assert refused.headers["content-type"] == "application/json"
+    # a route that takes no GET takes no HEAD either
+    post_only = await api.head("/api/client/login")
+    assert (post_only.status_code, post_only.headers["allow"]) == (405, "POST")
+
+
+async def test_a_head_over_16_kib_is_refused_whatever_its_reads(
+    api: httpx.AsyncClient,
+) -> None:
+    padding = {f"X-Pad-{n}": "p" * 1000 for n in range(17)}
+    response = await api.get("/api/health", headers=padding)
+    assert response.status_code == 431
+    body = response.json()
+    assert body["error"] == "headers_too_large"
+    assert body["description"].startswith("header: the request line and headers take ")
+    assert body["description"].endswith(" bytes, over the 16384 allowed")
+    # a head of an ordinary size, a few KiB of cookies say, passes
+    fine = await api.get("/api/health", headers={"Cookie": "c" * 8000})
+    assert (fine.status_code, fine.text) == (200, "OK")
+
+
 async def test_ready_all_dependencies_up(api: httpx.AsyncClient) -> None:
     response = await api.get("/ready")
     assert response.status_code == 200, response.text
