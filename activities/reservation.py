@@ -255,7 +255,9 @@ class ReservationActivities:
             raise _Refused(_rejected(violation.rule, violation.description)) from None
 
         active = context["active_count"]
-        if active >= rules.max_active_per_client:
+        # a move keeps the count as it is, so a limit lowered since the booking
+        # does not pin the reservations a client already has
+        if existing_version is None and active >= rules.max_active_per_client:
             raise _Refused(
                 _rejected(
                     "active_limit",

@@ -363,6 +363,45 @@ async def _active_reservations(db: asyncpg.Pool, client: uuid.UUID) -> list[uuid
     return [row["id"] for row in rows]
 
 
+async def test_a_move_is_not_held_to_a_limit_lowered_below_what_the_client_has(
+    db: asyncpg.Pool, kv: valkey.Valkey, settings: Settings
+) -> None:
+    coworking = await create_coworking(db, max_active_per_client=3)
+    seat = await create_seat(db, coworking, number=1)
+    other = await create_seat(db, coworking, number=2)
+    client = (await create_client(db, settings)).id
+    claims = ReservationActivities(db, kv)
+    booked = [_claim(client, seat, MONDAY + timedelta(days=day)) for day in (0, 1)]
+    for request in booked:
+        assert (await claims.claim_seat(request)).outcome == pb.HOLD_OUTCOME_HELD
+    await db.execute(
+        "UPDATE coworking.coworkings SET max_active_per_client = 1 WHERE id = $1",
+        coworking,
+    )
+
+    moved = await claims.claim_seat(
+        _claim(
+            client, other, MONDAY.replace(hour=14),
+            reservation_id=uuid.UUID(booked[0].reservation_id), version=2,
+        )
+    )  # fmt: skip
+    third = await claims.claim_seat(_claim(client, other, MONDAY + timedelta(days=2)))
+
+    assert moved.outcome == pb.HOLD_OUTCOME_HELD
+    assert (third.outcome, third.rule) == (pb.HOLD_OUTCOME_REJECTED, "active_limit")
+    row = await db.fetchrow(
+        "SELECT seat_id, starts_at FROM reservation.reservations WHERE id = $1",
+        uuid.UUID(booked[0].reservation_id),
+    )
+    assert (row["seat_id"], row["starts_at"]) == (other, MONDAY.replace(hour=14))
+    assert await _claims(db, "seat_claims", booked[0].reservation_id) == [
+        MONDAY.replace(hour=14) + timedelta(minutes=5 * n) for n in range(12)
+    ]
+    assert sorted(await _active_reservations(db, client)) == sorted(
+        uuid.UUID(request.reservation_id) for request in booked
+    )
+
+
 async def test_a_clients_second_claim_waits_for_their_first_and_then_counts_it(
     db: asyncpg.Pool, kv: valkey.Valkey, settings: Settings
 ) -> None:
