@@ -8,8 +8,9 @@ connection, or from the first byte of the next request on a kept-alive one;
 past it the connection is closed. The body has its own deadline, in the
 body-limit middleware.
 
-A head that h11 cannot parse (malformed, or larger than it buffers) gets the
-API's JSON error shape rather than uvicorn's line of plain text.
+A head that h11 cannot parse (malformed, or larger than it buffers), or a
+chunked body it cannot, gets the API's JSON error shape rather than uvicorn's
+line of plain text.
 """
 
 from __future__ import annotations
@@ -20,13 +21,14 @@ import json
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-_BAD_HEAD = json.dumps(
-    {
-        "error": "bad_request",
-        "description": "request: not a valid HTTP/1.1 head (malformed, or too large)",
-    },
-    separators=(",", ":"),
-).encode()
+
+def _bad_request(description: str) -> bytes:
+    body = {"error": "bad_request", "description": description}
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+_BAD_HEAD = _bad_request("request: not a valid HTTP/1.1 head (malformed, or too large)")
+_BAD_BODY = _bad_request("body: not valid HTTP/1.1 framing (a malformed chunk)")
 
 
 class HeadDeadlineProtocol(H11Protocol):
@@ -50,12 +52,19 @@ class HeadDeadlineProtocol(H11Protocol):
 
     def send_400_response(self, msg: str) -> None:
         self._disarm()
+        if self.conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
+            # an answer has begun: a 400 cannot follow it, the connection can end
+            self.transport.close()
+            return
+        # h11 owes an answer only once it has parsed a head, so the fault is after it
+        body = _BAD_BODY if self.conn.our_state is h11.SEND_RESPONSE else _BAD_HEAD
         headers = [
             (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
             (b"connection", b"close"),
         ]
         event = h11.Response(status_code=400, headers=headers, reason=b"Bad Request")
-        for part in (event, h11.Data(data=_BAD_HEAD), h11.EndOfMessage()):
+        for part in (event, h11.Data(data=body), h11.EndOfMessage()):
             self.transport.write(self.conn.send(part) or b"")
         self.transport.close()
 

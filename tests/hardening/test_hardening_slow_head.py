@@ -30,11 +30,17 @@ async def app(scope: dict, receive: object, send: object) -> None:
     await send({"type": "http.response.body", "body": b"ok"})  # type: ignore[operator]
 
 
+async def reading_app(scope: dict, receive: object, send: object) -> None:
+    while (await receive()).get("more_body", False):  # type: ignore[operator]
+        pass
+    await app(scope, receive, send)
+
+
 @contextlib.asynccontextmanager
-async def serving(seconds: float) -> AsyncIterator[int]:
+async def serving(seconds: float, served: object = app) -> AsyncIterator[int]:
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(
-        app, host="127.0.0.1", port=port, lifespan="off", log_level="critical",
+        served, host="127.0.0.1", port=port, lifespan="off", log_level="critical",
         http=with_head_timeout(seconds),
     ))  # fmt: skip
     task = asyncio.create_task(server.serve())
@@ -149,6 +155,40 @@ async def test_a_malformed_request_line_gets_the_json_error() -> None:
         writer.close()
     assert answer.startswith(b"HTTP/1.1 400 Bad Request\r\n")
     assert json.loads(answer.partition(b"\r\n\r\n")[2])["error"] == "bad_request"
+
+
+CHUNKED_HEAD = (
+    b"POST /health HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+)
+
+
+async def test_a_malformed_chunk_is_blamed_on_the_body() -> None:
+    async with serving(5.0, reading_app) as port:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(CHUNKED_HEAD + b"4\r\nfine\r\n")
+        await writer.drain()
+        await asyncio.sleep(0.1)
+        writer.write(b"zz\r\nnot a chunk\r\n")
+        answer = await _until_closed(reader)
+        writer.close()
+    assert answer.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+    assert json.loads(answer.partition(b"\r\n\r\n")[2]) == {
+        "error": "bad_request",
+        "description": "body: not valid HTTP/1.1 framing (a malformed chunk)",
+    }
+
+
+async def test_a_malformed_chunk_after_the_answer_began_ends_the_connection() -> None:
+    async with serving(5.0) as port:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(CHUNKED_HEAD)
+        first = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5.0)
+        writer.write(b"zz\r\nnot a chunk\r\n")
+        rest = await _until_closed(reader)
+        writer.close()
+    assert first.startswith(b"HTTP/1.1 200 OK\r\n")
+    # the answer already begun, and nothing after it
+    assert rest == b"ok"
 
 
 def test_the_api_server_uses_the_deadline() -> None:
