@@ -6,7 +6,8 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import uvicorn
 
@@ -37,7 +38,7 @@ async def reading_app(scope: dict, receive: object, send: object) -> None:
 
 
 @contextlib.asynccontextmanager
-async def serving(seconds: float, served: object = app) -> AsyncIterator[int]:
+async def serving(seconds: float, served: Callable[..., Any] = app) -> AsyncIterator[int]:
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(
         served, host="127.0.0.1", port=port, lifespan="off", log_level="critical",
