@@ -38,7 +38,9 @@ async def reading_app(scope: dict, receive: object, send: object) -> None:
 
 
 @contextlib.asynccontextmanager
-async def serving(seconds: float, served: Callable[..., Any] = app) -> AsyncIterator[int]:
+async def serving(
+    seconds: float, served: Callable[..., Any] = app
+) -> AsyncIterator[int]:
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(
         served, host="127.0.0.1", port=port, lifespan="off", log_level="critical",
