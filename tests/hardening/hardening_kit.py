@@ -79,7 +79,8 @@ def forged_tokens(
             {k: v for k, v in claims.items() if k != "ver"}, secret, "HS256"
         ),
         "refresh_as_access": refresh,
-        "one_megabyte": "a" * (1024 * 1024),
+        # as large as a head may be; a larger one is refused before any route
+        "fifteen_kilobytes": "a" * (15 * 1024),
         "garbage": "not.a.jwt",
         "empty_parts": "..",
     }
