@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 GRAIN = timedelta(minutes=5)
 _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 _ACTIVE = ("held", "confirmed", "checked_in")
+ABANDONED_REASON = "its workflow was stopped in Temporal before it closed"
 _STATUS = {
     pb.RESERVATION_STATUS_HELD: "held",
     pb.RESERVATION_STATUS_CONFIRMED: "confirmed",
@@ -356,19 +357,38 @@ class ReservationActivities:
                 " WHERE id = $1 RETURNING coworking_id",
                 reservation_id, status, request.reason,
             )  # fmt: skip
-            released = 0
-            for table in ("reservation.seat_claims", "reservation.client_claims"):
-                outcome = await conn.execute(
-                    f"DELETE FROM {table} WHERE reservation_id = $1"  # noqa: S608
-                    " AND ($2::timestamptz IS NULL OR slot_start >= $2)",
-                    reservation_id, since,
-                )  # fmt: skip
-                released += int(outcome.split()[-1])
+            released = await _release_claims(conn, reservation_id, since)
         if row is not None:
             await invalidate_availability(self.cache, row["coworking_id"])
             if released and status in _COUNTERS:
                 _COUNTERS[status].inc()
         return pb.ReleaseResult(released=released)
+
+    async def close_abandoned(
+        self, reservation_id: uuid.UUID, reason: str = ""
+    ) -> bool:
+        """Cancel a reservation whose workflow ended without closing it.
+
+        Not an activity: a workflow terminated or cancelled from the Temporal UI
+        runs none of its code again, so the API and the worker's sweep do this.
+        False when the reservation had closed already (or never was).
+        """
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                "UPDATE reservation.reservations SET status = 'cancelled',"
+                " cancel_reason = $2, updated_at = now()"
+                " WHERE id = $1 AND status = ANY($3::text[]) RETURNING coworking_id",
+                reservation_id, reason or ABANDONED_REASON, list(_ACTIVE),
+            )  # fmt: skip
+            if row is None:
+                return False
+            await _release_claims(conn, reservation_id, None)
+        await invalidate_availability(self.cache, row["coworking_id"])
+        _COUNTERS["cancelled"].inc()
+        logger.warning(
+            "reservation %s closed after its workflow: %s", reservation_id, reason
+        )
+        return True
 
     @activity.defn(name="record_status")
     async def record_status(self, request: pb.StatusInput) -> pb.StatusResult:
@@ -384,3 +404,17 @@ class ReservationActivities:
         if changed and status in _COUNTERS:
             _COUNTERS[status].inc()
         return pb.StatusResult(changed=changed)
+
+
+async def _release_claims(
+    conn: asyncpg.Connection, reservation_id: uuid.UUID, since: datetime | None
+) -> int:
+    released = 0
+    for table in ("reservation.seat_claims", "reservation.client_claims"):
+        outcome = await conn.execute(
+            f"DELETE FROM {table} WHERE reservation_id = $1"  # noqa: S608
+            " AND ($2::timestamptz IS NULL OR slot_start >= $2)",
+            reservation_id, since,
+        )  # fmt: skip
+        released += int(outcome.split()[-1])
+    return released

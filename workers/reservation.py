@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from contextlib import aclosing
 from typing import Any
@@ -20,6 +21,7 @@ from workers.runner import (
     steady_collections,
     stop_on_signals,
 )
+from workers.sweep import sweep_forever
 from workflows.reservation import ReservationWorkflow
 
 logger = logging.getLogger(__name__)
@@ -64,13 +66,21 @@ async def serve(settings: Settings) -> None:
         aclosing(valkey.from_url(valkey_url(settings))) as cache,
         steady_collections(COLLECT_EVERY),
     ):
-        await serve_until_stopped(
-            settings,
-            lambda client: build_worker(
-                client, settings=settings, pool=pool, cache=cache
-            ),
-            stop,
-        )
+        sweeps: list[asyncio.Task[None]] = []
+
+        def build(client: Client) -> Worker:
+            # each replacement worker has a new client; the sweep follows it
+            for sweep in sweeps:
+                sweep.cancel()
+            activities = ReservationActivities(pool, cache)
+            sweeps[:] = [asyncio.create_task(sweep_forever(client, activities))]
+            return build_worker(client, settings=settings, pool=pool, cache=cache)
+
+        try:
+            await serve_until_stopped(settings, build, stop)
+        finally:
+            for sweep in sweeps:
+                sweep.cancel()
 
 
 def main() -> None:

@@ -23,6 +23,8 @@ import asyncpg
 from temporalio.client import (
     Client,
     WithStartWorkflowOperation,
+    WorkflowFailureError,
+    WorkflowHandle,
     WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
@@ -36,6 +38,7 @@ from temporalio.common import (
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.reservation import ReservationActivities
 from api.auth import managed_coworkings
 from api.booking_rules import moved_end
 from api.errors import (
@@ -349,6 +352,7 @@ async def book(
         ),
         static_summary=_summary(subject, starts_at, ends_at),
     )
+    result: pb.HoldResult | ReservationView
     async with temporal_boundary(resources.temporal):
         try:
             result = await _answer_in_time(
@@ -369,6 +373,8 @@ async def book(
             ):
                 raise
             result = await _join_existing(resources, reservation_id, digest)
+    if isinstance(result, ReservationView):
+        return result
     _raise_for_outcome(result.outcome, result.conflict, result.rule, result.description)
     return view_from_state(result.state)
 
@@ -382,7 +388,7 @@ async def _collect_start_error(operation: WithStartWorkflowOperation) -> None:
 
 async def _join_existing(
     resources: Resources, reservation_id: uuid.UUID, digest: str
-) -> pb.HoldResult:
+) -> pb.HoldResult | ReservationView:
     """A retried key whose workflow exists: its hold answers, or its result once
     closed."""
     handle = resources.temporal.get_workflow_handle(
@@ -396,7 +402,10 @@ async def _join_existing(
     except RPCError as error:
         if error.status != RPCStatusCode.NOT_FOUND:
             raise
-    final = await handle.result()
+    try:
+        final = await handle.result()
+    except WorkflowFailureError:
+        return await _answer_abandoned(resources, handle, reservation_id, digest)
     if final.request_hash != digest:
         raise Conflict("Idempotency-Key: already used for a different request")
     closed = pb.HoldResult()
@@ -404,6 +413,32 @@ async def _join_existing(
     closed.state.CopyFrom(final)
     closed.state.ClearField("hold")
     return closed
+
+
+async def _answer_abandoned(
+    resources: Resources,
+    handle: WorkflowHandle[object, pb.ReservationState],
+    reservation_id: uuid.UUID,
+    digest: str,
+) -> ReservationView:
+    """A retried key whose workflow was stopped in Temporal: the row answers."""
+    async for event in handle.fetch_history_events():
+        payloads = event.workflow_execution_started_event_attributes.input.payloads
+        [started] = await resources.temporal.data_converter.decode(
+            payloads, [pb.ReservationInput]
+        )
+        if started.request_hash != digest:
+            raise Conflict("Idempotency-Key: already used for a different request")
+        break
+    activities = ReservationActivities(resources.pool, resources.valkey)
+    await activities.close_abandoned(reservation_id)
+    row = await _load_row(resources.pool, reservation_id)
+    if row is None:
+        raise Conflict(
+            "Idempotency-Key: this booking was stopped before it held the seat;"
+            " book again with a new key"
+        )
+    return view_from_row(row)
 
 
 async def _load_row(
@@ -538,9 +573,13 @@ async def signal_cancel(
                 pb.CancelRequest(reason=reason, requested_by=requested_by),
             )
         except RPCError as error:
-            # a workflow that already closed has nothing left to release
             if error.status != RPCStatusCode.NOT_FOUND:
                 raise
+            # Closed. Normally it closed the reservation too; one terminated or
+            # cancelled in the Temporal UI left it open, holding its seat.
+            await ReservationActivities(
+                resources.pool, resources.valkey
+            ).close_abandoned(reservation_id, reason)
 
 
 async def reschedule(

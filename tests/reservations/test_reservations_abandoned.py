@@ -1,0 +1,142 @@
+"""A workflow stopped from the Temporal UI (terminated, or its cancellation
+asked for) runs none of its code again: the reservation is closed for it."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+
+from activities.reservation import ABANDONED_REASON, ReservationActivities
+from tests.reservations.conftest import Scene
+from tests.reservations.test_reservations_lifecycle import wait_for
+from workers.sweep import ABANDONED, sweep_forever, sweep_once
+
+pytestmark = pytest.mark.real_time_server
+
+
+async def _row(scene: Scene, reservation_id: str) -> tuple[str, str | None, int]:
+    row = await scene.resources.pool.fetchrow(
+        "SELECT status, cancel_reason, (SELECT count(*) FROM reservation.seat_claims"
+        " c WHERE c.reservation_id = r.id) + (SELECT count(*) FROM"
+        " reservation.client_claims c WHERE c.reservation_id = r.id) AS claims"
+        " FROM reservation.reservations r WHERE id = $1",
+        uuid.UUID(reservation_id),
+    )
+    return row["status"], row["cancel_reason"], row["claims"]
+
+
+async def _booked_and_stopped(
+    scene: Scene, hours_ahead: float, *, how: str = "terminate", key: str = "k-1"
+) -> tuple[str, dict[str, str]]:
+    starts_at, ends_at = await scene.slot(hours_ahead=hours_ahead)
+    booked = await scene.book(starts_at, ends_at, headers={"Idempotency-Key": key})
+    assert booked.status_code == 200, booked.text
+    reservation_id = booked.json()["id"]
+    handle = scene.resources.temporal.get_workflow_handle(
+        f"reservation-{reservation_id}"
+    )
+    if how == "terminate":
+        await handle.terminate(reason="support ended it")
+    else:
+        await handle.cancel()
+    # still held: nothing in the workflow ran to let it go
+    assert (await _row(scene, reservation_id))[0] == "confirmed"
+    body = {"starts_at": starts_at.isoformat(), "ends_at": ends_at.isoformat()}
+    return reservation_id, body
+
+
+async def test_a_cancel_of_a_terminated_booking_frees_its_seat_at_once(
+    scene: Scene,
+) -> None:
+    reservation_id, body = await _booked_and_stopped(scene, hours_ahead=30)
+
+    cancelled = await scene.api.request(
+        "DELETE", f"/api/reservations/{reservation_id}",
+        json={"reason": "changed plans"}, headers=scene.client.headers,
+    )  # fmt: skip
+
+    assert cancelled.status_code == 204
+    assert await _row(scene, reservation_id) == ("cancelled", "changed plans", 0)
+    other = await scene.resources.pool.fetchval(
+        "SELECT count(*) FROM reservation.seat_claims WHERE seat_id = $1",
+        scene.seat_id,
+    )
+    assert other == 0
+    shown = await scene.api.get(
+        f"/api/reservations/{reservation_id}", headers=scene.client.headers
+    )
+    assert (shown.status_code, shown.json()["status"]) == (200, "cancelled")
+
+
+async def test_a_retried_key_of_a_terminated_booking_answers_from_its_row(
+    scene: Scene,
+) -> None:
+    reservation_id, body = await _booked_and_stopped(scene, hours_ahead=30)
+    request = {"seat_id": str(scene.seat_id), **body}
+
+    again = await scene.api.post(
+        "/api/reservations", json=request,
+        headers={**scene.client.headers, "Idempotency-Key": "k-1"},
+    )  # fmt: skip
+    other_body = await scene.api.post(
+        "/api/reservations", json={**request, "seat_id": str(scene.other_seat_id)},
+        headers={**scene.client.headers, "Idempotency-Key": "k-1"},
+    )  # fmt: skip
+
+    assert again.status_code == 200, again.text
+    assert (again.json()["id"], again.json()["status"]) == (reservation_id, "cancelled")
+    assert await _row(scene, reservation_id) == ("cancelled", ABANDONED_REASON, 0)
+    assert other_body.status_code == 409
+    assert other_body.json() == {
+        "error": "conflict",
+        "description": "Idempotency-Key: already used for a different request",
+    }
+
+
+async def test_the_sweep_closes_what_stopped_workflows_left_and_nothing_else(
+    scene: Scene,
+) -> None:
+    terminated, _ = await _booked_and_stopped(scene, hours_ahead=30, key="k-t")
+    cancelled, _ = await _booked_and_stopped(
+        scene, hours_ahead=54, how="cancel", key="k-c"
+    )
+    starts_at, ends_at = await scene.slot(hours_ahead=78)
+    running = (await scene.book(starts_at, ends_at)).json()["id"]
+    activities = ReservationActivities(scene.resources.pool, scene.resources.valkey)
+    temporal = scene.resources.temporal
+
+    async def both_listed() -> bool:
+        # visibility records a close a moment after it happens
+        listed = {e.id async for e in temporal.list_workflows(ABANDONED)}
+        return {f"reservation-{terminated}", f"reservation-{cancelled}"} <= listed
+
+    assert await wait_for(both_listed)
+    first = await sweep_once(temporal, activities, since=None)
+    second = await sweep_once(temporal, activities, since=None)
+
+    assert (first, second) == (2, 0)
+    for reservation_id in (terminated, cancelled):
+        assert await _row(scene, reservation_id) == ("cancelled", ABANDONED_REASON, 0)
+    assert await _row(scene, running) == ("confirmed", None, 24)
+    # the seat of the terminated one can be booked again
+    starts_at, ends_at = await scene.slot(hours_ahead=30)
+    assert (await scene.book(starts_at, ends_at)).status_code == 200
+
+
+async def test_the_worker_sweeps_by_itself(scene: Scene) -> None:
+    reservation_id, _ = await _booked_and_stopped(scene, hours_ahead=30, key="k-w")
+    activities = ReservationActivities(scene.resources.pool, scene.resources.valkey)
+    sweeping = asyncio.create_task(
+        sweep_forever(scene.resources.temporal, activities, every=0.1)
+    )
+    try:
+
+        async def cancelled() -> bool:
+            return (await _row(scene, reservation_id))[0] == "cancelled"
+
+        assert await wait_for(cancelled, timeout=20)
+    finally:
+        sweeping.cancel()
+    assert await _row(scene, reservation_id) == ("cancelled", ABANDONED_REASON, 0)
