@@ -47,7 +47,7 @@ class MailContext:
 
 _SUBJECTS = {
     pb.MAIL_KIND_CONFIRMATION: "Your seat is booked",
-    pb.MAIL_KIND_REMINDER: "Reminder: your seat today",
+    pb.MAIL_KIND_REMINDER: "Reminder: your seat on",
     pb.MAIL_KIND_CANCELLATION: "Your booking is cancelled",
     pb.MAIL_KIND_RESCHEDULE: "Your booking has moved",
     pb.MAIL_KIND_EXPIRED: "Your booking was not confirmed in time",
@@ -69,6 +69,15 @@ _WITH_INVITATION = (pb.MAIL_KIND_CONFIRMATION, pb.MAIL_KIND_RESCHEDULE)
 # Mails that end a reservation the client may hold in a calendar. An expiry never
 # follows a confirmation, so it has no event to take back.
 _WITH_CANCELLATION = (pb.MAIL_KIND_CANCELLATION, pb.MAIL_KIND_NO_SHOW)
+
+
+def _subject(context: MailContext) -> str:
+    subject = _SUBJECTS[context.kind]
+    if context.kind == pb.MAIL_KIND_REMINDER:
+        # the lead is the coworking's to set, a day or more, so no "today"
+        local = context.starts_at.astimezone(ZoneInfo(context.timezone))
+        subject += f" {local:%a %d %b}, {local:%H:%M}"
+    return subject
 
 
 def kind_name(kind: int) -> str:
@@ -214,7 +223,7 @@ def build_message(
     message = EmailMessage()
     message["From"] = sender
     message["To"] = recipient
-    message["Subject"] = f"{_SUBJECTS[context.kind]}: {coworking}"
+    message["Subject"] = f"{_subject(context)}: {coworking}"
     message["Message-ID"] = message_id(
         context.reservation_id, context.kind, context.version, domain
     )

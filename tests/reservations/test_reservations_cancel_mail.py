@@ -282,3 +282,30 @@ def test_each_mail_defines_its_zone_once_before_the_event(zone: str) -> None:
         assert event.decoded("DTSTART") == start
     # the second mail carries the same definition as the first
     assert texts[0].split("BEGIN:VEVENT")[0] == texts[1].split("BEGIN:VEVENT")[0]
+
+
+@pytest.mark.parametrize(
+    ("timezone", "start", "subject"),
+    [
+        # a Sunday morning in Almaty, reminded a day ahead: not "today"
+        ("Asia/Almaty", datetime(2026, 12, 6, 4, tzinfo=UTC), "Sun 06 Dec, 09:00"),
+        # just after midnight in Berlin, reminded three hours ahead on Friday
+        (
+            "Europe/Berlin",
+            datetime(2026, 12, 4, 23, 30, tzinfo=UTC),
+            "Sat 05 Dec, 00:30",
+        ),
+    ],
+)
+def test_a_reminder_names_the_day_and_time_of_the_booking(
+    timezone: str, start: datetime, subject: str
+) -> None:
+    context = MailContext(
+        reservation_id="r-1", kind=pb.MAIL_KIND_REMINDER, version=1,
+        recipient_email="ada@example.com", recipient_name="Ada Lovelace",
+        coworking_name="Lounge One", coworking_address="1 Test Street",
+        timezone=timezone, seat_number=3, starts_at=start,
+        ends_at=start + timedelta(hours=1),
+    )  # fmt: skip
+    message = build_message(context, sender="T-Lounge <t@x.io>", domain="x.io")
+    assert message["Subject"] == f"Reminder: your seat on {subject}: Lounge One"

@@ -1,12 +1,17 @@
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from icalendar import Calendar
 
 from proto import reservation_pb2 as pb
 from tests.reservations.conftest import Scene
+
+
+def berlin(at: datetime) -> datetime:
+    return at.astimezone(ZoneInfo("Europe/Berlin"))
 
 
 async def wait_for(
@@ -68,7 +73,7 @@ async def test_book_confirmed_reminder_sent_at_start_minus_lead(
     )
     assert [m.message["Subject"] for m in smtp.received] == [
         "Your seat is booked: Lounge One",
-        "Reminder: your seat today: Lounge One",
+        f"Reminder: your seat on {berlin(starts_at):%a %d %b, %H:%M}: Lounge One",
     ]
 
 

@@ -6,7 +6,7 @@ import pytest
 from temporalio.client import WorkflowExecutionStatus
 
 from tests.reservations.conftest import Scene
-from tests.reservations.test_reservations_lifecycle import sent, wait_for
+from tests.reservations.test_reservations_lifecycle import berlin, sent, wait_for
 
 
 async def _kinds(scene: Scene, reservation_id: str) -> list[str]:
@@ -130,7 +130,7 @@ async def test_worker_restarted_mid_workflow_sends_each_mail_once(
     assert sorted(await _kinds(scene, reservation_id)) == ["confirmation", "reminder"]
     subjects = sorted(m.message["Subject"] for m in smtp.received)
     assert subjects == [
-        "Reminder: your seat today: Lounge One",
+        f"Reminder: your seat on {berlin(starts_at):%a %d %b, %H:%M}: Lounge One",
         "Your seat is booked: Lounge One",
     ]
     assert (
