@@ -23,13 +23,15 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 import valkey.asyncio as valkey
+from pydantic import ValidationError
 from temporalio.client import Client
 from temporalio.service import RPCError
 
 from api.cache import invalidate_availability
 from api.cli import command
 from api.datafolder import with_running_stack
-from api.errors import TLoungeError
+from api.errors import TLoungeError, describe_validation
+from api.models.reservations import CancelBody
 from api.objectstore import create_object_store
 from api.ops import _database, command_dsn
 from api.resources import Resources, connect_temporal, valkey_url
@@ -141,6 +143,12 @@ def _reservation_args(parser: argparse.ArgumentParser) -> None:
 @command("reservation", _reservation_args)
 async def reservation(settings: Settings, args: argparse.Namespace) -> int:
     """Show a reservation with its workflow state and history, or cancel it."""
+    if args.action == "cancel":
+        try:
+            # what the API lets through, since it reaches the client's mail too
+            CancelBody(reason=args.reason)
+        except ValidationError as error:
+            return _refuse(EXIT_BAD_INPUT, describe_validation(error.errors()))
     settings = with_running_stack(settings)
     try:
         async with _resources(settings) as resources:

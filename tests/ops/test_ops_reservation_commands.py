@@ -189,3 +189,41 @@ async def test_demo_loads_once(ops_settings, db, capsys) -> None:
     assert await ops_reservations.demo(ops_settings, argparse.Namespace()) == 0
     assert "nothing loaded" in capsys.readouterr().out
     assert await db.fetchval("SELECT count(*) FROM coworking.coworkings") == 2
+
+
+@pytest.mark.parametrize(
+    ("reason", "error"),
+    [
+        (
+            "bad\r\nreason",
+            "reason: must not contain control or formatting characters (U+000D)",
+        ),
+        ("y" * 201, "reason: String should have at most 200 characters"),
+    ],
+)
+async def test_reservation_cancel_refuses_a_reason_the_api_refuses(
+    ops_settings, db, capsys, reason: str, error: str
+) -> None:
+    coworking = await create_coworking(db)
+    seat = await create_seat(db, coworking)
+    guest = await create_client(db, ops_settings)
+    reservation_id = uuid.uuid4()
+    starts_at = datetime.now(UTC).replace(microsecond=0) + timedelta(days=2)
+    await db.execute(
+        "INSERT INTO reservation.reservations (id, client_id, seat_id, coworking_id,"
+        " starts_at, ends_at, status) VALUES ($1, $2, $3, $4, $5, $6, 'confirmed')",
+        reservation_id, guest.id, seat, coworking, starts_at,
+        starts_at + timedelta(hours=1),
+    )  # fmt: skip
+    cancel = argparse.Namespace(
+        action="cancel", reservation_id=reservation_id, reason=reason
+    )
+
+    assert await ops_reservations.reservation(ops_settings, cancel) == 2
+
+    assert capsys.readouterr() == ("", f"tlounge: {error}\n")
+    row = await db.fetchrow(
+        "SELECT status, cancel_reason FROM reservation.reservations WHERE id = $1",
+        reservation_id,
+    )
+    assert (row["status"], row["cancel_reason"]) == ("confirmed", None)
