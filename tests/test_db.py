@@ -65,3 +65,40 @@ async def test_migrate_refuses_edited_migration(pool: asyncpg.Pool) -> None:
                 first.version,
                 first.checksum,
             )
+
+
+async def test_a_grace_of_zero_becomes_none_and_is_refused_after(
+    pg_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    every = load_migrations()
+    admin = await asyncpg.connect(pg_dsn)
+    await admin.execute("DROP DATABASE IF EXISTS grace_zero")
+    await admin.execute("CREATE DATABASE grace_zero")
+    conn = await asyncpg.connect(pg_dsn.replace("/postgres?", "/grace_zero?"))
+    try:
+        # the database as a deployment before 0400 left it, with a grace of 0
+        monkeypatch.setattr(
+            "api.db.load_migrations", lambda: [m for m in every if m.version < 400]
+        )
+        await migrate(conn)
+        insert = (
+            "INSERT INTO coworking.coworkings"
+            " (id, name, address, timezone, checkin_grace_minutes)"
+            " VALUES (gen_random_uuid(), $1, 'a street', 'UTC', $2)"
+        )
+        await conn.execute(insert, "zero", 0)
+        await conn.execute(insert, "ten", 10)
+        monkeypatch.setattr("api.db.load_migrations", lambda: every)
+
+        assert 400 in await migrate(conn)
+
+        rows = await conn.fetch(
+            "SELECT name, checkin_grace_minutes FROM coworking.coworkings ORDER BY 1"
+        )
+        assert [tuple(row) for row in rows] == [("ten", 10), ("zero", None)]
+        with pytest.raises(asyncpg.CheckViolationError):
+            await conn.execute(insert, "again", 0)
+    finally:
+        await conn.close()
+        await admin.execute("DROP DATABASE IF EXISTS grace_zero WITH (FORCE)")
+        await admin.close()

@@ -140,7 +140,14 @@ class RuleFields(BaseModel):
     auto_confirm: StrictBool | None = None
     hold_minutes: int | None = Field(None, ge=1, le=7 * 1440)
     reminder_lead_minutes: int | None = Field(None, ge=0, le=7 * 1440)
-    checkin_grace_minutes: int | None = Field(None, ge=0, le=1440)
+    # null: no check-in deadline; a client who does not come keeps the seat
+    checkin_grace_minutes: int | None = Field(
+        None,
+        ge=1,
+        le=1440,
+        description="minutes after the start by which someone must check in, or"
+        " the rest of the slot is released (no_show); null for no such release",
+    )
 
 
 class CoworkingCreate(RuleFields):

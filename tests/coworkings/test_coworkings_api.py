@@ -165,6 +165,8 @@ async def test_update_coworking_contract_auth(
         ({"slot_minutes": 7}, "slot_minutes"),
         ({"opening_hours": {"mon": [["25:00", "06:00"]]}}, "opening_hours"),
         ({"min_duration_minutes": 800}, "min_duration_minutes"),
+        # no grace is null; 0 read the same and showed otherwise
+        ({"checkin_grace_minutes": 0}, "checkin_grace_minutes"),
     ],
     ids=lambda value: str(value)[:30],
 )
