@@ -135,14 +135,20 @@ def scoped_router(prefix: str, coworking: Any) -> APIRouter:
         await require_coworking_write(pool, who, coworking_id)
         return await service.update_coworking(pool, kv, coworking_id, body, now=_now())
 
-    @router.get("/seats", response_model=list[SeatPublic])
+    @router.get(
+        "/seats", response_model=list[SeatPublic], openapi_extra=OPTIONAL_ADMIN_DOC
+    )
     async def list_seats(
         pool: PoolDep,
         coworking_id: CoworkingId,
+        viewer: OptionalAdmin,
         limit: Limit = None,
         offset: Offset = None,
     ) -> list[dict[str, Any]]:
-        return await service.list_seats(pool, coworking_id, limit=limit, offset=offset)
+        show = await can_read_all(pool, viewer, coworking_id)
+        return await service.list_seats(
+            pool, coworking_id, limit=limit, offset=offset, show_inactive=show
+        )
 
     @router.post("/seats", response_model=SeatPublic, status_code=201)
     async def create_seat(

@@ -265,9 +265,17 @@ async def update_coworking(
 
 
 async def list_seats(
-    conn: Conn, coworking_id: UUID, *, limit: int | None, offset: int | None
+    conn: Conn,
+    coworking_id: UUID,
+    *,
+    limit: int | None,
+    offset: int | None,
+    show_inactive: bool = True,
 ) -> list[dict[str, Any]]:
-    await coworking_row(conn, coworking_id)
+    coworking = await coworking_row(conn, coworking_id)
+    if not coworking["active"] and not show_inactive:
+        # as the coworking itself answers: a closed one is not shown to the public
+        raise NotFound(f"No coworking {coworking_id}")
     limit, offset = page(limit, offset)
     rows = await conn.fetch(
         f"SELECT {_SEAT_COLUMNS} FROM coworking.seats"  # noqa: S608

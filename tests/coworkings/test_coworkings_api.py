@@ -238,6 +238,28 @@ async def test_read_coworking_inactive_hidden_from_public(
     assert forged.status_code == 401
 
 
+async def test_the_seats_of_an_inactive_coworking_are_hidden_as_it_is(
+    api: httpx.AsyncClient, db, settings
+) -> None:
+    hidden = await create_coworking(db, active=False)
+    seat = await create_seat(db, hidden, number=4)
+    owner = await create_admin(db, settings)
+    outsider = await create_admin(
+        db, settings, role="manager", coworkings=[await create_coworking(db)]
+    )
+    client = await create_client(db, settings)
+    path = f"/api/coworkings/{hidden}/seats"
+    for headers in ({}, client.headers, outsider.headers):
+        refused = await api.get(path, headers=headers)
+        assert (refused.status_code, refused.json()) == (
+            404,
+            {"error": "not_found", "description": f"No coworking {hidden}"},
+        )
+    seen = await api.get(path, headers=owner.headers)
+    assert seen.status_code == 200
+    assert [(s["id"], s["number"]) for s in seen.json()] == [(str(seat), 4)]
+
+
 async def test_create_seat_contract_shapes(
     api: httpx.AsyncClient, db, settings, kv
 ) -> None:
