@@ -211,19 +211,17 @@ def _check_encoding(
             415, "unsupported_media_type",
             "header.Content-Encoding: bodies are accepted uncompressed only",
         )  # fmt: skip
-    # no Content-Type is read as JSON, as before; a different one is a mistake
     media = content_type.split(";", 1)[0].strip()
-    if media and not multipart and media != "application/json":
-        if not media.endswith("+json"):
-            wanted = (
-                "the image as multipart/form-data, field file"
-                if upload
-                else "application/json"
-            )
-            raise _Refused(
-                415, "unsupported_media_type",
-                f"header.Content-Type: {media} is not accepted; send {wanted}",
-            )  # fmt: skip
+    if multipart or media == "application/json" or media.endswith("+json"):
+        return
+    wanted = (
+        "the image as multipart/form-data, field file" if upload else "application/json"
+    )
+    # FastAPI reads a body without a Content-Type as no JSON at all
+    given = f"{media} is not accepted" if media else "missing"
+    raise _Refused(
+        415, "unsupported_media_type", f"header.Content-Type: {given}; send {wanted}"
+    )
 
 
 async def _answer(send: Send, refused: _Refused) -> None:
