@@ -408,6 +408,10 @@ async def _join_existing(
         return await _answer_abandoned(resources, handle, reservation_id, digest)
     if final.request_hash != digest:
         raise Conflict("Idempotency-Key: already used for a different request")
+    # a claim that held wrote the row: answered as a GET of it is, from the row
+    row = await _load_row(resources.pool, reservation_id)
+    if row is not None:
+        return view_from_row(row)
     closed = pb.HoldResult()
     closed.CopyFrom(final.hold)
     closed.state.CopyFrom(final)

@@ -261,3 +261,30 @@ async def test_book_with_two_idempotency_keys_refused_and_nothing_booked(
         )
         == 0
     )
+
+
+async def test_a_retried_key_of_a_cancelled_booking_answers_as_its_get(
+    scene: Scene,
+) -> None:
+    starts_at, ends_at = await scene.slot(hours_ahead=90)
+    headers = {"Idempotency-Key": "k-cancelled"}
+    first = await scene.book(starts_at, ends_at, headers=headers)
+    reservation_id = first.json()["id"]
+    path = f"/api/reservations/{reservation_id}"
+    assert (
+        await scene.api.delete(path, headers=scene.client.headers)
+    ).status_code == 204
+    handle = scene.resources.temporal.get_workflow_handle(
+        f"reservation-{reservation_id}"
+    )
+    await handle.result()
+
+    retry = await scene.book(starts_at, ends_at, headers=headers)
+    shown = await scene.api.get(path, headers=scene.client.headers)
+
+    assert (retry.status_code, shown.status_code) == (200, 200)
+    assert retry.json() == shown.json()
+    assert (retry.json()["status"], retry.json()["notification_status"]) == (
+        "cancelled",
+        None,
+    )
