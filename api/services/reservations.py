@@ -23,6 +23,7 @@ import asyncpg
 from temporalio.client import (
     Client,
     WithStartWorkflowOperation,
+    WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowHandle,
     WorkflowQueryFailedError,
@@ -83,6 +84,13 @@ _IDEMPOTENCY_NAMESPACE = uuid.UUID("8f9a2c1e-3b7d-4e5f-a6b1-2c3d4e5f6a7b")
 _TERMINAL_NAMES = {"completed", "cancelled", "expired", "no_show"}
 # How long DELETE waits for the workflow to have released the seat.
 _CANCEL_WAIT = timedelta(seconds=10)
+# how a workflow ends without running its own close
+STOPPED = {
+    WorkflowExecutionStatus.TERMINATED,
+    WorkflowExecutionStatus.CANCELED,
+    WorkflowExecutionStatus.TIMED_OUT,
+    WorkflowExecutionStatus.FAILED,
+}
 MAX_PAGE = 200
 
 
@@ -580,10 +588,12 @@ async def signal_cancel(
             if error.status != RPCStatusCode.NOT_FOUND:
                 raise
             # Closed. Normally it closed the reservation too; one terminated or
-            # cancelled in the Temporal UI left it open, holding its seat.
-            await ReservationActivities(
-                resources.pool, resources.valkey
-            ).close_abandoned(reservation_id, reason)
+            # cancelled in the Temporal UI left it open, holding its seat. Not
+            # found at all (another Temporal, say) proves nothing: leave it.
+            with contextlib.suppress(RPCError):
+                if (await handle.describe()).status in STOPPED:
+                    activities = ReservationActivities(resources.pool, resources.valkey)
+                    await activities.close_abandoned(reservation_id, reason)
 
 
 async def reschedule(

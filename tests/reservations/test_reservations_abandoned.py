@@ -9,6 +9,7 @@ import uuid
 import pytest
 
 from activities.reservation import ABANDONED_REASON, ReservationActivities
+from api.services import reservations
 from tests.reservations.conftest import Scene
 from tests.reservations.test_reservations_lifecycle import wait_for
 from workers.sweep import ABANDONED, sweep_forever, sweep_once
@@ -140,3 +141,22 @@ async def test_the_worker_sweeps_by_itself(scene: Scene) -> None:
     finally:
         sweeping.cancel()
     assert await _row(scene, reservation_id) == ("cancelled", ABANDONED_REASON, 0)
+
+
+async def test_a_workflow_not_found_at_all_proves_nothing(scene: Scene) -> None:
+    # a row whose workflow this Temporal never ran: the cancel must not close it
+    # behind the back of a workflow that may be running on another server
+    reservation_id = uuid.uuid4()
+    starts_at, ends_at = await scene.slot(hours_ahead=30)
+    await scene.resources.pool.execute(
+        "INSERT INTO reservation.reservations (id, client_id, seat_id, coworking_id,"
+        " starts_at, ends_at, status) VALUES ($1, $2, $3, $4, $5, $6, 'confirmed')",
+        reservation_id, scene.client.id, scene.seat_id, scene.coworking_id,
+        starts_at, ends_at,
+    )  # fmt: skip
+
+    await reservations.signal_cancel(
+        scene.resources, reservation_id, reason="by phone", requested_by="test"
+    )
+
+    assert await _row(scene, str(reservation_id)) == ("confirmed", None, 0)
