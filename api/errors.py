@@ -62,9 +62,14 @@ class Unauthorized(TLoungeError):
         super().__init__(description, headers={"WWW-Authenticate": "Bearer"})
 
 
-class InvalidCredentials(Unauthorized):
-    """Sign-in refused; the same answer whether the email or the password is wrong."""
+class InvalidCredentials(TLoungeError):
+    """Sign-in refused; the same answer whether the email or the password is wrong.
 
+    A 400, the one refusal the contract lists for its sign-in: frontends take a
+    401 for a session gone stale, and may answer it by refreshing or leaving.
+    """
+
+    status_code = 400
     code = "invalid_credentials"
 
     def __init__(self) -> None:
@@ -96,11 +101,13 @@ class Conflict(TLoungeError):
     code = "conflict"
 
 
-class EmailTaken(Conflict):
+class EmailTaken(TLoungeError):
+    # 400: the contract's registration and profile edits list no 409
+    status_code = 400
     code = "email_taken"
 
     def __init__(self) -> None:
-        super().__init__("An account with this email already exists")
+        super().__init__("email: an account with this email already exists")
 
 
 class PayloadTooLarge(TLoungeError):

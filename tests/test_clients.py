@@ -72,7 +72,7 @@ async def test_register_client_email_taken_whatever_the_case(api) -> None:
         "/api/client/register", json={**FORM, "email": "ADA@EXAMPLE.COM"}
     )
 
-    assert_api_error(response, 409, "email_taken")
+    assert_api_error(response, 400, "email_taken")
 
 
 @pytest.mark.parametrize(
@@ -146,7 +146,7 @@ async def test_login_client_unknown_email_and_wrong_password_answer_alike(
         "/api/client/login", json={"email": "nobody@example.com", "password": PASSWORD}
     )
 
-    assert_api_error(wrong, 401, "invalid_credentials")
+    assert_api_error(wrong, 400, "invalid_credentials")
     assert (unknown.status_code, unknown.json()) == (wrong.status_code, wrong.json())
     # the unknown email still paid for a (dummy) verify
     assert verified == [True, False]
@@ -184,7 +184,7 @@ async def test_edit_client_email_of_another_is_taken(api, db, settings) -> None:
         "/api/client", json={"email": "TAKEN@example.com"}, headers=client.headers
     )
 
-    assert_api_error(response, 409, "email_taken")
+    assert_api_error(response, 400, "email_taken")
 
 
 @pytest.mark.parametrize("field", ["is_internal", "verified"])
@@ -267,7 +267,7 @@ async def test_delete_client_keeps_history_anonymised_and_frees_email(api, db) -
     login = await api.post(
         "/api/client/login", json={"email": FORM["email"], "password": FORM["password"]}
     )
-    assert_api_error(login, 401, "invalid_credentials")
+    assert_api_error(login, 400, "invalid_credentials")
     refreshed = await api.post(
         "/api/client/token/refresh", json={"refresh_token": session["refresh_token"]}
     )
@@ -329,7 +329,7 @@ async def test_change_client_password_revokes_old_tokens(api, db) -> None:
     login_old = await api.post(
         "/api/client/login", json={"email": FORM["email"], "password": FORM["password"]}
     )
-    assert login_old.status_code == 401
+    assert login_old.status_code == 400
     login_new = await api.post(
         "/api/client/login",
         json={"email": FORM["email"], "password": change["new_password"]},

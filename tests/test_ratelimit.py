@@ -35,7 +35,7 @@ async def test_login_limited_per_account_at_the_configured_count(
     client = await create_client(db, settings)
     wrong = {"email": client.email, "password": "not the password"}
     for _ in range(PER_ACCOUNT):
-        assert (await api.post("/api/client/login", json=wrong)).status_code == 401
+        assert (await api.post("/api/client/login", json=wrong)).status_code == 400
     verified = []
     monkeypatch.setattr("api.services.accounts.verify_password", verified.append)
 
@@ -55,7 +55,7 @@ async def test_login_limited_per_account_at_the_configured_count(
 async def test_login_limited_per_address_across_accounts(api, db, settings) -> None:
     for n in range(PER_ADDRESS):
         body = {"email": f"nobody{n}@example.com", "password": PASSWORD}
-        assert (await api.post("/api/client/login", json=body)).status_code == 401
+        assert (await api.post("/api/client/login", json=body)).status_code == 400
 
     response = await api.post(
         "/api/client/login", json={"email": "fresh@example.com", "password": PASSWORD}

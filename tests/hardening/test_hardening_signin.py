@@ -42,7 +42,7 @@ async def test_sign_in_unknown_email_and_wrong_password_indistinguishable(
                 if attempt:  # the first round warms caches and is not counted
                     timings[case].append(elapsed)
     assert answers["unknown"] == answers["wrong"] == {(
-        401, '{"error":"invalid_credentials","description":"Wrong email or password"}'
+        400, '{"error":"invalid_credentials","description":"Wrong email or password"}'
     )}  # fmt: skip
     medians = {case: statistics.median(values) for case, values in timings.items()}
     # each pair ran back to back, so the median of their differences is what
