@@ -566,6 +566,7 @@ class Stack:
                 if process and process.returncode is not None and child.restart:
                     await self._restart(child, process.returncode)
             await self._revive_valkey()
+            await self._revive_postgres()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stopping.wait(), 1.0)
 
@@ -601,6 +602,24 @@ class Stack:
             await asyncio.to_thread(start_deaf_to_interrupts, server.start)
         except Exception as error:  # whatever it was, the next turn tries again
             logger.error("valkey did not start again (%s); trying again", error)
+
+    async def _revive_postgres(self) -> None:
+        """Every request and worker needs PostgreSQL; they reconnect once it is back."""
+        server = self.postgres
+        if server is None:
+            return
+        pgdata = Path(server.pgdata)  # type: ignore[attr-defined]
+        if await asyncio.to_thread(postgres_is_running, pgdata):
+            return
+        logger.warning("postgres on %s is not running; starting it again", pgdata)
+        try:
+            # the same folder, socket and port, so the DSN the children hold stands
+            await asyncio.to_thread(
+                start_deaf_to_interrupts,
+                server.ensure_postgres_running,  # type: ignore[attr-defined]
+            )
+        except Exception as error:  # whatever it was, the next turn tries again
+            logger.error("postgres did not start again (%s); trying again", error)
 
     def stop_order(self) -> list[Child]:
         api = [child for child in self.children if child.name == "api"]

@@ -23,9 +23,12 @@ from api.devstack import (
     Stack,
     StackError,
     free_port,
+    postgres_is_running,
     restart_delay,
     running_postmaster,
     settings_env,
+    start_postgres,
+    stop_postgres,
 )
 from api.ops_reservations import EXIT_NOT_FOUND, EXIT_UNREACHABLE
 from api.settings import Settings
@@ -248,6 +251,41 @@ async def test_supervisor_brings_back_a_valkey_that_died_with_its_sessions(
     finally:
         await store.aclose()
         await asyncio.to_thread(server.stop)
+
+
+async def test_supervisor_brings_back_a_postgres_that_died_with_its_rows(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import asyncpg
+
+    stack = Stack(make_settings(data_dir=tmp_path))
+    server, dsn = await asyncio.to_thread(start_postgres, tmp_path / "postgres")
+    stack.postgres = server
+    try:
+        conn = await asyncpg.connect(dsn)
+        await conn.execute(
+            "CREATE TABLE kept (v text); INSERT INTO kept VALUES ('row')"
+        )
+        await conn.close()
+        with caplog.at_level("WARNING", logger="api.devstack"):
+            supervisor = asyncio.create_task(stack.supervise())
+            # as an OOM kill would leave it: gone, with no clean shutdown
+            await asyncio.to_thread(stop_postgres, server, mode="immediate")
+            for _ in range(100):
+                await asyncio.sleep(0.1)
+                if postgres_is_running(tmp_path / "postgres"):
+                    break
+            stack.stopping.set()
+            await supervisor
+
+        conn = await asyncpg.connect(dsn)
+        assert await conn.fetchval("SELECT v FROM kept") == "row"
+        await conn.close()
+        assert [record.getMessage() for record in caplog.records] == [
+            f"postgres on {tmp_path / 'postgres'} is not running; starting it again"
+        ]
+    finally:
+        await asyncio.to_thread(stop_postgres, server)
 
 
 async def test_wait_ready_ends_at_once_when_temporal_exits(tmp_path: Path) -> None:
