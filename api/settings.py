@@ -103,6 +103,23 @@ class Settings(BaseSettings):
     metrics_host: str = "127.0.0.1"
     log_json: bool | None = None
 
+    @field_validator("data_dir", mode="before")
+    @classmethod
+    def _data_dir_named(cls, value: object) -> object:
+        # an empty value would be the current folder, a checkout say
+        if isinstance(value, str) and not value.strip():
+            raise ValueError(
+                "empty; unset it for the default .tlounge, or name a folder"
+            )
+        return value
+
+    @field_validator("data_dir")
+    @classmethod
+    def _data_dir_is_a_folder(cls, value: Path) -> Path:
+        if value.exists() and not value.is_dir():
+            raise ValueError(f"{value} exists and is not a folder")
+        return value
+
     @field_validator("cors_origins", "trusted_proxies", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:

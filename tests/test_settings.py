@@ -50,6 +50,15 @@ def test_load_settings_defaults_are_embedded() -> None:
             {"TLOUNGE_DEFAULT_COWORKING_ID": "nope"},
             "TLOUNGE_DEFAULT_COWORKING_ID: Input should be a valid UUID",
         ),
+        (
+            {"TLOUNGE_DATA_DIR": ""},
+            "TLOUNGE_DATA_DIR: empty; unset it for the default .tlounge, or name a"
+            " folder",
+        ),
+        (
+            {"TLOUNGE_DATA_DIR": __file__},
+            f"TLOUNGE_DATA_DIR: {__file__} exists and is not a folder",
+        ),
     ],
     ids=[
         "port-not-int",
@@ -58,6 +67,8 @@ def test_load_settings_defaults_are_embedded() -> None:
         "prod-no-secret",
         "prod-weak-secret",
         "bad-uuid",
+        "data-dir-empty",
+        "data-dir-a-file",
     ],
 )
 def test_load_settings_bad_value_names_variable(
