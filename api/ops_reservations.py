@@ -29,7 +29,7 @@ from temporalio.service import RPCError
 
 from api.cache import invalidate_availability
 from api.cli import command
-from api.datafolder import with_running_stack
+from api.datafolder import NoStackData, running_stack, with_running_stack
 from api.errors import TLoungeError, describe_validation
 from api.models.reservations import CancelBody
 from api.objectstore import create_object_store
@@ -86,6 +86,14 @@ def _notifications_args(parser: argparse.ArgumentParser) -> None:
 @command("notifications", _notifications_args)
 async def notifications(settings: Settings, args: argparse.Namespace) -> int:
     """List reservations whose notification failed, or retry them."""
+    folder = settings.data_dir.resolve()
+    named = settings.temporal_address or "temporal_port" in settings.model_fields_set
+    if not named and running_stack(folder) is None:
+        # the default port may be another stack's, whose mail this would retry
+        raise NoStackData(
+            f"no stack runs on {folder}; start one there, or set"
+            " TLOUNGE_TEMPORAL_ADDRESS"
+        )
     settings = with_running_stack(settings)
     try:
         async with _temporal(settings) as client:

@@ -311,6 +311,24 @@ def test_tlounge_notifications_on_a_folder_without_a_stack_makes_none(
     assert not folder.exists()
 
 
+def test_tlounge_notifications_without_a_stack_or_an_address_refuses(
+    tmp_path,
+) -> None:
+    folder = tmp_path.resolve() / "data"
+
+    result = run_tlounge(
+        "notifications", "retry", "--all", env={"TLOUNGE_DATA_DIR": str(folder)}
+    )
+
+    assert (result.returncode, result.stdout, result.stderr) == (
+        EXIT_UNREACHABLE,
+        "",
+        f"tlounge: no stack runs on {folder}; start one there, or set"
+        " TLOUNGE_TEMPORAL_ADDRESS\n",
+    )
+    assert not folder.exists()
+
+
 def test_tlounge_cli_has_create_owner(pg_dsn) -> None:
     env = {"TLOUNGE_DATABASE_URL": pg_dsn, PASSWORD_ENV: "x"}
     result = run_tlounge("create-owner", "--email", "cli@example.com", env=env)
