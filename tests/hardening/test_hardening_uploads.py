@@ -182,6 +182,50 @@ def test_clean_image_bombs_refused_fast_in_little_memory() -> None:
     assert figures["max_rss_mb"] < 200, figures
 
 
+_LARGE_UPLOADS = r"""
+import asyncio, ctypes, io, json, psutil
+from PIL import Image
+from api.services import images
+
+picture = Image.new("RGBA", (6_000, 6_600), (10, 20, 30, 255))
+buffer = io.BytesIO()
+picture.save(buffer, "PNG")
+data = buffer.getvalue()
+del picture
+ctypes.CDLL("").malloc_trim(0)
+me = psutil.Process()
+before = me.memory_info().rss
+
+
+async def upload():
+    async with images._DECODING:
+        return await asyncio.to_thread(images._clean_and_give_back, data, 40_000_000)
+
+
+async def main():
+    return await asyncio.gather(*(upload() for _ in range(3)))
+
+
+cleaned = asyncio.run(main())
+print(json.dumps({
+    "sizes": [[c.width, c.height] for c in cleaned],
+    "grew_mb": (me.memory_info().rss - before) / 2**20,
+}))
+"""
+
+
+def test_large_pictures_in_parallel_leave_the_process_no_bigger() -> None:
+    # 40 M pixels less a little, 160 MB decoded, from a 167 KB upload
+    result = subprocess.run(  # noqa: S603
+        [sys.executable, "-c", _LARGE_UPLOADS], capture_output=True, text=True,
+        timeout=120, check=True,
+    )  # fmt: skip
+    figures = json.loads(result.stdout)
+    assert figures["sizes"] == [[6_000, 6_600]] * 3
+    # before: some 300 MB more for each picture decoded at the same time
+    assert figures["grew_mb"] < 48, figures
+
+
 @pytest.mark.parametrize(
     "size", [(8_000, 6_000), (40_000, 1_001)], ids=["48mp", "wide"]
 )
