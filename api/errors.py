@@ -220,13 +220,18 @@ def install_error_handlers(app: FastAPI) -> None:
             error.status_code, "http_error"
         )
         headers = dict(getattr(error, "headers", None) or {})
+        # Starlette's words for a route it did not find, said the way ours are
+        description = {
+            "Not Found": "path: no resource at this address",
+            "Method Not Allowed": f"method: {request.method} is not allowed here",
+        }.get(str(error.detail), str(error.detail))
         if error.status_code == 405:
             # the router names only the first route it matched; list them all
             headers["Allow"] = ", ".join(
                 allowed_methods(request.app, request.url.path)
             ) or headers.get("Allow", "")
         return JSONResponse(
-            error_body(code, str(error.detail)),
+            error_body(code, description),
             status_code=error.status_code,
             headers=headers or None,
         )

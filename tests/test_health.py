@@ -165,7 +165,10 @@ async def test_cors_preflight_production_refuses_unlisted_origin(
 async def test_unknown_path_answers_contract_error_body(api: httpx.AsyncClient) -> None:
     response = await api.get("/api/nothing-here")
     assert response.status_code == 404
-    assert response.json() == {"error": "not_found", "description": "Not Found"}
+    assert response.json() == {
+        "error": "not_found",
+        "description": "path: no resource at this address",
+    }
 
 
 async def test_cors_lets_a_browser_frontend_read_retry_after(

@@ -29,7 +29,7 @@ async def test_call_undeclared_method_405_allow_lists_all(
     assert response.headers["allow"] == allow
     assert response.json() == {
         "error": "method_not_allowed",
-        "description": "Method Not Allowed",
+        "description": f"method: {method} is not allowed here",
     }
 
 
