@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -114,10 +115,16 @@ async def test_the_sweep_closes_what_stopped_workflows_left_and_nothing_else(
         return {f"reservation-{terminated}", f"reservation-{cancelled}"} <= listed
 
     assert await wait_for(both_listed)
-    first = await sweep_once(temporal, activities, since=None)
+    # a look that starts after the closes finds nothing; the query is well formed
+    later = await sweep_once(
+        temporal, activities, since=datetime.now(UTC) + timedelta(minutes=1)
+    )
+    first = await sweep_once(
+        temporal, activities, since=datetime.now(UTC) - timedelta(minutes=5)
+    )
     second = await sweep_once(temporal, activities, since=None)
 
-    assert (first, second) == (2, 0)
+    assert (later, first, second) == (0, 2, 0)
     for reservation_id in (terminated, cancelled):
         assert await _row(scene, reservation_id) == ("cancelled", ABANDONED_REASON, 0)
     assert await _row(scene, running) == ("confirmed", None, 24)
