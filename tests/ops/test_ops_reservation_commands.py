@@ -111,6 +111,8 @@ async def test_notifications_failed_then_retry_all_delivers_and_show_cancel(
             )
 
         await _wait(nothing_to_retry)
+        # the cancellation mail settled: its workflow closes once it is out
+        await client.get_workflow_handle(f"reservation-{view.id}").result()
         one = argparse.Namespace(action="retry", reservation_id=view.id, all=False)
         assert (
             await ops_reservations.notifications(ops_settings, one)
