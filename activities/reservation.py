@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import valkey.asyncio as valkey
 from temporalio import activity
+from temporalio.client import WorkflowExecutionStatus
 
 from api.booking_rules import Closure, CoworkingRules, SeatInfo, check_booking
 from api.cache import invalidate_availability
@@ -31,6 +32,13 @@ GRAIN = timedelta(minutes=5)
 _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 _ACTIVE = ("held", "confirmed", "checked_in")
 ABANDONED_REASON = "its workflow was stopped in Temporal before it closed"
+# how a workflow ends without running its own close
+STOPPED = frozenset({
+    WorkflowExecutionStatus.TERMINATED,
+    WorkflowExecutionStatus.CANCELED,
+    WorkflowExecutionStatus.TIMED_OUT,
+    WorkflowExecutionStatus.FAILED,
+})  # fmt: skip
 _STATUS = {
     pb.RESERVATION_STATUS_HELD: "held",
     pb.RESERVATION_STATUS_CONFIRMED: "confirmed",
@@ -373,12 +381,13 @@ class ReservationActivities:
         runs none of its code again, so the API and the worker's sweep do this.
         False when the reservation had closed already (or never was).
         """
+        reason = reason or ABANDONED_REASON
         async with self.pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(
                 "UPDATE reservation.reservations SET status = 'cancelled',"
                 " cancel_reason = $2, updated_at = now()"
                 " WHERE id = $1 AND status = ANY($3::text[]) RETURNING coworking_id",
-                reservation_id, reason or ABANDONED_REASON, list(_ACTIVE),
+                reservation_id, reason, list(_ACTIVE),
             )  # fmt: skip
             if row is None:
                 return False

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 from temporalio.client import Client
 
-from activities.reservation import ReservationActivities
+from activities.reservation import STOPPED, ReservationActivities
 from workflows.reservation import WORKFLOW_NAME
 
 logger = logging.getLogger(__name__)
@@ -44,6 +44,11 @@ async def sweep_once(
         try:
             reservation_id = uuid.UUID(execution.id.removeprefix(_PREFIX))
         except ValueError:
+            continue
+        # A reset ends a run as terminated and goes on in a new one: the
+        # booking lives while the id's latest run does.
+        latest = await client.get_workflow_handle(execution.id).describe()
+        if latest.status not in STOPPED:
             continue
         if await activities.close_abandoned(reservation_id):
             closed += 1

@@ -23,7 +23,6 @@ import asyncpg
 from temporalio.client import (
     Client,
     WithStartWorkflowOperation,
-    WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowHandle,
     WorkflowQueryFailedError,
@@ -39,7 +38,7 @@ from temporalio.common import (
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.reservation import ReservationActivities
+from activities.reservation import STOPPED, ReservationActivities
 from api.auth import managed_coworkings
 from api.booking_rules import moved_end
 from api.errors import (
@@ -84,13 +83,6 @@ _IDEMPOTENCY_NAMESPACE = uuid.UUID("8f9a2c1e-3b7d-4e5f-a6b1-2c3d4e5f6a7b")
 _TERMINAL_NAMES = {"completed", "cancelled", "expired", "no_show"}
 # How long DELETE waits for the workflow to have released the seat.
 _CANCEL_WAIT = timedelta(seconds=10)
-# how a workflow ends without running its own close
-STOPPED = {
-    WorkflowExecutionStatus.TERMINATED,
-    WorkflowExecutionStatus.CANCELED,
-    WorkflowExecutionStatus.TIMED_OUT,
-    WorkflowExecutionStatus.FAILED,
-}
 MAX_PAGE = 200
 
 

@@ -8,6 +8,10 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
+from temporalio.client import WorkflowExecutionStatus
 
 from activities.reservation import ABANDONED_REASON, ReservationActivities
 from api.services import reservations
@@ -167,3 +171,43 @@ async def test_a_workflow_not_found_at_all_proves_nothing(scene: Scene) -> None:
     )
 
     assert await _row(scene, str(reservation_id)) == ("confirmed", None, 0)
+
+
+async def test_a_reset_workflow_is_still_the_booking(scene: Scene) -> None:
+    starts_at, ends_at = await scene.slot(hours_ahead=30)
+    reservation_id = (await scene.book(starts_at, ends_at)).json()["id"]
+    temporal = scene.resources.temporal
+    handle = temporal.get_workflow_handle(f"reservation-{reservation_id}")
+
+    async def confirmation_done() -> bool:
+        # the mail's result is in: the last workflow task closed the booking's start
+        state = await handle.query("state")
+        return bool(state.notification_status)
+
+    assert await wait_for(confirmation_done)
+    history = await handle.fetch_history()
+    last_task = max(
+        event.event_id
+        for event in history.events
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
+    )
+    # what an operator's `temporal workflow reset --type LastWorkflowTask` asks
+    await temporal.workflow_service.reset_workflow_execution(
+        ResetWorkflowExecutionRequest(
+            namespace=temporal.namespace,
+            workflow_execution=WorkflowExecution(workflow_id=handle.id),
+            reason="support reset", workflow_task_finish_event_id=last_task,
+            request_id=str(uuid.uuid4()),
+        )
+    )  # fmt: skip
+
+    async def old_run_listed() -> bool:
+        listed = {e.id async for e in temporal.list_workflows(ABANDONED)}
+        return handle.id in listed
+
+    assert await wait_for(old_run_listed)
+    activities = ReservationActivities(scene.resources.pool, scene.resources.valkey)
+
+    assert await sweep_once(temporal, activities, since=None) == 0
+    assert await _row(scene, reservation_id) == ("confirmed", None, 24)
+    assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
