@@ -367,9 +367,11 @@ async def book(
             raise
         except (WorkflowAlreadyStartedError, RPCError) as error:
             await _collect_start_error(operation)
-            if (
-                isinstance(error, RPCError)
-                and error.status != RPCStatusCode.ALREADY_EXISTS
+            # not found or aborted: it closed (stopped in Temporal) while asked
+            if isinstance(error, RPCError) and error.status not in (
+                RPCStatusCode.ALREADY_EXISTS,
+                RPCStatusCode.NOT_FOUND,
+                RPCStatusCode.ABORTED,
             ):
                 raise
             result = await _join_existing(resources, reservation_id, digest)
@@ -400,7 +402,7 @@ async def _join_existing(
         _raise_for_update(error)
         raise
     except RPCError as error:
-        if error.status != RPCStatusCode.NOT_FOUND:
+        if error.status not in (RPCStatusCode.NOT_FOUND, RPCStatusCode.ABORTED):
             raise
     try:
         final = await handle.result()

@@ -211,3 +211,41 @@ async def test_a_reset_workflow_is_still_the_booking(scene: Scene) -> None:
     assert await sweep_once(temporal, activities, since=None) == 0
     assert await _row(scene, reservation_id) == ("confirmed", None, 24)
     assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
+
+
+async def test_a_booking_stopped_while_it_waits_for_its_hold_is_a_409(
+    scene: Scene,
+) -> None:
+    # no worker: the booking's workflow exists, its hold has not run
+    await scene.workers.aclose()
+    starts_at, ends_at = await scene.slot(hours_ahead=30)
+    booking = asyncio.create_task(
+        scene.book(starts_at, ends_at, headers={"Idempotency-Key": "k-stop"})
+    )
+    temporal = scene.resources.temporal
+
+    async def started() -> str | None:
+        async for execution in temporal.list_workflows(
+            f'ClientId = "{scene.client.id}" AND ExecutionStatus = "Running"'
+        ):
+            return execution.id
+        return None
+
+    workflow_id = await wait_for(started)
+    await temporal.get_workflow_handle(str(workflow_id)).terminate(reason="support")
+    answer = await booking
+
+    assert (answer.status_code, answer.json()) == (
+        409,
+        {
+            "error": "conflict",
+            "description": "Idempotency-Key: this booking was stopped before it held"
+            " the seat; book again with a new key",
+        },
+    )
+    assert (
+        await scene.resources.pool.fetchval(
+            "SELECT count(*) FROM reservation.reservations"
+        )
+        == 0
+    )
