@@ -114,6 +114,9 @@ def create_app(
         version="0.1.0",
         description="Booking engine for coworking spaces",
         lifespan=lifespan,
+        # a trailing slash is a 404 in our shape, not a redirect whose
+        # Location is built from the request's Host header
+        redirect_slashes=False,
     )
     # innermost: the logs, metrics and CORS still see the HEAD
     app.add_middleware(HeadAsGet)

@@ -162,6 +162,15 @@ async def test_cors_preflight_production_refuses_unlisted_origin(
     assert allowed.headers["access-control-allow-origin"] == "https://app.example"
 
 
+async def test_a_trailing_slash_is_not_redirected(api: httpx.AsyncClient) -> None:
+    response = await api.get("/api/health/", headers={"Host": "evil.example"})
+    assert (response.status_code, response.json()) == (
+        404,
+        {"error": "not_found", "description": "path: no resource at this address"},
+    )
+    assert "location" not in response.headers
+
+
 async def test_unknown_path_answers_contract_error_body(api: httpx.AsyncClient) -> None:
     response = await api.get("/api/nothing-here")
     assert response.status_code == 404
