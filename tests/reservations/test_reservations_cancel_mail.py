@@ -24,6 +24,26 @@ async def _ten_in_berlin(scene: Scene, *, days_ahead: int) -> datetime:
     return datetime.combine(day, time(10), tzinfo=BERLIN).astimezone(UTC)
 
 
+def _built(
+    kind: int,
+    starts_at: datetime,
+    hours: float,
+    *,
+    timezone: str = "Europe/Berlin",
+    version: int = 1,
+    invited: int = 0,
+) -> EmailMessage:
+    """The mail of one reservation of Ada's at Lounge One, as the worker builds it."""
+    context = MailContext(
+        reservation_id="r-1", kind=kind, version=version,
+        recipient_email="ada@example.com", recipient_name="Ada Lovelace",
+        coworking_name="Lounge One", coworking_address="1 Test Street",
+        timezone=timezone, seat_number=3, starts_at=starts_at,
+        ends_at=starts_at + timedelta(hours=hours), invited_version=invited,
+    )  # fmt: skip
+    return build_message(context, sender="T-Lounge <t@x.io>", domain="x.io")
+
+
 def _calendar(message: EmailMessage) -> tuple[str, Calendar]:
     [part] = list(message.iter_attachments())
     assert (part.get_content_type(), part.get_filename()) == (
@@ -187,14 +207,7 @@ def test_which_mail_carries_which_calendar(
 ) -> None:
     # across the night Berlin leaves summer time: 01:00 CEST to 03:00 CET
     start = datetime(2026, 10, 24, 23, tzinfo=UTC)
-    context = MailContext(
-        reservation_id="r-1", kind=kind, version=version,
-        recipient_email="ada@example.com", recipient_name="Ada Lovelace",
-        coworking_name="Lounge One", coworking_address="1 Test Street",
-        timezone="Europe/Berlin", seat_number=3, starts_at=start,
-        ends_at=start + timedelta(hours=3), invited_version=invited,
-    )  # fmt: skip
-    message = build_message(context, sender="T-Lounge <t@x.io>", domain="x.io")
+    message = _built(kind, start, 3, version=version, invited=invited)
     parts = list(message.iter_attachments())
     if expected is None:
         assert parts == []
@@ -237,14 +250,7 @@ def test_which_mail_carries_which_calendar(
 def test_a_start_near_a_clock_change_is_written_so_it_reads_once(
     start_utc: datetime, dtstart: bytes, tzid: bool
 ) -> None:
-    context = MailContext(
-        reservation_id="r-1", kind=pb.MAIL_KIND_CONFIRMATION, version=1,
-        recipient_email="ada@example.com", recipient_name="Ada Lovelace",
-        coworking_name="Lounge One", coworking_address="1 Test Street",
-        timezone="Europe/Berlin", seat_number=3, starts_at=start_utc,
-        ends_at=start_utc + timedelta(hours=2),
-    )  # fmt: skip
-    message = build_message(context, sender="T-Lounge <t@x.io>", domain="x.io")
+    message = _built(pb.MAIL_KIND_CONFIRMATION, start_utc, 2)
     [part] = list(message.iter_attachments())
     [event] = Calendar.from_ical(part.get_content()).walk("VEVENT")
     assert event["DTSTART"].to_ical() == dtstart
@@ -257,14 +263,7 @@ def test_each_mail_defines_its_zone_once_before_the_event(zone: str) -> None:
     start = datetime(2027, 3, 10, 9, tzinfo=UTC)
     texts = []
     for kind in (pb.MAIL_KIND_CONFIRMATION, pb.MAIL_KIND_RESCHEDULE):
-        context = MailContext(
-            reservation_id="r-1", kind=kind, version=1,
-            recipient_email="ada@example.com", recipient_name="Ada Lovelace",
-            coworking_name="Lounge One", coworking_address="1 Test Street",
-            timezone=zone, seat_number=3, starts_at=start,
-            ends_at=start + timedelta(hours=2),
-        )  # fmt: skip
-        message = build_message(context, sender="T-Lounge <t@x.io>", domain="x.io")
+        message = _built(kind, start, 2, timezone=zone)
         [part] = list(message.iter_attachments())
         texts.append(part.get_content())
     for text in texts:
@@ -300,12 +299,5 @@ def test_each_mail_defines_its_zone_once_before_the_event(zone: str) -> None:
 def test_a_reminder_names_the_day_and_time_of_the_booking(
     timezone: str, start: datetime, subject: str
 ) -> None:
-    context = MailContext(
-        reservation_id="r-1", kind=pb.MAIL_KIND_REMINDER, version=1,
-        recipient_email="ada@example.com", recipient_name="Ada Lovelace",
-        coworking_name="Lounge One", coworking_address="1 Test Street",
-        timezone=timezone, seat_number=3, starts_at=start,
-        ends_at=start + timedelta(hours=1),
-    )  # fmt: skip
-    message = build_message(context, sender="T-Lounge <t@x.io>", domain="x.io")
+    message = _built(pb.MAIL_KIND_REMINDER, start, 1, timezone=timezone)
     assert message["Subject"] == f"Reminder: your seat on {subject}: Lounge One"
