@@ -87,7 +87,7 @@ class BookingRules(_message.Message):
     def __init__(self, auto_confirm: _Optional[bool] = ..., hold_minutes: _Optional[int] = ..., reminder_lead_minutes: _Optional[int] = ..., checkin_grace_minutes: _Optional[int] = ..., timezone: _Optional[str] = ...) -> None: ...
 
 class ReservationInput(_message.Message):
-    __slots__ = ("reservation_id", "client_id", "seat_id", "starts_at", "ends_at", "request_hash", "mail_task_queue", "announced_status", "announced_notification")
+    __slots__ = ("reservation_id", "client_id", "seat_id", "starts_at", "ends_at", "request_hash", "mail_task_queue", "announced_status", "announced_notification", "revision")
     RESERVATION_ID_FIELD_NUMBER: _ClassVar[int]
     CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
     SEAT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -97,6 +97,7 @@ class ReservationInput(_message.Message):
     MAIL_TASK_QUEUE_FIELD_NUMBER: _ClassVar[int]
     ANNOUNCED_STATUS_FIELD_NUMBER: _ClassVar[int]
     ANNOUNCED_NOTIFICATION_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
     reservation_id: str
     client_id: str
     seat_id: str
@@ -106,7 +107,8 @@ class ReservationInput(_message.Message):
     mail_task_queue: str
     announced_status: str
     announced_notification: str
-    def __init__(self, reservation_id: _Optional[str] = ..., client_id: _Optional[str] = ..., seat_id: _Optional[str] = ..., starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ends_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., request_hash: _Optional[str] = ..., mail_task_queue: _Optional[str] = ..., announced_status: _Optional[str] = ..., announced_notification: _Optional[str] = ...) -> None: ...
+    revision: int
+    def __init__(self, reservation_id: _Optional[str] = ..., client_id: _Optional[str] = ..., seat_id: _Optional[str] = ..., starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ends_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., request_hash: _Optional[str] = ..., mail_task_queue: _Optional[str] = ..., announced_status: _Optional[str] = ..., announced_notification: _Optional[str] = ..., revision: _Optional[int] = ...) -> None: ...
 
 class HoldRequest(_message.Message):
     __slots__ = ("request_hash",)

@@ -49,6 +49,20 @@ PATCH_DEADLINE_LOOKS_AGAIN = "2026-12-deadline-looks-again"
 # 2026-12: a cancel that arrives once the end has passed, before its timer has
 # woken the timeline, is ignored: the reservation completes, not cancelled.
 PATCH_NO_CANCEL_AFTER_END = "2026-12-no-cancel-after-end"
+# A workflow whose input names a revision takes the patches that revision folds
+# in without asking: `workflow.patched` records a marker and upserts
+# TemporalChangeVersion on every new booking, one history event and one
+# visibility write each. Inputs from older starters carry revision 0 and ask.
+# A patch added after revision 2 is asked for until a later revision folds it in.
+REVISION = 2
+_FOLDED_IN: dict[str, int] = {
+    PATCH_2026_12: 2,
+    PATCH_MAIL_WAITS_FOR_DATABASE: 2,
+    PATCH_MOVE_MAIL_IN_UPDATE: 2,
+    PATCH_CONFIRM_MAIL_IN_UPDATE: 2,
+    PATCH_DEADLINE_LOOKS_AGAIN: 2,
+    PATCH_NO_CANCEL_AFTER_END: 2,
+}
 # how long a mail rests, after its attempts ran into a database outage, before
 # the next round of attempts
 DATABASE_OUTAGE_PAUSE = timedelta(seconds=30)
@@ -158,7 +172,7 @@ class ReservationWorkflow:
 
     @workflow.run
     async def run(self, input: pb.ReservationInput) -> pb.ReservationState:
-        self._lean = workflow.patched(PATCH_2026_12)
+        self._lean = self._patched(PATCH_2026_12)
         # The hold, inside the first workflow task so the booking answers at once.
         claim = await workflow.execute_local_activity(
             "claim_seat",
@@ -282,7 +296,7 @@ class ReservationWorkflow:
                 continue
 
             if now >= ends_at:
-                if self._lock.locked() and workflow.patched(PATCH_DEADLINE_LOOKS_AGAIN):
+                if self._lock.locked() and self._patched(PATCH_DEADLINE_LOOKS_AGAIN):
                     # a check-in still being written at the end is written first
                     async with self._lock:
                         await self._record(S.RESERVATION_STATUS_COMPLETED)
@@ -324,7 +338,7 @@ class ReservationWorkflow:
             if (
                 decided_on is not None
                 and self._state.status != decided_on
-                and workflow.patched(PATCH_DEADLINE_LOOKS_AGAIN)
+                and self._patched(PATCH_DEADLINE_LOOKS_AGAIN)
             ):
                 return False
             release = pb.ReleaseInput(
@@ -407,7 +421,7 @@ class ReservationWorkflow:
                     summary=f"{kind} mail, version {mail.version}",
                 )
             except ActivityError as error:
-                if _database_was_down(error) and workflow.patched(
+                if _database_was_down(error) and self._patched(
                     PATCH_MAIL_WAITS_FOR_DATABASE
                 ):
                     workflow.logger.warning(
@@ -438,6 +452,11 @@ class ReservationWorkflow:
                 self._set_notification(
                     pb.NOTIFICATION_STATUS_SENT if done else pb.NOTIFICATION_STATUS_NONE
                 )
+
+    def _patched(self, patch_id: str) -> bool:
+        if self._input.revision >= _FOLDED_IN.get(patch_id, REVISION + 1):
+            return True
+        return workflow.patched(patch_id)
 
     def _set_notification(self, status: pb.NotificationStatus) -> None:
         if self._state.notification_status == status:
@@ -506,7 +525,7 @@ class ReservationWorkflow:
         async with self._lock:
             if self._state.status == S.RESERVATION_STATUS_HELD:
                 await self._record(S.RESERVATION_STATUS_CONFIRMED)
-                if workflow.patched(PATCH_CONFIRM_MAIL_IN_UPDATE):
+                if self._patched(PATCH_CONFIRM_MAIL_IN_UPDATE):
                     self._announce_version()
             elif self._checkin_open():
                 await self._record(S.RESERVATION_STATUS_CHECKED_IN)
@@ -590,7 +609,7 @@ class ReservationWorkflow:
                 )
                 self._changed = True
                 if self._state.status == S.RESERVATION_STATUS_CONFIRMED and (
-                    workflow.patched(PATCH_MOVE_MAIL_IN_UPDATE)
+                    self._patched(PATCH_MOVE_MAIL_IN_UPDATE)
                 ):
                     self._announce_version()
             result.state.CopyFrom(self._state)
@@ -605,7 +624,7 @@ class ReservationWorkflow:
     def cancel(self, request: pb.CancelRequest) -> None:
         if self._cancel is not None or self._state.status in TERMINAL:
             return
-        if workflow.now() >= _dt(self._state.ends_at) and workflow.patched(
+        if workflow.now() >= _dt(self._state.ends_at) and self._patched(
             PATCH_NO_CANCEL_AFTER_END
         ):
             return

@@ -59,6 +59,7 @@ from workflows.reservation import (
     NOTIFICATION_STATUS,
     RESERVATION_START,
     RESERVATION_STATUS,
+    REVISION,
     SEAT_ID,
     ReservationWorkflow,
     a_status,
@@ -327,6 +328,7 @@ async def book(
         mail_task_queue=settings.mail_task_queue,
         announced_status="confirmed" if subject["auto_confirm"] else "held",
         announced_notification="ok",
+        revision=REVISION,
     )
     start_input.starts_at.FromDatetime(starts_at.astimezone(UTC))
     start_input.ends_at.FromDatetime(ends_at.astimezone(UTC))

@@ -1,8 +1,14 @@
+import json
 import uuid
 from datetime import timedelta
 
+import pytest
+
+from proto import reservation_pb2 as pb
 from tests.factories import create_client
 from tests.reservations.conftest import Scene
+from tests.reservations.test_reservations_lifecycle import wait_for
+from workflows.reservation import PATCH_2026_12, ReservationWorkflow
 
 
 async def test_book_seat_free_slot_answers_reservation_and_claims_rows(
@@ -104,3 +110,68 @@ async def test_inactive_seat_keeps_its_bookings_and_takes_no_new_one_or_move(
         (scene.other_seat_id, "confirmed"),
         (scene.seat_id, "confirmed"),
     ]
+
+
+async def _settled_history(scene: Scene, reservation_id: str) -> list:
+    """The events of a booking once its confirmation mail has been recorded as sent."""
+    handle = scene.resources.temporal.get_workflow_handle(
+        f"reservation-{reservation_id}"
+    )
+
+    async def mailed() -> bool:
+        state = await handle.query(
+            ReservationWorkflow.state, result_type=pb.ReservationState
+        )
+        return state.notification_status == pb.NOTIFICATION_STATUS_SENT
+
+    await wait_for(mailed)
+    return [event async for event in handle.fetch_history_events()]
+
+
+def _patch_markers(events: list) -> list[dict]:
+    return [
+        json.loads(
+            e.marker_recorded_event_attributes.details["patch-data"].payloads[0].data
+        )
+        for e in events
+        if e.marker_recorded_event_attributes.marker_name == "core_patch"
+    ]
+
+
+def _upserted(events: list) -> list[set[str]]:
+    return [
+        set(e.upsert_workflow_search_attributes_event_attributes.search_attributes
+            .indexed_fields)
+        for e in events
+        if e.HasField("upsert_workflow_search_attributes_event_attributes")
+    ]  # fmt: skip
+
+
+async def test_booking_records_no_patch_marker_and_writes_no_attribute_after_start(
+    scene: Scene,
+) -> None:
+    starts_at, ends_at = await scene.slot(hours_ahead=26)
+    response = await scene.book(starts_at, ends_at)
+    assert response.status_code == 200, response.text
+
+    events = await _settled_history(scene, response.json()["id"])
+    assert _patch_markers(events) == []
+    assert _upserted(events) == []
+    started = events[0].workflow_execution_started_event_attributes
+    assert started.search_attributes.indexed_fields["ReservationStatus"].data == (
+        b'"confirmed"'
+    )
+
+
+async def test_booking_from_an_older_starter_asks_for_its_patches(
+    scene: Scene, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # an API of an earlier release leaves the revision at 0
+    monkeypatch.setattr("api.services.reservations.REVISION", 0)
+    starts_at, ends_at = await scene.slot(hours_ahead=26)
+    response = await scene.book(starts_at, ends_at)
+    assert response.status_code == 200, response.text
+
+    events = await _settled_history(scene, response.json()["id"])
+    assert _patch_markers(events) == [{"id": PATCH_2026_12, "deprecated": False}]
+    assert _upserted(events) == [{"TemporalChangeVersion"}]
