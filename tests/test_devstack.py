@@ -29,6 +29,7 @@ from api.devstack import (
     settings_env,
     start_postgres,
     stop_postgres,
+    temporal_command,
 )
 from api.ops_reservations import EXIT_NOT_FOUND, EXIT_UNREACHABLE
 from api.settings import Settings
@@ -182,6 +183,23 @@ async def test_stack_starts_books_mails_stops_and_restarts_with_its_data(
         assert got.json()["status"] == "confirmed"
     finally:
         await again.stop()
+
+
+def test_dev_server_runs_one_partition_a_queue_on_wal_sqlite(tmp_path: Path) -> None:
+    command = temporal_command(
+        db_file=tmp_path / "temporal.db", host="127.0.0.1", port=7233, ui_port=None
+    )
+    pairs = set(zip(command, command[1:], strict=False))
+    config = "--dynamic-config-value"
+    assert {
+        (config, "matching.numTaskqueueReadPartitions=1"),
+        (config, "matching.numTaskqueueWritePartitions=1"),
+        (config, "system.forceSearchAttributesCacheRefreshOnRead=false"),
+        ("--sqlite-pragma", "journal_mode=wal"),
+        ("--sqlite-pragma", "synchronous=normal"),
+        ("--db-filename", str(tmp_path / "temporal.db")),
+    } <= pairs
+    assert "--headless" in command
 
 
 def test_restart_delay_doubles_after_each_quick_exit_up_to_thirty_seconds() -> None:
