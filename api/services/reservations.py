@@ -478,8 +478,12 @@ async def load_authorized(
     scope = await managed_coworkings(resources.pool, principal)
     if scope is not None and row["coworking_id"] not in scope:
         raise NotFound("reservation_id: no such reservation")
+    # support answers clients from anywhere: it may cancel at a client's request,
+    # but moves and the front desk's confirm and check-in stay with managers
     if principal.role == "support" and action == "reschedule":
         raise Forbidden("support staff cannot reschedule reservations")
+    if principal.role == "support" and action == "confirm":
+        raise Forbidden("support staff cannot confirm or check in reservations")
     return row
 
 
@@ -666,7 +670,7 @@ async def confirm(
 async def retry_notification(
     resources: Resources, principal: Principal, reservation_id: uuid.UUID
 ) -> None:
-    await load_authorized(resources, principal, reservation_id, action="confirm")
+    await load_authorized(resources, principal, reservation_id, action="retry")
     handle = resources.temporal.get_workflow_handle(workflow_id(reservation_id))
     async with temporal_boundary(resources.temporal):
         state = await handle.query(

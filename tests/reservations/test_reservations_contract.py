@@ -238,6 +238,17 @@ async def test_admin_list_filters_and_manager_scope(scene: Scene) -> None:
         headers=support.headers,
     )
     assert no_move.status_code == 403
+    for action in ("confirm", "check-in"):
+        desk = await scene.api.post(
+            f"/api/reservations/{here['id']}/{action}", headers=support.headers
+        )
+        assert (desk.status_code, desk.json()) == (
+            403,
+            {
+                "error": "forbidden",
+                "description": "support staff cannot confirm or check in reservations",
+            },
+        )
     assert (
         await scene.api.delete(
             f"/api/reservations/{here['id']}", headers=support.headers
