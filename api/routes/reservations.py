@@ -80,6 +80,7 @@ async def create_reservation(
         starts_at=body.starts_at,
         ends_at=body.ends_at,
         idempotency_key=idempotency_key,
+        booked_by=None if principal.kind == "client" else principal.id,
     )
     return view.public()
 

@@ -306,14 +306,20 @@ async def book(
     starts_at: datetime,
     ends_at: datetime,
     idempotency_key: str | None,
+    booked_by: uuid.UUID | None = None,
 ) -> ReservationView:
+    """Book for `client_id`; `booked_by` names the staff member who asks for them."""
     settings = resources.settings
     subject = await _booking_subject(
         resources.pool, seat_id=seat_id, client_id=client_id
     )
     if idempotency_key is not None:
+        # a key is its sender's: staff keys never meet the client's own
+        owner = (
+            str(client_id) if booked_by is None else f"admin:{booked_by}:{client_id}"
+        )
         reservation_id = uuid.uuid5(
-            _IDEMPOTENCY_NAMESPACE, f"{client_id}:{idempotency_key}"
+            _IDEMPOTENCY_NAMESPACE, f"{owner}:{idempotency_key}"
         )
     else:
         reservation_id = uuid.uuid4()

@@ -93,6 +93,44 @@ async def test_book_with_idempotency_key_retried_returns_first_answer(
     )
 
 
+async def test_staff_idempotency_key_is_theirs_not_the_clients(scene: Scene) -> None:
+    starts_at, ends_at = await scene.slot(hours_ahead=82)
+    headers = {"Idempotency-Key": "k1"}
+    own = await scene.book(starts_at, ends_at, headers=headers)
+    assert own.status_code == 200, own.text
+
+    def for_client(length: int) -> dict[str, str]:
+        later = starts_at + timedelta(days=1)
+        return {
+            "seat_id": str(scene.seat_id),
+            "starts_at": later.isoformat(),
+            "ends_at": (later + timedelta(minutes=length)).isoformat(),
+            "client_id": str(scene.client.id),
+        }
+
+    staff = {**scene.admin.headers, **headers}
+    first = await scene.api.post(
+        "/api/reservations", json=for_client(60), headers=staff
+    )
+    assert first.status_code == 200, first.text
+    assert first.json()["id"] != own.json()["id"]
+    retry = await scene.api.post(
+        "/api/reservations", json=for_client(60), headers=staff
+    )
+    assert (retry.status_code, retry.json()["id"]) == (200, first.json()["id"])
+    other_body = await scene.api.post(
+        "/api/reservations", json=for_client(90), headers=staff
+    )
+    assert other_body.status_code == 409
+    # the client's own retry still answers their booking
+    again = await scene.book(starts_at, ends_at, headers=headers)
+    assert (again.status_code, again.json()["id"]) == (200, own.json()["id"])
+    rows = await scene.resources.pool.fetch(
+        "SELECT id FROM reservation.reservations ORDER BY starts_at"
+    )
+    assert [str(row["id"]) for row in rows] == [own.json()["id"], first.json()["id"]]
+
+
 async def test_book_idempotent_retry_after_conflict_closed_answers_same_409(
     scene: Scene, caplog: pytest.LogCaptureFixture
 ) -> None:
