@@ -66,9 +66,14 @@ _LEADS = {
     ),
 }
 _WITH_INVITATION = (pb.MAIL_KIND_CONFIRMATION, pb.MAIL_KIND_RESCHEDULE)
-# Mails that end a reservation the client may hold in a calendar. An expiry never
-# follows a confirmation, so it has no event to take back.
-_WITH_CANCELLATION = (pb.MAIL_KIND_CANCELLATION, pb.MAIL_KIND_NO_SHOW)
+# Mails that end a reservation the client may hold in a calendar. An expiry
+# follows a confirmation when a client moved the booking and staff did not
+# confirm the move.
+_WITH_CANCELLATION = (
+    pb.MAIL_KIND_CANCELLATION,
+    pb.MAIL_KIND_NO_SHOW,
+    pb.MAIL_KIND_EXPIRED,
+)
 
 
 def _subject(context: MailContext) -> str:

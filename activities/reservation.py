@@ -68,7 +68,9 @@ _CLIENT_LOCK = "SELECT 1 FROM client.clients WHERE id = $1 FOR NO KEY UPDATE"
 # wait on the move while the move waits on it, and PostgreSQL would break the
 # deadlock by failing one after a second. Keys are taken in order, after the
 # client's row, so two moves between the same seats wait rather than deadlock.
-_OLD_SEAT = "SELECT seat_id FROM reservation.reservations WHERE id = $1"
+_OLD_SLOT = (
+    "SELECT seat_id, starts_at, ends_at FROM reservation.reservations WHERE id = $1"
+)
 
 
 def seat_lock_key(seat_id: uuid.UUID) -> int:
@@ -215,11 +217,19 @@ class ReservationActivities:
         await conn.execute(CLAIM_LOCK, seat_id)
         await conn.execute(_CLIENT_LOCK, client_id)
         seats = {seat_id}
+        old = None
         if request.reschedule:
             # only a move of this reservation changes it, and moves take turns
             # under the workflow's lock and the client's row lock
-            old_seat = await conn.fetchval(_OLD_SEAT, reservation_id)
-            seats |= {old_seat} if old_seat else set()
+            old = await conn.fetchrow(_OLD_SLOT, reservation_id)
+            seats |= {old["seat_id"]} if old else set()
+        # a move that only gives time back, on the seat it holds
+        shrink = (
+            old is not None
+            and old["seat_id"] == seat_id
+            and old["starts_at"] <= starts_at
+            and ends_at <= old["ends_at"]
+        )
         for key in sorted(seat_lock_key(seat) for seat in seats):
             await conn.execute("SELECT pg_advisory_xact_lock($1)", key)
         context = await conn.fetchrow(
@@ -259,6 +269,7 @@ class ReservationActivities:
                 starts_at=starts_at,
                 ends_at=ends_at,
                 now=now,
+                shrink=shrink,
             )
         except RuleViolation as violation:
             raise _Refused(_rejected(violation.rule, violation.description)) from None
@@ -284,6 +295,14 @@ class ReservationActivities:
             )
         else:
             status = context["existing_status"]
+            # staff confirmed that seat and time, not the one a client moves to
+            if (
+                status == "confirmed"
+                and not rules.auto_confirm
+                and not shrink
+                and request.requested_by.startswith("client:")
+            ):
+                status = "held"
             touched.add(context["existing_coworking_id"])
             # our own old claims must not collide with the new ones; if the new ones
             # fail, the rollback brings the old ones back
@@ -297,9 +316,10 @@ class ReservationActivities:
             )
             await conn.execute(
                 "UPDATE reservation.reservations SET seat_id = $2, coworking_id = $3,"
-                " starts_at = $4, ends_at = $5, version = $6, updated_at = now()"
-                " WHERE id = $1",
+                " starts_at = $4, ends_at = $5, version = $6, status = $7,"
+                " updated_at = now() WHERE id = $1",
                 reservation_id, seat_id, rules.id, starts_at, ends_at, request.version,
+                status,
             )  # fmt: skip
             claimed = await conn.fetchrow(_CLAIM, *claim)
         assert claimed is not None

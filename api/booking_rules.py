@@ -354,12 +354,16 @@ def check_booking(
     starts_at: datetime,
     ends_at: datetime,
     now: datetime,
+    shrink: bool = False,
 ) -> None:
     """Refuse a booking that breaks one of the coworking's rules.
 
     Raises RuleViolation naming the first rule broken; returns None when the
     booking may go ahead. Whether the seat is free is not asked here: that is
-    the claim's unique key.
+    the claim's unique key. A `shrink` (a move inside what the reservation
+    holds on its seat) takes no new time, so the rules about new bookings
+    (an open seat, its opening hours, employees only, how far ahead) are not
+    asked of it: a booking made before they changed may still be shortened.
     """
     for name, value in (("starts_at", starts_at), ("ends_at", ends_at), ("now", now)):
         _require_aware(name, value)
@@ -373,15 +377,15 @@ def check_booking(
             f"ends_at: {_local(rules, ends_at)} is not after starts_at "
             f"{_local(rules, starts_at)}",
         )
-    if not rules.active:
+    if not rules.active and not shrink:
         raise RuleViolation(
             "coworking_inactive", "seat_id: the coworking takes no bookings"
         )
-    if not seat.active or seat.coworking_id != rules.id:
+    if not shrink and (not seat.active or seat.coworking_id != rules.id):
         raise RuleViolation(
             "seat_inactive", f"seat_id: seat {seat.number} takes no bookings"
         )
-    if seat.internal_only and not client_is_internal:
+    if seat.internal_only and not client_is_internal and not shrink:
         raise RuleViolation(
             "internal_only", f"seat_id: seat {seat.number} is reserved for employees"
         )
@@ -389,7 +393,7 @@ def check_booking(
         raise RuleViolation(
             "in_past", f"starts_at: {_local(rules, starts_at)} is in the past"
         )
-    if starts_at > now + timedelta(days=rules.max_days_ahead):
+    if starts_at > now + timedelta(days=rules.max_days_ahead) and not shrink:
         raise RuleViolation(
             "too_far_ahead",
             f"starts_at: {_local(rules, starts_at)} is more than "
@@ -418,7 +422,9 @@ def check_booking(
             f"{rules.max_duration_minutes}",
         )
 
-    if opening_intervals(rules, starts_at, ends_at) != [(starts_at, ends_at)]:
+    if not shrink and opening_intervals(rules, starts_at, ends_at) != [
+        (starts_at, ends_at)
+    ]:
         raise RuleViolation(
             "outside_opening_hours",
             f"starts_at: {_local(rules, starts_at)} to {_local(rules, ends_at)} "

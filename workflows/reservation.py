@@ -63,6 +63,9 @@ _FOLDED_IN: dict[str, int] = {
     PATCH_DEADLINE_LOOKS_AGAIN: 2,
     PATCH_NO_CANCEL_AFTER_END: 2,
 }
+# 2026-12: a client's move of a reservation that staff confirmed, in a
+# coworking where staff confirm, is held again until they confirm the new one.
+PATCH_CLIENT_MOVE_WAITS_FOR_STAFF = "2026-12-client-move-waits-for-staff"
 # how long a mail rests, after its attempts ran into a database outage, before
 # the next round of attempts
 DATABASE_OUTAGE_PAUSE = timedelta(seconds=30)
@@ -487,6 +490,7 @@ class ReservationWorkflow:
         ends_at: datetime,
         version: int,
         reschedule: bool,
+        requested_by: str = "",
     ) -> pb.ClaimInput:
         claim = pb.ClaimInput(
             reservation_id=self._state.reservation_id,
@@ -494,6 +498,7 @@ class ReservationWorkflow:
             seat_id=seat_id,
             version=version,
             reschedule=reschedule,
+            requested_by=requested_by,
         )
         _set(claim.starts_at, starts_at)
         _set(claim.ends_at, ends_at)
@@ -582,6 +587,7 @@ class ReservationWorkflow:
                 self._claim_input(
                     seat_id=seat_id, starts_at=starts_at, ends_at=ends_at,
                     version=version, reschedule=True,
+                    requested_by=request.requested_by,
                 ),
                 result_type=pb.ClaimResult,
                 **DB_ACTIVITY,
@@ -600,6 +606,16 @@ class ReservationWorkflow:
                 self._state.coworking_id = claim.coworking_id
                 self._state.rules.CopyFrom(claim.rules)
                 self._moved_to = request.summary
+                if (
+                    claim.status == S.RESERVATION_STATUS_HELD
+                    and self._state.status == S.RESERVATION_STATUS_CONFIRMED
+                    and self._patched(PATCH_CLIENT_MOVE_WAITS_FOR_STAFF)
+                ):
+                    self._state.status = S.RESERVATION_STATUS_HELD
+                    self._hold_deadline = workflow.now() + timedelta(
+                        minutes=claim.rules.hold_minutes
+                    )
+                    self._upsert_status()
                 workflow.upsert_search_attributes(
                     [
                         SEAT_ID.value_set(seat_id),

@@ -103,6 +103,23 @@ async def test_inactive_seat_keeps_its_bookings_and_takes_no_new_one_or_move(
     )
     assert (new.status_code, new.json()) == (400, refused)
     assert (moved.status_code, moved.json()) == (400, refused)
+    # its own booking may give time back, not take more
+    kept_url = f"/api/reservations/{kept.json()['id']}"
+    longer = await scene.api.patch(
+        kept_url,
+        json={"ends_at": (ends_at + timedelta(minutes=30)).isoformat()},
+        headers=scene.client.headers,
+    )
+    assert (longer.status_code, longer.json()) == (400, refused)
+    shorter = await scene.api.patch(
+        kept_url,
+        json={"ends_at": (ends_at - timedelta(minutes=30)).isoformat()},
+        headers=scene.client.headers,
+    )
+    assert (shorter.status_code, shorter.json()["ends_at"]) == (
+        200,
+        (ends_at - timedelta(minutes=30)).isoformat().replace("+00:00", "Z"),
+    )
     seats = await scene.resources.pool.fetch(
         "SELECT seat_id, status FROM reservation.reservations ORDER BY starts_at"
     )

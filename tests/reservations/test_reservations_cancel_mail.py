@@ -196,6 +196,8 @@ async def test_cancelled_hold_that_was_never_confirmed_carries_no_calendar(
         # moved to version 3 and cancelled before that mail went out
         (pb.MAIL_KIND_CANCELLATION, 3, 2, ("CANCEL", 4, "CANCELLED")),
         (pb.MAIL_KIND_NO_SHOW, 2, 2, ("CANCEL", 3, "CANCELLED")),
+        # a client moved a confirmed booking and staff let the move lapse
+        (pb.MAIL_KIND_EXPIRED, 2, 1, ("CANCEL", 3, "CANCELLED")),
         # nothing was ever put in a calendar, so nothing is taken out
         (pb.MAIL_KIND_CANCELLATION, 1, 0, None),
         (pb.MAIL_KIND_EXPIRED, 1, 0, None),

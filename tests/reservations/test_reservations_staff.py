@@ -237,3 +237,105 @@ async def test_hold_moved_before_confirmation_gets_confirmation_mail(
 
     rows = await wait_for(mailed)
     assert [(row["kind"], row["version"]) for row in rows] == [("confirmation", 2)]
+
+
+async def _mails(scene: Scene, reservation_id: str) -> list[tuple[str, int]]:
+    rows = await scene.resources.pool.fetch(
+        "SELECT kind, version FROM notifications.sent_mail"
+        " WHERE reservation_id = $1 ORDER BY scheduled_at, version",
+        uuid.UUID(reservation_id),
+    )
+    return [(row["kind"], row["version"]) for row in rows]
+
+
+async def test_client_move_of_a_staff_confirmed_booking_waits_for_staff_again(
+    scene: Scene, smtp
+) -> None:
+    coworking = await create_coworking(
+        scene.resources.pool, auto_confirm=False, hold_minutes=60
+    )
+    seat = await create_seat(scene.resources.pool, coworking)
+    starts_at, ends_at = await scene.slot(hours_ahead=48)
+    reservation_id = (await scene.book(starts_at, ends_at, seat_id=seat)).json()["id"]
+    path = f"/api/reservations/{reservation_id}"
+    confirmed = await scene.api.post(f"{path}/confirm", headers=scene.admin.headers)
+    assert confirmed.json()["status"] == "confirmed"
+    await wait_for(lambda: _mails(scene, reservation_id))
+
+    # giving time back keeps what staff approved
+    shorter = await scene.api.patch(
+        path,
+        json={"ends_at": (ends_at - timedelta(minutes=30)).isoformat()},
+        headers=scene.client.headers,
+    )
+    assert (shorter.status_code, shorter.json()["status"]) == (200, "confirmed")
+    # another day is not what staff approved
+    later = starts_at + timedelta(days=1)
+    moved = await scene.api.patch(
+        path,
+        json={"starts_at": later.isoformat(),
+              "ends_at": (later + timedelta(hours=1)).isoformat()},
+        headers=scene.client.headers,
+    )  # fmt: skip
+    assert (moved.status_code, moved.json()["status"]) == (200, "held")
+    assert moved.json()["version"] == 3
+    assert await _status(scene, reservation_id) == "held"
+    assert await _claims(scene, reservation_id) == 12
+
+    # nobody confirms the move: the seat goes, and the calendar event with it
+    await scene.sleep(timedelta(minutes=61))
+    assert await wait_for(lambda: _is(scene, reservation_id, "expired"))
+    assert await _claims(scene, reservation_id) == 0
+    await wait_for(lambda: _mails_include(scene, reservation_id, ("expired", 3)))
+    assert await _mails(scene, reservation_id) == [
+        ("confirmation", 1), ("reschedule", 2), ("expired", 3),
+    ]  # fmt: skip
+    [expired] = [
+        m.message
+        for m in smtp.received
+        if m.message["Message-ID"].strip().endswith(".expired.v3@tlounge.local>")
+    ]
+    [calendar] = list(expired.iter_attachments())
+    assert calendar.get_param("method") == "CANCEL"
+
+
+async def _mails_include(
+    scene: Scene, reservation_id: str, wanted: tuple[str, int]
+) -> bool:
+    return wanted in await _mails(scene, reservation_id)
+
+
+async def test_staff_confirm_a_clients_move_and_move_confirmed_bookings_themselves(
+    scene: Scene,
+) -> None:
+    coworking = await create_coworking(
+        scene.resources.pool, auto_confirm=False, hold_minutes=60
+    )
+    seat = await create_seat(scene.resources.pool, coworking)
+    starts_at, ends_at = await scene.slot(hours_ahead=48)
+    reservation_id = (await scene.book(starts_at, ends_at, seat_id=seat)).json()["id"]
+    path = f"/api/reservations/{reservation_id}"
+    await scene.api.post(f"{path}/confirm", headers=scene.admin.headers)
+    later = starts_at + timedelta(days=1)
+    moved = await scene.api.patch(
+        path,
+        json={"starts_at": later.isoformat(),
+              "ends_at": (later + timedelta(hours=1)).isoformat()},
+        headers=scene.client.headers,
+    )  # fmt: skip
+    assert moved.json()["status"] == "held"
+
+    again = await scene.api.post(f"{path}/confirm", headers=scene.admin.headers)
+    assert (again.status_code, again.json()["status"]) == (200, "confirmed")
+    by_staff = await scene.api.patch(
+        path,
+        json={"starts_at": (later + timedelta(hours=2)).isoformat(),
+              "ends_at": (later + timedelta(hours=3)).isoformat()},
+        headers=scene.admin.headers,
+    )  # fmt: skip
+    assert (by_staff.status_code, by_staff.json()["status"]) == (200, "confirmed")
+    assert await _status(scene, reservation_id) == "confirmed"
+    await wait_for(lambda: _mails_include(scene, reservation_id, ("reschedule", 3)))
+    assert await _mails(scene, reservation_id) == [
+        ("confirmation", 1), ("reschedule", 2), ("reschedule", 3),
+    ]  # fmt: skip
