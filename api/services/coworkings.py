@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 import valkey.asyncio as valkey
 
-from api.booking_rules import Closure, CoworkingRules
+from api.booking_rules import Closure, CoworkingRules, opening_intervals
 from api.cache import invalidate_availability
 from api.errors import Conflict, InvalidInput, InvalidQuery, NotFound
 from api.models.coworkings import (
@@ -237,7 +237,13 @@ async def update_coworking(
         )
         if current is None:
             raise NotFound(f"No coworking {coworking_id}")
-        _check_durations({**dict(current), **changes})
+        merged = {**dict(current), **changes}
+        _check_durations(merged)
+        if {"opening_hours", "timezone"} & changes.keys():
+            await _refuse_hours_leaving_reservations(
+                conn, CoworkingRules.from_row(merged), now=now,
+                field="opening_hours" if "opening_hours" in changes else "timezone",
+            )  # fmt: skip
         if changes:
             if "opening_hours" in changes and changes["opening_hours"] is not None:
                 changes["opening_hours"] = json.dumps(changes["opening_hours"])
@@ -485,6 +491,45 @@ async def _refuse_over_reservations(
     )  # fmt: skip
     if not total:
         return
+    plural = "reservation falls" if total == 1 else "reservations fall"
+    raise Conflict(
+        f"closure: {total} active {plural} inside it; cancel"
+        f" {'it' if total == 1 else 'them'} first:"
+        f" {await _named(conn, rows, total, zone)}"
+    )
+
+
+async def _refuse_hours_leaving_reservations(
+    conn: asyncpg.Connection, rules: CoworkingRules, *, now: datetime, field: str
+) -> None:
+    """New hours (or a new zone for the old ones) leave no reservation still to
+    come outside them: staff move or cancel those first, so their clients know."""
+    rows = await conn.fetch(
+        "SELECT id, seat_id, starts_at, ends_at FROM reservation.reservations"
+        " WHERE coworking_id = $1 AND status = ANY($2::text[]) AND ends_at > $3"
+        " ORDER BY starts_at, id",
+        rules.id, list(reservation_reads.ACTIVE_STATUSES), now,
+    )  # fmt: skip
+    outside = []
+    for row in rows:
+        begin = max(row["starts_at"], now)
+        if opening_intervals(rules, begin, row["ends_at"]) != [(begin, row["ends_at"])]:
+            outside.append(row)
+    if not outside:
+        return
+    total = len(outside)
+    plural = "reservation falls" if total == 1 else "reservations fall"
+    named = await _named(conn, outside[:CLOSURE_CONFLICTS_NAMED], total, rules.zone)
+    raise Conflict(
+        f"{field}: {total} active {plural} outside the new opening hours; move or"
+        f" cancel {'it' if total == 1 else 'them'} first: {named}"
+    )
+
+
+async def _named(
+    conn: asyncpg.Connection, rows: Sequence[asyncpg.Record], total: int, zone: ZoneInfo
+) -> str:
+    """The first reservations by id, seat and local time, and how many more."""
     numbers = dict(
         await conn.fetch(
             "SELECT id, number FROM coworking.seats WHERE id = ANY($1::uuid[])",
@@ -497,12 +542,7 @@ async def _refuse_over_reservations(
         for row in rows
     )
     more = f" and {total - len(rows)} more" if total > len(rows) else ""
-    plural = "reservation falls" if total == 1 else "reservations fall"
-    raise Conflict(
-        f"closure: {total} active {plural} inside it; cancel"
-        f" {'it' if total == 1 else 'them'} first: {named}{more}"
-        f" (times in {zone.key})"
-    )
+    return f"{named}{more} (times in {zone.key})"
 
 
 async def list_closures(

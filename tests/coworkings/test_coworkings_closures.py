@@ -196,3 +196,56 @@ async def test_patch_that_moves_a_closure_onto_a_booking_is_refused(
         closure, json={"reason": "Deep clean"}, headers=owner.headers
     )
     assert renamed.status_code == 200 and renamed.json()["reason"] == "Deep clean"
+
+
+async def test_new_hours_that_leave_a_booking_outside_are_refused_naming_it(
+    api: httpx.AsyncClient, db, settings
+) -> None:
+    coworking, seat, _, client, owner = await _setup(db, settings)
+    booked = await insert_reservation(
+        db, client_id=client.id, seat_id=seat, coworking_id=coworking,
+        starts_at=TEN, ends_at=NOON,
+    )  # fmt: skip
+    # a cancelled booking keeps nobody from changing the hours
+    await insert_reservation(
+        db, client_id=client.id, seat_id=seat, coworking_id=coworking,
+        starts_at=NOON, ends_at=datetime(2099, 6, 1, 14, tzinfo=UTC),
+        status="cancelled",
+    )  # fmt: skip
+    url = f"/api/coworkings/{coworking}"
+
+    shorter = await api.patch(
+        url, json={"opening_hours": {"mon": [["08:00", "11:00"]]}},
+        headers=owner.headers,
+    )  # fmt: skip
+    assert (shorter.status_code, shorter.json()) == (
+        409,
+        {
+            "error": "conflict",
+            "description": "opening_hours: 1 active reservation falls outside the"
+            " new opening hours; move or cancel it first:"
+            f" {booked} (seat 7, 2099-06-01 10:00–12:00) (times in Europe/Berlin)",
+        },
+    )
+    assert (await api.get(url, headers=owner.headers)).json()["opening_hours"] is None
+
+    fits = await api.patch(
+        url, json={"opening_hours": {"mon": [["08:00", "12:00"]]}},
+        headers=owner.headers,
+    )  # fmt: skip
+    assert fits.status_code == 200, fits.text
+    # the same hours on Almaty's clock would start the booking at 13:00
+    moved_zone = await api.patch(
+        url, json={"timezone": "Asia/Almaty"}, headers=owner.headers
+    )
+    assert (moved_zone.status_code, moved_zone.json()["description"]) == (
+        409,
+        "timezone: 1 active reservation falls outside the new opening hours; move"
+        f" or cancel it first: {booked} (seat 7, 2099-06-01 13:00–15:00)"
+        " (times in Asia/Almaty)",
+    )
+    after = (await api.get(url, headers=owner.headers)).json()
+    assert (after["timezone"], after["opening_hours"]) == (
+        "Europe/Berlin",
+        {"mon": [["08:00", "12:00"]]},
+    )
