@@ -133,6 +133,17 @@ async def seat_stats(
         list(coworking_ids), now,
     )  # fmt: skip
     shut = {row["coworking_id"] for row in closed if row["seat_id"] is None}
+    rows = await conn.fetch(
+        f"SELECT {_COWORKING_COLUMNS} FROM coworking.coworkings"  # noqa: S608
+        " WHERE id = ANY($1::uuid[])",
+        list(coworking_ids),
+    )
+    moment = (now, now + timedelta(minutes=1))
+    shut |= {
+        row["id"]
+        for row in rows
+        if not opening_intervals(CoworkingRules.from_row(row), *moment)
+    }
     unavailable = {row["seat_id"] for row in closed if row["seat_id"] is not None}
     unavailable |= await reservation_reads.busy_seat_ids(
         conn, seat_ids=[row["id"] for row in seats if row["active"]], at=now

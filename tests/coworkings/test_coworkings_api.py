@@ -1,3 +1,4 @@
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -624,3 +625,22 @@ async def test_closures_crud_and_scope(api: httpx.AsyncClient, db, settings) -> 
         await api.delete(f"{url}/{closure['id']}", headers=manager.headers)
     ).status_code == 404
     assert await db.fetchval("SELECT count(*) FROM coworking.closures") == 0
+
+
+async def test_a_coworking_closed_by_its_hours_has_no_seat_available_now(
+    api: httpx.AsyncClient, db, settings
+) -> None:
+    first = await create_coworking(db, name="First")
+    await create_seat(db, first, number=1)
+    day = (datetime.now(UTC) + timedelta(days=2)).strftime("%a").lower()
+    await db.execute(
+        "UPDATE coworking.coworkings SET opening_hours = $2::jsonb WHERE id = $1",
+        first, json.dumps({day: [["09:00", "17:00"]]}),
+    )  # fmt: skip
+
+    body = (await api.get("/api/coworking")).json()
+
+    assert (body["opening_hours"], body["seats"]) == (
+        {day: [["09:00", "17:00"]]},
+        {"available": 0, "total": 1},
+    )
