@@ -118,8 +118,10 @@ def status_name(status: int) -> str:
 
 
 def a_status(status: str) -> str:
-    """The status name after its article, as a sentence reads it: "an expired"."""
-    return f"{'an' if status[0] in 'aeiou' else 'a'} {status}"
+    """The status name after its article, as a sentence reads it: "an expired",
+    "a no-show"."""
+    words = status.replace("_", "-")
+    return f"{'an' if words[0] in 'aeiou' else 'a'} {words}"
 
 
 def notification_name(status: int) -> str:

@@ -136,7 +136,7 @@ async def test_notifications_failed_then_retry_all_delivers_and_show_cancel(
         ("cancelled", 0, "{id} was already cancelled\n", ""),
         ("expired", 2, "", "tlounge: {id}: cannot cancel an expired reservation\n"),
         ("completed", 2, "", "tlounge: {id}: cannot cancel a completed reservation\n"),
-        ("no_show", 2, "", "tlounge: {id}: cannot cancel a no_show reservation\n"),
+        ("no_show", 2, "", "tlounge: {id}: cannot cancel a no-show reservation\n"),
     ],
     ids=["cancelled", "expired", "completed", "no-show"],
 )  # fmt: skip

@@ -92,7 +92,7 @@ async def test_held_reservation_expires_after_hold_time_and_frees_seat(
         ("expired", "cannot cancel an expired reservation"),
         ("cancelled", "cannot cancel a cancelled reservation"),
         ("completed", "cannot cancel a completed reservation"),
-        ("no_show", "cannot cancel a no_show reservation"),
+        ("no_show", "cannot cancel a no-show reservation"),
     ],
     ids=["expired", "cancelled", "completed", "no-show"],
 )
