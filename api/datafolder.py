@@ -68,9 +68,28 @@ class FolderLock:
         os.close(self.fd)
 
 
+# what in a data folder tells of people: sessions, mail, logs, reservation history
+_PRIVATE_DIRS = ("valkey", "mail", "logs")
+_PRIVATE_FILES = ("temporal.db", "temporal.db-wal", "temporal.db-shm")
+
+
+def seal_folder(folder: Path) -> None:
+    """Make the folder this account's alone. Run as root, embedded PostgreSQL
+    works as an account of its own that must pass through to its folder, so
+    the top stays passable, and what tells of people is closed one by one."""
+    folder.chmod(0o711 if os.geteuid() == 0 else 0o700)
+    for name in _PRIVATE_DIRS:
+        (folder / name).mkdir(mode=0o700, exist_ok=True)
+        (folder / name).chmod(0o700)
+    for name in _PRIVATE_FILES:
+        with contextlib.suppress(FileNotFoundError):
+            (folder / name).chmod(0o600)
+
+
 def hold_folder(folder: Path) -> FolderLock:
     """The folder's lock for this process, or FolderInUse at once."""
     folder.mkdir(parents=True, exist_ok=True)
+    seal_folder(folder)
     fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -193,10 +212,17 @@ def leftovers(folder: Path) -> list[psutil.Process]:
 
     folder = folder.resolve()
     database = str(folder / "temporal.db")
+    # a wrapper that started us (`timeout ... api.cli dev`) names our command too
+    ours_and_above = {os.getpid()} | {
+        parent.pid for parent in psutil.Process().parents()
+    }
     found = []
     for process in psutil.process_iter():
         with contextlib.suppress(psutil.Error):
-            if process.pid == os.getpid() or process.status() == psutil.STATUS_ZOMBIE:
+            if (
+                process.pid in ours_and_above
+                or process.status() == psutil.STATUS_ZOMBIE
+            ):
                 continue
             command = process.cmdline()
             ours = "api.cli" in command and (

