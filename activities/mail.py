@@ -64,6 +64,14 @@ class MailActivities:
         mid = message_id(
             request.reservation_id, request.kind, request.version, self.domain
         )
+        attempt_at = activity.info().current_attempt_scheduled_time
+        if request.kind == pb.MAIL_KIND_REMINDER and attempt_at >= _dt(
+            request.starts_at
+        ):
+            # held up past the start (a failed send retried late, an outage):
+            # the reminder has lost its point
+            logger.info("reminder %s dropped: the booking has started", mid)
+            return pb.MailResult(sent=False, message_id=mid)
         if await self.pool.fetchval(
             "SELECT 1 FROM notifications.sent_mail WHERE message_id = $1", mid
         ):

@@ -1,4 +1,5 @@
-"""The data converter: protobuf messages as JSON, tolerant of fields it does not know.
+"""The data converter: protobuf messages as JSON, tolerant of fields it does not know
+and of a message sent as plain JSON.
 
 During a rolling deploy a newer worker or API may add a field to a message
 that an older worker still decodes; ignoring unknown fields is what makes
@@ -8,22 +9,65 @@ that an older worker still decodes; ignoring unknown fields is what makes
 from __future__ import annotations
 
 import dataclasses
+import types
+import typing
+from typing import Any
 
+from google.protobuf import json_format
+from google.protobuf.message import Message
+from temporalio.api.common.v1 import Payload
 from temporalio.converter import (
     CompositePayloadConverter,
     DataConverter,
     DefaultPayloadConverter,
+    EncodingPayloadConverter,
+    JSONPlainPayloadConverter,
     JSONProtoPayloadConverter,
 )
+
+
+def _message_type(type_hint: Any) -> type[Message] | None:
+    """The protobuf message a type hint asks for, also as `Message | None`."""
+    if isinstance(type_hint, type) and issubclass(type_hint, Message):
+        return type_hint
+    if typing.get_origin(type_hint) in (typing.Union, types.UnionType):
+        found = [_message_type(arg) for arg in typing.get_args(type_hint)]
+        return next((kind for kind in found if kind is not None), None)
+    return None
+
+
+class PlainJsonIntoMessages(JSONPlainPayloadConverter):
+    """Plain JSON read into the message a handler asks for.
+
+    The Temporal UI sends a signal's input as plain JSON; the default converter
+    cannot make a message of it and drops the signal with only a worker log line.
+    """
+
+    def from_payload(self, payload: Payload, type_hint: type | None = None) -> Any:
+        message = _message_type(type_hint)
+        if message is None:
+            return super().from_payload(payload, type_hint)
+        try:
+            return json_format.Parse(
+                payload.data, message(), ignore_unknown_fields=True
+            )
+        except json_format.ParseError as error:
+            raise RuntimeError(f"not a {message.DESCRIPTOR.name}: {error}") from error
+
+
+def _tolerant(converter: EncodingPayloadConverter) -> EncodingPayloadConverter:
+    if isinstance(converter, JSONProtoPayloadConverter):
+        return JSONProtoPayloadConverter(ignore_unknown_fields=True)
+    if isinstance(converter, JSONPlainPayloadConverter):
+        return PlainJsonIntoMessages()
+    return converter
 
 
 class TolerantPayloadConverter(CompositePayloadConverter):
     def __init__(self) -> None:
         super().__init__(
             *(
-                JSONProtoPayloadConverter(ignore_unknown_fields=True)
-                if isinstance(converter, JSONProtoPayloadConverter)
-                else converter
+                _tolerant(converter)
                 for converter in (
                     DefaultPayloadConverter.default_encoding_payload_converters
                 )

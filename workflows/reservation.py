@@ -66,6 +66,9 @@ _FOLDED_IN: dict[str, int] = {
 # 2026-12: a client's move of a reservation that staff confirmed, in a
 # coworking where staff confirm, is held again until they confirm the new one.
 PATCH_CLIENT_MOVE_WAITS_FOR_STAFF = "2026-12-client-move-waits-for-staff"
+# 2026-12: a mail queued behind a failed one leaves the notification failed, so
+# ops still find it and retry; it read "pending" and dropped out of their views.
+PATCH_FAILED_STAYS_FAILED = "2026-12-failed-stays-failed"
 # how long a mail rests, after its attempts ran into a database outage, before
 # the next round of attempts
 DATABASE_OUTAGE_PAUSE = timedelta(seconds=30)
@@ -406,6 +409,9 @@ class ReservationWorkflow:
         mail.ends_at.CopyFrom(self._state.ends_at)
         _set(mail.due_at, due_at)
         self._mails.append(mail)
+        if self._state.failed_mails and self._patched(PATCH_FAILED_STAYS_FAILED):
+            # it waits behind the failed one, which ops must still see to retry
+            return
         self._set_notification(pb.NOTIFICATION_STATUS_PENDING)
 
     async def _deliver_mails(self) -> None:
@@ -638,8 +644,12 @@ class ReservationWorkflow:
     def _validate_reschedule(self, request: pb.RescheduleRequest) -> None:
         self._require_reschedulable()
 
+    # Signals may come from the Temporal UI with no input at all; a handler that
+    # required one would fail every workflow task from then on.
+
     @workflow.signal(name="cancel")
-    def cancel(self, request: pb.CancelRequest) -> None:
+    def cancel(self, request: pb.CancelRequest | None = None) -> None:
+        request = request or pb.CancelRequest()
         if self._cancel is not None or self._state.status in TERMINAL:
             return
         if workflow.now() >= _dt(self._state.ends_at) and self._patched(
@@ -649,7 +659,9 @@ class ReservationWorkflow:
         self._cancel = request
 
     @workflow.signal(name="retry_notification")
-    def retry_notification(self, request: pb.RetryNotificationRequest) -> None:
+    def retry_notification(
+        self, request: pb.RetryNotificationRequest | None = None
+    ) -> None:
         self._retry_requested = True
 
     @workflow.query(name="state")

@@ -140,3 +140,104 @@ async def test_worker_restarted_mid_workflow_sends_each_mail_once(
         )
         == "completed"
     )
+
+
+async def _attribute(scene: Scene, reservation_id: str, name: str) -> bytes:
+    handle = scene.resources.temporal.get_workflow_handle(
+        f"reservation-{reservation_id}"
+    )
+    described = await handle.describe()
+    fields = described.raw_description.workflow_execution_info.search_attributes
+    return fields.indexed_fields[name].data
+
+
+async def test_failed_mail_stays_failed_while_later_mails_wait_and_late_reminder_drops(
+    scene: Scene, smtp
+) -> None:
+    smtp.refuse_with = "550 5.1.1 mailbox unavailable"
+    starts_at, ends_at = await scene.slot(hours_ahead=5)
+    reservation_id = (await scene.book(starts_at, ends_at)).json()["id"]
+
+    async def failed() -> bool:
+        return (await _state(scene, reservation_id)).notification_status == 4
+
+    await wait_for(failed)
+    # the reminder is queued behind the failed confirmation, and then the start
+    # passes: ops must still see the failure, and the reminder has lost its point
+    await scene.sleep(starts_at - await scene.now() + timedelta(minutes=1))
+    state = await _state(scene, reservation_id)
+    assert (state.notification_status, list(state.failed_mails)) == (4, [1])
+    assert await _attribute(scene, reservation_id, "NotificationStatus") == (
+        b'"failed"'
+    )
+    listed = await scene.api.get(
+        f"/api/reservations/{reservation_id}", headers=scene.admin.headers
+    )
+    assert listed.json()["notification_status"] == "failed"
+
+    smtp.refuse_with = None
+    retry = await scene.api.post(
+        f"/api/reservations/{reservation_id}/notifications/retry",
+        headers=scene.admin.headers,
+    )
+    assert retry.status_code == 202
+
+    async def settled() -> bool:
+        return (await _state(scene, reservation_id)).notification_status == 3
+
+    await wait_for(settled)
+    assert await _kinds(scene, reservation_id) == ["confirmation"]
+    assert [m.message["Subject"] for m in smtp.received] == [
+        "Your seat is booked: Lounge One"
+    ]
+
+
+async def test_signals_from_the_ui_with_no_input_or_plain_json_are_taken(
+    scene: Scene,
+) -> None:
+    starts_at, ends_at = await scene.slot(hours_ahead=30)
+    reservation_id = (await scene.book(starts_at, ends_at)).json()["id"]
+    handle = scene.resources.temporal.get_workflow_handle(
+        f"reservation-{reservation_id}"
+    )
+    # no input at all: nothing failed, so nothing to do, and the workflow lives on
+    await handle.signal("retry_notification")
+    assert (await _state(scene, reservation_id)).status == 2
+
+    # the UI's default encoding is plain JSON, in the proto's JSON names
+    await handle.signal("cancel", {"reason": "water damage", "requestedBy": "ui"})
+
+    async def cancelled() -> bool:
+        row = await scene.resources.pool.fetchrow(
+            "SELECT status, cancel_reason FROM reservation.reservations WHERE id = $1",
+            uuid.UUID(reservation_id),
+        )
+        return row is not None and tuple(row) == ("cancelled", "water damage")
+
+    await wait_for(cancelled)
+    claims = await scene.resources.pool.fetchval(
+        "SELECT count(*) FROM reservation.seat_claims WHERE reservation_id = $1",
+        uuid.UUID(reservation_id),
+    )
+    assert claims == 0
+
+
+async def test_cancel_signal_with_no_input_cancels_without_a_reason(
+    scene: Scene,
+) -> None:
+    starts_at, ends_at = await scene.slot(hours_ahead=30)
+    reservation_id = (await scene.book(starts_at, ends_at)).json()["id"]
+    handle = scene.resources.temporal.get_workflow_handle(
+        f"reservation-{reservation_id}"
+    )
+    await handle.signal("cancel")
+    await wait_for(lambda: _row_status_is(scene, reservation_id, "cancelled"))
+    assert (await _state(scene, reservation_id)).status == 5
+
+
+async def _row_status_is(scene: Scene, reservation_id: str, status: str) -> bool:
+    found = await scene.resources.pool.fetchval(
+        "SELECT status FROM reservation.reservations WHERE id = $1",
+        uuid.UUID(reservation_id),
+    )
+    return found == status

@@ -12,6 +12,7 @@ import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
+from proto.converter import DATA_CONVERTER
 from workflows.reservation import ReservationWorkflow
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
@@ -39,5 +40,7 @@ def test_recorded_histories_cover_main_paths() -> None:
 async def test_replay_recorded_history_is_deterministic(path: Path) -> None:
     recorded = await asyncio.to_thread(path.read_text)
     history = WorkflowHistory.from_json(f"reservation-{path.stem}", recorded)
-    result = await Replayer(workflows=[ReservationWorkflow]).replay_workflow(history)
+    # the worker's converter: it reads signals the UI sends as plain JSON
+    replayer = Replayer(workflows=[ReservationWorkflow], data_converter=DATA_CONVERTER)
+    result = await replayer.replay_workflow(history)
     assert result.replay_failure is None
