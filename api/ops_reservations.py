@@ -25,7 +25,7 @@ import asyncpg
 import valkey.asyncio as valkey
 from pydantic import ValidationError
 from temporalio.client import Client
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from api.cache import invalidate_availability
 from api.cli import command
@@ -86,6 +86,10 @@ def _notifications_args(parser: argparse.ArgumentParser) -> None:
 @command("notifications", _notifications_args)
 async def notifications(settings: Settings, args: argparse.Namespace) -> int:
     """List reservations whose notification failed, or retry them."""
+    if args.reservation_id and (args.all or args.action == "failed"):
+        # an id that would be ignored is a mistake the operator should hear of
+        what = "--all" if args.all else "failed"
+        return _refuse(EXIT_BAD_INPUT, f"{what} takes no reservation id")
     folder = settings.data_dir.resolve()
     named = settings.temporal_address or "temporal_port" in settings.model_fields_set
     if not named and running_stack(folder) is None:
@@ -97,7 +101,7 @@ async def notifications(settings: Settings, args: argparse.Namespace) -> int:
     settings = with_running_stack(settings)
     try:
         async with _temporal(settings) as client:
-            if args.action == "retry" and args.reservation_id and not args.all:
+            if args.action == "retry" and args.reservation_id:
                 ids = [str(args.reservation_id)]
             else:
                 ids = [
@@ -137,7 +141,12 @@ async def notifications(settings: Settings, args: argparse.Namespace) -> int:
     except RuntimeError as error:
         return _refuse(EXIT_UNREACHABLE, f"Temporal is unreachable: {error}")
     except RPCError as error:
-        return _refuse(EXIT_NOT_FOUND, f"Temporal refused: {error.message}")
+        code = (
+            EXIT_NOT_FOUND
+            if error.status == RPCStatusCode.NOT_FOUND
+            else (EXIT_UNREACHABLE)
+        )
+        return _refuse(code, f"Temporal refused: {error.message}")
 
 
 def _reservation_args(parser: argparse.ArgumentParser) -> None:

@@ -329,6 +329,25 @@ def test_tlounge_notifications_without_a_stack_or_an_address_refuses(
     assert not folder.exists()
 
 
+@pytest.mark.parametrize(
+    ("action", "said"),
+    [(("retry", "{id}", "--all"), "--all"), (("failed", "{id}"), "failed")],
+    ids=["retry-all", "failed"],
+)
+def test_tlounge_notifications_refuses_an_id_it_would_ignore(
+    tmp_path, action: tuple[str, ...], said: str
+) -> None:
+    reservation_id = "3f1c9a52-0a4e-4c55-9d61-5b0e2f7f2a10"
+    result = run_tlounge(
+        "notifications", *(word.format(id=reservation_id) for word in action),
+        env={"TLOUNGE_DATA_DIR": str(tmp_path / "data")},
+    )  # fmt: skip
+    assert (result.returncode, result.stderr) == (
+        EXIT_BAD_INPUT,
+        f"tlounge: {said} takes no reservation id\n",
+    )
+
+
 def test_tlounge_cli_has_create_owner(pg_dsn) -> None:
     env = {"TLOUNGE_DATABASE_URL": pg_dsn, PASSWORD_ENV: "x"}
     result = run_tlounge("create-owner", "--email", "cli@example.com", env=env)
