@@ -1,6 +1,6 @@
 import asyncio
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from temporalio.client import WorkflowExecutionStatus
@@ -55,17 +55,25 @@ async def _has(scene: Scene, reservation_id: str, kind: str) -> bool:
     return kind in await _kinds(scene, reservation_id)
 
 
-async def test_smtp_refusing_for_good_marks_failed_then_retry_signal_delivers(
-    scene: Scene, smtp
-) -> None:
+async def _booked_into_failed_mail(
+    scene: Scene, smtp, *, hours_ahead: float
+) -> tuple[str, datetime]:
+    """A booking whose confirmation the SMTP server refused for good."""
     smtp.refuse_with = "550 5.1.1 mailbox unavailable"
-    starts_at, ends_at = await scene.slot(hours_ahead=30)
+    starts_at, ends_at = await scene.slot(hours_ahead=hours_ahead)
     reservation_id = (await scene.book(starts_at, ends_at)).json()["id"]
 
     async def failed() -> bool:
         return (await _state(scene, reservation_id)).notification_status == 4
 
     await wait_for(failed)
+    return reservation_id, starts_at
+
+
+async def test_smtp_refusing_for_good_marks_failed_then_retry_signal_delivers(
+    scene: Scene, smtp
+) -> None:
+    reservation_id, _ = await _booked_into_failed_mail(scene, smtp, hours_ahead=30)
     got = await scene.api.get(
         f"/api/reservations/{reservation_id}", headers=scene.client.headers
     )
@@ -154,14 +162,9 @@ async def _attribute(scene: Scene, reservation_id: str, name: str) -> bytes:
 async def test_failed_mail_stays_failed_while_later_mails_wait_and_late_reminder_drops(
     scene: Scene, smtp
 ) -> None:
-    smtp.refuse_with = "550 5.1.1 mailbox unavailable"
-    starts_at, ends_at = await scene.slot(hours_ahead=5)
-    reservation_id = (await scene.book(starts_at, ends_at)).json()["id"]
-
-    async def failed() -> bool:
-        return (await _state(scene, reservation_id)).notification_status == 4
-
-    await wait_for(failed)
+    reservation_id, starts_at = await _booked_into_failed_mail(
+        scene, smtp, hours_ahead=5
+    )
     # the reminder is queued behind the failed confirmation, and then the start
     # passes: ops must still see the failure, and the reminder has lost its point
     await scene.sleep(starts_at - await scene.now() + timedelta(minutes=1))

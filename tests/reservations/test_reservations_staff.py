@@ -1,6 +1,7 @@
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
+import httpx
 import pytest
 
 from api.errors import Conflict
@@ -207,21 +208,39 @@ async def test_reservation_of_another_client_is_not_found(scene: Scene) -> None:
     }
 
 
-async def test_hold_moved_before_confirmation_gets_confirmation_mail(
-    scene: Scene, smtp
-) -> None:
+async def _book_where_staff_confirm(scene: Scene) -> tuple[str, datetime, datetime]:
+    """A booking held in a coworking where staff confirm, with an hour to do it."""
     coworking = await create_coworking(
         scene.resources.pool, auto_confirm=False, hold_minutes=60
     )
     seat = await create_seat(scene.resources.pool, coworking)
     starts_at, ends_at = await scene.slot(hours_ahead=48)
     reservation_id = (await scene.book(starts_at, ends_at, seat_id=seat)).json()["id"]
-    moved = await scene.api.patch(
-        f"/api/reservations/{reservation_id}",
-        json={"starts_at": (starts_at + timedelta(hours=1)).isoformat(),
-              "ends_at": (ends_at + timedelta(hours=1)).isoformat()},
-        headers=scene.client.headers,
+    return reservation_id, starts_at, ends_at
+
+
+async def _move(
+    scene: Scene, path: str, starts_at: datetime, headers: dict[str, str]
+) -> httpx.Response:
+    """Move the reservation at `path` to an hour from `starts_at`."""
+    return await scene.api.patch(
+        path,
+        json={"starts_at": starts_at.isoformat(),
+              "ends_at": (starts_at + timedelta(hours=1)).isoformat()},
+        headers=headers,
     )  # fmt: skip
+
+
+async def test_hold_moved_before_confirmation_gets_confirmation_mail(
+    scene: Scene, smtp
+) -> None:
+    reservation_id, starts_at, ends_at = await _book_where_staff_confirm(scene)
+    moved = await _move(
+        scene,
+        f"/api/reservations/{reservation_id}",
+        starts_at + timedelta(hours=1),
+        scene.client.headers,
+    )
     assert moved.status_code == 200 and moved.json()["status"] == "held"
     confirmed = await scene.api.post(
         f"/api/reservations/{reservation_id}/confirm", headers=scene.admin.headers
@@ -251,12 +270,7 @@ async def _mails(scene: Scene, reservation_id: str) -> list[tuple[str, int]]:
 async def test_client_move_of_a_staff_confirmed_booking_waits_for_staff_again(
     scene: Scene, smtp
 ) -> None:
-    coworking = await create_coworking(
-        scene.resources.pool, auto_confirm=False, hold_minutes=60
-    )
-    seat = await create_seat(scene.resources.pool, coworking)
-    starts_at, ends_at = await scene.slot(hours_ahead=48)
-    reservation_id = (await scene.book(starts_at, ends_at, seat_id=seat)).json()["id"]
+    reservation_id, starts_at, ends_at = await _book_where_staff_confirm(scene)
     path = f"/api/reservations/{reservation_id}"
     confirmed = await scene.api.post(f"{path}/confirm", headers=scene.admin.headers)
     assert confirmed.json()["status"] == "confirmed"
@@ -271,12 +285,7 @@ async def test_client_move_of_a_staff_confirmed_booking_waits_for_staff_again(
     assert (shorter.status_code, shorter.json()["status"]) == (200, "confirmed")
     # another day is not what staff approved
     later = starts_at + timedelta(days=1)
-    moved = await scene.api.patch(
-        path,
-        json={"starts_at": later.isoformat(),
-              "ends_at": (later + timedelta(hours=1)).isoformat()},
-        headers=scene.client.headers,
-    )  # fmt: skip
+    moved = await _move(scene, path, later, scene.client.headers)
     assert (moved.status_code, moved.json()["status"]) == (200, "held")
     assert moved.json()["version"] == 3
     assert await _status(scene, reservation_id) == "held"
@@ -308,31 +317,16 @@ async def _mails_include(
 async def test_staff_confirm_a_clients_move_and_move_confirmed_bookings_themselves(
     scene: Scene,
 ) -> None:
-    coworking = await create_coworking(
-        scene.resources.pool, auto_confirm=False, hold_minutes=60
-    )
-    seat = await create_seat(scene.resources.pool, coworking)
-    starts_at, ends_at = await scene.slot(hours_ahead=48)
-    reservation_id = (await scene.book(starts_at, ends_at, seat_id=seat)).json()["id"]
+    reservation_id, starts_at, ends_at = await _book_where_staff_confirm(scene)
     path = f"/api/reservations/{reservation_id}"
     await scene.api.post(f"{path}/confirm", headers=scene.admin.headers)
     later = starts_at + timedelta(days=1)
-    moved = await scene.api.patch(
-        path,
-        json={"starts_at": later.isoformat(),
-              "ends_at": (later + timedelta(hours=1)).isoformat()},
-        headers=scene.client.headers,
-    )  # fmt: skip
+    moved = await _move(scene, path, later, scene.client.headers)
     assert moved.json()["status"] == "held"
 
     again = await scene.api.post(f"{path}/confirm", headers=scene.admin.headers)
     assert (again.status_code, again.json()["status"]) == (200, "confirmed")
-    by_staff = await scene.api.patch(
-        path,
-        json={"starts_at": (later + timedelta(hours=2)).isoformat(),
-              "ends_at": (later + timedelta(hours=3)).isoformat()},
-        headers=scene.admin.headers,
-    )  # fmt: skip
+    by_staff = await _move(scene, path, later + timedelta(hours=2), scene.admin.headers)
     assert (by_staff.status_code, by_staff.json()["status"]) == (200, "confirmed")
     assert await _status(scene, reservation_id) == "confirmed"
     await wait_for(lambda: _mails_include(scene, reservation_id, ("reschedule", 3)))
