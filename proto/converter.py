@@ -9,6 +9,7 @@ that an older worker still decodes; ignoring unknown fields is what makes
 from __future__ import annotations
 
 import dataclasses
+import json
 import types
 import typing
 from typing import Any
@@ -47,12 +48,19 @@ class PlainJsonIntoMessages(JSONPlainPayloadConverter):
         message = _message_type(type_hint)
         if message is None:
             return super().from_payload(payload, type_hint)
+        name = message.DESCRIPTOR.name
         try:
-            return json_format.Parse(
-                payload.data, message(), ignore_unknown_fields=True
-            )
-        except json_format.ParseError as error:
-            raise RuntimeError(f"not a {message.DESCRIPTOR.name}: {error}") from error
+            data = json.loads(payload.data)
+            if data is None and type_hint is not message:
+                # `null` for a handler that takes none, as no input at all
+                return None
+            # a bare string or list would parse as an empty message, and a
+            # cancel's reason sent as a string would be lost without a word
+            if not isinstance(data, dict):
+                raise RuntimeError(f"not a {name}: a JSON object is expected")
+            return json_format.ParseDict(data, message(), ignore_unknown_fields=True)
+        except (ValueError, json_format.ParseError) as error:
+            raise RuntimeError(f"not a {name}: {error}") from error
 
 
 def _tolerant(converter: EncodingPayloadConverter) -> EncodingPayloadConverter:

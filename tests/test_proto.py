@@ -1,10 +1,13 @@
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from google.protobuf import json_format
+from temporalio.api.common.v1 import Payload
 
 from proto import reservation_pb2 as pb
 from proto.build import HERE, build
+from proto.converter import DATA_CONVERTER, PlainJsonIntoMessages
 
 
 def test_generated_code_is_current(tmp_path: Path) -> None:
@@ -52,3 +55,25 @@ def test_converter_decodes_payload_with_unknown_field() -> None:
     [payload] = converter.to_payloads([pb.HoldRequest(request_hash="abc")])
     assert payload.metadata["encoding"] == b"json/protobuf"
     assert payload.data == b'{"requestHash":"abc"}'
+
+
+def _plain(text: str) -> Payload:
+    return Payload(metadata={"encoding": b"json/plain"}, data=text.encode())
+
+
+def test_plain_json_from_the_ui_reads_into_the_message_a_handler_takes() -> None:
+    convert = DATA_CONVERTER.payload_converter
+    hint = pb.CancelRequest | None
+    [got] = convert.from_payloads(
+        [_plain('{"reason": "water damage", "requestedBy": "ui", "extra": 1}')], [hint]
+    )
+    assert got == pb.CancelRequest(reason="water damage", requested_by="ui")
+    # `null` is no input to a handler that takes none, and nothing else
+    plain = PlainJsonIntoMessages()
+    assert plain.from_payload(_plain("null"), hint) is None
+    for text in ("null", '"the client phoned"', "[]", '{"reason": 42}', "{"):
+        with pytest.raises(RuntimeError, match="^not a CancelRequest"):
+            plain.from_payload(_plain(text), pb.CancelRequest)
+    for text in ('"the client phoned"', "[]"):
+        with pytest.raises(RuntimeError, match="a JSON object is expected"):
+            plain.from_payload(_plain(text), hint)
