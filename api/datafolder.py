@@ -69,8 +69,10 @@ class FolderLock:
 
 
 # what in a data folder tells of people: sessions, mail, logs, reservation history
-_PRIVATE_DIRS = ("valkey", "mail", "logs")
-_PRIVATE_FILES = ("temporal.db", "temporal.db-wal", "temporal.db-shm")
+_PRIVATE_DIRS = ("valkey", "mail", "logs", "objects")
+_PRIVATE_FILES = (
+    "temporal.db", "temporal.db-wal", "temporal.db-shm", STACK_FILE, LOCK_FILE,
+)  # fmt: skip
 
 
 def seal_folder(folder: Path) -> None:
@@ -90,7 +92,7 @@ def hold_folder(folder: Path) -> FolderLock:
     """The folder's lock for this process, or FolderInUse at once."""
     folder.mkdir(parents=True, exist_ok=True)
     seal_folder(folder)
-    fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -117,7 +119,9 @@ def _describe_holder(folder: Path) -> str:
 def write_running_stack(folder: Path, stack: RunningStack) -> None:
     path = folder / STACK_FILE
     partial = path.with_suffix(".json.partial")
-    partial.write_text(json.dumps(asdict(stack), indent=2) + "\n")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(json.dumps(asdict(stack), indent=2) + "\n")
     # readers see the old file or the whole new one, never half of it
     partial.replace(path)
 

@@ -131,10 +131,14 @@ async def test_stack_starts_books_mails_stops_and_restarts_with_its_data(
             assert stat.S_IMODE(os.stat(settings.data_dir).st_mode) == mode
             private = {
                 name: stat.S_IMODE(os.stat(settings.data_dir / name).st_mode)
-                for name in ("valkey", "mail", "logs", "temporal.db")
-            }
+                for name in (
+                    "valkey", "mail", "logs", "objects",
+                    "temporal.db", "stack.json", "stack.lock",
+                )
+            }  # fmt: skip
             assert private == {
-                "valkey": 0o700, "mail": 0o700, "logs": 0o700, "temporal.db": 0o600,
+                "valkey": 0o700, "mail": 0o700, "logs": 0o700, "objects": 0o700,
+                "temporal.db": 0o600, "stack.json": 0o600, "stack.lock": 0o600,
             }  # fmt: skip
             anonymous = AsyncValkey(host="127.0.0.1", port=settings.valkey_port)
             try:
