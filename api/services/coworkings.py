@@ -119,9 +119,10 @@ async def coworking_rules(conn: Conn, coworking_id: UUID) -> CoworkingRules:
 
 
 async def seat_stats(
-    conn: Conn, coworking_ids: Sequence[UUID], *, now: datetime
+    conn: Conn, coworkings: Sequence[asyncpg.Record], *, now: datetime
 ) -> dict[UUID, dict[str, int]]:
-    """Per coworking: seats in total, and active seats free and open right now."""
+    """Per coworking row: seats in total, and active seats free and open right now."""
+    coworking_ids = [row["id"] for row in coworkings]
     seats = await conn.fetch(
         "SELECT id, coworking_id, active FROM coworking.seats"
         " WHERE coworking_id = ANY($1::uuid[]) AND deleted_at IS NULL",
@@ -133,15 +134,10 @@ async def seat_stats(
         list(coworking_ids), now,
     )  # fmt: skip
     shut = {row["coworking_id"] for row in closed if row["seat_id"] is None}
-    rows = await conn.fetch(
-        f"SELECT {_COWORKING_COLUMNS} FROM coworking.coworkings"  # noqa: S608
-        " WHERE id = ANY($1::uuid[])",
-        list(coworking_ids),
-    )
     moment = (now, now + timedelta(minutes=1))
     shut |= {
         row["id"]
-        for row in rows
+        for row in coworkings
         if not opening_intervals(CoworkingRules.from_row(row), *moment)
     }
     unavailable = {row["seat_id"] for row in closed if row["seat_id"] is not None}
@@ -166,7 +162,7 @@ async def get_coworking(
     row = await coworking_row(conn, coworking_id)
     if not row["active"] and not show_inactive:
         raise NotFound(f"No coworking {coworking_id}")
-    stats = await seat_stats(conn, [coworking_id], now=now)
+    stats = await seat_stats(conn, [row], now=now)
     return _coworking_public(row, stats[coworking_id])
 
 
@@ -189,7 +185,7 @@ async def list_coworkings(
         " ORDER BY name, id LIMIT $3 OFFSET $4",
         name, city, limit, offset,
     )  # fmt: skip
-    stats = await seat_stats(conn, [row["id"] for row in rows], now=now)
+    stats = await seat_stats(conn, rows, now=now)
     return [_coworking_public(row, stats[row["id"]]) for row in rows]
 
 

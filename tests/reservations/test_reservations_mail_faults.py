@@ -3,7 +3,7 @@ import uuid
 from datetime import datetime, timedelta
 
 import pytest
-from temporalio.client import WorkflowExecutionStatus
+from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 
 from tests.reservations.conftest import Scene
 from tests.reservations.test_reservations_lifecycle import berlin, sent, wait_for
@@ -13,10 +13,19 @@ async def _kinds(scene: Scene, reservation_id: str) -> list[str]:
     return [row["kind"] for row in await sent(scene, reservation_id)]
 
 
+def _handle(scene: Scene, reservation_id: str) -> WorkflowHandle:
+    return scene.resources.temporal.get_workflow_handle(f"reservation-{reservation_id}")
+
+
+async def _booked(scene: Scene) -> tuple[str, WorkflowHandle]:
+    """A confirmed booking a day and more ahead, and its workflow."""
+    starts_at, ends_at = await scene.slot(hours_ahead=30)
+    reservation_id = (await scene.book(starts_at, ends_at)).json()["id"]
+    return reservation_id, _handle(scene, reservation_id)
+
+
 async def _state(scene: Scene, reservation_id: str):
-    handle = scene.resources.temporal.get_workflow_handle(
-        f"reservation-{reservation_id}"
-    )
+    handle = _handle(scene, reservation_id)
     from proto import reservation_pb2 as pb
     from workflows.reservation import ReservationWorkflow
 
@@ -129,9 +138,7 @@ async def test_worker_restarted_mid_workflow_sends_each_mail_once(
     await scene.sleep(ends_at - await scene.now() + timedelta(seconds=1))
 
     async def closed() -> bool:
-        handle = scene.resources.temporal.get_workflow_handle(
-            f"reservation-{reservation_id}"
-        )
+        handle = _handle(scene, reservation_id)
         return (await handle.describe()).status == WorkflowExecutionStatus.COMPLETED
 
     await wait_for(closed)
@@ -151,9 +158,7 @@ async def test_worker_restarted_mid_workflow_sends_each_mail_once(
 
 
 async def _attribute(scene: Scene, reservation_id: str, name: str) -> bytes:
-    handle = scene.resources.temporal.get_workflow_handle(
-        f"reservation-{reservation_id}"
-    )
+    handle = _handle(scene, reservation_id)
     described = await handle.describe()
     fields = described.raw_description.workflow_execution_info.search_attributes
     return fields.indexed_fields[name].data
@@ -198,11 +203,7 @@ async def test_failed_mail_stays_failed_while_later_mails_wait_and_late_reminder
 async def test_signals_from_the_ui_with_no_input_or_plain_json_are_taken(
     scene: Scene,
 ) -> None:
-    starts_at, ends_at = await scene.slot(hours_ahead=30)
-    reservation_id = (await scene.book(starts_at, ends_at)).json()["id"]
-    handle = scene.resources.temporal.get_workflow_handle(
-        f"reservation-{reservation_id}"
-    )
+    reservation_id, handle = await _booked(scene)
     # no input at all: nothing failed, so nothing to do, and the workflow lives on
     await handle.signal("retry_notification")
     assert (await _state(scene, reservation_id)).status == 2
@@ -228,11 +229,7 @@ async def test_signals_from_the_ui_with_no_input_or_plain_json_are_taken(
 async def test_cancel_signal_with_no_input_cancels_without_a_reason(
     scene: Scene,
 ) -> None:
-    starts_at, ends_at = await scene.slot(hours_ahead=30)
-    reservation_id = (await scene.book(starts_at, ends_at)).json()["id"]
-    handle = scene.resources.temporal.get_workflow_handle(
-        f"reservation-{reservation_id}"
-    )
+    reservation_id, handle = await _booked(scene)
     await handle.signal("cancel")
     await wait_for(lambda: _row_status_is(scene, reservation_id, "cancelled"))
     assert (await _state(scene, reservation_id)).status == 5
