@@ -87,15 +87,40 @@ async def migrate(conn: asyncpg.Connection) -> list[int]:
             logger.info("applied migration %04d_%s", migration.version, migration.name)
             applied_now.append(migration.version)
     finally:
-        await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK_KEY)
+        try:
+            await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK_KEY)
+        except BaseException:
+            # a pooled connection is not reset on release (see SessionFree):
+            # one that may still hold the lock must not go back to the pool
+            conn.terminate()
+            raise
     return applied_now
+
+
+class SessionFree(asyncpg.Connection):  # type: ignore[misc]
+    """A connection that the pool hands on without a reset query.
+
+    The default reset (unlock advisory locks, close cursors, unlisten, reset
+    settings) is a second round trip on every release: a one-query acquire
+    took 260 us instead of 117. Nothing we run leaves session state behind: no
+    SET, LISTEN or open cursor, and no session lock but the migration's, which
+    `migrate` releases or takes down with its connection. The pool still rolls
+    back a transaction left open.
+    """
+
+    def get_reset_query(self) -> str:
+        return ""
 
 
 async def create_pool(
     dsn: str, *, min_size: int = 2, max_size: int = 20
 ) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(
-        dsn, min_size=min_size, max_size=max_size, command_timeout=30
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        command_timeout=30,
+        connection_class=SessionFree,
     )
     assert pool is not None
     return pool

@@ -28,7 +28,7 @@ from temporalio.client import Client
 from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.testing import WorkflowEnvironment
 
-from api.db import migrate
+from api.db import create_pool, migrate
 from api.devstack import SEARCH_ATTRIBUTES, free_port, start_postgres, stop_postgres
 from api.mailsink import MailSink
 from api.main import create_app
@@ -99,8 +99,8 @@ def pg_dsn(postgres: tuple[object, str]) -> str:
 
 @pytest_asyncio.fixture(scope="session")
 async def pool(pg_dsn: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await asyncpg.create_pool(pg_dsn, min_size=1, max_size=20)
-    assert pool is not None
+    # the pool the services run on, so the tests see its release behaviour
+    pool = await create_pool(pg_dsn, min_size=1, max_size=20)
     async with pool.acquire() as conn:
         await migrate(conn)
     yield pool

@@ -3,7 +3,14 @@ import asyncio
 import asyncpg
 import pytest
 
-from api.db import MigrationError, load_migrations, migrate
+from api.db import (
+    _MIGRATION_LOCK_KEY,
+    MigrationError,
+    SessionFree,
+    create_pool,
+    load_migrations,
+    migrate,
+)
 
 
 async def test_migrate_twice_applies_nothing_second_time(pool: asyncpg.Pool) -> None:
@@ -102,3 +109,55 @@ async def test_a_grace_of_zero_becomes_none_and_is_refused_after(
         await conn.close()
         await admin.execute("DROP DATABASE IF EXISTS grace_zero WITH (FORCE)")
         await admin.close()
+
+
+async def test_a_released_connection_comes_back_without_its_open_transaction(
+    pg_dsn: str,
+) -> None:
+    pool = await create_pool(pg_dsn, min_size=1, max_size=1)
+    try:
+        async with pool.acquire() as conn:
+            await conn.execute("BEGIN")
+            await conn.execute("CREATE TEMP TABLE left_open (n int)")
+            first = await conn.fetchval("SELECT pg_backend_pid()")
+        async with pool.acquire() as conn:
+            # the same session, so only the rollback can have dropped the table
+            assert await conn.fetchval("SELECT pg_backend_pid()") == first
+            assert not conn.is_in_transaction()
+            assert await conn.fetchval("SELECT to_regclass('left_open')") is None
+    finally:
+        await pool.close()
+
+
+class _UnlockInterrupted(SessionFree):
+    """A connection whose task is cancelled as it releases the migration lock."""
+
+    async def execute(self, query: str, *args: object, **kwargs: object) -> str:
+        if "pg_advisory_unlock" in query:
+            raise asyncio.CancelledError
+        return await super().execute(query, *args, **kwargs)
+
+
+async def test_a_migration_that_cannot_unlock_closes_its_connection(
+    pg_dsn: str,
+) -> None:
+    conn = await asyncpg.connect(pg_dsn, connection_class=_UnlockInterrupted)
+    other = await asyncpg.connect(pg_dsn)
+    try:
+        with pytest.raises(asyncio.CancelledError):
+            await migrate(conn)
+        assert conn.is_closed()
+        # the session went with it, so its lock is free for the next migrator;
+        # the server notices the closed socket a moment later
+        taken = False
+        for _ in range(50):
+            taken = await other.fetchval(
+                "SELECT pg_try_advisory_lock($1)", _MIGRATION_LOCK_KEY
+            )
+            if taken:
+                break
+            await asyncio.sleep(0.05)
+        assert taken
+        await other.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK_KEY)
+    finally:
+        await other.close()
