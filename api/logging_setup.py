@@ -31,6 +31,8 @@ REQUEST_ID_HEADER = "x-request-id"
 MASK = "***"
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+# what a terminal or a line-based reader would take as layout, not text
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _SECRET_KEY = re.compile(
     r"authorization|password|passwd|secret|token|api[-_]?key|cookie|credential",
     re.IGNORECASE,
@@ -145,7 +147,15 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(event, default=str, ensure_ascii=False)
 
 
+def _escaped(text: str) -> str:
+    return _UNPRINTABLE.sub(lambda match: repr(match.group())[1:-1], text)
+
+
 class DevFormatter(logging.Formatter):
+    """A record is one line from column 0; what a request put in it (a path,
+    a name) is escaped, and a traceback's lines are indented under it, so no
+    input can start a line that reads as a record of its own."""
+
     def format(self, record: logging.LogRecord) -> str:
         stamp = time.strftime("%H:%M:%S", time.localtime(record.created))
         line = (
@@ -155,8 +165,12 @@ class DevFormatter(logging.Formatter):
         extras = _extras(record)
         if extras:
             line += " [" + " ".join(f"{k}={v}" for k, v in extras.items()) + "]"
+        line = _escaped(line)
         if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
+            trace = self.formatException(record.exc_info)
+            line += "".join(
+                f"\n  {_escaped(part)}" for part in trace.split("\n")
+            )
         return line
 
 

@@ -213,7 +213,32 @@ def test_format_dev_lines_readable_with_fields(capture: Capture) -> None:
         lines[0],
     )
     assert re.fullmatch(r"\d\d:\d\d:\d\d\.\d{3} ERROR   tests\.dev: failed", lines[1])
-    assert lines[-1] == "ValueError: bad"
+    assert lines[2] == "  Traceback (most recent call last):"
+    assert lines[-1] == "  ValueError: bad"
+
+
+async def test_dev_lines_keep_a_hostile_path_on_its_own_line(capture: Capture) -> None:
+    stream = capture(json_lines=False)
+    app = create_app(make_settings())
+    forged = "/api/x%0D%0A09:99:99.999%20CRITICAL%20forged%1B[2J"
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+        response = await http.get(forged)
+    assert response.status_code == 404
+    (line,) = [
+        line for line in stream.getvalue().splitlines() if "tlounge.access" in line
+    ]
+    assert re.match(r"\d\d:\d\d:\d\d\.\d{3} INFO    tlounge\.access: GET ", line)
+    assert "path=/api/x\\r\\n09:99:99.999 CRITICAL forged\\x1b[2J]" in line
+    try:
+        raise ValueError("bad\r\n09:99:99.999 CRITICAL forged")
+    except ValueError:
+        logging.getLogger("tests.dev").exception("failed")
+    assert not [
+        line
+        for line in stream.getvalue().splitlines()
+        if line.startswith("09:99")
+    ]
 
 
 def test_configure_logging_twice_keeps_one_handler(capture: Capture) -> None:
