@@ -168,9 +168,7 @@ class DevFormatter(logging.Formatter):
         line = _escaped(line)
         if record.exc_info:
             trace = self.formatException(record.exc_info)
-            line += "".join(
-                f"\n  {_escaped(part)}" for part in trace.split("\n")
-            )
+            line += "".join(f"\n  {_escaped(part)}" for part in trace.split("\n"))
         return line
 
 

@@ -235,9 +235,7 @@ async def test_dev_lines_keep_a_hostile_path_on_its_own_line(capture: Capture) -
     except ValueError:
         logging.getLogger("tests.dev").exception("failed")
     assert not [
-        line
-        for line in stream.getvalue().splitlines()
-        if line.startswith("09:99")
+        line for line in stream.getvalue().splitlines() if line.startswith("09:99")
     ]
 
 
