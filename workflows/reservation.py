@@ -73,6 +73,11 @@ PATCH_FAILED_STAYS_FAILED = "2026-12-failed-stays-failed"
 # the next round of attempts
 DATABASE_OUTAGE_PAUSE = timedelta(seconds=30)
 
+# Every move, taken or refused, adds to the history, which a worker replays
+# whole when the workflow comes back to its cache; past this many events a
+# reservation takes no more moves. Normal lives stay under a hundred.
+MOVE_HISTORY_BUDGET = 2_000
+
 # Staff may check a client in from this long before the start until the end.
 CHECKIN_OPENS_BEFORE = timedelta(minutes=30)
 # A closed reservation keeps waiting this long for an ops retry of a failed mail.
@@ -643,6 +648,13 @@ class ReservationWorkflow:
     @reschedule.validator
     def _validate_reschedule(self, request: pb.RescheduleRequest) -> None:
         self._require_reschedulable()
+        # a validator's refusal is not written to the history
+        if workflow.info().get_current_history_length() > MOVE_HISTORY_BUDGET:
+            raise ApplicationError(
+                "this reservation has been moved, or refused a move, too many"
+                " times; cancel it and book again",
+                type="InvalidState",
+            )
 
     # Signals may come from the Temporal UI with no input at all; a handler that
     # required one would fail every workflow task from then on.

@@ -4,7 +4,10 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
 from icalendar import Calendar
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowUpdateFailedError
 
 from proto import reservation_pb2 as pb
 from tests.reservations.conftest import Scene
@@ -369,3 +372,90 @@ async def test_cancelled_reservation_tells_support_it_is_closed(scene: Scene) ->
     # not "Waiting for the reminder at ...", which it no longer does
     assert await wait_for(lambda: _starts_with(details, "Closed: "))
     assert await details() == "Closed: cancelled"
+
+
+# the dev server: the time-skipping one keeps a workflow task for every
+# rejected update
+@pytest.mark.real_time_server
+async def test_a_reservation_past_its_move_budget_refuses_moves_without_a_trace(
+    scene: Scene,
+) -> None:
+    from tests.factories import create_client
+    from workflows.reservation import MOVE_HISTORY_BUDGET, ReservationWorkflow
+
+    starts_at, ends_at = await scene.slot(hours_ahead=40)
+    rival = await create_client(scene.resources.pool, scene.resources.settings)
+    later = (starts_at + timedelta(hours=2), ends_at + timedelta(hours=2))
+    assert (await scene.book(*later, account=rival)).status_code == 200
+    rid = (await scene.book(starts_at, ends_at)).json()["id"]
+    handle = scene.resources.temporal.get_workflow_handle(f"reservation-{rid}")
+    onto_rival = pb.RescheduleRequest(requested_by=f"client:{scene.client.id}")
+    onto_rival.starts_at.FromDatetime(later[0])
+    onto_rival.ends_at.FromDatetime(later[1])
+
+    async def refused_move() -> None:
+        try:
+            result = await handle.execute_update(
+                ReservationWorkflow.reschedule,
+                onto_rival,
+                result_type=pb.RescheduleResult,
+            )
+        except WorkflowUpdateFailedError as error:
+            # the last of a batch may meet the budget already spent
+            assert "too many times" in str(error.cause)
+        else:
+            assert result.outcome == pb.HOLD_OUTCOME_CONFLICT
+
+    # refused moves written to the history, straight to the workflow, past the
+    # budget and the API's rate limit
+    length = (await handle.describe()).history_length
+    while length <= MOVE_HISTORY_BUDGET:
+        await asyncio.gather(*(refused_move() for _ in range(10)))
+        length = (await handle.describe()).history_length
+    # a batch's last workflow task may still be on its way into the history
+    while True:
+        await asyncio.sleep(0.5)
+        settled = (await handle.describe()).history_length
+        if settled == length:
+            break
+        length = settled
+
+    response = await scene.api.patch(
+        f"/api/reservations/{rid}",
+        json={"seat_id": str(scene.other_seat_id)},
+        headers=scene.client.headers,
+    )
+    assert (response.status_code, response.json()) == (
+        409,
+        {
+            "error": "conflict",
+            "description": "this reservation has been moved, or refused a move,"
+            " too many times; cancel it and book again",
+        },
+    )
+    # not accepted, so not written; at most the server keeps the workflow task
+    # that carried the refusal, which it usually drops
+    events = (await handle.fetch_history()).events[length:]
+    assert [event.event_type for event in events] in (
+        [],
+        [
+            EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED,
+            EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED,
+            EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED,
+        ],
+    )
+    row = await scene.resources.pool.fetchrow(
+        "SELECT seat_id, starts_at, version FROM reservation.reservations"
+        " WHERE id = $1",
+        uuid.UUID(rid),
+    )
+    assert (row["seat_id"], row["starts_at"], row["version"]) == (
+        scene.seat_id,
+        starts_at,
+        1,
+    )
+    # the way out it names still works
+    cancelled = await scene.api.delete(
+        f"/api/reservations/{rid}", headers=scene.client.headers
+    )
+    assert cancelled.status_code == 204
