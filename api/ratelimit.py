@@ -16,10 +16,11 @@ from api.sessions import valkey_or_503
 from api.settings import Settings
 
 
-def _account_key(action: str, account: str) -> str:
+def _account_key(action: str, account: str, address: str | None = None) -> str:
     # hashed, so the counters keep no email address in the cache
     digest = hashlib.sha256(account.encode()).hexdigest()[:32]
-    return f"ratelimit:{action}:account:{digest}"
+    key = f"ratelimit:{action}:account:{digest}"
+    return key if address is None else f"{key}:address:{address}"
 
 
 def _address_key(action: str, address: str) -> str:
@@ -34,10 +35,19 @@ async def enforce(
     address: str | None,
     account: str,
 ) -> None:
-    """Count one attempt; past either limit, 429 with the seconds left in the window."""
-    limits = {_account_key(action, account): settings.auth_rate_per_account}
+    """Count one attempt; past any limit, 429 with the seconds left in the window.
+
+    An account's attempts count per address and, more loosely, all together,
+    so that one address guessing at an account locks out only itself.
+    """
     if address:
-        limits[_address_key(action, address)] = settings.auth_rate_per_address
+        limits = {
+            _account_key(action, account, address): settings.auth_rate_per_account,
+            _account_key(action, account): settings.auth_rate_per_account_total,
+            _address_key(action, address): settings.auth_rate_per_address,
+        }
+    else:
+        limits = {_account_key(action, account): settings.auth_rate_per_account}
     await _count_against(kv, limits, settings.auth_rate_window_seconds)
 
 

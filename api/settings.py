@@ -89,7 +89,12 @@ class Settings(BaseSettings):
 
     # attempts at sign-in, registration and password change, per fixed window
     auth_rate_window_seconds: int = Field(60, ge=1)
+    # per account from one address: a stranger's wrong guesses shut out that
+    # stranger, not the account's owner at another address
     auth_rate_per_account: int = Field(10, ge=1)
+    # per account from every address together: a guess spread over many
+    # addresses is slowed, and it takes that many to lock anyone out
+    auth_rate_per_account_total: int = Field(100, ge=1)
     auth_rate_per_address: int = Field(30, ge=1)
     # bookings, moves and cancels a client may send per minute: each starts or
     # wakes a workflow, so one account must not flood Temporal

@@ -2,6 +2,7 @@
 counts."""
 
 import asyncio
+import contextlib
 import dataclasses
 
 import httpx
@@ -11,7 +12,7 @@ from api.main import create_app
 from tests.contract import assert_api_error
 from tests.factories import PASSWORD, create_admin, create_client
 
-PER_ACCOUNT, PER_ADDRESS = 3, 5
+PER_ACCOUNT, PER_ACCOUNT_TOTAL, PER_ADDRESS = 3, 7, 5
 
 
 @pytest.fixture
@@ -19,9 +20,21 @@ def settings(settings):
     return settings.model_copy(
         update={
             "auth_rate_per_account": PER_ACCOUNT,
+            "auth_rate_per_account_total": PER_ACCOUNT_TOTAL,
             "auth_rate_per_address": PER_ADDRESS,
         }
     )
+
+
+@contextlib.asynccontextmanager
+async def from_address(resources, settings, address: str):
+    """The API as a peer at `address` sees it."""
+    app = create_app(
+        settings, resources=dataclasses.replace(resources, settings=settings)
+    )
+    transport = httpx.ASGITransport(app=app, client=(address, 40000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        yield http
 
 
 def _assert_limited(response, window: int = 60) -> None:
@@ -50,6 +63,47 @@ async def test_login_limited_per_account_at_the_configured_count(
     _assert_limited(limited)
     _assert_limited(upper)
     assert verified == []  # nothing was hashed once limited
+
+
+async def test_a_strangers_wrong_guesses_lock_out_the_stranger_not_the_owner(
+    resources, db, settings
+) -> None:
+    client = await create_client(db, settings)
+    wrong = {"email": client.email, "password": "not the password"}
+    right = {"email": client.email, "password": PASSWORD}
+    async with (
+        from_address(resources, settings, "203.0.113.9") as stranger,
+        from_address(resources, settings, "198.51.100.4") as owner,
+    ):
+        for _ in range(PER_ACCOUNT):
+            assert (
+                await stranger.post("/api/client/login", json=wrong)
+            ).status_code == 400
+        stopped = await stranger.post("/api/client/login", json=right)
+        signed_in = await owner.post("/api/client/login", json=right)
+
+    _assert_limited(stopped)
+    assert signed_in.status_code == 200
+
+
+async def test_login_limited_per_account_across_addresses(
+    resources, db, settings
+) -> None:
+    client = await create_client(db, settings)
+    wrong = {"email": client.email, "password": "not the password"}
+    # under the limit of each address, up to the account's total
+    for n in range(PER_ACCOUNT_TOTAL):
+        async with from_address(resources, settings, f"192.0.2.{n}") as guesser:
+            assert (
+                await guesser.post("/api/client/login", json=wrong)
+            ).status_code == 400
+
+    async with from_address(resources, settings, "198.51.100.4") as owner:
+        response = await owner.post(
+            "/api/client/login", json={"email": client.email, "password": PASSWORD}
+        )
+
+    _assert_limited(response)
 
 
 async def test_login_limited_per_address_across_accounts(api, db, settings) -> None:
