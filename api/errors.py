@@ -197,6 +197,19 @@ def describe_validation(errors: list[Any]) -> str:
     return "; ".join(parts)
 
 
+# FastAPI's words for a body its JSON or form parser gave up on, the parser's
+# own error as the cause
+_UNPARSED_BODY = "There was an error parsing the body"
+
+
+def _unparsed_reason(cause: BaseException | None) -> str:
+    if isinstance(cause, UnicodeDecodeError):
+        return "body: not valid JSON (not UTF-8 text)"
+    if isinstance(cause, ValueError) and "digits" in str(cause):
+        return "body: not valid JSON (a number of more than 4300 digits)"
+    return "body: cannot be parsed"
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(TLoungeError)
     async def _ours(request: Request, error: TLoungeError) -> JSONResponse:
@@ -216,6 +229,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        if error.detail == _UNPARSED_BODY:
+            return JSONResponse(
+                error_body("invalid_body", _unparsed_reason(error.__cause__)),
+                status_code=400,
+            )
         code = {404: "not_found", 405: "method_not_allowed"}.get(
             error.status_code, "http_error"
         )

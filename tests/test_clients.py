@@ -108,6 +108,28 @@ async def test_register_client_refuses_invalid_body(
     assert await db.fetchval("SELECT count(*) FROM client.clients") == 0
 
 
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b'{"email": "\xff\xfe@x.io"}', "not UTF-8 text"),
+        (b'{"name": ' + b"9" * 4301 + b"}", "a number of more than 4300 digits"),
+    ],
+    ids=["not-utf-8", "long-number"],
+)
+async def test_register_client_refuses_a_body_json_cannot_read(
+    api, db, content, reason
+) -> None:
+    response = await api.post(
+        "/api/client/register",
+        content=content,
+        headers={"Content-Type": "application/json"},
+    )
+
+    assert_api_error(response, 400, "invalid_body")
+    assert response.json()["description"] == f"body: not valid JSON ({reason})"
+    assert await db.fetchval("SELECT count(*) FROM client.clients") == 0
+
+
 async def test_login_client_any_case_and_upgrades_old_hash(api, db, settings) -> None:
     client = await create_client(db, settings, email="grace@example.com")  # cheap hash
 
