@@ -111,10 +111,20 @@ class Closure:
     reason: str
 
 
+# Files of a host's zone folder that name no place: each reads the host's own
+# settings or a variant of the data, so two hosts could disagree on the hours.
+_HOST_FILES = frozenset({"localtime", "posixrules", "Factory"})
+_HOST_FOLDERS = ("posix/", "right/")
+
+
 def validate_timezone(name: str) -> str:
     """The IANA name itself, or ValueError saying why it is not one."""
     if not name or len(name) > 64 or name != name.strip():
         raise ValueError(f"{name!r} is not an IANA time zone")
+    if name in _HOST_FILES or name.startswith(_HOST_FOLDERS):
+        raise ValueError(
+            f"{name!r} is a file of the host's zone data, not a place's time zone"
+        )
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):

@@ -399,6 +399,9 @@ def test_validate_timezone_refuses_unknown_names() -> None:
     for bad in ("Mars/Olympus", "", " UTC", "../../etc/passwd"):
         with pytest.raises(ValueError, match="is not an IANA time zone"):
             validate_timezone(bad)
+    for host_file in ("localtime", "posixrules", "Factory", "posix/UTC", "right/UTC"):
+        with pytest.raises(ValueError, match="a file of the host's zone data"):
+            validate_timezone(host_file)
 
 
 def test_parse_opening_hours_takes_intervals_that_only_touch() -> None:

@@ -163,6 +163,9 @@ async def test_update_coworking_contract_auth(
         ({"name": "Evil\r\nBcc: all@example.com"}, "name"),
         ({"address": "Line\u2028break"}, "address"),
         ({"timezone": "Mars/Base"}, "timezone"),
+        # the host's own settings, which another host reads otherwise
+        ({"timezone": "localtime"}, "timezone"),
+        ({"timezone": "right/UTC"}, "timezone"),
         ({"slot_minutes": 7}, "slot_minutes"),
         ({"opening_hours": {"mon": [["25:00", "06:00"]]}}, "opening_hours"),
         ({"min_duration_minutes": 800}, "min_duration_minutes"),
