@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
@@ -273,9 +274,19 @@ async def _booking_subject(
     return row
 
 
+# What Markdown reads as markup: the Temporal UI renders a summary as Markdown,
+# and a client's name must not become a link or HTML there.
+_MARKUP = re.compile(r"([\\`*_\[\]<>!~|#])")
+
+
+def _plain(text: str) -> str:
+    return _MARKUP.sub(r"\\\1", text)
+
+
 def _summary(subject: asyncpg.Record, starts_at: datetime, ends_at: datetime) -> str:
     return (
-        f"{subject['client_name']} · seat {subject['number']} at {subject['coworking']}"
+        f"{_plain(subject['client_name'])} · seat {subject['number']}"
+        f" at {_plain(subject['coworking'])}"
         f" · {local_span(starts_at, ends_at, subject['timezone'])}"
     )
 

@@ -289,6 +289,29 @@ async def test_reschedule_is_told_in_the_current_details_in_local_time(
     )
 
 
+async def test_a_name_in_markdown_reaches_the_temporal_ui_summary_as_text(
+    scene: Scene,
+) -> None:
+    from tests.factories import create_client
+
+    hostile = await create_client(
+        scene.resources.pool,
+        scene.resources.settings,
+        name="[x](//ev.io)",
+        surname="<b>hi</b>",
+    )
+    starts_at, ends_at = await scene.slot(hours_ahead=30)
+    rid = (await scene.book(starts_at, ends_at, account=hostile)).json()["id"]
+
+    handle = scene.resources.temporal.get_workflow_handle(f"reservation-{rid}")
+    summary = await (await handle.describe()).static_summary()
+    start = berlin(starts_at)
+    assert summary == (
+        r"\[x\](//ev.io) \<b\>hi\</b\> · seat 1 at Lounge One"
+        f" · {start:%a %d %b %Y %H:%M}–{berlin(ends_at):%H:%M} {start:%Z}"
+    )
+
+
 async def test_current_details_give_the_next_instant_on_the_coworkings_clock(
     scene: Scene,
 ) -> None:
