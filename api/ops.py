@@ -32,7 +32,8 @@ from api.settings import Settings
 
 PASSWORD_ENV = "TLOUNGE_OWNER_PASSWORD"  # noqa: S105 - a variable name
 # An owner can do everything, so more than the API's 8 characters.
-MIN_OWNER_PASSWORD = 12
+# every admin reads every client's personal data, so none gets a weak password
+MIN_STAFF_PASSWORD = 12
 MAX_PASSWORD = 100
 EXIT_BAD_INPUT, EXIT_TAKEN, EXIT_NO_DATABASE = 2, 3, 4
 
@@ -41,10 +42,10 @@ class InputError(Exception):
     """The operator's input is refused; the message says why in one line."""
 
 
-def owner_password_problem(password: str, email: str) -> str | None:
-    """Why a password is too weak for an owner, or None when it will do."""
-    if len(password) < MIN_OWNER_PASSWORD:
-        return f"is shorter than {MIN_OWNER_PASSWORD} characters"
+def staff_password_problem(password: str, email: str) -> str | None:
+    """Why a password is too weak for an admin, or None when it will do."""
+    if len(password) < MIN_STAFF_PASSWORD:
+        return f"is shorter than {MIN_STAFF_PASSWORD} characters"
     if len(password) > MAX_PASSWORD:
         return f"is longer than {MAX_PASSWORD} characters"
     if len(set(password)) < 6:
@@ -77,7 +78,7 @@ def _password(args: argparse.Namespace, email: str) -> tuple[str, bool]:
         password = getpass.getpass("Password for the new owner: ")
         if getpass.getpass("The same password again: ") != password:
             raise InputError("the two passwords differ")
-    problem = owner_password_problem(password, email)
+    problem = staff_password_problem(password, email)
     if problem:
         raise InputError(f"password refused: it {problem}")
     return password, False

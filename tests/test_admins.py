@@ -94,6 +94,49 @@ async def test_change_admin_password(api, db, settings) -> None:
     assert fresh.status_code == 200
 
 
+@pytest.mark.parametrize("role", ["support", "manager"])
+async def test_every_admin_role_needs_a_strong_password(
+    api, db, settings, role
+) -> None:
+    owner = await create_admin(db, settings, role="owner")
+    coworking_ids = [str(await create_coworking(db))] if role == "manager" else []
+
+    response = await api.post(
+        "/api/admin/register",
+        json={"email": "weak@example.com", "password": "12345678", "role": role,
+              "coworking_ids": coworking_ids},
+        headers=owner.headers,
+    )  # fmt: skip
+
+    assert_api_error(response, 400, "invalid_body")
+    assert response.json()["description"] == (
+        "password: a staff password is shorter than 12 characters"
+    )
+    assert await db.fetchval("SELECT count(*) FROM admin.admins") == 1
+
+
+async def test_an_admin_cannot_change_to_a_weak_password(api, db, settings) -> None:
+    admin = await create_admin(db, settings, role="owner")
+    before = await db.fetchval(
+        "SELECT password_hash FROM admin.admins WHERE id = $1", admin.id
+    )
+    weak = admin.email.split("@")[0] + "-2026!"
+    change = {"current_password": PASSWORD, "new_password": weak,
+              "new_password_confirm": weak}  # fmt: skip
+
+    response = await api.put("/api/admin/password", json=change, headers=admin.headers)
+
+    assert_api_error(response, 400, "invalid_body")
+    assert response.json()["description"] == (
+        "new_password: a staff password contains the email address"
+    )
+    after = await db.fetchval(
+        "SELECT password_hash FROM admin.admins WHERE id = $1", admin.id
+    )
+    assert after == before
+    assert (await api.get("/api/admin", headers=admin.headers)).status_code == 200
+
+
 async def test_owner_registers_support_by_default(api, db, settings) -> None:
     owner = await create_admin(db, settings, role="owner")
 

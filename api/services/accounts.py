@@ -135,6 +135,15 @@ async def change_password(
     """Set a new password, revoke every earlier token, and sign this session in anew."""
     if request.new_password != request.new_password_confirm:
         raise InvalidInput("new_password_confirm: does not match new_password")
+    if principal.kind == "admin":
+        from api.ops import staff_password_problem
+
+        email = await resources.pool.fetchval(
+            "SELECT email FROM admin.admins WHERE id = $1", principal.id
+        )
+        problem = staff_password_problem(request.new_password, email or "")
+        if problem:
+            raise InvalidInput(f"new_password: a staff password {problem}")
     await check_password(
         resources, principal, request.current_password, address=address
     )

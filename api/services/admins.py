@@ -75,12 +75,11 @@ async def register_admin(
     resources: Resources, form: AdminForm, *, address: str | None
 ) -> tuple[Admin, SignedIn]:
     _check_coworkings(form.role, form.coworking_ids)
-    if form.role == "owner":
-        from api.ops import owner_password_problem
+    from api.ops import staff_password_problem
 
-        problem = owner_password_problem(form.password, form.email)
-        if problem:
-            raise InvalidInput(f"password: an owner's password {problem}")
+    problem = staff_password_problem(form.password, form.email)
+    if problem:
+        raise InvalidInput(f"password: a staff password {problem}")
     key = email_key(form.email)
     await ratelimit.enforce(
         resources.settings, resources.valkey,
