@@ -5,7 +5,8 @@ deadline, and answers 413, 408, 415 or 400 on its own, so an oversized,
 dribbled, compressed, mislabelled or absurdly nested body is never handed to
 a parser. What passes is replayed to the application unchanged. It also
 refuses a request that names its credentials or its idempotency key twice,
-and one whose head is larger than any client of this API sends.
+or its length two ways, and one whose head is larger than any client of this
+API sends.
 """
 
 from __future__ import annotations
@@ -115,6 +116,18 @@ class BodyLimitMiddleware:
             key.decode("latin-1").lower(): value.decode("latin-1")
             for key, value in scope["headers"]
         }
+        if "content-length" in headers and "transfer-encoding" in headers:
+            # Two framings: a proxy in front that believed the other one would
+            # see where this request ends, and the next begins, elsewhere than
+            # we do (request smuggling). RFC 9112 wants the connection closed.
+            await _answer(
+                send,
+                _Refused(
+                    400, "invalid_header",
+                    "header.Transfer-Encoding: not allowed beside Content-Length",
+                ),
+            )  # fmt: skip
+            return
         if "content-length" not in headers and "transfer-encoding" not in headers:
             await self.app(scope, receive, send)
             return

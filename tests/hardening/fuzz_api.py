@@ -24,6 +24,7 @@ import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
@@ -106,11 +107,12 @@ def _config(path: Path, *, seed: int, max_examples: int, coworking_id: str) -> N
 
 
 @contextlib.asynccontextmanager
-async def serving(app: FastAPI) -> AsyncIterator[str]:
+async def serving(app: FastAPI, **config: Any) -> AsyncIterator[str]:
     """The app on a free loopback port, in this event loop, for as long as needed."""
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(
         app, host="127.0.0.1", port=port, lifespan="off", log_level="critical",
+        **config,
     ))  # fmt: skip
     task = asyncio.create_task(server.serve())
     try:

@@ -15,6 +15,7 @@ from api.limits import (
     BodyLimitMiddleware,
     json_depth,
 )
+from api.http_protocol import with_head_timeout
 from api.main import create_app
 from tests.factories import create_admin, create_client, create_coworking, create_seat
 from tests.hardening.fuzz_api import serving
@@ -179,6 +180,41 @@ async def test_slow_client_dribbling_body_dropped(resources, db) -> None:
         "description": "body: not received within 1.5 seconds",
     }
     assert elapsed < 4.0
+
+
+async def test_a_body_framed_two_ways_is_refused_and_the_connection_closed(
+    resources, db
+) -> None:
+    app = create_app(resources.settings, resources=resources)
+    # the API's own HTTP protocol, h11 (httptools refuses this request itself)
+    protocol = with_head_timeout(resources.settings.head_read_timeout_seconds)
+    async with serving(app, http=protocol) as base_url:
+        port = int(base_url.rsplit(":", 1)[1])
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        # a chunked body that a Content-Length reader would end after 4 bytes,
+        # then a second request pipelined behind it
+        writer.write(
+            b"POST /api/client/login HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 4\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n"
+            b"2\r\n{}\r\n0\r\n\r\n"
+            b"GET /api/ping HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+        )
+        await writer.drain()
+        answer = b""
+        with contextlib.suppress(ConnectionError):
+            while chunk := await asyncio.wait_for(reader.read(4096), timeout=5.0):
+                answer += chunk
+        writer.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 ")
+    assert b"connection: close" in head.lower()
+    assert json.loads(body) == {
+        "error": "invalid_header",
+        "description": "header.Transfer-Encoding: not allowed beside Content-Length",
+    }
+    # the pipelined request was never answered: the server closed instead
+    assert answer.count(b"HTTP/1.1 ") == 1
 
 
 @pytest.mark.parametrize(
