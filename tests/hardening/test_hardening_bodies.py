@@ -9,13 +9,13 @@ from dataclasses import replace
 import httpx
 import pytest
 
+from api.http_protocol import with_head_timeout
 from api.limits import (
     DRAIN_IDLE_SECONDS,
     MAX_JSON_DEPTH,
     BodyLimitMiddleware,
     json_depth,
 )
-from api.http_protocol import with_head_timeout
 from api.main import create_app
 from tests.factories import create_admin, create_client, create_coworking, create_seat
 from tests.hardening.fuzz_api import serving
