@@ -42,7 +42,7 @@ async def get_admin(
 ) -> Admin:
     row = await pool.fetchrow(_SELECT_ADMIN, admin_id)
     if row is None:
-        raise NotFound("No such admin")
+        raise NotFound("admin_id: no such admin")
     return Admin.model_validate(dict(row))
 
 
@@ -141,7 +141,7 @@ async def update_admin(
             "SELECT role FROM admin.admins WHERE id = $1 FOR UPDATE", admin_id
         )
         if role is None:
-            raise NotFound("No such admin")
+            raise NotFound("admin_id: no such admin")
         new_role = owner_changes.role or role
         if role == "owner" and new_role != "owner" and owners == {admin_id}:
             raise LastOwner()
@@ -174,5 +174,5 @@ async def delete_admin(pool: asyncpg.Pool, admin_id: uuid.UUID) -> None:
             "DELETE FROM admin.admins WHERE id = $1 RETURNING id", admin_id
         )
     if deleted is None:
-        raise NotFound("No such admin")
+        raise NotFound("admin_id: no such admin")
     logger.info("admin %s deleted", admin_id)

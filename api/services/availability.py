@@ -90,7 +90,7 @@ async def availability(
         version = None
     row = await coworking_row(pool, coworking_id)
     if not row["active"] and not show_inactive:
-        raise NotFound(f"No coworking {coworking_id}")
+        raise NotFound(f"coworking_id: no coworking {coworking_id}")
     rules = CoworkingRules.from_row(row)
     # what began before now cannot be booked; snapping keeps the cache key stable
     # for a whole slot
@@ -142,7 +142,7 @@ async def _compute(
             seat_id, rules.id,
         )  # fmt: skip
         if found is None:
-            raise NotFound(f"No seat {seat_id} in this coworking")
+            raise NotFound(f"seat_id: no seat {seat_id} in this coworking")
     open_spans = (
         opening_intervals(rules, begin, end) if rules.active and begin < end else []
     )

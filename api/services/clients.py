@@ -33,7 +33,7 @@ async def get_client(pool: asyncpg.Pool, client_id: uuid.UUID) -> Client:
         client_id,
     )
     if row is None:
-        raise NotFound("No such client")
+        raise NotFound("client_id: no such client")
     return Client.model_validate(dict(row))
 
 
@@ -90,7 +90,7 @@ async def update_client(
     except asyncpg.UniqueViolationError as error:
         raise EmailTaken() from error
     if row is None:
-        raise NotFound("No such client")
+        raise NotFound("client_id: no such client")
     return Client.model_validate(dict(row))
 
 
@@ -116,7 +116,7 @@ async def delete_client(
         client_id, tombstone_email(client_id),
     )  # fmt: skip
     if deleted is None:
-        raise NotFound("No such client")
+        raise NotFound("client_id: no such client")
     # A booking whose claim committed while the first pass ran was not in it.
     # The update above waited for any claim holding the client's row, and every
     # claim from now on finds the account deleted: this pass leaves none behind.

@@ -100,7 +100,7 @@ async def default_coworking_id(conn: Conn, settings: Settings) -> UUID:
             "SELECT id FROM coworking.coworkings ORDER BY created_at, id LIMIT 1"
         )
     if found is None:
-        raise NotFound("No coworking is set up")
+        raise NotFound("coworking: none is set up yet")
     return found  # type: ignore[no-any-return]
 
 
@@ -110,7 +110,7 @@ async def coworking_row(conn: Conn, coworking_id: UUID) -> asyncpg.Record:
         coworking_id,
     )
     if row is None:
-        raise NotFound(f"No coworking {coworking_id}")
+        raise NotFound(f"coworking_id: no coworking {coworking_id}")
     return row
 
 
@@ -161,7 +161,7 @@ async def get_coworking(
 ) -> dict[str, Any]:
     row = await coworking_row(conn, coworking_id)
     if not row["active"] and not show_inactive:
-        raise NotFound(f"No coworking {coworking_id}")
+        raise NotFound(f"coworking_id: no coworking {coworking_id}")
     stats = await seat_stats(conn, [row], now=now)
     return _coworking_public(row, stats[coworking_id])
 
@@ -243,7 +243,7 @@ async def update_coworking(
             coworking_id,
         )
         if current is None:
-            raise NotFound(f"No coworking {coworking_id}")
+            raise NotFound(f"coworking_id: no coworking {coworking_id}")
         merged = {**dict(current), **changes}
         _check_durations(merged)
         if {"opening_hours", "timezone"} & changes.keys():
@@ -288,7 +288,7 @@ async def list_seats(
     coworking = await coworking_row(conn, coworking_id)
     if not coworking["active"] and not show_inactive:
         # as the coworking itself answers: a closed one is not shown to the public
-        raise NotFound(f"No coworking {coworking_id}")
+        raise NotFound(f"coworking_id: no coworking {coworking_id}")
     limit, offset = page(limit, offset)
     rows = await conn.fetch(
         f"SELECT {_SEAT_COLUMNS} FROM coworking.seats"  # noqa: S608
@@ -306,7 +306,7 @@ async def _seat_row(conn: Conn, coworking_id: UUID, seat_id: UUID) -> asyncpg.Re
         seat_id, coworking_id,
     )  # fmt: skip
     if row is None:
-        raise NotFound(f"No seat {seat_id} in this coworking")
+        raise NotFound(f"seat_id: no seat {seat_id} in this coworking")
     return row
 
 
@@ -471,7 +471,7 @@ async def _hold_off_claims(conn: asyncpg.Connection, coworking_id: UUID) -> Zone
         coworking_id,
     )
     if timezone is None:
-        raise NotFound(f"No coworking {coworking_id}")
+        raise NotFound(f"coworking_id: no coworking {coworking_id}")
     return ZoneInfo(timezone)
 
 
@@ -582,7 +582,7 @@ async def _closure_row(
         closure_id, coworking_id,
     )  # fmt: skip
     if row is None:
-        raise NotFound(f"No closure {closure_id} in this coworking")
+        raise NotFound(f"closure_id: no closure {closure_id} in this coworking")
     return row
 
 
@@ -661,7 +661,7 @@ async def delete_closure(
         closure_id, coworking_id,
     )  # fmt: skip
     if deleted is None:
-        raise NotFound(f"No closure {closure_id} in this coworking")
+        raise NotFound(f"closure_id: no closure {closure_id} in this coworking")
     await invalidate_availability(kv, coworking_id)
 
 

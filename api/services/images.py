@@ -163,7 +163,7 @@ async def _check_owner(
         )
         is None
     ):
-        raise NotFound(f"No coworking {coworking_id}")
+        raise NotFound(f"coworking_id: no coworking {coworking_id}")
     if seat_id is not None:
         found = await conn.fetchval(
             "SELECT 1 FROM coworking.seats WHERE id = $1 AND coworking_id = $2"
@@ -171,7 +171,7 @@ async def _check_owner(
             seat_id, coworking_id,
         )  # fmt: skip
         if found is None:
-            raise NotFound(f"No seat {seat_id} in this coworking")
+            raise NotFound(f"seat_id: no seat {seat_id} in this coworking")
 
 
 async def image_public(store: ObjectStore, row: asyncpg.Record) -> dict[str, Any]:
@@ -288,7 +288,7 @@ async def delete_image(
             image_id, coworking_id, seat_id,
         )  # fmt: skip
         if key is None:
-            raise NotFound(f"No image {image_id} here")
+            raise NotFound(f"image_id: no image {image_id} here")
         await conn.execute("SELECT pg_advisory_xact_lock($1)", _lock_key(key))
         others = await conn.fetchval(
             "SELECT count(*) FROM images.images WHERE object_key = $1", key
@@ -311,7 +311,7 @@ async def read_image(
         "SELECT object_key, content_type FROM images.images WHERE id = $1", image_id
     )
     if row is None:
-        raise NotFound(f"No image {image_id}")
+        raise NotFound(f"image_id: no image {image_id}")
     try:
         return await store.get(row["object_key"]), row["content_type"]
     except ObjectStoreError as error:

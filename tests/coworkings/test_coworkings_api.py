@@ -91,7 +91,7 @@ async def test_read_coworking_configured_default_or_404(resources, db) -> None:
         else:
             assert response.json() == {
                 "error": "not_found",
-                "description": "No coworking is set up",
+                "description": "coworking: none is set up yet",
             }
 
 
@@ -100,7 +100,7 @@ async def test_read_coworking_none_exists_404(api: httpx.AsyncClient, db) -> Non
     assert response.status_code == 404
     assert response.json() == {
         "error": "not_found",
-        "description": "No coworking is set up",
+        "description": "coworking: none is set up yet",
     }
 
 
@@ -257,7 +257,10 @@ async def test_the_seats_of_an_inactive_coworking_are_hidden_as_it_is(
         refused = await api.get(path, headers=headers)
         assert (refused.status_code, refused.json()) == (
             404,
-            {"error": "not_found", "description": f"No coworking {hidden}"},
+            {
+                "error": "not_found",
+                "description": f"coworking_id: no coworking {hidden}",
+            },
         )
     seen = await api.get(path, headers=owner.headers)
     assert seen.status_code == 200
