@@ -37,6 +37,8 @@ def test_safe_text_accepts_and_normalises(raw: str, stored: str) -> None:
         ("a\u2029b", "(U+2029)"),
         ("ab\u202e", "(U+202E)"),  # right-to-left override
         ("a\x00", "(U+0000)"),
+        ("a\U0002fc22", "an unassigned code point (U+2FC22)"),
+        ("a\ue000", "a private-use character (U+E000)"),
         ("   ", "at least 1 character"),
         ("abcdef", "at most 5 characters"),
         (12, "valid string"),
@@ -48,6 +50,8 @@ def test_safe_text_accepts_and_normalises(raw: str, stored: str) -> None:
         "para-sep",
         "bidi",
         "nul",
+        "unassigned",
+        "private-use",
         "blank",
         "long",
         "not-str",

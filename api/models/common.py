@@ -37,12 +37,21 @@ def _normalise(value: Any) -> Any:
     return value
 
 
+# how a refusal names what it found
+_KIND_OF = {"Co": "a private-use character", "Cn": "an unassigned code point",
+            "Cs": "a lone surrogate"}  # fmt: skip
+
+
 def refuse_control_characters(value: str) -> str:
     for char in value:
         category = unicodedata.category(char)
         if category in _REFUSED_CATEGORIES or (
             category == "Cf" and char not in _ALLOWED_FORMAT
         ):
+            if category in _KIND_OF:
+                raise ValueError(
+                    f"must not contain {_KIND_OF[category]} (U+{ord(char):04X})"
+                )
             raise ValueError(
                 f"must not contain control or formatting characters (U+{ord(char):04X})"
             )
@@ -121,7 +130,10 @@ def _instant_text(value: Any) -> Any:
 
 
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
-# Text searched for: a NUL or other control character never reaches SQL.
-SearchText = Annotated[str, AfterValidator(refuse_control_characters)]
+# Text searched for, up to 50 characters: a NUL or other control character
+# never reaches SQL. The bound comes first, so pydantic counts characters.
+SearchText = Annotated[
+    str, StringConstraints(max_length=50), AfterValidator(refuse_control_characters)
+]
 # An instant in a query: RFC 3339 text with an offset, never a bare number.
 Instant = Annotated[AwareDatetime, BeforeValidator(_instant_text)]

@@ -294,8 +294,8 @@ collection = APIRouter(prefix="/api/coworkings", tags=["coworkings"])
 @collection.get("", response_model=list[CoworkingPublic])
 async def list_coworkings(
     pool: PoolDep,
-    name: Annotated[SearchText | None, Query(max_length=50)] = None,
-    city: Annotated[SearchText | None, Query(max_length=50)] = None,
+    name: Annotated[SearchText | None, Query()] = None,
+    city: Annotated[SearchText | None, Query()] = None,
     limit: Limit = None,
     offset: Offset = None,
 ) -> list[dict[str, Any]]:

@@ -222,6 +222,14 @@ async def test_create_coworking_owner_only_and_listed(
     assert [c["name"] for c in page.json()] == ["Other Place"]
     percent = await api.get("/api/coworkings", params={"name": "%"})
     assert percent.json() == []
+    long = await api.get("/api/coworkings", params={"city": "x" * 51})
+    assert (long.status_code, long.json()) == (
+        400,
+        {
+            "error": "invalid_query",
+            "description": "query.city: String should have at most 50 characters",
+        },
+    )
 
 
 async def test_read_coworking_inactive_hidden_from_public(
