@@ -323,6 +323,12 @@ def length_minutes(
     return elapsed / minute, wall / minute
 
 
+def _exists(zone: ZoneInfo, wall_time: datetime) -> bool:
+    """Whether the zone's clocks ever show this naive local time."""
+    there_and_back = wall_time.replace(tzinfo=zone).astimezone(UTC).astimezone(zone)
+    return there_and_back.replace(tzinfo=None) == wall_time
+
+
 def moved_end(
     zone: ZoneInfo, starts_at: datetime, ends_at: datetime, new_start: datetime
 ) -> datetime:
@@ -333,9 +339,16 @@ def moved_end(
     clock sees as nothing (an hour across the autumn change) keeps its elapsed
     length instead.
     """
-    wall = ends_at.astimezone(zone).replace(tzinfo=None) - starts_at.astimezone(
-        zone
-    ).replace(tzinfo=None)
+    old_start, old_end = starts_at.astimezone(zone), ends_at.astimezone(zone)
+    wall = old_end.replace(tzinfo=None) - old_start.replace(tzinfo=None)
+    shift = (old_end.utcoffset() or timedelta(0)) - (
+        old_start.utcoffset() or timedelta(0)
+    )
+    if shift > timedelta(0) and not _exists(zone, old_end.replace(tzinfo=None) - shift):
+        # The end was pushed past a spring gap when the booking was last moved
+        # there (02:30 does not exist, so it became 03:30): the length meant is
+        # the one before the push, or each later move would keep the extra hour.
+        wall -= shift
     if wall <= timedelta(0):
         return new_start + (ends_at - starts_at)
     local_start = new_start.astimezone(zone)

@@ -435,6 +435,14 @@ def test_parse_opening_hours_takes_intervals_that_only_touch() -> None:
         # nothing changes away from a clock change
         ("2027-06-01T09:00:00+02:00", "2027-06-01T11:30:00+02:00",
          "2027-06-03T14:00:00+02:00", "2027-06-03T16:30:00+02:00"),
+        # two hours moved onto the spring night end past the gap, at 03:30...
+        ("2027-03-20T00:30:00+01:00", "2027-03-20T02:30:00+01:00",
+         "2027-03-28T00:30:00+01:00", "2027-03-28T03:30:00+02:00"),
+        # ... and moved on from there they are two hours again, not three
+        ("2027-03-28T00:30:00+01:00", "2027-03-28T03:30:00+02:00",
+         "2027-04-04T00:30:00+02:00", "2027-04-04T02:30:00+02:00"),
+        ("2027-03-28T00:30:00+01:00", "2027-03-28T03:30:00+02:00",
+         "2027-10-31T00:30:00+02:00", "2027-10-31T02:30:00+02:00"),
     ],
 )  # fmt: skip
 def test_moved_end_keeps_the_wall_clock_length(
