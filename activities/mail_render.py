@@ -8,11 +8,18 @@ permanent failure, never a header injection.
 from __future__ import annotations
 
 import contextlib
+import email.policy
 import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from email.headerregistry import Address
+from email.headerregistry import (
+    Address,
+    HeaderRegistry,
+    MessageIDHeader,
+    UnstructuredHeader,
+)
 from email.message import EmailMessage
+from email.policy import Policy
 from email.utils import format_datetime, parseaddr
 from functools import lru_cache
 from zoneinfo import ZoneInfo
@@ -25,6 +32,33 @@ from proto import reservation_pb2 as pb
 
 class MailBuildError(Exception):
     """The message cannot be built; retrying would not help."""
+
+
+# Headers whose value holds no space: folded, they only move to a line of
+# their own, which tools that match Message-IDs by the raw line then miss. The
+# SMTP client flattens with a policy of its own, but asks each header object
+# to fold itself, so the header classes are where this is decided.
+class _OneLine:
+    def fold(self, *, policy: Policy) -> str:
+        text = str(self)
+        if not text.isascii():
+            return super().fold(policy=policy)  # type: ignore[misc]
+        return f"{self.name}: {text}{policy.linesep}"  # type: ignore[attr-defined]
+
+
+class _MessageIdHeader(_OneLine, MessageIDHeader):
+    pass
+
+
+class _ReservationHeader(_OneLine, UnstructuredHeader):
+    pass
+
+
+_HEADERS = HeaderRegistry()
+# the stubs type the header classes apart from the base they are mixed into
+_HEADERS.map_to_type("message-id", _MessageIdHeader)  # type: ignore[arg-type]
+_HEADERS.map_to_type("x-tlounge-reservation", _ReservationHeader)  # type: ignore[arg-type]
+POLICY = email.policy.default.clone(header_factory=_HEADERS)
 
 
 @dataclass(frozen=True)
@@ -225,7 +259,7 @@ def build_message(
         raise MailBuildError(f"recipient address: {error}") from error
     coworking = _header_safe(context.coworking_name, "coworking name")
 
-    message = EmailMessage()
+    message = EmailMessage(policy=POLICY)
     message["From"] = sender
     message["To"] = recipient
     message["Subject"] = f"{_subject(context)}: {coworking}"

@@ -5,8 +5,14 @@ from email import message_from_bytes, policy
 from email.utils import getaddresses
 
 import pytest
+from aiosmtplib.email import flatten_message
 
-from activities.mail_render import MailBuildError, MailContext, build_message
+from activities.mail_render import (
+    MailBuildError,
+    MailContext,
+    build_message,
+    message_id,
+)
 from proto import reservation_pb2 as pb
 from tests.factories import create_admin, create_client
 
@@ -166,3 +172,20 @@ def test_build_message_for_a_mailbox_name_outside_ascii_is_a_build_error() -> No
             sender="T <t@x.io>",
             domain="x.io",
         )
+
+
+@pytest.mark.parametrize("kind", list(pb.MailKind.values())[1:])
+def test_message_id_stays_on_its_header_line_as_sent(kind: int) -> None:
+    context = _context(
+        kind=kind, reservation_id="0b7c1d52-6f0f-4c61-9d6a-1f0e4a1b2c3d", version=1
+    )
+    # the default domain: the id alone then fits a line of its own, where the
+    # mail policy would fold it
+    domain = "tlounge.local"
+    message = build_message(context, sender="T <t@x.io>", domain=domain)
+    # the bytes the SMTP client puts on the wire
+    raw = flatten_message(message)
+    mid = message_id(context.reservation_id, kind, 1, domain)
+    assert f"\r\nMessage-ID: {mid}\r\n".encode() in raw
+    assert f"\r\nX-TLounge-Reservation: {context.reservation_id}\r\n".encode() in raw
+    assert message_from_bytes(raw, policy=policy.default)["Message-ID"] == mid
