@@ -56,6 +56,13 @@ def _refuse(code: int, message: str) -> int:
     return code
 
 
+def _unreachable(settings: Settings, what: str, error: BaseException) -> int:
+    """Exit 4, saying so when no stack runs here: the likely reason."""
+    folder = settings.data_dir.resolve()
+    hint = "" if running_stack(folder) else f" (no stack runs on {folder})"
+    return _refuse(EXIT_UNREACHABLE, f"{what} is unreachable: {error}{hint}")
+
+
 @contextlib.asynccontextmanager
 async def _temporal(settings: Settings) -> AsyncIterator[Client]:
     yield await connect_temporal(settings)
@@ -139,7 +146,7 @@ async def notifications(settings: Settings, args: argparse.Namespace) -> int:
                 _say(f"retry requested for {reservation_id}")
             return 0
     except RuntimeError as error:
-        return _refuse(EXIT_UNREACHABLE, f"Temporal is unreachable: {error}")
+        return _unreachable(settings, "Temporal", error)
     except RPCError as error:
         code = (
             EXIT_NOT_FOUND
@@ -217,7 +224,7 @@ async def reservation(settings: Settings, args: argparse.Namespace) -> int:
         # the reader (`| head`) has what it wanted; nothing is unreachable
         raise
     except (RuntimeError, OSError) as error:
-        return _refuse(EXIT_UNREACHABLE, f"a dependency is unreachable: {error}")
+        return _unreachable(settings, "a dependency", error)
 
 
 def _availability_args(parser: argparse.ArgumentParser) -> None:

@@ -171,6 +171,27 @@ async def test_reservation_cancel_of_an_ended_one_exits_non_zero_unless_cancelle
     assert (row["status"], row["cancel_reason"]) == (status, None)
 
 
+async def test_reservation_show_with_no_stack_running_says_so(
+    settings, db, capsys, tmp_path
+) -> None:
+    from api.devstack import free_port
+
+    nobody = settings.model_copy(
+        update={
+            "temporal_address": f"127.0.0.1:{free_port()}",
+            "data_dir": tmp_path / "no-stack",
+        }
+    )
+    show = argparse.Namespace(action="show", reservation_id=uuid.uuid4())
+
+    assert await ops_reservations.reservation(nobody, show) == 4
+
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith("tlounge: a dependency is unreachable: ")
+    assert err.endswith(f" (no stack runs on {tmp_path / 'no-stack'})\n")
+
+
 async def test_availability_rebuild_bumps_every_coworking_version(
     ops_settings, db, kv, capsys
 ) -> None:
