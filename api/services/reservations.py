@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import logging
 import re
@@ -262,7 +263,8 @@ async def _booking_subject(
         "SELECT s.number, s.coworking_id, w.name AS coworking, w.timezone,"
         " w.auto_confirm,"
         " (SELECT name || ' ' || surname FROM client.clients"
-        "   WHERE id = $2 AND deleted_at IS NULL) AS client_name"
+        "   WHERE id = $2 AND deleted_at IS NULL) AS client_name,"
+        " (SELECT send_notifications FROM client.clients WHERE id = $2) AS mailed"
         " FROM coworking.seats s JOIN coworking.coworkings w ON w.id = s.coworking_id"
         " WHERE s.id = $1 AND s.deleted_at IS NULL",
         seat_id, client_id,
@@ -281,6 +283,18 @@ _MARKUP = re.compile(r"([\\`*_\[\]<>!~|#])")
 
 def _plain(text: str) -> str:
     return _MARKUP.sub(r"\\\1", text)
+
+
+def _as_told(view: ReservationView, subject: asyncpg.Record) -> ReservationView:
+    """The view with no mail pending for a client who takes none.
+
+    The workflow queues every mail and lets the mail activity read the
+    client's choice when it sends; until then it says "pending", which a
+    client without mail would never see become "sent".
+    """
+    if view.notification_status == "pending" and subject["mailed"] is False:
+        return dataclasses.replace(view, notification_status="none")
+    return view
 
 
 def _summary(subject: asyncpg.Record, starts_at: datetime, ends_at: datetime) -> str:
@@ -397,7 +411,7 @@ async def book(
     if isinstance(result, ReservationView):
         return result
     _raise_for_outcome(result.outcome, result.conflict, result.rule, result.description)
-    return view_from_state(result.state)
+    return _as_told(view_from_state(result.state), subject)
 
 
 async def _collect_start_error(operation: WithStartWorkflowOperation) -> None:
@@ -657,7 +671,7 @@ async def reschedule(
     )
     assert isinstance(result, pb.RescheduleResult)
     _raise_for_outcome(result.outcome, result.conflict, result.rule, result.description)
-    return view_from_state(result.state)
+    return _as_told(view_from_state(result.state), subject)
 
 
 async def confirm(

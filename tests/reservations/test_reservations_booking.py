@@ -192,3 +192,26 @@ async def test_booking_from_an_older_starter_asks_for_its_patches(
     events = await _settled_history(scene, response.json()["id"])
     assert _patch_markers(events) == [{"id": PATCH_2026_12, "deprecated": False}]
     assert _upserted(events) == [{"TemporalChangeVersion"}]
+
+
+async def test_a_client_without_mail_is_told_none_is_pending(scene: Scene) -> None:
+    quiet = await create_client(
+        scene.resources.pool, scene.resources.settings, send_notifications=False
+    )
+    starts_at, ends_at = await scene.slot(hours_ahead=30)
+
+    booked = await scene.book(starts_at, ends_at, account=quiet)
+    later = starts_at + timedelta(hours=2)
+    moved = await scene.api.patch(
+        f"/api/reservations/{booked.json()['id']}",
+        json={"starts_at": later.isoformat()},
+        headers=quiet.headers,
+    )
+    mailed = await scene.book(
+        starts_at + timedelta(days=1), ends_at + timedelta(days=1)
+    )
+
+    assert (booked.status_code, booked.json()["notification_status"]) == (200, "none")
+    assert (moved.status_code, moved.json()["notification_status"]) == (200, "none")
+    # a client who takes mail still sees it on its way
+    assert mailed.json()["notification_status"] == "pending"
