@@ -28,10 +28,12 @@ from temporalio.client import (
     WorkflowFailureError,
     WorkflowHandle,
     WorkflowQueryFailedError,
+    WorkflowQueryRejectedError,
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.common import (
+    QueryRejectCondition,
     SearchAttributePair,
     TypedSearchAttributes,
     WorkflowIDConflictPolicy,
@@ -351,6 +353,10 @@ async def book(
     digest = request_hash(
         client_id=client_id, seat_id=seat_id, starts_at=starts_at, ends_at=ends_at
     )
+    if idempotency_key is not None:
+        told = await _told_before(resources, reservation_id, digest)
+        if told is not None:
+            return _as_told(told, subject)
     start_input = pb.ReservationInput(
         reservation_id=str(reservation_id),
         client_id=str(client_id),
@@ -419,6 +425,37 @@ async def _collect_start_error(operation: WithStartWorkflowOperation) -> None:
     # logs it as a never-retrieved exception, an ERROR for a normal retry.
     with contextlib.suppress(Exception):
         await asyncio.wait_for(operation.workflow_handle(), timeout=0.1)
+
+
+async def _told_before(
+    resources: Resources, reservation_id: uuid.UUID, digest: str
+) -> ReservationView | None:
+    """A retried key whose booking holds, answered by a query, or None to ask
+    the workflow.
+
+    Each `hold` update a retry sent was written to the history, five events
+    a time, so a client retrying in a loop could grow a running reservation's
+    history towards Temporal's cap; a query writes nothing.
+    """
+    row = await _load_row(resources.pool, reservation_id)
+    if row is None or row["status"] in _TERMINAL_NAMES:
+        return None
+    handle = resources.temporal.get_workflow_handle(workflow_id(reservation_id))
+    try:
+        # a workflow stopped in Temporal is answered the old way, which closes
+        # its row
+        state = await handle.query(
+            ReservationWorkflow.state,
+            reject_condition=QueryRejectCondition.NOT_OPEN,
+            rpc_timeout=timedelta(seconds=5),
+        )
+    except (
+        RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError, RuntimeError
+    ):  # fmt: skip
+        return None
+    if state.request_hash != digest:
+        raise Conflict("Idempotency-Key: already used for a different request")
+    return view_from_state(state)
 
 
 async def _join_existing(

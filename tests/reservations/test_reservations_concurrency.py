@@ -9,6 +9,7 @@ import pytest
 
 from tests.factories import create_client, create_coworking, create_seat
 from tests.reservations.conftest import Scene
+from tests.reservations.test_reservations_lifecycle import wait_for
 
 
 async def test_book_same_slot_fifty_at_once_exactly_one_wins(scene: Scene) -> None:
@@ -67,9 +68,25 @@ async def test_book_with_idempotency_key_retried_returns_first_answer(
     starts_at, ends_at = await scene.slot(hours_ahead=80)
     headers = {"Idempotency-Key": "booking-42"}
     first = await scene.book(starts_at, ends_at, headers=headers)
-    retry = await scene.book(starts_at, ends_at, headers=headers)
-    assert first.status_code == retry.status_code == 200
-    assert retry.json()["id"] == first.json()["id"]
+    handle = scene.resources.temporal.get_workflow_handle(
+        f"reservation-{first.json()['id']}"
+    )
+
+    async def mail_told() -> bool:
+        got = await scene.api.get(
+            f"/api/reservations/{first.json()['id']}", headers=scene.client.headers
+        )
+        return got.json()["notification_status"] == "sent"
+
+    # the workflow has taken its mail's result, so its history has settled
+    await wait_for(mail_told)
+    length = (await handle.describe()).history_length
+    retries = [await scene.book(starts_at, ends_at, headers=headers) for _ in range(5)]
+    assert [(r.status_code, r.json()) for r in retries] == [
+        (200, {**first.json(), "notification_status": "sent"})
+    ] * 5
+    # answered by a query: a client retrying in a loop adds nothing to the history
+    assert (await handle.describe()).history_length == length
     other_body = await scene.book(
         starts_at, ends_at + timedelta(minutes=15), headers=headers
     )
