@@ -40,15 +40,26 @@ async def enforce(
     An account's attempts count per address and, more loosely, all together,
     so that one address guessing at an account locks out only itself.
     """
-    if address:
-        limits = {
-            _account_key(action, account, address): settings.auth_rate_per_account,
-            _account_key(action, account): settings.auth_rate_per_account_total,
-            _address_key(action, address): settings.auth_rate_per_address,
-        }
-    else:
+    window = settings.auth_rate_window_seconds
+    if not address:
         limits = {_account_key(action, account): settings.auth_rate_per_account}
-    await _count_against(kv, limits, settings.auth_rate_window_seconds)
+        await _count_against(kv, limits, window)
+        return
+    await _count_against(
+        kv,
+        {
+            _account_key(action, account, address): settings.auth_rate_per_account,
+            _address_key(action, address): settings.auth_rate_per_address,
+        },
+        window,
+    )
+    # only an attempt its own address was allowed counts towards the account's
+    # total, or one address refused again and again would fill it alone
+    await _count_against(
+        kv,
+        {_account_key(action, account): settings.auth_rate_per_account_total},
+        window,
+    )
 
 
 BOOKING_WINDOW_SECONDS = 60

@@ -79,6 +79,10 @@ async def test_a_strangers_wrong_guesses_lock_out_the_stranger_not_the_owner(
             assert (
                 await stranger.post("/api/client/login", json=wrong)
             ).status_code == 400
+        # refused attempts go on past the account's total, and still do not
+        # count towards it
+        for _ in range(PER_ACCOUNT_TOTAL):
+            _assert_limited(await stranger.post("/api/client/login", json=wrong))
         stopped = await stranger.post("/api/client/login", json=right)
         signed_in = await owner.post("/api/client/login", json=right)
 
