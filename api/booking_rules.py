@@ -329,6 +329,26 @@ def _exists(zone: ZoneInfo, wall_time: datetime) -> bool:
     return there_and_back.replace(tzinfo=None) == wall_time
 
 
+def length_reads_two_ways(
+    zone: ZoneInfo, starts_at: datetime, ends_at: datetime
+) -> bool:
+    """Whether the booking ends within a spring gap's width after the gap, so
+    that its length on the wall clock may be meant or may be the gap's doing.
+
+    00:30 to 03:30 on the spring night is three hours on the clock, or two
+    hours that were moved there from 00:30 to 02:30 (02:30 does not exist,
+    so the end became 03:30). Moved on with its length kept, one reading
+    grows the booking by the gap and the other shrinks it.
+    """
+    old_start, old_end = starts_at.astimezone(zone), ends_at.astimezone(zone)
+    shift = (old_end.utcoffset() or timedelta(0)) - (
+        old_start.utcoffset() or timedelta(0)
+    )
+    return shift > timedelta(0) and not _exists(
+        zone, old_end.replace(tzinfo=None) - shift
+    )
+
+
 def moved_end(
     zone: ZoneInfo, starts_at: datetime, ends_at: datetime, new_start: datetime
 ) -> datetime:
@@ -339,16 +359,9 @@ def moved_end(
     clock sees as nothing (an hour across the autumn change) keeps its elapsed
     length instead.
     """
-    old_start, old_end = starts_at.astimezone(zone), ends_at.astimezone(zone)
-    wall = old_end.replace(tzinfo=None) - old_start.replace(tzinfo=None)
-    shift = (old_end.utcoffset() or timedelta(0)) - (
-        old_start.utcoffset() or timedelta(0)
-    )
-    if shift > timedelta(0) and not _exists(zone, old_end.replace(tzinfo=None) - shift):
-        # The end was pushed past a spring gap when the booking was last moved
-        # there (02:30 does not exist, so it became 03:30): the length meant is
-        # the one before the push, or each later move would keep the extra hour.
-        wall -= shift
+    wall = ends_at.astimezone(zone).replace(tzinfo=None) - starts_at.astimezone(
+        zone
+    ).replace(tzinfo=None)
     if wall <= timedelta(0):
         return new_start + (ends_at - starts_at)
     local_start = new_start.astimezone(zone)

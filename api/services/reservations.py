@@ -44,10 +44,11 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.reservation import STOPPED, ReservationActivities
 from api.auth import managed_coworkings
-from api.booking_rules import moved_end
+from api.booking_rules import length_reads_two_ways, moved_end
 from api.errors import (
     Conflict,
     Forbidden,
+    InvalidInput,
     InvalidQuery,
     NotFound,
     RuleViolation,
@@ -685,6 +686,11 @@ async def reschedule(
             "SELECT timezone FROM coworking.coworkings WHERE id = $1",
             row["coworking_id"],
         )
+        if length_reads_two_ways(ZoneInfo(zone), row["starts_at"], row["ends_at"]):
+            raise InvalidInput(
+                "ends_at: required to move this booking: it ends just after the"
+                " clocks went forward, so the length to keep reads two ways"
+            )
         ends_at = moved_end(ZoneInfo(zone), row["starts_at"], row["ends_at"], starts_at)
     now_at = (row["seat_id"], row["starts_at"], row["ends_at"])
     if (seat_id or now_at[0], starts_at or now_at[1], ends_at or now_at[2]) == now_at:

@@ -12,6 +12,7 @@ from api.booking_rules import (
     check_booking,
     grid_ceil,
     grid_floor,
+    length_reads_two_ways,
     moved_end,
     on_grid,
     opening_intervals,
@@ -435,14 +436,9 @@ def test_parse_opening_hours_takes_intervals_that_only_touch() -> None:
         # nothing changes away from a clock change
         ("2027-06-01T09:00:00+02:00", "2027-06-01T11:30:00+02:00",
          "2027-06-03T14:00:00+02:00", "2027-06-03T16:30:00+02:00"),
-        # two hours moved onto the spring night end past the gap, at 03:30...
+        # two hours moved onto the spring night end past the gap, at 03:30
         ("2027-03-20T00:30:00+01:00", "2027-03-20T02:30:00+01:00",
          "2027-03-28T00:30:00+01:00", "2027-03-28T03:30:00+02:00"),
-        # ... and moved on from there they are two hours again, not three
-        ("2027-03-28T00:30:00+01:00", "2027-03-28T03:30:00+02:00",
-         "2027-04-04T00:30:00+02:00", "2027-04-04T02:30:00+02:00"),
-        ("2027-03-28T00:30:00+01:00", "2027-03-28T03:30:00+02:00",
-         "2027-10-31T00:30:00+02:00", "2027-10-31T02:30:00+02:00"),
     ],
 )  # fmt: skip
 def test_moved_end_keeps_the_wall_clock_length(
@@ -456,3 +452,28 @@ def test_moved_end_keeps_the_wall_clock_length(
     )
     assert end == datetime.fromisoformat(new_end)
     assert end.utcoffset() is not None
+
+
+@pytest.mark.parametrize(
+    ("starts_at", "ends_at", "two_ways"),
+    [
+        # ends in the hour after the spring gap: 02:30 or 03:30 meant
+        ("2027-03-28T00:30:00+01:00", "2027-03-28T03:30:00+02:00", True),
+        ("2027-03-28T01:30:00+01:00", "2027-03-28T03:30:00+02:00", True),
+        # a whole spring day ends far from the gap
+        ("2027-03-28T00:00:00+01:00", "2027-03-29T00:00:00+02:00", False),
+        ("2027-03-28T00:30:00+01:00", "2027-03-28T04:30:00+02:00", False),
+        # the autumn change repeats an hour and skips none
+        ("2027-10-31T01:30:00+02:00", "2027-10-31T02:30:00+01:00", False),
+        ("2027-06-01T09:00:00+02:00", "2027-06-01T11:30:00+02:00", False),
+    ],
+)
+def test_a_length_reads_two_ways_only_just_after_a_spring_gap(
+    starts_at: str, ends_at: str, two_ways: bool
+) -> None:
+    assert (
+        length_reads_two_ways(
+            BERLIN, datetime.fromisoformat(starts_at), datetime.fromisoformat(ends_at)
+        )
+        is two_ways
+    )

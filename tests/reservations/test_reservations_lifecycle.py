@@ -482,3 +482,41 @@ async def test_a_reservation_past_its_move_budget_refuses_moves_without_a_trace(
         f"/api/reservations/{rid}", headers=scene.client.headers
     )
     assert cancelled.status_code == 204
+
+
+async def test_a_move_whose_length_reads_two_ways_needs_its_end(scene: Scene) -> None:
+    async def move(rid: str, **times: datetime) -> object:
+        return await scene.api.patch(
+            f"/api/reservations/{rid}",
+            json={name: value.isoformat() for name, value in times.items()},
+            headers=scene.client.headers,
+        )
+
+    booked = await scene.book(
+        datetime.fromisoformat("2027-03-20T00:30:00+01:00"),
+        datetime.fromisoformat("2027-03-20T02:30:00+01:00"),
+    )
+    rid = booked.json()["id"]
+    # onto the spring night: 02:30 does not exist, so the end reads 03:30
+    onto_gap = await move(
+        rid, starts_at=datetime.fromisoformat("2027-03-28T00:30:00+01:00")
+    )
+    assert onto_gap.json()["ends_at"] == "2027-03-28T01:30:00Z"
+
+    later = datetime.fromisoformat("2027-04-04T00:30:00+02:00")
+    ambiguous = await move(rid, starts_at=later)
+    told = await move(rid, starts_at=later, ends_at=later + timedelta(hours=2))
+
+    assert (ambiguous.status_code, ambiguous.json()) == (
+        400,
+        {
+            "error": "invalid_body",
+            "description": "ends_at: required to move this booking: it ends just"
+            " after the clocks went forward, so the length to keep reads two ways",
+        },
+    )
+    assert told.status_code == 200
+    assert (told.json()["starts_at"], told.json()["ends_at"]) == (
+        "2027-04-03T22:30:00Z",
+        "2027-04-04T00:30:00Z",
+    )
