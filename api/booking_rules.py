@@ -127,7 +127,8 @@ def validate_timezone(name: str) -> str:
         )
     try:
         ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    # a folder of the zone data (Europe, America/Argentina) is an OSError
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         raise ValueError(f"{name!r} is not an IANA time zone") from None
     return name
 

@@ -31,8 +31,12 @@ REQUEST_ID_HEADER = "x-request-id"
 MASK = "***"
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-# what a terminal or a line-based reader would take as layout, not text
-_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_FIELD_BREAKS = re.compile(r"[\s=\[\]'\"]")
+# what a terminal or a line-based reader would take as layout, not text, and
+# the bidirectional controls, which show part of a line reversed
+_UNPRINTABLE = re.compile(
+    r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]"
+)
 _SECRET_KEY = re.compile(
     r"authorization|password|passwd|secret|token|api[-_]?key|cookie|credential",
     re.IGNORECASE,
@@ -147,6 +151,13 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(event, default=str, ensure_ascii=False)
 
 
+def _field(value: object) -> str:
+    """A field's value, quoted where a space, '=' or bracket in it (a path a
+    request chose, say) could read as the end of it or as another field."""
+    text = str(value)
+    return repr(text) if _FIELD_BREAKS.search(text) else text
+
+
 def _escaped(text: str) -> str:
     return _UNPRINTABLE.sub(lambda match: repr(match.group())[1:-1], text)
 
@@ -164,7 +175,7 @@ class DevFormatter(logging.Formatter):
         )
         extras = _extras(record)
         if extras:
-            line += " [" + " ".join(f"{k}={v}" for k, v in extras.items()) + "]"
+            line += " [" + " ".join(f"{k}={_field(v)}" for k, v in extras.items()) + "]"
         line = _escaped(line)
         if record.exc_info:
             trace = self.formatException(record.exc_info)

@@ -166,6 +166,8 @@ async def test_update_coworking_contract_auth(
         # the host's own settings, which another host reads otherwise
         ({"timezone": "localtime"}, "timezone"),
         ({"timezone": "right/UTC"}, "timezone"),
+        # a folder of the zone data, which opened as a file once answered 503
+        ({"timezone": "America"}, "timezone"),
         ({"slot_minutes": 7}, "slot_minutes"),
         ({"opening_hours": {"mon": [["25:00", "06:00"]]}}, "opening_hours"),
         ({"min_duration_minutes": 800}, "min_duration_minutes"),

@@ -229,7 +229,23 @@ async def test_dev_lines_keep_a_hostile_path_on_its_own_line(capture: Capture) -
         line for line in stream.getvalue().splitlines() if "tlounge.access" in line
     ]
     assert re.match(r"\d\d:\d\d:\d\d\.\d{3} INFO    tlounge\.access: GET ", line)
-    assert "path=/api/x\\r\\n09:99:99.999 CRITICAL forged\\x1b[2J]" in line
+    # quoted, since the spaces in it could pass for the end of the field
+    assert "path='/api/x\\r\\n09:99:99.999 CRITICAL forged\\x1b[2J']" in line
+    more = [
+        (
+            "/api/y%20status=500%20route=/api/admin",
+            "path='/api/y status=500 route=/api/admin'",
+        ),
+        ("/api/z%E2%80%AEgnp.exe", "path=/api/z\\u202egnp.exe]"),
+    ]
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+        for sent, _ in more:
+            assert (await http.get(sent)).status_code == 404
+    lines = [
+        line for line in stream.getvalue().splitlines() if "tlounge.access" in line
+    ]
+    for (_, logged), line in zip(more, lines[1:], strict=True):
+        assert logged in line
     try:
         raise ValueError("bad\r\n09:99:99.999 CRITICAL forged")
     except ValueError:
