@@ -51,7 +51,9 @@ def staff_password_problem(password: str, email: str) -> str | None:
     if len(set(password)) < 6:
         return "repeats too few different characters"
     local = email.split("@", 1)[0].lower()
-    if len(local) >= 3 and local in password.lower():
+    # a tag after '+' reaches the same mailbox, so the name before it counts
+    names = {local, local.split("+", 1)[0]}
+    if any(len(name) >= 3 and name in password.lower() for name in names):
         return "contains the email address"
     return None
 

@@ -115,6 +115,23 @@ async def test_every_admin_role_needs_a_strong_password(
     assert await db.fetchval("SELECT count(*) FROM admin.admins") == 1
 
 
+async def test_a_staff_password_may_not_hold_the_name_before_an_email_tag(
+    api, db, settings
+) -> None:
+    owner = await create_admin(db, settings, role="owner")
+
+    response = await api.post(
+        "/api/admin/register",
+        json={"email": "carolx+ops@example.com", "password": "CarolX-winter-26"},
+        headers=owner.headers,
+    )
+
+    assert_api_error(response, 400, "invalid_body")
+    assert response.json()["description"] == (
+        "password: a staff password contains the email address"
+    )
+
+
 async def test_an_admin_cannot_change_to_a_weak_password(api, db, settings) -> None:
     admin = await create_admin(db, settings, role="owner")
     before = await db.fetchval(
