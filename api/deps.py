@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Annotated
 
 import asyncpg
@@ -39,9 +40,20 @@ def _settings(request: Request) -> Settings:
     return _resources(request).settings
 
 
+# what counts every forwarded value that is no address, so that a client
+# rotating garbage through a trusting proxy still meets one per-address limit
+UNPARSED_ADDRESS = "unparsed"
+
+
 def _client_address(request: Request) -> str | None:
-    # the peer, or what a proxy in TLOUNGE_TRUSTED_PROXIES forwarded
-    return request.client.host if request.client else None
+    # the peer, or what a proxy in TLOUNGE_TRUSTED_PROXIES forwarded, which
+    # uvicorn takes as it comes
+    if request.client is None:
+        return None
+    try:
+        return str(ipaddress.ip_address(request.client.host))
+    except ValueError:
+        return UNPARSED_ADDRESS
 
 
 ResourcesDep = Annotated[Resources, Depends(_resources)]

@@ -189,3 +189,21 @@ async def test_limit_lifts_when_the_window_ends(resources, db, settings) -> None
 
     _assert_limited(limited, window=1)
     assert response.status_code == 200
+
+
+async def test_forwarded_values_that_are_no_address_share_one_limit(
+    resources, db, settings
+) -> None:
+    # what a trusting proxy passes on when a client rotates junk in its header
+    for n in range(PER_ADDRESS):
+        async with from_address(resources, settings, f"junk-{n}") as junk:
+            body = {"email": f"nobody{n}@example.com", "password": PASSWORD}
+            assert (await junk.post("/api/client/login", json=body)).status_code == 400
+
+    async with from_address(resources, settings, "junk-next") as junk:
+        response = await junk.post(
+            "/api/client/login",
+            json={"email": "fresh@example.com", "password": PASSWORD},
+        )
+
+    _assert_limited(response)
