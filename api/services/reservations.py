@@ -288,7 +288,9 @@ def _plain(text: str) -> str:
     return _MARKUP.sub(r"\\\1", text)
 
 
-def _as_told(view: ReservationView, subject: asyncpg.Record) -> ReservationView:
+def _as_told(
+    view: ReservationView, subject: asyncpg.Record | dict[str, object]
+) -> ReservationView:
     """The view with no mail pending for a client who takes none.
 
     The workflow queues every mail and lets the mail activity read the
@@ -599,7 +601,15 @@ async def current_view(resources: Resources, row: asyncpg.Record) -> Reservation
             type(error).__name__,
         )
         return view_from_row(row)
-    return view_from_state(state)
+    view = view_from_state(state)
+    if view.notification_status == "pending":
+        # only while a mail waits: the client's choice is read when it is sent
+        mailed = await resources.pool.fetchval(
+            "SELECT send_notifications FROM client.clients WHERE id = $1",
+            row["client_id"],
+        )
+        return _as_told(view, {"mailed": mailed})
+    return view
 
 
 async def get(

@@ -215,3 +215,30 @@ async def test_a_client_without_mail_is_told_none_is_pending(scene: Scene) -> No
     assert (moved.status_code, moved.json()["notification_status"]) == (200, "none")
     # a client who takes mail still sees it on its way
     assert mailed.json()["notification_status"] == "pending"
+
+
+async def test_a_get_while_a_mail_waits_says_none_for_a_client_who_opted_out(
+    scene: Scene, smtp
+) -> None:
+    # the server defers every mail, so the confirmation waits in its retries
+    smtp.refuse_with = "451 4.3.0 try again later"
+    starts_at, ends_at = await scene.slot(hours_ahead=30)
+    rid = (await scene.book(starts_at, ends_at)).json()["id"]
+
+    async def shown() -> str:
+        got = await scene.api.get(
+            f"/api/reservations/{rid}", headers=scene.client.headers
+        )
+        return got.json()["notification_status"]
+
+    try:
+        before = await shown()
+        await scene.resources.pool.execute(
+            "UPDATE client.clients SET send_notifications = false WHERE id = $1",
+            scene.client.id,
+        )
+        after = await shown()
+    finally:
+        smtp.refuse_with = None
+
+    assert (before, after) == ("pending", "none")
