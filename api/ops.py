@@ -26,36 +26,17 @@ from api.datafolder import NoStackData, holds_database
 from api.db import migrate
 from api.errors import EmailTaken
 from api.models.common import EmailAddress
-from api.passwords import hash_password
+from api.passwords import hash_password, staff_password_problem
 from api.services.admins import create_admin
 from api.settings import Settings
 
 PASSWORD_ENV = "TLOUNGE_OWNER_PASSWORD"  # noqa: S105 - a variable name
 # An owner can do everything, so more than the API's 8 characters.
-# every admin reads every client's personal data, so none gets a weak password
-MIN_STAFF_PASSWORD = 12
-MAX_PASSWORD = 100
 EXIT_BAD_INPUT, EXIT_TAKEN, EXIT_NO_DATABASE = 2, 3, 4
 
 
 class InputError(Exception):
     """The operator's input is refused; the message says why in one line."""
-
-
-def staff_password_problem(password: str, email: str) -> str | None:
-    """Why a password is too weak for an admin, or None when it will do."""
-    if len(password) < MIN_STAFF_PASSWORD:
-        return f"is shorter than {MIN_STAFF_PASSWORD} characters"
-    if len(password) > MAX_PASSWORD:
-        return f"is longer than {MAX_PASSWORD} characters"
-    if len(set(password)) < 6:
-        return "repeats too few different characters"
-    local = email.split("@", 1)[0].lower()
-    # a tag after '+' reaches the same mailbox, so the name before it counts
-    names = {local, local.split("+", 1)[0]}
-    if any(len(name) >= 3 and name in password.lower() for name in names):
-        return "contains the email address"
-    return None
 
 
 def _configure(parser: argparse.ArgumentParser) -> None:

@@ -11,6 +11,9 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
 # Each hash holds 19 MiB and a core for tens of milliseconds; two cores, two at once.
 _SLOTS = asyncio.Semaphore(4)
+# every admin reads every client's personal data, so none gets a weak password
+MIN_STAFF_PASSWORD = 12
+MAX_PASSWORD = 100
 # A real hash of a random password, so an unknown account costs a verify too.
 _DUMMY_HASH = HASHER.hash("tlounge-no-such-account-placeholder")
 
@@ -38,3 +41,19 @@ def _verify(stored_hash: str, password: str, real: bool) -> bool:
 
 def needs_rehash(stored_hash: str) -> bool:
     return HASHER.check_needs_rehash(stored_hash)
+
+
+def staff_password_problem(password: str, email: str) -> str | None:
+    """Why a password is too weak for an admin, or None when it will do."""
+    if len(password) < MIN_STAFF_PASSWORD:
+        return f"is shorter than {MIN_STAFF_PASSWORD} characters"
+    if len(password) > MAX_PASSWORD:
+        return f"is longer than {MAX_PASSWORD} characters"
+    if len(set(password)) < 6:
+        return "repeats too few different characters"
+    local = email.split("@", 1)[0].lower()
+    # a tag after '+' reaches the same mailbox, so the name before it counts
+    names = {local, local.split("+", 1)[0]}
+    if any(len(name) >= 3 and name in password.lower() for name in names):
+        return "contains the email address"
+    return None

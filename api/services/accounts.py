@@ -17,7 +17,12 @@ from api import ratelimit
 from api.errors import InvalidCredentials, InvalidInput, InvalidPassword, Unauthorized
 from api.models.accounts import ChangePasswordRequest, Credentials
 from api.models.common import email_key
-from api.passwords import hash_password, needs_rehash, verify_password
+from api.passwords import (
+    hash_password,
+    needs_rehash,
+    staff_password_problem,
+    verify_password,
+)
 from api.resources import Resources
 from api.sessions import Issued, end_session, rotate, start_session
 from api.tokens import Kind, Principal, issue_access_token
@@ -136,8 +141,6 @@ async def change_password(
     if request.new_password != request.new_password_confirm:
         raise InvalidInput("new_password_confirm: does not match new_password")
     if principal.kind == "admin":
-        from api.ops import staff_password_problem
-
         email = await resources.pool.fetchval(
             "SELECT email FROM admin.admins WHERE id = $1", principal.id
         )

@@ -17,7 +17,7 @@ from api import ratelimit
 from api.errors import Conflict, EmailTaken, InvalidInput, NotFound
 from api.models.accounts import Admin, AdminForm, AdminOwnerUpdate, AdminUpdate
 from api.models.common import email_key
-from api.passwords import hash_password
+from api.passwords import hash_password, staff_password_problem
 from api.resources import Resources
 from api.services.accounts import SignedIn, open_session
 
@@ -75,8 +75,6 @@ async def register_admin(
     resources: Resources, form: AdminForm, *, address: str | None
 ) -> tuple[Admin, SignedIn]:
     _check_coworkings(form.role, form.coworking_ids)
-    from api.ops import staff_password_problem
-
     problem = staff_password_problem(form.password, form.email)
     if problem:
         raise InvalidInput(f"password: a staff password {problem}")

@@ -264,11 +264,10 @@ async def _booking_subject(
 ) -> asyncpg.Record:
     row = await pool.fetchrow(
         "SELECT s.number, s.coworking_id, w.name AS coworking, w.timezone,"
-        " w.auto_confirm,"
-        " (SELECT name || ' ' || surname FROM client.clients"
-        "   WHERE id = $2 AND deleted_at IS NULL) AS client_name,"
-        " (SELECT send_notifications FROM client.clients WHERE id = $2) AS mailed"
+        " w.auto_confirm, c.name || ' ' || c.surname AS client_name,"
+        " c.send_notifications AS mailed"
         " FROM coworking.seats s JOIN coworking.coworkings w ON w.id = s.coworking_id"
+        " LEFT JOIN client.clients c ON c.id = $2 AND c.deleted_at IS NULL"
         " WHERE s.id = $1 AND s.deleted_at IS NULL",
         seat_id, client_id,
     )  # fmt: skip
