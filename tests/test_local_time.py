@@ -16,6 +16,10 @@ from workflows.local_time import local_time
         # an instant given in another offset is still told in UTC
         (datetime(2027, 1, 5, 9, tzinfo=timezone(timedelta(hours=-5))),
          "America/New_York", "Tue 05 Jan 2027 09:00 EST (14:00 UTC)"),
+        # a coworking on UTC is not told its clock twice; London's GMT still is
+        (datetime(2027, 1, 5, 6, tzinfo=UTC), "UTC", "Tue 05 Jan 2027 06:00 UTC"),
+        (datetime(2027, 1, 5, 6, tzinfo=UTC), "Europe/London",
+         "Tue 05 Jan 2027 06:00 GMT (06:00 UTC)"),
     ],
 )  # fmt: skip
 def test_an_instant_reads_as_the_coworkings_clock(

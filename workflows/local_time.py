@@ -16,8 +16,10 @@ def local_time(instant: datetime, timezone: str) -> str:
         local = instant.astimezone(ZoneInfo(timezone))
     except (ValueError, ZoneInfoNotFoundError):
         return instant.isoformat()
-    utc = instant.astimezone(UTC)
-    return f"{local:%a %d %b %Y %H:%M} {local.tzname()} ({utc:%H:%M} UTC)"
+    shown = f"{local:%a %d %b %Y %H:%M} {local.tzname()}"
+    if local.tzname() == "UTC":
+        return shown
+    return f"{shown} ({instant.astimezone(UTC):%H:%M} UTC)"
 
 
 def local_iso(instant: datetime, timezone: str) -> str:

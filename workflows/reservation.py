@@ -289,7 +289,9 @@ class ReservationWorkflow:
                     self._reminded_version = version
                     self._queue_mail(pb.MAIL_KIND_REMINDER, due_at=reminder_at)
                     continue
-                await self._sleep_until(reminder_at, "the reminder at", reminder_at)
+                # a lead of 0 sends nothing, yet old histories hold this timer
+                what = "the start at" if reminder_at == starts_at else "the reminder at"
+                await self._sleep_until(reminder_at, what, reminder_at)
                 continue
 
             # nobody at the door by start plus grace frees the rest of the slot

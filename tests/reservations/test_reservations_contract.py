@@ -396,3 +396,21 @@ async def test_reschedule_start_only_keeps_length_and_check_in_says_when(
         "description": "check-in opens at"
         f" {opens.astimezone(ZoneInfo('Europe/Berlin')).isoformat()}",
     }
+
+
+async def test_a_clients_list_looks_back_while_the_staff_list_runs_forward(
+    scene: Scene,
+) -> None:
+    early_start, early_end = await scene.slot(hours_ahead=20)
+    late_start, late_end = await scene.slot(hours_ahead=44)
+    early = (await scene.book(early_start, early_end)).json()["id"]
+    late = (await scene.book(late_start, late_end)).json()["id"]
+
+    own = await scene.api.get("/api/client/reservations", headers=scene.client.headers)
+    by_staff = await scene.api.get(
+        f"/api/client/{scene.client.id}/reservations", headers=scene.admin.headers
+    )
+    plan = await scene.api.get("/api/reservations", headers=scene.admin.headers)
+    assert [item["id"] for item in own.json()] == [late, early]
+    assert [item["id"] for item in by_staff.json()] == [late, early]
+    assert [item["id"] for item in plan.json()] == [early, late]

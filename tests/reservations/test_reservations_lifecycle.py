@@ -343,6 +343,37 @@ async def test_current_details_give_the_next_instant_on_the_coworkings_clock(
     )
 
 
+async def test_a_lead_of_zero_waits_for_the_start_and_sends_no_reminder(
+    scene: Scene,
+) -> None:
+    from temporalio.api.sdk.v1 import WorkflowMetadata
+
+    from tests.factories import create_coworking, create_seat
+
+    coworking = await create_coworking(scene.resources.pool, reminder_lead_minutes=0)
+    seat = await create_seat(scene.resources.pool, coworking)
+    starts_at, ends_at = await scene.slot(hours_ahead=30)
+    rid = (await scene.book(starts_at, ends_at, seat_id=seat)).json()["id"]
+    handle = scene.resources.temporal.get_workflow_handle(f"reservation-{rid}")
+
+    async def details() -> str:
+        metadata = await handle.query(
+            "__temporal_workflow_metadata", result_type=WorkflowMetadata
+        )
+        return metadata.current_details
+
+    await wait_for(lambda: _starts_with(details, "Waiting for the start at"))
+    assert await details() == (
+        f"Waiting for the start at {starts_at:%a %d %b %Y %H:%M} UTC"
+    )
+    state = await handle.query("state", result_type=pb.ReservationState)
+    assert state.waiting_for == f"the start at {starts_at.isoformat()}"
+
+    await scene.sleep(starts_at - await scene.now() + timedelta(minutes=1))
+    await wait_for(lambda: _starts_with(details, "Waiting for the end at"))
+    assert [row["kind"] for row in await sent(scene, rid)] == ["confirmation"]
+
+
 async def _starts_with(text: Callable[[], Awaitable[str]], prefix: str) -> bool:
     return (await text()).startswith(prefix)
 
