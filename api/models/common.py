@@ -11,6 +11,7 @@ import re
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any
 
 from annotated_types import GroupedMetadata, MaxLen, MinLen
@@ -137,3 +138,21 @@ SearchText = Annotated[
 ]
 # An instant in a query: RFC 3339 text with an offset, never a bare number.
 Instant = Annotated[AwareDatetime, BeforeValidator(_instant_text)]
+
+
+def _text_only(value: object) -> object:
+    # a JSON number would pass as a Unix timestamp; the contract says RFC 3339 text
+    if not isinstance(value, str):
+        raise ValueError("must be an RFC 3339 date-time string with an offset")
+    return value
+
+
+def _sane_year(value: datetime) -> datetime:
+    if not 2000 <= value.year <= 2200:
+        raise ValueError("must lie between the years 2000 and 2200")
+    return value
+
+
+BookingInstant = Annotated[
+    Instant, BeforeValidator(_text_only), AfterValidator(_sane_year)
+]

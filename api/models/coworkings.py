@@ -13,7 +13,6 @@ from uuid import UUID
 
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
     BaseModel,
     BeforeValidator,
     Field,
@@ -28,7 +27,7 @@ from api.booking_rules import (
     parse_opening_hours,
     validate_timezone,
 )
-from api.models.common import SafeText
+from api.models.common import BookingInstant, SafeText
 
 SEAT_KINDS = ("OpenSpace", "Cabin", "Room")
 MAX_CAPACITY = 1000
@@ -234,14 +233,14 @@ class SeatPublic(BaseModel):
 
 class ClosureCreate(BaseModel):
     seat_id: UUID | None = None
-    starts_at: AwareDatetime
-    ends_at: AwareDatetime
+    starts_at: BookingInstant
+    ends_at: BookingInstant
     reason: Reason = ""
 
 
 class ClosureUpdate(BaseModel):
-    starts_at: AwareDatetime | None = None
-    ends_at: AwareDatetime | None = None
+    starts_at: BookingInstant | None = None
+    ends_at: BookingInstant | None = None
     reason: Reason | None = None
 
 

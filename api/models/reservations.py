@@ -3,30 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
+from pydantic import BaseModel, ConfigDict
 
-from api.models.common import Instant, SafeText
-
-
-def _text_only(value: object) -> object:
-    # a JSON number would pass as a Unix timestamp; the contract says RFC 3339 text
-    if not isinstance(value, str):
-        raise ValueError("must be an RFC 3339 date-time string with an offset")
-    return value
-
-
-def _sane_year(value: datetime) -> datetime:
-    if not 2000 <= value.year <= 2200:
-        raise ValueError("must lie between the years 2000 and 2200")
-    return value
-
-
-BookingInstant = Annotated[
-    Instant, BeforeValidator(_text_only), AfterValidator(_sane_year)
-]
+from api.models.common import BookingInstant, SafeText
 
 
 class CreateReservation(BaseModel):

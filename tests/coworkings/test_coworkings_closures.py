@@ -249,3 +249,32 @@ async def test_new_hours_that_leave_a_booking_outside_are_refused_naming_it(
         "Europe/Berlin",
         {"mon": [["08:00", "12:00"]]},
     )
+
+
+async def test_closure_times_are_rfc3339_text_in_a_sane_year(
+    api: httpx.AsyncClient, db, settings
+) -> None:
+    coworking, seat, _, _, owner = await _setup(db, settings)
+    url = f"/api/coworkings/{coworking}/closures"
+    stamp = await api.post(
+        url,
+        json={"starts_at": 4084300800, "ends_at": "2099-06-01T15:00:00+02:00"},
+        headers=owner.headers,
+    )
+    far = await api.post(
+        url,
+        json={"starts_at": "9999-06-01T11:00:00Z", "ends_at": "9999-06-01T15:00:00Z"},
+        headers=owner.headers,
+    )
+    assert (stamp.status_code, stamp.json()) == (
+        400,
+        {
+            "error": "invalid_body",
+            "description": "starts_at: must be an RFC 3339 date-time string"
+            " with an offset",
+        },
+    )
+    assert far.status_code == 400
+    assert far.json()["description"].startswith("starts_at: ")
+    assert "between the years 2000 and 2200" in far.json()["description"]
+    assert await _closures(db) == []
