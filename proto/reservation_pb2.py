@@ -25,21 +25,21 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17proto/reservation.proto\x12\x16tlounge.reservation.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8a\x01\n\x0c\x42ookingRules\x12\x14\n\x0c\x61uto_confirm\x18\x01 \x01(\x08\x12\x14\n\x0chold_minutes\x18\x02 \x01(\x05\x12\x1d\n\x15reminder_lead_minutes\x18\x03 \x01(\x05\x12\x1d\n\x15\x63heckin_grace_minutes\x18\x04 \x01(\x05\x12\x10\n\x08timezone\x18\x05 \x01(\t\"\xa5\x02\n\x10ReservationInput\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12\x0f\n\x07seat_id\x18\x03 \x01(\t\x12-\n\tstarts_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07\x65nds_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0crequest_hash\x18\x06 \x01(\t\x12\x17\n\x0fmail_task_queue\x18\x07 \x01(\t\x12\x18\n\x10\x61nnounced_status\x18\x08 \x01(\t\x12\x1e\n\x16\x61nnounced_notification\x18\t \x01(\t\x12\x10\n\x08revision\x18\n \x01(\r\"#\n\x0bHoldRequest\x12\x14\n\x0crequest_hash\x18\x01 \x01(\t\"u\n\x08\x43onflict\x12-\n\tstarts_at\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07\x65nds_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05scope\x18\x03 \x01(\t\"\xd2\x01\n\nHoldResult\x12\x34\n\x07outcome\x18\x01 \x01(\x0e\x32#.tlounge.reservation.v1.HoldOutcome\x12\x37\n\x05state\x18\x02 \x01(\x0b\x32(.tlounge.reservation.v1.ReservationState\x12\x32\n\x08\x63onflict\x18\x03 \x01(\x0b\x32 .tlounge.reservation.v1.Conflict\x12\x0c\n\x04rule\x18\x04 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\"\"\n\x0e\x43onfirmRequest\x12\x10\n\x08\x61\x64min_id\x18\x01 \x01(\t\"\"\n\x0e\x43heckInRequest\x12\x10\n\x08\x61\x64min_id\x18\x01 \x01(\t\"\xa7\x01\n\x11RescheduleRequest\x12\x0f\n\x07seat_id\x18\x01 \x01(\t\x12-\n\tstarts_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07\x65nds_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0crequested_by\x18\x04 \x01(\t\x12\x0f\n\x07summary\x18\x05 \x01(\t\"\xd8\x01\n\x10RescheduleResult\x12\x34\n\x07outcome\x18\x01 \x01(\x0e\x32#.tlounge.reservation.v1.HoldOutcome\x12\x37\n\x05state\x18\x02 \x01(\x0b\x32(.tlounge.reservation.v1.ReservationState\x12\x32\n\x08\x63onflict\x18\x03 \x01(\x0b\x32 .tlounge.reservation.v1.Conflict\x12\x0c\n\x04rule\x18\x04 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\"5\n\rCancelRequest\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12\x14\n\x0crequested_by\x18\x02 \x01(\t\"0\n\x18RetryNotificationRequest\x12\x14\n\x0crequested_by\x18\x01 \x01(\t\"\xe9\x04\n\x10ReservationState\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12\x0f\n\x07seat_id\x18\x03 \x01(\t\x12\x14\n\x0c\x63oworking_id\x18\x04 \x01(\t\x12-\n\tstarts_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07\x65nds_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x39\n\x06status\x18\x07 \x01(\x0e\x32).tlounge.reservation.v1.ReservationStatus\x12\x0f\n\x07version\x18\x08 \x01(\x05\x12G\n\x13notification_status\x18\t \x01(\x0e\x32*.tlounge.reservation.v1.NotificationStatus\x12\x15\n\rcancel_reason\x18\n \x01(\t\x12\x31\n\rchecked_in_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bwaiting_for\x18\x0c \x01(\t\x12\x30\n\x04hold\x18\r \x01(\x0b\x32\".tlounge.reservation.v1.HoldResult\x12\x33\n\x05rules\x18\x0e \x01(\x0b\x32$.tlounge.reservation.v1.BookingRules\x12\x14\n\x0crequest_hash\x18\x0f \x01(\t\x12\x36\n\x0c\x66\x61iled_mails\x18\x10 \x03(\x0e\x32 .tlounge.reservation.v1.MailKind\"\x88\x02\n\nClaimInput\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12\x0f\n\x07seat_id\x18\x03 \x01(\t\x12-\n\tstarts_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07\x65nds_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07version\x18\x06 \x01(\x05\x12\'\n\x03now\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nreschedule\x18\x08 \x01(\x08\x12\x14\n\x0crequested_by\x18\t \x01(\t\"\xa0\x02\n\x0b\x43laimResult\x12\x34\n\x07outcome\x18\x01 \x01(\x0e\x32#.tlounge.reservation.v1.HoldOutcome\x12\x14\n\x0c\x63oworking_id\x18\x02 \x01(\t\x12\x39\n\x06status\x18\x03 \x01(\x0e\x32).tlounge.reservation.v1.ReservationStatus\x12\x33\n\x05rules\x18\x04 \x01(\x0b\x32$.tlounge.reservation.v1.BookingRules\x12\x32\n\x08\x63onflict\x18\x05 \x01(\x0b\x32 .tlounge.reservation.v1.Conflict\x12\x0c\n\x04rule\x18\x06 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x07 \x01(\t\"\xa3\x01\n\x0cReleaseInput\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x30\n\x0crelease_from\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x39\n\x06status\x18\x03 \x01(\x0e\x32).tlounge.reservation.v1.ReservationStatus\x12\x0e\n\x06reason\x18\x04 \x01(\t\"!\n\rReleaseResult\x12\x10\n\x08released\x18\x01 \x01(\x05\"\x88\x01\n\x0bStatusInput\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x39\n\x06status\x18\x02 \x01(\x0e\x32).tlounge.reservation.v1.ReservationStatus\x12&\n\x02\x61t\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x1f\n\x0cStatusResult\x12\x0f\n\x07\x63hanged\x18\x01 \x01(\x08\"\x94\x02\n\tMailInput\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12.\n\x04kind\x18\x02 \x01(\x0e\x32 .tlounge.reservation.v1.MailKind\x12\x0f\n\x07version\x18\x03 \x01(\x05\x12-\n\tstarts_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07\x65nds_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07seat_id\x18\x06 \x01(\t\x12*\n\x06\x64ue_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rcancel_reason\x18\x08 \x01(\t\"A\n\nMailResult\x12\x0c\n\x04sent\x18\x01 \x01(\x08\x12\x12\n\nmessage_id\x18\x02 \x01(\t\x12\x11\n\tduplicate\x18\x03 \x01(\x08*\xbe\x02\n\x11ReservationStatus\x12\"\n\x1eRESERVATION_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17RESERVATION_STATUS_HELD\x10\x01\x12 \n\x1cRESERVATION_STATUS_CONFIRMED\x10\x02\x12!\n\x1dRESERVATION_STATUS_CHECKED_IN\x10\x03\x12 \n\x1cRESERVATION_STATUS_COMPLETED\x10\x04\x12 \n\x1cRESERVATION_STATUS_CANCELLED\x10\x05\x12\x1e\n\x1aRESERVATION_STATUS_EXPIRED\x10\x06\x12\x1e\n\x1aRESERVATION_STATUS_NO_SHOW\x10\x07\x12\x1f\n\x1bRESERVATION_STATUS_REJECTED\x10\x08*x\n\x0bHoldOutcome\x12\x1c\n\x18HOLD_OUTCOME_UNSPECIFIED\x10\x00\x12\x15\n\x11HOLD_OUTCOME_HELD\x10\x01\x12\x19\n\x15HOLD_OUTCOME_CONFLICT\x10\x02\x12\x19\n\x15HOLD_OUTCOME_REJECTED\x10\x03*\xb6\x01\n\x12NotificationStatus\x12#\n\x1fNOTIFICATION_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n\x18NOTIFICATION_STATUS_NONE\x10\x01\x12\x1f\n\x1bNOTIFICATION_STATUS_PENDING\x10\x02\x12\x1c\n\x18NOTIFICATION_STATUS_SENT\x10\x03\x12\x1e\n\x1aNOTIFICATION_STATUS_FAILED\x10\x04*\xbd\x01\n\x08MailKind\x12\x19\n\x15MAIL_KIND_UNSPECIFIED\x10\x00\x12\x1a\n\x16MAIL_KIND_CONFIRMATION\x10\x01\x12\x16\n\x12MAIL_KIND_REMINDER\x10\x02\x12\x1a\n\x16MAIL_KIND_CANCELLATION\x10\x03\x12\x18\n\x14MAIL_KIND_RESCHEDULE\x10\x04\x12\x15\n\x11MAIL_KIND_EXPIRED\x10\x05\x12\x15\n\x11MAIL_KIND_NO_SHOW\x10\x06\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17proto/reservation.proto\x12\x16tlounge.reservation.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8a\x01\n\x0c\x42ookingRules\x12\x14\n\x0c\x61uto_confirm\x18\x01 \x01(\x08\x12\x14\n\x0chold_minutes\x18\x02 \x01(\x05\x12\x1d\n\x15reminder_lead_minutes\x18\x03 \x01(\x05\x12\x1d\n\x15\x63heckin_grace_minutes\x18\x04 \x01(\x05\x12\x10\n\x08timezone\x18\x05 \x01(\t\"\xa5\x02\n\x10ReservationInput\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12\x0f\n\x07seat_id\x18\x03 \x01(\t\x12-\n\tstarts_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07\x65nds_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0crequest_hash\x18\x06 \x01(\t\x12\x17\n\x0fmail_task_queue\x18\x07 \x01(\t\x12\x18\n\x10\x61nnounced_status\x18\x08 \x01(\t\x12\x1e\n\x16\x61nnounced_notification\x18\t \x01(\t\x12\x10\n\x08revision\x18\n \x01(\r\"#\n\x0bHoldRequest\x12\x14\n\x0crequest_hash\x18\x01 \x01(\t\"u\n\x08\x43onflict\x12-\n\tstarts_at\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07\x65nds_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05scope\x18\x03 \x01(\t\"\xd2\x01\n\nHoldResult\x12\x34\n\x07outcome\x18\x01 \x01(\x0e\x32#.tlounge.reservation.v1.HoldOutcome\x12\x37\n\x05state\x18\x02 \x01(\x0b\x32(.tlounge.reservation.v1.ReservationState\x12\x32\n\x08\x63onflict\x18\x03 \x01(\x0b\x32 .tlounge.reservation.v1.Conflict\x12\x0c\n\x04rule\x18\x04 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\"<\n\x0e\x43onfirmRequest\x12\x10\n\x08\x61\x64min_id\x18\x01 \x01(\t\x12\x18\n\x10\x65xpected_version\x18\x02 \x01(\x05\"<\n\x0e\x43heckInRequest\x12\x10\n\x08\x61\x64min_id\x18\x01 \x01(\t\x12\x18\n\x10\x65xpected_version\x18\x02 \x01(\x05\"\xa7\x01\n\x11RescheduleRequest\x12\x0f\n\x07seat_id\x18\x01 \x01(\t\x12-\n\tstarts_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07\x65nds_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0crequested_by\x18\x04 \x01(\t\x12\x0f\n\x07summary\x18\x05 \x01(\t\"\xd8\x01\n\x10RescheduleResult\x12\x34\n\x07outcome\x18\x01 \x01(\x0e\x32#.tlounge.reservation.v1.HoldOutcome\x12\x37\n\x05state\x18\x02 \x01(\x0b\x32(.tlounge.reservation.v1.ReservationState\x12\x32\n\x08\x63onflict\x18\x03 \x01(\x0b\x32 .tlounge.reservation.v1.Conflict\x12\x0c\n\x04rule\x18\x04 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\"5\n\rCancelRequest\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12\x14\n\x0crequested_by\x18\x02 \x01(\t\"0\n\x18RetryNotificationRequest\x12\x14\n\x0crequested_by\x18\x01 \x01(\t\"\xe9\x04\n\x10ReservationState\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12\x0f\n\x07seat_id\x18\x03 \x01(\t\x12\x14\n\x0c\x63oworking_id\x18\x04 \x01(\t\x12-\n\tstarts_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07\x65nds_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x39\n\x06status\x18\x07 \x01(\x0e\x32).tlounge.reservation.v1.ReservationStatus\x12\x0f\n\x07version\x18\x08 \x01(\x05\x12G\n\x13notification_status\x18\t \x01(\x0e\x32*.tlounge.reservation.v1.NotificationStatus\x12\x15\n\rcancel_reason\x18\n \x01(\t\x12\x31\n\rchecked_in_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bwaiting_for\x18\x0c \x01(\t\x12\x30\n\x04hold\x18\r \x01(\x0b\x32\".tlounge.reservation.v1.HoldResult\x12\x33\n\x05rules\x18\x0e \x01(\x0b\x32$.tlounge.reservation.v1.BookingRules\x12\x14\n\x0crequest_hash\x18\x0f \x01(\t\x12\x36\n\x0c\x66\x61iled_mails\x18\x10 \x03(\x0e\x32 .tlounge.reservation.v1.MailKind\"\x88\x02\n\nClaimInput\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12\x0f\n\x07seat_id\x18\x03 \x01(\t\x12-\n\tstarts_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07\x65nds_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07version\x18\x06 \x01(\x05\x12\'\n\x03now\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nreschedule\x18\x08 \x01(\x08\x12\x14\n\x0crequested_by\x18\t \x01(\t\"\xa0\x02\n\x0b\x43laimResult\x12\x34\n\x07outcome\x18\x01 \x01(\x0e\x32#.tlounge.reservation.v1.HoldOutcome\x12\x14\n\x0c\x63oworking_id\x18\x02 \x01(\t\x12\x39\n\x06status\x18\x03 \x01(\x0e\x32).tlounge.reservation.v1.ReservationStatus\x12\x33\n\x05rules\x18\x04 \x01(\x0b\x32$.tlounge.reservation.v1.BookingRules\x12\x32\n\x08\x63onflict\x18\x05 \x01(\x0b\x32 .tlounge.reservation.v1.Conflict\x12\x0c\n\x04rule\x18\x06 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x07 \x01(\t\"\xa3\x01\n\x0cReleaseInput\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x30\n\x0crelease_from\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x39\n\x06status\x18\x03 \x01(\x0e\x32).tlounge.reservation.v1.ReservationStatus\x12\x0e\n\x06reason\x18\x04 \x01(\t\"!\n\rReleaseResult\x12\x10\n\x08released\x18\x01 \x01(\x05\"\x88\x01\n\x0bStatusInput\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x39\n\x06status\x18\x02 \x01(\x0e\x32).tlounge.reservation.v1.ReservationStatus\x12&\n\x02\x61t\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x1f\n\x0cStatusResult\x12\x0f\n\x07\x63hanged\x18\x01 \x01(\x08\"\x94\x02\n\tMailInput\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12.\n\x04kind\x18\x02 \x01(\x0e\x32 .tlounge.reservation.v1.MailKind\x12\x0f\n\x07version\x18\x03 \x01(\x05\x12-\n\tstarts_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07\x65nds_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07seat_id\x18\x06 \x01(\t\x12*\n\x06\x64ue_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rcancel_reason\x18\x08 \x01(\t\"A\n\nMailResult\x12\x0c\n\x04sent\x18\x01 \x01(\x08\x12\x12\n\nmessage_id\x18\x02 \x01(\t\x12\x11\n\tduplicate\x18\x03 \x01(\x08*\xbe\x02\n\x11ReservationStatus\x12\"\n\x1eRESERVATION_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17RESERVATION_STATUS_HELD\x10\x01\x12 \n\x1cRESERVATION_STATUS_CONFIRMED\x10\x02\x12!\n\x1dRESERVATION_STATUS_CHECKED_IN\x10\x03\x12 \n\x1cRESERVATION_STATUS_COMPLETED\x10\x04\x12 \n\x1cRESERVATION_STATUS_CANCELLED\x10\x05\x12\x1e\n\x1aRESERVATION_STATUS_EXPIRED\x10\x06\x12\x1e\n\x1aRESERVATION_STATUS_NO_SHOW\x10\x07\x12\x1f\n\x1bRESERVATION_STATUS_REJECTED\x10\x08*x\n\x0bHoldOutcome\x12\x1c\n\x18HOLD_OUTCOME_UNSPECIFIED\x10\x00\x12\x15\n\x11HOLD_OUTCOME_HELD\x10\x01\x12\x19\n\x15HOLD_OUTCOME_CONFLICT\x10\x02\x12\x19\n\x15HOLD_OUTCOME_REJECTED\x10\x03*\xb6\x01\n\x12NotificationStatus\x12#\n\x1fNOTIFICATION_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n\x18NOTIFICATION_STATUS_NONE\x10\x01\x12\x1f\n\x1bNOTIFICATION_STATUS_PENDING\x10\x02\x12\x1c\n\x18NOTIFICATION_STATUS_SENT\x10\x03\x12\x1e\n\x1aNOTIFICATION_STATUS_FAILED\x10\x04*\xbd\x01\n\x08MailKind\x12\x19\n\x15MAIL_KIND_UNSPECIFIED\x10\x00\x12\x1a\n\x16MAIL_KIND_CONFIRMATION\x10\x01\x12\x16\n\x12MAIL_KIND_REMINDER\x10\x02\x12\x1a\n\x16MAIL_KIND_CANCELLATION\x10\x03\x12\x18\n\x14MAIL_KIND_RESCHEDULE\x10\x04\x12\x15\n\x11MAIL_KIND_EXPIRED\x10\x05\x12\x15\n\x11MAIL_KIND_NO_SHOW\x10\x06\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'proto.reservation_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_RESERVATIONSTATUS']._serialized_start=3354
-  _globals['_RESERVATIONSTATUS']._serialized_end=3672
-  _globals['_HOLDOUTCOME']._serialized_start=3674
-  _globals['_HOLDOUTCOME']._serialized_end=3794
-  _globals['_NOTIFICATIONSTATUS']._serialized_start=3797
-  _globals['_NOTIFICATIONSTATUS']._serialized_end=3979
-  _globals['_MAILKIND']._serialized_start=3982
-  _globals['_MAILKIND']._serialized_end=4171
+  _globals['_RESERVATIONSTATUS']._serialized_start=3406
+  _globals['_RESERVATIONSTATUS']._serialized_end=3724
+  _globals['_HOLDOUTCOME']._serialized_start=3726
+  _globals['_HOLDOUTCOME']._serialized_end=3846
+  _globals['_NOTIFICATIONSTATUS']._serialized_start=3849
+  _globals['_NOTIFICATIONSTATUS']._serialized_end=4031
+  _globals['_MAILKIND']._serialized_start=4034
+  _globals['_MAILKIND']._serialized_end=4223
   _globals['_BOOKINGRULES']._serialized_start=85
   _globals['_BOOKINGRULES']._serialized_end=223
   _globals['_RESERVATIONINPUT']._serialized_start=226
@@ -51,33 +51,33 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_HOLDRESULT']._serialized_start=678
   _globals['_HOLDRESULT']._serialized_end=888
   _globals['_CONFIRMREQUEST']._serialized_start=890
-  _globals['_CONFIRMREQUEST']._serialized_end=924
-  _globals['_CHECKINREQUEST']._serialized_start=926
-  _globals['_CHECKINREQUEST']._serialized_end=960
-  _globals['_RESCHEDULEREQUEST']._serialized_start=963
-  _globals['_RESCHEDULEREQUEST']._serialized_end=1130
-  _globals['_RESCHEDULERESULT']._serialized_start=1133
-  _globals['_RESCHEDULERESULT']._serialized_end=1349
-  _globals['_CANCELREQUEST']._serialized_start=1351
-  _globals['_CANCELREQUEST']._serialized_end=1404
-  _globals['_RETRYNOTIFICATIONREQUEST']._serialized_start=1406
-  _globals['_RETRYNOTIFICATIONREQUEST']._serialized_end=1454
-  _globals['_RESERVATIONSTATE']._serialized_start=1457
-  _globals['_RESERVATIONSTATE']._serialized_end=2074
-  _globals['_CLAIMINPUT']._serialized_start=2077
-  _globals['_CLAIMINPUT']._serialized_end=2341
-  _globals['_CLAIMRESULT']._serialized_start=2344
-  _globals['_CLAIMRESULT']._serialized_end=2632
-  _globals['_RELEASEINPUT']._serialized_start=2635
-  _globals['_RELEASEINPUT']._serialized_end=2798
-  _globals['_RELEASERESULT']._serialized_start=2800
-  _globals['_RELEASERESULT']._serialized_end=2833
-  _globals['_STATUSINPUT']._serialized_start=2836
-  _globals['_STATUSINPUT']._serialized_end=2972
-  _globals['_STATUSRESULT']._serialized_start=2974
-  _globals['_STATUSRESULT']._serialized_end=3005
-  _globals['_MAILINPUT']._serialized_start=3008
-  _globals['_MAILINPUT']._serialized_end=3284
-  _globals['_MAILRESULT']._serialized_start=3286
-  _globals['_MAILRESULT']._serialized_end=3351
+  _globals['_CONFIRMREQUEST']._serialized_end=950
+  _globals['_CHECKINREQUEST']._serialized_start=952
+  _globals['_CHECKINREQUEST']._serialized_end=1012
+  _globals['_RESCHEDULEREQUEST']._serialized_start=1015
+  _globals['_RESCHEDULEREQUEST']._serialized_end=1182
+  _globals['_RESCHEDULERESULT']._serialized_start=1185
+  _globals['_RESCHEDULERESULT']._serialized_end=1401
+  _globals['_CANCELREQUEST']._serialized_start=1403
+  _globals['_CANCELREQUEST']._serialized_end=1456
+  _globals['_RETRYNOTIFICATIONREQUEST']._serialized_start=1458
+  _globals['_RETRYNOTIFICATIONREQUEST']._serialized_end=1506
+  _globals['_RESERVATIONSTATE']._serialized_start=1509
+  _globals['_RESERVATIONSTATE']._serialized_end=2126
+  _globals['_CLAIMINPUT']._serialized_start=2129
+  _globals['_CLAIMINPUT']._serialized_end=2393
+  _globals['_CLAIMRESULT']._serialized_start=2396
+  _globals['_CLAIMRESULT']._serialized_end=2684
+  _globals['_RELEASEINPUT']._serialized_start=2687
+  _globals['_RELEASEINPUT']._serialized_end=2850
+  _globals['_RELEASERESULT']._serialized_start=2852
+  _globals['_RELEASERESULT']._serialized_end=2885
+  _globals['_STATUSINPUT']._serialized_start=2888
+  _globals['_STATUSINPUT']._serialized_end=3024
+  _globals['_STATUSRESULT']._serialized_start=3026
+  _globals['_STATUSRESULT']._serialized_end=3057
+  _globals['_MAILINPUT']._serialized_start=3060
+  _globals['_MAILINPUT']._serialized_end=3336
+  _globals['_MAILRESULT']._serialized_start=3338
+  _globals['_MAILRESULT']._serialized_end=3403
 # @@protoc_insertion_point(module_scope)

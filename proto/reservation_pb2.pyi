@@ -141,16 +141,20 @@ class HoldResult(_message.Message):
     def __init__(self, outcome: _Optional[_Union[HoldOutcome, str]] = ..., state: _Optional[_Union[ReservationState, _Mapping]] = ..., conflict: _Optional[_Union[Conflict, _Mapping]] = ..., rule: _Optional[str] = ..., description: _Optional[str] = ...) -> None: ...
 
 class ConfirmRequest(_message.Message):
-    __slots__ = ("admin_id",)
+    __slots__ = ("admin_id", "expected_version")
     ADMIN_ID_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
     admin_id: str
-    def __init__(self, admin_id: _Optional[str] = ...) -> None: ...
+    expected_version: int
+    def __init__(self, admin_id: _Optional[str] = ..., expected_version: _Optional[int] = ...) -> None: ...
 
 class CheckInRequest(_message.Message):
-    __slots__ = ("admin_id",)
+    __slots__ = ("admin_id", "expected_version")
     ADMIN_ID_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
     admin_id: str
-    def __init__(self, admin_id: _Optional[str] = ...) -> None: ...
+    expected_version: int
+    def __init__(self, admin_id: _Optional[str] = ..., expected_version: _Optional[int] = ...) -> None: ...
 
 class RescheduleRequest(_message.Message):
     __slots__ = ("seat_id", "starts_at", "ends_at", "requested_by", "summary")

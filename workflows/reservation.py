@@ -543,6 +543,8 @@ class ReservationWorkflow:
     @workflow.update(name="confirm")
     async def confirm(self, request: pb.ConfirmRequest) -> pb.ReservationState:
         async with self._lock:
+            # a move that held the lock first is not what staff looked at
+            self._require_version(request.expected_version)
             if self._state.status == S.RESERVATION_STATUS_HELD:
                 await self._record(S.RESERVATION_STATUS_CONFIRMED)
                 if self._patched(PATCH_CONFIRM_MAIL_IN_UPDATE):
@@ -556,12 +558,14 @@ class ReservationWorkflow:
 
     @confirm.validator
     def _validate_confirm(self, request: pb.ConfirmRequest) -> None:
+        self._require_version(request.expected_version)
         if self._state.status != S.RESERVATION_STATUS_HELD and not self._checkin_open():
             raise self._invalid("confirm")
 
     @workflow.update(name="check_in")
     async def check_in(self, request: pb.CheckInRequest) -> pb.ReservationState:
         async with self._lock:
+            self._require_version(request.expected_version)
             if not self._checkin_open():
                 raise self._invalid("check in")
             await self._record(S.RESERVATION_STATUS_CHECKED_IN)
@@ -570,6 +574,7 @@ class ReservationWorkflow:
 
     @check_in.validator
     def _validate_check_in(self, request: pb.CheckInRequest) -> None:
+        self._require_version(request.expected_version)
         if self._checkin_open():
             return
         opens = _dt(self._state.starts_at) - CHECKIN_OPENS_BEFORE
@@ -691,6 +696,15 @@ class ReservationWorkflow:
         now = workflow.now()
         starts_at = _dt(self._state.starts_at)
         return starts_at - CHECKIN_OPENS_BEFORE <= now < _dt(self._state.ends_at)
+
+    def _require_version(self, expected: int) -> None:
+        # requests of old histories carry no version, so they replay unchanged
+        if expected and expected != self._state.version:
+            raise ApplicationError(
+                f"version: the reservation is at version {self._state.version}"
+                f" now, not {expected}; look at it again",
+                type="InvalidState",
+            )
 
     def _require_reschedulable(self) -> None:
         if self._state.status not in (

@@ -163,20 +163,43 @@ async def reschedule_reservation(
     return view.public()
 
 
+# Beside the contract: staff who pass the version they looked at are refused
+# when the client moved the booking meanwhile, rather than approve a slot unseen.
+SeenVersion = Annotated[
+    int | None,
+    Query(
+        ge=1,
+        le=2**31 - 1,
+        description="the reservation's version as staff saw it; a 409 if it"
+        " has changed since",
+    ),
+]
+
+
 @router.post("/api/reservations/{reservation_id}/confirm")
 async def confirm_reservation(
-    reservation_id: uuid.UUID, admin: CurrentAdmin, resources: ResourcesDep
+    reservation_id: uuid.UUID,
+    admin: CurrentAdmin,
+    resources: ResourcesDep,
+    version: SeenVersion = None,
 ) -> dict[str, Any]:
-    return (await reservations.confirm(resources, admin, reservation_id)).public()
+    view = await reservations.confirm(
+        resources, admin, reservation_id, expected_version=version
+    )
+    return view.public()
 
 
 @router.post("/api/reservations/{reservation_id}/check-in")
 async def check_in_reservation(
-    reservation_id: uuid.UUID, admin: CurrentAdmin, resources: ResourcesDep
+    reservation_id: uuid.UUID,
+    admin: CurrentAdmin,
+    resources: ResourcesDep,
+    version: SeenVersion = None,
 ) -> dict[str, Any]:
     view = await reservations.confirm(
-        resources, admin, reservation_id, check_in_only=True
-    )
+        resources, admin, reservation_id, check_in_only=True,
+        expected_version=version,
+    )  # fmt: skip
     return view.public()
 
 

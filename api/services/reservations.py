@@ -732,6 +732,7 @@ async def confirm(
     reservation_id: uuid.UUID,
     *,
     check_in_only: bool = False,
+    expected_version: int | None = None,
 ) -> ReservationView:
     row = await load_authorized(resources, principal, reservation_id, action="confirm")
     require_open(row, "check in" if check_in_only else "confirm")
@@ -739,12 +740,18 @@ async def confirm(
     if check_in_only:
         state = await _update(
             resources, handle, ReservationWorkflow.check_in,
-            pb.CheckInRequest(admin_id=str(principal.id)), pb.ReservationState,
+            pb.CheckInRequest(
+                admin_id=str(principal.id), expected_version=expected_version or 0
+            ),
+            pb.ReservationState,
         )  # fmt: skip
     else:
         state = await _update(
             resources, handle, ReservationWorkflow.confirm,
-            pb.ConfirmRequest(admin_id=str(principal.id)), pb.ReservationState,
+            pb.ConfirmRequest(
+                admin_id=str(principal.id), expected_version=expected_version or 0
+            ),
+            pb.ReservationState,
         )  # fmt: skip
     assert isinstance(state, pb.ReservationState)
     return view_from_state(state)

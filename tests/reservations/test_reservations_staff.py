@@ -333,3 +333,122 @@ async def test_staff_confirm_a_clients_move_and_move_confirmed_bookings_themselv
     assert await _mails(scene, reservation_id) == [
         ("confirmation", 1), ("reschedule", 2), ("reschedule", 3),
     ]  # fmt: skip
+
+
+async def test_staff_naming_the_version_they_saw_do_not_confirm_a_later_move(
+    scene: Scene,
+) -> None:
+    coworking = await create_coworking(
+        scene.resources.pool, auto_confirm=False, hold_minutes=30
+    )
+    seat = await create_seat(scene.resources.pool, coworking)
+    starts_at, ends_at = await scene.slot(hours_ahead=48)
+    reservation_id = (await scene.book(starts_at, ends_at, seat_id=seat)).json()["id"]
+    url = f"/api/reservations/{reservation_id}"
+    later = starts_at + timedelta(hours=2)
+    moved = await scene.api.patch(
+        url,
+        json={
+            "starts_at": later.isoformat(),
+            "ends_at": (later + timedelta(hours=1)).isoformat(),
+        },
+        headers=scene.client.headers,
+    )
+    assert moved.json()["version"] == 2
+
+    stale = await scene.api.post(
+        f"{url}/confirm?version=1", headers=scene.admin.headers
+    )
+    zero = await scene.api.post(f"{url}/confirm?version=0", headers=scene.admin.headers)
+    assert (stale.status_code, stale.json()) == (
+        409,
+        {
+            "error": "conflict",
+            "description": "version: the reservation is at version 2 now, not 1;"
+            " look at it again",
+        },
+    )
+    assert (zero.status_code, zero.json()["error"]) == (400, "invalid_query")
+    assert await _status(scene, reservation_id) == "held"
+
+    seen = await scene.api.post(f"{url}/confirm?version=2", headers=scene.admin.headers)
+    assert (seen.status_code, seen.json()["status"], seen.json()["version"]) == (
+        200, "confirmed", 2,
+    )  # fmt: skip
+    assert await _status(scene, reservation_id) == "confirmed"
+
+
+async def test_a_confirm_waiting_behind_a_move_is_refused_when_it_named_the_old_version(
+    scene: Scene,
+) -> None:
+    import asyncio
+
+    from tests.reservations.test_reservations_races import row_locked
+
+    coworking = await create_coworking(
+        scene.resources.pool, auto_confirm=False, hold_minutes=30
+    )
+    seat = await create_seat(scene.resources.pool, coworking)
+    starts_at, ends_at = await scene.slot(hours_ahead=48)
+    reservation_id = (await scene.book(starts_at, ends_at, seat_id=seat)).json()["id"]
+    url = f"/api/reservations/{reservation_id}"
+    later = starts_at + timedelta(hours=2)
+
+    async def claim_waits() -> bool:
+        return bool(
+            await scene.resources.pool.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                " AND query LIKE '%FROM reservation.reservations%FOR UPDATE%'"
+            )
+        )
+
+    # the move's claim waits on the row, holding the workflow's lock, while
+    # staff confirm the version 1 they saw; then the row is let go
+    async with row_locked(scene, reservation_id):
+        move = asyncio.create_task(
+            scene.api.patch(
+                url,
+                json={
+                    "starts_at": later.isoformat(),
+                    "ends_at": (later + timedelta(hours=1)).isoformat(),
+                },
+                headers=scene.client.headers,
+            )
+        )
+        assert await wait_for(claim_waits)
+        confirm = asyncio.create_task(
+            scene.api.post(f"{url}/confirm?version=1", headers=scene.admin.headers)
+        )
+        # A claim that outlasts most of a workflow task's timeout is reported by
+        # the worker with a workflow task of its own (the move's acceptance);
+        # the next one brings the confirm, whose validator still sees version 1,
+        # so only its handler, behind the move, can see version 2.
+        assert await wait_for(lambda: _accepted_updates(scene, reservation_id, 2))
+        await asyncio.sleep(1)
+        assert not confirm.done()
+    moved, refused = await move, await confirm
+
+    assert (moved.status_code, moved.json()["version"]) == (200, 2)
+    assert (refused.status_code, refused.json()["description"]) == (
+        409,
+        "version: the reservation is at version 2 now, not 1; look at it again",
+    )
+    row = await scene.resources.pool.fetchrow(
+        "SELECT status, version, starts_at FROM reservation.reservations WHERE id = $1",
+        uuid.UUID(reservation_id),
+    )
+    assert (row["status"], row["version"], row["starts_at"]) == ("held", 2, later)
+
+
+async def _accepted_updates(scene: Scene, reservation_id: str, count: int) -> bool:
+    from temporalio.api.enums.v1 import EventType
+
+    handle = scene.resources.temporal.get_workflow_handle(
+        f"reservation-{reservation_id}"
+    )
+    accepted = [
+        event
+        async for event in handle.fetch_history_events()
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED
+    ]
+    return len(accepted) >= count
