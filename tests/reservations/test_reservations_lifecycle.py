@@ -7,7 +7,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from icalendar import Calendar
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import WorkflowUpdateFailedError
+from temporalio.api.sdk.v1 import WorkflowMetadata
+from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 
 from proto import reservation_pb2 as pb
 from tests.reservations.conftest import Scene
@@ -257,8 +258,6 @@ async def test_reschedule_is_told_in_the_current_details_in_local_time(
 ) -> None:
     from zoneinfo import ZoneInfo
 
-    from temporalio.api.sdk.v1 import WorkflowMetadata
-
     starts_at, ends_at = await scene.slot(hours_ahead=30)
     rid = (await scene.book(starts_at, ends_at)).json()["id"]
     later = starts_at + timedelta(hours=2)
@@ -276,11 +275,7 @@ async def test_reschedule_is_told_in_the_current_details_in_local_time(
     end = start + (ends_at - starts_at)
     handle = scene.resources.temporal.get_workflow_handle(f"reservation-{rid}")
 
-    async def details() -> str:
-        metadata = await handle.query(
-            "__temporal_workflow_metadata", result_type=WorkflowMetadata
-        )
-        return metadata.current_details
+    details = _details_of(handle)
 
     await wait_for(lambda: _starts_with(details, "Moved: "))
     assert (await details()).startswith(
@@ -317,19 +312,13 @@ async def test_current_details_give_the_next_instant_on_the_coworkings_clock(
 ) -> None:
     from zoneinfo import ZoneInfo
 
-    from temporalio.api.sdk.v1 import WorkflowMetadata
-
     starts_at, ends_at = await scene.slot(hours_ahead=30)
     rid = (await scene.book(starts_at, ends_at)).json()["id"]
     handle = scene.resources.temporal.get_workflow_handle(f"reservation-{rid}")
     reminder_at = starts_at - timedelta(hours=3)
     local = reminder_at.astimezone(ZoneInfo("Europe/Berlin"))
 
-    async def details() -> str:
-        metadata = await handle.query(
-            "__temporal_workflow_metadata", result_type=WorkflowMetadata
-        )
-        return metadata.current_details
+    details = _details_of(handle)
 
     await wait_for(lambda: _starts_with(details, "Waiting for the reminder"))
     assert await details() == (
@@ -346,8 +335,6 @@ async def test_current_details_give_the_next_instant_on_the_coworkings_clock(
 async def test_a_lead_of_zero_waits_for_the_start_and_sends_no_reminder(
     scene: Scene,
 ) -> None:
-    from temporalio.api.sdk.v1 import WorkflowMetadata
-
     from tests.factories import create_coworking, create_seat
 
     coworking = await create_coworking(scene.resources.pool, reminder_lead_minutes=0)
@@ -356,11 +343,7 @@ async def test_a_lead_of_zero_waits_for_the_start_and_sends_no_reminder(
     rid = (await scene.book(starts_at, ends_at, seat_id=seat)).json()["id"]
     handle = scene.resources.temporal.get_workflow_handle(f"reservation-{rid}")
 
-    async def details() -> str:
-        metadata = await handle.query(
-            "__temporal_workflow_metadata", result_type=WorkflowMetadata
-        )
-        return metadata.current_details
+    details = _details_of(handle)
 
     await wait_for(lambda: _starts_with(details, "Waiting for the start at"))
     assert await details() == (
@@ -372,6 +355,18 @@ async def test_a_lead_of_zero_waits_for_the_start_and_sends_no_reminder(
     await scene.sleep(starts_at - await scene.now() + timedelta(minutes=1))
     await wait_for(lambda: _starts_with(details, "Waiting for the end at"))
     assert [row["kind"] for row in await sent(scene, rid)] == ["confirmation"]
+
+
+def _details_of(handle: WorkflowHandle) -> Callable[[], Awaitable[str]]:
+    """What the Temporal UI shows as the workflow's current details, on call."""
+
+    async def details() -> str:
+        metadata = await handle.query(
+            "__temporal_workflow_metadata", result_type=WorkflowMetadata
+        )
+        return metadata.current_details
+
+    return details
 
 
 async def _starts_with(text: Callable[[], Awaitable[str]], prefix: str) -> bool:
@@ -407,8 +402,6 @@ async def test_reschedule_after_the_start_is_refused_saying_so(scene: Scene) -> 
 
 
 async def test_cancelled_reservation_tells_support_it_is_closed(scene: Scene) -> None:
-    from temporalio.api.sdk.v1 import WorkflowMetadata
-
     starts_at, ends_at = await scene.slot(hours_ahead=30)
     rid = (await scene.book(starts_at, ends_at)).json()["id"]
     cancelled = await scene.api.delete(
@@ -417,11 +410,7 @@ async def test_cancelled_reservation_tells_support_it_is_closed(scene: Scene) ->
     assert cancelled.status_code == 204
     handle = scene.resources.temporal.get_workflow_handle(f"reservation-{rid}")
 
-    async def details() -> str:
-        metadata = await handle.query(
-            "__temporal_workflow_metadata", result_type=WorkflowMetadata
-        )
-        return metadata.current_details
+    details = _details_of(handle)
 
     # not "Waiting for the reminder at ...", which it no longer does
     assert await wait_for(lambda: _starts_with(details, "Closed: "))

@@ -335,31 +335,32 @@ async def test_staff_confirm_a_clients_move_and_move_confirmed_bookings_themselv
     ]  # fmt: skip
 
 
-async def test_staff_naming_the_version_they_saw_do_not_confirm_a_later_move(
-    scene: Scene,
-) -> None:
+async def _held_booking(scene: Scene) -> tuple[str, datetime]:
+    """A booking that waits for staff, two days ahead: its path and start."""
     coworking = await create_coworking(
         scene.resources.pool, auto_confirm=False, hold_minutes=30
     )
     seat = await create_seat(scene.resources.pool, coworking)
     starts_at, ends_at = await scene.slot(hours_ahead=48)
     reservation_id = (await scene.book(starts_at, ends_at, seat_id=seat)).json()["id"]
-    url = f"/api/reservations/{reservation_id}"
+    return f"/api/reservations/{reservation_id}", starts_at
+
+
+async def test_staff_naming_the_version_they_saw_do_not_confirm_a_later_move(
+    scene: Scene,
+) -> None:
+    path, starts_at = await _held_booking(scene)
+    reservation_id = path.rsplit("/", 1)[1]
     later = starts_at + timedelta(hours=2)
-    moved = await scene.api.patch(
-        url,
-        json={
-            "starts_at": later.isoformat(),
-            "ends_at": (later + timedelta(hours=1)).isoformat(),
-        },
-        headers=scene.client.headers,
-    )
+    moved = await _move(scene, path, later, scene.client.headers)
     assert moved.json()["version"] == 2
 
     stale = await scene.api.post(
-        f"{url}/confirm?version=1", headers=scene.admin.headers
+        f"{path}/confirm?version=1", headers=scene.admin.headers
     )
-    zero = await scene.api.post(f"{url}/confirm?version=0", headers=scene.admin.headers)
+    zero = await scene.api.post(
+        f"{path}/confirm?version=0", headers=scene.admin.headers
+    )
     assert (stale.status_code, stale.json()) == (
         409,
         {
@@ -371,7 +372,9 @@ async def test_staff_naming_the_version_they_saw_do_not_confirm_a_later_move(
     assert (zero.status_code, zero.json()["error"]) == (400, "invalid_query")
     assert await _status(scene, reservation_id) == "held"
 
-    seen = await scene.api.post(f"{url}/confirm?version=2", headers=scene.admin.headers)
+    seen = await scene.api.post(
+        f"{path}/confirm?version=2", headers=scene.admin.headers
+    )
     assert (seen.status_code, seen.json()["status"], seen.json()["version"]) == (
         200, "confirmed", 2,
     )  # fmt: skip
@@ -385,13 +388,8 @@ async def test_a_confirm_waiting_behind_a_move_is_refused_when_it_named_the_old_
 
     from tests.reservations.test_reservations_races import row_locked
 
-    coworking = await create_coworking(
-        scene.resources.pool, auto_confirm=False, hold_minutes=30
-    )
-    seat = await create_seat(scene.resources.pool, coworking)
-    starts_at, ends_at = await scene.slot(hours_ahead=48)
-    reservation_id = (await scene.book(starts_at, ends_at, seat_id=seat)).json()["id"]
-    url = f"/api/reservations/{reservation_id}"
+    path, starts_at = await _held_booking(scene)
+    reservation_id = path.rsplit("/", 1)[1]
     later = starts_at + timedelta(hours=2)
 
     async def claim_waits() -> bool:
@@ -405,19 +403,10 @@ async def test_a_confirm_waiting_behind_a_move_is_refused_when_it_named_the_old_
     # the move's claim waits on the row, holding the workflow's lock, while
     # staff confirm the version 1 they saw; then the row is let go
     async with row_locked(scene, reservation_id):
-        move = asyncio.create_task(
-            scene.api.patch(
-                url,
-                json={
-                    "starts_at": later.isoformat(),
-                    "ends_at": (later + timedelta(hours=1)).isoformat(),
-                },
-                headers=scene.client.headers,
-            )
-        )
+        move = asyncio.create_task(_move(scene, path, later, scene.client.headers))
         assert await wait_for(claim_waits)
         confirm = asyncio.create_task(
-            scene.api.post(f"{url}/confirm?version=1", headers=scene.admin.headers)
+            scene.api.post(f"{path}/confirm?version=1", headers=scene.admin.headers)
         )
         # A claim that outlasts most of a workflow task's timeout is reported by
         # the worker with a workflow task of its own (the move's acceptance);
