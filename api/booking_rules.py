@@ -350,21 +350,33 @@ def length_reads_two_ways(
     )
 
 
+def _repeated(zone: ZoneInfo, wall_time: datetime) -> bool:
+    """Whether the zone's clocks show this naive local time twice (autumn)."""
+    first = wall_time.replace(tzinfo=zone, fold=0).utcoffset()
+    return first != wall_time.replace(tzinfo=zone, fold=1).utcoffset() and _exists(
+        zone, wall_time
+    )
+
+
 def moved_end(
     zone: ZoneInfo, starts_at: datetime, ends_at: datetime, new_start: datetime
-) -> datetime:
-    """The end of a booking moved to `new_start` with its length kept.
+) -> datetime | None:
+    """The end of a booking moved to `new_start` with its length kept, or None
+    when that length reads two ways.
 
     The length is kept as the coworking's wall clock shows it, so a day moved
     onto the day the clocks change still ends at midnight; one that the wall
     clock sees as nothing (an hour across the autumn change) keeps its elapsed
-    length instead.
+    length instead. Where the wall clock and the elapsed time give different
+    ends and the old or the new booking starts or ends in the hour the clocks
+    repeat, either could be meant (the first 02:30 plus an hour on the wall is
+    two hours), and a guess would grow or shrink the booking on every move.
     """
-    wall = ends_at.astimezone(zone).replace(tzinfo=None) - starts_at.astimezone(
-        zone
-    ).replace(tzinfo=None)
+    by_elapsed = (new_start + (ends_at - starts_at)).astimezone(UTC)
+    old_start, old_end = starts_at.astimezone(zone), ends_at.astimezone(zone)
+    wall = old_end.replace(tzinfo=None) - old_start.replace(tzinfo=None)
     if wall <= timedelta(0):
-        return new_start + (ends_at - starts_at)
+        return by_elapsed
     local_start = new_start.astimezone(zone)
     # the fold says which of an autumn night's two 02:30s the start is; an end
     # in that repeated hour is the same one
@@ -372,9 +384,15 @@ def moved_end(
         tzinfo=zone, fold=local_start.fold
     )
     if local_end <= new_start:
-        return new_start + (ends_at - starts_at)
+        return by_elapsed
     # in UTC: an instant in the fold never compares equal across zones (PEP 495)
-    return local_end.astimezone(UTC)
+    by_wall = local_end.astimezone(UTC)
+    walls = (old_start, old_end, local_start, local_end)
+    if by_wall != by_elapsed and any(
+        _repeated(zone, at.replace(tzinfo=None)) for at in walls
+    ):
+        return None
+    return by_wall
 
 
 def _require_aware(name: str, value: datetime) -> None:

@@ -434,6 +434,12 @@ def test_parse_opening_hours_takes_intervals_that_only_touch() -> None:
          "2027-10-31T02:00:00+01:00", "2027-10-31T02:30:00+01:00"),
         ("2027-10-20T02:00:00+02:00", "2027-10-20T02:30:00+02:00",
          "2027-10-31T02:00:00+02:00", "2027-10-31T02:30:00+02:00"),
+        # across the whole repeated hour, ends away from it: the wall clock's
+        # length, which a move back gives back
+        ("2027-10-20T01:30:00+02:00", "2027-10-20T03:00:00+02:00",
+         "2027-10-31T01:30:00+02:00", "2027-10-31T03:00:00+01:00"),
+        ("2027-10-31T01:30:00+02:00", "2027-10-31T03:00:00+01:00",
+         "2027-11-07T01:30:00+01:00", "2027-11-07T03:00:00+01:00"),
         # nothing changes away from a clock change
         ("2027-06-01T09:00:00+02:00", "2027-06-01T11:30:00+02:00",
          "2027-06-03T14:00:00+02:00", "2027-06-03T16:30:00+02:00"),
@@ -453,6 +459,30 @@ def test_moved_end_keeps_the_wall_clock_length(
     )
     assert end == datetime.fromisoformat(new_end)
     assert end.utcoffset() is not None
+
+
+@pytest.mark.parametrize(
+    ("starts_at", "ends_at", "new_start"),
+    [
+        # an hour moved to the first 02:30 of the autumn night: an hour on the
+        # wall clock ends at 03:30, two hours later
+        ("2027-10-31T01:30:00+02:00", "2027-10-31T02:30:00+02:00",
+         "2027-10-31T02:30:00+02:00"),
+        # an hour on the wall that lasted two, ending at the second 02:30
+        ("2027-10-31T01:30:00+02:00", "2027-10-31T02:30:00+01:00",
+         "2027-11-02T09:00:00+01:00"),
+    ],
+)  # fmt: skip
+def test_moved_end_is_none_where_the_repeated_hour_makes_the_length_read_two_ways(
+    starts_at: str, ends_at: str, new_start: str
+) -> None:
+    end = moved_end(
+        BERLIN,
+        datetime.fromisoformat(starts_at),
+        datetime.fromisoformat(ends_at),
+        datetime.fromisoformat(new_start),
+    )
+    assert end is None
 
 
 @pytest.mark.parametrize(

@@ -540,3 +540,43 @@ async def test_a_move_whose_length_reads_two_ways_needs_its_end(scene: Scene) ->
         "2027-04-03T22:30:00Z",
         "2027-04-04T00:30:00Z",
     )
+
+
+async def test_a_move_into_the_repeated_autumn_hour_by_its_start_needs_its_end(
+    scene: Scene,
+) -> None:
+    booked = await scene.book(
+        datetime.fromisoformat("2027-10-31T01:30:00+02:00"),
+        datetime.fromisoformat("2027-10-31T02:30:00+02:00"),
+    )
+    path = f"/api/reservations/{booked.json()['id']}"
+    first_half_past_two = datetime.fromisoformat("2027-10-31T02:30:00+02:00")
+
+    guessed = await scene.api.patch(
+        path,
+        json={"starts_at": first_half_past_two.isoformat()},
+        headers=scene.client.headers,
+    )
+    told = await scene.api.patch(
+        path,
+        json={
+            "starts_at": first_half_past_two.isoformat(),
+            "ends_at": "2027-10-31T02:30:00+01:00",
+        },
+        headers=scene.client.headers,
+    )
+
+    assert (guessed.status_code, guessed.json()) == (
+        400,
+        {
+            "error": "invalid_body",
+            "description": "ends_at: required to move this booking by its start"
+            " alone: a start or end in the hour the clocks go back makes the"
+            " length to keep read two ways",
+        },
+    )
+    assert (told.status_code, told.json()["version"]) == (200, 2)
+    assert (told.json()["starts_at"], told.json()["ends_at"]) == (
+        "2027-10-31T00:30:00Z",
+        "2027-10-31T01:30:00Z",
+    )
