@@ -11,7 +11,7 @@ import re
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from annotated_types import GroupedMetadata, MaxLen, MinLen
@@ -136,13 +136,26 @@ _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
 SearchText = Annotated[
     str, StringConstraints(max_length=50), AfterValidator(refuse_control_characters)
 ]
+
+
+def _in_utc(value: datetime) -> datetime:
+    # an offset can carry year 1 or 9999 past what a datetime holds in UTC
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("lies outside the years 1 to 9999 once in UTC") from None
+
+
 # An instant in a query: RFC 3339 text with an offset, never a bare number.
-Instant = Annotated[AwareDatetime, BeforeValidator(_instant_text)]
+Instant = Annotated[
+    AwareDatetime, BeforeValidator(_instant_text), AfterValidator(_in_utc)
+]
 
 
 def _text_only(value: object) -> object:
-    # a JSON number would pass as a Unix timestamp; the contract says RFC 3339 text
-    if not isinstance(value, str):
+    # a JSON number would pass as a Unix timestamp; the contract says RFC 3339
+    # text (JSON never gives a datetime; our own code may)
+    if not isinstance(value, str | datetime):
         raise ValueError("must be an RFC 3339 date-time string with an offset")
     return value
 

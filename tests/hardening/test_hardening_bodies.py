@@ -403,3 +403,33 @@ async def test_empty_body_with_any_content_type_reaches_the_route(api) -> None:
     )
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_body"
+
+
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [
+        ("/api/coworking/availability?from={early}&to={fine}", "query.from"),
+        ("/api/coworking/availability?from={fine}&to={late}", "query.to"),
+        ("/api/reservations?starts_from={late}", "query.starts_from"),
+        ("/api/reservations?starts_before={early}", "query.starts_before"),
+        ("/api/coworking/closures?to={late}", "query.to"),
+    ],
+)
+async def test_an_offset_that_carries_a_query_time_past_year_9999_is_a_400(
+    api, db, settings, path: str, field: str
+) -> None:
+    await create_coworking(db)
+    owner = await create_admin(db, settings)
+    url = path.format(
+        early="0001-01-01T00:30:00%2B01:00",
+        late="9999-12-31T23:30:00-01:00",
+        fine="2030-01-01T00:00:00Z",
+    )
+    response = await api.get(url, headers=owner.headers)
+    assert (response.status_code, response.json()) == (
+        400,
+        {
+            "error": "invalid_query",
+            "description": f"{field}: lies outside the years 1 to 9999 once in UTC",
+        },
+    )
