@@ -15,6 +15,7 @@ from pydantic import (
     AfterValidator,
     BaseModel,
     BeforeValidator,
+    ConfigDict,
     Field,
     StrictBool,
     WithJsonSchema,
@@ -131,6 +132,8 @@ def seat_kind(value: Any) -> tuple[str, int]:
 class RuleFields(BaseModel):
     """Booking rules, all optional: new beside the contract."""
 
+    model_config = ConfigDict(extra="forbid")
+
     slot_minutes: int | None = Field(None, ge=5, le=1440, multiple_of=5)
     min_duration_minutes: int | None = Field(None, ge=5, le=7 * 1440)
     max_duration_minutes: int | None = Field(None, ge=5, le=7 * 1440)
@@ -196,6 +199,8 @@ class CoworkingPublic(BaseModel):
 
 
 class SeatCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     type: SeatType
     number: SeatNumber
     features: Features
@@ -207,6 +212,8 @@ class SeatCreate(BaseModel):
 
 
 class SeatUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     # the contract makes features required even in an edit
     features: Features
     type: SeatType | None = None
@@ -232,6 +239,8 @@ class SeatPublic(BaseModel):
 
 
 class ClosureCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     seat_id: UUID | None = None
     starts_at: BookingInstant
     ends_at: BookingInstant
@@ -239,6 +248,8 @@ class ClosureCreate(BaseModel):
 
 
 class ClosureUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     starts_at: BookingInstant | None = None
     ends_at: BookingInstant | None = None
     reason: Reason | None = None

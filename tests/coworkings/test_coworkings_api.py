@@ -173,6 +173,8 @@ async def test_update_coworking_contract_auth(
         ({"min_duration_minutes": 800}, "min_duration_minutes"),
         # no grace is null; 0 read the same and showed otherwise
         ({"checkin_grace_minutes": 0}, "checkin_grace_minutes"),
+        # a misspelt rule is named, never dropped without a word
+        ({"slot_minute": 30}, "slot_minute: Extra inputs are not permitted"),
     ],
     ids=lambda value: str(value)[:30],
 )

@@ -278,3 +278,37 @@ async def test_closure_times_are_rfc3339_text_in_a_sane_year(
     assert far.json()["description"].startswith("starts_at: ")
     assert "between the years 2000 and 2200" in far.json()["description"]
     assert await _closures(db) == []
+
+
+async def test_a_seat_or_closure_body_with_a_field_it_does_not_know_changes_nothing(
+    api: httpx.AsyncClient, db, settings
+) -> None:
+    coworking, seat, _, _, owner = await _setup(db, settings)
+    seat_edit = await api.patch(
+        f"/api/coworkings/{coworking}/seats/{seat}",
+        json={"features": ["Monitor"], "costs": 9},
+        headers=owner.headers,
+    )
+    closure = await api.post(
+        f"/api/coworkings/{coworking}/closures",
+        json={
+            "starts_at": "2099-06-01T11:00:00+02:00",
+            "ends_at": "2099-06-01T15:00:00+02:00",
+            "seat": str(seat),
+        },
+        headers=owner.headers,
+    )
+    assert (seat_edit.status_code, seat_edit.json()) == (
+        400,
+        {
+            "error": "invalid_body",
+            "description": "costs: Extra inputs are not permitted",
+        },
+    )
+    assert (closure.status_code, closure.json()["description"]) == (
+        400,
+        "seat: Extra inputs are not permitted",
+    )
+    row = await db.fetchrow("SELECT features FROM coworking.seats WHERE id = $1", seat)
+    assert list(row["features"]) == []
+    assert await _closures(db) == []
