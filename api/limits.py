@@ -18,6 +18,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
+from urllib.parse import parse_qsl
 
 from api.errors import error_body
 
@@ -34,6 +35,10 @@ MULTIPART_SLACK = 16 * 1024
 # Headers that name one thing: with two, which one counted would be up to the
 # framework (the first, silently), whoever put the second there.
 _ONCE_ONLY = {"authorization": "Authorization", "idempotency-key": "Idempotency-Key"}
+# Likewise a query parameter named twice: the last one would win without a
+# word, where the caller may have meant either, or both. Only these take lists.
+_LIST_QUERIES = frozenset({"features"})
+_QUERY_NAME = re.compile(r"[a-z_]{1,40}")
 # h11 stops a head left incomplete past 16 KiB, but parses one of any size that
 # arrives in a single read; this bound holds whatever the reads were
 MAX_HEAD_BYTES = 16 * 1024
@@ -55,6 +60,19 @@ class _Refused(Exception):
     def __init__(self, status: int, code: str, description: str) -> None:
         super().__init__(description)
         self.status, self.code, self.description = status, code, description
+
+
+def _named_twice(query: bytes) -> str | None:
+    """The first parameter name that the query string carries twice, if any."""
+    if query.count(b"=") < 2:
+        return None
+    seen: set[str] = set()
+    for name, _ in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+        # a name no route reads is ignored anyway, and never echoed back
+        if name in seen and _QUERY_NAME.fullmatch(name) and name not in _LIST_QUERIES:
+            return name
+        seen.add(name)
+    return None
 
 
 def json_depth(body: bytes) -> int:
@@ -112,6 +130,13 @@ class BodyLimitMiddleware:
                     ),
                 )
                 return
+        twice = _named_twice(scope.get("query_string", b""))
+        if twice is not None:
+            await _answer(
+                send,
+                _Refused(400, "invalid_query", f"query.{twice}: sent more than once"),
+            )
+            return
         headers = {
             key.decode("latin-1").lower(): value.decode("latin-1")
             for key, value in scope["headers"]

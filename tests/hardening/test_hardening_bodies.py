@@ -433,3 +433,23 @@ async def test_an_offset_that_carries_a_query_time_past_year_9999_is_a_400(
             "description": f"{field}: lies outside the years 1 to 9999 once in UTC",
         },
     )
+
+
+async def test_a_query_parameter_named_twice_is_refused_unless_it_takes_a_list(
+    api, db, settings
+) -> None:
+    await create_coworking(db)
+    owner = await create_admin(db, settings)
+    twice = await api.get(
+        "/api/reservations?status=cancelled&limit=2&status=confirmed",
+        headers=owner.headers,
+    )
+    listed = await api.get(
+        "/api/coworking/availability?from=2030-01-07T08:00:00Z"
+        "&to=2030-01-07T10:00:00Z&features=Monitor&features=Laptop"
+    )
+    assert (twice.status_code, twice.json()) == (
+        400,
+        {"error": "invalid_query", "description": "query.status: sent more than once"},
+    )
+    assert listed.status_code == 200, listed.text
