@@ -130,7 +130,17 @@ def _instant_text(value: Any) -> Any:
     return value
 
 
+def _plus_read_as_space(value: Any) -> Any:
+    if isinstance(value, str) and _PLUS_AS_SPACE.search(value):
+        raise ValueError(
+            "the offset's '+' arrived as a space, as a query string reads it;"
+            " send it as %2B"
+        )
+    return value
+
+
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+_PLUS_AS_SPACE = re.compile(r"\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)? \d{2}(?::?\d{2})?$")
 # Text searched for, up to 50 characters: a NUL or other control character
 # never reaches SQL. The bound comes first, so pydantic counts characters.
 SearchText = Annotated[
@@ -146,10 +156,11 @@ def _in_utc(value: datetime) -> datetime:
         raise ValueError("lies outside the years 1 to 9999 once in UTC") from None
 
 
-# An instant in a query: RFC 3339 text with an offset, never a bare number.
-Instant = Annotated[
+_AwareText = Annotated[
     AwareDatetime, BeforeValidator(_instant_text), AfterValidator(_in_utc)
 ]
+# An instant in a query: RFC 3339 text with an offset, never a bare number.
+Instant = Annotated[_AwareText, BeforeValidator(_plus_read_as_space)]
 
 
 def _text_only(value: object) -> object:
@@ -167,5 +178,5 @@ def _sane_year(value: datetime) -> datetime:
 
 
 BookingInstant = Annotated[
-    Instant, BeforeValidator(_text_only), AfterValidator(_sane_year)
+    _AwareText, BeforeValidator(_text_only), AfterValidator(_sane_year)
 ]

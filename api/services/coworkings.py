@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, TypeAlias
 from uuid import UUID, uuid4
@@ -189,12 +189,18 @@ async def list_coworkings(
     return [_coworking_public(row, stats[row["id"]]) for row in rows]
 
 
-def _check_durations(values: dict[str, Any]) -> None:
-    if values["min_duration_minutes"] > values["max_duration_minutes"]:
+def _check_durations(values: dict[str, Any], sent: Container[str] = ()) -> None:
+    low, high = values["min_duration_minutes"], values["max_duration_minutes"]
+    if low <= high:
+        return
+    # the field the caller sent is the one at fault, not the one it now contradicts
+    if "max_duration_minutes" in sent and "min_duration_minutes" not in sent:
         raise InvalidInput(
-            f"min_duration_minutes: {values['min_duration_minutes']} is more than "
-            f"max_duration_minutes {values['max_duration_minutes']}"
+            f"max_duration_minutes: {high} is less than min_duration_minutes {low}"
         )
+    raise InvalidInput(
+        f"min_duration_minutes: {low} is more than max_duration_minutes {high}"
+    )
 
 
 _RULE_DEFAULTS = {"min_duration_minutes": 15, "max_duration_minutes": 720}
@@ -204,7 +210,7 @@ async def create_coworking(
     pool: asyncpg.Pool, data: CoworkingCreate, *, now: datetime
 ) -> dict[str, Any]:
     values = data.model_dump(exclude_none=True)
-    _check_durations({**_RULE_DEFAULTS, **values})
+    _check_durations({**_RULE_DEFAULTS, **values}, sent=values)
     values["id"] = uuid4()
     if data.opening_hours is not None:
         values["opening_hours"] = json.dumps(data.opening_hours)
@@ -245,7 +251,7 @@ async def update_coworking(
         if current is None:
             raise NotFound(f"coworking_id: no coworking {coworking_id}")
         merged = {**dict(current), **changes}
-        _check_durations(merged)
+        _check_durations(merged, sent=changes)
         if {"opening_hours", "timezone"} & changes.keys():
             await _refuse_hours_leaving_reservations(
                 conn, CoworkingRules.from_row(merged), now=now,

@@ -171,6 +171,14 @@ async def test_update_coworking_contract_auth(
         ({"slot_minutes": 7}, "slot_minutes"),
         ({"opening_hours": {"mon": [["25:00", "06:00"]]}}, "opening_hours"),
         ({"min_duration_minutes": 800}, "min_duration_minutes"),
+        (
+            {"max_duration_minutes": 10},
+            "max_duration_minutes: 10 is less than min_duration_minutes 15",
+        ),
+        (
+            {"min_duration_minutes": 60, "max_duration_minutes": 30},
+            "min_duration_minutes: 60 is more than max_duration_minutes 30",
+        ),
         # no grace is null; 0 read the same and showed otherwise
         ({"checkin_grace_minutes": 0}, "checkin_grace_minutes"),
         # a misspelt rule is named, never dropped without a word

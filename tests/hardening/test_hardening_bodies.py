@@ -453,3 +453,26 @@ async def test_a_query_parameter_named_twice_is_refused_unless_it_takes_a_list(
         {"error": "invalid_query", "description": "query.status: sent more than once"},
     )
     assert listed.status_code == 200, listed.text
+
+
+async def test_a_query_time_whose_plus_became_a_space_says_to_send_2b(
+    api, db, settings
+) -> None:
+    owner = await create_admin(db, settings)
+    response = await api.get(
+        "/api/reservations?starts_from=2026-12-07T09:00:00+01:00",
+        headers=owner.headers,
+    )
+    encoded = await api.get(
+        "/api/reservations?starts_from=2026-12-07T09:00:00%2B01:00",
+        headers=owner.headers,
+    )
+    assert (response.status_code, response.json()) == (
+        400,
+        {
+            "error": "invalid_query",
+            "description": "query.starts_from: the offset's '+' arrived as a"
+            " space, as a query string reads it; send it as %2B",
+        },
+    )
+    assert (encoded.status_code, encoded.json()) == (200, [])
