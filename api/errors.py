@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from valkey.exceptions import ConnectionError as ValkeyConnectionError
 from valkey.exceptions import TimeoutError as ValkeyTimeoutError
 
-from api.openapi import allowed_methods
+from api.openapi import allowed_methods, malformed_id
 
 logger = logging.getLogger(__name__)
 
@@ -234,6 +234,17 @@ def install_error_handlers(app: FastAPI) -> None:
                 error_body("invalid_body", _unparsed_reason(error.__cause__)),
                 status_code=400,
             )
+        if error.status_code == 404 and error.detail == "Not Found":
+            # a route whose id is typed in its path never matched a malformed
+            # one; say so as the routes that parse their ids do
+            name = malformed_id(request.app, request.method, request.url.path)
+            if name is not None:
+                return JSONResponse(
+                    error_body(
+                        "invalid_path", f"path.{name}: Input should be a valid UUID"
+                    ),
+                    status_code=400,
+                )
         code = {404: "not_found", 405: "method_not_allowed"}.get(
             error.status_code, "http_error"
         )

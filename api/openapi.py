@@ -106,3 +106,34 @@ def allowed_methods(app: FastAPI, path: str) -> list[str]:
         if found:
             return sorted(found)
     return []
+
+
+@lru_cache(maxsize=8)
+def _id_templates(
+    paths: tuple[tuple[str, tuple[str, ...]], ...],
+) -> list[tuple[re.Pattern[str], list[str], tuple[str, ...]]]:
+    out = []
+    for template, methods in paths:
+        names = re.findall(r"\{([^}]+)\}", template)
+        if names:
+            parts = re.split(r"\{[^}]+\}", template)
+            loose = "^" + "([^/]+)".join(map(re.escape, parts)) + "$"
+            out.append((re.compile(loose), names, methods))
+    return out
+
+
+def malformed_id(app: FastAPI, method: str, path: str) -> str | None:
+    """The path parameter that keeps `path` from an operation it otherwise
+    names, since every id here is a UUID; None when no operation is near."""
+    paths = tuple(
+        (template, tuple(m.upper() for m in operations))
+        for template, operations in app.openapi().get("paths", {}).items()
+    )
+    for pattern, names, methods in _id_templates(paths):
+        found = pattern.match(path)
+        if found is None or method not in methods:
+            continue
+        for name, value in zip(names, found.groups(), strict=True):
+            if not re.fullmatch(_UUID, value):
+                return name
+    return None

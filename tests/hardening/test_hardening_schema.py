@@ -115,7 +115,7 @@ def test_document_errors_paths_and_opening_hours_truthfully(api) -> None:
     assert "HTTPValidationError" not in schema["components"]["schemas"]
 
 
-async def test_reorder_seat_images_with_malformed_seat_id_not_found(
+async def test_reorder_seat_images_and_a_malformed_seat_id_named(
     api, db, settings
 ) -> None:
     coworking_id = await create_coworking(db)
@@ -127,8 +127,13 @@ async def test_reorder_seat_images_with_malformed_seat_id_not_found(
     )
     seat = await api.get(f"{base}/not-a-uuid", headers=owner.headers)
     assert (good.status_code, good.json()) == (200, [])
-    assert seat.status_code == 404
-    assert seat.json()["error"] == "not_found"
+    assert (seat.status_code, seat.json()) == (
+        400,
+        {
+            "error": "invalid_path",
+            "description": "path.seat_id: Input should be a valid UUID",
+        },
+    )
 
 
 @pytest.mark.parametrize("query", ["name=%00", "city=a%00b", "name=%0d%0a"])
@@ -170,3 +175,29 @@ async def test_cancel_reservation_with_malformed_body_400(
     )  # fmt: skip
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_body"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "name"),
+    [
+        ("GET", "/api/admin/not-a-uuid", "admin_id"),
+        ("PATCH", "/api/client/not-a-uuid", "client_id"),
+        ("DELETE", "/api/coworking/seats/7", "seat_id"),
+        ("DELETE", "/api/coworking/images/x", "image_id"),
+    ],
+)
+async def test_a_malformed_id_in_a_typed_route_is_named_like_any_other(
+    api, db, settings, method: str, path: str, name: str
+) -> None:
+    await create_coworking(db)
+    owner = await create_admin(db, settings)
+    response = await api.request(method, path, headers=owner.headers, json={})
+    elsewhere = await api.get("/api/nothing/here", headers=owner.headers)
+    assert (response.status_code, response.json()) == (
+        400,
+        {
+            "error": "invalid_path",
+            "description": f"path.{name}: Input should be a valid UUID",
+        },
+    )
+    assert (elsewhere.status_code, elsewhere.json()["error"]) == (404, "not_found")
