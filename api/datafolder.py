@@ -54,6 +54,9 @@ class RunningStack:
     temporal_ui_url: str | None
     valkey_port: int | None
     smtp_port: int | None
+    # the SMTP server it was given, where it started no sink of its own (the
+    # port is then that server's); never its credentials
+    smtp_host: str | None = None
 
 
 @dataclass
@@ -165,6 +168,8 @@ def with_running_stack(settings: Settings) -> Settings:
         update["valkey_port"] = stack.valkey_port
     if stack.smtp_port and not settings.smtp_host and "smtp_port" not in explicit:
         update["smtp_port"] = stack.smtp_port
+        if stack.smtp_host:
+            update["smtp_host"] = stack.smtp_host
     return settings.model_copy(update=update)
 
 

@@ -533,7 +533,8 @@ class Stack:
                 f"http://127.0.0.1:{settings.temporal_ui_port}" if embedded_ui else None
             ),
             valkey_port=None if settings.valkey_url else settings.valkey_port,
-            smtp_port=None if settings.smtp_host else settings.smtp_port,
+            smtp_port=settings.smtp_port,
+            smtp_host=settings.smtp_host or None,
         )
 
     async def wait_ready(self, timeout: float) -> None:
@@ -567,7 +568,9 @@ class Stack:
             lines.append(f"  Temporal UI   {where.temporal_ui_url}")
         if where.valkey_port:
             lines.append(f"  Valkey        127.0.0.1:{where.valkey_port}")
-        if where.smtp_port:
+        if where.smtp_host:
+            lines.append(f"  SMTP server   {where.smtp_host}:{where.smtp_port}")
+        elif where.smtp_port:
             lines.append(f"  SMTP sink     127.0.0.1:{where.smtp_port}")
         if self.mailsink:
             lines.append(f"  mail folder   {self.mailsink.directory}")

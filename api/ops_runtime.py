@@ -54,6 +54,7 @@ def join_running_stack(settings: Settings) -> Settings | None:
         "TEMPORAL_ADDRESS": joined.temporal_address,
         "VALKEY_PORT": str(joined.valkey_port),
         "SMTP_PORT": str(joined.smtp_port),
+        "SMTP_HOST": joined.smtp_host or "",
     }
     key = folder / "jwt_secret"
     if settings.jwt_secret is None and key.exists():

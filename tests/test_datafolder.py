@@ -1,5 +1,7 @@
 """Who holds a data folder, and what ops commands take from its stack.json."""
 
+import dataclasses
+import json
 import os
 import subprocess
 import sys
@@ -67,6 +69,35 @@ def test_keep_explicit_smtp_over_the_running_stack(
     settings = with_running_stack(make_settings(data_dir=held.folder, **explicit))
 
     assert settings.smtp_port == 2525
+
+
+def test_take_the_running_stacks_own_smtp_server_not_the_default_port(
+    tmp_path: Path,
+) -> None:
+    lock = hold_folder(tmp_path)
+    try:
+        given = dataclasses.replace(
+            _stack(os.getpid()), smtp_host="127.0.0.1", smtp_port=28026
+        )
+        write_running_stack(tmp_path, given)
+        settings = with_running_stack(make_settings(data_dir=tmp_path))
+        assert (settings.smtp_host, settings.smtp_port) == ("127.0.0.1", 28026)
+    finally:
+        lock.release()
+
+
+def test_a_stack_file_written_before_smtp_host_was_recorded_still_reads(
+    tmp_path: Path,
+) -> None:
+    lock = hold_folder(tmp_path)
+    try:
+        write_running_stack(tmp_path, _stack(os.getpid()))
+        old = json.loads((tmp_path / "stack.json").read_text())
+        del old["smtp_host"]
+        (tmp_path / "stack.json").write_text(json.dumps(old))
+        assert running_stack(tmp_path) == _stack(os.getpid())
+    finally:
+        lock.release()
 
 
 @pytest.mark.parametrize(

@@ -49,7 +49,11 @@ def yield_to_bookings(settings: Settings) -> int:
 
 
 async def serve(settings: Settings) -> None:
-    logger.info("mail worker at niceness %d", yield_to_bookings(settings))
+    logger.info(
+        "mail worker at niceness %d, sending through %s:%d",
+        yield_to_bookings(settings), settings.smtp_host or "127.0.0.1",
+        settings.smtp_port,
+    )  # fmt: skip
     smtp = smtp_connections(settings)
     try:
         async with (
