@@ -391,7 +391,7 @@ async def book(
                 ),
             ]
         ),
-        static_summary=_summary(subject, starts_at, ends_at),
+        static_summary=f"Booked: {_summary(subject, starts_at, ends_at)}",
     )
     result: pb.HoldResult | ReservationView
     async with temporal_boundary(resources.temporal):

@@ -302,7 +302,7 @@ async def test_a_name_in_markdown_reaches_the_temporal_ui_summary_as_text(
     summary = await (await handle.describe()).static_summary()
     start = berlin(starts_at)
     assert summary == (
-        r"\[x\](//ev.io) \<b\>hi\</b\> · seat 1 at Lounge One"
+        r"Booked: \[x\](//ev.io) \<b\>hi\</b\> · seat 1 at Lounge One"
         f" · {start:%a %d %b %Y %H:%M}–{berlin(ends_at):%H:%M} {start:%Z}"
     )
 
