@@ -63,6 +63,20 @@ def _unreachable(settings: Settings, what: str, error: BaseException) -> int:
     return _refuse(EXIT_UNREACHABLE, f"{what} is unreachable: {error}{hint}")
 
 
+def _beside_a_stack(settings: Settings) -> Settings:
+    """The settings pointed at the stack on their folder; refused when none
+    runs there and no Temporal is named, since the default port may be
+    another stack's, whose reservations this would read or change."""
+    folder = settings.data_dir.resolve()
+    named = settings.temporal_address or "temporal_port" in settings.model_fields_set
+    if not named and running_stack(folder) is None:
+        raise NoStackData(
+            f"no stack runs on {folder}; start one there, or set"
+            " TLOUNGE_TEMPORAL_ADDRESS"
+        )
+    return with_running_stack(settings)
+
+
 @contextlib.asynccontextmanager
 async def _temporal(settings: Settings) -> AsyncIterator[Client]:
     yield await connect_temporal(settings)
@@ -97,15 +111,7 @@ async def notifications(settings: Settings, args: argparse.Namespace) -> int:
         # an id that would be ignored is a mistake the operator should hear of
         what = "--all" if args.all else "failed"
         return _refuse(EXIT_BAD_INPUT, f"{what} takes no reservation id")
-    folder = settings.data_dir.resolve()
-    named = settings.temporal_address or "temporal_port" in settings.model_fields_set
-    if not named and running_stack(folder) is None:
-        # the default port may be another stack's, whose mail this would retry
-        raise NoStackData(
-            f"no stack runs on {folder}; start one there, or set"
-            " TLOUNGE_TEMPORAL_ADDRESS"
-        )
-    settings = with_running_stack(settings)
+    settings = _beside_a_stack(settings)
     try:
         async with _temporal(settings) as client:
             if args.action == "retry" and args.reservation_id:
@@ -173,7 +179,7 @@ async def reservation(settings: Settings, args: argparse.Namespace) -> int:
             CancelBody(reason=args.reason)
         except ValidationError as error:
             return _refuse(EXIT_BAD_INPUT, describe_validation(error.errors()))
-    settings = with_running_stack(settings)
+    settings = _beside_a_stack(settings)
     try:
         async with _resources(settings) as resources:
             if args.action == "cancel":
@@ -209,10 +215,21 @@ async def reservation(settings: Settings, args: argparse.Namespace) -> int:
             assert description.status is not None
             _say(f"{'workflow':20} {handle.id} ({description.status.name.lower()})")
             counts: dict[str, int] = {}
+            failed = ""
             async for event in handle.fetch_history_events():
                 kind = event.WhichOneof("attributes") or "unknown"
                 name = kind.removesuffix("_event_attributes")
                 counts[name] = counts.get(name, 0) + 1
+                if name == "activity_task_failed":
+                    # what ops fix before a retry: the SMTP server's own words
+                    failure = event.activity_task_failed_event_attributes.failure
+                    cause = failure.cause.message
+                    failed = (
+                        f"{failure.message} ({cause})" if cause else failure.message
+                    )
+            if view.notification_status == "failed" and failed:
+                # quoted: the server's words may carry control characters
+                _say(f"{'last mail failure':20} {failed[:300]!r}")
             _say(f"{'history':20} {sum(counts.values())} events")
             for name, count in sorted(counts.items()):
                 _say(f"  {name:30} {count}")

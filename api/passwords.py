@@ -55,5 +55,5 @@ def staff_password_problem(password: str, email: str) -> str | None:
     # a tag after '+' reaches the same mailbox, so the name before it counts
     names = {local, local.split("+", 1)[0]}
     if any(len(name) >= 3 and name in password.lower() for name in names):
-        return "contains the email address"
+        return "contains the email's name, before the @"
     return None

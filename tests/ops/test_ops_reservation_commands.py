@@ -59,6 +59,16 @@ async def test_notifications_failed_then_retry_all_delivers_and_show_cancel(
             return str(view.id) in capsys.readouterr().out
 
         await _wait(listed)
+        capsys.readouterr()
+        failing = argparse.Namespace(action="show", reservation_id=view.id, reason="")
+        assert await ops_reservations.reservation(ops_settings, failing) == 0
+        told = capsys.readouterr().out
+        assert "notification_status  failed" in told
+        assert "last mail failure    " in told
+        assert (
+            'last mail failure    "the SMTP server refused the message: 550'
+            " ((550, '5.1.1 no such mailbox'))\"" in told
+        )
         smtp.refuse_with = None
         args = argparse.Namespace(action="retry", reservation_id=None, all=True)
         assert await ops_reservations.notifications(ops_settings, args) == 0
