@@ -69,6 +69,9 @@ PATCH_CLIENT_MOVE_WAITS_FOR_STAFF = "2026-12-client-move-waits-for-staff"
 # 2026-12: a mail queued behind a failed one leaves the notification failed, so
 # ops still find it and retry; it read "pending" and dropped out of their views.
 PATCH_FAILED_STAYS_FAILED = "2026-12-failed-stays-failed"
+# 2026-12: a client checked in before the reminder's instant (a lead shorter
+# than the check-in window) is not reminded of a seat they sit at.
+PATCH_NO_REMINDER_AFTER_CHECK_IN = "2026-12-no-reminder-after-check-in"
 # how long a mail rests, after its attempts ran into a database outage, before
 # the next round of attempts
 DATABASE_OUTAGE_PAUSE = timedelta(seconds=30)
@@ -285,6 +288,11 @@ class ReservationWorkflow:
             # the reminder: an absolute instant, at once if it has already passed
             reminder_at = starts_at - timedelta(minutes=rules.reminder_lead_minutes)
             if self._reminded_version < version and now < starts_at:
+                if status == S.RESERVATION_STATUS_CHECKED_IN and self._patched(
+                    PATCH_NO_REMINDER_AFTER_CHECK_IN
+                ):
+                    self._reminded_version = version
+                    continue
                 if now >= reminder_at:
                     self._reminded_version = version
                     self._queue_mail(pb.MAIL_KIND_REMINDER, due_at=reminder_at)

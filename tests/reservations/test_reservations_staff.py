@@ -441,3 +441,29 @@ async def _accepted_updates(scene: Scene, reservation_id: str, count: int) -> bo
         if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED
     ]
     return len(accepted) >= count
+
+
+async def test_a_client_checked_in_before_a_short_lead_reminder_gets_none(
+    scene: Scene,
+) -> None:
+    # the check-in window opens 30 minutes before the start, a 10-minute lead after
+    coworking = await create_coworking(scene.resources.pool, reminder_lead_minutes=10)
+    seat = await create_seat(scene.resources.pool, coworking)
+    starts_at, ends_at = await scene.slot(hours_ahead=4)
+    reservation_id = (await scene.book(starts_at, ends_at, seat_id=seat)).json()["id"]
+    await wait_for(lambda: _mails_include(scene, reservation_id, ("confirmation", 1)))
+    await scene.sleep(starts_at - timedelta(minutes=20) - await scene.now())
+
+    checked = await scene.api.post(
+        f"/api/reservations/{reservation_id}/check-in", headers=scene.admin.headers
+    )
+    assert (checked.status_code, checked.json()["status"]) == (200, "checked_in")
+    await scene.sleep(ends_at - await scene.now() + timedelta(seconds=1))
+    handle = scene.resources.temporal.get_workflow_handle(
+        f"reservation-{reservation_id}"
+    )
+    final = await handle.result()
+
+    assert final.status == 4  # RESERVATION_STATUS_COMPLETED
+    # every mail due has gone out by the time the workflow closes
+    assert await _mails(scene, reservation_id) == [("confirmation", 1)]
