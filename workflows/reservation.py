@@ -72,6 +72,10 @@ PATCH_FAILED_STAYS_FAILED = "2026-12-failed-stays-failed"
 # 2026-12: a client checked in before the reminder's instant (a lead shorter
 # than the check-in window) is not reminded of a seat they sit at.
 PATCH_NO_REMINDER_AFTER_CHECK_IN = "2026-12-no-reminder-after-check-in"
+# 2026-12: a mail coming due behind a failed one tries the failed one again
+# first, as an ops retry would: a server back up by the reminder's instant
+# delivers both, where it had waited for ops and lost the reminder.
+PATCH_NEXT_MAIL_RETRIES = "2026-12-next-mail-retries"
 # how long a mail rests, after its attempts ran into a database outage, before
 # the next round of attempts
 DATABASE_OUTAGE_PAUSE = timedelta(seconds=30)
@@ -426,6 +430,8 @@ class ReservationWorkflow:
         self._mails.append(mail)
         if self._state.failed_mails and self._patched(PATCH_FAILED_STAYS_FAILED):
             # it waits behind the failed one, which ops must still see to retry
+            if self._patched(PATCH_NEXT_MAIL_RETRIES):
+                self._retry_requested = True
             return
         self._set_notification(pb.NOTIFICATION_STATUS_PENDING)
 

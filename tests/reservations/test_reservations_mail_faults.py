@@ -241,3 +241,28 @@ async def _row_status_is(scene: Scene, reservation_id: str, status: str) -> bool
         uuid.UUID(reservation_id),
     )
     return found == status
+
+
+async def test_a_mail_coming_due_behind_a_failed_one_tries_them_both_again(
+    scene: Scene, smtp
+) -> None:
+    reservation_id, starts_at = await _booked_into_failed_mail(
+        scene, smtp, hours_ahead=5
+    )
+    # the server recovers; nobody asks for a retry
+    smtp.refuse_with = None
+    reminder_at = starts_at - timedelta(hours=3)
+    await scene.sleep(reminder_at - await scene.now() + timedelta(seconds=1))
+
+    async def settled() -> bool:
+        return (await _state(scene, reservation_id)).notification_status == 3
+
+    await wait_for(settled)
+    rows = await sent(scene, reservation_id)
+    assert [row["kind"] for row in rows] == ["confirmation", "reminder"]
+    assert rows[1]["due_at"] == reminder_at
+    subjects = [m.message["Subject"] for m in smtp.received]
+    assert subjects[0] == "Your seat is booked: Lounge One"
+    assert subjects[1].startswith("Reminder: your seat on ")
+    assert len(subjects) == 2
+    assert await _attribute(scene, reservation_id, "NotificationStatus") == b'"ok"'
