@@ -561,5 +561,7 @@ async def test_delete_client_changes_nothing_when_cancelling_fails(
     response = await api.delete("/api/client", headers=client.headers)
 
     assert_api_error(response, 503, "unavailable")
-    assert await db.fetchval("SELECT deleted_at FROM client.clients") is None
+    row = await db.fetchrow("SELECT deleted_at, send_notifications FROM client.clients")
+    # the mail it stopped for the deletion is on again
+    assert tuple(row) == (None, True)
     assert (await api.get("/api/client", headers=client.headers)).status_code == 200

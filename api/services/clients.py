@@ -102,11 +102,31 @@ async def delete_client(
     The row stays so that past reservations keep their client; what named the
     person is overwritten, the email is freed, and the password matches nothing.
     """
+    # No mail from here on: the person asked to be forgotten, and a cancellation
+    # mailed before the account is anonymised below would reach them once a
+    # booking. Put back if the cancelling fails, since then nothing is deleted.
+    mailed = await resources.pool.fetchval(
+        "UPDATE client.clients c SET send_notifications = false"
+        " FROM (SELECT send_notifications FROM client.clients"
+        "       WHERE id = $1 AND deleted_at IS NULL FOR UPDATE) before"
+        " WHERE c.id = $1 RETURNING before.send_notifications",
+        client_id,
+    )
+    if mailed is None:
+        raise NotFound("client_id: no such client")
     # First, while the account stands: should Temporal be down, this fails with
     # 503 and nothing is deleted, so the request can simply be repeated.
-    cancelled = await cancel_future_reservations(
-        resources, client_id=client_id, reason="account deleted"
-    )
+    try:
+        cancelled = await cancel_future_reservations(
+            resources, client_id=client_id, reason="account deleted"
+        )
+    except BaseException:
+        await resources.pool.execute(
+            "UPDATE client.clients SET send_notifications = $2"
+            " WHERE id = $1 AND deleted_at IS NULL",
+            client_id, mailed,
+        )  # fmt: skip
+        raise
     deleted = await resources.pool.fetchval(
         "UPDATE client.clients SET email = $2, email_key = $2, name = 'Deleted',"
         " surname = 'Deleted', patronymic = '', password_hash = '!',"

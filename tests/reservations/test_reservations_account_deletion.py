@@ -89,8 +89,9 @@ async def test_delete_client_cancels_a_booking_claimed_while_it_ran(
         deleting = asyncio.create_task(
             scene.api.delete("/api/client", headers=scene.client.headers)
         )
+        # its first write, which stops mail to the account, waits
         assert await wait_for(
-            lambda: _waiting_on_a_lock(scene, "UPDATE client.clients SET email")
+            lambda: _waiting_on_a_lock(scene, "UPDATE client.clients")
         )
         await lock.rollback()
     second = await booking
@@ -104,3 +105,43 @@ async def test_delete_client_cancels_a_booking_claimed_while_it_ran(
         scene.client.id,
     )
     assert left == 0
+
+
+async def test_no_cancellation_mail_reaches_an_account_being_deleted(
+    scene: Scene, smtp
+) -> None:
+    ids = [
+        (await scene.book(*await scene.slot(hours_ahead=hours))).json()["id"]
+        for hours in (30, 50, 70)
+    ]
+
+    async def confirmations_sent() -> bool:
+        return len(smtp.received) == 3
+
+    assert await wait_for(confirmations_sent)
+    smtp.clear()
+    async with scene.resources.pool.acquire() as conn:
+        # the account's row held: whatever the deletion writes first waits here,
+        # and a cancellation sent before the anonymising would go out meanwhile
+        lock = conn.transaction()
+        await lock.start()
+        await conn.execute(
+            "SELECT 1 FROM client.clients WHERE id = $1 FOR UPDATE", scene.client.id
+        )
+        deletion = asyncio.create_task(
+            scene.api.delete("/api/client", headers=scene.client.headers)
+        )
+        assert await wait_for(
+            lambda: _waiting_on_a_lock(scene, "UPDATE client.clients")
+        )
+        await asyncio.sleep(2)
+        await lock.rollback()
+    assert (await deletion).status_code == 204
+
+    for reservation_id in ids:
+        handle = scene.resources.temporal.get_workflow_handle(
+            f"reservation-{reservation_id}"
+        )
+        await asyncio.wait_for(handle.result(), timeout=15)
+        assert (await _row(scene, reservation_id))["status"] == "cancelled"
+    assert [m.message["Subject"] for m in smtp.received] == []
