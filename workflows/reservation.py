@@ -204,6 +204,7 @@ class ReservationWorkflow:
                 reschedule=False,
             ),
             result_type=pb.ClaimResult,
+            summary="hold the seat",
             **DB_ACTIVITY,
         )
         if claim.outcome != pb.HOLD_OUTCOME_HELD:
@@ -242,7 +243,9 @@ class ReservationWorkflow:
         ]
         try:
             await workflow.wait_condition(
-                lambda: not self._mails, timeout=FAILED_MAIL_PATIENCE
+                lambda: not self._mails,
+                timeout=FAILED_MAIL_PATIENCE,
+                timeout_summary="give up on undelivered mail",
             )
         except TimeoutError:
             workflow.logger.warning(
@@ -343,8 +346,11 @@ class ReservationWorkflow:
         delay = instant - workflow.now()
         if delay > timedelta(0):
             try:
+                # recorded, so in UTC: the zone database may differ at replay
                 await workflow.wait_condition(
-                    lambda: self._changed or self._cancel is not None, timeout=delay
+                    lambda: self._changed or self._cancel is not None,
+                    timeout=delay,
+                    timeout_summary=f"{what} {when.astimezone(UTC):%Y-%m-%d %H:%M} UTC",
                 )
             except TimeoutError:
                 pass
@@ -459,7 +465,10 @@ class ReservationWorkflow:
                     workflow.logger.warning(
                         "%s mail waits for PostgreSQL to come back", kind
                     )
-                    await workflow.sleep(DATABASE_OUTAGE_PAUSE)
+                    await workflow.sleep(
+                        DATABASE_OUTAGE_PAUSE,
+                        summary=f"{kind} mail waits for PostgreSQL",
+                    )
                     continue
                 workflow.logger.warning(
                     "%s mail failed; waiting for retry_notification", kind
@@ -624,6 +633,7 @@ class ReservationWorkflow:
                     requested_by=request.requested_by,
                 ),
                 result_type=pb.ClaimResult,
+                summary=f"claim the new seat and time, version {version}",
                 **DB_ACTIVITY,
             )  # fmt: skip
             result = pb.RescheduleResult(

@@ -1,4 +1,5 @@
 import asyncio
+import json
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -330,6 +331,21 @@ async def test_current_details_give_the_next_instant_on_the_coworkings_clock(
     assert state.waiting_for == (
         f"the reminder at {reminder_at.astimezone(UTC).isoformat()}"
     )
+    # the history names each step too: the hold, the timer, the mail
+    named = [
+        (event.event_type, json.loads(event.user_metadata.summary.data))
+        async for event in handle.fetch_history_events()
+        if event.user_metadata.HasField("summary")
+        and event.event_type != EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED
+    ]
+    assert named[:3] == [
+        (EventType.EVENT_TYPE_MARKER_RECORDED, "hold the seat"),
+        (
+            EventType.EVENT_TYPE_TIMER_STARTED,
+            f"the reminder at {reminder_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC",
+        ),
+        (EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED, "confirmation mail, version 1"),
+    ]
 
 
 async def test_a_lead_of_zero_waits_for_the_start_and_sends_no_reminder(
