@@ -246,6 +246,14 @@ def leftovers(folder: Path) -> list[psutil.Process]:
     return found
 
 
+def _known_as(command: list[str], name: str) -> str:
+    """'tlounge worker mail' for one of our servers, else the program's name."""
+    if "api.cli" in command:
+        role = command[command.index("api.cli") + 1 :][:2]
+        return " ".join(["tlounge", *role])
+    return name
+
+
 def stop_leftovers(folder: Path, *, timeout: float = 10.0) -> list[str]:
     """Stop them, gently and then not; a line for each, to say so."""
     import psutil
@@ -254,7 +262,9 @@ def stop_leftovers(folder: Path, *, timeout: float = 10.0) -> list[str]:
     lines = []
     for process in left:
         with contextlib.suppress(psutil.Error):
-            lines.append(f"{process.name()} (PID {process.pid})")
+            lines.append(
+                f"{_known_as(process.cmdline(), process.name())} (PID {process.pid})"
+            )
             process.terminate()
     _, alive = psutil.wait_procs(left, timeout=timeout)
     for process in alive:

@@ -712,8 +712,11 @@ async def run_stack(settings: Settings) -> int:
         return 1
     finally:
         # a start refused on a held folder stops nothing, and must not seem to
-        if stack.lock is not None:
+        held = stack.lock is not None
+        if held:
             print("stopping T-Lounge ...", flush=True)  # noqa: T201
         await stack.stop()
+        if held:
+            print("T-Lounge stopped.", flush=True)  # noqa: T201
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)

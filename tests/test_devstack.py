@@ -553,6 +553,13 @@ def test_second_start_on_a_held_folder_is_refused_and_ops_find_the_first(
                 f"tlounge: stopped what a stack that died left running on {data}: "
             )
             assert all(f"(PID {pid})" in said for pid in orphans)
+            # our own servers by their role, not as one more "python"
+            for role in (
+                "tlounge api",
+                "tlounge worker reservation",
+                "tlounge worker mail",
+            ):
+                assert f"{role} (PID " in said, said
             now = {process.pid for process in leftovers(data)} - {successor.pid}
             assert len(now) == 5 and not now & set(orphans)
             ready = httpx.get(f"http://127.0.0.1:{moved.api_port}/ready", timeout=10)
@@ -561,6 +568,11 @@ def test_second_start_on_a_held_folder_is_refused_and_ops_find_the_first(
             successor.send_signal(signal.SIGINT)
             successor.wait(timeout=60)
         assert leftovers(data) == []
+        # Ctrl-C is answered, and its end said
+        assert out.read_text().splitlines()[-2:] == [
+            "stopping T-Lounge ...",
+            "T-Lounge stopped.",
+        ]
     finally:
         if first.poll() is None:
             first.terminate()
