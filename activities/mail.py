@@ -117,6 +117,21 @@ class MailActivities:
     async def _deliver(self, message: object, kind: str) -> None:
         try:
             await self.smtp.send(message)  # type: ignore[arg-type]
+        except aiosmtplib.SMTPRecipientsRefused as error:
+            # refused at RCPT: a bad address is refused for good, like a 5xx reply
+            codes = [refused.code for refused in error.recipients]
+            if codes and all(500 <= code < 600 for code in codes):
+                metrics.MAILS_FAILED.labels(kind=kind, reason="permanent").inc()
+                raise ApplicationError(
+                    f"the SMTP server refused the recipient: {codes[0]}",
+                    type="MailRejected",
+                    non_retryable=True,
+                ) from error
+            metrics.MAILS_FAILED.labels(kind=kind, reason="transient").inc()
+            raise ApplicationError(
+                f"the SMTP server deferred the recipient: {codes[0] if codes else '?'}",
+                type="MailDeferred",
+            ) from error
         except aiosmtplib.SMTPResponseException as error:
             if 500 <= error.code < 600:
                 metrics.MAILS_FAILED.labels(kind=kind, reason="permanent").inc()
@@ -141,6 +156,7 @@ class MailActivities:
         """The recipient as they are now: an opt-out or a deleted account wins."""
         row = await self.pool.fetchrow(
             "SELECT c.email, c.name, c.surname, c.send_notifications, c.deleted_at,"
+            " r.status,"
             " w.name AS coworking_name, w.address, w.timezone, s.number,"
             # mails go out one at a time, so an invitation sent is recorded by now
             " (SELECT coalesce(max(m.version), 0) FROM notifications.sent_mail m"
@@ -157,6 +173,8 @@ class MailActivities:
             row is None
             or not row["send_notifications"]
             or row["deleted_at"] is not None
+            # queued or retried before the client reached the desk: no point now
+            or (request.kind == pb.MAIL_KIND_REMINDER and row["status"] == "checked_in")
         ):
             return None
         return MailContext(

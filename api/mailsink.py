@@ -51,6 +51,19 @@ class _Handler:
         session.host_name = hostname
         return responses
 
+    async def handle_RCPT(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        if self.sink.refuse_recipient_with:
+            return self.sink.refuse_recipient_with
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
     async def handle_DATA(
         self, server: SMTP, session: Session, envelope: Envelope
     ) -> str:
@@ -70,6 +83,8 @@ class MailSink:
         self.received: list[ReceivedMail] = []
         # an SMTP reply such as "451 try later", for tests of a failing server
         self.refuse_with: str | None = None
+        # the same at RCPT, as a server answers for an address it does not know
+        self.refuse_recipient_with: str | None = None
         # EHLOs seen: how many SMTP sessions clients opened
         self.sessions = 0
         self._lock = threading.Lock()

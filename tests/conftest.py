@@ -155,6 +155,7 @@ def mail_sink(workdir: Path) -> Iterator[MailSink]:
 def smtp(mail_sink: MailSink) -> MailSink:
     mail_sink.clear()
     mail_sink.refuse_with = None
+    mail_sink.refuse_recipient_with = None
     return mail_sink
 
 

@@ -4,6 +4,7 @@ from datetime import datetime, timedelta
 
 import pytest
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
+from temporalio.exceptions import ApplicationError
 
 from tests.reservations.conftest import Scene
 from tests.reservations.test_reservations_lifecycle import berlin, sent, wait_for
@@ -266,3 +267,84 @@ async def test_a_mail_coming_due_behind_a_failed_one_tries_them_both_again(
     assert subjects[1].startswith("Reminder: your seat on ")
     assert len(subjects) == 2
     assert await _attribute(scene, reservation_id, "NotificationStatus") == b'"ok"'
+
+
+def _mail_request(scene: Scene, reservation_id: str, kind: int, starts_at: datetime):
+    from proto import reservation_pb2 as pb
+
+    request = pb.MailInput(
+        reservation_id=reservation_id, kind=kind, version=1, seat_id=str(scene.seat_id)
+    )
+    request.starts_at.FromDatetime(starts_at)
+    request.ends_at.FromDatetime(starts_at + timedelta(hours=1))
+    request.due_at.FromDatetime(starts_at - timedelta(hours=3))
+    return request
+
+
+async def test_a_reminder_retried_after_the_client_checked_in_is_not_sent(
+    scene: Scene, smtp
+) -> None:
+    from temporalio.testing import ActivityEnvironment
+
+    from activities.mail import MailActivities
+    from proto import reservation_pb2 as pb
+    from workers import mail as mail_worker
+
+    starts_at, ends_at = await scene.slot(hours_ahead=8)
+    reservation_id = (await scene.book(starts_at, ends_at)).json()["id"]
+    await wait_for(lambda: sent(scene, reservation_id))
+    before = len(smtp.received)
+    # at the desk while the reminder waited out a failing server
+    await scene.resources.pool.execute(
+        "UPDATE reservation.reservations SET status = 'checked_in' WHERE id = $1",
+        uuid.UUID(reservation_id),
+    )
+    connections = mail_worker.smtp_connections(scene.resources.settings)
+    activities = MailActivities(
+        scene.resources.pool, scene.resources.settings, connections
+    )
+    request = _mail_request(scene, reservation_id, pb.MAIL_KIND_REMINDER, starts_at)
+    try:
+        result = await ActivityEnvironment().run(activities.send_mail, request)
+    finally:
+        await connections.close()
+
+    assert (result.sent, result.duplicate) == (False, False)
+    assert len(smtp.received) == before
+    assert await _kinds(scene, reservation_id) == ["confirmation"]
+
+
+@pytest.mark.parametrize(
+    ("reply", "kind", "final"),
+    [
+        ("550 5.1.1 no such user", "MailRejected", True),
+        ("451 4.3.0 try again later", "MailDeferred", False),
+    ],
+)
+async def test_a_recipient_refused_at_rcpt_is_told_apart_from_a_server_down(
+    scene: Scene, smtp, reply: str, kind: str, final: bool
+) -> None:
+    from temporalio.testing import ActivityEnvironment
+
+    from activities.mail import MailActivities
+    from proto import reservation_pb2 as pb
+    from workers import mail as mail_worker
+
+    starts_at, ends_at = await scene.slot(hours_ahead=30)
+    reservation_id = (await scene.book(starts_at, ends_at)).json()["id"]
+    await wait_for(lambda: sent(scene, reservation_id))
+    smtp.refuse_recipient_with = reply
+    connections = mail_worker.smtp_connections(scene.resources.settings)
+    activities = MailActivities(
+        scene.resources.pool, scene.resources.settings, connections
+    )
+    request = _mail_request(scene, reservation_id, pb.MAIL_KIND_REMINDER, starts_at)
+    try:
+        with pytest.raises(ApplicationError) as refused:
+            await ActivityEnvironment().run(activities.send_mail, request)
+    finally:
+        await connections.close()
+
+    code = reply.split()[0]
+    assert (refused.value.type, refused.value.non_retryable) == (kind, final)
+    assert refused.value.message.endswith(f"recipient: {code}")
