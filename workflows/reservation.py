@@ -282,10 +282,11 @@ class ReservationWorkflow:
                     ):  # fmt: skip
                         return
                     continue
+                # unconfirmed at the start, it expires then, whatever the hold
+                expires_at = min(self._hold_deadline, starts_at)
                 await self._sleep_until(
-                    min(self._hold_deadline, starts_at),
-                    "confirmation by staff before", self._hold_deadline,
-                )  # fmt: skip
+                    expires_at, "confirmation by staff before", expires_at
+                )
                 continue
 
             version = self._state.version

@@ -279,8 +279,9 @@ async def _booking_subject(
 
 
 # What Markdown reads as markup: the Temporal UI renders a summary as Markdown,
-# and a client's name must not become a link or HTML there.
-_MARKUP = re.compile(r"([\\`*_\[\]<>!~|#])")
+# and a client's name must not become a link or HTML there; '&' would start an
+# entity, and the UI fills in {workflowId} and its like before it renders.
+_MARKUP = re.compile(r"([\\`*_\[\]<>!~|#{}&])")
 
 
 def _plain(text: str) -> str:
@@ -760,7 +761,14 @@ async def confirm(
             pb.ReservationState,
         )  # fmt: skip
     assert isinstance(state, pb.ReservationState)
-    return view_from_state(state)
+    view = view_from_state(state)
+    if view.notification_status != "pending":
+        return view
+    # a GET right after would say "none" for a client who takes no mail
+    mailed = await resources.pool.fetchval(
+        "SELECT send_notifications FROM client.clients WHERE id = $1", row["client_id"]
+    )
+    return _as_told(view, {"mailed": mailed})
 
 
 async def retry_notification(

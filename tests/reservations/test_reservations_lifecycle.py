@@ -293,8 +293,8 @@ async def test_a_name_in_markdown_reaches_the_temporal_ui_summary_as_text(
     hostile = await create_client(
         scene.resources.pool,
         scene.resources.settings,
-        name="[x](//ev.io)",
-        surname="<b>hi</b>",
+        name="[x](//ev.io) {workflowId}",
+        surname="<b>hi</b> &lt;i&gt;",
     )
     starts_at, ends_at = await scene.slot(hours_ahead=30)
     rid = (await scene.book(starts_at, ends_at, account=hostile)).json()["id"]
@@ -303,7 +303,8 @@ async def test_a_name_in_markdown_reaches_the_temporal_ui_summary_as_text(
     summary = await (await handle.describe()).static_summary()
     start = berlin(starts_at)
     assert summary == (
-        r"Booked: \[x\](//ev.io) \<b\>hi\</b\> · seat 1 at Lounge One"
+        r"Booked: \[x\](//ev.io) \{workflowId\} \<b\>hi\</b\> \&lt;i\&gt;"
+        " · seat 1 at Lounge One"
         f" · {start:%a %d %b %Y %H:%M}–{berlin(ends_at):%H:%M} {start:%Z}"
     )
 

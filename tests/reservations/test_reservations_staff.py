@@ -467,3 +467,40 @@ async def test_a_client_checked_in_before_a_short_lead_reminder_gets_none(
     assert final.status == 4  # RESERVATION_STATUS_COMPLETED
     # every mail due has gone out by the time the workflow closes
     assert await _mails(scene, reservation_id) == [("confirmation", 1)]
+
+
+async def test_a_hold_longer_than_the_wait_for_the_start_tells_the_start(
+    scene: Scene,
+) -> None:
+    from zoneinfo import ZoneInfo
+
+    from tests.reservations.test_reservations_lifecycle import _details_of
+
+    coworking = await create_coworking(
+        scene.resources.pool, auto_confirm=False, hold_minutes=7 * 1440,
+        timezone="Europe/Berlin",
+    )  # fmt: skip
+    seat = await create_seat(scene.resources.pool, coworking)
+    quiet = await create_client(
+        scene.resources.pool, scene.resources.settings, send_notifications=False
+    )
+    starts_at, ends_at = await scene.slot(hours_ahead=20)
+    booked = await scene.book(starts_at, ends_at, seat_id=seat, account=quiet)
+    reservation_id = booked.json()["id"]
+    handle = scene.resources.temporal.get_workflow_handle(
+        f"reservation-{reservation_id}"
+    )
+    local = starts_at.astimezone(ZoneInfo("Europe/Berlin"))
+    details = _details_of(handle)
+
+    assert await details() == (
+        f"Waiting for confirmation by staff before {local:%a %d %b %Y %H:%M}"
+        f" {local:%Z} ({starts_at:%H:%M} UTC)"
+    )
+    confirmed = await scene.api.post(
+        f"/api/reservations/{reservation_id}/confirm", headers=scene.admin.headers
+    )
+    # as the GET after it says: this client takes no mail
+    assert (confirmed.json()["status"], confirmed.json()["notification_status"]) == (
+        "confirmed", "none",
+    )  # fmt: skip
