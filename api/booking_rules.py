@@ -369,8 +369,9 @@ def moved_end(
     clock sees as nothing (an hour across the autumn change) keeps its elapsed
     length instead. Where the wall clock and the elapsed time give different
     ends and the old or the new booking starts or ends in the hour the clocks
-    repeat, either could be meant (the first 02:30 plus an hour on the wall is
-    two hours), and a guess would grow or shrink the booking on every move.
+    repeat, or would end in the hour they skip, either could be meant (the
+    first 02:30 plus an hour on the wall is two hours), and a guess would
+    grow or shrink the booking on every move.
     """
     by_elapsed = (new_start + (ends_at - starts_at)).astimezone(UTC)
     old_start, old_end = starts_at.astimezone(zone), ends_at.astimezone(zone)
@@ -388,8 +389,10 @@ def moved_end(
     # in UTC: an instant in the fold never compares equal across zones (PEP 495)
     by_wall = local_end.astimezone(UTC)
     walls = (old_start, old_end, local_start, local_end)
-    if by_wall != by_elapsed and any(
-        _repeated(zone, at.replace(tzinfo=None)) for at in walls
+    if by_wall != by_elapsed and (
+        any(_repeated(zone, at.replace(tzinfo=None)) for at in walls)
+        # an end on the wall clock that the spring night skips
+        or not _exists(zone, local_end.replace(tzinfo=None))
     ):
         return None
     return by_wall

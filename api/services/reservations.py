@@ -704,9 +704,8 @@ async def reschedule(
         ends_at = moved_end(ZoneInfo(zone), row["starts_at"], row["ends_at"], starts_at)
         if ends_at is None:
             raise InvalidInput(
-                "ends_at: required to move this booking by its start alone: a"
-                " start or end in the hour the clocks go back makes the length"
-                " to keep read two ways"
+                "ends_at: required to move this booking by its start alone:"
+                " where the clocks change, the length to keep reads two ways"
             )
     now_at = (row["seat_id"], row["starts_at"], row["ends_at"])
     if (seat_id or now_at[0], starts_at or now_at[1], ends_at or now_at[2]) == now_at:

@@ -471,6 +471,12 @@ def test_moved_end_keeps_the_wall_clock_length(
         # an hour on the wall that lasted two, ending at the second 02:30
         ("2027-10-31T01:30:00+02:00", "2027-10-31T02:30:00+01:00",
          "2027-11-02T09:00:00+01:00"),
+        # a span across the spring gap moved to end, on the wall, inside it
+        ("2027-03-28T00:30:00+01:00", "2027-03-28T04:00:00+02:00",
+         "2027-03-27T23:00:00+01:00"),
+        # one across the autumn change moved to end inside the spring gap
+        ("2027-10-31T01:00:00+02:00", "2027-10-31T03:00:00+01:00",
+         "2027-03-28T00:30:00+01:00"),
     ],
 )  # fmt: skip
 def test_moved_end_is_none_where_the_repeated_hour_makes_the_length_read_two_ways(

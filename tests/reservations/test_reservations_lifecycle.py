@@ -588,8 +588,7 @@ async def test_a_move_into_the_repeated_autumn_hour_by_its_start_needs_its_end(
         {
             "error": "invalid_body",
             "description": "ends_at: required to move this booking by its start"
-            " alone: a start or end in the hour the clocks go back makes the"
-            " length to keep read two ways",
+            " alone: where the clocks change, the length to keep reads two ways",
         },
     )
     assert (told.status_code, told.json()["version"]) == (200, 2)
