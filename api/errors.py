@@ -245,6 +245,17 @@ def install_error_handlers(app: FastAPI) -> None:
                     ),
                     status_code=400,
                 )
+            # and a method it does not take is a 405 there, as with a valid id
+            allowed = allowed_methods(request.app, request.url.path)
+            if allowed:
+                return JSONResponse(
+                    error_body(
+                        "method_not_allowed",
+                        f"method: {request.method} is not allowed here",
+                    ),
+                    status_code=405,
+                    headers={"Allow": ", ".join(allowed)},
+                )
         code = {404: "not_found", 405: "method_not_allowed"}.get(
             error.status_code, "http_error"
         )

@@ -1,5 +1,7 @@
 """What the fuzzer found: the document and the answers now say the same thing."""
 
+import uuid
+
 import pytest
 
 from activities.mail_render import build_message
@@ -201,3 +203,28 @@ async def test_a_malformed_id_in_a_typed_route_is_named_like_any_other(
         },
     )
     assert (elsewhere.status_code, elsewhere.json()["error"]) == (404, "not_found")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("POST", "/api/admin/x", "DELETE, GET, PATCH"),
+        ("PUT", "/api/client/x", "DELETE, GET, PATCH"),
+        ("POST", "/api/coworking/seats/x", "DELETE, GET, PATCH"),
+    ],
+)
+async def test_a_method_a_typed_route_does_not_take_is_a_405_with_any_id(
+    api, db, settings, method: str, path: str, allow: str
+) -> None:
+    await create_coworking(db)
+    owner = await create_admin(db, settings)
+    malformed = await api.request(method, path, headers=owner.headers)
+    valid = await api.request(
+        method, path.replace("/x", f"/{uuid.uuid4()}"), headers=owner.headers
+    )
+    for response in (malformed, valid):
+        assert (response.status_code, response.headers["allow"]) == (405, allow)
+        assert response.json() == {
+            "error": "method_not_allowed",
+            "description": f"method: {method} is not allowed here",
+        }
