@@ -31,7 +31,7 @@ from tests.bench.common import (
     seed,
     sql_operation,
 )
-from tests.reservations.conftest import running_workers
+from tests.reservations.conftest import bounded_workers
 from workflows.reservation import RESERVATION_STATUS
 
 N = 5
@@ -42,7 +42,7 @@ async def test_closed_loop_bookings_count_every_booking(
 ) -> None:
     now = await time_env.get_current_time()
     scene = await seed(resources.pool, resources.settings, seats=3, now=now)
-    async with running_workers(resources):
+    async with bounded_workers(resources):
         figures = await closed_loop(
             booking_operation(api, scene, scene.take(N)), count=N, concurrency=2
         )
@@ -141,7 +141,7 @@ async def test_load_step_mixes_kinds_and_finds_knee(
     now = await time_env.get_current_time()
     scene = await seed(resources.pool, resources.settings, seats=3, now=now)
     mix = load.ApiMix(api, scene, seed_value=1)
-    async with running_workers(resources):
+    async with bounded_workers(resources):
         result = await load.step(mix, rate=40, seconds=N / 40)
     total = sum(f.count + f.failures for f in result.figures.values())
     assert total == N

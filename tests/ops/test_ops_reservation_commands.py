@@ -16,7 +16,7 @@ from api.resources import Resources
 from api.services import reservations
 from proto.converter import DATA_CONVERTER
 from tests.factories import create_client, create_coworking, create_seat
-from tests.reservations.conftest import running_workers
+from tests.reservations.conftest import bounded_workers
 
 
 @pytest.fixture
@@ -46,7 +46,7 @@ async def test_notifications_failed_then_retry_all_delivers_and_show_cancel(
     starts_at = (datetime.now(UTC) + timedelta(days=2)).replace(
         minute=0, second=0, microsecond=0
     )
-    async with running_workers(resources):
+    async with bounded_workers(resources):
         view = await reservations.book(
             resources, client_id=guest.id, seat_id=seat, starts_at=starts_at,
             ends_at=starts_at + timedelta(hours=1), idempotency_key=None,

@@ -68,6 +68,22 @@ async def running_workers(
         await smtp.close()
 
 
+@asynccontextmanager
+async def bounded_workers(
+    resources: Resources, **options: object
+) -> AsyncIterator[tuple[Worker, Worker]]:
+    """running_workers, whose stop is given up after a while rather than
+    holding the test until its timeout (see bounded_teardown)."""
+    workers = contextlib.AsyncExitStack()
+    both = await workers.enter_async_context(
+        running_workers(resources, **options)  # type: ignore[arg-type]
+    )
+    try:
+        yield both
+    finally:
+        await bounded_teardown(workers.aclose(), "stopping a test's workers")
+
+
 @dataclass
 class Scene:
     """One coworking with two seats, a client and an owner, ready to book."""
