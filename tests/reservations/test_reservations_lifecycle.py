@@ -254,12 +254,20 @@ async def test_reschedule_onto_the_same_seat_and_slot_changes_nothing_and_mails_
     assert row["version"] == 1
 
 
+async def _morning_in_two_days(scene: Scene) -> tuple[datetime, datetime]:
+    """08:00 to 09:00 on Berlin's clock two days on: a span over midnight
+    reads otherwise, whatever hour the suite runs at."""
+    day = berlin(await scene.now() + timedelta(days=2))
+    starts_at = day.replace(hour=8, minute=0, second=0, microsecond=0)
+    return starts_at, starts_at + timedelta(hours=1)
+
+
 async def test_reschedule_is_told_in_the_current_details_in_local_time(
     scene: Scene,
 ) -> None:
     from zoneinfo import ZoneInfo
 
-    starts_at, ends_at = await scene.slot(hours_ahead=30)
+    starts_at, ends_at = await _morning_in_two_days(scene)
     rid = (await scene.book(starts_at, ends_at)).json()["id"]
     later = starts_at + timedelta(hours=2)
     moved = await scene.api.patch(
@@ -296,7 +304,7 @@ async def test_a_name_in_markdown_reaches_the_temporal_ui_summary_as_text(
         name="[x](//ev.io) {workflowId}",
         surname="<b>hi</b> &lt;i&gt;",
     )
-    starts_at, ends_at = await scene.slot(hours_ahead=30)
+    starts_at, ends_at = await _morning_in_two_days(scene)
     rid = (await scene.book(starts_at, ends_at, account=hostile)).json()["id"]
 
     handle = scene.resources.temporal.get_workflow_handle(f"reservation-{rid}")
