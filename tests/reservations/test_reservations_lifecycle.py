@@ -478,7 +478,9 @@ async def test_a_reservation_past_its_move_budget_refuses_moves_without_a_trace(
     # budget and the API's rate limit
     length = (await handle.describe()).history_length
     while length <= MOVE_HISTORY_BUDGET:
-        await asyncio.gather(*(refused_move() for _ in range(10)))
+        # well under the server's ten updates in flight per workflow: at ten, one
+        # still settling makes the next batch wait out retries (a run timed out)
+        await asyncio.gather(*(refused_move() for _ in range(5)))
         length = (await handle.describe()).history_length
     # a batch's last workflow task may still be on its way into the history
     while True:
