@@ -38,6 +38,21 @@ def _dt(ts: object) -> datetime:
     return ts.ToDatetime(tzinfo=UTC)  # type: ignore[attr-defined]
 
 
+def _refusal(kind: str, what: str, code: int, permanent: bool) -> ApplicationError:
+    """A server's 5xx is final; anything else may pass on a later attempt."""
+    reason = "permanent" if permanent else "transient"
+    metrics.MAILS_FAILED.labels(kind=kind, reason=reason).inc()
+    if permanent:
+        return ApplicationError(
+            f"the SMTP server refused the {what}: {code}",
+            type="MailRejected",
+            non_retryable=True,
+        )
+    return ApplicationError(
+        f"the SMTP server deferred the {what}: {code}", type="MailDeferred"
+    )
+
+
 class MailActivities:
     def __init__(self, pool: asyncpg.Pool, settings: Settings, smtp: SmtpConnections):
         self.pool = pool
@@ -119,32 +134,12 @@ class MailActivities:
             await self.smtp.send(message)  # type: ignore[arg-type]
         except aiosmtplib.SMTPRecipientsRefused as error:
             # refused at RCPT: a bad address is refused for good, like a 5xx reply
-            codes = [refused.code for refused in error.recipients]
-            if codes and all(500 <= code < 600 for code in codes):
-                metrics.MAILS_FAILED.labels(kind=kind, reason="permanent").inc()
-                raise ApplicationError(
-                    f"the SMTP server refused the recipient: {codes[0]}",
-                    type="MailRejected",
-                    non_retryable=True,
-                ) from error
-            metrics.MAILS_FAILED.labels(kind=kind, reason="transient").inc()
-            raise ApplicationError(
-                f"the SMTP server deferred the recipient: {codes[0] if codes else '?'}",
-                type="MailDeferred",
-            ) from error
+            codes = [refused.code for refused in error.recipients] or [0]
+            permanent = all(500 <= code < 600 for code in codes)
+            raise _refusal(kind, "recipient", codes[0], permanent) from error
         except aiosmtplib.SMTPResponseException as error:
-            if 500 <= error.code < 600:
-                metrics.MAILS_FAILED.labels(kind=kind, reason="permanent").inc()
-                raise ApplicationError(
-                    f"the SMTP server refused the message: {error.code}",
-                    type="MailRejected",
-                    non_retryable=True,
-                ) from error
-            metrics.MAILS_FAILED.labels(kind=kind, reason="transient").inc()
-            raise ApplicationError(
-                f"the SMTP server deferred the message: {error.code}",
-                type="MailDeferred",
-            ) from error
+            permanent = 500 <= error.code < 600
+            raise _refusal(kind, "message", error.code, permanent) from error
         except (aiosmtplib.SMTPException, OSError) as error:
             metrics.MAILS_FAILED.labels(kind=kind, reason="transient").inc()
             raise ApplicationError(
