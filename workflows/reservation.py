@@ -76,9 +76,16 @@ PATCH_NO_REMINDER_AFTER_CHECK_IN = "2026-12-no-reminder-after-check-in"
 # first, as an ops retry would: a server back up by the reminder's instant
 # delivers both, where it had waited for ops and lost the reminder.
 PATCH_NEXT_MAIL_RETRIES = "2026-12-next-mail-retries"
+# 2026-12: a mail that came due while the one ahead of it was still in its
+# round of attempts gets a round too, after a pause, once that round fails;
+# it had waited for ops, as nothing queued after the failure woke the retry.
+PATCH_RETRY_MAILS_BEHIND = "2026-12-retry-mails-behind"
 # how long a mail rests, after its attempts ran into a database outage, before
 # the next round of attempts
 DATABASE_OUTAGE_PAUSE = timedelta(seconds=30)
+# how long mails that waited behind a failed round rest before they try again:
+# long enough for a server down all round to come back, short of a reminder lead
+MAILS_BEHIND_PAUSE = timedelta(minutes=10)
 
 # Every move, taken or refused, adds to the history, which a worker replays
 # whole when the workflow comes back to its cache; past this many events a
@@ -179,6 +186,8 @@ class ReservationWorkflow:
         self._changed = False
         self._mails: list[pb.MailInput] = []
         self._retry_requested = False
+        # a mail was queued behind one whose round has not ended yet
+        self._queued_behind = False
         self._reminded_version = 0
         self._confirmation_version = 0
         # updates run beside the main loop; one change of the reservation at a time
@@ -435,6 +444,7 @@ class ReservationWorkflow:
         mail.ends_at.CopyFrom(self._state.ends_at)
         _set(mail.due_at, due_at)
         self._mails.append(mail)
+        self._queued_behind = self._queued_behind or len(self._mails) > 1
         if self._state.failed_mails and self._patched(PATCH_FAILED_STAYS_FAILED):
             # it waits behind the failed one, which ops must still see to retry
             if self._patched(PATCH_NEXT_MAIL_RETRIES):
@@ -477,15 +487,29 @@ class ReservationWorkflow:
                 self._state.failed_mails.append(mail.kind)
                 self._set_notification(pb.NOTIFICATION_STATUS_FAILED)
                 self._retry_requested = False
+                behind, self._queued_behind = self._queued_behind, False
 
                 def retried_or_dropped(mail: pb.MailInput = mail) -> bool:
                     return self._retry_requested or mail not in self._mails
 
-                await workflow.wait_condition(retried_or_dropped)
+                if behind and self._patched(PATCH_RETRY_MAILS_BEHIND):
+                    again = workflow.now() + MAILS_BEHIND_PAUSE
+                    try:
+                        await workflow.wait_condition(
+                            retried_or_dropped,
+                            timeout=MAILS_BEHIND_PAUSE,
+                            timeout_summary=f"{kind} mail tried again"
+                            f" {again.astimezone(UTC):%Y-%m-%d %H:%M} UTC",
+                        )
+                    except TimeoutError:
+                        pass
+                else:
+                    await workflow.wait_condition(retried_or_dropped)
                 del self._state.failed_mails[:]
                 self._set_notification(pb.NOTIFICATION_STATUS_PENDING)
                 continue
             self._sent_any = self._sent_any or result.sent or result.duplicate
+            self._queued_behind = False
             if self._mails and self._mails[0] is mail:
                 self._mails.pop(0)
             if not self._mails:

@@ -1,6 +1,6 @@
 import asyncio
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
@@ -348,3 +348,59 @@ async def test_a_recipient_refused_at_rcpt_is_told_apart_from_a_server_down(
     code = reply.split()[0]
     assert (refused.value.type, refused.value.non_retryable) == (kind, final)
     assert refused.value.message.endswith(f"recipient: {code}")
+
+
+async def test_a_mail_queued_during_a_failing_round_gets_a_round_after_a_pause(
+    scene: Scene, smtp
+) -> None:
+    from temporalio.api.enums.v1 import EventType
+
+    from workflows.reservation import MAILS_BEHIND_PAUSE
+
+    smtp.refuse_with = "451 4.3.0 try again later"
+    starts_at, ends_at = await scene.slot(hours_ahead=30)
+    reservation_id = (await scene.book(starts_at, ends_at)).json()["id"]
+    # moved while the confirmation is still in its round of attempts
+    later = starts_at + timedelta(hours=2)
+    moved = await scene.api.patch(
+        f"/api/reservations/{reservation_id}",
+        json={
+            "starts_at": later.isoformat(),
+            "ends_at": (later + timedelta(hours=1)).isoformat(),
+        },
+        headers=scene.client.headers,
+    )
+    assert moved.status_code == 200
+    await scene.sleep(timedelta(minutes=4))
+
+    async def failed() -> bool:
+        return (await _state(scene, reservation_id)).notification_status == 4
+
+    await wait_for(failed)
+    # the server comes back; nobody asks for a retry and no later mail comes due
+    smtp.refuse_with = None
+    assert await sent(scene, reservation_id) == []
+    await scene.sleep(MAILS_BEHIND_PAUSE + timedelta(seconds=5))
+
+    async def settled() -> bool:
+        return (await _state(scene, reservation_id)).notification_status == 3
+
+    await wait_for(settled)
+    rows = await sent(scene, reservation_id)
+    assert [(row["kind"], row["version"]) for row in rows] == [
+        ("confirmation", 1),
+        ("reschedule", 2),
+    ]
+    events = [e async for e in _handle(scene, reservation_id).fetch_history_events()]
+    round_failed = [
+        e.event_time.ToDatetime(tzinfo=UTC)
+        for e in events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED
+    ]
+    assert len(round_failed) == 1
+    waited = rows[0]["scheduled_at"] - round_failed[0]
+    assert MAILS_BEHIND_PAUSE <= waited < MAILS_BEHIND_PAUSE + timedelta(seconds=5)
+    assert [m.message["Subject"] for m in smtp.received][0] == (
+        "Your seat is booked: Lounge One"
+    )
+    assert len(smtp.received) == 2
