@@ -180,3 +180,14 @@ def _sane_year(value: datetime) -> datetime:
 BookingInstant = Annotated[
     _AwareText, BeforeValidator(_text_only), AfterValidator(_sane_year)
 ]
+
+
+def _in_digits(value: Any) -> Any:
+    # a query's number arrives as text, and int() in lax mode reads "1.0" as 1
+    if isinstance(value, str) and not re.fullmatch(r"-?[0-9]+", value):
+        raise ValueError("must be a whole number written in digits")
+    return value
+
+
+# on an integer query parameter: "1.0", "1e3" or "0x10" is refused, not read
+InDigits = BeforeValidator(_in_digits)

@@ -22,7 +22,7 @@ from api.auth import (
 )
 from api.deps import PoolDep, SettingsDep, ValkeyDep
 from api.errors import Forbidden, Unauthorized
-from api.models.common import Instant, SearchText
+from api.models.common import InDigits, Instant, SearchText
 from api.models.coworkings import (
     AvailabilityPublic,
     ClientPublic,
@@ -46,13 +46,14 @@ from api.tokens import Principal, decode_access_token
 # never refused: a client moves offset on by the rows it got, until none come
 Limit = Annotated[
     int | None,
+    InDigits,
     Query(
         ge=0,
         description=f"rows per page, at most {service.MAX_PAGE}; a larger"
         f" value gives {service.MAX_PAGE}",
     ),
 ]
-Offset = Annotated[int | None, Query(ge=0, le=10**12)]
+Offset = Annotated[int | None, InDigits, Query(ge=0, le=10**12)]
 
 
 def _now() -> datetime:
@@ -197,9 +198,9 @@ def scoped_router(prefix: str, coworking: Any) -> APIRouter:
         pool: PoolDep,
         coworking_id: CoworkingId,
         who: CurrentPrincipal,
-        day: Annotated[int | None, Query(ge=0, le=31)] = None,
-        month: Annotated[int | None, Query(ge=0, le=12)] = None,
-        year: Annotated[int | None, Query(ge=0, le=9999)] = None,
+        day: Annotated[int | None, InDigits, Query(ge=0, le=31)] = None,
+        month: Annotated[int | None, InDigits, Query(ge=0, le=12)] = None,
+        year: Annotated[int | None, InDigits, Query(ge=0, le=9999)] = None,
         limit: Limit = None,
         offset: Offset = None,
     ) -> list[dict[str, Any]]:

@@ -11,7 +11,7 @@ from api import ratelimit
 from api.auth import CurrentAdmin, CurrentClient, CurrentPrincipal, managed_coworkings
 from api.deps import ResourcesDep
 from api.errors import InvalidInput, NotFound, describe_validation
-from api.models.common import Instant
+from api.models.common import InDigits, Instant
 from api.models.reservations import CancelBody, CreateReservation, ReservationUpdate
 from api.resources import Resources
 from api.services import reservations
@@ -29,6 +29,7 @@ IdempotencyKey = Annotated[
 # never refused: a client moves offset on by the rows it got, until none come
 Limit = Annotated[
     int | None,
+    InDigits,
     Query(
         ge=0,
         description=f"rows per page, at most {reservations.MAX_PAGE}; a larger"
@@ -39,7 +40,7 @@ ReservationStatus = Literal[
     "held", "confirmed", "checked_in", "completed", "cancelled", "expired", "no_show"
 ]
 # an offset past what PostgreSQL counts in a bigint is refused, not a 500
-Offset = Annotated[int | None, Query(ge=0, le=10**12)]
+Offset = Annotated[int | None, InDigits, Query(ge=0, le=10**12)]
 
 
 async def _count_write(resources: Resources, principal: Principal) -> None:
@@ -167,6 +168,7 @@ async def reschedule_reservation(
 # when the client moved the booking meanwhile, rather than approve a slot unseen.
 SeenVersion = Annotated[
     int | None,
+    InDigits,
     Query(
         ge=1,
         le=2**31 - 1,

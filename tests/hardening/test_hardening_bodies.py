@@ -476,3 +476,33 @@ async def test_a_query_time_whose_plus_became_a_space_says_to_send_2b(
         },
     )
     assert (encoded.status_code, encoded.json()) == (200, [])
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/reservations?limit={n}",
+        "/api/reservations?offset={n}",
+        "/api/coworkings?limit={n}",
+        "/api/coworking/seats?limit={n}",
+    ],
+)
+@pytest.mark.parametrize("number", ["1.0", "1e1", "0x10", " 1", "1_000"])
+async def test_an_integer_query_parameter_takes_digits_only(
+    api, db, settings, path: str, number: str
+) -> None:
+    await create_coworking(db)
+    owner = await create_admin(db, settings)
+    name = path.rsplit("?", 1)[1].split("=")[0]
+    response = await api.get(
+        path.format(n=number.replace(" ", "%20")), headers=owner.headers
+    )
+    digits = await api.get(path.format(n="1"), headers=owner.headers)
+    assert (response.status_code, response.json()) == (
+        400,
+        {
+            "error": "invalid_query",
+            "description": f"query.{name}: must be a whole number written in digits",
+        },
+    )
+    assert digits.status_code == 200, digits.text
