@@ -83,8 +83,9 @@ PATCH_RETRY_MAILS_BEHIND = "2026-12-retry-mails-behind"
 # how long a mail rests, after its attempts ran into a database outage, before
 # the next round of attempts
 DATABASE_OUTAGE_PAUSE = timedelta(seconds=30)
-# how long mails that waited behind a failed round rest before they try again:
-# long enough for a server down all round to come back, short of a reminder lead
+# how long mails that waited behind a failed round rest before they try again,
+# at most: long enough for a server down all round to come back; half the time
+# left before the start where that is shorter
 MAILS_BEHIND_PAUSE = timedelta(minutes=10)
 
 # Every move, taken or refused, adds to the history, which a worker replays
@@ -493,13 +494,18 @@ class ReservationWorkflow:
                     return self._retry_requested or mail not in self._mails
 
                 if behind and self._patched(PATCH_RETRY_MAILS_BEHIND):
-                    again = workflow.now() + MAILS_BEHIND_PAUSE
+                    # a reminder behind it is worth something only before the start
+                    pause = MAILS_BEHIND_PAUSE
+                    until_start = _dt(self._state.starts_at) - workflow.now()
+                    if until_start > timedelta(0):
+                        pause = min(pause, until_start / 2)
+                    again = workflow.now() + pause
                     try:
                         await workflow.wait_condition(
                             retried_or_dropped,
-                            timeout=MAILS_BEHIND_PAUSE,
+                            timeout=pause,
                             timeout_summary=f"{kind} mail tried again"
-                            f" {again.astimezone(UTC):%Y-%m-%d %H:%M} UTC",
+                            f" {again.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC",
                         )
                     except TimeoutError:
                         pass

@@ -61,6 +61,7 @@ from workflows.local_time import local_span
 from workflows.reservation import (
     CLIENT_ID,
     COWORKING_ID,
+    FAILED_MAIL_PATIENCE,
     NOTIFICATION_STATUS,
     RESERVATION_START,
     RESERVATION_STATUS,
@@ -585,9 +586,14 @@ async def _update(
             raise
 
 
+# A closed reservation's workflow lives on while it still owes a mail (a failed
+# cancellation mail waits for ops), at most this long after the close.
+_MAIL_OWED_FOR = FAILED_MAIL_PATIENCE + timedelta(days=1)
+
+
 async def current_view(resources: Resources, row: asyncpg.Record) -> ReservationView:
     if row["status"] in _TERMINAL_NAMES:
-        return view_from_row(row)
+        return await _closed_view(resources, row)
     handle = resources.temporal.get_workflow_handle(workflow_id(row["id"]))
     try:
         state = await handle.query(
@@ -601,7 +607,12 @@ async def current_view(resources: Resources, row: asyncpg.Record) -> Reservation
             type(error).__name__,
         )
         return view_from_row(row)
-    view = view_from_state(state)
+    return await _told_mail(resources, row, view_from_state(state))
+
+
+async def _told_mail(
+    resources: Resources, row: asyncpg.Record, view: ReservationView
+) -> ReservationView:
     if view.notification_status == "pending":
         # only while a mail waits: the client's choice is read when it is sent
         mailed = await resources.pool.fetchval(
@@ -610,6 +621,28 @@ async def current_view(resources: Resources, row: asyncpg.Record) -> Reservation
         )
         return _as_told(view, {"mailed": mailed})
     return view
+
+
+async def _closed_view(resources: Resources, row: asyncpg.Record) -> ReservationView:
+    """The row, and the fate of the mails its workflow still owes, if any."""
+    view = view_from_row(row)
+    if row["updated_at"] < datetime.now(UTC) - _MAIL_OWED_FOR:
+        return view
+    handle = resources.temporal.get_workflow_handle(workflow_id(row["id"]))
+    try:
+        state = await handle.query(
+            ReservationWorkflow.state,
+            reject_condition=QueryRejectCondition.NOT_OPEN,
+            rpc_timeout=timedelta(seconds=2),
+        )
+    except (
+        RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError, RuntimeError
+    ):  # fmt: skip
+        return view
+    told = dataclasses.replace(
+        view, notification_status=notification_name(state.notification_status)
+    )
+    return await _told_mail(resources, row, told)
 
 
 async def get(

@@ -404,3 +404,80 @@ async def test_a_mail_queued_during_a_failing_round_gets_a_round_after_a_pause(
         "Your seat is booked: Lounge One"
     )
     assert len(smtp.received) == 2
+
+
+async def test_a_reminder_behind_a_failed_round_is_tried_again_before_the_start(
+    scene: Scene, smtp
+) -> None:
+    from temporalio.api.enums.v1 import EventType
+
+    await scene.resources.pool.execute(
+        "UPDATE coworking.coworkings SET reminder_lead_minutes = 6 WHERE id = $1",
+        scene.coworking_id,
+    )
+    starts_at, ends_at = await scene.slot(hours_ahead=2)
+    await scene.sleep(starts_at - timedelta(minutes=7) - await scene.now())
+    smtp.refuse_with = "451 4.3.0 try again later"
+    reservation_id = (await scene.book(starts_at, ends_at)).json()["id"]
+    # the reminder comes due a minute on, while the confirmation is refused
+    await scene.sleep(timedelta(minutes=4))
+
+    async def failed() -> bool:
+        return (await _state(scene, reservation_id)).notification_status == 4
+
+    await wait_for(failed)
+    smtp.refuse_with = None
+    await scene.sleep(timedelta(minutes=4))
+
+    async def settled() -> bool:
+        return (await _state(scene, reservation_id)).notification_status == 3
+
+    await wait_for(settled)
+    rows = await sent(scene, reservation_id)
+    assert [row["kind"] for row in rows] == ["confirmation", "reminder"]
+    assert rows[1]["due_at"] == starts_at - timedelta(minutes=6)
+    events = [e async for e in _handle(scene, reservation_id).fetch_history_events()]
+    round_failed = [
+        e.event_time.ToDatetime(tzinfo=UTC)
+        for e in events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED
+    ]
+    assert len(round_failed) == 1
+    # half the time left before the start, not the usual ten minutes
+    halfway = round_failed[0] + (starts_at - round_failed[0]) / 2
+    assert abs(rows[0]["scheduled_at"] - halfway) < timedelta(seconds=2)
+    assert rows[1]["scheduled_at"] < starts_at
+    assert len(smtp.received) == 2
+
+
+async def test_a_cancelled_reservation_shows_its_failed_mail_until_it_is_sent(
+    scene: Scene, smtp
+) -> None:
+    reservation_id, _ = await _booked(scene)
+    await wait_for(lambda: _has(scene, reservation_id, "confirmation"))
+    path = f"/api/reservations/{reservation_id}"
+    smtp.refuse_with = "550 5.1.1 mailbox unavailable"
+    cancelled = await scene.api.delete(path, headers=scene.client.headers)
+    assert cancelled.status_code == 204
+
+    async def failed() -> bool:
+        return (await _state(scene, reservation_id)).notification_status == 4
+
+    await wait_for(failed)
+    seen = (await scene.api.get(path, headers=scene.admin.headers)).json()
+    assert (seen["status"], seen["notification_status"]) == ("cancelled", "failed")
+
+    smtp.refuse_with = None
+    retry = await scene.api.post(
+        f"{path}/notifications/retry", headers=scene.admin.headers
+    )
+    assert retry.status_code == 202
+
+    async def closed() -> bool:
+        handle = _handle(scene, reservation_id)
+        return (await handle.describe()).status == WorkflowExecutionStatus.COMPLETED
+
+    await wait_for(closed)
+    after = (await scene.api.get(path, headers=scene.client.headers)).json()
+    assert (after["status"], after["notification_status"]) == ("cancelled", None)
+    assert await _kinds(scene, reservation_id) == ["confirmation", "cancellation"]
