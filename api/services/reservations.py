@@ -225,14 +225,15 @@ def _application_error(error: BaseException) -> ApplicationError | None:
     return None
 
 
+_KEY_REUSED = "header.Idempotency-Key: already used for a different request"
+
+
 def _raise_for_update(error: WorkflowUpdateFailedError) -> None:
     app = _application_error(error)
     kind = app.type if app else None
     message = app.message if app else "the reservation refused the change"
     if kind == "IdempotencyMismatch":
-        raise Conflict(
-            "Idempotency-Key: already used for a different request"
-        ) from error
+        raise Conflict(_KEY_REUSED) from error
     if kind == "InvalidState":
         raise Conflict(message) from error
     raise Conflict(message) from error
@@ -458,7 +459,7 @@ async def _told_before(
     ):  # fmt: skip
         return None
     if state.request_hash != digest:
-        raise Conflict("Idempotency-Key: already used for a different request")
+        raise Conflict(_KEY_REUSED)
     return view_from_state(state)
 
 
@@ -483,7 +484,7 @@ async def _join_existing(
     except WorkflowFailureError:
         return await _answer_abandoned(resources, handle, reservation_id, digest)
     if final.request_hash != digest:
-        raise Conflict("Idempotency-Key: already used for a different request")
+        raise Conflict(_KEY_REUSED)
     # a claim that held wrote the row: answered as a GET of it is, from the row
     row = await _load_row(resources.pool, reservation_id)
     if row is not None:
@@ -508,14 +509,14 @@ async def _answer_abandoned(
             payloads, [pb.ReservationInput]
         )
         if started.request_hash != digest:
-            raise Conflict("Idempotency-Key: already used for a different request")
+            raise Conflict(_KEY_REUSED)
         break
     activities = ReservationActivities(resources.pool, resources.valkey)
     await activities.close_abandoned(reservation_id)
     row = await _load_row(resources.pool, reservation_id)
     if row is None:
         raise Conflict(
-            "Idempotency-Key: this booking was stopped before it held the seat;"
+            "header.Idempotency-Key: this booking was stopped before it held the seat;"
             " book again with a new key"
         )
     return view_from_row(row)

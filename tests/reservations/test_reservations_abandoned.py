@@ -97,7 +97,7 @@ async def test_a_retried_key_of_a_terminated_booking_answers_from_its_row(
     assert other_body.status_code == 409
     assert other_body.json() == {
         "error": "conflict",
-        "description": "Idempotency-Key: already used for a different request",
+        "description": "header.Idempotency-Key: already used for a different request",
     }
 
 
@@ -239,8 +239,8 @@ async def test_a_booking_stopped_while_it_waits_for_its_hold_is_a_409(
         409,
         {
             "error": "conflict",
-            "description": "Idempotency-Key: this booking was stopped before it held"
-            " the seat; book again with a new key",
+            "description": "header.Idempotency-Key: this booking was stopped"
+            " before it held the seat; book again with a new key",
         },
     )
     assert (

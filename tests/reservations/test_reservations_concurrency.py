@@ -93,7 +93,7 @@ async def test_book_with_idempotency_key_retried_returns_first_answer(
     assert other_body.status_code == 409
     assert other_body.json() == {
         "error": "conflict",
-        "description": "Idempotency-Key: already used for a different request",
+        "description": "header.Idempotency-Key: already used for a different request",
     }
     # the same key of another client is another reservation
     rival = await create_client(scene.resources.pool, scene.resources.settings)
