@@ -350,11 +350,21 @@ async def test_a_recipient_refused_at_rcpt_is_told_apart_from_a_server_down(
     assert refused.value.message.endswith(f"recipient: {code}")
 
 
+async def _rounds_failed(scene: Scene, reservation_id: str) -> list[datetime]:
+    """When each round of a mail's attempts ran out, from the history."""
+    from temporalio.api.enums.v1 import EventType
+
+    handle = _handle(scene, reservation_id)
+    return [
+        event.event_time.ToDatetime(tzinfo=UTC)
+        async for event in handle.fetch_history_events()
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED
+    ]
+
+
 async def test_a_mail_queued_during_a_failing_round_gets_a_round_after_a_pause(
     scene: Scene, smtp
 ) -> None:
-    from temporalio.api.enums.v1 import EventType
-
     from workflows.reservation import MAILS_BEHIND_PAUSE
 
     smtp.refuse_with = "451 4.3.0 try again later"
@@ -391,12 +401,7 @@ async def test_a_mail_queued_during_a_failing_round_gets_a_round_after_a_pause(
         ("confirmation", 1),
         ("reschedule", 2),
     ]
-    events = [e async for e in _handle(scene, reservation_id).fetch_history_events()]
-    round_failed = [
-        e.event_time.ToDatetime(tzinfo=UTC)
-        for e in events
-        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED
-    ]
+    round_failed = await _rounds_failed(scene, reservation_id)
     assert len(round_failed) == 1
     waited = rows[0]["scheduled_at"] - round_failed[0]
     assert MAILS_BEHIND_PAUSE <= waited < MAILS_BEHIND_PAUSE + timedelta(seconds=5)
@@ -409,8 +414,6 @@ async def test_a_mail_queued_during_a_failing_round_gets_a_round_after_a_pause(
 async def test_a_reminder_behind_a_failed_round_is_tried_again_before_the_start(
     scene: Scene, smtp
 ) -> None:
-    from temporalio.api.enums.v1 import EventType
-
     await scene.resources.pool.execute(
         "UPDATE coworking.coworkings SET reminder_lead_minutes = 6 WHERE id = $1",
         scene.coworking_id,
@@ -436,12 +439,7 @@ async def test_a_reminder_behind_a_failed_round_is_tried_again_before_the_start(
     rows = await sent(scene, reservation_id)
     assert [row["kind"] for row in rows] == ["confirmation", "reminder"]
     assert rows[1]["due_at"] == starts_at - timedelta(minutes=6)
-    events = [e async for e in _handle(scene, reservation_id).fetch_history_events()]
-    round_failed = [
-        e.event_time.ToDatetime(tzinfo=UTC)
-        for e in events
-        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED
-    ]
+    round_failed = await _rounds_failed(scene, reservation_id)
     assert len(round_failed) == 1
     # half the time left before the start, not the usual ten minutes
     halfway = round_failed[0] + (starts_at - round_failed[0]) / 2
