@@ -445,22 +445,30 @@ async def _told_before(
     row = await _load_row(resources.pool, reservation_id)
     if row is None or row["status"] in _TERMINAL_NAMES:
         return None
+    # a workflow stopped in Temporal is answered the old way, which closes its row
+    state = await _state_if_open(resources, reservation_id, timedelta(seconds=5))
+    if state is None:
+        return None
+    if state.request_hash != digest:
+        raise Conflict(_KEY_REUSED)
+    return view_from_state(state)
+
+
+async def _state_if_open(
+    resources: Resources, reservation_id: uuid.UUID, wait: timedelta
+) -> pb.ReservationState | None:
+    """The running workflow's state; None when it has closed or cannot answer."""
     handle = resources.temporal.get_workflow_handle(workflow_id(reservation_id))
     try:
-        # a workflow stopped in Temporal is answered the old way, which closes
-        # its row
-        state = await handle.query(
+        return await handle.query(
             ReservationWorkflow.state,
             reject_condition=QueryRejectCondition.NOT_OPEN,
-            rpc_timeout=timedelta(seconds=5),
+            rpc_timeout=wait,
         )
     except (
         RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError, RuntimeError
     ):  # fmt: skip
         return None
-    if state.request_hash != digest:
-        raise Conflict(_KEY_REUSED)
-    return view_from_state(state)
 
 
 async def _join_existing(
@@ -629,16 +637,8 @@ async def _closed_view(resources: Resources, row: asyncpg.Record) -> Reservation
     view = view_from_row(row)
     if row["updated_at"] < datetime.now(UTC) - _MAIL_OWED_FOR:
         return view
-    handle = resources.temporal.get_workflow_handle(workflow_id(row["id"]))
-    try:
-        state = await handle.query(
-            ReservationWorkflow.state,
-            reject_condition=QueryRejectCondition.NOT_OPEN,
-            rpc_timeout=timedelta(seconds=2),
-        )
-    except (
-        RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError, RuntimeError
-    ):  # fmt: skip
+    state = await _state_if_open(resources, row["id"], timedelta(seconds=2))
+    if state is None:
         return view
     told = dataclasses.replace(
         view, notification_status=notification_name(state.notification_status)
