@@ -88,6 +88,7 @@ _HOLD = cast(
 # Idempotency keys become reservation ids under this namespace, scoped to the client.
 _IDEMPOTENCY_NAMESPACE = uuid.UUID("8f9a2c1e-3b7d-4e5f-a6b1-2c3d4e5f6a7b")
 _TERMINAL_NAMES = {"completed", "cancelled", "expired", "no_show"}
+_RELEASED = {"cancelled", "expired", "no_show"}
 # How long DELETE waits for the workflow to have released the seat.
 _CANCEL_WAIT = timedelta(seconds=10)
 MAX_PAGE = 200
@@ -112,7 +113,9 @@ class ReservationView:
 
     @property
     def cancelled(self) -> bool:
-        return self.status == "cancelled"
+        # the contract's one flag: a frontend built on it must not show a
+        # booking whose seat was released as still standing
+        return self.status in _RELEASED
 
     def public(self) -> dict[str, object]:
         """The contract's Reservation, with our additions beside it."""

@@ -78,6 +78,8 @@ async def test_held_reservation_expires_after_hold_time_and_frees_seat(
     await scene.sleep(timedelta(minutes=21))
     assert await wait_for(lambda: _is(scene, reservation_id, "expired"))
     assert await _claims(scene, reservation_id) == 0
+    # the contract knows only "cancelled": a booking that no longer holds is
+    assert await _contract_flags(scene, reservation_id) == ("expired", True)
     late = await scene.api.post(
         f"/api/reservations/{reservation_id}/confirm", headers=scene.admin.headers
     )
@@ -106,6 +108,13 @@ def test_require_open_refuses_an_ended_reservation_with_its_article(
     assert refused.value.description == description
 
 
+async def _contract_flags(scene: Scene, reservation_id: str) -> tuple[str, bool]:
+    got = await scene.api.get(
+        f"/api/reservations/{reservation_id}", headers=scene.client.headers
+    )
+    return got.json()["status"], got.json()["cancelled"]
+
+
 async def _is(scene: Scene, reservation_id: str, status: str) -> bool:
     return await _status(scene, reservation_id) == status
 
@@ -122,6 +131,7 @@ async def test_no_check_in_by_start_plus_grace_ends_no_show_and_frees_rest(
         starts_at + timedelta(minutes=15) - await scene.now() + timedelta(seconds=1)
     )
     assert await wait_for(lambda: _is(scene, reservation_id, "no_show"))
+    assert await _contract_flags(scene, reservation_id) == ("no_show", True)
     # the grains before the deadline stay claimed as history; the rest is free
     remaining = await scene.resources.pool.fetch(
         "SELECT slot_start FROM reservation.seat_claims"
@@ -159,10 +169,7 @@ async def test_check_in_near_start_then_completed_after_end(scene: Scene) -> Non
 
     await scene.sleep(ends_at - await scene.now() + timedelta(seconds=1))
     assert await wait_for(lambda: _is(scene, reservation_id, "completed"))
-    got = await scene.api.get(
-        f"/api/reservations/{reservation_id}", headers=scene.client.headers
-    )
-    assert got.json()["status"] == "completed"
+    assert await _contract_flags(scene, reservation_id) == ("completed", False)
     handle = scene.resources.temporal.get_workflow_handle(
         f"reservation-{reservation_id}"
     )
@@ -295,6 +302,8 @@ async def test_client_move_of_a_staff_confirmed_booking_waits_for_staff_again(
     await scene.sleep(timedelta(minutes=61))
     assert await wait_for(lambda: _is(scene, reservation_id, "expired"))
     assert await _claims(scene, reservation_id) == 0
+    # the contract knows only "cancelled": a booking that no longer holds is
+    assert await _contract_flags(scene, reservation_id) == ("expired", True)
     await wait_for(lambda: _mails_include(scene, reservation_id, ("expired", 3)))
     assert await _mails(scene, reservation_id) == [
         ("confirmation", 1), ("reschedule", 2), ("expired", 3),
