@@ -227,6 +227,10 @@ class ReservationWorkflow:
             )
             self._state.hold.CopyFrom(self._hold)
             self._upsert_status()
+            # the summary, written at the start, reads as a booking; this says not
+            taken = claim.outcome == pb.HOLD_OUTCOME_CONFLICT
+            refused = "the slot is taken" if taken else claim.rule or "a booking rule"
+            workflow.set_current_details(f"Refused ({refused}); no seat was held")
             return self._state
 
         self._state.coworking_id = claim.coworking_id
@@ -251,11 +255,13 @@ class ReservationWorkflow:
         self._mails = [
             mail for mail in self._mails if mail.kind not in _STALE_WHEN_CLOSED
         ]
+        given_up = (workflow.now() + FAILED_MAIL_PATIENCE).astimezone(UTC)
         try:
             await workflow.wait_condition(
                 lambda: not self._mails,
                 timeout=FAILED_MAIL_PATIENCE,
-                timeout_summary="give up on undelivered mail",
+                timeout_summary="give up on undelivered mail"
+                f" {given_up:%Y-%m-%d %H:%M} UTC",
             )
         except TimeoutError:
             workflow.logger.warning(

@@ -287,10 +287,13 @@ async def _booking_subject(
 # and a client's name must not become a link or HTML there; '&' would start an
 # entity, and the UI fills in {workflowId} and its like before it renders.
 _MARKUP = re.compile(r"([\\`*_\[\]<>!~|#{}&])")
+# what a Markdown renderer may turn into a link unasked: a scheme's colon, the
+# dot after "www" and an address's at sign
+_AUTOLINK = re.compile(r"(:|@|(?<=www)\.)", re.IGNORECASE)
 
 
 def _plain(text: str) -> str:
-    return _MARKUP.sub(r"\\\1", text)
+    return _AUTOLINK.sub(r"\\\1", _MARKUP.sub(r"\\\1", text))
 
 
 def _as_told(

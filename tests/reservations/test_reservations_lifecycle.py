@@ -317,6 +317,55 @@ async def test_a_name_in_markdown_reaches_the_temporal_ui_summary_as_text(
     )
 
 
+async def test_a_web_address_in_a_name_reaches_the_summary_as_no_link(
+    scene: Scene,
+) -> None:
+    from tests.factories import create_client
+
+    linkish = await create_client(
+        scene.resources.pool,
+        scene.resources.settings,
+        name="www.ev.io",
+        surname="https://ev.io x@ev.io",
+    )
+    starts_at, ends_at = await _morning_in_two_days(scene)
+    rid = (await scene.book(starts_at, ends_at, account=linkish)).json()["id"]
+
+    handle = scene.resources.temporal.get_workflow_handle(f"reservation-{rid}")
+    summary = await (await handle.describe()).static_summary()
+    assert summary is not None
+    assert summary.split(" · ")[0] == r"Booked: www\.ev.io https\://ev.io x\@ev.io"
+
+
+async def test_a_refused_booking_says_so_in_its_current_details(scene: Scene) -> None:
+    from api.services.reservations import _IDEMPOTENCY_NAMESPACE
+    from tests.factories import create_client
+
+    starts_at, ends_at = await scene.slot(hours_ahead=30)
+    assert (await scene.book(starts_at, ends_at)).status_code == 200
+    rival = await create_client(scene.resources.pool, scene.resources.settings)
+    taken = await scene.book(
+        starts_at, ends_at, account=rival, headers={"Idempotency-Key": "taken"}
+    )
+    past = await scene.book(
+        starts_at - timedelta(days=3),
+        ends_at - timedelta(days=3),
+        account=rival,
+        headers={"Idempotency-Key": "past"},
+    )
+    assert (taken.status_code, past.status_code) == (409, 400)
+
+    async def details_for(key: str) -> str:
+        rid = uuid.uuid5(_IDEMPOTENCY_NAMESPACE, f"{rival.id}:{key}")
+        handle = scene.resources.temporal.get_workflow_handle(f"reservation-{rid}")
+        return await _details_of(handle)()
+
+    assert await details_for("taken") == (
+        "Refused (the slot is taken); no seat was held"
+    )
+    assert await details_for("past") == "Refused (in_past); no seat was held"
+
+
 async def test_current_details_give_the_next_instant_on_the_coworkings_clock(
     scene: Scene,
 ) -> None:

@@ -464,6 +464,26 @@ async def test_a_cancelled_reservation_shows_its_failed_mail_until_it_is_sent(
     await wait_for(failed)
     seen = (await scene.api.get(path, headers=scene.admin.headers)).json()
     assert (seen["status"], seen["notification_status"]) == ("cancelled", "failed")
+    # closed, it waits a week for ops, and the history says until when
+    from temporalio.api.enums.v1 import EventType
+
+    from workflows.reservation import FAILED_MAIL_PATIENCE
+
+    patience = [
+        (event.event_time.ToDatetime(tzinfo=UTC), event.user_metadata.summary.data)
+        async for event in _handle(scene, reservation_id).fetch_history_events()
+        if event.event_type == EventType.EVENT_TYPE_TIMER_STARTED
+        and b"give up" in event.user_metadata.summary.data
+    ]
+    assert len(patience) == 1
+    # the event is written a moment after the workflow task read its clock
+    given_up = [
+        patience[0][0] + FAILED_MAIL_PATIENCE - timedelta(seconds=s) for s in (0, 1)
+    ]
+    assert patience[0][1] in {
+        f'"give up on undelivered mail {at:%Y-%m-%d %H:%M} UTC"'.encode()
+        for at in given_up
+    }
 
     smtp.refuse_with = None
     retry = await scene.api.post(
