@@ -322,6 +322,37 @@ async def test_manager_of_a_coworking_that_does_not_exist_is_refused(
     assert await db.fetchval("SELECT count(*) FROM admin.admin_coworkings") == 0
 
 
+async def test_a_long_list_of_coworkings_is_bounded_and_so_is_its_error(
+    api, db, settings
+) -> None:
+    import uuid
+
+    owner = await create_admin(db, settings, role="owner")
+    support = await create_admin(db, settings, role="support")
+    ghosts = [uuid.uuid4() for _ in range(5)]
+    too_many = await api.patch(
+        f"/api/admin/{support.id}",
+        json={"role": "manager", "coworking_ids": [str(uuid.uuid4())] * 1001},
+        headers=owner.headers,
+    )
+    unknown = await api.patch(
+        f"/api/admin/{support.id}",
+        json={"role": "manager", "coworking_ids": [str(g) for g in ghosts]},
+        headers=owner.headers,
+    )
+
+    assert (too_many.status_code, too_many.json()["description"]) == (
+        400,
+        "coworking_ids: List should have at most 1000 items after validation, not 1001",
+    )
+    assert (unknown.status_code, unknown.json()["description"]) == (
+        400,
+        f"coworking_ids: no coworking {ghosts[0]}, {ghosts[1]}, {ghosts[2]} and 2 more",
+    )
+    role = await db.fetchval("SELECT role FROM admin.admins WHERE id = $1", support.id)
+    assert role == "support"
+
+
 async def test_coworkings_only_for_managers_on_edit(api, db, settings) -> None:
     owner = await create_admin(db, settings, role="owner")
     support = await create_admin(db, settings, role="support")

@@ -56,11 +56,17 @@ class ClientAdminUpdate(ClientUpdate):
     verified: StrictBool | None = None
 
 
+# a bound on one request's list, far above any real chain of coworkings
+MAX_COWORKINGS = 1000
+
+
 class AdminForm(Credentials):
     # least privilege: an admin who may change things is made so explicitly
     role: Role = "support"
     coworking_ids: list[uuid.UUID] | None = Field(
-        default=None, description="The coworkings a manager runs; managers only"
+        default=None,
+        max_length=MAX_COWORKINGS,
+        description="The coworkings a manager runs; managers only",
     )
 
 
@@ -72,7 +78,9 @@ class AdminOwnerUpdate(AdminUpdate):
     """What an owner may change on another admin."""
 
     role: Role | None = None
-    coworking_ids: list[uuid.UUID] | None = None
+    coworking_ids: list[uuid.UUID] | None = Field(
+        default=None, max_length=MAX_COWORKINGS
+    )
 
 
 class ChangePasswordRequest(RequestBody):

@@ -61,7 +61,10 @@ async def _set_coworkings(
     unknown = [str(i) for i in wanted if i not in {row["id"] for row in known}]
     if unknown:
         # inside the caller's transaction: the admin and its role change roll back
-        raise InvalidInput(f"coworking_ids: no coworking {', '.join(unknown)}")
+        more = f" and {len(unknown) - 3} more" if len(unknown) > 3 else ""
+        raise InvalidInput(
+            f"coworking_ids: no coworking {', '.join(unknown[:3])}{more}"
+        )
     await conn.execute(
         "DELETE FROM admin.admin_coworkings WHERE admin_id = $1", admin_id
     )
