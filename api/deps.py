@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
+import re
 from typing import Annotated
 
 import asyncpg
 import valkey.asyncio as valkey
 from fastapi import Depends, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from temporalio.client import Client
 
+from api.errors import InvalidQuery
 from api.objectstore import ObjectStore
 from api.resources import Resources
 from api.settings import Settings
@@ -63,3 +68,36 @@ TemporalDep = Annotated[Client, Depends(_temporal)]
 StoreDep = Annotated[ObjectStore, Depends(_store)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
 ClientAddressDep = Annotated[str | None, Depends(_client_address)]
+
+
+# only a name of this shape is echoed back in an error
+_SAFE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,39}")
+
+
+def _query_names(dependant: Dependant) -> frozenset[str]:
+    names = {field.alias for field in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return frozenset(names)
+
+
+_KNOWN_QUERIES: dict[int, frozenset[str]] = {}
+
+
+async def refuse_unknown_query(request: Request) -> None:
+    """A query parameter the operation does not read is refused, as an unknown
+    body field is: a misspelt filter would otherwise look applied."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute) or not request.query_params:
+        return
+    known = _KNOWN_QUERIES.get(id(route))
+    if known is None:
+        known = _KNOWN_QUERIES[id(route)] = _query_names(route.dependant)
+    for name in request.query_params:
+        if name in known:
+            continue
+        if not _SAFE_NAME.fullmatch(name):
+            raise InvalidQuery("query: a parameter this operation does not take")
+        close = difflib.get_close_matches(name, sorted(known), n=1)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        raise InvalidQuery(f"query.{name}: not a parameter of this operation{hint}")

@@ -6,13 +6,14 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.db import migrate
+from api.deps import refuse_unknown_query
 from api.errors import error_body, install_error_handlers
 from api.limits import BodyLimitMiddleware
 from api.logging_setup import install_request_context
@@ -117,6 +118,7 @@ def create_app(
         # a trailing slash is a 404 in our shape, not a redirect whose
         # Location is built from the request's Host header
         redirect_slashes=False,
+        dependencies=[Depends(refuse_unknown_query)],
     )
     # innermost: the logs, metrics and CORS still see the HEAD
     app.add_middleware(HeadAsGet)

@@ -506,3 +506,36 @@ async def test_an_integer_query_parameter_takes_digits_only(
         },
     )
     assert digits.status_code == 200, digits.text
+
+
+async def test_a_query_parameter_the_operation_does_not_read_is_refused(
+    api, db, settings
+) -> None:
+    await create_coworking(db)
+    owner = await create_admin(db, settings)
+    misspelt = await api.get(
+        "/api/reservations?starts_frm=2026-12-07T00:00:00Z", headers=owner.headers
+    )
+    unknown = await api.get("/api/coworkings?colour=red")
+    hostile = await api.get("/api/coworkings?%3Cscript%3E=1")
+    known = await api.get(
+        "/api/reservations?starts_from=2026-12-07T00:00:00Z", headers=owner.headers
+    )
+
+    assert (misspelt.status_code, misspelt.json()) == (
+        400,
+        {
+            "error": "invalid_query",
+            "description": "query.starts_frm: not a parameter of this operation;"
+            " did you mean starts_from?",
+        },
+    )
+    assert (unknown.status_code, unknown.json()["description"]) == (
+        400,
+        "query.colour: not a parameter of this operation",
+    )
+    assert (hostile.status_code, hostile.json()["description"]) == (
+        400,
+        "query: a parameter this operation does not take",
+    )
+    assert (known.status_code, known.json()) == (200, [])
