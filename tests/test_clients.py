@@ -405,13 +405,17 @@ async def test_admin_reads_any_client(api, db, settings, role) -> None:
     assert_api_error(missing, 404, "not_found")
 
 
-async def _book_row(db, client_id: uuid.UUID, coworking_id: uuid.UUID) -> None:
-    starts_at = datetime.now(UTC) + timedelta(days=2)
+async def _book_row(
+    db, client_id: uuid.UUID, coworking_id: uuid.UUID, *, checked_in: bool = True
+) -> None:
+    starts_at = datetime.now(UTC) - timedelta(minutes=10)
     await db.execute(
         "INSERT INTO reservation.reservations (id, client_id, seat_id, coworking_id,"
-        " starts_at, ends_at, status) VALUES ($1, $2, $3, $4, $5, $6, 'confirmed')",
+        " starts_at, ends_at, status, checked_in_at)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         uuid.uuid4(), client_id, uuid.uuid4(), coworking_id, starts_at,
-        starts_at + timedelta(hours=1),
+        starts_at + timedelta(hours=1), "checked_in" if checked_in else "confirmed",
+        starts_at if checked_in else None,
     )  # fmt: skip
 
 
@@ -436,7 +440,7 @@ async def test_owner_sets_verified_and_internal(api, db, settings) -> None:
     assert seen.json()["verified"] is True
 
 
-async def test_manager_only_verifies_clients_who_booked_in_their_coworkings(
+async def test_manager_only_verifies_clients_checked_in_at_their_coworkings(
     api, db, settings
 ) -> None:
     mine, elsewhere = uuid.uuid4(), uuid.uuid4()
@@ -445,6 +449,9 @@ async def test_manager_only_verifies_clients_who_booked_in_their_coworkings(
     await _book_row(db, stranger.id, elsewhere)
     regular = await create_client(db, settings)
     await _book_row(db, regular.id, mine)
+    # booked here, even by the manager, but never seen at the door
+    booked_only = await create_client(db, settings)
+    await _book_row(db, booked_only.id, mine, checked_in=False)
 
     async def patch(client_id: uuid.UUID, body: dict) -> tuple[int, dict]:
         response = await api.patch(
@@ -453,6 +460,7 @@ async def test_manager_only_verifies_clients_who_booked_in_their_coworkings(
         return response.status_code, response.json()
 
     outside = await patch(stranger.id, {"verified": True})
+    unseen = await patch(booked_only.id, {"verified": True})
     # a booking the manager made for the client would count as well, so no
     # field but the door's own is theirs to change
     takeover = await patch(regular.id, {"email": "manager-now@example.com"})
@@ -467,9 +475,10 @@ async def test_manager_only_verifies_clients_who_booked_in_their_coworkings(
     def refused(description: str) -> tuple[int, dict]:
         return 403, {"error": "forbidden", "description": description}
 
-    assert outside == refused(
-        "client_id: this client has no reservation in a coworking you manage"
+    never_here = refused(
+        "client_id: this client was never checked in at a coworking you manage"
     )
+    assert (outside, unseen) == (never_here, never_here)
     assert takeover == refused("email: only an owner changes a client's email")
     assert renamed == refused("name: only an owner changes a client's name")
     assert internal == refused(
@@ -482,6 +491,7 @@ async def test_manager_only_verifies_clients_who_booked_in_their_coworkings(
     assert {row["id"]: tuple(row)[1:] for row in rows} == {
         stranger.id: (stranger.email, "Ada", False, False),
         regular.id: (regular.email, "Ada", False, True),
+        booked_only.id: (booked_only.email, "Ada", False, False),
     }
 
 

@@ -122,7 +122,7 @@ async def change_client_password(
 
 
 # Staff: any admin reads a client; owners edit any; a manager marks as
-# verified, after checking a document at the door, a client who booked in a
+# verified, after checking a document at the door, a client checked in at a
 # coworking they run, and changes nothing else of anyone's; only owners delete.
 @router.get("/{client_id:uuid}")
 async def get_client_by_id(
@@ -151,17 +151,19 @@ async def _require_managed_client(
     changes: ClientAdminUpdate,
 ) -> None:
     scope = await managed_coworkings(resources.pool, manager)
-    booked_here = await resources.pool.fetchval(
+    # a manager may book for anyone, so only a check-in, the moment staff see
+    # the person at the door, ties the client to their coworking
+    seen_here = await resources.pool.fetchval(
         "SELECT EXISTS (SELECT 1 FROM reservation.reservations"
-        " WHERE client_id = $1 AND coworking_id = ANY($2::uuid[]))",
+        " WHERE client_id = $1 AND coworking_id = ANY($2::uuid[])"
+        " AND checked_in_at IS NOT NULL)",
         client_id, list(scope or ()),
     )  # fmt: skip
-    if not booked_here:
+    if not seen_here:
         raise Forbidden(
-            "client_id: this client has no reservation in a coworking you manage"
+            "client_id: this client was never checked in at a coworking you manage"
         )
-    # a manager may book for anyone, so a booking in their coworking proves no
-    # tie to the person: what a manager changes stays what the door needs
+    # and even then, what a manager changes stays what the door needs
     current = await clients.get_client(resources.pool, client_id)
     for field, value in changes.model_dump(exclude_none=True).items():
         if field != "verified" and getattr(current, field) != value:
