@@ -60,7 +60,10 @@ async def _current_admin(
 
 
 async def _current_principal(
-    resources: ResourcesDep, credentials: ClientBearer
+    resources: ResourcesDep,
+    credentials: ClientBearer,
+    # the same header, read twice so that the API's schema names both schemes
+    _as_admin: AdminBearer,
 ) -> Principal:
     token = _token(credentials)
     try:

@@ -279,6 +279,23 @@ async def test_openapi_shows_the_optional_cancel_reason(api) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("post", "/api/reservations"),
+        ("post", "/api/coworking/seats"),
+        ("patch", "/api/coworking"),
+        ("get", "/api/coworking/seats/{seat_id}"),
+    ],
+)
+async def test_openapi_names_the_admin_scheme_where_admins_are_taken(
+    api, method: str, path: str
+) -> None:
+    spec = (await api.get("/openapi.json")).json()
+    security = spec["paths"][path][method]["security"]
+    assert {name for requirement in security for name in requirement} >= {"admin"}
+
+
 async def test_two_authorization_headers_are_refused_not_the_first_believed(
     api, db, settings
 ) -> None:
