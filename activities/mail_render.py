@@ -151,6 +151,9 @@ def _local(instant: datetime, zone: ZoneInfo) -> str:
 
 # the widest clock change in use is an hour
 _CHANGE_WINDOW = timedelta(hours=1)
+# how far the attached zone definition lists the changes; a local time after
+# it would be read with the last offset listed, winter's
+_ZONE_DEFINED_UNTIL = datetime(2038, 1, 1, tzinfo=UTC)
 
 
 @lru_cache(maxsize=64)
@@ -158,12 +161,12 @@ def _vtimezone(tzid: str) -> bytes:
     """A zone's definition, serialized: every rule change over decades, so slow
     to work out and to write (most of a mail's build time), and the same for
     every mail in that zone."""
-    return Timezone.from_tzid(tzid).to_ical()
+    return Timezone.from_tzid(tzid, last_date=_ZONE_DEFINED_UNTIL.date()).to_ical()
 
 
 def _ical_time(instant: datetime, zone: ZoneInfo) -> datetime:
     """The instant in the coworking's zone, or in UTC within an hour of a clock
-    change, where a local time may read two ways.
+    change, where a local time may read two ways, or past the zone definition.
 
     RFC 5545 reads a local time in the hour the clocks go back over as its
     first occurrence, so a booking in the second would show an hour early.
@@ -171,6 +174,8 @@ def _ical_time(instant: datetime, zone: ZoneInfo) -> datetime:
     offset where RFC 5545 wants the old one, so a strict reader moves the
     change by an hour and misreads the local times in that hour.
     """
+    if instant >= _ZONE_DEFINED_UNTIL - _CHANGE_WINDOW:
+        return instant.astimezone(UTC)
     local = instant.astimezone(zone)
     near = (instant - _CHANGE_WINDOW, instant + _CHANGE_WINDOW)
     if local.fold or any(

@@ -243,10 +243,14 @@ def test_which_mail_carries_which_calendar(
         (datetime(2027, 3, 28, 1, 30, tzinfo=UTC), b"20270328T013000Z", False),
         (datetime(2027, 3, 28, 0, 30, tzinfo=UTC), b"20270328T003000Z", False),
         (datetime(2027, 3, 28, 2, 30, tzinfo=UTC), b"20270328T043000", True),
+        # past the changes the zone definition lists, summer would read as winter
+        (datetime(2040, 7, 2, 8, tzinfo=UTC), b"20400702T080000Z", False),
+        (datetime(2037, 7, 2, 8, tzinfo=UTC), b"20370702T100000", True),
     ],
     ids=[
         "first-occurrence", "second-occurrence", "after-autumn-hour",
         "hour-after-spring", "hour-before-spring", "after-spring-hour",
+        "past-the-definition", "inside-the-definition",
     ],
 )  # fmt: skip
 def test_a_start_near_a_clock_change_is_written_so_it_reads_once(
