@@ -134,17 +134,18 @@ class RuleFields(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    slot_minutes: int | None = Field(None, ge=5, le=1440, multiple_of=5)
-    min_duration_minutes: int | None = Field(None, ge=5, le=7 * 1440)
-    max_duration_minutes: int | None = Field(None, ge=5, le=7 * 1440)
-    max_days_ahead: int | None = Field(None, ge=1, le=730)
-    max_active_per_client: int | None = Field(None, ge=1, le=1000)
+    slot_minutes: int | None = Field(None, strict=True, ge=5, le=1440, multiple_of=5)
+    min_duration_minutes: int | None = Field(None, strict=True, ge=5, le=7 * 1440)
+    max_duration_minutes: int | None = Field(None, strict=True, ge=5, le=7 * 1440)
+    max_days_ahead: int | None = Field(None, strict=True, ge=1, le=730)
+    max_active_per_client: int | None = Field(None, strict=True, ge=1, le=1000)
     auto_confirm: StrictBool | None = None
-    hold_minutes: int | None = Field(None, ge=1, le=7 * 1440)
-    reminder_lead_minutes: int | None = Field(None, ge=0, le=7 * 1440)
+    hold_minutes: int | None = Field(None, strict=True, ge=1, le=7 * 1440)
+    reminder_lead_minutes: int | None = Field(None, strict=True, ge=0, le=7 * 1440)
     # null: no check-in deadline; a client who does not come keeps the seat
     checkin_grace_minutes: int | None = Field(
         None,
+        strict=True,
         ge=1,
         le=1440,
         description="minutes after the start by which someone must check in, or"

@@ -556,3 +556,30 @@ async def test_a_query_parameter_the_operation_does_not_read_is_refused(
         "query: a parameter this operation does not take",
     )
     assert (known.status_code, known.json()) == (200, [])
+
+
+@pytest.mark.parametrize("value", ["5", 5.0, True])
+async def test_a_booking_rule_takes_a_json_integer_only(
+    api, db, settings, value: object
+) -> None:
+    coworking_id = await create_coworking(db)
+    owner = await create_admin(db, settings)
+    before = await db.fetchval(
+        "SELECT hold_minutes FROM coworking.coworkings WHERE id = $1", coworking_id
+    )
+    response = await api.patch(
+        f"/api/coworkings/{coworking_id}",
+        json={"hold_minutes": value},
+        headers=owner.headers,
+    )
+    assert (response.status_code, response.json()) == (
+        400,
+        {
+            "error": "invalid_body",
+            "description": "hold_minutes: Input should be a valid integer",
+        },
+    )
+    after = await db.fetchval(
+        "SELECT hold_minutes FROM coworking.coworkings WHERE id = $1", coworking_id
+    )
+    assert after == before
