@@ -111,9 +111,10 @@ def forged_admin_tokens(
 def admin_routes(app: FastAPI) -> Iterator[tuple[str, str]]:
     """(method, path) of every operation that only staff may perform.
 
-    Read from the app's own OpenAPI: the admin bearer scheme marks CurrentAdmin
-    (unless `{}` beside it makes it optional: public reads that show staff
-    more), and coworking and image writes take any principal but answer staff.
+    Read from the app's own OpenAPI: the admin bearer scheme alone marks
+    CurrentAdmin (unless `{}` beside it makes it optional: public reads that
+    show staff more; beside the client scheme, either may call), and coworking
+    and image writes take any principal but answer staff.
     """
     for path, operations in app.openapi()["paths"].items():
         for method, operation in operations.items():
@@ -125,7 +126,8 @@ def admin_routes(app: FastAPI) -> Iterator[tuple[str, str]]:
                 and (method != "get" or path.endswith("/clients"))
             )
             optional = {} in operation.get("security", [])
-            if ("admin" in schemes and not optional) or staff_write:
+            staff_only = schemes == {"admin"} and not optional
+            if staff_only or staff_write:
                 yield method.upper(), path
 
 
