@@ -293,22 +293,27 @@ async def test_reschedule_is_told_in_the_current_details_in_local_time(
     )
 
 
+async def _summary_for(
+    scene: Scene, *, name: str, surname: str
+) -> tuple[str | None, datetime, datetime]:
+    """The Temporal UI summary of a morning booked by a client of that name."""
+    from tests.factories import create_client
+
+    client = await create_client(
+        scene.resources.pool, scene.resources.settings, name=name, surname=surname
+    )
+    starts_at, ends_at = await _morning_in_two_days(scene)
+    rid = (await scene.book(starts_at, ends_at, account=client)).json()["id"]
+    handle = scene.resources.temporal.get_workflow_handle(f"reservation-{rid}")
+    return await (await handle.describe()).static_summary(), starts_at, ends_at
+
+
 async def test_a_name_in_markdown_reaches_the_temporal_ui_summary_as_text(
     scene: Scene,
 ) -> None:
-    from tests.factories import create_client
-
-    hostile = await create_client(
-        scene.resources.pool,
-        scene.resources.settings,
-        name="[x](//ev.io) {workflowId}",
-        surname="<b>hi</b> &lt;i&gt;",
+    summary, starts_at, ends_at = await _summary_for(
+        scene, name="[x](//ev.io) {workflowId}", surname="<b>hi</b> &lt;i&gt;"
     )
-    starts_at, ends_at = await _morning_in_two_days(scene)
-    rid = (await scene.book(starts_at, ends_at, account=hostile)).json()["id"]
-
-    handle = scene.resources.temporal.get_workflow_handle(f"reservation-{rid}")
-    summary = await (await handle.describe()).static_summary()
     start = berlin(starts_at)
     assert summary == (
         r"Booked: \[x\](//ev.io) \{workflowId\} \<b\>hi\</b\> \&lt;i\&gt;"
@@ -320,19 +325,9 @@ async def test_a_name_in_markdown_reaches_the_temporal_ui_summary_as_text(
 async def test_a_web_address_in_a_name_reaches_the_summary_as_no_link(
     scene: Scene,
 ) -> None:
-    from tests.factories import create_client
-
-    linkish = await create_client(
-        scene.resources.pool,
-        scene.resources.settings,
-        name="www.ev.io",
-        surname="https://ev.io x@ev.io",
+    summary, _, _ = await _summary_for(
+        scene, name="www.ev.io", surname="https://ev.io x@ev.io"
     )
-    starts_at, ends_at = await _morning_in_two_days(scene)
-    rid = (await scene.book(starts_at, ends_at, account=linkish)).json()["id"]
-
-    handle = scene.resources.temporal.get_workflow_handle(f"reservation-{rid}")
-    summary = await (await handle.describe()).static_summary()
     assert summary is not None
     assert summary.split(" · ")[0] == r"Booked: www\.ev.io https\://ev.io x\@ev.io"
 
