@@ -81,7 +81,8 @@ def _query_names(dependant: Dependant) -> frozenset[str]:
     return frozenset(names)
 
 
-_KNOWN_QUERIES: dict[int, frozenset[str]] = {}
+# kept on the route itself: an id() would outlive an app built and dropped in tests
+_NAMES_ATTRIBUTE = "tlounge_query_names"
 
 
 async def refuse_unknown_query(request: Request) -> None:
@@ -90,9 +91,10 @@ async def refuse_unknown_query(request: Request) -> None:
     route = request.scope.get("route")
     if not isinstance(route, APIRoute) or not request.query_params:
         return
-    known = _KNOWN_QUERIES.get(id(route))
+    known: frozenset[str] | None = getattr(route, _NAMES_ATTRIBUTE, None)
     if known is None:
-        known = _KNOWN_QUERIES[id(route)] = _query_names(route.dependant)
+        known = _query_names(route.dependant)
+        setattr(route, _NAMES_ATTRIBUTE, known)
     for name in request.query_params:
         if name in known:
             continue
