@@ -495,28 +495,7 @@ class ReservationWorkflow:
                 self._set_notification(pb.NOTIFICATION_STATUS_FAILED)
                 self._retry_requested = False
                 behind, self._queued_behind = self._queued_behind, False
-
-                def retried_or_dropped(mail: pb.MailInput = mail) -> bool:
-                    return self._retry_requested or mail not in self._mails
-
-                if behind and self._patched(PATCH_RETRY_MAILS_BEHIND):
-                    # a reminder behind it is worth something only before the start
-                    pause = MAILS_BEHIND_PAUSE
-                    until_start = _dt(self._state.starts_at) - workflow.now()
-                    if until_start > timedelta(0):
-                        pause = min(pause, until_start / 2)
-                    again = workflow.now() + pause
-                    try:
-                        await workflow.wait_condition(
-                            retried_or_dropped,
-                            timeout=pause,
-                            timeout_summary=f"{kind} mail tried again"
-                            f" {again.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC",
-                        )
-                    except TimeoutError:
-                        pass
-                else:
-                    await workflow.wait_condition(retried_or_dropped)
+                await self._wait_for_retry(mail, kind, behind=behind)
                 del self._state.failed_mails[:]
                 self._set_notification(pb.NOTIFICATION_STATUS_PENDING)
                 continue
@@ -530,6 +509,34 @@ class ReservationWorkflow:
                 self._set_notification(
                     pb.NOTIFICATION_STATUS_SENT if done else pb.NOTIFICATION_STATUS_NONE
                 )
+
+    async def _wait_for_retry(
+        self, mail: pb.MailInput, kind: str, *, behind: bool
+    ) -> None:
+        """Until ops retry or the failed mail is dropped; where mails came due
+        behind it during its round, at most a pause, then it is tried again."""
+
+        def retried_or_dropped() -> bool:
+            return self._retry_requested or mail not in self._mails
+
+        if not (behind and self._patched(PATCH_RETRY_MAILS_BEHIND)):
+            await workflow.wait_condition(retried_or_dropped)
+            return
+        # a reminder behind it is worth something only before the start
+        pause = MAILS_BEHIND_PAUSE
+        until_start = _dt(self._state.starts_at) - workflow.now()
+        if until_start > timedelta(0):
+            pause = min(pause, until_start / 2)
+        again = (workflow.now() + pause).astimezone(UTC)
+        try:
+            await workflow.wait_condition(
+                retried_or_dropped,
+                timeout=pause,
+                timeout_summary=f"{kind} mail tried again"
+                f" {again:%Y-%m-%d %H:%M:%S} UTC",
+            )
+        except TimeoutError:
+            pass
 
     def _patched(self, patch_id: str) -> bool:
         if self._input.revision >= _FOLDED_IN.get(patch_id, REVISION + 1):
