@@ -370,8 +370,11 @@ async def test_change_client_password_revokes_old_tokens(api, db) -> None:
          "new_password_confirm: does not match new_password"),
         ({"current_password": PASSWORD, "new_password": "short",
           "new_password_confirm": "short"}, "invalid_body", None),
+        ({"current_password": PASSWORD, "new_password": PASSWORD,
+          "new_password_confirm": PASSWORD}, "invalid_body",
+         "new_password: is the same as current_password"),
     ],
-    ids=["wrong-current", "confirmation-differs", "too-short"],
+    ids=["wrong-current", "confirmation-differs", "too-short", "unchanged"],
 )  # fmt: skip
 async def test_change_client_password_refused(
     api, db, settings, change, code, description

@@ -140,6 +140,9 @@ async def change_password(
     """Set a new password, revoke every earlier token, and sign this session in anew."""
     if request.new_password != request.new_password_confirm:
         raise InvalidInput("new_password_confirm: does not match new_password")
+    if request.new_password == request.current_password:
+        # a "change" to the same secret would revoke every session and protect nothing
+        raise InvalidInput("new_password: is the same as current_password")
     if principal.kind == "admin":
         email = await resources.pool.fetchval(
             "SELECT email FROM admin.admins WHERE id = $1", principal.id
