@@ -19,30 +19,37 @@ from api.objectstore import ObjectStore
 from api.resources import Resources
 from api.settings import Settings
 
+# Coroutines, though none awaits: FastAPI hands a plain function to its thread
+# pool, and that hand-off cost a request more than the work it wraps.
 
-def _resources(request: Request) -> Resources:
+
+def _state(request: Request) -> Resources:
     resources: Resources = request.app.state.resources
     return resources
 
 
-def _pool(request: Request) -> asyncpg.Pool:
-    return _resources(request).pool
+async def _resources(request: Request) -> Resources:
+    return _state(request)
 
 
-def _valkey(request: Request) -> valkey.Valkey:
-    return _resources(request).valkey
+async def _pool(request: Request) -> asyncpg.Pool:
+    return _state(request).pool
 
 
-def _temporal(request: Request) -> Client:
-    return _resources(request).temporal
+async def _valkey(request: Request) -> valkey.Valkey:
+    return _state(request).valkey
 
 
-def _store(request: Request) -> ObjectStore:
-    return _resources(request).store
+async def _temporal(request: Request) -> Client:
+    return _state(request).temporal
 
 
-def _settings(request: Request) -> Settings:
-    return _resources(request).settings
+async def _store(request: Request) -> ObjectStore:
+    return _state(request).store
+
+
+async def _settings(request: Request) -> Settings:
+    return _state(request).settings
 
 
 # what counts every forwarded value that is no address, so that a client
@@ -50,7 +57,7 @@ def _settings(request: Request) -> Settings:
 UNPARSED_ADDRESS = "unparsed"
 
 
-def _client_address(request: Request) -> str | None:
+async def _client_address(request: Request) -> str | None:
     # the peer, or what a proxy in TLOUNGE_TRUSTED_PROXIES forwarded, which
     # uvicorn takes as it comes
     if request.client is None:

@@ -242,3 +242,36 @@ async def test_a_get_while_a_mail_waits_says_none_for_a_client_who_opted_out(
         smtp.refuse_with = None
 
     assert (before, after) == ("pending", "none")
+
+
+async def test_a_booking_and_its_reads_hand_nothing_to_the_thread_pool(
+    scene: Scene, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import fastapi.dependencies.utils
+    import fastapi.routing
+
+    handed: list[str] = []
+
+    def recording(module: object) -> None:
+        original = module.run_in_threadpool  # type: ignore[attr-defined]
+
+        async def run_in_threadpool(func, *args, **kwargs):  # type: ignore[no-untyped-def]
+            handed.append(getattr(func, "__qualname__", repr(func)))
+            return await original(func, *args, **kwargs)
+
+        monkeypatch.setattr(module, "run_in_threadpool", run_in_threadpool)
+
+    recording(fastapi.dependencies.utils)
+    recording(fastapi.routing)
+    starts_at, ends_at = await scene.slot(hours_ahead=26)
+
+    booked = await scene.book(starts_at, ends_at)
+    assert booked.status_code == 200, booked.text
+    rid = booked.json()["id"]
+    read = await scene.api.get(f"/api/reservations/{rid}", headers=scene.client.headers)
+    listed = await scene.api.get(
+        "/api/client/reservations", headers=scene.client.headers
+    )
+
+    assert (read.status_code, listed.status_code) == (200, 200)
+    assert handed == []
