@@ -80,6 +80,11 @@ PATCH_NEXT_MAIL_RETRIES = "2026-12-next-mail-retries"
 # round of attempts gets a round too, after a pause, once that round fails;
 # it had waited for ops, as nothing queued after the failure woke the retry.
 PATCH_RETRY_MAILS_BEHIND = "2026-12-retry-mails-behind"
+# 2026-12: a newer confirmation or move mail takes the place of one not yet
+# delivered, which keeps its kind and place in the queue: after a failed round
+# the client had received the old slot's confirmation and, the same second,
+# the move to the new one.
+PATCH_ONE_INVITATION = "2026-12-one-invitation"
 # how long a mail rests, after its attempts ran into a database outage, before
 # the next round of attempts
 DATABASE_OUTAGE_PAUSE = timedelta(seconds=30)
@@ -128,12 +133,23 @@ TERMINAL = (
     S.RESERVATION_STATUS_NO_SHOW,
     S.RESERVATION_STATUS_REJECTED,
 )
+# Mails that carry the calendar event: only the newest is worth sending.
+_INVITATIONS = (pb.MAIL_KIND_CONFIRMATION, pb.MAIL_KIND_RESCHEDULE)
 # Mails that say nothing useful once the reservation they announce has moved on.
 _STALE_WHEN_CLOSED = (
     pb.MAIL_KIND_REMINDER,
     pb.MAIL_KIND_CONFIRMATION,
     pb.MAIL_KIND_RESCHEDULE,
 )
+
+
+def _take_slot(mail: pb.MailInput, newer: pb.MailInput) -> None:
+    """The newer mail's reservation in the older one, which keeps its kind:
+    a client never told of the booking is told of it, at its new slot."""
+    mail.version = newer.version
+    mail.seat_id = newer.seat_id
+    mail.starts_at.CopyFrom(newer.starts_at)
+    mail.ends_at.CopyFrom(newer.ends_at)
 
 
 def status_name(status: int) -> str:
@@ -186,6 +202,7 @@ class ReservationWorkflow:
         self._cancel: pb.CancelRequest | None = None
         self._changed = False
         self._mails: list[pb.MailInput] = []
+        self._sending: pb.MailInput | None = None
         self._retry_requested = False
         # a mail was queued behind one whose round has not ended yet
         self._queued_behind = False
@@ -450,8 +467,12 @@ class ReservationWorkflow:
         mail.starts_at.CopyFrom(self._state.starts_at)
         mail.ends_at.CopyFrom(self._state.ends_at)
         _set(mail.due_at, due_at)
-        self._mails.append(mail)
-        self._queued_behind = self._queued_behind or len(self._mails) > 1
+        unsent = self._unsent_invitation() if kind in _INVITATIONS else None
+        if unsent is not None and self._patched(PATCH_ONE_INVITATION):
+            _take_slot(unsent, mail)
+        else:
+            self._mails.append(mail)
+            self._queued_behind = self._queued_behind or len(self._mails) > 1
         if self._state.failed_mails and self._patched(PATCH_FAILED_STAYS_FAILED):
             # it waits behind the failed one, which ops must still see to retry
             if self._patched(PATCH_NEXT_MAIL_RETRIES):
@@ -464,6 +485,7 @@ class ReservationWorkflow:
             await workflow.wait_condition(lambda: bool(self._mails))
             mail = self._mails[0]
             kind = pb.MailKind.Name(mail.kind).removeprefix("MAIL_KIND_").lower()
+            self._sending = mail
             try:
                 result = await workflow.execute_activity(
                     "send_mail",
@@ -477,6 +499,7 @@ class ReservationWorkflow:
                     summary=f"{kind} mail, version {mail.version}",
                 )
             except ActivityError as error:
+                self._sending = None
                 if _database_was_down(error) and self._patched(
                     PATCH_MAIL_WAITS_FOR_DATABASE
                 ):
@@ -488,6 +511,14 @@ class ReservationWorkflow:
                         summary=f"{kind} mail waits for PostgreSQL",
                     )
                     continue
+                newer = [m for m in self._mails[1:] if m.kind in _INVITATIONS]
+                if (
+                    mail.kind in _INVITATIONS
+                    and newer
+                    and self._patched(PATCH_ONE_INVITATION)
+                ):
+                    _take_slot(mail, newer[-1])
+                    self._mails = [m for m in self._mails if m is not newer[-1]]
                 workflow.logger.warning(
                     "%s mail failed; waiting for retry_notification", kind
                 )
@@ -499,6 +530,7 @@ class ReservationWorkflow:
                 del self._state.failed_mails[:]
                 self._set_notification(pb.NOTIFICATION_STATUS_PENDING)
                 continue
+            self._sending = None
             self._sent_any = self._sent_any or result.sent or result.duplicate
             self._queued_behind = False
             if self._mails and self._mails[0] is mail:
@@ -509,6 +541,14 @@ class ReservationWorkflow:
                 self._set_notification(
                     pb.NOTIFICATION_STATUS_SENT if done else pb.NOTIFICATION_STATUS_NONE
                 )
+
+    def _unsent_invitation(self) -> pb.MailInput | None:
+        """The confirmation or move mail still to go out; one being sent cannot
+        change any more."""
+        for queued in reversed(self._mails):
+            if queued.kind in _INVITATIONS and queued is not self._sending:
+                return queued
+        return None
 
     async def _wait_for_retry(
         self, mail: pb.MailInput, kind: str, *, behind: bool

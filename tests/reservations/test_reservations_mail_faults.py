@@ -362,7 +362,34 @@ async def _rounds_failed(scene: Scene, reservation_id: str) -> list[datetime]:
     ]
 
 
-async def test_a_mail_queued_during_a_failing_round_gets_a_round_after_a_pause(
+async def _move(scene: Scene, reservation_id: str, starts_at: datetime) -> None:
+    moved = await scene.api.patch(
+        f"/api/reservations/{reservation_id}",
+        json={
+            "starts_at": starts_at.isoformat(),
+            "ends_at": (starts_at + timedelta(hours=1)).isoformat(),
+        },
+        headers=scene.client.headers,
+    )
+    assert moved.status_code == 200, moved.text
+
+
+def _the_one_invitation(smtp, starts_at: datetime) -> None:
+    """One mail, the confirmation, naming the slot the booking moved to."""
+    from icalendar import Calendar
+
+    [received] = [m.message for m in smtp.received]
+    assert received["Subject"] == "Your seat is booked: Lounge One"
+    text = received.get_body(preferencelist=("plain",)).get_content()
+    start = berlin(starts_at)
+    assert f"From:  {start:%A %d %B %Y, %H:%M %Z}" in text
+    [part] = list(received.iter_attachments())
+    [event] = Calendar.from_ical(part.get_content()).walk("VEVENT")
+    assert event.decoded("dtstart") == starts_at
+    assert event.decoded("sequence") == 2
+
+
+async def test_a_move_during_a_failing_confirmation_round_sends_one_confirmation(
     scene: Scene, smtp
 ) -> None:
     from workflows.reservation import MAILS_BEHIND_PAUSE
@@ -372,15 +399,7 @@ async def test_a_mail_queued_during_a_failing_round_gets_a_round_after_a_pause(
     reservation_id = (await scene.book(starts_at, ends_at)).json()["id"]
     # moved while the confirmation is still in its round of attempts
     later = starts_at + timedelta(hours=2)
-    moved = await scene.api.patch(
-        f"/api/reservations/{reservation_id}",
-        json={
-            "starts_at": later.isoformat(),
-            "ends_at": (later + timedelta(hours=1)).isoformat(),
-        },
-        headers=scene.client.headers,
-    )
-    assert moved.status_code == 200
+    await _move(scene, reservation_id, later)
     await scene.sleep(timedelta(minutes=4))
 
     async def failed() -> bool:
@@ -397,18 +416,32 @@ async def test_a_mail_queued_during_a_failing_round_gets_a_round_after_a_pause(
 
     await wait_for(settled)
     rows = await sent(scene, reservation_id)
-    assert [(row["kind"], row["version"]) for row in rows] == [
-        ("confirmation", 1),
-        ("reschedule", 2),
-    ]
+    assert [(row["kind"], row["version"]) for row in rows] == [("confirmation", 2)]
     round_failed = await _rounds_failed(scene, reservation_id)
     assert len(round_failed) == 1
     waited = rows[0]["scheduled_at"] - round_failed[0]
     assert MAILS_BEHIND_PAUSE <= waited < MAILS_BEHIND_PAUSE + timedelta(seconds=5)
-    assert [m.message["Subject"] for m in smtp.received][0] == (
-        "Your seat is booked: Lounge One"
+    _the_one_invitation(smtp, later)
+
+
+async def test_a_move_after_a_failed_confirmation_sends_one_confirmation_at_once(
+    scene: Scene, smtp
+) -> None:
+    reservation_id, starts_at = await _booked_into_failed_mail(
+        scene, smtp, hours_ahead=30
     )
-    assert len(smtp.received) == 2
+    smtp.refuse_with = None
+    later = starts_at + timedelta(hours=3)
+
+    await _move(scene, reservation_id, later)
+
+    async def settled() -> bool:
+        return (await _state(scene, reservation_id)).notification_status == 3
+
+    await wait_for(settled)
+    rows = await sent(scene, reservation_id)
+    assert [(row["kind"], row["version"]) for row in rows] == [("confirmation", 2)]
+    _the_one_invitation(smtp, later)
 
 
 async def test_a_reminder_behind_a_failed_round_is_tried_again_before_the_start(
