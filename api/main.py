@@ -143,7 +143,12 @@ def create_app(
         expose_headers=["X-Request-ID", "Retry-After"],
         max_age=600,
     )
-    install_metrics(app)
+    install_metrics(
+        app,
+        token=settings.metrics_token.get_secret_value()
+        if settings.metrics_token
+        else None,
+    )
     install_request_context(app)
     install_error_handlers(app)
     install_openapi(app)

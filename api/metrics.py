@@ -7,7 +7,9 @@ matches no route is counted under one label.
 
 from __future__ import annotations
 
+import hmac
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI
@@ -22,6 +24,8 @@ from prometheus_client import (
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.errors import Unauthorized
 
 UNMATCHED = "<unmatched>"
 METRICS_PATH = "/metrics"
@@ -97,12 +101,25 @@ class MetricsMiddleware:
         histogram.observe(seconds)
 
 
-async def metrics_endpoint(request: Request) -> Response:
-    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+def metrics_endpoint(token: str | None) -> Callable[[Request], Awaitable[Response]]:
+    """The scrape, behind a bearer token where one is set: route names and
+    traffic are nobody's business but the operator's."""
+    expected = token.encode() if token else None
+
+    async def scrape(request: Request) -> Response:
+        if expected is not None:
+            scheme, _, sent = request.headers.get("authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(
+                sent.encode(), expected
+            ):
+                raise Unauthorized("This scrape needs the metrics token")
+        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+    return scrape
 
 
-def install_metrics(app: FastAPI) -> None:
+def install_metrics(app: FastAPI, *, token: str | None = None) -> None:
     app.add_middleware(MetricsMiddleware)
     app.add_route(
-        METRICS_PATH, metrics_endpoint, methods=["GET"], include_in_schema=False
+        METRICS_PATH, metrics_endpoint(token), methods=["GET"], include_in_schema=False
     )

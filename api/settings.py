@@ -106,6 +106,8 @@ class Settings(BaseSettings):
     temporal_metrics_port: int = Field(0, ge=0, le=65535)
     # exporters listen on loopback unless a deployment opens them to its scraper
     metrics_host: str = "127.0.0.1"
+    # the API's /metrics shares its port with the public API
+    metrics_token: SecretStr | None = None
     log_json: bool | None = None
 
     @field_validator("data_dir", mode="before")

@@ -119,3 +119,30 @@ async def test_serve_metrics_endpoint_in_text_format(app: FastAPI) -> None:
     assert "# TYPE tlounge_http_request_duration_seconds histogram" in response.text
     assert "# TYPE tlounge_reminder_lateness_seconds histogram" in response.text
     assert "/metrics" not in app.openapi()["paths"]
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [None, "Bearer wrong-token", "Basic scrape-secret-1", "scrape-secret-1"],
+    ids=["none", "wrong", "other-scheme", "no-scheme"],
+)
+async def test_metrics_behind_a_token_refuse_a_scrape_without_it(
+    authorization: str | None,
+) -> None:
+    app = create_app(make_settings(metrics_token="scrape-secret-1"))
+    headers = {"Authorization": authorization} if authorization else {}
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        refused = await http.get("/metrics", headers=headers)
+        # RFC 9110: the scheme's case does not matter
+        allowed = await http.get(
+            "/metrics", headers={"Authorization": "bearer scrape-secret-1"}
+        )
+
+    assert (refused.status_code, refused.json()) == (
+        401,
+        {"error": "unauthorized", "description": "This scrape needs the metrics token"},
+    )
+    assert refused.headers["www-authenticate"] == "Bearer"
+    assert allowed.status_code == 200
+    assert "# TYPE tlounge_http_requests_total counter" in allowed.text
