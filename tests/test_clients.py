@@ -409,17 +409,30 @@ async def test_admin_reads_any_client(api, db, settings, role) -> None:
 
 
 async def _book_row(
-    db, client_id: uuid.UUID, coworking_id: uuid.UUID, *, checked_in: bool = True
+    db,
+    client_id: uuid.UUID,
+    coworking_id: uuid.UUID,
+    *,
+    checked_in: bool = True,
+    by_staff: uuid.UUID | None = None,
 ) -> None:
     starts_at = datetime.now(UTC) - timedelta(minutes=10)
+    reservation_id = uuid.uuid4()
     await db.execute(
         "INSERT INTO reservation.reservations (id, client_id, seat_id, coworking_id,"
         " starts_at, ends_at, status, checked_in_at)"
         " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        uuid.uuid4(), client_id, uuid.uuid4(), coworking_id, starts_at,
+        reservation_id, client_id, uuid.uuid4(), coworking_id, starts_at,
         starts_at + timedelta(hours=1), "checked_in" if checked_in else "confirmed",
         starts_at if checked_in else None,
     )  # fmt: skip
+    if by_staff is not None:
+        await db.execute(
+            "INSERT INTO reservation.staff_bookings (reservation_id, admin_id)"
+            " VALUES ($1, $2)",
+            reservation_id,
+            by_staff,
+        )
 
 
 async def test_owner_sets_verified_and_internal(api, db, settings) -> None:
@@ -455,6 +468,9 @@ async def test_manager_only_verifies_clients_checked_in_at_their_coworkings(
     # booked here, even by the manager, but never seen at the door
     booked_only = await create_client(db, settings)
     await _book_row(db, booked_only.id, mine, checked_in=False)
+    # booked and checked in by staff alone: nothing says the client came
+    staff_made = await create_client(db, settings)
+    await _book_row(db, staff_made.id, mine, by_staff=manager.id)
 
     async def patch(client_id: uuid.UUID, body: dict) -> tuple[int, dict]:
         response = await api.patch(
@@ -464,6 +480,7 @@ async def test_manager_only_verifies_clients_checked_in_at_their_coworkings(
 
     outside = await patch(stranger.id, {"verified": True})
     unseen = await patch(booked_only.id, {"verified": True})
+    unproven = await patch(staff_made.id, {"verified": True})
     # a booking the manager made for the client would count as well, so no
     # field but the door's own is theirs to change
     takeover = await patch(regular.id, {"email": "manager-now@example.com"})
@@ -480,8 +497,9 @@ async def test_manager_only_verifies_clients_checked_in_at_their_coworkings(
 
     never_here = refused(
         "client_id: this client was never checked in at a coworking you manage"
+        " for a booking of their own"
     )
-    assert (outside, unseen) == (never_here, never_here)
+    assert (outside, unseen, unproven) == (never_here, never_here, never_here)
     assert takeover == refused("email: only an owner changes a client's email")
     assert renamed == refused("name: only an owner changes a client's name")
     assert internal == refused(
@@ -495,6 +513,7 @@ async def test_manager_only_verifies_clients_checked_in_at_their_coworkings(
         stranger.id: (stranger.email, "Ada", False, False),
         regular.id: (regular.email, "Ada", False, True),
         booked_only.id: (booked_only.email, "Ada", False, False),
+        staff_made.id: (staff_made.email, "Ada", False, False),
     }
 
 

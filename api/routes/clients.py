@@ -123,7 +123,8 @@ async def change_client_password(
 
 # Staff: any admin reads a client; owners edit any; a manager marks as
 # verified, after checking a document at the door, a client checked in at a
-# coworking they run, and changes nothing else of anyone's; only owners delete.
+# coworking they run for a booking the client made, and changes nothing else
+# of anyone's; only owners delete.
 @router.get("/{client_id:uuid}")
 async def get_client_by_id(
     client_id: uuid.UUID, admin: CurrentAdmin, resources: ResourcesDep
@@ -151,17 +152,19 @@ async def _require_managed_client(
     changes: ClientAdminUpdate,
 ) -> None:
     scope = await managed_coworkings(resources.pool, manager)
-    # a manager may book for anyone, so only a check-in, the moment staff see
-    # the person at the door, ties the client to their coworking
+    # staff book and check in alone, so only a booking the client made and a
+    # check-in, the moment staff see the person at the door, tie them together
     seen_here = await resources.pool.fetchval(
-        "SELECT EXISTS (SELECT 1 FROM reservation.reservations"
-        " WHERE client_id = $1 AND coworking_id = ANY($2::uuid[])"
-        " AND checked_in_at IS NOT NULL)",
+        "SELECT EXISTS (SELECT 1 FROM reservation.reservations r"
+        " WHERE r.client_id = $1 AND r.coworking_id = ANY($2::uuid[])"
+        " AND r.checked_in_at IS NOT NULL AND NOT EXISTS ("
+        "  SELECT 1 FROM reservation.staff_bookings b WHERE b.reservation_id = r.id))",
         client_id, list(scope or ()),
     )  # fmt: skip
     if not seen_here:
         raise Forbidden(
             "client_id: this client was never checked in at a coworking you manage"
+            " for a booking of their own"
         )
     # and even then, what a manager changes stays what the door needs
     current = await clients.get_client(resources.pool, client_id)

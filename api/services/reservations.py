@@ -368,6 +368,13 @@ async def book(
         told = await _told_before(resources, reservation_id, digest)
         if told is not None:
             return _as_told(told, subject)
+    if booked_by is not None:
+        # before the start, so no reservation of staff's making is ever without it
+        await resources.pool.execute(
+            "INSERT INTO reservation.staff_bookings (reservation_id, admin_id)"
+            " VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            reservation_id, booked_by,
+        )  # fmt: skip
     start_input = pb.ReservationInput(
         reservation_id=str(reservation_id),
         client_id=str(client_id),

@@ -513,3 +513,61 @@ async def test_a_hold_longer_than_the_wait_for_the_start_tells_the_start(
     assert (confirmed.json()["status"], confirmed.json()["notification_status"]) == (
         "confirmed", "none",
     )  # fmt: skip
+
+
+async def test_a_manager_verifies_a_client_seen_for_their_own_booking_only(
+    scene: Scene,
+) -> None:
+    from tests.factories import create_admin
+
+    manager = await create_admin(
+        scene.resources.pool,
+        scene.resources.settings,
+        role="manager",
+        coworkings=[scene.coworking_id],
+    )
+    starts_at, ends_at = await scene.slot(hours_ahead=2)
+    by_staff = await scene.api.post(
+        "/api/reservations",
+        json={
+            "client_id": str(scene.client.id),
+            "seat_id": str(scene.seat_id),
+            "starts_at": starts_at.isoformat(),
+            "ends_at": ends_at.isoformat(),
+        },
+        headers=manager.headers,
+    )
+    assert by_staff.status_code == 200, by_staff.text
+    own = await scene.book(starts_at, ends_at, seat_id=scene.other_seat_id)
+    assert own.status_code == 409  # one client, one place at a time
+    await scene.sleep(starts_at - timedelta(minutes=10) - await scene.now())
+
+    async def check_in_and_verify(reservation_id: str) -> httpx.Response:
+        checked = await scene.api.post(
+            f"/api/reservations/{reservation_id}/check-in", headers=manager.headers
+        )
+        assert checked.status_code == 200, checked.text
+        return await scene.api.patch(
+            f"/api/client/{scene.client.id}",
+            json={"verified": True},
+            headers=manager.headers,
+        )
+
+    refused = await check_in_and_verify(by_staff.json()["id"])
+    assert (refused.status_code, refused.json()) == (
+        403,
+        {
+            "error": "forbidden",
+            "description": "client_id: this client was never checked in at a"
+            " coworking you manage for a booking of their own",
+        },
+    )
+    later_start, later_end = (
+        starts_at + timedelta(hours=1),
+        ends_at + timedelta(hours=1),
+    )
+    own = await scene.book(later_start, later_end, seat_id=scene.other_seat_id)
+    assert own.status_code == 200, own.text
+    await scene.sleep(later_start - timedelta(minutes=10) - await scene.now())
+    allowed = await check_in_and_verify(own.json()["id"])
+    assert (allowed.status_code, allowed.json()["verified"]) == (200, True)
