@@ -666,7 +666,11 @@ class ReservationWorkflow:
     @confirm.validator
     def _validate_confirm(self, request: pb.ConfirmRequest) -> None:
         self._require_version(request.expected_version)
-        if self._state.status != S.RESERVATION_STATUS_HELD and not self._checkin_open():
+        # a cancel that arrived first stands: staff are not told "confirmed"
+        # of a booking the client has already let go
+        if self._cancel is not None or (
+            self._state.status != S.RESERVATION_STATUS_HELD and not self._checkin_open()
+        ):
             raise self._invalid("confirm")
 
     @workflow.update(name="check_in")

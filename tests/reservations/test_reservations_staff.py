@@ -571,3 +571,40 @@ async def test_a_manager_verifies_a_client_seen_for_their_own_booking_only(
     await scene.sleep(later_start - timedelta(minutes=10) - await scene.now())
     allowed = await check_in_and_verify(own.json()["id"])
     assert (allowed.status_code, allowed.json()["verified"]) == (200, True)
+
+
+@pytest.mark.uncached_workers
+async def test_a_confirm_that_arrives_after_the_cancel_is_refused(scene: Scene) -> None:
+    import asyncio
+
+    from proto import reservation_pb2 as pb
+
+    coworking = await create_coworking(
+        scene.resources.pool, auto_confirm=False, hold_minutes=30
+    )
+    seat = await create_seat(scene.resources.pool, coworking)
+    starts_at, ends_at = await scene.slot(hours_ahead=48)
+    reservation_id = (await scene.book(starts_at, ends_at, seat_id=seat)).json()["id"]
+    # no worker: the cancel waits in the history, the confirm at the server
+    await scene.workers.aclose()
+    handle = scene.resources.temporal.get_workflow_handle(
+        f"reservation-{reservation_id}"
+    )
+    await handle.signal("cancel", pb.CancelRequest(reason="changed my mind"))
+    confirm = asyncio.create_task(
+        scene.api.post(
+            f"/api/reservations/{reservation_id}/confirm", headers=scene.admin.headers
+        )
+    )
+    await asyncio.sleep(1)
+    await scene.restart_workers()
+
+    response = await confirm
+    assert (response.status_code, response.json()) == (
+        409,
+        {
+            "error": "conflict",
+            "description": "cannot confirm a reservation that is being cancelled",
+        },
+    )
+    assert await wait_for(lambda: _is(scene, reservation_id, "cancelled"))
