@@ -53,6 +53,13 @@ def _refusal(kind: str, what: str, code: int, permanent: bool) -> ApplicationErr
     )
 
 
+def _reminder_is_stale(request: pb.MailInput, row: asyncpg.Record) -> bool:
+    """A reminder retried past a check-in, a cancel or a move: the first needs
+    none, and the others would name a seat and time that no longer hold (a
+    move's own reminder follows with the new version)."""
+    return row["status"] != "confirmed" or row["version"] != request.version
+
+
 class MailActivities:
     def __init__(self, pool: asyncpg.Pool, settings: Settings, smtp: SmtpConnections):
         self.pool = pool
@@ -151,7 +158,7 @@ class MailActivities:
         """The recipient as they are now: an opt-out or a deleted account wins."""
         row = await self.pool.fetchrow(
             "SELECT c.email, c.name, c.surname, c.send_notifications, c.deleted_at,"
-            " r.status,"
+            " r.status, r.version,"
             " w.name AS coworking_name, w.address, w.timezone, s.number,"
             # mails go out one at a time, so an invitation sent is recorded by now
             " (SELECT coalesce(max(m.version), 0) FROM notifications.sent_mail m"
@@ -168,8 +175,10 @@ class MailActivities:
             row is None
             or not row["send_notifications"]
             or row["deleted_at"] is not None
-            # queued or retried before the client reached the desk: no point now
-            or (request.kind == pb.MAIL_KIND_REMINDER and row["status"] == "checked_in")
+            or (
+                request.kind == pb.MAIL_KIND_REMINDER
+                and _reminder_is_stale(request, row)
+            )
         ):
             return None
         return MailContext(

@@ -281,8 +281,20 @@ def _mail_request(scene: Scene, reservation_id: str, kind: int, starts_at: datet
     return request
 
 
-async def test_a_reminder_retried_after_the_client_checked_in_is_not_sent(
-    scene: Scene, smtp
+@pytest.mark.parametrize(
+    ("change", "delivered"),
+    [
+        ("", True),
+        # at the desk while the reminder waited out a failing server
+        ("status = 'checked_in'", False),
+        ("status = 'cancelled'", False),
+        # moved meanwhile: the new version's reminder names the new slot
+        ("version = 2", False),
+    ],
+    ids=["unchanged", "checked-in", "cancelled", "moved"],
+)
+async def test_a_reminder_retried_past_a_change_is_not_sent(
+    scene: Scene, smtp, change: str, delivered: bool
 ) -> None:
     from temporalio.testing import ActivityEnvironment
 
@@ -294,11 +306,11 @@ async def test_a_reminder_retried_after_the_client_checked_in_is_not_sent(
     reservation_id = (await scene.book(starts_at, ends_at)).json()["id"]
     await wait_for(lambda: sent(scene, reservation_id))
     before = len(smtp.received)
-    # at the desk while the reminder waited out a failing server
-    await scene.resources.pool.execute(
-        "UPDATE reservation.reservations SET status = 'checked_in' WHERE id = $1",
-        uuid.UUID(reservation_id),
-    )
+    if change:
+        await scene.resources.pool.execute(
+            f"UPDATE reservation.reservations SET {change} WHERE id = $1",  # noqa: S608
+            uuid.UUID(reservation_id),
+        )
     connections = mail_worker.smtp_connections(scene.resources.settings)
     activities = MailActivities(
         scene.resources.pool, scene.resources.settings, connections
@@ -309,9 +321,10 @@ async def test_a_reminder_retried_after_the_client_checked_in_is_not_sent(
     finally:
         await connections.close()
 
-    assert (result.sent, result.duplicate) == (False, False)
-    assert len(smtp.received) == before
-    assert await _kinds(scene, reservation_id) == ["confirmation"]
+    assert (result.sent, result.duplicate) == (delivered, False)
+    assert len(smtp.received) == before + delivered
+    kinds = sorted(await _kinds(scene, reservation_id))
+    assert kinds == ["confirmation"] + (["reminder"] if delivered else [])
 
 
 @pytest.mark.parametrize(
