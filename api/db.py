@@ -47,11 +47,18 @@ def load_migrations() -> list[Migration]:
     return found
 
 
+# far past any pool's command timeout: a migration waits for another process's
+# and may rewrite a large table
+MIGRATION_TIMEOUT = 3600.0
+
+
 async def migrate(conn: asyncpg.Connection) -> list[int]:
     """Apply what is missing; safe to run twice and from two processes at once."""
     applied_now = []
     # The lock serialises concurrent starters; the second one finds the work done.
-    await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK_KEY)
+    await conn.execute(
+        "SELECT pg_advisory_lock($1)", _MIGRATION_LOCK_KEY, timeout=MIGRATION_TIMEOUT
+    )
     try:
         await conn.execute(
             """
@@ -76,7 +83,7 @@ async def migrate(conn: asyncpg.Connection) -> list[int]:
                     )
                 continue
             async with conn.transaction():
-                await conn.execute(migration.sql)
+                await conn.execute(migration.sql, timeout=MIGRATION_TIMEOUT)
                 await conn.execute(
                     "INSERT INTO public.schema_migrations (version, name, checksum)"
                     " VALUES ($1, $2, $3)",
@@ -113,13 +120,13 @@ class SessionFree(asyncpg.Connection):  # type: ignore[misc]
 
 
 async def create_pool(
-    dsn: str, *, min_size: int = 2, max_size: int = 20
+    dsn: str, *, min_size: int = 2, max_size: int = 20, command_timeout: float = 30
 ) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(
         dsn,
         min_size=min_size,
         max_size=max_size,
-        command_timeout=30,
+        command_timeout=command_timeout,
         connection_class=SessionFree,
     )
     assert pool is not None

@@ -70,11 +70,17 @@ async def connect_temporal(
     )
 
 
+# a healthy PostgreSQL answers any query of the API in a fraction of a second
+API_QUERY_TIMEOUT = 5.0
+
+
 async def open_resources(settings: Settings) -> Resources:
     pool = await create_pool(
         database_url(settings),
         min_size=settings.database_pool_min,
         max_size=settings.database_pool_max,
+        # a hung server is a 503 well within the 20 s a booking promises
+        command_timeout=API_QUERY_TIMEOUT,
     )
     client = valkey.from_url(
         valkey_url(settings), socket_timeout=5, socket_connect_timeout=5

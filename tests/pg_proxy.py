@@ -28,6 +28,16 @@ class PostgresProxy:
         self._server: asyncio.Server | None = None
         self._links: set[asyncio.StreamWriter] = set()
         self.connections = 0
+        self._flowing = asyncio.Event()
+        self._flowing.set()
+
+    def freeze(self) -> None:
+        """Hold every byte from now on, as a server stopped dead would: the
+        connections stay open and nothing answers."""
+        self._flowing.clear()
+
+    def thaw(self) -> None:
+        self._flowing.set()
 
     async def restore(self) -> None:
         if self._server is None:
@@ -46,6 +56,7 @@ class PostgresProxy:
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
         self.connections += 1
+        await self._flowing.wait()
         try:
             up_reader, up_writer = await asyncio.open_unix_connection(self.upstream)
         except OSError:
@@ -53,16 +64,20 @@ class PostgresProxy:
             return
         self._links |= {writer, up_writer}
         await asyncio.gather(
-            _pipe(reader, up_writer), _pipe(up_reader, writer), return_exceptions=True
+            self._pipe(reader, up_writer),
+            self._pipe(up_reader, writer),
+            return_exceptions=True,
         )
         self._links -= {writer, up_writer}
 
-
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        while chunk := await reader.read(65536):
-            writer.write(chunk)
-            await writer.drain()
-    finally:
-        with contextlib.suppress(OSError):
-            writer.transport.abort()
+    async def _pipe(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        try:
+            while chunk := await reader.read(65536):
+                await self._flowing.wait()
+                writer.write(chunk)
+                await writer.drain()
+        finally:
+            with contextlib.suppress(OSError):
+                writer.transport.abort()

@@ -161,3 +161,44 @@ async def test_a_migration_that_cannot_unlock_closes_its_connection(
         await other.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK_KEY)
     finally:
         await other.close()
+
+
+async def test_a_hung_database_answers_503_within_the_apis_query_timeout(
+    db: asyncpg.Pool, pg_dsn: str, valkey_server: str, tmp_path
+) -> None:
+    import time
+
+    import httpx
+
+    from api.main import create_app
+    from api.resources import API_QUERY_TIMEOUT, open_resources
+    from tests.conftest import make_settings
+    from tests.pg_proxy import PostgresProxy
+
+    proxy = PostgresProxy(pg_dsn, tmp_path / "pg")
+    await proxy.restore()
+    settings = make_settings(database_url=proxy.dsn, valkey_url=valkey_server)
+    resources = await open_resources(settings)
+    app = create_app(settings, resources=resources)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            assert (await http.get("/api/coworkings")).status_code == 200
+            proxy.freeze()
+            began = time.monotonic()
+            hung = await http.get("/api/coworkings")
+            waited = time.monotonic() - began
+            proxy.thaw()
+            again = await http.get("/api/coworkings")
+    finally:
+        proxy.thaw()
+        resources.pool.terminate()
+        await resources.close()
+        proxy.cut()
+
+    assert (hung.status_code, hung.json()["error"]) == (503, "unavailable")
+    # the query's timeout, and the connection's release after it, well inside
+    # the 20 s a booking promises
+    assert API_QUERY_TIMEOUT <= waited < 15
+    assert hung.headers["retry-after"]
+    assert again.status_code == 200
