@@ -102,6 +102,9 @@ async def refuse_unknown_query(request: Request) -> None:
     if known is None:
         known = _query_names(route.dependant)
         setattr(route, _NAMES_ATTRIBUTE, known)
+    if not known:
+        # nothing there to misspell; a cache-buster (`?v=2`) or a probe's marker passes
+        return
     for name in request.query_params:
         if name in known:
             continue

@@ -535,6 +535,8 @@ async def test_a_query_parameter_the_operation_does_not_read_is_refused(
     )
     unknown = await api.get("/api/coworkings?colour=red")
     hostile = await api.get("/api/coworkings?%3Cscript%3E=1")
+    # an operation with no parameters has nothing to misspell
+    busted = await api.get("/api/health?v=2&_=1765000000")
     known = await api.get(
         "/api/reservations?starts_from=2026-12-07T00:00:00Z", headers=owner.headers
     )
@@ -556,6 +558,7 @@ async def test_a_query_parameter_the_operation_does_not_read_is_refused(
         "query: a parameter this operation does not take",
     )
     assert (known.status_code, known.json()) == (200, [])
+    assert busted.status_code == 200, busted.text
 
 
 @pytest.mark.parametrize("value", ["5", 5.0, True])
