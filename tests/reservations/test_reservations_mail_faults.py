@@ -6,6 +6,7 @@ import pytest
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 from temporalio.exceptions import ApplicationError
 
+from proto import reservation_pb2 as pb
 from tests.reservations.conftest import Scene
 from tests.reservations.test_reservations_lifecycle import berlin, sent, wait_for
 
@@ -27,12 +28,18 @@ async def _booked(scene: Scene) -> tuple[str, WorkflowHandle]:
 
 async def _state(scene: Scene, reservation_id: str):
     handle = _handle(scene, reservation_id)
-    from proto import reservation_pb2 as pb
     from workflows.reservation import ReservationWorkflow
 
     return await handle.query(
         ReservationWorkflow.state, result_type=pb.ReservationState
     )
+
+
+async def _notification_reaches(scene: Scene, reservation_id: str, status: int) -> None:
+    async def reached() -> bool:
+        return (await _state(scene, reservation_id)).notification_status == status
+
+    await wait_for(reached)
 
 
 async def test_smtp_deferring_then_accepting_delivers_one_reminder(
@@ -73,10 +80,7 @@ async def _booked_into_failed_mail(
     starts_at, ends_at = await scene.slot(hours_ahead=hours_ahead)
     reservation_id = (await scene.book(starts_at, ends_at)).json()["id"]
 
-    async def failed() -> bool:
-        return (await _state(scene, reservation_id)).notification_status == 4
-
-    await wait_for(failed)
+    await _notification_reaches(scene, reservation_id, pb.NOTIFICATION_STATUS_FAILED)
     return reservation_id, starts_at
 
 
@@ -102,10 +106,7 @@ async def test_smtp_refusing_for_good_marks_failed_then_retry_signal_delivers(
         "Your seat is booked: Lounge One"
     ]
 
-    async def sent_status() -> bool:
-        return (await _state(scene, reservation_id)).notification_status == 3
-
-    await wait_for(sent_status)
+    await _notification_reaches(scene, reservation_id, pb.NOTIFICATION_STATUS_SENT)
     # nothing failed any more: a retry is refused rather than answered "requested"
     again = await scene.api.post(
         f"/api/reservations/{reservation_id}/notifications/retry",
@@ -191,10 +192,7 @@ async def test_failed_mail_stays_failed_while_later_mails_wait_and_late_reminder
     )
     assert retry.status_code == 202
 
-    async def settled() -> bool:
-        return (await _state(scene, reservation_id)).notification_status == 3
-
-    await wait_for(settled)
+    await _notification_reaches(scene, reservation_id, pb.NOTIFICATION_STATUS_SENT)
     assert await _kinds(scene, reservation_id) == ["confirmation"]
     assert [m.message["Subject"] for m in smtp.received] == [
         "Your seat is booked: Lounge One"
@@ -255,10 +253,7 @@ async def test_a_mail_coming_due_behind_a_failed_one_tries_them_both_again(
     reminder_at = starts_at - timedelta(hours=3)
     await scene.sleep(reminder_at - await scene.now() + timedelta(seconds=1))
 
-    async def settled() -> bool:
-        return (await _state(scene, reservation_id)).notification_status == 3
-
-    await wait_for(settled)
+    await _notification_reaches(scene, reservation_id, pb.NOTIFICATION_STATUS_SENT)
     rows = await sent(scene, reservation_id)
     assert [row["kind"] for row in rows] == ["confirmation", "reminder"]
     assert rows[1]["due_at"] == reminder_at
@@ -270,7 +265,6 @@ async def test_a_mail_coming_due_behind_a_failed_one_tries_them_both_again(
 
 
 def _mail_request(scene: Scene, reservation_id: str, kind: int, starts_at: datetime):
-    from proto import reservation_pb2 as pb
 
     request = pb.MailInput(
         reservation_id=reservation_id, kind=kind, version=1, seat_id=str(scene.seat_id)
@@ -299,7 +293,6 @@ async def test_a_reminder_retried_past_a_change_is_not_sent(
     from temporalio.testing import ActivityEnvironment
 
     from activities.mail import MailActivities
-    from proto import reservation_pb2 as pb
     from workers import mail as mail_worker
 
     starts_at, ends_at = await scene.slot(hours_ahead=8)
@@ -340,7 +333,6 @@ async def test_a_recipient_refused_at_rcpt_is_told_apart_from_a_server_down(
     from temporalio.testing import ActivityEnvironment
 
     from activities.mail import MailActivities
-    from proto import reservation_pb2 as pb
     from workers import mail as mail_worker
 
     starts_at, ends_at = await scene.slot(hours_ahead=30)
@@ -415,19 +407,13 @@ async def test_a_move_during_a_failing_confirmation_round_sends_one_confirmation
     await _move(scene, reservation_id, later)
     await scene.sleep(timedelta(minutes=4))
 
-    async def failed() -> bool:
-        return (await _state(scene, reservation_id)).notification_status == 4
-
-    await wait_for(failed)
+    await _notification_reaches(scene, reservation_id, pb.NOTIFICATION_STATUS_FAILED)
     # the server comes back; nobody asks for a retry and no later mail comes due
     smtp.refuse_with = None
     assert await sent(scene, reservation_id) == []
     await scene.sleep(MAILS_BEHIND_PAUSE + timedelta(seconds=5))
 
-    async def settled() -> bool:
-        return (await _state(scene, reservation_id)).notification_status == 3
-
-    await wait_for(settled)
+    await _notification_reaches(scene, reservation_id, pb.NOTIFICATION_STATUS_SENT)
     rows = await sent(scene, reservation_id)
     assert [(row["kind"], row["version"]) for row in rows] == [("confirmation", 2)]
     round_failed = await _rounds_failed(scene, reservation_id)
@@ -448,10 +434,7 @@ async def test_a_move_after_a_failed_confirmation_sends_one_confirmation_at_once
 
     await _move(scene, reservation_id, later)
 
-    async def settled() -> bool:
-        return (await _state(scene, reservation_id)).notification_status == 3
-
-    await wait_for(settled)
+    await _notification_reaches(scene, reservation_id, pb.NOTIFICATION_STATUS_SENT)
     rows = await sent(scene, reservation_id)
     assert [(row["kind"], row["version"]) for row in rows] == [("confirmation", 2)]
     _the_one_invitation(smtp, later)
@@ -471,17 +454,11 @@ async def test_a_reminder_behind_a_failed_round_is_tried_again_before_the_start(
     # the reminder comes due a minute on, while the confirmation is refused
     await scene.sleep(timedelta(minutes=4))
 
-    async def failed() -> bool:
-        return (await _state(scene, reservation_id)).notification_status == 4
-
-    await wait_for(failed)
+    await _notification_reaches(scene, reservation_id, pb.NOTIFICATION_STATUS_FAILED)
     smtp.refuse_with = None
     await scene.sleep(timedelta(minutes=4))
 
-    async def settled() -> bool:
-        return (await _state(scene, reservation_id)).notification_status == 3
-
-    await wait_for(settled)
+    await _notification_reaches(scene, reservation_id, pb.NOTIFICATION_STATUS_SENT)
     rows = await sent(scene, reservation_id)
     assert [row["kind"] for row in rows] == ["confirmation", "reminder"]
     assert rows[1]["due_at"] == starts_at - timedelta(minutes=6)
@@ -504,10 +481,7 @@ async def test_a_cancelled_reservation_shows_its_failed_mail_until_it_is_sent(
     cancelled = await scene.api.delete(path, headers=scene.client.headers)
     assert cancelled.status_code == 204
 
-    async def failed() -> bool:
-        return (await _state(scene, reservation_id)).notification_status == 4
-
-    await wait_for(failed)
+    await _notification_reaches(scene, reservation_id, pb.NOTIFICATION_STATUS_FAILED)
     seen = (await scene.api.get(path, headers=scene.admin.headers)).json()
     assert (seen["status"], seen["notification_status"]) == ("cancelled", "failed")
     # closed, it waits a week for ops, and the history says until when
