@@ -53,6 +53,9 @@ def _refusal(kind: str, what: str, code: int, permanent: bool) -> ApplicationErr
     )
 
 
+_INVITATIONS = (pb.MAIL_KIND_CONFIRMATION, pb.MAIL_KIND_RESCHEDULE)
+
+
 def _reminder_is_stale(request: pb.MailInput, row: asyncpg.Record) -> bool:
     """A reminder retried past a check-in, a cancel or a move: the first needs
     none, and the others would name a seat and time that no longer hold (a
@@ -178,6 +181,12 @@ class MailActivities:
             or (
                 request.kind == pb.MAIL_KIND_REMINDER
                 and _reminder_is_stale(request, row)
+            )
+            # one invitation per version: a run begun again by a reset asks for
+            # the confirmation of a version whose move mail went out already
+            or (
+                request.kind in _INVITATIONS
+                and request.version <= row["invited_version"]
             )
         ):
             return None

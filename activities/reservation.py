@@ -86,7 +86,8 @@ def seat_lock_key(seat_id: uuid.UUID) -> int:
 # The coworking comes from the reservation when the seat has gone since it was held.
 _CLAIM_CONTEXT = f"""
 WITH existing AS (
-    SELECT status, version, coworking_id FROM reservation.reservations
+    SELECT status, version, coworking_id, seat_id, starts_at, ends_at
+    FROM reservation.reservations
     WHERE id = $1 FOR UPDATE
 )
 SELECT {", ".join(f"w.{column}" for column in RULE_COLUMNS)},
@@ -108,7 +109,8 @@ SELECT {", ".join(f"w.{column}" for column in RULE_COLUMNS)},
        AND ends_at > $6 AND id <> $1)
         AS active_count,
     e.status AS existing_status, e.version AS existing_version,
-    e.coworking_id AS existing_coworking_id
+    e.coworking_id AS existing_coworking_id, e.seat_id AS existing_seat_id,
+    e.starts_at AS existing_starts_at, e.ends_at AS existing_ends_at
 FROM (SELECT 1) AS one
 LEFT JOIN existing e ON true
 LEFT JOIN coworking.seats s ON s.id = $3 AND s.deleted_at IS NULL
@@ -241,9 +243,14 @@ class ReservationActivities:
         if existing_version is not None and existing_version >= request.version:
             # a retry of a claim that already committed
             touched.add(context["existing_coworking_id"])
-            return self._held(
+            held = self._held(
                 CoworkingRules.from_row(context), context["existing_status"]
             )
+            held.seat_id = str(context["existing_seat_id"])
+            held.starts_at.FromDatetime(context["existing_starts_at"])
+            held.ends_at.FromDatetime(context["existing_ends_at"])
+            held.version = existing_version
+            return held
         if context["seat_number"] is None:
             raise _Refused(_rejected("seat_not_found", f"seat_id: no seat {seat_id}"))
         if context["client_internal"] is None:

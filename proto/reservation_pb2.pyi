@@ -257,7 +257,7 @@ class ClaimInput(_message.Message):
     def __init__(self, reservation_id: _Optional[str] = ..., client_id: _Optional[str] = ..., seat_id: _Optional[str] = ..., starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ends_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., version: _Optional[int] = ..., now: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reschedule: _Optional[bool] = ..., requested_by: _Optional[str] = ...) -> None: ...
 
 class ClaimResult(_message.Message):
-    __slots__ = ("outcome", "coworking_id", "status", "rules", "conflict", "rule", "description")
+    __slots__ = ("outcome", "coworking_id", "status", "rules", "conflict", "rule", "description", "seat_id", "starts_at", "ends_at", "version")
     OUTCOME_FIELD_NUMBER: _ClassVar[int]
     COWORKING_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -265,6 +265,10 @@ class ClaimResult(_message.Message):
     CONFLICT_FIELD_NUMBER: _ClassVar[int]
     RULE_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    SEAT_ID_FIELD_NUMBER: _ClassVar[int]
+    STARTS_AT_FIELD_NUMBER: _ClassVar[int]
+    ENDS_AT_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
     outcome: HoldOutcome
     coworking_id: str
     status: ReservationStatus
@@ -272,7 +276,11 @@ class ClaimResult(_message.Message):
     conflict: Conflict
     rule: str
     description: str
-    def __init__(self, outcome: _Optional[_Union[HoldOutcome, str]] = ..., coworking_id: _Optional[str] = ..., status: _Optional[_Union[ReservationStatus, str]] = ..., rules: _Optional[_Union[BookingRules, _Mapping]] = ..., conflict: _Optional[_Union[Conflict, _Mapping]] = ..., rule: _Optional[str] = ..., description: _Optional[str] = ...) -> None: ...
+    seat_id: str
+    starts_at: _timestamp_pb2.Timestamp
+    ends_at: _timestamp_pb2.Timestamp
+    version: int
+    def __init__(self, outcome: _Optional[_Union[HoldOutcome, str]] = ..., coworking_id: _Optional[str] = ..., status: _Optional[_Union[ReservationStatus, str]] = ..., rules: _Optional[_Union[BookingRules, _Mapping]] = ..., conflict: _Optional[_Union[Conflict, _Mapping]] = ..., rule: _Optional[str] = ..., description: _Optional[str] = ..., seat_id: _Optional[str] = ..., starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ends_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., version: _Optional[int] = ...) -> None: ...
 
 class ReleaseInput(_message.Message):
     __slots__ = ("reservation_id", "release_from", "status", "reason")

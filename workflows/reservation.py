@@ -85,6 +85,11 @@ PATCH_RETRY_MAILS_BEHIND = "2026-12-retry-mails-behind"
 # the client had received the old slot's confirmation and, the same second,
 # the move to the new one.
 PATCH_ONE_INVITATION = "2026-12-one-invitation"
+# A run begun again by a reset to before a move holds the booking as the
+# database has it: the seat, times and version the move left, or the end a
+# cancel or a check-in past its end left. Before, its timers acted on the
+# first seat and time, while another client could hold them.
+PATCH_RESET_TAKES_ROW = "2026-12-reset-takes-row"
 # how long a mail rests, after its attempts ran into a database outage, before
 # the next round of attempts
 DATABASE_OUTAGE_PAUSE = timedelta(seconds=30)
@@ -254,6 +259,11 @@ class ReservationWorkflow:
         self._state.rules.CopyFrom(claim.rules)
         self._state.status = claim.status
         self._hold = pb.HoldResult(outcome=pb.HOLD_OUTCOME_HELD)
+        if (
+            claim.version > self._state.version or claim.status in TERMINAL
+        ) and self._patched(PATCH_RESET_TAKES_ROW):
+            if self._take_over(claim):
+                return self._state
         self._hold_deadline = workflow.now() + timedelta(
             minutes=claim.rules.hold_minutes
         )
@@ -577,6 +587,30 @@ class ReservationWorkflow:
             )
         except TimeoutError:
             pass
+
+    def _take_over(self, claim: pb.ClaimResult) -> bool:
+        """Take the booking as an earlier run left it; True when that run closed it."""
+        if claim.version > self._state.version:
+            self._state.seat_id = claim.seat_id
+            self._state.starts_at.CopyFrom(claim.starts_at)
+            self._state.ends_at.CopyFrom(claim.ends_at)
+            self._state.version = claim.version
+            self._moved_to = f"version {claim.version}, taken over from an earlier run"
+            workflow.upsert_search_attributes(
+                [
+                    SEAT_ID.value_set(claim.seat_id),
+                    RESERVATION_START.value_set(_dt(claim.starts_at)),
+                ]
+            )
+        if claim.status not in TERMINAL:
+            return False
+        # it closed before this run began, and its mails went out then
+        self._upsert_status()
+        workflow.set_current_details(
+            f"Closed: {status_name(claim.status)}, before this run began"
+        )
+        self._state.waiting_for = ""
+        return True
 
     def _patched(self, patch_id: str) -> bool:
         if self._input.revision >= _FOLDED_IN.get(patch_id, REVISION + 1):

@@ -1,0 +1,149 @@
+"""A workflow reset by an operator to its first task runs the booking again:
+the new run must hold the reservation as the database has it, not as it was
+booked."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import pytest
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
+from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
+
+from proto import reservation_pb2 as pb
+from tests.reservations.conftest import Scene
+from tests.reservations.test_reservations_lifecycle import sent, wait_for
+
+pytestmark = pytest.mark.real_time_server
+
+
+async def _reset_to_first_task(scene: Scene, handle: WorkflowHandle) -> str:
+    """`temporal workflow reset --type FirstWorkflowTask`; the new run's id."""
+    temporal = scene.resources.temporal
+    history = await handle.fetch_history()
+    first_task = min(
+        event.event_id
+        for event in history.events
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
+    )
+    reset = await temporal.workflow_service.reset_workflow_execution(
+        ResetWorkflowExecutionRequest(
+            namespace=temporal.namespace,
+            workflow_execution=WorkflowExecution(workflow_id=handle.id),
+            reason="support reset", workflow_task_finish_event_id=first_task,
+            request_id=str(uuid.uuid4()),
+        )
+    )  # fmt: skip
+    return reset.run_id
+
+
+async def _mail_results(handle: WorkflowHandle) -> int:
+    history = await handle.fetch_history()
+    return sum(
+        1
+        for event in history.events
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
+    )
+
+
+async def test_a_run_reset_to_before_a_move_keeps_the_move(scene: Scene, smtp) -> None:
+    starts_at, ends_at = await scene.slot(hours_ahead=30)
+    booked = await scene.book(starts_at, ends_at)
+    assert booked.status_code == 200, booked.text
+    reservation_id = booked.json()["id"]
+    new_start, new_end = starts_at + timedelta(hours=2), ends_at + timedelta(hours=2)
+    moved = await scene.api.patch(
+        f"/api/reservations/{reservation_id}",
+        json={
+            "seat_id": str(scene.other_seat_id),
+            "starts_at": new_start.isoformat(),
+            "ends_at": new_end.isoformat(),
+        },
+        headers=scene.client.headers,
+    )
+    assert moved.status_code == 200, moved.text
+
+    async def both_mails_sent() -> bool:
+        return len(await sent(scene, reservation_id)) == 2
+
+    assert await wait_for(both_mails_sent)
+    temporal = scene.resources.temporal
+    handle = temporal.get_workflow_handle(f"reservation-{reservation_id}")
+    run_id = await _reset_to_first_task(scene, handle)
+    new_run = temporal.get_workflow_handle(handle.id, run_id=run_id)
+
+    async def waiting() -> pb.ReservationState | None:
+        state = await new_run.query("state")
+        return state if state.waiting_for else None
+
+    state = await wait_for(waiting)
+    assert isinstance(state, pb.ReservationState)
+    assert (state.seat_id, state.version) == (str(scene.other_seat_id), 2)
+    assert (state.starts_at.ToSeconds(), state.ends_at.ToSeconds()) == (
+        int(new_start.timestamp()),
+        int(new_end.timestamp()),
+    )
+    reminder_at = new_start - timedelta(hours=3)
+    assert state.waiting_for == f"the reminder at {reminder_at.isoformat()}"
+
+    # the new run asks for the moved slot's confirmation; the client has its
+    # move mail already, so no second invitation for it goes out
+    async def invitation_answered() -> bool:
+        return await _mail_results(new_run) == 1
+
+    assert await wait_for(invitation_answered)
+    assert [
+        (row["kind"], row["version"]) for row in await sent(scene, reservation_id)
+    ] == [
+        ("confirmation", 1),
+        ("reschedule", 2),
+    ]
+    assert len(smtp.received) == 2
+    row = await scene.resources.pool.fetchrow(
+        "SELECT seat_id, status, version, (SELECT array_agg(slot_start ORDER BY"
+        " slot_start) FROM reservation.seat_claims c WHERE c.reservation_id = r.id)"
+        " AS slots FROM reservation.reservations r WHERE id = $1",
+        uuid.UUID(reservation_id),
+    )
+    assert (row["seat_id"], row["status"], row["version"]) == (
+        scene.other_seat_id,
+        "confirmed",
+        2,
+    )
+    assert row["slots"] == [new_start + timedelta(minutes=5 * n) for n in range(12)]
+
+
+async def test_a_run_reset_after_a_cancel_stays_cancelled(scene: Scene, smtp) -> None:
+    starts_at, ends_at = await scene.slot(hours_ahead=30)
+    reservation_id = (await scene.book(starts_at, ends_at)).json()["id"]
+    cancelled = await scene.api.delete(
+        f"/api/reservations/{reservation_id}", headers=scene.client.headers
+    )
+    assert cancelled.status_code == 204, cancelled.text
+    temporal = scene.resources.temporal
+    handle = temporal.get_workflow_handle(f"reservation-{reservation_id}")
+    closed = await handle.result()
+    assert closed.status == pb.RESERVATION_STATUS_CANCELLED
+    mails = [(row["kind"], row["version"]) for row in await sent(scene, reservation_id)]
+    assert mails == [("confirmation", 1), ("cancellation", 1)]
+
+    run_id = await _reset_to_first_task(scene, handle)
+    new_run = temporal.get_workflow_handle(handle.id, run_id=run_id)
+    result = await new_run.result()
+
+    assert result.status == pb.RESERVATION_STATUS_CANCELLED
+    description = await new_run.describe()
+    assert description.status == WorkflowExecutionStatus.COMPLETED
+    assert description.search_attributes["ReservationStatus"] == ["cancelled"]
+    assert await _mail_results(new_run) == 0
+    row = await scene.resources.pool.fetchrow(
+        "SELECT status, (SELECT count(*) FROM reservation.seat_claims c"
+        " WHERE c.reservation_id = r.id) AS claims"
+        " FROM reservation.reservations r WHERE id = $1",
+        uuid.UUID(reservation_id),
+    )
+    assert (row["status"], row["claims"]) == ("cancelled", 0)
+    assert len(smtp.received) == 2
