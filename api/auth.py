@@ -72,6 +72,20 @@ async def _current_principal(
         return await authenticate(resources, token, kind="admin")
 
 
+async def _optional_viewer(
+    resources: ResourcesDep, credentials: AdminBearer
+) -> Principal | None:
+    """Whoever asks, admin or client, or None for anyone; a bad token is a 401."""
+    if credentials is None:
+        return None
+    token = _token(credentials)
+    try:
+        return await authenticate(resources, token, kind="admin")
+    except Unauthorized:
+        return await authenticate(resources, token, kind="client")
+
+
+OptionalViewer = Annotated[Principal | None, Depends(_optional_viewer)]
 CurrentClient = Annotated[Principal, Depends(_current_client)]
 CurrentAdmin = Annotated[Principal, Depends(_current_admin)]
 CurrentPrincipal = Annotated[Principal, Depends(_current_principal)]

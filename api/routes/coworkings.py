@@ -11,17 +11,16 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Body, Depends, Query, Response
-from fastapi.security import HTTPAuthorizationCredentials
 
 from api.auth import (
     CurrentPrincipal,
-    _bearer_admin,
+    OptionalViewer,
     managed_coworkings,
     require_coworking_write,
     require_role,
 )
 from api.deps import PoolDep, SettingsDep, ValkeyDep
-from api.errors import Forbidden, Unauthorized
+from api.errors import Forbidden
 from api.models.common import InDigits, Instant, SearchText
 from api.models.coworkings import (
     AvailabilityPublic,
@@ -40,7 +39,7 @@ from api.models.coworkings import (
 from api.services import availability as availability_service
 from api.services import coworkings as service
 from api.services.coworkings import MAX_BULK_SEATS as MAX_BULK
-from api.tokens import Principal, decode_access_token
+from api.tokens import Principal
 
 # the contract sets no maximum, so a larger limit is read as the page size,
 # never refused: a client moves offset on by the rows it got, until none come
@@ -60,36 +59,34 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-async def _optional_admin(
-    settings: SettingsDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer_admin)],
-) -> Principal | None:
-    """The admin asking, or None for anyone else; a bad token is still a 401."""
-    if credentials is None:
-        return None
-    if credentials.scheme.lower() != "bearer":
-        raise Unauthorized()
-    try:
-        return decode_access_token(settings, credentials.credentials, kind="admin")
-    except Unauthorized:
-        # a client's token is valid, it just grants nothing more than none
-        decode_access_token(settings, credentials.credentials, kind="client")
-        return None
-
-
-OptionalAdmin = Annotated[Principal | None, Depends(_optional_admin)]
 # added to the generated admin requirement: `{}` says anyone may call without one
 OPTIONAL_ADMIN_DOC: dict[str, Any] = {"security": [{}]}
 
 
 async def can_read_all(
-    pool: PoolDep, admin: Principal | None, coworking_id: UUID
+    pool: PoolDep, viewer: Principal | None, coworking_id: UUID
 ) -> bool:
     """Whether the viewer sees the coworking's inactive and staff-only parts."""
-    if admin is None:
+    if viewer is None or viewer.kind != "admin":
         return False
-    scope = await managed_coworkings(pool, admin)
+    scope = await managed_coworkings(pool, viewer)
     return scope is None or coworking_id in scope
+
+
+async def _can_see(pool: PoolDep, viewer: Principal | None, coworking_id: UUID) -> bool:
+    """Whether an inactive coworking and its seats are shown to the viewer: its
+    staff, and a client with a booking there, whose app must still show where
+    and which seat."""
+    if viewer is not None and viewer.kind == "client":
+        return bool(
+            await pool.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM reservation.reservations"
+                " WHERE client_id = $1 AND coworking_id = $2)",
+                viewer.id,
+                coworking_id,
+            )  # fmt: skip
+        )
+    return await can_read_all(pool, viewer, coworking_id)
 
 
 async def require_coworking_read(
@@ -118,9 +115,9 @@ def scoped_router(prefix: str, coworking: Any) -> APIRouter:
 
     @router.get("", response_model=CoworkingPublic, openapi_extra=OPTIONAL_ADMIN_DOC)
     async def read_coworking(
-        pool: PoolDep, coworking_id: CoworkingId, viewer: OptionalAdmin
+        pool: PoolDep, coworking_id: CoworkingId, viewer: OptionalViewer
     ) -> dict[str, Any]:
-        show = await can_read_all(pool, viewer, coworking_id)
+        show = await _can_see(pool, viewer, coworking_id)
         return await service.get_coworking(
             pool, coworking_id, show_inactive=show, now=_now()
         )
@@ -142,11 +139,11 @@ def scoped_router(prefix: str, coworking: Any) -> APIRouter:
     async def list_seats(
         pool: PoolDep,
         coworking_id: CoworkingId,
-        viewer: OptionalAdmin,
+        viewer: OptionalViewer,
         limit: Limit = None,
         offset: Offset = None,
     ) -> list[dict[str, Any]]:
-        show = await can_read_all(pool, viewer, coworking_id)
+        show = await _can_see(pool, viewer, coworking_id)
         return await service.list_seats(
             pool, coworking_id, limit=limit, offset=offset, show_inactive=show
         )
@@ -264,7 +261,7 @@ def scoped_router(prefix: str, coworking: Any) -> APIRouter:
         pool: PoolDep,
         kv: ValkeyDep,
         coworking_id: CoworkingId,
-        viewer: OptionalAdmin,
+        viewer: OptionalViewer,
         from_: Annotated[Instant, Query(alias="from")],
         to: Instant,
         type: Literal["OpenSpace", "Cabin", "Room"] | None = None,  # noqa: A002

@@ -262,6 +262,62 @@ async def test_read_coworking_inactive_hidden_from_public(
     assert forged.status_code == 401
 
 
+async def test_an_inactive_coworking_is_shown_to_a_client_who_booked_there(
+    api: httpx.AsyncClient, db, settings
+) -> None:
+    hidden = await create_coworking(db, active=False)
+    seat = await create_seat(db, hidden, number=7)
+    holder = await create_client(db, settings)
+    stranger = await create_client(db, settings)
+    starts_at = datetime(2027, 3, 1, 9, tzinfo=UTC)
+    await db.execute(
+        "INSERT INTO reservation.reservations (id, client_id, seat_id, coworking_id,"
+        " starts_at, ends_at, status) VALUES ($1, $2, $3, $4, $5, $6, 'cancelled')",
+        uuid.uuid4(), holder.id, seat, hidden,
+        starts_at, starts_at + timedelta(hours=1),
+    )  # fmt: skip
+
+    seen = await api.get(f"/api/coworkings/{hidden}", headers=holder.headers)
+    assert seen.status_code == 200, seen.text
+    assert (seen.json()["id"], seen.json()["active"]) == (str(hidden), False)
+    seats = await api.get(f"/api/coworkings/{hidden}/seats", headers=holder.headers)
+    assert [(s["id"], s["number"]) for s in seats.json()] == [(str(seat), 7)]
+    for path in (f"/api/coworkings/{hidden}", f"/api/coworkings/{hidden}/seats"):
+        refused = await api.get(path, headers=stranger.headers)
+        assert (refused.status_code, refused.json()) == (
+            404,
+            {
+                "error": "not_found",
+                "description": f"coworking_id: no coworking {hidden}",
+            },
+        )
+    # the booking does not open what only staff see
+    closures = await api.get(
+        f"/api/coworkings/{hidden}/availability",
+        params={"from": "2027-03-01T08:00:00Z", "to": "2027-03-01T12:00:00Z"},
+        headers=holder.headers,
+    )
+    assert closures.status_code == 404
+
+
+async def test_a_signed_out_admin_token_is_refused_on_public_reads(
+    api: httpx.AsyncClient, db, settings
+) -> None:
+    hidden = await create_coworking(db, active=False)
+    owner = await create_admin(db, settings)
+    assert (
+        await api.get(f"/api/coworkings/{hidden}", headers=owner.headers)
+    ).status_code == 200
+    await db.execute(
+        "UPDATE admin.admins SET token_version = token_version + 1 WHERE id = $1",
+        owner.id,
+    )
+
+    refused = await api.get(f"/api/coworkings/{hidden}", headers=owner.headers)
+
+    assert refused.status_code == 401
+
+
 async def test_the_seats_of_an_inactive_coworking_are_hidden_as_it_is(
     api: httpx.AsyncClient, db, settings
 ) -> None:
