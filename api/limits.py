@@ -4,9 +4,9 @@ A pure ASGI middleware: it reads the body itself, up to a limit and within a
 deadline, and answers 413, 408, 415 or 400 on its own, so an oversized,
 dribbled, compressed, mislabelled or absurdly nested body is never handed to
 a parser. What passes is replayed to the application unchanged. It also
-refuses a request that names its credentials or its idempotency key twice,
-or its length two ways, and one whose head is larger than any client of this
-API sends.
+refuses a JSON body with a key twice in one object, a request that names its
+credentials or its idempotency key twice, or its length two ways, and one
+whose head is larger than any client of this API sends.
 """
 
 from __future__ import annotations
@@ -72,6 +72,31 @@ def _named_twice(query: bytes) -> str | None:
         if name in seen and _QUERY_NAME.fullmatch(name) and name not in _LIST_QUERIES:
             return name
         seen.add(name)
+    return None
+
+
+class _KeyTwice(ValueError):
+    pass
+
+
+def _one_each(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise _KeyTwice(key)
+        found[key] = value
+    return found
+
+
+def key_named_twice(body: bytes) -> str | None:
+    """The first key a JSON object of the body names twice, if any; None too
+    for a body that is not JSON, which the route's own parser refuses."""
+    try:
+        json.loads(body, object_pairs_hook=_one_each)
+    except _KeyTwice as twice:
+        return str(twice.args[0])
+    except (ValueError, RecursionError):
+        return None
     return None
 
 
@@ -171,6 +196,13 @@ class BodyLimitMiddleware:
                     400, "invalid_body",
                     f"body: nested deeper than {MAX_JSON_DEPTH} levels",
                 )  # fmt: skip
+            if "json" in content_type and (key := key_named_twice(body)) is not None:
+                # the parser would keep the last silently; the caller may have meant
+                # either, and a proxy that read the first saw another request
+                name = f"body.{key}" if _QUERY_NAME.fullmatch(key) else "body"
+                raise _Refused(
+                    400, "invalid_body", f"{name}: a key given twice in one object"
+                )
         except _Refused as refused:
             logger.info(
                 "refused body on %s %s: %s",

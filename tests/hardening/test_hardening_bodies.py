@@ -15,6 +15,7 @@ from api.limits import (
     MAX_JSON_DEPTH,
     BodyLimitMiddleware,
     json_depth,
+    key_named_twice,
 )
 from api.main import create_app
 from tests.factories import create_admin, create_client, create_coworking, create_seat
@@ -69,6 +70,57 @@ async def test_post_json_nested_ten_thousand_deep_refused(api, db) -> None:
     text = await api.post(REGISTER, json=_form(patronymic="[" * 19))
     assert text.status_code == 200, text.text
     assert await db.fetchval("SELECT patronymic FROM client.clients") == "[" * 19
+
+
+async def test_a_json_key_given_twice_is_refused_and_nothing_is_made(
+    api, db, settings
+) -> None:
+    body = json.dumps(_form())[:-1] + ', "email": "other@example.com"}'
+    nested = b'{"opening_hours": {"mon": [], "mon": []}}'
+    owner = await create_admin(db, settings)
+    coworking = await create_coworking(db)
+
+    twice = await api.post(
+        REGISTER, content=body, headers={"Content-Type": "application/json"}
+    )
+    inner = await api.patch(
+        f"/api/coworkings/{coworking}",
+        content=nested,
+        headers={**owner.headers, "Content-Type": "application/json"},
+    )
+
+    assert (twice.status_code, twice.json()) == (
+        400,
+        {
+            "error": "invalid_body",
+            "description": "body.email: a key given twice in one object",
+        },
+    )
+    assert (inner.status_code, inner.json()) == (
+        400,
+        {
+            "error": "invalid_body",
+            "description": "body.mon: a key given twice in one object",
+        },
+    )
+    assert await db.fetchval("SELECT count(*) FROM client.clients") == 0
+    # the look of it inside a string is text
+    both = await api.post(REGISTER, json=_form(patronymic='{"a":1,"a":2}'))
+    assert both.status_code == 200, both.text
+
+
+@pytest.mark.parametrize(
+    ("body", "key"),
+    [
+        pytest.param(b'{"a": {"b": 1}, "c": {"b": 2}}', None, id="apart"),
+        pytest.param(b'[{"a": 1}, {"a": 1}]', None, id="in_list_items"),
+        pytest.param(b'{"a": 1, "a": 1}', "a", id="same_value"),
+        pytest.param(b'{"\\u0061": 1, "a": 2}', "a", id="escaped"),
+        pytest.param(b'{"a": 1, "a"', None, id="not_json"),
+    ],
+)
+def test_find_a_key_named_twice(body: bytes, key: str | None) -> None:
+    assert key_named_twice(body) == key
 
 
 @pytest.mark.parametrize(
