@@ -20,7 +20,7 @@ from api.auth import (
     require_role,
 )
 from api.deps import PoolDep, SettingsDep, ValkeyDep
-from api.errors import Forbidden
+from api.errors import Forbidden, InvalidQuery
 from api.models.common import InDigits, Instant, SearchText
 from api.models.coworkings import (
     AvailabilityPublic,
@@ -218,6 +218,8 @@ def scoped_router(prefix: str, coworking: Any) -> APIRouter:
         offset: Offset = None,
     ) -> list[dict[str, Any]]:
         await require_coworking_read(pool, who, coworking_id)
+        if from_ and to and to <= from_:
+            raise InvalidQuery("query.to: must be after from")
         return await service.list_closures(
             pool, coworking_id, start=from_, end=to, limit=limit, offset=offset
         )

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from api import ratelimit
 from api.auth import CurrentAdmin, CurrentClient, CurrentPrincipal, managed_coworkings
 from api.deps import ResourcesDep
-from api.errors import InvalidInput, NotFound, describe_validation
+from api.errors import InvalidInput, InvalidQuery, NotFound, describe_validation
 from api.models.common import InDigits, Instant
 from api.models.reservations import CancelBody, CreateReservation, ReservationUpdate
 from api.resources import Resources
@@ -99,6 +99,9 @@ async def list_reservations(
     limit: Limit = None,
     offset: Offset = None,
 ) -> list[dict[str, Any]]:
+    if starts_from and starts_before and starts_before <= starts_from:
+        # an empty window is a caller's mistake, not a day without bookings
+        raise InvalidQuery("query.starts_before: must be after starts_from")
     items = await reservations.list_filtered(
         resources, admin,
         coworking_id=coworking_id, seat_id=seat_id, client_id=client_id,

@@ -686,6 +686,15 @@ async def test_closures_crud_and_scope(api: httpx.AsyncClient, db, settings) -> 
         url, params={"from": "2026-05-02T00:00:00Z"}, headers=support.headers
     )
     assert outside.json() == []
+    backwards = await api.get(
+        url,
+        params={"from": "2026-05-02T00:00:00Z", "to": "2026-05-01T00:00:00Z"},
+        headers=support.headers,
+    )
+    assert (backwards.status_code, backwards.json()) == (
+        400,
+        {"error": "invalid_query", "description": "query.to: must be after from"},
+    )
     assert (await api.get(url)).status_code == 401
 
     moved = await api.patch(

@@ -53,6 +53,18 @@ async def test_list_reservations_with_unknown_status_or_numeric_time_refused(
         assert response.status_code == 400
         assert response.json()["description"].startswith(f"query.{field}:")
     assert (fine.status_code, fine.json()) == (200, [])
+    backwards = await api.get(
+        "/api/reservations?starts_from=2026-01-02T00:00:00Z"
+        "&starts_before=2026-01-02T00:00:00%2B01:00",
+        headers=admin.headers,
+    )
+    assert (backwards.status_code, backwards.json()) == (
+        400,
+        {
+            "error": "invalid_query",
+            "description": "query.starts_before: must be after starts_from",
+        },
+    )
 
 
 async def test_register_client_with_string_boolean_refused(api, db) -> None:
