@@ -205,6 +205,9 @@ def _calendar(
     event.add("summary", f"Seat {context.seat_number} at {context.coworking_name}")
     event.add("location", context.coworking_address)
     event.add("organizer", vCalAddress(f"mailto:{organizer}"))
+    if method == "CANCEL":
+        # RFC 5546 wants at least one attendee in a CANCEL, and none in a PUBLISH
+        event.add("attendee", vCalAddress(f"mailto:{context.recipient_email}"))
     event.add("status", status)
     calendar.add_component(event)
     zones = []

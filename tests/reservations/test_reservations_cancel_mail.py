@@ -129,6 +129,8 @@ async def test_closure_refused_until_staff_cancel_then_the_mail_cancels_the_even
         == str(invited["ORGANIZER"])
         == ("mailto:noreply@tlounge.local")
     )
+    assert str(event["ATTENDEE"]) == "mailto:ada@example.com"
+    assert "ATTENDEE" not in invited
     for name, instant in (("DTSTART", starts_at), ("DTEND", ends_at)):
         assert event[name].params["TZID"] == "Europe/Berlin"
         assert event.decoded(name) == instant
