@@ -25,7 +25,14 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from email_validator import EmailNotValidError, validate_email
-from icalendar import Calendar, Event, Timezone, vCalAddress
+from icalendar import (
+    Calendar,
+    Event,
+    Timezone,
+    TimezoneDaylight,
+    TimezoneStandard,
+    vCalAddress,
+)
 
 from proto import reservation_pb2 as pb
 
@@ -156,12 +163,78 @@ _CHANGE_WINDOW = timedelta(hours=1)
 _ZONE_DEFINED_UNTIL = datetime(2038, 1, 1, tzinfo=UTC)
 
 
+_ZONE_DEFINED_FROM = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+# a zone's clock at one instant: its offset, its name, and whether it is summer time
+Clock = tuple[timedelta, str, bool]
+
+
+def _clock(zone: ZoneInfo, epoch: int) -> Clock:
+    local = datetime.fromtimestamp(epoch, UTC).astimezone(zone)
+    return local.utcoffset() or timedelta(0), local.tzname() or "", bool(local.dst())
+
+
+def offset_changes(
+    zone: ZoneInfo, start: datetime, end: datetime
+) -> list[tuple[datetime, Clock, Clock]]:
+    """Each instant between start and end at which the zone's clock changes,
+    with the clock (offset, name, summer time) before and after it."""
+    day = 86_400
+    changes = []
+    at, stop = int(start.timestamp()), int(end.timestamp())
+    before = _clock(zone, at)
+    while at < stop:
+        after = _clock(zone, at + day)
+        if after != before:
+            # the change lies within the day: halve it down to the second
+            low, high = at, at + day
+            while high - low > 1:
+                middle = (low + high) // 2
+                if _clock(zone, middle) == before:
+                    low = middle
+                else:
+                    high = middle
+            changes.append((datetime.fromtimestamp(high, UTC), before, after))
+        at, before = at + day, after
+    return changes
+
+
 @lru_cache(maxsize=64)
 def _vtimezone(tzid: str) -> bytes:
-    """A zone's definition, serialized: every rule change over decades, so slow
-    to work out and to write (most of a mail's build time), and the same for
-    every mail in that zone."""
-    return Timezone.from_tzid(tzid, last_date=_ZONE_DEFINED_UNTIL.date()).to_ical()
+    """A zone's definition, serialized: every change since 1970, so slow to
+    work out (most of a mail's build time), and the same for every mail in
+    that zone. Each onset is written on the clock that runs up to it, as
+    RFC 5545 reads it; the library's own builder writes a summer onset on
+    the summer clock, an hour late."""
+    zone = ZoneInfo(tzid)
+    start = _ZONE_DEFINED_FROM
+    offset, name, _ = _clock(zone, int(start.timestamp()))
+    definition = Timezone()
+    definition.add("tzid", tzid)
+    first = TimezoneStandard()
+    first.add("dtstart", start.replace(tzinfo=None) + offset)
+    first.add("tzoffsetfrom", offset)
+    first.add("tzoffsetto", offset)
+    first.add("tzname", name)
+    definition.add_component(first)
+    onsets: dict[tuple[bool, str, timedelta, timedelta], list[datetime]] = {}
+    for at, (was, _, _), (now, now_name, summer) in offset_changes(
+        zone, start, _ZONE_DEFINED_UNTIL
+    ):
+        onsets.setdefault((summer, now_name, was, now), []).append(
+            at.replace(tzinfo=None) + was
+        )
+    for (summer, now_name, was, now), local_onsets in onsets.items():
+        part = TimezoneDaylight() if summer else TimezoneStandard()
+        part.add("dtstart", local_onsets[0])
+        if len(local_onsets) > 1:
+            part.add("rdate", local_onsets[1:])
+        part.add("tzoffsetfrom", was)
+        part.add("tzoffsetto", now)
+        part.add("tzname", now_name)
+        definition.add_component(part)
+    return definition.to_ical()
 
 
 def _ical_time(instant: datetime, zone: ZoneInfo) -> datetime:
@@ -169,10 +242,8 @@ def _ical_time(instant: datetime, zone: ZoneInfo) -> datetime:
     change, where a local time may read two ways, or past the zone definition.
 
     RFC 5545 reads a local time in the hour the clocks go back over as its
-    first occurrence, so a booking in the second would show an hour early.
-    And the zone definition we attach gives each change's onset in the new
-    offset where RFC 5545 wants the old one, so a strict reader moves the
-    change by an hour and misreads the local times in that hour.
+    first occurrence, so a booking in the second would show an hour early;
+    and readers differ on a local time the clocks skip, or near an onset.
     """
     if instant >= _ZONE_DEFINED_UNTIL - _CHANGE_WINDOW:
         return instant.astimezone(UTC)

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from icalendar import Calendar
 
-from activities.mail_render import MailContext, build_message
+from activities.mail_render import MailContext, build_message, offset_changes
 from proto import reservation_pb2 as pb
 from tests.factories import create_coworking, create_seat
 from tests.hardening.test_hardening_mail_headers import HEADERS
@@ -289,6 +289,76 @@ def test_each_mail_defines_its_zone_once_before_the_event(zone: str) -> None:
         assert event.decoded("DTSTART") == start
     # the second mail carries the same definition as the first
     assert texts[0].split("BEGIN:VEVENT")[0] == texts[1].split("BEGIN:VEVENT")[0]
+
+
+@pytest.mark.parametrize(
+    "zone",
+    ["Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "Asia/Almaty"],
+)
+def test_the_zone_definition_starts_each_clock_when_the_zone_changes(
+    zone: str,
+) -> None:
+    message = _built(
+        pb.MAIL_KIND_CONFIRMATION,
+        datetime(2027, 3, 10, 9, tzinfo=UTC), 2, timezone=zone,
+    )  # fmt: skip
+    [part] = list(message.iter_attachments())
+    [definition] = Calendar.from_ical(part.get_content()).walk("VTIMEZONE")
+    tz = ZoneInfo(zone)
+    changes = set()
+    for clock in definition.subcomponents:
+        was = clock.decoded("TZOFFSETFROM")
+        now = clock.decoded("TZOFFSETTO")
+        rdates = clock.get("RDATE", [])
+        # one RDATE line is read as one list, several as a list of them
+        rdates = rdates if isinstance(rdates, list) else [rdates]
+        onsets = [clock.decoded("DTSTART")] + [
+            listed.dt for rdate in rdates for listed in rdate.dts
+        ]
+        for local in onsets:
+            # RFC 5545: an onset is read on the clock that runs up to it
+            at = (local - was).replace(tzinfo=UTC)
+            assert (at - timedelta(seconds=1)).astimezone(tz).utcoffset() == was
+            assert at.astimezone(tz).utcoffset() == now
+            assert clock.name == ("DAYLIGHT" if at.astimezone(tz).dst() else "STANDARD")
+            changes.add(at)
+    # every change the zone database knows from 1970 to 2038, and no other
+    expected = {
+        at
+        for at, before, after in offset_changes(
+            tz, datetime(1970, 1, 1, tzinfo=UTC), datetime(2038, 1, 1, tzinfo=UTC)
+        )
+    }
+    assert changes - {datetime(1970, 1, 1, tzinfo=UTC)} == expected
+    summer_2027 = datetime(2027, 6, 1, tzinfo=UTC)
+    assert any(at.year == 2027 and at < summer_2027 for at in expected) is (
+        zone != "Asia/Almaty"
+    )
+
+
+def test_the_changes_of_a_zone_are_found_to_the_second() -> None:
+    berlin, new_york = ZoneInfo("Europe/Berlin"), ZoneInfo("America/New_York")
+    year = (datetime(2027, 1, 1, tzinfo=UTC), datetime(2028, 1, 1, tzinfo=UTC))
+
+    assert [at for at, _, _ in offset_changes(berlin, *year)] == [
+        datetime(2027, 3, 28, 1, tzinfo=UTC),
+        datetime(2027, 10, 31, 1, tzinfo=UTC),
+    ]
+    assert [
+        (at, before[0], after[0])
+        for at, before, after in offset_changes(new_york, *year)
+    ] == [
+        (
+            datetime(2027, 3, 14, 7, tzinfo=UTC),
+            timedelta(hours=-5),
+            timedelta(hours=-4),
+        ),
+        (
+            datetime(2027, 11, 7, 6, tzinfo=UTC),
+            timedelta(hours=-4),
+            timedelta(hours=-5),
+        ),
+    ]
 
 
 @pytest.mark.parametrize(
