@@ -34,7 +34,14 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 MULTIPART_SLACK = 16 * 1024
 # Headers that name one thing: with two, which one counted would be up to the
 # framework (the first, silently), whoever put the second there.
-_ONCE_ONLY = {"authorization": "Authorization", "idempotency-key": "Idempotency-Key"}
+# The body's type and coding too: the checks below read the last of two, the
+# framework parses by the first.
+_ONCE_ONLY = {
+    "authorization": "Authorization",
+    "idempotency-key": "Idempotency-Key",
+    "content-type": "Content-Type",
+    "content-encoding": "Content-Encoding",
+}
 # Likewise a query parameter named twice: the last one would win without a
 # word, where the caller may have meant either, or both. Only these take lists.
 _LIST_QUERIES = frozenset({"features"})

@@ -369,6 +369,32 @@ async def test_two_authorization_headers_are_refused_not_the_first_believed(
     )
 
 
+async def test_a_body_typed_twice_is_refused_before_any_check_is_fooled(
+    api, db, settings
+) -> None:
+    client = await create_client(db, settings)
+    response = await api.patch(
+        "/api/client",
+        content=b'{"name": "A", "name": "B"}',
+        headers=[
+            *client.headers.items(),
+            ("Content-Type", "application/json"),
+            ("Content-Type", "multipart/form-data; boundary=x"),
+        ],
+    )
+    assert (response.status_code, response.json()) == (
+        400,
+        {
+            "error": "invalid_header",
+            "description": "header.Content-Type: sent more than once",
+        },
+    )
+    assert (
+        await db.fetchval("SELECT name FROM client.clients WHERE id = $1", client.id)
+        == "Ada"
+    )
+
+
 async def test_declared_large_body_that_stops_coming_is_answered_at_once() -> None:
     """Content-Length says 2 MB, two bytes come, then nothing: the 413 goes out
     once the client is quiet, not after the whole body deadline."""
