@@ -20,7 +20,7 @@ from api.auth import (
     require_role,
 )
 from api.deps import PoolDep, SettingsDep, ValkeyDep
-from api.errors import Forbidden, InvalidQuery
+from api.errors import Forbidden, InvalidQuery, NotFound
 from api.models.common import InDigits, Instant, SearchText
 from api.models.coworkings import (
     AvailabilityPublic,
@@ -71,6 +71,18 @@ async def can_read_all(
         return False
     scope = await managed_coworkings(pool, viewer)
     return scope is None or coworking_id in scope
+
+
+async def require_visible(
+    pool: PoolDep, viewer: Principal | None, coworking_id: UUID
+) -> None:
+    """A 404, as for no coworking at all, where an inactive one is hidden from
+    the viewer; an unknown coworking is left to the operation's own 404."""
+    active = await pool.fetchval(
+        "SELECT active FROM coworking.coworkings WHERE id = $1", coworking_id
+    )
+    if active is False and not await _can_see(pool, viewer, coworking_id):
+        raise NotFound(f"coworking_id: no coworking {coworking_id}")
 
 
 async def _can_see(pool: PoolDep, viewer: Principal | None, coworking_id: UUID) -> bool:

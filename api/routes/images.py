@@ -8,11 +8,16 @@ from fastapi import APIRouter, Body, Request, Response
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from api.auth import CurrentPrincipal, require_coworking_write
+from api.auth import CurrentPrincipal, OptionalViewer, require_coworking_write
 from api.deps import PoolDep, SettingsDep, StoreDep
 from api.errors import InvalidInput, PayloadTooLarge, UnsupportedMedia
 from api.models.images import ImagePublic
-from api.routes.coworkings import DEFAULT_COWORKING, PATH_COWORKING
+from api.routes.coworkings import (
+    DEFAULT_COWORKING,
+    OPTIONAL_ADMIN_DOC,
+    PATH_COWORKING,
+    require_visible,
+)
 from api.services import images as service
 
 # room for the multipart boundaries and part headers around the file itself
@@ -93,8 +98,10 @@ def scoped_router(prefix: str, coworking: Any) -> APIRouter:
         pool: PoolDep,
         store: StoreDep,
         coworking_id: CoworkingId,
+        viewer: OptionalViewer,
         seat_id: UUID | None = None,
     ) -> list[dict[str, Any]]:
+        await require_visible(pool, viewer, coworking_id)
         return await service.list_images(
             pool, store, coworking_id=coworking_id, seat_id=seat_id
         )
@@ -126,8 +133,9 @@ def scoped_router(prefix: str, coworking: Any) -> APIRouter:
             response_model=ImagePublic, openapi_extra=_UPLOAD_DOC,
         )  # fmt: skip
         router.add_api_route(
-            base, list_images, methods=["GET"], response_model=list[ImagePublic]
-        )
+            base, list_images, methods=["GET"], response_model=list[ImagePublic],
+            openapi_extra=OPTIONAL_ADMIN_DOC,
+        )  # fmt: skip
         router.add_api_route(
             f"{base}/order", reorder_images, methods=["PUT"],
             response_model=list[ImagePublic],

@@ -134,6 +134,41 @@ async def test_upload_image_png_stored_listed_served(stack, db) -> None:
     assert streamed.headers["x-content-type-options"] == "nosniff"
 
 
+async def test_the_images_of_an_inactive_coworking_are_hidden_as_it_is(
+    stack, db, settings
+) -> None:
+    http, _, coworking_id, owner = stack
+    seat = await create_seat(db, coworking_id, number=3)
+    paths = (
+        f"/api/coworkings/{coworking_id}/images",
+        f"/api/coworkings/{coworking_id}/seats/{seat}/images",
+    )
+    ids = []
+    for path in paths:
+        made = await http.post(path, headers=owner.headers, **upload(png_bytes()))
+        assert made.status_code == 201, made.text
+        ids.append([made.json()["id"]])
+    await db.execute(
+        "UPDATE coworking.coworkings SET active = false WHERE id = $1", coworking_id
+    )
+    client = await create_client(db, settings)
+
+    for path, listed in zip(paths, ids, strict=True):
+        for headers in ({}, client.headers):
+            hidden = await http.get(path, headers=headers)
+            assert (hidden.status_code, hidden.json()) == (
+                404,
+                {
+                    "error": "not_found",
+                    "description": f"coworking_id: no coworking {coworking_id}",
+                },
+            )
+        seen = await http.get(path, headers=owner.headers)
+        assert [image["id"] for image in seen.json()] == listed
+    forged = await http.get(paths[0], headers={"Authorization": "Bearer x.y.z"})
+    assert forged.status_code == 401
+
+
 @pytest.mark.parametrize(
     ("data", "status", "description"),
     [
