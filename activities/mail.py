@@ -54,6 +54,11 @@ def _refusal(kind: str, what: str, code: int, permanent: bool) -> ApplicationErr
 
 
 _INVITATIONS = (pb.MAIL_KIND_CONFIRMATION, pb.MAIL_KIND_RESCHEDULE)
+_CLOSED_AS = {
+    pb.MAIL_KIND_CANCELLATION: "cancelled",
+    pb.MAIL_KIND_EXPIRED: "expired",
+    pb.MAIL_KIND_NO_SHOW: "no_show",
+}
 
 
 def _reminder_is_stale(request: pb.MailInput, row: asyncpg.Record) -> bool:
@@ -182,6 +187,8 @@ class MailActivities:
                 request.kind == pb.MAIL_KIND_REMINDER
                 and _reminder_is_stale(request, row)
             )
+            # a run reset past the close may decide another end; the row's stands
+            or row["status"] != _CLOSED_AS.get(request.kind, row["status"])
             # one invitation per version: a run begun again by a reset asks for
             # the confirmation of a version whose move mail went out already
             or (

@@ -31,6 +31,8 @@ logger = logging.getLogger(__name__)
 GRAIN = timedelta(minutes=5)
 _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 _ACTIVE = ("held", "confirmed", "checked_in")
+# a move asked of a workflow that is behind its reservation's row
+STALE_RULE = "workflow_behind"
 ABANDONED_REASON = "its workflow was stopped in Temporal before it closed"
 # how a workflow ends without running its own close
 STOPPED = frozenset({
@@ -241,6 +243,21 @@ class ReservationActivities:
         assert context is not None
         existing_version = context["existing_version"]
         if existing_version is not None and existing_version >= request.version:
+            if request.reschedule and (
+                context["existing_seat_id"], context["existing_starts_at"],
+                context["existing_ends_at"],
+            ) != (seat_id, starts_at, ends_at):  # fmt: skip
+                # not a retry: a run that lost a move (reset past it) asks to
+                # move again, and must not be told it holds what it does not
+                raise _Refused(
+                    _rejected(
+                        STALE_RULE,
+                        f"version: the reservation's record is at version"
+                        f" {existing_version}, ahead of its workflow (a reset);"
+                        " it takes no move until support resets the workflow to"
+                        " its first task",
+                    )
+                )
             # a retry of a claim that already committed
             touched.add(context["existing_coworking_id"])
             held = self._held(
@@ -386,13 +403,18 @@ class ReservationActivities:
         status = _STATUS[request.status]
         since = _dt(request.release_from) if request.HasField("release_from") else None
         async with self.pool.acquire() as conn, conn.transaction():
+            # a reservation closed another way stays as it closed: a run reset
+            # past its close would otherwise mark a cancelled booking a no-show
             row = await conn.fetchrow(
                 "UPDATE reservation.reservations SET status = $2,"
                 " cancel_reason = NULLIF($3, ''), updated_at = now()"
-                " WHERE id = $1 RETURNING coworking_id",
-                reservation_id, status, request.reason,
+                " WHERE id = $1 AND (status = $2 OR status = ANY($4::text[]))"
+                " RETURNING coworking_id",
+                reservation_id, status, request.reason, list(_ACTIVE),
             )  # fmt: skip
-            released = await _release_claims(conn, reservation_id, since)
+            released = 0
+            if row is not None:
+                released = await _release_claims(conn, reservation_id, since)
         if row is not None:
             await invalidate_availability(self.cache, row["coworking_id"])
             if released and status in _COUNTERS:
@@ -433,8 +455,8 @@ class ReservationActivities:
             "UPDATE reservation.reservations SET status = $2, updated_at = now(),"
             " checked_in_at ="
             " CASE WHEN $2 = 'checked_in' THEN $3 ELSE checked_in_at END"
-            " WHERE id = $1 AND status <> $2",
-            uuid.UUID(request.reservation_id), status, _dt(request.at),
+            " WHERE id = $1 AND status <> $2 AND status = ANY($4::text[])",
+            uuid.UUID(request.reservation_id), status, _dt(request.at), list(_ACTIVE),
         )  # fmt: skip
         changed = outcome.endswith(" 1")
         if changed and status in _COUNTERS:

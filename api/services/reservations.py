@@ -42,7 +42,7 @@ from temporalio.common import (
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.reservation import STOPPED, ReservationActivities
+from activities.reservation import STALE_RULE, STOPPED, ReservationActivities
 from api.auth import managed_coworkings
 from api.booking_rules import length_reads_two_ways, moved_end
 from api.errors import (
@@ -254,6 +254,8 @@ def _raise_for_outcome(
     if outcome == pb.HOLD_OUTCOME_REJECTED:
         if rule == "seat_not_found":
             raise NotFound(description)
+        if rule == STALE_RULE:
+            raise Conflict(description)
         raise RuleViolation(rule, description)
 
 

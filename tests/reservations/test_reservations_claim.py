@@ -549,3 +549,80 @@ async def test_a_move_racing_bookings_over_its_old_and_new_grains_never_deadlock
             for result in results
         )
     assert await _deadlocks(db) == before
+
+
+async def test_a_move_asked_by_a_workflow_behind_its_row_is_refused(
+    db: asyncpg.Pool, kv: valkey.Valkey, settings: Settings
+) -> None:
+    """A run reset past a move holds version 1 where the row holds 2: its
+    next move, version 2 as it counts, is not a retry of the row's."""
+    seat, other, client, _ = await _two_seats_two_clients(db, settings)
+    claims = ReservationActivities(db, kv)
+    booked = _claim(client, seat, MONDAY)
+    rid = uuid.UUID(booked.reservation_id)
+    await claims.claim_seat(booked)
+    moved = _claim(client, other, MONDAY, reservation_id=rid, version=2)
+    assert (await claims.claim_seat(moved)).outcome == pb.HOLD_OUTCOME_HELD
+
+    retried = await claims.claim_seat(moved)
+    behind = await claims.claim_seat(
+        _claim(client, seat, MONDAY.replace(hour=14), reservation_id=rid, version=2)
+    )
+
+    assert (retried.outcome, retried.seat_id, retried.version) == (
+        pb.HOLD_OUTCOME_HELD, str(other), 2,
+    )  # fmt: skip
+    assert (behind.outcome, behind.rule) == (
+        pb.HOLD_OUTCOME_REJECTED,
+        "workflow_behind",
+    )
+    assert behind.description.startswith("version: the reservation's record is at")
+    row = await db.fetchrow(
+        "SELECT seat_id, starts_at, version FROM reservation.reservations"
+        " WHERE id = $1",
+        rid,
+    )
+    assert tuple(row) == (other, MONDAY, 2)
+    expected = grains(MONDAY, MONDAY + timedelta(hours=1))
+    assert await _claims(db, "seat_claims", str(rid)) == expected
+    owners = await db.fetch(
+        "SELECT DISTINCT seat_id FROM reservation.seat_claims"
+        " WHERE reservation_id = $1",
+        rid,
+    )
+    assert [r["seat_id"] for r in owners] == [other]
+
+
+async def test_a_closed_reservation_keeps_the_end_it_had(
+    db: asyncpg.Pool, kv: valkey.Valkey, settings: Settings
+) -> None:
+    """A run reset past a cancel decides a no-show, or the end, of its own."""
+    seat, _, client, _ = await _two_seats_two_clients(db, settings)
+    claims = ReservationActivities(db, kv)
+    booked = _claim(client, seat, MONDAY)
+    await claims.claim_seat(booked)
+    cancel = pb.ReleaseInput(
+        reservation_id=booked.reservation_id,
+        status=pb.RESERVATION_STATUS_CANCELLED,
+        reason="by phone",
+    )
+    assert (await claims.release_seat(cancel)).released == 24
+    # a retry of the same close is answered as the first
+    assert (await claims.release_seat(cancel)).released == 0
+
+    no_show = pb.ReleaseInput(
+        reservation_id=booked.reservation_id, status=pb.RESERVATION_STATUS_NO_SHOW
+    )
+    no_show.release_from.FromDatetime(MONDAY + timedelta(minutes=15))
+    completed = pb.StatusInput(
+        reservation_id=booked.reservation_id, status=pb.RESERVATION_STATUS_COMPLETED
+    )
+    completed.at.FromDatetime(MONDAY + timedelta(hours=1))
+
+    assert (await claims.release_seat(no_show)).released == 0
+    assert (await claims.record_status(completed)).changed is False
+    row = await db.fetchrow(
+        "SELECT status, cancel_reason FROM reservation.reservations WHERE id = $1",
+        uuid.UUID(booked.reservation_id),
+    )
+    assert tuple(row) == ("cancelled", "by phone")

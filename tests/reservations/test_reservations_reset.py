@@ -12,10 +12,13 @@ from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
+from temporalio.testing import ActivityEnvironment
 
+from activities.mail import MailActivities
 from proto import reservation_pb2 as pb
 from tests.reservations.conftest import Scene
 from tests.reservations.test_reservations_lifecycle import sent, wait_for
+from workers import mail as mail_worker
 
 pytestmark = pytest.mark.real_time_server
 
@@ -147,3 +150,45 @@ async def test_a_run_reset_after_a_cancel_stays_cancelled(scene: Scene, smtp) ->
     )
     assert (row["status"], row["claims"]) == ("cancelled", 0)
     assert len(smtp.received) == 2
+
+
+@pytest.mark.parametrize("kind", [pb.MAIL_KIND_NO_SHOW, pb.MAIL_KIND_EXPIRED])
+async def test_a_closing_mail_that_the_row_contradicts_is_not_sent(
+    scene: Scene, smtp, kind: int
+) -> None:
+    """A run reset past a cancel, its signal left out, may decide a no-show."""
+    starts_at, ends_at = await scene.slot(hours_ahead=30)
+    reservation_id = (await scene.book(starts_at, ends_at)).json()["id"]
+    cancelled = await scene.api.delete(
+        f"/api/reservations/{reservation_id}", headers=scene.client.headers
+    )
+    assert cancelled.status_code == 204, cancelled.text
+
+    async def cancellation_sent() -> bool:
+        return "cancellation" in [
+            row["kind"] for row in await sent(scene, reservation_id)
+        ]
+
+    assert await wait_for(cancellation_sent)
+    before = len(smtp.received)
+    settings = scene.resources.settings
+    connections = mail_worker.smtp_connections(settings)
+    activities = MailActivities(scene.resources.pool, settings, connections)
+    request = pb.MailInput(
+        reservation_id=reservation_id, kind=kind, version=1,
+        seat_id=str(scene.seat_id),
+    )  # fmt: skip
+    request.starts_at.FromDatetime(starts_at)
+    request.ends_at.FromDatetime(ends_at)
+    request.due_at.FromDatetime(starts_at)
+    try:
+        result = await ActivityEnvironment().run(activities.send_mail, request)
+    finally:
+        await connections.close()
+
+    assert (result.sent, result.duplicate) == (False, False)
+    assert len(smtp.received) == before
+    assert [row["kind"] for row in await sent(scene, reservation_id)] == [
+        "confirmation",
+        "cancellation",
+    ]
