@@ -207,6 +207,25 @@ async def reservation(settings: Settings, args: argparse.Namespace) -> int:
             view = await reservations.get(resources, _OPERATOR, args.reservation_id)
             for key, value in view.public().items():
                 _say(f"{key:20} {value}")
+            record = await resources.pool.fetchrow(
+                "SELECT status, seat_id, starts_at, ends_at, version"
+                " FROM reservation.reservations WHERE id = $1",
+                args.reservation_id,
+            )
+            if record is not None and (
+                record["status"], record["seat_id"], record["starts_at"],
+                record["ends_at"], record["version"],
+            ) != (
+                view.status, view.seat_id, view.starts_at, view.ends_at, view.version
+            ):  # fmt: skip
+                # what the API answered came from the workflow; a reset past a
+                # move or a close leaves it behind the row, which stands
+                _say(
+                    f"{'record':20} {record['status']} seat {record['seat_id']}"
+                    f" from {record['starts_at'].isoformat()}"
+                    f" to {record['ends_at'].isoformat()} version {record['version']}"
+                    " (differs from the workflow: reset it to its first task)"
+                )
             handle = resources.temporal.get_workflow_handle(
                 reservations.workflow_id(args.reservation_id)
             )
