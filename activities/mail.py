@@ -110,6 +110,10 @@ class MailActivities:
         context = await self._context(request)
         if context is None:
             return pb.MailResult(sent=False, message_id=mid)
+        if request.kind in _INVITATIONS and request.version <= context.invited_version:
+            # one invitation per version: a run begun again by a reset asks for
+            # the confirmation of a version whose move mail the client has
+            return pb.MailResult(sent=False, message_id=mid, duplicate=True)
         try:
             message = build_message(
                 context, sender=self.settings.mail_from, domain=self.domain
@@ -189,12 +193,6 @@ class MailActivities:
             )
             # a run reset past the close may decide another end; the row's stands
             or row["status"] != _CLOSED_AS.get(request.kind, row["status"])
-            # one invitation per version: a run begun again by a reset asks for
-            # the confirmation of a version whose move mail went out already
-            or (
-                request.kind in _INVITATIONS
-                and request.version <= row["invited_version"]
-            )
         ):
             return None
         return MailContext(

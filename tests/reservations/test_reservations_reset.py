@@ -5,6 +5,7 @@ booked."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable
 from datetime import timedelta
 
 import pytest
@@ -41,6 +42,10 @@ async def _reset_to_first_task(scene: Scene, handle: WorkflowHandle) -> str:
         )
     )  # fmt: skip
     return reset.run_id
+
+
+async def _is(value: Awaitable[object], expected: object) -> bool:
+    return await value == expected
 
 
 async def _mail_results(handle: WorkflowHandle) -> int:
@@ -98,6 +103,14 @@ async def test_a_run_reset_to_before_a_move_keeps_the_move(scene: Scene, smtp) -
         return await _mail_results(new_run) == 1
 
     assert await wait_for(invitation_answered)
+
+    async def notification_status() -> int:
+        return (await new_run.query("state")).notification_status
+
+    # the client has had every mail: "sent", not "none" as for a client who takes none
+    assert await wait_for(
+        lambda: _is(notification_status(), pb.NOTIFICATION_STATUS_SENT)
+    )
     assert [
         (row["kind"], row["version"]) for row in await sent(scene, reservation_id)
     ] == [
