@@ -626,3 +626,15 @@ async def test_a_closed_reservation_keeps_the_end_it_had(
         uuid.UUID(booked.reservation_id),
     )
     assert tuple(row) == ("cancelled", "by phone")
+
+
+def test_a_move_refused_as_behind_reaches_the_caller_as_a_conflict() -> None:
+    from api.services.reservations import _raise_for_outcome
+
+    said = "version: the reservation's record is at version 2, ahead of its workflow"
+    with pytest.raises(Conflict) as raised:
+        _raise_for_outcome(
+            pb.HOLD_OUTCOME_REJECTED, pb.Conflict(), "workflow_behind", said
+        )
+
+    assert (raised.value.status_code, raised.value.description) == (409, said)
