@@ -8,15 +8,13 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from temporalio.api.common.v1 import WorkflowExecution
-from temporalio.api.enums.v1 import EventType
-from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 from temporalio.client import WorkflowExecutionStatus
 
 from activities.reservation import ABANDONED_REASON, ReservationActivities
 from api.services import reservations
 from tests.reservations.conftest import Scene
 from tests.reservations.test_reservations_lifecycle import wait_for
+from tests.reservations.test_reservations_reset import reset_workflow
 from workers.sweep import ABANDONED, sweep_forever, sweep_once
 
 pytestmark = pytest.mark.real_time_server
@@ -185,21 +183,7 @@ async def test_a_reset_workflow_is_still_the_booking(scene: Scene) -> None:
         return bool(state.notification_status)
 
     assert await wait_for(confirmation_done)
-    history = await handle.fetch_history()
-    last_task = max(
-        event.event_id
-        for event in history.events
-        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
-    )
-    # what an operator's `temporal workflow reset --type LastWorkflowTask` asks
-    await temporal.workflow_service.reset_workflow_execution(
-        ResetWorkflowExecutionRequest(
-            namespace=temporal.namespace,
-            workflow_execution=WorkflowExecution(workflow_id=handle.id),
-            reason="support reset", workflow_task_finish_event_id=last_task,
-            request_id=str(uuid.uuid4()),
-        )
-    )  # fmt: skip
+    await reset_workflow(handle, last=True, temporal=temporal)
 
     async def old_run_listed() -> bool:
         listed = {e.id async for e in temporal.list_workflows(ABANDONED)}

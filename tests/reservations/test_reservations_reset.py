@@ -12,7 +12,7 @@ import pytest
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
-from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.testing import ActivityEnvironment
 
 from activities.mail import MailActivities
@@ -24,24 +24,31 @@ from workers import mail as mail_worker
 pytestmark = pytest.mark.real_time_server
 
 
-async def _reset_to_first_task(scene: Scene, handle: WorkflowHandle) -> str:
-    """`temporal workflow reset --type FirstWorkflowTask`; the new run's id."""
-    temporal = scene.resources.temporal
+async def reset_workflow(
+    handle: WorkflowHandle, *, last: bool = False, temporal: Client
+) -> str:
+    """What support's `temporal workflow reset --type FirstWorkflowTask` (or
+    `LastWorkflowTask`) asks; the new run's id."""
     history = await handle.fetch_history()
-    first_task = min(
+    tasks = [
         event.event_id
         for event in history.events
         if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
-    )
+    ]
     reset = await temporal.workflow_service.reset_workflow_execution(
         ResetWorkflowExecutionRequest(
             namespace=temporal.namespace,
             workflow_execution=WorkflowExecution(workflow_id=handle.id),
-            reason="support reset", workflow_task_finish_event_id=first_task,
+            reason="support reset",
+            workflow_task_finish_event_id=max(tasks) if last else min(tasks),
             request_id=str(uuid.uuid4()),
         )
-    )  # fmt: skip
+    )
     return reset.run_id
+
+
+async def _reset_to_first_task(scene: Scene, handle: WorkflowHandle) -> str:
+    return await reset_workflow(handle, temporal=scene.resources.temporal)
 
 
 async def _is(value: Awaitable[object], expected: object) -> bool:
