@@ -268,6 +268,18 @@ class ReservationActivities:
             held.ends_at.FromDatetime(context["existing_ends_at"])
             held.version = existing_version
             return held
+        if existing_version is not None and context["existing_status"] not in _ACTIVE:
+            # only a run behind its row moves a closed reservation: the claims
+            # would hold a seat for a booking that no longer stands
+            raise _Refused(
+                _rejected(
+                    STALE_RULE,
+                    f"status: the reservation's record says"
+                    f" {context['existing_status']}, ahead of its workflow (a reset);"
+                    " it takes no move until support resets the workflow to its"
+                    " first task",
+                )
+            )
         if context["seat_number"] is None:
             raise _Refused(_rejected("seat_not_found", f"seat_id: no seat {seat_id}"))
         if context["client_internal"] is None:

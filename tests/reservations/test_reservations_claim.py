@@ -621,6 +621,17 @@ async def test_a_closed_reservation_keeps_the_end_it_had(
 
     assert (await claims.release_seat(no_show)).released == 0
     assert (await claims.record_status(completed)).changed is False
+    moved = await claims.claim_seat(
+        _claim(
+            client, seat, MONDAY.replace(hour=14),
+            reservation_id=uuid.UUID(booked.reservation_id), version=2,
+        )
+    )  # fmt: skip
+    assert (moved.outcome, moved.rule) == (pb.HOLD_OUTCOME_REJECTED, "workflow_behind")
+    assert moved.description.startswith(
+        "status: the reservation's record says cancelled"
+    )
+    assert await _claims(db, "seat_claims", booked.reservation_id) == []
     row = await db.fetchrow(
         "SELECT status, cancel_reason FROM reservation.reservations WHERE id = $1",
         uuid.UUID(booked.reservation_id),
