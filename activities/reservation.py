@@ -174,6 +174,17 @@ def _conflict(scope: str, starts_at: datetime, ends_at: datetime) -> pb.ClaimRes
     return result
 
 
+def _behind(record: str) -> _Refused:
+    """A move asked by a run that a reset left behind its reservation's row."""
+    return _Refused(
+        _rejected(
+            STALE_RULE,
+            f"{record}, ahead of its workflow (a reset); it takes no move until"
+            " support resets the workflow to its first task",
+        )
+    )
+
+
 def _rejected(rule: str, description: str) -> pb.ClaimResult:
     return pb.ClaimResult(
         outcome=pb.HOLD_OUTCOME_REJECTED, rule=rule, description=description
@@ -249,14 +260,9 @@ class ReservationActivities:
             ) != (seat_id, starts_at, ends_at):  # fmt: skip
                 # not a retry: a run that lost a move (reset past it) asks to
                 # move again, and must not be told it holds what it does not
-                raise _Refused(
-                    _rejected(
-                        STALE_RULE,
-                        f"version: the reservation's record is at version"
-                        f" {existing_version}, ahead of its workflow (a reset);"
-                        " it takes no move until support resets the workflow to"
-                        " its first task",
-                    )
+                raise _behind(
+                    f"version: the reservation's record is at version"
+                    f" {existing_version}"
                 )
             # a retry of a claim that already committed
             touched.add(context["existing_coworking_id"])
@@ -271,14 +277,8 @@ class ReservationActivities:
         if existing_version is not None and context["existing_status"] not in _ACTIVE:
             # only a run behind its row moves a closed reservation: the claims
             # would hold a seat for a booking that no longer stands
-            raise _Refused(
-                _rejected(
-                    STALE_RULE,
-                    f"status: the reservation's record says"
-                    f" {context['existing_status']}, ahead of its workflow (a reset);"
-                    " it takes no move until support resets the workflow to its"
-                    " first task",
-                )
+            raise _behind(
+                f"status: the reservation's record says {context['existing_status']}"
             )
         if context["seat_number"] is None:
             raise _Refused(_rejected("seat_not_found", f"seat_id: no seat {seat_id}"))

@@ -5,7 +5,6 @@ booked."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable
 from datetime import timedelta
 
 import pytest
@@ -47,14 +46,6 @@ async def reset_workflow(
     return reset.run_id
 
 
-async def _reset_to_first_task(scene: Scene, handle: WorkflowHandle) -> str:
-    return await reset_workflow(handle, temporal=scene.resources.temporal)
-
-
-async def _is(value: Awaitable[object], expected: object) -> bool:
-    return await value == expected
-
-
 async def _mail_results(handle: WorkflowHandle) -> int:
     history = await handle.fetch_history()
     return sum(
@@ -87,7 +78,7 @@ async def test_a_run_reset_to_before_a_move_keeps_the_move(scene: Scene, smtp) -
     assert await wait_for(both_mails_sent)
     temporal = scene.resources.temporal
     handle = temporal.get_workflow_handle(f"reservation-{reservation_id}")
-    run_id = await _reset_to_first_task(scene, handle)
+    run_id = await reset_workflow(handle, temporal=temporal)
     new_run = temporal.get_workflow_handle(handle.id, run_id=run_id)
 
     async def waiting() -> pb.ReservationState | None:
@@ -111,13 +102,12 @@ async def test_a_run_reset_to_before_a_move_keeps_the_move(scene: Scene, smtp) -
 
     assert await wait_for(invitation_answered)
 
-    async def notification_status() -> int:
-        return (await new_run.query("state")).notification_status
+    async def counted_sent() -> bool:
+        state = await new_run.query("state")
+        return state.notification_status == pb.NOTIFICATION_STATUS_SENT
 
     # the client has had every mail: "sent", not "none" as for a client who takes none
-    assert await wait_for(
-        lambda: _is(notification_status(), pb.NOTIFICATION_STATUS_SENT)
-    )
+    assert await wait_for(counted_sent)
     assert [
         (row["kind"], row["version"]) for row in await sent(scene, reservation_id)
     ] == [
@@ -153,7 +143,7 @@ async def test_a_run_reset_after_a_cancel_stays_cancelled(scene: Scene, smtp) ->
     mails = [(row["kind"], row["version"]) for row in await sent(scene, reservation_id)]
     assert mails == [("confirmation", 1), ("cancellation", 1)]
 
-    run_id = await _reset_to_first_task(scene, handle)
+    run_id = await reset_workflow(handle, temporal=temporal)
     new_run = temporal.get_workflow_handle(handle.id, run_id=run_id)
     result = await new_run.result()
 
