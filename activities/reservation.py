@@ -23,6 +23,7 @@ from api.errors import RuleViolation
 from api.services.coworkings import CLAIM_LOCK, RULE_COLUMNS
 from proto import reservation_pb2 as pb
 from workers import metrics
+from workflows.reservation import STALE_RULE
 
 logger = logging.getLogger(__name__)
 
@@ -31,8 +32,6 @@ logger = logging.getLogger(__name__)
 GRAIN = timedelta(minutes=5)
 _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 _ACTIVE = ("held", "confirmed", "checked_in")
-# a move asked of a workflow that is behind its reservation's row
-STALE_RULE = "workflow_behind"
 ABANDONED_REASON = "its workflow was stopped in Temporal before it closed"
 # how a workflow ends without running its own close
 STOPPED = frozenset({
@@ -174,15 +173,19 @@ def _conflict(scope: str, starts_at: datetime, ends_at: datetime) -> pb.ClaimRes
     return result
 
 
-def _behind(record: str) -> _Refused:
-    """A move asked by a run that a reset left behind its reservation's row."""
-    return _Refused(
-        _rejected(
-            STALE_RULE,
-            f"{record}, ahead of its workflow (a reset); it takes no move until"
-            " support resets the workflow to its first task",
-        )
+def _behind(record: str, context: asyncpg.Record) -> _Refused:
+    """A move asked by a run that a reset left behind its reservation's row;
+    the refusal carries the row, for the run to take over."""
+    refusal = _rejected(
+        STALE_RULE,
+        f"{record}, ahead of its workflow (a reset); look at the reservation again",
     )
+    refusal.seat_id = str(context["existing_seat_id"])
+    refusal.starts_at.FromDatetime(context["existing_starts_at"])
+    refusal.ends_at.FromDatetime(context["existing_ends_at"])
+    refusal.version = context["existing_version"]
+    refusal.status = _STATUS_ENUM[context["existing_status"]]
+    return _Refused(refusal)
 
 
 def _rejected(rule: str, description: str) -> pb.ClaimResult:
@@ -262,7 +265,8 @@ class ReservationActivities:
                 # move again, and must not be told it holds what it does not
                 raise _behind(
                     f"version: the reservation's record is at version"
-                    f" {existing_version}"
+                    f" {existing_version}",
+                    context,
                 )
             # a retry of a claim that already committed
             touched.add(context["existing_coworking_id"])
@@ -278,7 +282,8 @@ class ReservationActivities:
             # only a run behind its row moves a closed reservation: the claims
             # would hold a seat for a booking that no longer stands
             raise _behind(
-                f"status: the reservation's record says {context['existing_status']}"
+                f"status: the reservation's record says {context['existing_status']}",
+                context,
             )
         if context["seat_number"] is None:
             raise _Refused(_rejected("seat_not_found", f"seat_id: no seat {seat_id}"))
@@ -415,6 +420,10 @@ class ReservationActivities:
         status = _STATUS[request.status]
         since = _dt(request.release_from) if request.HasField("release_from") else None
         async with self.pool.acquire() as conn, conn.transaction():
+            if request.version:
+                ahead = await _ahead_of(conn, reservation_id, request)
+                if ahead is not None:
+                    return pb.ReleaseResult(ahead=ahead)
             # a reservation closed another way stays as it closed: a run reset
             # past its close would otherwise mark a cancelled booking a no-show
             row = await conn.fetchrow(
@@ -463,17 +472,61 @@ class ReservationActivities:
     @activity.defn(name="record_status")
     async def record_status(self, request: pb.StatusInput) -> pb.StatusResult:
         status = _STATUS[request.status]
-        outcome = await self.pool.execute(
-            "UPDATE reservation.reservations SET status = $2, updated_at = now(),"
-            " checked_in_at ="
-            " CASE WHEN $2 = 'checked_in' THEN $3 ELSE checked_in_at END"
-            " WHERE id = $1 AND status <> $2 AND status = ANY($4::text[])",
-            uuid.UUID(request.reservation_id), status, _dt(request.at), list(_ACTIVE),
-        )  # fmt: skip
+        reservation_id = uuid.UUID(request.reservation_id)
+        async with self.pool.acquire() as conn, conn.transaction():
+            if request.version:
+                ahead = await _ahead_of(conn, reservation_id, request)
+                if ahead is not None:
+                    return pb.StatusResult(ahead=ahead)
+            outcome = await conn.execute(
+                "UPDATE reservation.reservations SET status = $2, updated_at = now(),"
+                " checked_in_at ="
+                " CASE WHEN $2 = 'checked_in' THEN $3 ELSE checked_in_at END"
+                " WHERE id = $1 AND status <> $2 AND status = ANY($4::text[])",
+                reservation_id, status, _dt(request.at), list(_ACTIVE),
+            )  # fmt: skip
         changed = outcome.endswith(" 1")
         if changed and status in _COUNTERS:
             _COUNTERS[status].inc()
         return pb.StatusResult(changed=changed)
+
+
+async def _ahead_of(
+    conn: asyncpg.Connection,
+    reservation_id: uuid.UUID,
+    request: pb.ReleaseInput | pb.StatusInput,
+) -> pb.ReservationRow | None:
+    """The row, when it has gone on past what the asking run knows of it.
+
+    A timer's close is decided on the run's own slot and status; a run that a
+    reset left behind its row would otherwise close a booking that has moved,
+    been confirmed or been checked in since. A repeat of a close that already
+    committed is not ahead: the retry must end as the first attempt did.
+    """
+    row = await conn.fetchrow(
+        "SELECT seat_id, starts_at, ends_at, version, status"
+        " FROM reservation.reservations WHERE id = $1 FOR UPDATE",
+        reservation_id,
+    )
+    if row is None:
+        return None
+    decided_on = getattr(request, "decided_on", 0)
+    status = row["status"]
+    # a row behind the run (restored from a backup) has nothing to teach it
+    if row["version"] < request.version or (
+        row["version"] == request.version
+        and (
+            status == _STATUS[request.status]
+            or (status in _ACTIVE and decided_on in (0, _STATUS_ENUM[status]))
+        )
+    ):
+        return None
+    ahead = pb.ReservationRow(
+        seat_id=str(row["seat_id"]), version=row["version"], status=_STATUS_ENUM[status]
+    )
+    ahead.starts_at.FromDatetime(row["starts_at"])
+    ahead.ends_at.FromDatetime(row["ends_at"])
+    return ahead
 
 
 async def _release_claims(

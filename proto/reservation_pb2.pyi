@@ -283,38 +283,62 @@ class ClaimResult(_message.Message):
     def __init__(self, outcome: _Optional[_Union[HoldOutcome, str]] = ..., coworking_id: _Optional[str] = ..., status: _Optional[_Union[ReservationStatus, str]] = ..., rules: _Optional[_Union[BookingRules, _Mapping]] = ..., conflict: _Optional[_Union[Conflict, _Mapping]] = ..., rule: _Optional[str] = ..., description: _Optional[str] = ..., seat_id: _Optional[str] = ..., starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ends_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., version: _Optional[int] = ...) -> None: ...
 
 class ReleaseInput(_message.Message):
-    __slots__ = ("reservation_id", "release_from", "status", "reason")
+    __slots__ = ("reservation_id", "release_from", "status", "reason", "version", "decided_on")
     RESERVATION_ID_FIELD_NUMBER: _ClassVar[int]
     RELEASE_FROM_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    DECIDED_ON_FIELD_NUMBER: _ClassVar[int]
     reservation_id: str
     release_from: _timestamp_pb2.Timestamp
     status: ReservationStatus
     reason: str
-    def __init__(self, reservation_id: _Optional[str] = ..., release_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[_Union[ReservationStatus, str]] = ..., reason: _Optional[str] = ...) -> None: ...
+    version: int
+    decided_on: ReservationStatus
+    def __init__(self, reservation_id: _Optional[str] = ..., release_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[_Union[ReservationStatus, str]] = ..., reason: _Optional[str] = ..., version: _Optional[int] = ..., decided_on: _Optional[_Union[ReservationStatus, str]] = ...) -> None: ...
 
 class ReleaseResult(_message.Message):
-    __slots__ = ("released",)
+    __slots__ = ("released", "ahead")
     RELEASED_FIELD_NUMBER: _ClassVar[int]
+    AHEAD_FIELD_NUMBER: _ClassVar[int]
     released: int
-    def __init__(self, released: _Optional[int] = ...) -> None: ...
+    ahead: ReservationRow
+    def __init__(self, released: _Optional[int] = ..., ahead: _Optional[_Union[ReservationRow, _Mapping]] = ...) -> None: ...
+
+class ReservationRow(_message.Message):
+    __slots__ = ("seat_id", "starts_at", "ends_at", "version", "status")
+    SEAT_ID_FIELD_NUMBER: _ClassVar[int]
+    STARTS_AT_FIELD_NUMBER: _ClassVar[int]
+    ENDS_AT_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    seat_id: str
+    starts_at: _timestamp_pb2.Timestamp
+    ends_at: _timestamp_pb2.Timestamp
+    version: int
+    status: ReservationStatus
+    def __init__(self, seat_id: _Optional[str] = ..., starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ends_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., version: _Optional[int] = ..., status: _Optional[_Union[ReservationStatus, str]] = ...) -> None: ...
 
 class StatusInput(_message.Message):
-    __slots__ = ("reservation_id", "status", "at")
+    __slots__ = ("reservation_id", "status", "at", "version")
     RESERVATION_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     AT_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
     reservation_id: str
     status: ReservationStatus
     at: _timestamp_pb2.Timestamp
-    def __init__(self, reservation_id: _Optional[str] = ..., status: _Optional[_Union[ReservationStatus, str]] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    version: int
+    def __init__(self, reservation_id: _Optional[str] = ..., status: _Optional[_Union[ReservationStatus, str]] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., version: _Optional[int] = ...) -> None: ...
 
 class StatusResult(_message.Message):
-    __slots__ = ("changed",)
+    __slots__ = ("changed", "ahead")
     CHANGED_FIELD_NUMBER: _ClassVar[int]
+    AHEAD_FIELD_NUMBER: _ClassVar[int]
     changed: bool
-    def __init__(self, changed: _Optional[bool] = ...) -> None: ...
+    ahead: ReservationRow
+    def __init__(self, changed: _Optional[bool] = ..., ahead: _Optional[_Union[ReservationRow, _Mapping]] = ...) -> None: ...
 
 class MailInput(_message.Message):
     __slots__ = ("reservation_id", "kind", "version", "starts_at", "ends_at", "seat_id", "due_at", "cancel_reason")

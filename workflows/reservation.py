@@ -28,6 +28,9 @@ RESERVATION_START = SearchAttributeKey.for_datetime("ReservationStart")
 RESERVATION_STATUS = SearchAttributeKey.for_keyword("ReservationStatus")
 NOTIFICATION_STATUS = SearchAttributeKey.for_keyword("NotificationStatus")
 
+# the claim's refusal of a move asked by a run that a reset left behind its row
+STALE_RULE = "workflow_behind"
+
 # Patch ids: each marks a change of workflow logic that old histories must not see.
 # One id per release, checked once at the start: every patch also writes the
 # TemporalChangeVersion search attribute, a visibility update of its own.
@@ -90,6 +93,11 @@ PATCH_ONE_INVITATION = "2026-12-one-invitation"
 # cancel or a check-in past its end left. Before, its timers acted on the
 # first seat and time, while another client could hold them.
 PATCH_RESET_TAKES_ROW = "2026-12-reset-takes-row"
+# A run reset to a point in between, and so behind its row, takes the row over
+# when a timer's close or a move finds it ahead, then goes on from there. Before,
+# it no-showed or expired a booking confirmed, checked in or moved since, and
+# refused every move until support reset it to its first task.
+PATCH_RUN_CATCHES_UP = "2026-12-run-catches-up"
 # how long a mail rests, after its attempts ran into a database outage, before
 # the next round of attempts
 DATABASE_OUTAGE_PAUSE = timedelta(seconds=30)
@@ -305,6 +313,10 @@ class ReservationWorkflow:
         while True:
             now = workflow.now()
             status = self._state.status
+            # a run that took over a row closed ahead of it; a run reset before
+            # 2026-12-reset-takes-row went on with such a row's status
+            if status in TERMINAL and self._patched(PATCH_RUN_CATCHES_UP):
+                return
             starts_at, ends_at = _dt(self._state.starts_at), _dt(self._state.ends_at)
             rules = self._state.rules
 
@@ -373,10 +385,16 @@ class ReservationWorkflow:
                 if self._lock.locked() and self._patched(PATCH_DEADLINE_LOOKS_AGAIN):
                     # a check-in still being written at the end is written first
                     async with self._lock:
-                        await self._record(S.RESERVATION_STATUS_COMPLETED)
+                        done = await self._record(
+                            S.RESERVATION_STATUS_COMPLETED, guarded=True
+                        )
                 else:
-                    await self._record(S.RESERVATION_STATUS_COMPLETED)
-                return
+                    done = await self._record(
+                        S.RESERVATION_STATUS_COMPLETED, guarded=True
+                    )
+                if done:
+                    return
+                continue
             await self._sleep_until(ends_at, "the end at", ends_at)
 
     async def _sleep_until(self, instant: datetime, what: str, when: datetime) -> None:
@@ -423,35 +441,49 @@ class ReservationWorkflow:
             )
             if release_from is not None:
                 _set(release.release_from, release_from)
-            await workflow.execute_activity(
+            if decided_on is not None and self._patched(PATCH_RUN_CATCHES_UP):
+                release.version = self._state.version
+                release.decided_on = decided_on
+            released = await workflow.execute_activity(
                 "release_seat",
                 release,
                 result_type=pb.ReleaseResult,
                 summary=f"release the seat ({status_name(status)})",
                 **DB_ACTIVITY,
             )
+            if released.HasField("ahead"):
+                return self._catch_up(released.ahead)
             self._state.status = status
             self._state.cancel_reason = reason
             self._upsert_status()
             self._queue_mail(mail, due_at=workflow.now())
             return True
 
-    async def _record(self, status: pb.ReservationStatus) -> None:
+    async def _record(
+        self, status: pb.ReservationStatus, *, guarded: bool = False
+    ) -> bool:
+        """False when a `guarded` record found the row ahead of this run, which
+        has taken it over and not closed."""
         request = pb.StatusInput(
             reservation_id=self._state.reservation_id, status=status
         )
         _set(request.at, workflow.now())
-        await workflow.execute_activity(
+        if guarded and self._patched(PATCH_RUN_CATCHES_UP):
+            request.version = self._state.version
+        recorded = await workflow.execute_activity(
             "record_status",
             request,
             result_type=pb.StatusResult,
             summary=f"mark {status_name(status)}",
             **DB_ACTIVITY,
         )
+        if recorded.HasField("ahead"):
+            return self._catch_up(recorded.ahead)
         self._state.status = status
         if status == S.RESERVATION_STATUS_CHECKED_IN:
             self._state.checked_in_at.CopyFrom(request.at)
         self._upsert_status()
+        return True
 
     def _announce_version(self) -> None:
         # a hold moved before staff confirmed it was never announced: the
@@ -588,14 +620,16 @@ class ReservationWorkflow:
         except TimeoutError:
             pass
 
-    def _take_over(self, claim: pb.ClaimResult) -> bool:
+    def _take_over(
+        self, claim: pb.ClaimResult | pb.ReservationRow, source: str = "an earlier run"
+    ) -> bool:
         """Take the booking as an earlier run left it; True when that run closed it."""
         if claim.version > self._state.version:
             self._state.seat_id = claim.seat_id
             self._state.starts_at.CopyFrom(claim.starts_at)
             self._state.ends_at.CopyFrom(claim.ends_at)
             self._state.version = claim.version
-            self._moved_to = f"version {claim.version}, taken over from an earlier run"
+            self._moved_to = f"version {claim.version}, taken over from {source}"
             workflow.upsert_search_attributes(
                 [
                     SEAT_ID.value_set(claim.seat_id),
@@ -611,6 +645,26 @@ class ReservationWorkflow:
         )
         self._state.waiting_for = ""
         return True
+
+    def _catch_up(self, row: pb.ClaimResult | pb.ReservationRow) -> bool:
+        """Take over the row a reset left ahead of this run; True when it is closed.
+
+        Its mails went out from the run that made it: the mail activity counts a
+        confirmation or move mail of a version already sent as sent, and sends
+        the reminder of a version once.
+        """
+        was = self._state.status
+        self._state.status = row.status
+        if row.status == S.RESERVATION_STATUS_HELD and was != row.status:
+            # the row does not say when its hold began: a full hold from now
+            self._hold_deadline = workflow.now() + timedelta(
+                minutes=self._state.rules.hold_minutes
+            )
+        if self._take_over(row, "its record"):
+            return True
+        if self._state.status != was:
+            self._upsert_status()
+        return False
 
     def _patched(self, patch_id: str) -> bool:
         if self._input.revision >= _FOLDED_IN.get(patch_id, REVISION + 1):
@@ -736,28 +790,25 @@ class ReservationWorkflow:
     async def reschedule(self, request: pb.RescheduleRequest) -> pb.RescheduleResult:
         async with self._lock:
             self._require_reschedulable()
-            seat_id = request.seat_id or self._state.seat_id
-            starts_at = _dt(
-                request.starts_at
-                if request.HasField("starts_at")
-                else self._state.starts_at
-            )
-            ends_at = _dt(
-                request.ends_at if request.HasField("ends_at") else self._state.ends_at
-            )
+            claim = await self._claim_move(request)
+            if (
+                claim.rule == STALE_RULE
+                and claim.version
+                and (self._patched(PATCH_RUN_CATCHES_UP))
+            ):
+                # the client asked of the reservation as its record has it
+                closed = self._catch_up(claim)
+                try:
+                    if closed:
+                        raise self._invalid("reschedule")
+                    self._require_reschedulable()
+                    claim = await self._claim_move(request)
+                finally:
+                    # the timeline wakes once the move is decided: woken before,
+                    # it would mail the row's version, then this move's
+                    self._changed = True
+            seat_id, starts_at, ends_at = self._move_target(request)
             version = self._state.version + 1
-            # the new slot is claimed before the old one goes, in one transaction
-            claim = await workflow.execute_local_activity(
-                "claim_seat",
-                self._claim_input(
-                    seat_id=seat_id, starts_at=starts_at, ends_at=ends_at,
-                    version=version, reschedule=True,
-                    requested_by=request.requested_by,
-                ),
-                result_type=pb.ClaimResult,
-                summary=f"claim the new seat and time, version {version}",
-                **DB_ACTIVITY,
-            )  # fmt: skip
             result = pb.RescheduleResult(
                 outcome=claim.outcome,
                 conflict=claim.conflict,
@@ -797,6 +848,34 @@ class ReservationWorkflow:
             result.state.CopyFrom(self._state)
             result.state.ClearField("hold")
             return result
+
+    def _move_target(
+        self, request: pb.RescheduleRequest
+    ) -> tuple[str, datetime, datetime]:
+        """The seat and times a move asks for; what it leaves out stays as it is."""
+        state = self._state
+        starts_at = request if request.HasField("starts_at") else state
+        ends_at = request if request.HasField("ends_at") else state
+        return (
+            request.seat_id or state.seat_id,
+            _dt(starts_at.starts_at),
+            _dt(ends_at.ends_at),
+        )
+
+    async def _claim_move(self, request: pb.RescheduleRequest) -> pb.ClaimResult:
+        seat_id, starts_at, ends_at = self._move_target(request)
+        version = self._state.version + 1
+        # the new slot is claimed before the old one goes, in one transaction
+        return await workflow.execute_local_activity(
+            "claim_seat",
+            self._claim_input(
+                seat_id=seat_id, starts_at=starts_at, ends_at=ends_at,
+                version=version, reschedule=True, requested_by=request.requested_by,
+            ),
+            result_type=pb.ClaimResult,
+            summary=f"claim the new seat and time, version {version}",
+            **DB_ACTIVITY,
+        )  # fmt: skip
 
     @reschedule.validator
     def _validate_reschedule(self, request: pb.RescheduleRequest) -> None:

@@ -42,7 +42,7 @@ from temporalio.common import (
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.reservation import STALE_RULE, STOPPED, ReservationActivities
+from activities.reservation import STOPPED, ReservationActivities
 from api.auth import managed_coworkings
 from api.booking_rules import length_reads_two_ways, moved_end
 from api.errors import (
@@ -67,6 +67,7 @@ from workflows.reservation import (
     RESERVATION_STATUS,
     REVISION,
     SEAT_ID,
+    STALE_RULE,
     ReservationWorkflow,
     a_status,
     notification_name,

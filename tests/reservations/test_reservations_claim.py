@@ -577,6 +577,14 @@ async def test_a_move_asked_by_a_workflow_behind_its_row_is_refused(
         "workflow_behind",
     )
     assert behind.description.startswith("version: the reservation's record is at")
+    # the refusal carries the row, for the run to take over
+    assert (behind.seat_id, behind.version, behind.status) == (
+        str(other), 2, pb.RESERVATION_STATUS_CONFIRMED,
+    )  # fmt: skip
+    assert (behind.starts_at.ToDatetime(UTC), behind.ends_at.ToDatetime(UTC)) == (
+        MONDAY,
+        MONDAY + timedelta(hours=1),
+    )
     row = await db.fetchrow(
         "SELECT seat_id, starts_at, version FROM reservation.reservations"
         " WHERE id = $1",
@@ -637,6 +645,147 @@ async def test_a_closed_reservation_keeps_the_end_it_had(
         uuid.UUID(booked.reservation_id),
     )
     assert tuple(row) == ("cancelled", "by phone")
+
+
+def _timed_close(
+    reservation_id: str, status: int, decided_on: int, version: int
+) -> pb.ReleaseInput:
+    close = pb.ReleaseInput(
+        reservation_id=reservation_id, status=status, decided_on=decided_on,
+        version=version,
+    )  # fmt: skip
+    close.release_from.FromDatetime(MONDAY + timedelta(minutes=15))
+    return close
+
+
+async def test_a_timers_close_leaves_a_row_ahead_of_its_run_as_it_stands(
+    db: asyncpg.Pool, kv: valkey.Valkey, settings: Settings
+) -> None:
+    """A run reset to a point in between decides its timers on its own slot."""
+    seat, other, client, _ = await _two_seats_two_clients(db, settings)
+    claims = ReservationActivities(db, kv)
+    booked = _claim(client, seat, MONDAY)
+    rid = booked.reservation_id
+    await claims.claim_seat(booked)
+    later = MONDAY + timedelta(days=1)
+    await claims.claim_seat(
+        _claim(client, other, later, reservation_id=uuid.UUID(rid), version=2)
+    )
+    confirmed, no_show = pb.RESERVATION_STATUS_CONFIRMED, pb.RESERVATION_STATUS_NO_SHOW
+
+    stale = await claims.release_seat(_timed_close(rid, no_show, confirmed, 1))
+
+    assert stale.released == 0
+    ahead = stale.ahead
+    assert (ahead.seat_id, ahead.version, ahead.status) == (str(other), 2, confirmed)
+    assert (ahead.starts_at.ToDatetime(UTC), ahead.ends_at.ToDatetime(UTC)) == (
+        later,
+        later + timedelta(hours=1),
+    )
+    assert await _claims(db, "seat_claims", rid) == grains(
+        later, later + timedelta(hours=1)
+    )
+
+    # at the row's version, but checked in since the run last looked
+    checked_in = pb.StatusInput(
+        reservation_id=rid, status=pb.RESERVATION_STATUS_CHECKED_IN
+    )
+    checked_in.at.FromDatetime(later)
+    assert (await claims.record_status(checked_in)).changed is True
+    stale = await claims.release_seat(_timed_close(rid, no_show, confirmed, 2))
+    assert (stale.released, stale.ahead.status) == (
+        0,
+        pb.RESERVATION_STATUS_CHECKED_IN,
+    )
+    row = await db.fetchrow(
+        "SELECT status, version FROM reservation.reservations WHERE id = $1",
+        uuid.UUID(rid),
+    )
+    assert tuple(row) == ("checked_in", 2)
+
+    # the end, asked at the row's version, is written, and so is its retry
+    completed = pb.StatusInput(
+        reservation_id=rid, status=pb.RESERVATION_STATUS_COMPLETED, version=2
+    )
+    completed.at.FromDatetime(later + timedelta(hours=1))
+    first = await claims.record_status(completed)
+    again = await claims.record_status(completed)
+    assert (first.changed, first.HasField("ahead")) == (True, False)
+    assert (again.changed, again.HasField("ahead")) == (False, False)
+
+
+async def test_a_timers_close_at_the_rows_version_closes_and_its_retry_agrees(
+    db: asyncpg.Pool, kv: valkey.Valkey, settings: Settings
+) -> None:
+    seat, _, client, _ = await _two_seats_two_clients(db, settings)
+    claims = ReservationActivities(db, kv)
+    booked = _claim(client, seat, MONDAY)
+    rid = booked.reservation_id
+    await claims.claim_seat(booked)
+    close = _timed_close(
+        rid, pb.RESERVATION_STATUS_NO_SHOW, pb.RESERVATION_STATUS_CONFIRMED, 1
+    )
+
+    first = await claims.release_seat(close)
+    again = await claims.release_seat(close)
+
+    # the grains from the deadline on: 15 minutes in, 9 of the hour's 12
+    assert (first.released, first.HasField("ahead")) == (18, False)
+    assert (again.released, again.HasField("ahead")) == (0, False)
+    assert await _claims(db, "seat_claims", rid) == grains(
+        MONDAY, MONDAY + timedelta(minutes=15)
+    )
+    status = await db.fetchval(
+        "SELECT status FROM reservation.reservations WHERE id = $1", uuid.UUID(rid)
+    )
+    assert status == "no_show"
+
+
+async def test_the_end_of_a_run_behind_a_cancel_takes_the_cancel(
+    db: asyncpg.Pool, kv: valkey.Valkey, settings: Settings
+) -> None:
+    seat, _, client, _ = await _two_seats_two_clients(db, settings)
+    claims = ReservationActivities(db, kv)
+    booked = _claim(client, seat, MONDAY)
+    rid = booked.reservation_id
+    await claims.claim_seat(booked)
+    cancel = pb.ReleaseInput(reservation_id=rid, status=pb.RESERVATION_STATUS_CANCELLED)
+    await claims.release_seat(cancel)
+    completed = pb.StatusInput(
+        reservation_id=rid, status=pb.RESERVATION_STATUS_COMPLETED, version=1
+    )
+    completed.at.FromDatetime(MONDAY + timedelta(hours=1))
+
+    result = await claims.record_status(completed)
+
+    assert (result.changed, result.ahead.status) == (
+        False,
+        pb.RESERVATION_STATUS_CANCELLED,
+    )
+    status = await db.fetchval(
+        "SELECT status FROM reservation.reservations WHERE id = $1", uuid.UUID(rid)
+    )
+    assert status == "cancelled"
+
+
+async def test_a_row_behind_its_run_takes_the_runs_close(
+    db: asyncpg.Pool, kv: valkey.Valkey, settings: Settings
+) -> None:
+    """A database restored from a backup: the run knows a later version."""
+    seat, _, client, _ = await _two_seats_two_clients(db, settings)
+    claims = ReservationActivities(db, kv)
+    booked = _claim(client, seat, MONDAY)
+    await claims.claim_seat(booked)
+    completed = pb.StatusInput(
+        reservation_id=booked.reservation_id,
+        status=pb.RESERVATION_STATUS_COMPLETED,
+        version=3,
+    )
+    completed.at.FromDatetime(MONDAY + timedelta(hours=1))
+
+    result = await claims.record_status(completed)
+
+    assert (result.changed, result.HasField("ahead")) == (True, False)
 
 
 def test_a_move_refused_as_behind_reaches_the_caller_as_a_conflict() -> None:

@@ -1,0 +1,243 @@
+"""A run that a reset left behind its reservation's row takes the row over.
+
+Support may reset a workflow to a point in between, leaving out the updates and
+signals after it. The new run then knows less than the database: a move, a
+staff confirm, a check-in or a cancel. Here the database is moved on with the
+activities an earlier run called, and the run finds out at its next timer or move.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import pytest
+from temporalio.client import WorkflowUpdateFailedError
+
+from activities.reservation import ReservationActivities, grains
+from proto import reservation_pb2 as pb
+from tests.factories import create_coworking, create_seat
+from tests.reservations.conftest import Scene
+from tests.reservations.test_reservations_lifecycle import _kinds, sent, wait_for
+
+
+def _activities(scene: Scene) -> ReservationActivities:
+    return ReservationActivities(scene.resources.pool, scene.resources.valkey)
+
+
+async def _move_behind_the_run(
+    scene: Scene, reservation_id: str, seat_id: object, starts_at, ends_at
+) -> None:
+    """The move an earlier run made, before a reset to a point before it."""
+    move = pb.ClaimInput(
+        reservation_id=reservation_id, client_id=str(scene.client.id),
+        seat_id=str(seat_id), version=2, reschedule=True,
+        requested_by=f"client:{scene.client.id}",
+    )  # fmt: skip
+    move.starts_at.FromDatetime(starts_at)
+    move.ends_at.FromDatetime(ends_at)
+    move.now.FromDatetime(await scene.now())
+    claimed = await _activities(scene).claim_seat(move)
+    assert claimed.outcome == pb.HOLD_OUTCOME_HELD, claimed.description
+
+
+async def _state(scene: Scene, reservation_id: str) -> pb.ReservationState:
+    handle = scene.resources.temporal.get_workflow_handle(
+        f"reservation-{reservation_id}"
+    )
+    return await handle.query("state")
+
+
+async def _row(scene: Scene, reservation_id: str) -> tuple:
+    row = await scene.resources.pool.fetchrow(
+        "SELECT seat_id, starts_at, status, version, (SELECT array_agg(slot_start"
+        " ORDER BY slot_start) FROM reservation.seat_claims c"
+        " WHERE c.reservation_id = r.id) AS slots"
+        " FROM reservation.reservations r WHERE id = $1",
+        uuid.UUID(reservation_id),
+    )
+    return tuple(row)
+
+
+async def test_a_run_behind_a_move_takes_it_at_its_no_show_deadline(
+    scene: Scene, smtp
+) -> None:
+    pool = scene.resources.pool
+    coworking = await create_coworking(pool, checkin_grace_minutes=15)
+    seat = await create_seat(pool, coworking, number=1)
+    other = await create_seat(pool, coworking, number=2)
+    starts_at, ends_at = await scene.slot(hours_ahead=5)
+    reservation_id = (await scene.book(starts_at, ends_at, seat_id=seat)).json()["id"]
+    await wait_for(lambda: _kinds(scene, reservation_id, "confirmation"))
+    later, later_end = starts_at + timedelta(days=1), ends_at + timedelta(days=1)
+    await _move_behind_the_run(scene, reservation_id, other, later, later_end)
+
+    # past the old slot's reminder and its check-in deadline
+    await scene.sleep(starts_at + timedelta(minutes=15, seconds=1) - await scene.now())
+
+    async def caught_up() -> pb.ReservationState | None:
+        state = await _state(scene, reservation_id)
+        return state if state.version == 2 and state.waiting_for else None
+
+    state = await wait_for(caught_up)
+    assert isinstance(state, pb.ReservationState)
+    assert (state.seat_id, state.status) == (
+        str(other),
+        pb.RESERVATION_STATUS_CONFIRMED,
+    )
+    assert (state.starts_at.ToSeconds(), state.ends_at.ToSeconds()) == (
+        int(later.timestamp()),
+        int(later_end.timestamp()),
+    )
+    reminder_at = later - timedelta(hours=3)
+    assert state.waiting_for == f"the reminder at {reminder_at.isoformat()}"
+    # no no-show: the moved booking keeps every grain of its slot
+    assert await _row(scene, reservation_id) == (
+        other, later, "confirmed", 2, grains(later, later_end),
+    )  # fmt: skip
+
+    await scene.sleep(reminder_at + timedelta(seconds=1) - await scene.now())
+    reminder = (await wait_for(lambda: _kinds(scene, reservation_id, "reminder")))[0]
+    assert (reminder["version"], reminder["due_at"]) == (2, reminder_at)
+    assert timedelta(0) <= reminder["scheduled_at"] - reminder_at < timedelta(seconds=1)
+    # the old slot's reminder was dropped, its row having moved; the client
+    # learns of the move (an earlier run's move mail would count as this one)
+    assert [(r["kind"], r["version"]) for r in await sent(scene, reservation_id)] == [
+        ("confirmation", 1),
+        ("reschedule", 2),
+        ("reminder", 2),
+    ]
+
+
+async def test_a_held_run_behind_a_staff_confirm_does_not_expire(
+    scene: Scene, smtp
+) -> None:
+    pool = scene.resources.pool
+    coworking = await create_coworking(pool, auto_confirm=False, hold_minutes=60)
+    seat = await create_seat(pool, coworking, number=1)
+    starts_at, ends_at = await scene.slot(hours_ahead=30)
+    reservation_id = (await scene.book(starts_at, ends_at, seat_id=seat)).json()["id"]
+    assert (await _state(scene, reservation_id)).status == pb.RESERVATION_STATUS_HELD
+    confirm = pb.StatusInput(
+        reservation_id=reservation_id, status=pb.RESERVATION_STATUS_CONFIRMED
+    )
+    confirm.at.FromDatetime(await scene.now())
+    assert (await _activities(scene).record_status(confirm)).changed is True
+
+    await scene.sleep(timedelta(minutes=61))
+
+    async def confirmed() -> pb.ReservationState | None:
+        state = await _state(scene, reservation_id)
+        return state if state.status == pb.RESERVATION_STATUS_CONFIRMED else None
+
+    state = await wait_for(confirmed)
+    assert isinstance(state, pb.ReservationState)
+    reminder_at = starts_at - timedelta(hours=3)
+    assert state.waiting_for == f"the reminder at {reminder_at.isoformat()}"
+    assert await _row(scene, reservation_id) == (
+        seat, starts_at, "confirmed", 1, grains(starts_at, ends_at),
+    )  # fmt: skip
+    # staff's confirm reaches the client, from the run that took it over
+    rows = await wait_for(lambda: _kinds(scene, reservation_id, "confirmation"))
+    assert [(r["kind"], r["version"]) for r in await sent(scene, reservation_id)] == [
+        ("confirmation", 1)
+    ]
+    assert rows[0]["scheduled_at"] >= starts_at - timedelta(hours=29)
+
+
+async def test_a_run_behind_a_cancel_ends_cancelled_at_its_end(
+    scene: Scene, smtp
+) -> None:
+    starts_at, ends_at = await scene.slot(hours_ahead=5)
+    reservation_id = (await scene.book(starts_at, ends_at)).json()["id"]
+    await wait_for(lambda: _kinds(scene, reservation_id, "confirmation"))
+    cancel = pb.ReleaseInput(
+        reservation_id=reservation_id,
+        status=pb.RESERVATION_STATUS_CANCELLED,
+        reason="by phone",
+    )
+    assert (await _activities(scene).release_seat(cancel)).released == 24
+
+    await scene.sleep(ends_at + timedelta(seconds=1) - await scene.now())
+    handle = scene.resources.temporal.get_workflow_handle(
+        f"reservation-{reservation_id}"
+    )
+    result = await handle.result()
+
+    assert result.status == pb.RESERVATION_STATUS_CANCELLED
+    description = await handle.describe()
+    assert description.search_attributes["ReservationStatus"] == ["cancelled"]
+    assert await _row(scene, reservation_id) == (
+        scene.seat_id, starts_at, "cancelled", 1, None,
+    )  # fmt: skip
+    # its cancellation mail was the earlier run's to send; no reminder for it
+    assert [r["kind"] for r in await sent(scene, reservation_id)] == ["confirmation"]
+
+
+async def test_a_move_asked_of_a_run_behind_a_move_takes_it_and_moves(
+    scene: Scene, smtp
+) -> None:
+    starts_at, ends_at = await scene.slot(hours_ahead=30)
+    reservation_id = (await scene.book(starts_at, ends_at)).json()["id"]
+    await _move_behind_the_run(
+        scene, reservation_id, scene.other_seat_id, starts_at, ends_at
+    )
+    new_start, new_end = starts_at + timedelta(hours=2), ends_at + timedelta(hours=2)
+
+    moved = await scene.api.patch(
+        f"/api/reservations/{reservation_id}",
+        json={
+            "seat_id": str(scene.seat_id),
+            "starts_at": new_start.isoformat(),
+            "ends_at": new_end.isoformat(),
+        },
+        headers=scene.client.headers,
+    )
+
+    assert moved.status_code == 200, moved.text
+    assert (moved.json()["seat_id"], moved.json()["starts_at"]) == (
+        str(scene.seat_id),
+        new_start.isoformat().replace("+00:00", "Z"),
+    )
+    assert await _row(scene, reservation_id) == (
+        scene.seat_id, new_start, "confirmed", 3, grains(new_start, new_end),
+    )  # fmt: skip
+    state = await _state(scene, reservation_id)
+    assert (state.version, state.seat_id) == (3, str(scene.seat_id))
+
+    async def move_mailed() -> list[tuple]:
+        rows = await sent(scene, reservation_id)
+        kinds = [(r["kind"], r["version"]) for r in rows]
+        return kinds if ("reschedule", 3) in kinds else []
+
+    assert await wait_for(move_mailed) == [("confirmation", 1), ("reschedule", 3)]
+
+
+async def test_a_move_asked_of_a_run_behind_a_cancel_is_refused_and_closes_it(
+    scene: Scene, smtp
+) -> None:
+    """The API refuses a move of a closed row itself; an update sent to the run
+    (a request in flight across the cancel, or from the Temporal UI) reaches it."""
+    starts_at, ends_at = await scene.slot(hours_ahead=30)
+    reservation_id = (await scene.book(starts_at, ends_at)).json()["id"]
+    await wait_for(lambda: _kinds(scene, reservation_id, "confirmation"))
+    cancel = pb.ReleaseInput(
+        reservation_id=reservation_id, status=pb.RESERVATION_STATUS_CANCELLED
+    )
+    await _activities(scene).release_seat(cancel)
+    handle = scene.resources.temporal.get_workflow_handle(
+        f"reservation-{reservation_id}"
+    )
+    move = pb.RescheduleRequest(requested_by=f"client:{scene.client.id}")
+    move.starts_at.FromDatetime(starts_at + timedelta(hours=1))
+    move.ends_at.FromDatetime(ends_at + timedelta(hours=1))
+
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await handle.execute_update("reschedule", move, result_type=pb.RescheduleResult)
+
+    assert refused.value.cause.message == "cannot reschedule a cancelled reservation"
+    assert (await handle.result()).status == pb.RESERVATION_STATUS_CANCELLED
+    assert await _row(scene, reservation_id) == (
+        scene.seat_id, starts_at, "cancelled", 1, None,
+    )  # fmt: skip
+    assert [r["kind"] for r in await sent(scene, reservation_id)] == ["confirmation"]
