@@ -32,6 +32,9 @@ logger = logging.getLogger(__name__)
 GRAIN = timedelta(minutes=5)
 _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 _ACTIVE = ("held", "confirmed", "checked_in")
+# longer than the namespace keeps a closed workflow (30 days in deploy/),
+# so a refused booking can be reset for as long as it can be found
+REFUSALS_KEPT = timedelta(days=90)
 ABANDONED_REASON = "its workflow was stopped in Temporal before it closed"
 # how a workflow ends without running its own close
 STOPPED = frozenset({
@@ -111,7 +114,9 @@ SELECT {", ".join(f"w.{column}" for column in RULE_COLUMNS)},
         AS active_count,
     e.status AS existing_status, e.version AS existing_version,
     e.coworking_id AS existing_coworking_id, e.seat_id AS existing_seat_id,
-    e.starts_at AS existing_starts_at, e.ends_at AS existing_ends_at
+    e.starts_at AS existing_starts_at, e.ends_at AS existing_ends_at,
+    (SELECT result FROM reservation.refused_bookings WHERE reservation_id = $1)
+        AS refused
 FROM (SELECT 1) AS one
 LEFT JOIN existing e ON true
 LEFT JOIN coworking.seats s ON s.id = $3 AND s.deleted_at IS NULL
@@ -157,8 +162,10 @@ def _dt(ts: object) -> datetime:
 class _Refused(Exception):
     """Rolls the claim transaction back; carries the answer for the workflow."""
 
-    def __init__(self, result: pb.ClaimResult):
+    def __init__(self, result: pb.ClaimResult, *, kept: bool = False):
         self.result = result
+        # already in refused_bookings
+        self.kept = kept
 
 
 def _conflict(scope: str, starts_at: datetime, ends_at: datetime) -> pb.ClaimResult:
@@ -209,6 +216,14 @@ class ReservationActivities:
         except _Refused as refused:
             if refused.result.outcome == pb.HOLD_OUTCOME_CONFLICT:
                 metrics.BOOKING_CONFLICTS.inc()
+            if not request.reschedule and not refused.kept:
+                # before the answer reaches the workflow, so a run begun again
+                # from its first task can only be refused again
+                await self.pool.execute(
+                    "INSERT INTO reservation.refused_bookings (reservation_id, result)"
+                    " VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                    reservation_id, refused.result.SerializeToString(),
+                )  # fmt: skip
             return refused.result
         # after the commit and before the workflow answers, so no reader sees stale data
         for coworking_id in touched:
@@ -256,6 +271,8 @@ class ReservationActivities:
         )  # fmt: skip
         assert context is not None
         existing_version = context["existing_version"]
+        if context["refused"] is not None and existing_version is None:
+            raise _Refused(pb.ClaimResult.FromString(context["refused"]), kept=True)
         if existing_version is not None and existing_version >= request.version:
             if request.reschedule and (
                 context["existing_seat_id"], context["existing_starts_at"],
@@ -468,6 +485,18 @@ class ReservationActivities:
             "reservation %s closed after its workflow: %s", reservation_id, reason
         )
         return True
+
+    async def forget_refusals(self, kept: timedelta = REFUSALS_KEPT) -> int:
+        """Drop refusals older than `kept`, past any reset of their workflows.
+
+        Not an activity: the reservation worker's sweep calls it.
+        """
+        outcome = await self.pool.execute(
+            "DELETE FROM reservation.refused_bookings"
+            " WHERE created_at < now() - $1::interval",
+            kept,
+        )
+        return int(outcome.split()[-1])
 
     @activity.defn(name="record_status")
     async def record_status(self, request: pb.StatusInput) -> pb.StatusResult:

@@ -4,7 +4,8 @@ Support staff can terminate a workflow, or ask for its cancellation, from the
 Temporal UI. Either way the workflow runs none of its code again, so it never
 releases its seat: the row stays active and the seat stays taken for good. The
 reservation worker looks for such workflows in Temporal's visibility now and
-then and cancels their reservations in the database.
+then and cancels their reservations in the database. Each sweep also forgets
+refused bookings kept past any reset of their workflows.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ async def sweep_forever(
         try:
             await sweep_once(client, activities, since)
             since = began - OVERLAP
+            await activities.forget_refusals()
         # a sweep that fails (Temporal or PostgreSQL away) is simply made again
         except Exception as error:  # noqa: BLE001
             logger.warning("sweep for abandoned reservations failed: %s", error)

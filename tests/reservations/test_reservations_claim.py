@@ -274,6 +274,56 @@ async def test_a_taken_seat_or_client_slot_is_a_conflict_that_writes_nothing(
     assert await db.fetchval("SELECT count(*) FROM reservation.client_claims") == 24
 
 
+async def test_a_refused_booking_claimed_again_is_refused_again_as_it_was(
+    db: asyncpg.Pool, kv: valkey.Valkey, settings: Settings
+) -> None:
+    """A workflow reset to its first task runs its claim again."""
+    seat, _, anna, ben = await _two_seats_two_clients(db, settings)
+    claims = ReservationActivities(db, kv)
+    first = _claim(anna, seat, MONDAY)
+    await claims.claim_seat(first)
+    refused = _claim(ben, seat, MONDAY)
+    answer = await claims.claim_seat(refused)
+    assert answer.outcome == pb.HOLD_OUTCOME_CONFLICT
+    # the seat comes free after ben was told 409
+    await claims.release_seat(
+        pb.ReleaseInput(
+            reservation_id=first.reservation_id, status=pb.RESERVATION_STATUS_CANCELLED
+        )
+    )
+
+    again = await claims.claim_seat(refused)
+
+    assert again == answer
+    assert await db.fetchval(
+        "SELECT count(*) FROM reservation.reservations WHERE id = $1",
+        uuid.UUID(refused.reservation_id),
+    ) == 0  # fmt: skip
+    assert await db.fetchval("SELECT count(*) FROM reservation.seat_claims") == 0
+    # a booking of its own, with another id, takes the seat
+    assert (await claims.claim_seat(_claim(ben, seat, MONDAY))).outcome == (
+        pb.HOLD_OUTCOME_HELD
+    )
+
+
+async def test_refusals_are_forgotten_once_past_any_reset(
+    db: asyncpg.Pool, kv: valkey.Valkey, settings: Settings
+) -> None:
+    claims = ReservationActivities(db, kv)
+    old, recent = uuid.uuid4(), uuid.uuid4()
+    for reservation_id, age in ((old, 91), (recent, 89)):
+        await db.execute(
+            "INSERT INTO reservation.refused_bookings"
+            " (reservation_id, result, created_at)"
+            " VALUES ($1, '', now() - make_interval(days => $2))",
+            reservation_id, age,
+        )  # fmt: skip
+
+    assert await claims.forget_refusals() == 1
+    left = await db.fetch("SELECT reservation_id FROM reservation.refused_bookings")
+    assert [row["reservation_id"] for row in left] == [recent]
+
+
 async def test_a_retried_claim_answers_held_even_once_its_seat_is_gone(
     db: asyncpg.Pool, kv: valkey.Valkey, settings: Settings
 ) -> None:

@@ -15,7 +15,9 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.testing import ActivityEnvironment
 
 from activities.mail import MailActivities
+from api.services.reservations import _IDEMPOTENCY_NAMESPACE
 from proto import reservation_pb2 as pb
+from tests.factories import create_client
 from tests.reservations.conftest import Scene
 from tests.reservations.test_reservations_lifecycle import sent, wait_for
 from workers import mail as mail_worker
@@ -202,3 +204,45 @@ async def test_a_closing_mail_that_the_row_contradicts_is_not_sent(
         "confirmation",
         "cancellation",
     ]
+
+
+async def test_a_refused_booking_reset_to_its_first_task_is_refused_again(
+    scene: Scene, smtp
+) -> None:
+    starts_at, ends_at = await scene.slot(hours_ahead=30)
+    pool, settings = scene.resources.pool, scene.resources.settings
+    rival = await create_client(pool, settings, email="ben@example.com")
+    taken = await scene.book(starts_at, ends_at, account=rival)
+    assert taken.status_code == 200, taken.text
+    key = {"Idempotency-Key": "refused-once"}
+    refused = await scene.book(starts_at, ends_at, headers=key)
+    assert refused.status_code == 409, refused.text
+    # the seat comes free after the client was told 409
+    freed = await scene.api.delete(
+        f"/api/reservations/{taken.json()['id']}", headers=rival.headers
+    )
+    assert freed.status_code == 204, freed.text
+    reservation_id = uuid.uuid5(
+        _IDEMPOTENCY_NAMESPACE, f"{scene.client.id}:refused-once"
+    )
+    temporal = scene.resources.temporal
+    handle = temporal.get_workflow_handle(f"reservation-{reservation_id}")
+    assert (await handle.result()).status == pb.RESERVATION_STATUS_REJECTED
+
+    run_id = await reset_workflow(handle, temporal=temporal)
+    result = await temporal.get_workflow_handle(handle.id, run_id=run_id).result()
+
+    assert result.status == pb.RESERVATION_STATUS_REJECTED
+    assert result.hold.outcome == pb.HOLD_OUTCOME_CONFLICT
+    assert result.hold.conflict.starts_at.ToSeconds() == int(starts_at.timestamp())
+    held = await pool.fetchval(
+        "SELECT count(*) FROM reservation.seat_claims WHERE reservation_id = $1",
+        reservation_id,
+    )
+    row = await pool.fetchrow(
+        "SELECT 1 FROM reservation.reservations WHERE id = $1", reservation_id
+    )
+    assert (held, row) == (0, None)
+    # the key keeps its first answer
+    again = await scene.book(starts_at, ends_at, headers=key)
+    assert (again.status_code, again.json()) == (409, refused.json())
