@@ -90,7 +90,7 @@ def seat_lock_key(seat_id: uuid.UUID) -> int:
 # The coworking comes from the reservation when the seat has gone since it was held.
 _CLAIM_CONTEXT = f"""
 WITH existing AS (
-    SELECT status, version, coworking_id, seat_id, starts_at, ends_at
+    SELECT status, version, coworking_id, seat_id, starts_at, ends_at, rules
     FROM reservation.reservations
     WHERE id = $1 FOR UPDATE
 )
@@ -115,6 +115,7 @@ SELECT {", ".join(f"w.{column}" for column in RULE_COLUMNS)},
     e.status AS existing_status, e.version AS existing_version,
     e.coworking_id AS existing_coworking_id, e.seat_id AS existing_seat_id,
     e.starts_at AS existing_starts_at, e.ends_at AS existing_ends_at,
+    e.rules AS existing_rules,
     (SELECT result FROM reservation.refused_bookings WHERE reservation_id = $1)
         AS refused
 FROM (SELECT 1) AS one
@@ -141,8 +142,9 @@ _CLAIM = "WITH" + _CLAIMS
 _BOOK = (
     """WITH booked AS (
     INSERT INTO reservation.reservations
-        (id, client_id, seat_id, coworking_id, starts_at, ends_at, status, version)
-    VALUES ($3, $4, $1, $5, $6, $7, $8, $9)
+        (id, client_id, seat_id, coworking_id, starts_at, ends_at, status, version,
+         rules)
+    VALUES ($3, $4, $1, $5, $6, $7, $8, $9, $10)
 ),"""  # noqa: S608 - two constants joined, no input
     + _CLAIMS
 )
@@ -290,6 +292,9 @@ class ReservationActivities:
             held = self._held(
                 CoworkingRules.from_row(context), context["existing_status"]
             )
+            if context["existing_rules"] is not None:
+                # the terms the booking was claimed on, not the coworking's today
+                held.rules.ParseFromString(context["existing_rules"])
             held.seat_id = str(context["existing_seat_id"])
             held.starts_at.FromDatetime(context["existing_starts_at"])
             held.ends_at.FromDatetime(context["existing_ends_at"])
@@ -349,8 +354,9 @@ class ReservationActivities:
         if existing_version is None:
             status = "confirmed" if rules.auto_confirm else "held"
             claimed = await conn.fetchrow(
-                _BOOK, *claim, rules.id, starts_at, ends_at, status, request.version
-            )
+                _BOOK, *claim, rules.id, starts_at, ends_at, status, request.version,
+                _booking_rules(rules).SerializeToString(),
+            )  # fmt: skip
         else:
             status = context["existing_status"]
             # staff confirmed that seat and time, not the one a client moves to
@@ -375,9 +381,9 @@ class ReservationActivities:
             await conn.execute(
                 "UPDATE reservation.reservations SET seat_id = $2, coworking_id = $3,"
                 " starts_at = $4, ends_at = $5, version = $6, status = $7,"
-                " updated_at = now() WHERE id = $1",
+                " rules = $8, updated_at = now() WHERE id = $1",
                 reservation_id, seat_id, rules.id, starts_at, ends_at, request.version,
-                status,
+                status, _booking_rules(rules).SerializeToString(),
             )  # fmt: skip
             claimed = await conn.fetchrow(_CLAIM, *claim)
         assert claimed is not None
@@ -418,18 +424,13 @@ class ReservationActivities:
         raise _Refused(_conflict(scope, taken["starts_at"], taken["ends_at"]))
 
     @staticmethod
-    def _held(rules: object, status: str) -> pb.ClaimResult:
-        result = pb.ClaimResult(
+    def _held(rules: CoworkingRules, status: str) -> pb.ClaimResult:
+        return pb.ClaimResult(
             outcome=pb.HOLD_OUTCOME_HELD,
-            coworking_id=str(rules.id),  # type: ignore[attr-defined]
+            coworking_id=str(rules.id),
             status=_STATUS_ENUM[status],
+            rules=_booking_rules(rules),
         )
-        result.rules.auto_confirm = rules.auto_confirm  # type: ignore[attr-defined]
-        result.rules.hold_minutes = rules.hold_minutes  # type: ignore[attr-defined]
-        result.rules.reminder_lead_minutes = rules.reminder_lead_minutes  # type: ignore[attr-defined]
-        result.rules.checkin_grace_minutes = rules.checkin_grace_minutes or 0  # type: ignore[attr-defined]
-        result.rules.timezone = rules.timezone  # type: ignore[attr-defined]
-        return result
 
     @activity.defn(name="release_seat")
     async def release_seat(self, request: pb.ReleaseInput) -> pb.ReleaseResult:
@@ -518,6 +519,16 @@ class ReservationActivities:
         if changed and status in _COUNTERS:
             _COUNTERS[status].inc()
         return pb.StatusResult(changed=changed)
+
+
+def _booking_rules(rules: CoworkingRules) -> pb.BookingRules:
+    return pb.BookingRules(
+        auto_confirm=rules.auto_confirm,
+        hold_minutes=rules.hold_minutes,
+        reminder_lead_minutes=rules.reminder_lead_minutes,
+        checkin_grace_minutes=rules.checkin_grace_minutes or 0,
+        timezone=rules.timezone,
+    )
 
 
 async def _ahead_of(

@@ -324,6 +324,51 @@ async def test_refusals_are_forgotten_once_past_any_reset(
     assert [row["reservation_id"] for row in left] == [recent]
 
 
+async def test_a_claim_found_made_answers_with_the_rules_it_was_made_on(
+    db: asyncpg.Pool, kv: valkey.Valkey, settings: Settings
+) -> None:
+    """A workflow reset to its first task keeps the terms of its booking."""
+    seat, other, client, _ = await _two_seats_two_clients(db, settings)
+    coworking = await db.fetchval(
+        "SELECT coworking_id FROM coworking.seats WHERE id = $1", seat
+    )
+    claims = ReservationActivities(db, kv)
+    booked = _claim(client, seat, MONDAY)
+    made = await claims.claim_seat(booked)
+
+    async def rules_become(lead: int, grace: int) -> None:
+        await db.execute(
+            "UPDATE coworking.coworkings SET reminder_lead_minutes = $2,"
+            " checkin_grace_minutes = $3 WHERE id = $1",
+            coworking, lead, grace,
+        )  # fmt: skip
+
+    await rules_become(60, 20)
+    again = await claims.claim_seat(booked)
+    assert (again.rules.reminder_lead_minutes, again.rules.checkin_grace_minutes) == (
+        made.rules.reminder_lead_minutes,
+        made.rules.checkin_grace_minutes,
+    )
+    assert made.rules.reminder_lead_minutes == 180
+
+    # a move is claimed on the rules of its day, and keeps them in turn
+    move = _claim(
+        client, other, MONDAY, reservation_id=uuid.UUID(booked.reservation_id),
+        version=2,
+    )  # fmt: skip
+    moved = await claims.claim_seat(move)
+    await rules_become(30, 5)
+    moved_again = await claims.claim_seat(move)
+    for answer in (moved, moved_again):
+        rules = answer.rules
+        assert (rules.reminder_lead_minutes, rules.checkin_grace_minutes) == (60, 20)
+
+    # a row claimed before the rules were kept on it reads the coworking's
+    await db.execute("UPDATE reservation.reservations SET rules = NULL")
+    unkept = (await claims.claim_seat(move)).rules
+    assert (unkept.reminder_lead_minutes, unkept.checkin_grace_minutes) == (30, 5)
+
+
 async def test_a_retried_claim_answers_held_even_once_its_seat_is_gone(
     db: asyncpg.Pool, kv: valkey.Valkey, settings: Settings
 ) -> None:
