@@ -52,20 +52,6 @@ PATCH_DEADLINE_LOOKS_AGAIN = "2026-12-deadline-looks-again"
 # 2026-12: a cancel that arrives once the end has passed, before its timer has
 # woken the timeline, is ignored: the reservation completes, not cancelled.
 PATCH_NO_CANCEL_AFTER_END = "2026-12-no-cancel-after-end"
-# A workflow whose input names a revision takes the patches that revision folds
-# in without asking: `workflow.patched` records a marker and upserts
-# TemporalChangeVersion on every new booking, one history event and one
-# visibility write each. Inputs from older starters carry revision 0 and ask.
-# A patch added after revision 2 is asked for until a later revision folds it in.
-REVISION = 2
-_FOLDED_IN: dict[str, int] = {
-    PATCH_2026_12: 2,
-    PATCH_MAIL_WAITS_FOR_DATABASE: 2,
-    PATCH_MOVE_MAIL_IN_UPDATE: 2,
-    PATCH_CONFIRM_MAIL_IN_UPDATE: 2,
-    PATCH_DEADLINE_LOOKS_AGAIN: 2,
-    PATCH_NO_CANCEL_AFTER_END: 2,
-}
 # 2026-12: a client's move of a reservation that staff confirmed, in a
 # coworking where staff confirm, is held again until they confirm the new one.
 PATCH_CLIENT_MOVE_WAITS_FOR_STAFF = "2026-12-client-move-waits-for-staff"
@@ -98,6 +84,29 @@ PATCH_RESET_TAKES_ROW = "2026-12-reset-takes-row"
 # it no-showed or expired a booking confirmed, checked in or moved since, and
 # refused every move until support reset it to its first task.
 PATCH_RUN_CATCHES_UP = "2026-12-run-catches-up"
+# A workflow whose input names a revision takes the patches that revision folds
+# in without asking: `workflow.patched` records a marker and upserts
+# TemporalChangeVersion on every new booking, one history event and one
+# visibility write each. Inputs from older starters carry revision 0 and ask.
+# A patch added after revision 3 is asked for until a later revision folds it in.
+REVISION = 3
+_FOLDED_IN: dict[str, int] = {
+    PATCH_2026_12: 2,
+    PATCH_MAIL_WAITS_FOR_DATABASE: 2,
+    PATCH_MOVE_MAIL_IN_UPDATE: 2,
+    PATCH_CONFIRM_MAIL_IN_UPDATE: 2,
+    PATCH_DEADLINE_LOOKS_AGAIN: 2,
+    PATCH_NO_CANCEL_AFTER_END: 2,
+    # 3: the catch-up is asked at every timed close, so every reservation's end
+    PATCH_CLIENT_MOVE_WAITS_FOR_STAFF: 3,
+    PATCH_FAILED_STAYS_FAILED: 3,
+    PATCH_NO_REMINDER_AFTER_CHECK_IN: 3,
+    PATCH_NEXT_MAIL_RETRIES: 3,
+    PATCH_RETRY_MAILS_BEHIND: 3,
+    PATCH_ONE_INVITATION: 3,
+    PATCH_RESET_TAKES_ROW: 3,
+    PATCH_RUN_CATCHES_UP: 3,
+}
 # how long a mail rests, after its attempts ran into a database outage, before
 # the next round of attempts
 DATABASE_OUTAGE_PAUSE = timedelta(seconds=30)

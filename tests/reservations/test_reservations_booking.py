@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 
 from proto import reservation_pb2 as pb
-from tests.factories import create_client
+from tests.factories import create_client, create_coworking, create_seat
 from tests.reservations.conftest import Scene
 from tests.reservations.test_reservations_lifecycle import wait_for
 from workflows.reservation import PATCH_2026_12, ReservationWorkflow
@@ -178,6 +178,34 @@ async def test_booking_records_no_patch_marker_and_writes_no_attribute_after_sta
     assert started.search_attributes.indexed_fields["ReservationStatus"].data == (
         b'"confirmed"'
     )
+
+
+async def test_reservations_run_to_their_end_with_no_patch_marker(
+    scene: Scene,
+) -> None:
+    """Every timed close asks whether a reset left the run behind its row; the
+    revision answers, not a marker and a visibility write per reservation."""
+    strict = await create_coworking(scene.resources.pool, checkin_grace_minutes=15)
+    door = await create_seat(scene.resources.pool, strict)
+    starts_at, ends_at = await scene.slot(hours_ahead=4)
+    completed = (await scene.book(starts_at, ends_at)).json()["id"]
+    rival = await create_client(scene.resources.pool, scene.resources.settings)
+    no_show = (
+        await scene.book(starts_at, ends_at, seat_id=door, account=rival)
+    ).json()["id"]
+
+    await scene.sleep(ends_at + timedelta(seconds=1) - await scene.now())
+    for reservation_id, status in (
+        (completed, pb.RESERVATION_STATUS_COMPLETED),
+        (no_show, pb.RESERVATION_STATUS_NO_SHOW),
+    ):
+        handle = scene.resources.temporal.get_workflow_handle(
+            f"reservation-{reservation_id}"
+        )
+        assert (await handle.result()).status == status
+        events = [event async for event in handle.fetch_history_events()]
+        assert _patch_markers(events) == []
+        assert {"TemporalChangeVersion"} not in _upserted(events)
 
 
 async def test_booking_from_an_older_starter_asks_for_its_patches(
