@@ -742,6 +742,13 @@ async def test_a_closed_reservation_keeps_the_end_it_had(
     assert tuple(row) == ("cancelled", "by phone")
 
 
+async def _status(db: asyncpg.Pool, reservation_id: str) -> str:
+    return await db.fetchval(
+        "SELECT status FROM reservation.reservations WHERE id = $1",
+        uuid.UUID(reservation_id),
+    )
+
+
 def _timed_close(
     reservation_id: str, status: int, decided_on: int, version: int
 ) -> pb.ReleaseInput:
@@ -830,10 +837,7 @@ async def test_a_timers_close_at_the_rows_version_closes_and_its_retry_agrees(
     assert await _claims(db, "seat_claims", rid) == grains(
         MONDAY, MONDAY + timedelta(minutes=15)
     )
-    status = await db.fetchval(
-        "SELECT status FROM reservation.reservations WHERE id = $1", uuid.UUID(rid)
-    )
-    assert status == "no_show"
+    assert await _status(db, rid) == "no_show"
 
 
 async def test_the_end_of_a_run_behind_a_cancel_takes_the_cancel(
@@ -857,10 +861,7 @@ async def test_the_end_of_a_run_behind_a_cancel_takes_the_cancel(
         False,
         pb.RESERVATION_STATUS_CANCELLED,
     )
-    status = await db.fetchval(
-        "SELECT status FROM reservation.reservations WHERE id = $1", uuid.UUID(rid)
-    )
-    assert status == "cancelled"
+    assert await _status(db, rid) == "cancelled"
 
 
 async def test_a_row_behind_its_run_takes_the_runs_close(
