@@ -319,6 +319,41 @@ async def test_delete_client_with_wrong_password_changes_nothing(
     assert confirmed.status_code == 204
 
 
+async def test_a_password_of_white_space_alone_is_refused_and_nothing_changes(
+    api, db
+) -> None:
+    blank = " " * 8
+    refused = await api.post("/api/client/register", json={**FORM, "password": blank})
+    assert (refused.status_code, refused.json()) == (
+        400,
+        {
+            "error": "invalid_body",
+            "description": "password: must not be white space alone",
+        },
+    )
+    assert await db.fetchval("SELECT count(*) FROM client.clients") == 0
+
+    session = await register(api)
+    change = {
+        "current_password": FORM["password"],
+        "new_password": "\t" * 10,
+        "new_password_confirm": "\t" * 10,
+    }
+    response = await api.put(
+        "/api/client/password", json=change, headers=bearer(session["token"])
+    )
+    assert (response.status_code, response.json()["description"]) == (
+        400,
+        "new_password: must not be white space alone",
+    )
+    # the old password still signs in
+    signed_in = await api.post(
+        "/api/client/login",
+        json={"email": FORM["email"], "password": FORM["password"]},
+    )
+    assert signed_in.status_code == 200, signed_in.text
+
+
 async def test_change_client_password_revokes_old_tokens(api, db) -> None:
     session = await register(api)
     change = {

@@ -12,12 +12,30 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StringConstraints,
+)
 
 from api.models.common import EmailAddress, SafeText
 
 # The contract's bounds; checked before anything is hashed.
 Password = Annotated[str, StringConstraints(min_length=8, max_length=100)]
+
+
+def refuse_blank(password: str) -> str:
+    if not password.strip():
+        raise ValueError("must not be white space alone")
+    return password
+
+
+# A password being set; one given to sign in is only checked against the hash,
+# so an account made before this rule still signs in.
+NewPassword = Annotated[Password, AfterValidator(refuse_blank)]
 Name = Annotated[str, SafeText(min_length=1, max_length=15)]
 Patronymic = Annotated[str, SafeText(max_length=20)]
 Role = Literal["owner", "manager", "support"]
@@ -33,6 +51,7 @@ class Credentials(RequestBody):
 
 
 class ClientForm(Credentials):
+    password: NewPassword
     name: Name
     surname: Name
     patronymic: Patronymic
@@ -85,7 +104,7 @@ class AdminOwnerUpdate(AdminUpdate):
 
 class ChangePasswordRequest(RequestBody):
     current_password: Password
-    new_password: Password
+    new_password: NewPassword
     new_password_confirm: Password
 
 
