@@ -303,17 +303,25 @@ def scoped_router(prefix: str, coworking: Any) -> APIRouter:
 collection = APIRouter(prefix="/api/coworkings", tags=["coworkings"])
 
 
-@collection.get("", response_model=list[CoworkingPublic])
+@collection.get(
+    "", response_model=list[CoworkingPublic], openapi_extra=OPTIONAL_ADMIN_DOC
+)
 async def list_coworkings(
     pool: PoolDep,
+    viewer: OptionalViewer,
     name: Annotated[SearchText | None, Query()] = None,
     city: Annotated[SearchText | None, Query()] = None,
     limit: Limit = None,
     offset: Offset = None,
 ) -> list[dict[str, Any]]:
+    # staff find the coworkings they run among the rest, active or not
+    inactive: set[UUID] | None = set()
+    if viewer is not None and viewer.kind == "admin":
+        inactive = await managed_coworkings(pool, viewer)
     return await service.list_coworkings(
-        pool, name=name, city=city, limit=limit, offset=offset, now=_now()
-    )
+        pool, name=name, city=city, limit=limit, offset=offset, now=_now(),
+        inactive_shown=inactive,
+    )  # fmt: skip
 
 
 @collection.post("", response_model=CoworkingPublic, status_code=201)

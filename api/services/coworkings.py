@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Container, Sequence
+from collections.abc import Collection, Container, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, TypeAlias
 from uuid import UUID, uuid4
@@ -174,16 +174,20 @@ async def list_coworkings(
     limit: int | None,
     offset: int | None,
     now: datetime,
+    inactive_shown: Collection[UUID] | None = (),
 ) -> list[dict[str, Any]]:
-    """Active coworkings whose name and city contain the given text, any case."""
+    """Coworkings whose name and city contain the given text, any case: the
+    active ones, and those of `inactive_shown` (None: every one)."""
     limit, offset = page(limit, offset, default=20)
     # strpos rather than LIKE, so % and _ in the search text mean themselves
     rows = await conn.fetch(
         f"SELECT {_COWORKING_COLUMNS} FROM coworking.coworkings"  # noqa: S608
-        " WHERE active AND ($1::text IS NULL OR strpos(lower(name), lower($1)) > 0)"
+        " WHERE (active OR $5::bool OR id = ANY($6::uuid[]))"
+        " AND ($1::text IS NULL OR strpos(lower(name), lower($1)) > 0)"
         " AND ($2::text IS NULL OR strpos(lower(city), lower($2)) > 0)"
         " ORDER BY name, id LIMIT $3 OFFSET $4",
-        name, city, limit, offset,
+        name, city, limit, offset, inactive_shown is None,
+        list(inactive_shown or ()),
     )  # fmt: skip
     stats = await seat_stats(conn, rows, now=now)
     return [_coworking_public(row, stats[row["id"]]) for row in rows]

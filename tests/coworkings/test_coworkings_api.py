@@ -244,6 +244,40 @@ async def test_create_coworking_owner_only_and_listed(
     )
 
 
+async def test_staff_find_the_inactive_coworkings_they_run_in_the_list(
+    api: httpx.AsyncClient, db, settings
+) -> None:
+    open_one = await create_coworking(db, name="A Open")
+    closed_here = await create_coworking(db, name="B Closed Here", active=False)
+    closed_there = await create_coworking(db, name="C Closed There", active=False)
+    owner = await create_admin(db, settings)
+    manager = await create_admin(db, settings, role="manager")
+    await db.execute(
+        "INSERT INTO admin.admin_coworkings (admin_id, coworking_id) VALUES ($1, $2)",
+        manager.id, closed_here,
+    )  # fmt: skip
+    client = await create_client(db, settings)
+
+    async def listed(headers: dict[str, str]) -> list[tuple[str, bool]]:
+        response = await api.get("/api/coworkings", headers=headers)
+        assert response.status_code == 200, response.text
+        return [(c["id"], c["active"]) for c in response.json()]
+
+    assert await listed(owner.headers) == [
+        (str(open_one), True), (str(closed_here), False), (str(closed_there), False),
+    ]  # fmt: skip
+    assert await listed(manager.headers) == [
+        (str(open_one), True),
+        (str(closed_here), False),
+    ]
+    for public in ({}, client.headers):
+        assert await listed(public) == [(str(open_one), True)]
+    signed_out = await api.get(
+        "/api/coworkings", headers={"Authorization": "Bearer x.y.z"}
+    )
+    assert signed_out.status_code == 401
+
+
 async def test_read_coworking_inactive_hidden_from_public(
     api: httpx.AsyncClient, db, settings
 ) -> None:
