@@ -3,7 +3,7 @@ from typing import Annotated
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from api.models.common import EmailAddress, SafeText, email_key
+from api.models.common import BookingInstant, EmailAddress, SafeText, email_key
 
 
 class Label(BaseModel):
@@ -12,6 +12,10 @@ class Label(BaseModel):
 
 class Address(BaseModel):
     email: EmailAddress
+
+
+class Slot(BaseModel):
+    starts_at: BookingInstant
 
 
 @pytest.mark.parametrize(
@@ -98,3 +102,26 @@ def test_email_address_refuses(raw: str) -> None:
 def test_email_key_ignores_case_of_the_whole_address() -> None:
     assert email_key(Address(email="ADA@EXAMPLE.com").email) == "ada@example.com"
     assert email_key(Address(email="Uni@Exämple.de").email) == "uni@exämple.de"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ["2027-03-01T09:00:00-00:00", "2027-03-01T09:00:00-0000", "2027-03-01T09:00-00"],
+)
+def test_an_instant_whose_offset_is_unknown_is_refused(raw: str) -> None:
+    with pytest.raises(ValidationError) as refused:
+        Slot(starts_at=raw)
+
+    assert refused.value.errors()[0]["msg"] == (
+        "Value error, the offset -00:00 says the local offset is unknown; send the"
+        " real offset, or Z for UTC"
+    )
+
+
+@pytest.mark.parametrize(
+    ("raw", "hour"),
+    [("2027-03-01T09:00:00+00:00", 9), ("2027-03-01T09:00:00Z", 9),
+     ("2027-03-01T09:00:00-01:00", 10), ("2027-03-01T10:00:00+01:00", 9)],
+)  # fmt: skip
+def test_an_instant_with_its_offset_reads_as_that_instant(raw: str, hour: int) -> None:
+    assert Slot(starts_at=raw).starts_at.hour == hour

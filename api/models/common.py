@@ -127,6 +127,13 @@ def _instant_text(value: Any) -> Any:
     # a query string of digits would otherwise be read as a Unix timestamp
     if isinstance(value, str) and not _RFC3339.match(value):
         raise ValueError("expected an RFC 3339 time with an offset")
+    if isinstance(value, str) and _UNKNOWN_OFFSET.search(value):
+        # RFC 3339, 4.3: the time is in UTC, where the sender was is unknown;
+        # a booking's place in its day would be a guess
+        raise ValueError(
+            "the offset -00:00 says the local offset is unknown; send the"
+            " real offset, or Z for UTC"
+        )
     return value
 
 
@@ -140,6 +147,7 @@ def _plus_read_as_space(value: Any) -> Any:
 
 
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+_UNKNOWN_OFFSET = re.compile(r"-00(?::?00)?$")
 _PLUS_AS_SPACE = re.compile(r"\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)? \d{2}(?::?\d{2})?$")
 # Text searched for, up to 50 characters: a NUL or other control character
 # never reaches SQL. The bound comes first, so pydantic counts characters.
