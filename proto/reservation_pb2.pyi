@@ -157,18 +157,20 @@ class CheckInRequest(_message.Message):
     def __init__(self, admin_id: _Optional[str] = ..., expected_version: _Optional[int] = ...) -> None: ...
 
 class RescheduleRequest(_message.Message):
-    __slots__ = ("seat_id", "starts_at", "ends_at", "requested_by", "summary")
+    __slots__ = ("seat_id", "starts_at", "ends_at", "requested_by", "summary", "expected_version")
     SEAT_ID_FIELD_NUMBER: _ClassVar[int]
     STARTS_AT_FIELD_NUMBER: _ClassVar[int]
     ENDS_AT_FIELD_NUMBER: _ClassVar[int]
     REQUESTED_BY_FIELD_NUMBER: _ClassVar[int]
     SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
     seat_id: str
     starts_at: _timestamp_pb2.Timestamp
     ends_at: _timestamp_pb2.Timestamp
     requested_by: str
     summary: str
-    def __init__(self, seat_id: _Optional[str] = ..., starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ends_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., requested_by: _Optional[str] = ..., summary: _Optional[str] = ...) -> None: ...
+    expected_version: int
+    def __init__(self, seat_id: _Optional[str] = ..., starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ends_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., requested_by: _Optional[str] = ..., summary: _Optional[str] = ..., expected_version: _Optional[int] = ...) -> None: ...
 
 class RescheduleResult(_message.Message):
     __slots__ = ("outcome", "state", "conflict", "rule", "description")

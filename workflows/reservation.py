@@ -84,6 +84,9 @@ PATCH_RESET_TAKES_ROW = "2026-12-reset-takes-row"
 # it no-showed or expired a booking confirmed, checked in or moved since, and
 # refused every move until support reset it to its first task.
 PATCH_RUN_CATCHES_UP = "2026-12-run-catches-up"
+# 2026-12: a move a run behind its row takes up again only if it was asked of
+# the row's version: a reset reapplies old moves, asked of versions long gone.
+PATCH_MOVE_NAMES_ITS_VERSION = "2026-12-move-names-its-version"
 # A workflow whose input names a revision takes the patches that revision folds
 # in without asking: `workflow.patched` records a marker and upserts
 # TemporalChangeVersion on every new booking, one history event and one
@@ -805,13 +808,17 @@ class ReservationWorkflow:
                 and claim.version
                 and (self._patched(PATCH_RUN_CATCHES_UP))
             ):
-                # the client asked of the reservation as its record has it
                 closed = self._catch_up(claim)
                 try:
                     if closed:
                         raise self._invalid("reschedule")
-                    self._require_reschedulable()
-                    claim = await self._claim_move(request)
+                    # asked of the row as it now stands, not reapplied by a
+                    # reset after the moves that came since
+                    if request.expected_version == claim.version or not (
+                        self._patched(PATCH_MOVE_NAMES_ITS_VERSION)
+                    ):
+                        self._require_reschedulable()
+                        claim = await self._claim_move(request)
                 finally:
                     # the timeline wakes once the move is decided: woken before,
                     # it would mail the row's version, then this move's

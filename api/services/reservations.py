@@ -768,6 +768,7 @@ async def reschedule(
         seat_id=str(seat_id) if seat_id else "",
         requested_by=f"{principal.kind}:{principal.id}",
         summary=_summary(subject, starts_at or now_at[1], ends_at or now_at[2]),
+        expected_version=row["version"],
     )
     if starts_at is not None:
         request.starts_at.FromDatetime(starts_at.astimezone(UTC))

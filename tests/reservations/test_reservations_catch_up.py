@@ -213,6 +213,42 @@ async def test_a_move_asked_of_a_run_behind_a_move_takes_it_and_moves(
     assert await wait_for(move_mailed) == [("confirmation", 1), ("reschedule", 3)]
 
 
+async def test_a_move_reapplied_by_a_reset_after_a_later_move_is_not_made_again(
+    scene: Scene, smtp
+) -> None:
+    """A reset with the updates after its point reapplied asks each move once
+    more, of the version it was first asked of; the row has moved on since."""
+    starts_at, ends_at = await scene.slot(hours_ahead=30)
+    reservation_id = (await scene.book(starts_at, ends_at)).json()["id"]
+    await _move_behind_the_run(
+        scene, reservation_id, scene.other_seat_id, starts_at, ends_at
+    )
+    handle = scene.resources.temporal.get_workflow_handle(
+        f"reservation-{reservation_id}"
+    )
+    first_move = pb.RescheduleRequest(
+        requested_by=f"client:{scene.client.id}", expected_version=1
+    )
+    first_move.starts_at.FromDatetime(starts_at + timedelta(hours=3))
+    first_move.ends_at.FromDatetime(ends_at + timedelta(hours=3))
+
+    result = await handle.execute_update(
+        "reschedule", first_move, result_type=pb.RescheduleResult
+    )
+
+    assert (result.outcome, result.rule) == (
+        pb.HOLD_OUTCOME_REJECTED,
+        "workflow_behind",
+    )
+    assert (result.state.version, result.state.seat_id) == (
+        2,
+        str(scene.other_seat_id),
+    )
+    assert await _row(scene, reservation_id) == (
+        scene.other_seat_id, starts_at, "confirmed", 2, grains(starts_at, ends_at),
+    )  # fmt: skip
+
+
 async def test_a_move_asked_of_a_run_behind_a_cancel_is_refused_and_closes_it(
     scene: Scene, smtp
 ) -> None:
