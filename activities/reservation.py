@@ -32,6 +32,8 @@ logger = logging.getLogger(__name__)
 GRAIN = timedelta(minutes=5)
 _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 _ACTIVE = ("held", "confirmed", "checked_in")
+# what a workflow moves; its own check refuses the rest
+_MOVABLE = ("held", "confirmed")
 # longer than the namespace keeps a closed workflow (30 days in deploy/),
 # so a refused booking can be reset for as long as it can be found
 REFUSALS_KEPT = timedelta(days=90)
@@ -300,9 +302,10 @@ class ReservationActivities:
             held.ends_at.FromDatetime(context["existing_ends_at"])
             held.version = existing_version
             return held
-        if existing_version is not None and context["existing_status"] not in _ACTIVE:
-            # only a run behind its row moves a closed reservation: the claims
-            # would hold a seat for a booking that no longer stands
+        if existing_version is not None and context["existing_status"] not in _MOVABLE:
+            # only a run behind its row moves a closed or checked-in reservation:
+            # the claims would hold a seat for a booking that no longer stands,
+            # or move one whose client is already at the desk
             raise _behind(
                 f"status: the reservation's record says {context['existing_status']}",
                 context,
@@ -448,17 +451,20 @@ class ReservationActivities:
                 "UPDATE reservation.reservations SET status = $2,"
                 " cancel_reason = NULLIF($3, ''), updated_at = now()"
                 " WHERE id = $1 AND (status = $2 OR status = ANY($4::text[]))"
-                " RETURNING coworking_id",
+                " RETURNING coworking_id, seat_id, starts_at, ends_at, version",
                 reservation_id, status, request.reason, list(_ACTIVE),
             )  # fmt: skip
             released = 0
             if row is not None:
                 released = await _release_claims(conn, reservation_id, since)
-        if row is not None:
-            await invalidate_availability(self.cache, row["coworking_id"])
-            if released and status in _COUNTERS:
-                _COUNTERS[status].inc()
-        return pb.ReleaseResult(released=released)
+        if row is None:
+            return pb.ReleaseResult()
+        await invalidate_availability(self.cache, row["coworking_id"])
+        if released and status in _COUNTERS:
+            _COUNTERS[status].inc()
+        return pb.ReleaseResult(
+            released=released, closed=_row_message(row, request.status)
+        )
 
     async def close_abandoned(
         self, reservation_id: uuid.UUID, reason: str = ""
@@ -550,7 +556,7 @@ async def _ahead_of(
     )
     if row is None:
         return None
-    decided_on = getattr(request, "decided_on", 0)
+    decided_on = request.decided_on
     status = row["status"]
     # a row behind the run (restored from a backup) has nothing to teach it
     if row["version"] < request.version or (
@@ -561,12 +567,18 @@ async def _ahead_of(
         )
     ):
         return None
-    ahead = pb.ReservationRow(
-        seat_id=str(row["seat_id"]), version=row["version"], status=_STATUS_ENUM[status]
+    return _row_message(row, _STATUS_ENUM[status])
+
+
+def _row_message(
+    row: asyncpg.Record, status: pb.ReservationStatus
+) -> pb.ReservationRow:
+    message = pb.ReservationRow(
+        seat_id=str(row["seat_id"]), version=row["version"], status=status
     )
-    ahead.starts_at.FromDatetime(row["starts_at"])
-    ahead.ends_at.FromDatetime(row["ends_at"])
-    return ahead
+    message.starts_at.FromDatetime(row["starts_at"])
+    message.ends_at.FromDatetime(row["ends_at"])
+    return message
 
 
 async def _release_claims(

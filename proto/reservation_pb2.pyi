@@ -301,12 +301,14 @@ class ReleaseInput(_message.Message):
     def __init__(self, reservation_id: _Optional[str] = ..., release_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[_Union[ReservationStatus, str]] = ..., reason: _Optional[str] = ..., version: _Optional[int] = ..., decided_on: _Optional[_Union[ReservationStatus, str]] = ...) -> None: ...
 
 class ReleaseResult(_message.Message):
-    __slots__ = ("released", "ahead")
+    __slots__ = ("released", "ahead", "closed")
     RELEASED_FIELD_NUMBER: _ClassVar[int]
     AHEAD_FIELD_NUMBER: _ClassVar[int]
+    CLOSED_FIELD_NUMBER: _ClassVar[int]
     released: int
     ahead: ReservationRow
-    def __init__(self, released: _Optional[int] = ..., ahead: _Optional[_Union[ReservationRow, _Mapping]] = ...) -> None: ...
+    closed: ReservationRow
+    def __init__(self, released: _Optional[int] = ..., ahead: _Optional[_Union[ReservationRow, _Mapping]] = ..., closed: _Optional[_Union[ReservationRow, _Mapping]] = ...) -> None: ...
 
 class ReservationRow(_message.Message):
     __slots__ = ("seat_id", "starts_at", "ends_at", "version", "status")
@@ -323,16 +325,18 @@ class ReservationRow(_message.Message):
     def __init__(self, seat_id: _Optional[str] = ..., starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ends_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., version: _Optional[int] = ..., status: _Optional[_Union[ReservationStatus, str]] = ...) -> None: ...
 
 class StatusInput(_message.Message):
-    __slots__ = ("reservation_id", "status", "at", "version")
+    __slots__ = ("reservation_id", "status", "at", "version", "decided_on")
     RESERVATION_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     AT_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    DECIDED_ON_FIELD_NUMBER: _ClassVar[int]
     reservation_id: str
     status: ReservationStatus
     at: _timestamp_pb2.Timestamp
     version: int
-    def __init__(self, reservation_id: _Optional[str] = ..., status: _Optional[_Union[ReservationStatus, str]] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., version: _Optional[int] = ...) -> None: ...
+    decided_on: ReservationStatus
+    def __init__(self, reservation_id: _Optional[str] = ..., status: _Optional[_Union[ReservationStatus, str]] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., version: _Optional[int] = ..., decided_on: _Optional[_Union[ReservationStatus, str]] = ...) -> None: ...
 
 class StatusResult(_message.Message):
     __slots__ = ("changed", "ahead")

@@ -87,6 +87,12 @@ PATCH_RUN_CATCHES_UP = "2026-12-run-catches-up"
 # 2026-12: a move a run behind its row takes up again only if it was asked of
 # the row's version: a reset reapplies old moves, asked of versions long gone.
 PATCH_MOVE_NAMES_ITS_VERSION = "2026-12-move-names-its-version"
+# 2026-12: staff's confirm and check-in of a run behind its row write only while
+# the row is as the run knows it; else the run takes the row over and staff are
+# asked to look again.
+PATCH_ACTS_READ_THE_ROW = "2026-12-acts-read-the-row"
+# 2026-12: a cancel of a run behind a move mails the slot the row held.
+PATCH_CANCEL_MAILS_THE_ROW = "2026-12-cancel-mails-the-row"
 # A workflow whose input names a revision takes the patches that revision folds
 # in without asking: `workflow.patched` records a marker and upserts
 # TemporalChangeVersion on every new booking, one history event and one
@@ -109,6 +115,10 @@ _FOLDED_IN: dict[str, int] = {
     PATCH_ONE_INVITATION: 3,
     PATCH_RESET_TAKES_ROW: 3,
     PATCH_RUN_CATCHES_UP: 3,
+    # asked at every check-in; folded in after revision 3 began, which is safe
+    # only as it changes no command: it adds to an activity's input, and reads a
+    # result field that the activity sets only for an input with it
+    PATCH_ACTS_READ_THE_ROW: 3,
 }
 # how long a mail rests, after its attempts ran into a database outage, before
 # the next round of attempts
@@ -398,11 +408,12 @@ class ReservationWorkflow:
                     # a check-in still being written at the end is written first
                     async with self._lock:
                         done = await self._record(
-                            S.RESERVATION_STATUS_COMPLETED, guarded=True
+                            S.RESERVATION_STATUS_COMPLETED,
+                            guarded_by=PATCH_RUN_CATCHES_UP,
                         )
                 else:
                     done = await self._record(
-                        S.RESERVATION_STATUS_COMPLETED, guarded=True
+                        S.RESERVATION_STATUS_COMPLETED, guarded_by=PATCH_RUN_CATCHES_UP
                     )
                 if done:
                     return
@@ -465,6 +476,11 @@ class ReservationWorkflow:
             )
             if released.HasField("ahead"):
                 return self._catch_up(released.ahead)
+            if released.closed.version > self._state.version and self._patched(
+                PATCH_CANCEL_MAILS_THE_ROW
+            ):
+                # a cancel of a run behind a move: its mail names the moved slot
+                self._adopt_slot(released.closed, "its record")
             self._state.status = status
             self._state.cancel_reason = reason
             self._upsert_status()
@@ -472,16 +488,21 @@ class ReservationWorkflow:
             return True
 
     async def _record(
-        self, status: pb.ReservationStatus, *, guarded: bool = False
+        self,
+        status: pb.ReservationStatus,
+        *,
+        guarded_by: str = "",
+        decided_on: pb.ReservationStatus = S.RESERVATION_STATUS_UNSPECIFIED,
     ) -> bool:
-        """False when a `guarded` record found the row ahead of this run, which
-        has taken it over and not closed."""
+        """False when a record guarded by that patch found the row ahead of this
+        run (or not `decided_on`), which has taken it over and not closed."""
         request = pb.StatusInput(
             reservation_id=self._state.reservation_id, status=status
         )
         _set(request.at, workflow.now())
-        if guarded and self._patched(PATCH_RUN_CATCHES_UP):
+        if guarded_by and self._patched(guarded_by):
             request.version = self._state.version
+            request.decided_on = decided_on
         recorded = await workflow.execute_activity(
             "record_status",
             request,
@@ -637,17 +658,7 @@ class ReservationWorkflow:
     ) -> bool:
         """Take the booking as an earlier run left it; True when that run closed it."""
         if claim.version > self._state.version:
-            self._state.seat_id = claim.seat_id
-            self._state.starts_at.CopyFrom(claim.starts_at)
-            self._state.ends_at.CopyFrom(claim.ends_at)
-            self._state.version = claim.version
-            self._moved_to = f"version {claim.version}, taken over from {source}"
-            workflow.upsert_search_attributes(
-                [
-                    SEAT_ID.value_set(claim.seat_id),
-                    RESERVATION_START.value_set(_dt(claim.starts_at)),
-                ]
-            )
+            self._adopt_slot(claim, source)
         if claim.status not in TERMINAL:
             return False
         # it closed before this run began, and its mails went out then
@@ -657,6 +668,19 @@ class ReservationWorkflow:
         )
         self._state.waiting_for = ""
         return True
+
+    def _adopt_slot(self, row: pb.ClaimResult | pb.ReservationRow, source: str) -> None:
+        self._state.seat_id = row.seat_id
+        self._state.starts_at.CopyFrom(row.starts_at)
+        self._state.ends_at.CopyFrom(row.ends_at)
+        self._state.version = row.version
+        self._moved_to = f"version {row.version}, taken over from {source}"
+        workflow.upsert_search_attributes(
+            [
+                SEAT_ID.value_set(row.seat_id),
+                RESERVATION_START.value_set(_dt(row.starts_at)),
+            ]
+        )
 
     def _catch_up(self, row: pb.ClaimResult | pb.ReservationRow) -> bool:
         """Take over the row a reset left ahead of this run; True when it is closed.
@@ -753,15 +777,38 @@ class ReservationWorkflow:
             # a move that held the lock first is not what staff looked at
             self._require_version(request.expected_version)
             if self._state.status == S.RESERVATION_STATUS_HELD:
-                await self._record(S.RESERVATION_STATUS_CONFIRMED)
+                await self._staff_record(
+                    S.RESERVATION_STATUS_CONFIRMED, S.RESERVATION_STATUS_HELD
+                )
                 if self._patched(PATCH_CONFIRM_MAIL_IN_UPDATE):
                     self._announce_version()
             elif self._checkin_open():
-                await self._record(S.RESERVATION_STATUS_CHECKED_IN)
+                await self._staff_record(
+                    S.RESERVATION_STATUS_CHECKED_IN, S.RESERVATION_STATUS_CONFIRMED
+                )
             else:
                 raise self._invalid("confirm")
             self._changed = True
             return self._state
+
+    async def _staff_record(
+        self, status: pb.ReservationStatus, decided_on: pb.ReservationStatus
+    ) -> None:
+        if await self._record(
+            status, guarded_by=PATCH_ACTS_READ_THE_ROW, decided_on=decided_on
+        ):
+            return
+        self._changed = True
+        if self._state.status in TERMINAL:
+            raise self._invalid("confirm" if decided_on == S.RESERVATION_STATUS_HELD
+                                else "check in")  # fmt: skip
+        # staff acted on what a run behind its row showed them
+        raise ApplicationError(
+            f"version: by its record the reservation is"
+            f" {status_name(self._state.status)} at version {self._state.version}"
+            " now; look at it again",
+            type="InvalidState",
+        )
 
     @confirm.validator
     def _validate_confirm(self, request: pb.ConfirmRequest) -> None:
@@ -779,7 +826,9 @@ class ReservationWorkflow:
             self._require_version(request.expected_version)
             if not self._checkin_open():
                 raise self._invalid("check in")
-            await self._record(S.RESERVATION_STATUS_CHECKED_IN)
+            await self._staff_record(
+                S.RESERVATION_STATUS_CHECKED_IN, S.RESERVATION_STATUS_CONFIRMED
+            )
             self._changed = True
             return self._state
 

@@ -18,6 +18,7 @@ from activities.reservation import ReservationActivities, grains
 from proto import reservation_pb2 as pb
 from tests.factories import create_coworking, create_seat
 from tests.reservations.conftest import Scene
+from tests.reservations.test_reservations_cancel_mail import _calendar
 from tests.reservations.test_reservations_lifecycle import _kinds, sent, wait_for
 
 
@@ -39,6 +40,16 @@ async def _move_behind_the_run(
     move.now.FromDatetime(await scene.now())
     claimed = await _activities(scene).claim_seat(move)
     assert claimed.outcome == pb.HOLD_OUTCOME_HELD, claimed.description
+
+
+async def _record_behind_the_run(
+    scene: Scene, reservation_id: str, *statuses: pb.ReservationStatus
+) -> None:
+    """Staff's confirm and check-in of an earlier run, before a reset past them."""
+    for status in statuses:
+        request = pb.StatusInput(reservation_id=reservation_id, status=status)
+        request.at.FromDatetime(await scene.now())
+        assert (await _activities(scene).record_status(request)).changed is True
 
 
 async def _state(scene: Scene, reservation_id: str) -> pb.ReservationState:
@@ -277,3 +288,130 @@ async def test_a_move_asked_of_a_run_behind_a_cancel_is_refused_and_closes_it(
         scene.seat_id, starts_at, "cancelled", 1, None,
     )  # fmt: skip
     assert [r["kind"] for r in await sent(scene, reservation_id)] == ["confirmation"]
+
+
+async def test_a_confirm_asked_of_a_run_behind_a_check_in_leaves_it_checked_in(
+    scene: Scene, smtp
+) -> None:
+    pool = scene.resources.pool
+    coworking = await create_coworking(
+        pool, auto_confirm=False, hold_minutes=60, checkin_grace_minutes=10
+    )
+    seat = await create_seat(pool, coworking, number=1)
+    starts_at, ends_at = await scene.slot(hours_ahead=2)
+    reservation_id = (await scene.book(starts_at, ends_at, seat_id=seat)).json()["id"]
+    await _record_behind_the_run(
+        scene, reservation_id,
+        pb.RESERVATION_STATUS_CONFIRMED, pb.RESERVATION_STATUS_CHECKED_IN,
+    )  # fmt: skip
+
+    confirmed = await scene.api.post(
+        f"/api/reservations/{reservation_id}/confirm", headers=scene.admin.headers
+    )
+
+    assert (confirmed.status_code, confirmed.json()) == (
+        409,
+        {
+            "error": "conflict",
+            "description": "version: by its record the reservation is checked_in"
+            " at version 1 now; look at it again",
+        },
+    )
+    state = await _state(scene, reservation_id)
+    assert state.status == pb.RESERVATION_STATUS_CHECKED_IN
+    # past the check-in deadline: no no-show, the seat stays the client's
+    await scene.sleep(starts_at + timedelta(minutes=11) - await scene.now())
+    assert await _row(scene, reservation_id) == (
+        seat, starts_at, "checked_in", 1, grains(starts_at, ends_at),
+    )  # fmt: skip
+    # staff's confirm, which the earlier run would have mailed; no reminder to
+    # a client at the desk, no no-show
+    assert [r["kind"] for r in await sent(scene, reservation_id)] == ["confirmation"]
+
+
+async def test_a_check_in_asked_of_a_run_behind_a_move_is_refused(
+    scene: Scene, smtp
+) -> None:
+    starts_at, ends_at = await scene.slot(hours_ahead=1)
+    reservation_id = (await scene.book(starts_at, ends_at)).json()["id"]
+    later, later_end = starts_at + timedelta(hours=3), ends_at + timedelta(hours=3)
+    await _move_behind_the_run(scene, reservation_id, scene.seat_id, later, later_end)
+    # the run's slot has opened for check-in; the row's has not
+    await scene.sleep(starts_at - timedelta(minutes=20) - await scene.now())
+
+    checked_in = await scene.api.post(
+        f"/api/reservations/{reservation_id}/check-in", headers=scene.admin.headers
+    )
+
+    assert (checked_in.status_code, checked_in.json()["description"]) == (
+        409,
+        "version: by its record the reservation is confirmed at version 2 now;"
+        " look at it again",
+    )
+    assert await _row(scene, reservation_id) == (
+        scene.seat_id, later, "confirmed", 2, grains(later, later_end),
+    )  # fmt: skip
+    state = await _state(scene, reservation_id)
+    assert (state.version, state.starts_at.ToSeconds()) == (
+        2,
+        int(later.timestamp()),
+    )
+
+
+async def test_a_move_asked_of_a_run_behind_a_check_in_is_refused(
+    scene: Scene, smtp
+) -> None:
+    starts_at, ends_at = await scene.slot(hours_ahead=30)
+    reservation_id = (await scene.book(starts_at, ends_at)).json()["id"]
+    await _record_behind_the_run(
+        scene, reservation_id, pb.RESERVATION_STATUS_CHECKED_IN
+    )
+
+    moved = await scene.api.patch(
+        f"/api/reservations/{reservation_id}",
+        json={"starts_at": (starts_at + timedelta(hours=1)).isoformat(),
+              "ends_at": (ends_at + timedelta(hours=1)).isoformat()},
+        headers=scene.client.headers,
+    )  # fmt: skip
+
+    assert (moved.status_code, moved.json()["description"]) == (
+        409,
+        "cannot reschedule a checked-in reservation",
+    )
+    assert await _row(scene, reservation_id) == (
+        scene.seat_id, starts_at, "checked_in", 1, grains(starts_at, ends_at),
+    )  # fmt: skip
+    assert [r["kind"] for r in await sent(scene, reservation_id)] == ["confirmation"]
+
+
+async def test_a_cancel_of_a_run_behind_a_move_mails_the_moved_slot(
+    scene: Scene, smtp
+) -> None:
+    starts_at, ends_at = await scene.slot(hours_ahead=30)
+    reservation_id = (await scene.book(starts_at, ends_at)).json()["id"]
+    await wait_for(lambda: _kinds(scene, reservation_id, "confirmation"))
+    later, later_end = starts_at + timedelta(hours=3), ends_at + timedelta(hours=3)
+    await _move_behind_the_run(
+        scene, reservation_id, scene.other_seat_id, later, later_end
+    )
+
+    cancelled = await scene.api.delete(
+        f"/api/reservations/{reservation_id}", headers=scene.client.headers
+    )
+
+    assert cancelled.status_code == 204, cancelled.text
+    rows = await wait_for(lambda: _kinds(scene, reservation_id, "cancellation"))
+    assert rows[0]["version"] == 2
+    [message] = [
+        m.message for m in smtp.received if "cancelled" in m.message["Subject"]
+    ]
+    method, calendar = _calendar(message)
+    [event] = calendar.walk("VEVENT")
+    assert (method, event.decoded("DTSTART"), event.decoded("DTEND")) == (
+        "CANCEL",
+        later,
+        later_end,
+    )
+    assert await _row(scene, reservation_id) == (
+        scene.other_seat_id, later, "cancelled", 2, None,
+    )  # fmt: skip
