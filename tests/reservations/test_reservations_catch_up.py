@@ -16,7 +16,7 @@ from temporalio.client import WorkflowUpdateFailedError
 
 from activities.reservation import ReservationActivities, grains
 from proto import reservation_pb2 as pb
-from tests.factories import create_coworking, create_seat
+from tests.factories import create_client, create_coworking, create_seat
 from tests.reservations.conftest import Scene
 from tests.reservations.test_reservations_cancel_mail import _calendar
 from tests.reservations.test_reservations_lifecycle import _kinds, sent, wait_for
@@ -415,3 +415,34 @@ async def test_a_cancel_of_a_run_behind_a_move_mails_the_moved_slot(
     assert await _row(scene, reservation_id) == (
         scene.other_seat_id, later, "cancelled", 2, None,
     )  # fmt: skip
+
+
+async def test_a_reservation_whose_run_is_behind_its_row_reads_as_its_row(
+    scene: Scene, smtp
+) -> None:
+    starts_at, ends_at = await scene.slot(hours_ahead=30)
+    moved_id = (await scene.book(starts_at, ends_at)).json()["id"]
+    later, later_end = starts_at + timedelta(hours=3), ends_at + timedelta(hours=3)
+    await _move_behind_the_run(scene, moved_id, scene.other_seat_id, later, later_end)
+    rival = await create_client(scene.resources.pool, scene.resources.settings)
+    checked_id = (await scene.book(starts_at, ends_at, account=rival)).json()["id"]
+    await _record_behind_the_run(scene, checked_id, pb.RESERVATION_STATUS_CHECKED_IN)
+
+    moved = await scene.api.get(
+        f"/api/reservations/{moved_id}", headers=scene.client.headers
+    )
+    checked = await scene.api.get(
+        f"/api/reservations/{checked_id}", headers=rival.headers
+    )
+
+    assert moved.status_code == 200, moved.text
+    assert {key: moved.json()[key] for key in ("seat_id", "starts_at", "version")} == {
+        "seat_id": str(scene.other_seat_id),
+        "starts_at": later.isoformat().replace("+00:00", "Z"),
+        "version": 2,
+    }
+    assert moved.json()["notification_status"] in ("pending", "sent")
+    assert (checked.json()["status"], checked.json()["version"]) == ("checked_in", 1)
+    # the workflows themselves have not been told
+    assert (await _state(scene, moved_id)).version == 1
+    assert (await _state(scene, checked_id)).status == (pb.RESERVATION_STATUS_CONFIRMED)

@@ -42,7 +42,9 @@ async def _status_write_waits(scene: Scene) -> bool:
     return bool(
         await scene.resources.pool.fetchval(
             "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-            " AND query LIKE 'UPDATE reservation.reservations SET status%'"
+            " AND (query LIKE 'UPDATE reservation.reservations SET status%'"
+            # a guarded write first locks the row to compare it with its run
+            "  OR query LIKE 'SELECT seat_id, starts_at, ends_at, version, status%')"
         )
     )
 
