@@ -778,13 +778,15 @@ class ReservationWorkflow:
             self._require_version(request.expected_version)
             if self._state.status == S.RESERVATION_STATUS_HELD:
                 await self._staff_record(
-                    S.RESERVATION_STATUS_CONFIRMED, S.RESERVATION_STATUS_HELD
+                    S.RESERVATION_STATUS_CONFIRMED, S.RESERVATION_STATUS_HELD, "confirm"
                 )
                 if self._patched(PATCH_CONFIRM_MAIL_IN_UPDATE):
                     self._announce_version()
             elif self._checkin_open():
                 await self._staff_record(
-                    S.RESERVATION_STATUS_CHECKED_IN, S.RESERVATION_STATUS_CONFIRMED
+                    S.RESERVATION_STATUS_CHECKED_IN,
+                    S.RESERVATION_STATUS_CONFIRMED,
+                    "confirm",
                 )
             else:
                 raise self._invalid("confirm")
@@ -792,7 +794,10 @@ class ReservationWorkflow:
             return self._state
 
     async def _staff_record(
-        self, status: pb.ReservationStatus, decided_on: pb.ReservationStatus
+        self,
+        status: pb.ReservationStatus,
+        decided_on: pb.ReservationStatus,
+        action: str,
     ) -> None:
         if await self._record(
             status, guarded_by=PATCH_ACTS_READ_THE_ROW, decided_on=decided_on
@@ -800,8 +805,7 @@ class ReservationWorkflow:
             return
         self._changed = True
         if self._state.status in TERMINAL:
-            raise self._invalid("confirm" if decided_on == S.RESERVATION_STATUS_HELD
-                                else "check in")  # fmt: skip
+            raise self._invalid(action)
         # staff acted on what a run behind its row showed them
         raise ApplicationError(
             f"version: by its record the reservation is"
@@ -827,7 +831,9 @@ class ReservationWorkflow:
             if not self._checkin_open():
                 raise self._invalid("check in")
             await self._staff_record(
-                S.RESERVATION_STATUS_CHECKED_IN, S.RESERVATION_STATUS_CONFIRMED
+                S.RESERVATION_STATUS_CHECKED_IN,
+                S.RESERVATION_STATUS_CONFIRMED,
+                "check in",
             )
             self._changed = True
             return self._state
