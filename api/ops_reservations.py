@@ -24,7 +24,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import valkey.asyncio as valkey
 from pydantic import ValidationError
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.cache import invalidate_availability
@@ -170,6 +170,32 @@ def _reservation_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
+async def _say_if_behind(
+    resources: Resources, handle: WorkflowHandle, reservation_id: uuid.UUID
+) -> None:
+    """The workflow's own view, where a reset has left it behind its row: the
+    API answers from the row then, so only this shows what the run knows."""
+    record = await resources.pool.fetchrow(
+        "SELECT status, seat_id, starts_at, ends_at, version"
+        " FROM reservation.reservations WHERE id = $1",
+        reservation_id,
+    )
+    state = reservations.view_from_state(await handle.query(ReservationWorkflow.state))
+    if record is None or (
+        record["status"], record["seat_id"], record["starts_at"], record["ends_at"],
+        record["version"],
+    ) == (
+        state.status, state.seat_id, state.starts_at, state.ends_at, state.version
+    ):  # fmt: skip
+        return
+    _say(
+        f"{'workflow state':20} {state.status} seat {state.seat_id}"
+        f" from {state.starts_at.isoformat()} to {state.ends_at.isoformat()}"
+        f" version {state.version} (behind its record, as after a reset: it takes"
+        " the record over at its next move, confirm, check-in, cancel or deadline)"
+    )
+
+
 @command("reservation", _reservation_args)
 async def reservation(settings: Settings, args: argparse.Namespace) -> int:
     """Show a reservation with its workflow state and history, or cancel it."""
@@ -207,31 +233,14 @@ async def reservation(settings: Settings, args: argparse.Namespace) -> int:
             view = await reservations.get(resources, _OPERATOR, args.reservation_id)
             for key, value in view.public().items():
                 _say(f"{key:20} {value}")
-            record = await resources.pool.fetchrow(
-                "SELECT status, seat_id, starts_at, ends_at, version"
-                " FROM reservation.reservations WHERE id = $1",
-                args.reservation_id,
-            )
-            if record is not None and (
-                record["status"], record["seat_id"], record["starts_at"],
-                record["ends_at"], record["version"],
-            ) != (
-                view.status, view.seat_id, view.starts_at, view.ends_at, view.version
-            ):  # fmt: skip
-                # what the API answered came from the workflow; a reset past a
-                # move or a close leaves it behind the row, which stands
-                _say(
-                    f"{'record':20} {record['status']} seat {record['seat_id']}"
-                    f" from {record['starts_at'].isoformat()}"
-                    f" to {record['ends_at'].isoformat()} version {record['version']}"
-                    " (differs from the workflow: reset it to its first task)"
-                )
             handle = resources.temporal.get_workflow_handle(
                 reservations.workflow_id(args.reservation_id)
             )
             description = await handle.describe()
             # None only for UNSPECIFIED, which the server never reports for a run
             assert description.status is not None
+            if description.status == WorkflowExecutionStatus.RUNNING:
+                await _say_if_behind(resources, handle, args.reservation_id)
             _say(f"{'workflow':20} {handle.id} ({description.status.name.lower()})")
             counts: dict[str, int] = {}
             failed = ""

@@ -88,18 +88,20 @@ async def test_notifications_failed_then_retry_all_delivers_and_show_cancel(
         assert f"id                   {view.id}" in out
         assert "status               confirmed" in out
         assert f"workflow             reservation-{view.id} (running)" in out
-        assert "\nrecord " not in out
+        assert "\nworkflow state " not in out
         # a workflow reset past a move lags its row: show says so
         await db.execute(
             "UPDATE reservation.reservations SET version = 2 WHERE id = $1", view.id
         )
         assert await ops_reservations.reservation(ops_settings, show) == 0
         lagging = capsys.readouterr().out
-        assert "version              1" in lagging
+        # the answer is the row's; the line after it, what the run knows
+        assert "version              2" in lagging
         assert (
-            f"record               confirmed seat {view.seat_id} from"
-            f" {view.starts_at.isoformat()} to {view.ends_at.isoformat()} version 2"
-            " (differs from the workflow: reset it to its first task)"
+            f"workflow state       confirmed seat {view.seat_id} from"
+            f" {view.starts_at.isoformat()} to {view.ends_at.isoformat()} version 1"
+            " (behind its record, as after a reset: it takes the record over at its"
+            " next move, confirm, check-in, cancel or deadline)"
         ) in lagging
         await db.execute(
             "UPDATE reservation.reservations SET version = 1 WHERE id = $1", view.id
