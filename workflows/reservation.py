@@ -87,6 +87,9 @@ PATCH_RUN_CATCHES_UP = "2026-12-run-catches-up"
 # 2026-12: a move a run behind its row takes up again only if it was asked of
 # the row's version: a reset reapplies old moves, asked of versions long gone.
 PATCH_MOVE_NAMES_ITS_VERSION = "2026-12-move-names-its-version"
+# 2026-12: so a move asked of an older version than the run's is refused: once
+# the run has caught up, the old moves a reset reapplies come after it.
+PATCH_OLD_MOVES_REFUSED = "2026-12-old-moves-refused"
 # 2026-12: staff's confirm and check-in of a run behind its row write only while
 # the row is as the run knows it; else the run takes the row over and staff are
 # asked to look again.
@@ -857,6 +860,12 @@ class ReservationWorkflow:
     async def reschedule(self, request: pb.RescheduleRequest) -> pb.RescheduleResult:
         async with self._lock:
             self._require_reschedulable()
+            if 0 < request.expected_version < self._state.version and self._patched(
+                PATCH_OLD_MOVES_REFUSED
+            ):
+                # asked of a version moved on from: a move a reset reapplies,
+                # or one that raced another; either would undo what came since
+                self._require_version(request.expected_version)
             claim = await self._claim_move(request)
             if (
                 claim.rule == STALE_RULE

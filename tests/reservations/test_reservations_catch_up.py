@@ -255,6 +255,17 @@ async def test_a_move_reapplied_by_a_reset_after_a_later_move_is_not_made_again(
         2,
         str(scene.other_seat_id),
     )
+    # the next move it reapplies was asked of a version the run is past now
+    second_move = pb.RescheduleRequest()
+    second_move.CopyFrom(first_move)
+    second_move.seat_id = str(scene.seat_id)
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await handle.execute_update(
+            "reschedule", second_move, result_type=pb.RescheduleResult
+        )
+    assert refused.value.cause.message == (
+        "version: the reservation is at version 2 now, not 1; look at it again"
+    )
     assert await _row(scene, reservation_id) == (
         scene.other_seat_id, starts_at, "confirmed", 2, grains(starts_at, ends_at),
     )  # fmt: skip
