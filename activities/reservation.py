@@ -505,6 +505,19 @@ class ReservationActivities:
         )
         return int(outcome.split()[-1])
 
+    @activity.defn(name="read_row")
+    async def read_row(self, request: pb.StatusInput) -> pb.ReservationRow:
+        """The reservation's row, for a run asked to look whether it lags it;
+        empty when there is none."""
+        row = await self.pool.fetchrow(
+            "SELECT seat_id, starts_at, ends_at, version, status"
+            " FROM reservation.reservations WHERE id = $1",
+            uuid.UUID(request.reservation_id),
+        )
+        if row is None:
+            return pb.ReservationRow()
+        return _row_message(row, _STATUS_ENUM[row["status"]])
+
     @activity.defn(name="record_status")
     async def record_status(self, request: pb.StatusInput) -> pb.StatusResult:
         status = _STATUS[request.status]

@@ -170,9 +170,9 @@ def _reservation_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
-async def _say_if_behind(
+async def _behind(
     resources: Resources, handle: WorkflowHandle, reservation_id: uuid.UUID
-) -> None:
+) -> str | None:
     """The workflow's own view, where a reset has left it behind its row: the
     API answers from the row then, so only this shows what the run knows."""
     record = await resources.pool.fetchrow(
@@ -187,12 +187,12 @@ async def _say_if_behind(
     ) == (
         state.status, state.seat_id, state.starts_at, state.ends_at, state.version
     ):  # fmt: skip
-        return
-    _say(
+        return None
+    return (
         f"{'workflow state':20} {state.status} seat {state.seat_id}"
         f" from {state.starts_at.isoformat()} to {state.ends_at.isoformat()}"
-        f" version {state.version} (behind its record, as after a reset: it takes"
-        " the record over at its next move, confirm, check-in, cancel or deadline)"
+        f" version {state.version} (behind its record, as after a reset; told to"
+        " look at its record, it takes it over)"
     )
 
 
@@ -230,17 +230,23 @@ async def reservation(settings: Settings, args: argparse.Namespace) -> int:
                 )
                 _say(f"cancelled {args.reservation_id}")
                 return 0
-            view = await reservations.get(resources, _OPERATOR, args.reservation_id)
-            for key, value in view.public().items():
-                _say(f"{key:20} {value}")
             handle = resources.temporal.get_workflow_handle(
                 reservations.workflow_id(args.reservation_id)
             )
+            behind = None
+            # before the read below, which tells a lagging run to catch up; a
+            # reservation or workflow not found is for that read to say
+            with contextlib.suppress(RPCError):
+                if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+                    behind = await _behind(resources, handle, args.reservation_id)
+            view = await reservations.get(resources, _OPERATOR, args.reservation_id)
+            for key, value in view.public().items():
+                _say(f"{key:20} {value}")
+            if behind:
+                _say(behind)
             description = await handle.describe()
             # None only for UNSPECIFIED, which the server never reports for a run
             assert description.status is not None
-            if description.status == WorkflowExecutionStatus.RUNNING:
-                await _say_if_behind(resources, handle, args.reservation_id)
             _say(f"{'workflow':20} {handle.id} ({description.status.name.lower()})")
             counts: dict[str, int] = {}
             failed = ""

@@ -324,6 +324,10 @@ class ReservationRow(_message.Message):
     status: ReservationStatus
     def __init__(self, seat_id: _Optional[str] = ..., starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ends_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., version: _Optional[int] = ..., status: _Optional[_Union[ReservationStatus, str]] = ...) -> None: ...
 
+class LookAtRowRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
 class StatusInput(_message.Message):
     __slots__ = ("reservation_id", "status", "at", "version", "decided_on")
     RESERVATION_ID_FIELD_NUMBER: _ClassVar[int]

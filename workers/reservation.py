@@ -53,6 +53,7 @@ def build_worker(
         activities=[
             activities.claim_seat,
             activities.release_seat,
+            activities.read_row,
             activities.record_status,
         ],
         **options,

@@ -90,6 +90,10 @@ PATCH_MOVE_NAMES_ITS_VERSION = "2026-12-move-names-its-version"
 # 2026-12: so a move asked of an older version than the run's is refused: once
 # the run has caught up, the old moves a reset reapplies come after it.
 PATCH_OLD_MOVES_REFUSED = "2026-12-old-moves-refused"
+# 2026-12: a `look_at_row` signal (the API sends one when it finds the row ahead)
+# makes the run read its row and take it over at once, rather than at its own
+# next deadline, which may come after the row's.
+PATCH_LOOKS_AT_ROW = "2026-12-looks-at-row"
 # 2026-12: staff's confirm and check-in of a run behind its row write only while
 # the row is as the run knows it; else the run takes the row over and staff are
 # asked to look again.
@@ -242,6 +246,7 @@ class ReservationWorkflow:
         self._mails: list[pb.MailInput] = []
         self._sending: pb.MailInput | None = None
         self._retry_requested = False
+        self._look_at_row = False
         # a mail was queued behind one whose round has not ended yet
         self._queued_behind = False
         self._reminded_version = 0
@@ -342,6 +347,11 @@ class ReservationWorkflow:
             # 2026-12-reset-takes-row went on with such a row's status
             if status in TERMINAL and self._patched(PATCH_RUN_CATCHES_UP):
                 return
+            if self._look_at_row and self._patched(PATCH_LOOKS_AT_ROW):
+                self._look_at_row = False
+                if await self._read_row():
+                    return
+                continue
             starts_at, ends_at = _dt(self._state.starts_at), _dt(self._state.ends_at)
             rules = self._state.rules
 
@@ -672,6 +682,24 @@ class ReservationWorkflow:
         self._state.waiting_for = ""
         return True
 
+    async def _read_row(self) -> bool:
+        """Take the row over if it leads this run; True when it is closed."""
+        async with self._lock:
+            request = pb.StatusInput(reservation_id=self._state.reservation_id)
+            row = await workflow.execute_local_activity(
+                "read_row",
+                request,
+                result_type=pb.ReservationRow,
+                summary="look at the reservation's row",
+                **DB_ACTIVITY,
+            )
+            leads = row.version > self._state.version or (
+                row.version == self._state.version and row.status != self._state.status
+            )
+            if not row.version or not leads:
+                return False
+            return self._catch_up(row)
+
     def _adopt_slot(self, row: pb.ClaimResult | pb.ReservationRow, source: str) -> None:
         self._state.seat_id = row.seat_id
         self._state.starts_at.CopyFrom(row.starts_at)
@@ -981,6 +1009,13 @@ class ReservationWorkflow:
         ):
             return
         self._cancel = request
+
+    @workflow.signal(name="look_at_row")
+    def look_at_row(self, request: pb.LookAtRowRequest | None = None) -> None:
+        if self._state.status in TERMINAL:
+            return
+        self._look_at_row = True
+        self._changed = True
 
     @workflow.signal(name="retry_notification")
     def retry_notification(

@@ -646,6 +646,14 @@ async def current_view(resources: Resources, row: asyncpg.Record) -> Reservation
         view = dataclasses.replace(
             view_from_row(row), notification_status=view.notification_status
         )
+        # a run that lags does not know it: told, it reads its row and takes
+        # it over, so the row's own deadlines hold
+        with contextlib.suppress(RPCError):
+            await handle.signal(
+                ReservationWorkflow.look_at_row,
+                pb.LookAtRowRequest(),
+                rpc_timeout=timedelta(seconds=5),
+            )
     return await _told_mail(resources, row, view)
 
 

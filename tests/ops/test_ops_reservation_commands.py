@@ -100,12 +100,9 @@ async def test_notifications_failed_then_retry_all_delivers_and_show_cancel(
         assert (
             f"workflow state       confirmed seat {view.seat_id} from"
             f" {view.starts_at.isoformat()} to {view.ends_at.isoformat()} version 1"
-            " (behind its record, as after a reset: it takes the record over at its"
-            " next move, confirm, check-in, cancel or deadline)"
+            " (behind its record, as after a reset; told to look at its record, it"
+            " takes it over)"
         ) in lagging
-        await db.execute(
-            "UPDATE reservation.reservations SET version = 1 WHERE id = $1", view.id
-        )
 
         cancel = argparse.Namespace(
             action="cancel", reservation_id=view.id, reason="phone call"

@@ -454,6 +454,54 @@ async def test_a_reservation_whose_run_is_behind_its_row_reads_as_its_row(
     }
     assert moved.json()["notification_status"] in ("pending", "sent")
     assert (checked.json()["status"], checked.json()["version"]) == ("checked_in", 1)
-    # the workflows themselves have not been told
-    assert (await _state(scene, moved_id)).version == 1
-    assert (await _state(scene, checked_id)).status == (pb.RESERVATION_STATUS_CONFIRMED)
+
+    # and each read told its run, which has taken its row over
+    async def both_taken_over() -> bool:
+        moved_state = await _state(scene, moved_id)
+        checked_state = await _state(scene, checked_id)
+        return (moved_state.version, checked_state.status) == (
+            2,
+            pb.RESERVATION_STATUS_CHECKED_IN,
+        )
+
+    assert await wait_for(both_taken_over)
+
+
+async def test_a_read_of_a_lagging_reservation_makes_its_run_keep_the_rows_hold(
+    scene: Scene, smtp
+) -> None:
+    """A client's move back to held, which the run no longer knows, expires at
+    its own hold deadline, not at the run's far later one."""
+    pool = scene.resources.pool
+    coworking = await create_coworking(pool, auto_confirm=False, hold_minutes=60)
+    seat = await create_seat(pool, coworking, number=1)
+    starts_at, ends_at = await scene.slot(hours_ahead=30)
+    reservation_id = (await scene.book(starts_at, ends_at, seat_id=seat)).json()["id"]
+    confirmed = await scene.api.post(
+        f"/api/reservations/{reservation_id}/confirm", headers=scene.admin.headers
+    )
+    assert confirmed.status_code == 200, confirmed.text
+    later, later_end = starts_at + timedelta(hours=2), ends_at + timedelta(hours=2)
+    await _move_behind_the_run(scene, reservation_id, seat, later, later_end)
+
+    read = await scene.api.get(
+        f"/api/reservations/{reservation_id}", headers=scene.client.headers
+    )
+
+    assert (read.json()["status"], read.json()["version"]) == ("held", 2)
+
+    async def taken_over() -> bool:
+        state = await _state(scene, reservation_id)
+        return (state.version, state.status) == (2, pb.RESERVATION_STATUS_HELD)
+
+    assert await wait_for(taken_over)
+    await scene.sleep(timedelta(minutes=61))
+
+    async def expired() -> bool:
+        return (await _row(scene, reservation_id))[2] == "expired"
+
+    assert await wait_for(expired)
+    assert await _row(scene, reservation_id) == (seat, later, "expired", 2, None)
+    rival = await create_client(pool, scene.resources.settings)
+    freed = await scene.book(later, later_end, seat_id=seat, account=rival)
+    assert freed.status_code == 200, freed.text
