@@ -63,6 +63,11 @@ async def test_register_client_with_a_mailbox_name_outside_ascii_refused(
         " international mailbox names cannot be mailed",
     }
     assert await db.fetchval("SELECT count(*) FROM client.clients") == 0
+    for invisible in ("\u200b" * 8, "\ufeff" * 8, "\x00" * 8):
+        unseen = await api.post(
+            "/api/client/register", json={**FORM, "password": invisible}
+        )
+        assert unseen.status_code == 400, unseen.text
 
 
 async def test_register_client_email_taken_whatever_the_case(api) -> None:
@@ -328,7 +333,8 @@ async def test_a_password_of_white_space_alone_is_refused_and_nothing_changes(
         400,
         {
             "error": "invalid_body",
-            "description": "password: must not be white space alone",
+            "description": "password: must have a visible character, not white space"
+            " alone",
         },
     )
     assert await db.fetchval("SELECT count(*) FROM client.clients") == 0
@@ -344,7 +350,7 @@ async def test_a_password_of_white_space_alone_is_refused_and_nothing_changes(
     )
     assert (response.status_code, response.json()["description"]) == (
         400,
-        "new_password: must not be white space alone",
+        "new_password: must have a visible character, not white space alone",
     )
     # the old password still signs in
     signed_in = await api.post(

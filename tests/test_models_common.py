@@ -125,3 +125,15 @@ def test_an_instant_whose_offset_is_unknown_is_refused(raw: str) -> None:
 )  # fmt: skip
 def test_an_instant_with_its_offset_reads_as_that_instant(raw: str, hour: int) -> None:
     assert Slot(starts_at=raw).starts_at.hour == hour
+
+
+@pytest.mark.parametrize(
+    "raw", ["2027-03-01T09:00:00\u221200:00", "2027-03-01T09:00:00\u221201:00"]
+)
+def test_an_instant_with_a_unicode_minus_is_refused(raw: str) -> None:
+    with pytest.raises(ValidationError) as refused:
+        Slot(starts_at=raw)
+
+    assert refused.value.errors()[0]["msg"] == (
+        "Value error, expected an RFC 3339 time with an offset"
+    )

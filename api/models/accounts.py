@@ -28,8 +28,9 @@ Password = Annotated[str, StringConstraints(min_length=8, max_length=100)]
 
 
 def refuse_blank(password: str) -> str:
-    if not password.strip():
-        raise ValueError("must not be white space alone")
+    # spaces, zero-width and other format or control characters show nothing
+    if not any(char.isprintable() and not char.isspace() for char in password):
+        raise ValueError("must have a visible character, not white space alone")
     return password
 
 

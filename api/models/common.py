@@ -125,7 +125,8 @@ EmailAddress = Annotated[
 
 def _instant_text(value: Any) -> Any:
     # a query string of digits would otherwise be read as a Unix timestamp
-    if isinstance(value, str) and not _RFC3339.match(value):
+    if isinstance(value, str) and not (value.isascii() and _RFC3339.match(value)):
+        # a Unicode minus (U+2212) in an offset would pass for a plus or none
         raise ValueError("expected an RFC 3339 time with an offset")
     if isinstance(value, str) and _UNKNOWN_OFFSET.search(value):
         # RFC 3339, 4.3: the time is in UTC, where the sender was is unknown;
