@@ -64,6 +64,17 @@ async def _two_seats_two_clients(
     return seats[0], seats[1], clients[0], clients[1]
 
 
+async def _booked_on_monday(
+    db: asyncpg.Pool, kv: valkey.Valkey, settings: Settings
+) -> tuple[ReservationActivities, pb.ClaimInput]:
+    """The activities, and an hour on seat 1 on MONDAY, claimed."""
+    seat, _, client, _ = await _two_seats_two_clients(db, settings)
+    claims = ReservationActivities(db, kv)
+    booked = _claim(client, seat, MONDAY)
+    await claims.claim_seat(booked)
+    return claims, booked
+
+
 async def _claims(db: asyncpg.Pool, table: str, reservation_id: str) -> list[datetime]:
     rows = await db.fetch(
         f"SELECT slot_start FROM reservation.{table} WHERE reservation_id = $1"  # noqa: S608
@@ -700,10 +711,7 @@ async def test_a_closed_reservation_keeps_the_end_it_had(
     db: asyncpg.Pool, kv: valkey.Valkey, settings: Settings
 ) -> None:
     """A run reset past a cancel decides a no-show, or the end, of its own."""
-    seat, _, client, _ = await _two_seats_two_clients(db, settings)
-    claims = ReservationActivities(db, kv)
-    booked = _claim(client, seat, MONDAY)
-    await claims.claim_seat(booked)
+    claims, booked = await _booked_on_monday(db, kv, settings)
     cancel = pb.ReleaseInput(
         reservation_id=booked.reservation_id,
         status=pb.RESERVATION_STATUS_CANCELLED,
@@ -726,8 +734,9 @@ async def test_a_closed_reservation_keeps_the_end_it_had(
     assert (await claims.record_status(completed)).changed is False
     moved = await claims.claim_seat(
         _claim(
-            client, seat, MONDAY.replace(hour=14),
-            reservation_id=uuid.UUID(booked.reservation_id), version=2,
+            uuid.UUID(booked.client_id), uuid.UUID(booked.seat_id),
+            MONDAY.replace(hour=14), reservation_id=uuid.UUID(booked.reservation_id),
+            version=2,
         )
     )  # fmt: skip
     assert (moved.outcome, moved.rule) == (pb.HOLD_OUTCOME_REJECTED, "workflow_behind")
@@ -819,11 +828,8 @@ async def test_a_timers_close_leaves_a_row_ahead_of_its_run_as_it_stands(
 async def test_a_timers_close_at_the_rows_version_closes_and_its_retry_agrees(
     db: asyncpg.Pool, kv: valkey.Valkey, settings: Settings
 ) -> None:
-    seat, _, client, _ = await _two_seats_two_clients(db, settings)
-    claims = ReservationActivities(db, kv)
-    booked = _claim(client, seat, MONDAY)
+    claims, booked = await _booked_on_monday(db, kv, settings)
     rid = booked.reservation_id
-    await claims.claim_seat(booked)
     close = _timed_close(
         rid, pb.RESERVATION_STATUS_NO_SHOW, pb.RESERVATION_STATUS_CONFIRMED, 1
     )
@@ -843,11 +849,8 @@ async def test_a_timers_close_at_the_rows_version_closes_and_its_retry_agrees(
 async def test_the_end_of_a_run_behind_a_cancel_takes_the_cancel(
     db: asyncpg.Pool, kv: valkey.Valkey, settings: Settings
 ) -> None:
-    seat, _, client, _ = await _two_seats_two_clients(db, settings)
-    claims = ReservationActivities(db, kv)
-    booked = _claim(client, seat, MONDAY)
+    claims, booked = await _booked_on_monday(db, kv, settings)
     rid = booked.reservation_id
-    await claims.claim_seat(booked)
     cancel = pb.ReleaseInput(reservation_id=rid, status=pb.RESERVATION_STATUS_CANCELLED)
     await claims.release_seat(cancel)
     completed = pb.StatusInput(
@@ -868,10 +871,7 @@ async def test_a_row_behind_its_run_takes_the_runs_close(
     db: asyncpg.Pool, kv: valkey.Valkey, settings: Settings
 ) -> None:
     """A database restored from a backup: the run knows a later version."""
-    seat, _, client, _ = await _two_seats_two_clients(db, settings)
-    claims = ReservationActivities(db, kv)
-    booked = _claim(client, seat, MONDAY)
-    await claims.claim_seat(booked)
+    claims, booked = await _booked_on_monday(db, kv, settings)
     completed = pb.StatusInput(
         reservation_id=booked.reservation_id,
         status=pb.RESERVATION_STATUS_COMPLETED,
