@@ -505,3 +505,44 @@ async def test_a_read_of_a_lagging_reservation_makes_its_run_keep_the_rows_hold(
     rival = await create_client(pool, scene.resources.settings)
     freed = await scene.book(later, later_end, seat_id=seat, account=rival)
     assert freed.status_code == 200, freed.text
+
+
+async def test_a_move_onto_the_rows_own_slot_tells_a_lagging_run(
+    scene: Scene, smtp
+) -> None:
+    """The no-change short cut answers from the row and still wakes the run."""
+    starts_at, ends_at = await scene.slot(hours_ahead=30)
+    reservation_id = (await scene.book(starts_at, ends_at)).json()["id"]
+    later, later_end = starts_at + timedelta(hours=3), ends_at + timedelta(hours=3)
+    await _move_behind_the_run(
+        scene, reservation_id, scene.other_seat_id, later, later_end
+    )
+
+    same = await scene.api.patch(
+        f"/api/reservations/{reservation_id}",
+        json={
+            "seat_id": str(scene.other_seat_id),
+            "starts_at": later.isoformat(),
+            "ends_at": later_end.isoformat(),
+        },
+        headers=scene.client.headers,
+    )
+
+    assert same.status_code == 200, same.text
+    assert (same.json()["seat_id"], same.json()["version"]) == (
+        str(scene.other_seat_id),
+        2,
+    )
+
+    async def taken_over() -> bool:
+        state = await _state(scene, reservation_id)
+        return (state.version, state.seat_id) == (2, str(scene.other_seat_id))
+
+    assert await wait_for(taken_over)
+    # the short cut moved nothing and mailed nobody
+    assert await _row(scene, reservation_id) == (
+        scene.other_seat_id, later, "confirmed", 2, grains(later, later_end),
+    )  # fmt: skip
+    assert "reschedule" not in {
+        row["kind"] for row in await sent(scene, reservation_id)
+    }

@@ -1,0 +1,190 @@
+"""Rules that no other row decides are judged before any workflow starts.
+
+A booking refused there costs no workflow, no history and no kept refusal; a
+flood of bad requests reaches neither Temporal nor the claim. Rules judged by
+the clock, closures and the client's other bookings stay with the claim.
+"""
+
+import uuid
+from datetime import timedelta
+
+import pytest
+from temporalio.service import RPCError, RPCStatusCode
+
+from api.services.reservations import _IDEMPOTENCY_NAMESPACE, workflow_id
+from tests.factories import create_coworking, create_seat
+from tests.reservations.conftest import Scene
+
+
+def _reservation_for_key(scene: Scene, key: str) -> uuid.UUID:
+    return uuid.uuid5(_IDEMPOTENCY_NAMESPACE, f"{scene.client.id}:{key}")
+
+
+async def _no_workflow(scene: Scene, reservation_id: uuid.UUID) -> bool:
+    handle = scene.env.client.get_workflow_handle(workflow_id(reservation_id))
+    try:
+        await handle.describe()
+    except RPCError as error:
+        return error.status == RPCStatusCode.NOT_FOUND
+    return False
+
+
+async def _kept(scene: Scene) -> tuple[int, int]:
+    pool = scene.resources.pool
+    return (
+        await pool.fetchval("SELECT count(*) FROM reservation.reservations"),
+        await pool.fetchval("SELECT count(*) FROM reservation.refused_bookings"),
+    )
+
+
+async def test_rules_of_the_seat_and_slot_refuse_before_a_workflow(
+    scene: Scene,
+) -> None:
+    pool = scene.resources.pool
+    staff_seat = await create_seat(
+        pool, scene.coworking_id, number=7, internal_only=True
+    )
+    idle_seat = await create_seat(pool, scene.coworking_id, number=8, active=False)
+    starts_at, ends_at = await scene.slot(hours_ahead=30)
+    cases = [
+        (
+            "grid",
+            starts_at + timedelta(minutes=7),
+            ends_at,
+            scene.seat_id,
+            "starts_at: ",
+            "is off the 15-minute slot grid",
+        ),
+        (
+            "employees",
+            starts_at,
+            ends_at,
+            staff_seat,
+            "seat_id: seat 7 is reserved for employees",
+            "",
+        ),
+        (
+            "idle",
+            starts_at,
+            ends_at,
+            idle_seat,
+            "seat_id: seat 8 takes no bookings",
+            "",
+        ),
+        (
+            "long",
+            starts_at,
+            starts_at + timedelta(hours=13),
+            scene.seat_id,
+            "ends_at: 780 minutes is longer than the maximum of 720",
+            "",
+        ),
+    ]
+    for key, start, end, seat, opening, ending in cases:
+        refused = await scene.book(
+            start, end, seat_id=seat, headers={"Idempotency-Key": key}
+        )
+        assert refused.status_code == 400, (key, refused.text)
+        body = refused.json()
+        assert body["error"] == "rule_violation"
+        assert body["description"].startswith(opening), (key, body)
+        assert body["description"].endswith(ending), (key, body)
+        assert await _no_workflow(scene, _reservation_for_key(scene, key)), key
+    assert await _kept(scene) == (0, 0)
+
+
+async def test_opening_hours_refuse_before_a_workflow(scene: Scene) -> None:
+    pool = scene.resources.pool
+    # open on no day at all: every slot is outside the hours
+    shut = await create_coworking(
+        pool, timezone="Europe/Berlin", opening_hours={}, max_days_ahead=400
+    )
+    seat = await create_seat(pool, shut)
+    starts_at, ends_at = await scene.slot(hours_ahead=30)
+    refused = await scene.book(
+        starts_at, ends_at, seat_id=seat, headers={"Idempotency-Key": "shut"}
+    )
+    assert refused.status_code == 400
+    assert refused.json()["description"].endswith(
+        "is not entirely within opening hours"
+    )
+    assert await _no_workflow(scene, _reservation_for_key(scene, "shut"))
+    assert await _kept(scene) == (0, 0)
+
+
+async def test_a_closure_is_still_judged_by_the_claim(scene: Scene) -> None:
+    starts_at, ends_at = await scene.slot(hours_ahead=30)
+    await scene.resources.pool.execute(
+        "INSERT INTO coworking.closures (id, coworking_id, starts_at, ends_at, reason)"
+        " VALUES ($1, $2, $3, $4, 'painting')",
+        uuid.uuid4(), scene.coworking_id, starts_at, ends_at,
+    )  # fmt: skip
+    refused = await scene.book(
+        starts_at, ends_at, headers={"Idempotency-Key": "painting"}
+    )
+    assert refused.status_code == 400
+    assert refused.json()["description"].endswith("(painting)")
+    # the claim refused it, and kept the refusal for a reset to find
+    assert not await _no_workflow(scene, _reservation_for_key(scene, "painting"))
+    assert await _kept(scene) == (0, 1)
+
+
+async def test_a_used_key_answers_as_it_did_though_the_seat_closed_since(
+    scene: Scene,
+) -> None:
+    starts_at, ends_at = await scene.slot(hours_ahead=30)
+    headers = {"Idempotency-Key": "then-closed"}
+    booked = await scene.book(starts_at, ends_at, headers=headers)
+    assert booked.status_code == 200
+    rid = booked.json()["id"]
+    cancelled = await scene.api.delete(
+        f"/api/reservations/{rid}", headers=scene.client.headers
+    )
+    assert cancelled.status_code == 204
+    await scene.resources.pool.execute(
+        "UPDATE coworking.seats SET active = false WHERE id = $1", scene.seat_id
+    )
+    retry = await scene.book(starts_at, ends_at, headers=headers)
+    assert retry.status_code == 200, retry.text
+    assert retry.json()["id"] == rid
+    assert retry.json()["status"] == "cancelled"
+
+
+async def test_a_key_refused_by_the_claim_keeps_its_refusal_after_rules_change(
+    scene: Scene,
+) -> None:
+    starts_at, ends_at = await scene.slot(hours_ahead=30)
+    await scene.resources.pool.execute(
+        "INSERT INTO coworking.closures (id, coworking_id, starts_at, ends_at, reason)"
+        " VALUES ($1, $2, $3, $4, 'flooded')",
+        uuid.uuid4(), scene.coworking_id, starts_at, ends_at,
+    )  # fmt: skip
+    headers = {"Idempotency-Key": "flooded"}
+    first = await scene.book(starts_at, ends_at, headers=headers)
+    assert first.status_code == 400
+    await scene.resources.pool.execute(
+        "UPDATE coworking.seats SET active = false WHERE id = $1", scene.seat_id
+    )
+    retry = await scene.book(starts_at, ends_at, headers=headers)
+    assert retry.status_code == 400
+    assert retry.json() == first.json()
+
+
+@pytest.mark.parametrize("keyed", [False, True])
+async def test_a_booking_refused_early_books_once_the_rule_allows_it(
+    scene: Scene, keyed: bool
+) -> None:
+    """Nothing was accepted, so nothing is kept: the same request, sent again
+    once the seat is open, books (as a payment API does with a request that
+    failed its checks)."""
+    pool = scene.resources.pool
+    seat = await create_seat(pool, scene.coworking_id, number=5, active=False)
+    starts_at, ends_at = await scene.slot(hours_ahead=30)
+    headers = {"Idempotency-Key": "reopened"} if keyed else {}
+    assert (
+        await scene.book(starts_at, ends_at, seat_id=seat, headers=headers)
+    ).status_code == 400
+    await pool.execute("UPDATE coworking.seats SET active = true WHERE id = $1", seat)
+    booked = await scene.book(starts_at, ends_at, seat_id=seat, headers=headers)
+    assert booked.status_code == 200, booked.text
+    assert booked.json()["seat_id"] == str(seat)
