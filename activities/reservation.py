@@ -125,6 +125,21 @@ LEFT JOIN existing e ON true
 LEFT JOIN coworking.seats s ON s.id = $3 AND s.deleted_at IS NULL
 LEFT JOIN coworking.coworkings w ON w.id = coalesce(s.coworking_id, e.coworking_id)
 """  # noqa: S608
+# The hold and the grace come from the coworking, not the row's `rules`: a
+# row is only nudged, so a rule changed since costs a needless look, no more.
+_OVERDUE = """
+SELECT r.id FROM reservation.reservations r
+JOIN coworking.coworkings w ON w.id = r.coworking_id
+WHERE r.status IN ('held', 'confirmed', 'checked_in') AND (
+    r.ends_at < $1
+    OR (r.status = 'held' AND least(
+        r.updated_at + make_interval(mins => w.hold_minutes), r.starts_at) < $1)
+    OR (r.status = 'confirmed' AND w.checkin_grace_minutes IS NOT NULL
+        AND r.starts_at + make_interval(mins => w.checkin_grace_minutes) < $1)
+)
+ORDER BY r.ends_at
+LIMIT $2
+"""
 # One claim row per grain for the seat and for the client, under their UNIQUE keys,
 # in one statement; the counts say whether every grain was free.
 _CLAIMS = """
@@ -504,6 +519,17 @@ class ReservationActivities:
             kept,
         )
         return int(outcome.split()[-1])
+
+    async def overdue(self, before: datetime, *, limit: int = 500) -> list[uuid.UUID]:
+        """Open reservations a deadline of whose row passed before `before`:
+        its end, a held row's hold, a confirmed row's check-in grace.
+
+        Not an activity: the reservation worker's sweep calls it. Each timer
+        fires on time, so a row found here has a run that waits on other,
+        later deadlines: one a reset left behind it.
+        """
+        rows = await self.pool.fetch(_OVERDUE, before, limit)
+        return [row["id"] for row in rows]
 
     @activity.defn(name="read_row")
     async def read_row(self, request: pb.StatusInput) -> pb.ReservationRow:

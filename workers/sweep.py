@@ -6,6 +6,11 @@ releases its seat: the row stays active and the seat stays taken for good. The
 reservation worker looks for such workflows in Temporal's visibility now and
 then and cancels their reservations in the database. Each sweep also forgets
 refused bookings kept past any reset of their workflows.
+
+A run that support reset to a point in between may be left behind its row,
+asleep on deadlines the row has moved past. Every few minutes the sweep looks
+for open rows a deadline of whose passed a while ago and tells each run to
+look at its row, which it then takes over.
 """
 
 from __future__ import annotations
@@ -16,9 +21,11 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 
 from activities.reservation import STOPPED, ReservationActivities
-from workflows.reservation import WORKFLOW_NAME
+from proto import reservation_pb2 as pb
+from workflows.reservation import WORKFLOW_NAME, ReservationWorkflow
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +38,12 @@ SWEEP_EVERY = 30.0
 # visibility records a close a moment after it happens; each look overlaps the last
 OVERLAP = timedelta(minutes=10)
 _PREFIX = "reservation-"
+# A timer fires within seconds of its instant while a worker runs; a row this
+# far past a deadline has a run that waits on something else.
+LATE = timedelta(minutes=10)
+NUDGE_EVERY = timedelta(minutes=5)
+# one look an hour at most for a run, whichever worker's sweep finds it
+NUDGED_FOR = timedelta(hours=1)
 
 
 async def sweep_once(
@@ -56,16 +69,48 @@ async def sweep_once(
     return closed
 
 
+async def nudge_overdue(
+    client: Client, activities: ReservationActivities, now: datetime
+) -> int:
+    """Tell each run whose row is overdue by LATE to look at it; how many
+    were told."""
+    told = 0
+    for reservation_id in await activities.overdue(now - LATE):
+        first = await activities.cache.set(
+            f"sweep:nudged:{reservation_id}", 1, nx=True, ex=NUDGED_FOR
+        )
+        if not first:
+            continue
+        handle = client.get_workflow_handle(f"{_PREFIX}{reservation_id}")
+        try:
+            await handle.signal(ReservationWorkflow.look_at_row, pb.LookAtRowRequest())
+        except RPCError as error:
+            # closed since, or stopped: the abandoned sweep's to close
+            if error.status != RPCStatusCode.NOT_FOUND:
+                await activities.cache.delete(f"sweep:nudged:{reservation_id}")
+                raise
+            continue
+        logger.info("told the run of %s to look at its overdue row", reservation_id)
+        told += 1
+    return told
+
+
 async def sweep_forever(
     client: Client, activities: ReservationActivities, every: float = SWEEP_EVERY
 ) -> None:
     since: datetime | None = None
+    # timers due while no worker ran fire on its return: none is overdue till
+    # they have had their turn
+    next_nudge = datetime.now(UTC) + LATE
     while True:
         began = datetime.now(UTC)
         try:
             await sweep_once(client, activities, since)
             since = began - OVERLAP
             await activities.forget_refusals()
+            if began >= next_nudge:
+                await nudge_overdue(client, activities, began)
+                next_nudge = began + NUDGE_EVERY
         # a sweep that fails (Temporal or PostgreSQL away) is simply made again
         except Exception as error:  # noqa: BLE001
             logger.warning("sweep for abandoned reservations failed: %s", error)

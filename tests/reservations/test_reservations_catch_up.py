@@ -20,6 +20,7 @@ from tests.factories import create_client, create_coworking, create_seat
 from tests.reservations.conftest import Scene
 from tests.reservations.test_reservations_cancel_mail import _calendar
 from tests.reservations.test_reservations_lifecycle import _kinds, sent, wait_for
+from workers.sweep import LATE, nudge_overdue
 
 
 def _activities(scene: Scene) -> ReservationActivities:
@@ -546,3 +547,44 @@ async def test_a_move_onto_the_rows_own_slot_tells_a_lagging_run(
     assert "reschedule" not in {
         row["kind"] for row in await sent(scene, reservation_id)
     }
+
+
+async def test_the_sweep_wakes_a_run_asleep_past_its_rows_end(
+    scene: Scene, smtp
+) -> None:
+    """Nobody reads a reservation whose run a reset left behind a move to an
+    earlier slot: the worker's sweep finds the row overdue and tells the run."""
+    starts_at, ends_at = await scene.slot(hours_ahead=30)
+    reservation_id = (await scene.book(starts_at, ends_at)).json()["id"]
+    sleeping = (await scene.book(starts_at, ends_at, seat_id=scene.other_seat_id,
+                                 account=await create_client(
+                                     scene.resources.pool, scene.resources.settings
+                                 ))).json()["id"]  # fmt: skip
+    early, early_end = await scene.slot(hours_ahead=2)
+    await _move_behind_the_run(scene, reservation_id, scene.seat_id, early, early_end)
+    await scene.sleep(early_end - await scene.now() + LATE + timedelta(minutes=1))
+    # the run sleeps on towards its own reminder, a day away
+    assert (await _row(scene, reservation_id))[2] == "confirmed"
+
+    activities = _activities(scene)
+    now = await scene.now()
+    assert await nudge_overdue(scene.resources.temporal, activities, now) == 1
+    # told once: the next sweeps leave it be
+    assert await nudge_overdue(scene.resources.temporal, activities, now) == 0
+
+    async def completed() -> bool:
+        return (await _row(scene, reservation_id))[2] == "completed"
+
+    assert await wait_for(completed)
+    # the move's mail, which the run left behind owes (an earlier run's counts)
+    await wait_for(lambda: _kinds(scene, reservation_id, "reschedule"))
+    assert [(r["kind"], r["version"]) for r in await sent(scene, reservation_id)] == [
+        ("confirmation", 1),
+        ("reschedule", 2),
+    ]
+    assert await _row(scene, reservation_id) == (
+        scene.seat_id, early, "completed", 2, grains(early, early_end),
+    )  # fmt: skip
+    # nothing else was told or closed
+    assert (await _row(scene, sleeping))[2:4] == ("confirmed", 1)
+    assert (await _state(scene, sleeping)).status == pb.RESERVATION_STATUS_CONFIRMED

@@ -894,3 +894,50 @@ def test_a_move_refused_as_behind_reaches_the_caller_as_a_conflict() -> None:
         )
 
     assert (raised.value.status_code, raised.value.description) == (409, said)
+
+
+async def test_overdue_finds_open_rows_past_a_deadline_of_their_own(
+    db: asyncpg.Pool, kv: valkey.Valkey, settings: Settings
+) -> None:
+    """The sweep's list of runs to nudge: a hold run out, a grace passed, an end."""
+    held_here = await create_coworking(db, auto_confirm=False, hold_minutes=60)
+    graced = await create_coworking(db, checkin_grace_minutes=15)
+    seats = [await create_seat(db, graced, number=n) for n in (1, 2, 3)]
+    claims = ReservationActivities(db, kv)
+
+    async def book(seat: uuid.UUID, starts_at: datetime) -> uuid.UUID:
+        client = (await create_client(db, settings)).id
+        request = _claim(client, seat, starts_at)
+        assert (await claims.claim_seat(request)).outcome == pb.HOLD_OUTCOME_HELD
+        return uuid.UUID(request.reservation_id)
+
+    held = await book(await create_seat(db, held_here), MONDAY)
+    confirmed = await book(seats[0], MONDAY + timedelta(hours=1))
+    checked_in = await book(seats[1], MONDAY + timedelta(hours=2))
+    cancelled = await book(seats[2], MONDAY - timedelta(hours=1))
+    for reservation_id, status in (
+        (checked_in, "checked_in"),
+        (cancelled, "cancelled"),
+    ):
+        await db.execute(
+            "UPDATE reservation.reservations SET status = $2 WHERE id = $1",
+            reservation_id, status,
+        )  # fmt: skip
+    held_since = await db.fetchval(
+        "SELECT updated_at FROM reservation.reservations WHERE id = $1", held
+    )
+    minute = timedelta(minutes=1)
+
+    async def overdue(before: datetime) -> set[uuid.UUID]:
+        return set(await claims.overdue(before))
+
+    assert await overdue(held_since + timedelta(minutes=59)) == set()
+    assert await overdue(held_since + timedelta(minutes=61)) == {held}
+    # the grace of a confirmed row; a checked-in one waits for its end
+    grace_ends = MONDAY + timedelta(hours=1, minutes=15)
+    assert await overdue(grace_ends - minute) == {held}
+    assert await overdue(grace_ends + minute) == {held, confirmed}
+    assert await overdue(MONDAY + timedelta(hours=3) + minute) == {
+        held, confirmed, checked_in,
+    }  # fmt: skip
+    assert cancelled not in await overdue(MONDAY + timedelta(days=1))
