@@ -471,10 +471,15 @@ async def book(
 
 
 def _judge_early(
-    subject: asyncpg.Record, starts_at: datetime, ends_at: datetime
+    subject: asyncpg.Record,
+    starts_at: datetime,
+    ends_at: datetime,
+    *,
+    shrink: bool = False,
 ) -> None:
-    """Refuse a booking that breaks a rule no other row has a say in, before
-    a workflow and a kept refusal are spent on it; the claim judges again."""
+    """Refuse a booking or move that breaks a rule no other row has a say in,
+    before a workflow, its history or a kept refusal is spent on it; the
+    claim judges again."""
     try:
         check_booking(
             rules=CoworkingRules.from_row(subject),
@@ -485,6 +490,7 @@ def _judge_early(
             starts_at=starts_at,
             ends_at=ends_at,
             now=datetime.now(UTC),
+            shrink=shrink,
         )
     except RuleViolation as violation:
         if violation.rule not in _CLAIM_CLOCK_RULES:
@@ -836,16 +842,28 @@ async def reschedule(
                 " where the clocks change, the length to keep reads two ways"
             )
     now_at = (row["seat_id"], row["starts_at"], row["ends_at"])
-    if (seat_id or now_at[0], starts_at or now_at[1], ends_at or now_at[2]) == now_at:
+    moved_to = (seat_id or now_at[0], starts_at or now_at[1], ends_at or now_at[2])
+    if moved_to == now_at:
         # moving a booking onto itself changes nothing, and mails nobody
         return await current_view(resources, row)
     subject = await _booking_subject(
         resources.pool, seat_id=seat_id or row["seat_id"], client_id=row["client_id"]
     )
+    # a seat of another coworking is the claim's to refuse, by that rule's name
+    if subject["coworking_id"] == row["coworking_id"]:
+        _judge_early(
+            subject,
+            moved_to[1],
+            moved_to[2],
+            # as the claim has it: a move that only gives time back on its seat
+            shrink=moved_to[0] == now_at[0]
+            and now_at[1] <= moved_to[1]
+            and moved_to[2] <= now_at[2],
+        )
     request = pb.RescheduleRequest(
         seat_id=str(seat_id) if seat_id else "",
         requested_by=f"{principal.kind}:{principal.id}",
-        summary=_summary(subject, starts_at or now_at[1], ends_at or now_at[2]),
+        summary=_summary(subject, moved_to[1], moved_to[2]),
         expected_version=row["version"],
     )
     if starts_at is not None:

@@ -9,6 +9,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from temporalio.api.enums.v1 import EventType
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.services.reservations import _IDEMPOTENCY_NAMESPACE, workflow_id
@@ -188,3 +189,79 @@ async def test_a_booking_refused_early_books_once_the_rule_allows_it(
     booked = await scene.book(starts_at, ends_at, seat_id=seat, headers=headers)
     assert booked.status_code == 200, booked.text
     assert booked.json()["seat_id"] == str(seat)
+
+
+async def _updates(scene: Scene, reservation_id: str) -> list[str]:
+    """The updates the workflow's history holds; its mails come and go beside."""
+    handle = scene.env.client.get_workflow_handle(f"reservation-{reservation_id}")
+    return [
+        EventType.Name(event.event_type)
+        async for event in handle.fetch_history_events()
+        if "UPDATE" in EventType.Name(event.event_type)
+    ]
+
+
+async def test_a_move_that_breaks_a_rule_reaches_no_workflow(
+    scene: Scene,
+) -> None:
+    starts_at, ends_at = await scene.slot(hours_ahead=30)
+    reservation_id = (await scene.book(starts_at, ends_at)).json()["id"]
+    url = f"/api/reservations/{reservation_id}"
+    before = await _updates(scene, reservation_id)
+    # the hold's
+    assert before == [
+        "EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED",
+        "EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED",
+    ]
+
+    off_grid = await scene.api.patch(
+        url,
+        json={"starts_at": (starts_at + timedelta(minutes=5)).isoformat()},
+        headers=scene.client.headers,
+    )
+    too_long = await scene.api.patch(
+        url,
+        json={"ends_at": (starts_at + timedelta(hours=13)).isoformat()},
+        headers=scene.client.headers,
+    )
+
+    assert off_grid.status_code == too_long.status_code == 400
+    assert off_grid.json()["description"].endswith("is off the 15-minute slot grid")
+    assert too_long.json() == {
+        "error": "rule_violation",
+        "description": "ends_at: 780 minutes is longer than the maximum of 720",
+    }
+    assert await _updates(scene, reservation_id) == before
+
+
+async def test_a_move_that_gives_time_back_is_judged_as_the_claim_judges_it(
+    scene: Scene,
+) -> None:
+    """On a seat closed since the booking, a move that only shortens the
+    booking goes ahead; one that takes new time is refused."""
+    starts_at, ends_at = await scene.slot(hours_ahead=30, length_minutes=120)
+    reservation_id = (await scene.book(starts_at, ends_at)).json()["id"]
+    url = f"/api/reservations/{reservation_id}"
+    await scene.resources.pool.execute(
+        "UPDATE coworking.seats SET active = false WHERE id = $1", scene.seat_id
+    )
+    before = await _updates(scene, reservation_id)
+
+    later = await scene.api.patch(
+        url,
+        json={"starts_at": (starts_at + timedelta(hours=1)).isoformat()},
+        headers=scene.client.headers,
+    )
+    assert later.status_code == 400
+    assert later.json()["description"] == "seat_id: seat 1 takes no bookings"
+    assert await _updates(scene, reservation_id) == before
+
+    shorter = await scene.api.patch(
+        url,
+        json={"ends_at": (ends_at - timedelta(hours=1)).isoformat()},
+        headers=scene.client.headers,
+    )
+    assert shorter.status_code == 200, shorter.text
+    assert shorter.json()["ends_at"] == (
+        ends_at - timedelta(hours=1)
+    ).isoformat().replace("+00:00", "Z")
