@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
+import httpx
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
 
@@ -51,6 +52,21 @@ async def _record_behind_the_run(
         request = pb.StatusInput(reservation_id=reservation_id, status=status)
         request.at.FromDatetime(await scene.now())
         assert (await _activities(scene).record_status(request)).changed is True
+
+
+async def _patch(
+    scene: Scene, reservation_id: str, seat_id: object, starts_at, ends_at
+) -> httpx.Response:
+    """The client's move, through the API."""
+    return await scene.api.patch(
+        f"/api/reservations/{reservation_id}",
+        json={
+            "seat_id": str(seat_id),
+            "starts_at": starts_at.isoformat(),
+            "ends_at": ends_at.isoformat(),
+        },
+        headers=scene.client.headers,
+    )
 
 
 async def _state(scene: Scene, reservation_id: str) -> pb.ReservationState:
@@ -196,15 +212,7 @@ async def test_a_move_asked_of_a_run_behind_a_move_takes_it_and_moves(
     )
     new_start, new_end = starts_at + timedelta(hours=2), ends_at + timedelta(hours=2)
 
-    moved = await scene.api.patch(
-        f"/api/reservations/{reservation_id}",
-        json={
-            "seat_id": str(scene.seat_id),
-            "starts_at": new_start.isoformat(),
-            "ends_at": new_end.isoformat(),
-        },
-        headers=scene.client.headers,
-    )
+    moved = await _patch(scene, reservation_id, scene.seat_id, new_start, new_end)
 
     assert moved.status_code == 200, moved.text
     assert (moved.json()["seat_id"], moved.json()["starts_at"]) == (
@@ -519,15 +527,7 @@ async def test_a_move_onto_the_rows_own_slot_tells_a_lagging_run(
         scene, reservation_id, scene.other_seat_id, later, later_end
     )
 
-    same = await scene.api.patch(
-        f"/api/reservations/{reservation_id}",
-        json={
-            "seat_id": str(scene.other_seat_id),
-            "starts_at": later.isoformat(),
-            "ends_at": later_end.isoformat(),
-        },
-        headers=scene.client.headers,
-    )
+    same = await _patch(scene, reservation_id, scene.other_seat_id, later, later_end)
 
     assert same.status_code == 200, same.text
     assert (same.json()["seat_id"], same.json()["version"]) == (

@@ -38,6 +38,20 @@ async def _kept(scene: Scene) -> tuple[int, int]:
     )
 
 
+async def _close(scene: Scene, starts_at, ends_at, reason: str) -> None:
+    await scene.resources.pool.execute(
+        "INSERT INTO coworking.closures (id, coworking_id, starts_at, ends_at, reason)"
+        " VALUES ($1, $2, $3, $4, $5)",
+        uuid.uuid4(), scene.coworking_id, starts_at, ends_at, reason,
+    )  # fmt: skip
+
+
+async def _seat_takes_no_bookings(scene: Scene) -> None:
+    await scene.resources.pool.execute(
+        "UPDATE coworking.seats SET active = false WHERE id = $1", scene.seat_id
+    )
+
+
 async def test_rules_of_the_seat_and_slot_refuse_before_a_workflow(
     scene: Scene,
 ) -> None:
@@ -115,11 +129,7 @@ async def test_opening_hours_refuse_before_a_workflow(scene: Scene) -> None:
 
 async def test_a_closure_is_still_judged_by_the_claim(scene: Scene) -> None:
     starts_at, ends_at = await scene.slot(hours_ahead=30)
-    await scene.resources.pool.execute(
-        "INSERT INTO coworking.closures (id, coworking_id, starts_at, ends_at, reason)"
-        " VALUES ($1, $2, $3, $4, 'painting')",
-        uuid.uuid4(), scene.coworking_id, starts_at, ends_at,
-    )  # fmt: skip
+    await _close(scene, starts_at, ends_at, "painting")
     refused = await scene.book(
         starts_at, ends_at, headers={"Idempotency-Key": "painting"}
     )
@@ -142,9 +152,7 @@ async def test_a_used_key_answers_as_it_did_though_the_seat_closed_since(
         f"/api/reservations/{rid}", headers=scene.client.headers
     )
     assert cancelled.status_code == 204
-    await scene.resources.pool.execute(
-        "UPDATE coworking.seats SET active = false WHERE id = $1", scene.seat_id
-    )
+    await _seat_takes_no_bookings(scene)
     retry = await scene.book(starts_at, ends_at, headers=headers)
     assert retry.status_code == 200, retry.text
     assert retry.json()["id"] == rid
@@ -155,17 +163,11 @@ async def test_a_key_refused_by_the_claim_keeps_its_refusal_after_rules_change(
     scene: Scene,
 ) -> None:
     starts_at, ends_at = await scene.slot(hours_ahead=30)
-    await scene.resources.pool.execute(
-        "INSERT INTO coworking.closures (id, coworking_id, starts_at, ends_at, reason)"
-        " VALUES ($1, $2, $3, $4, 'flooded')",
-        uuid.uuid4(), scene.coworking_id, starts_at, ends_at,
-    )  # fmt: skip
+    await _close(scene, starts_at, ends_at, "flooded")
     headers = {"Idempotency-Key": "flooded"}
     first = await scene.book(starts_at, ends_at, headers=headers)
     assert first.status_code == 400
-    await scene.resources.pool.execute(
-        "UPDATE coworking.seats SET active = false WHERE id = $1", scene.seat_id
-    )
+    await _seat_takes_no_bookings(scene)
     retry = await scene.book(starts_at, ends_at, headers=headers)
     assert retry.status_code == 400
     assert retry.json() == first.json()
@@ -242,9 +244,7 @@ async def test_a_move_that_gives_time_back_is_judged_as_the_claim_judges_it(
     starts_at, ends_at = await scene.slot(hours_ahead=30, length_minutes=120)
     reservation_id = (await scene.book(starts_at, ends_at)).json()["id"]
     url = f"/api/reservations/{reservation_id}"
-    await scene.resources.pool.execute(
-        "UPDATE coworking.seats SET active = false WHERE id = $1", scene.seat_id
-    )
+    await _seat_takes_no_bookings(scene)
     before = await _updates(scene, reservation_id)
 
     later = await scene.api.patch(
