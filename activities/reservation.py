@@ -238,9 +238,11 @@ class ReservationActivities:
             if not request.reschedule and not refused.kept:
                 # before the answer reaches the workflow, so a run begun again
                 # from its first task can only be refused again
+                # and staff's mark of a booking that never was
                 await self.pool.execute(
-                    "INSERT INTO reservation.refused_bookings (reservation_id, result)"
-                    " VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                    "WITH kept AS (INSERT INTO reservation.refused_bookings"
+                    " (reservation_id, result) VALUES ($1, $2) ON CONFLICT DO NOTHING)"
+                    " DELETE FROM reservation.staff_bookings WHERE reservation_id = $1",
                     reservation_id, refused.result.SerializeToString(),
                 )  # fmt: skip
             return refused.result

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -374,9 +374,6 @@ async def book(
 ) -> ReservationView:
     """Book for `client_id`; `booked_by` names the staff member who asks for them."""
     settings = resources.settings
-    subject = await _booking_subject(
-        resources.pool, seat_id=seat_id, client_id=client_id
-    )
     if idempotency_key is not None:
         # a key is its sender's: staff keys never meet the client's own
         owner = (
@@ -390,6 +387,15 @@ async def book(
     digest = request_hash(
         client_id=client_id, seat_id=seat_id, starts_at=starts_at, ends_at=ends_at
     )
+    try:
+        subject = await _booking_subject(
+            resources.pool, seat_id=seat_id, client_id=client_id
+        )
+    except NotFound as gone:
+        # the seat or the client has gone since the key was used
+        if idempotency_key is None or not await _key_used(resources, reservation_id):
+            raise
+        return await _answer_used_key(resources, reservation_id, digest, gone)
     if idempotency_key is not None:
         told = await _told_before(resources, reservation_id, digest)
         if told is not None:
@@ -402,9 +408,12 @@ async def book(
             raise
     if booked_by is not None:
         # before the start, so no reservation of staff's making is ever without it
+        # (none for a key its claim refused: that booking never was)
         await resources.pool.execute(
             "INSERT INTO reservation.staff_bookings (reservation_id, admin_id)"
-            " VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            " SELECT $1, $2 WHERE NOT EXISTS (SELECT 1 FROM"
+            " reservation.refused_bookings WHERE reservation_id = $1)"
+            " ON CONFLICT DO NOTHING",
             reservation_id, booked_by,
         )  # fmt: skip
     start_input = pb.ReservationInput(
@@ -454,6 +463,10 @@ async def book(
         except WorkflowUpdateFailedError as error:
             _raise_for_update(error)
             raise
+        except Unavailable:
+            # the wait ran out, and the start's fate is parked on the operation
+            await _collect_start_error(operation)
+            raise
         except (WorkflowAlreadyStartedError, RPCError) as error:
             await _collect_start_error(operation)
             # not found or aborted: it closed (stopped in Temporal) while asked
@@ -498,20 +511,63 @@ def _judge_early(
 
 
 async def _key_used(resources: Resources, reservation_id: uuid.UUID) -> bool:
-    used: bool = await resources.pool.fetchval(
+    """Whether a booking was asked with this key: its row, its kept refusal,
+    or its workflow, which may still wait for a worker to claim."""
+    if await resources.pool.fetchval(
         "SELECT EXISTS (SELECT 1 FROM reservation.reservations WHERE id = $1)"
         " OR EXISTS (SELECT 1 FROM reservation.refused_bookings"
         " WHERE reservation_id = $1)",
         reservation_id,
-    )
-    return used
+    ):
+        return True
+    handle = resources.temporal.get_workflow_handle(workflow_id(reservation_id))
+    async with temporal_boundary(resources.temporal):
+        try:
+            await handle.describe(rpc_timeout=timedelta(seconds=5))
+        except RPCError as error:
+            if error.status == RPCStatusCode.NOT_FOUND:
+                return False
+            raise
+    return True
+
+
+async def _answer_used_key(
+    resources: Resources, reservation_id: uuid.UUID, digest: str, gone: NotFound
+) -> ReservationView:
+    """A used key's answer, where its seat or client can no longer be read."""
+    try:
+        async with temporal_boundary(resources.temporal):
+            result = await _join_existing(resources, reservation_id, digest)
+    except RPCError as error:
+        # its workflow is past the namespace's retention: nothing to compare
+        # the request with, and the seat or client it names is gone
+        if error.status != RPCStatusCode.NOT_FOUND:
+            raise
+        raise gone from None
+    if isinstance(result, ReservationView):
+        return result
+    _raise_for_outcome(result.outcome, result.conflict, result.rule, result.description)
+    return view_from_state(result.state)
 
 
 async def _collect_start_error(operation: WithStartWorkflowOperation) -> None:
-    # The SDK also parks the start's error on the operation; unread, asyncio
-    # logs it as a never-retrieved exception, an ERROR for a normal retry.
-    with contextlib.suppress(Exception):
-        await asyncio.wait_for(operation.workflow_handle(), timeout=0.1)
+    # The SDK also parks the start's outcome on the operation; unread, asyncio
+    # logs it as a never-retrieved exception, an ERROR for a normal retry or a
+    # wait that ran out. Its future is not ours to cancel, so it is read
+    # whenever it comes.
+    waiter = asyncio.ensure_future(operation.workflow_handle())
+    _START_WAITERS.add(waiter)
+    waiter.add_done_callback(_read_start_outcome)
+    await asyncio.wait((waiter,), timeout=0.1)
+
+
+_START_WAITERS: set[asyncio.Future[Any]] = set()
+
+
+def _read_start_outcome(waiter: asyncio.Future[Any]) -> None:
+    _START_WAITERS.discard(waiter)
+    if not waiter.cancelled():
+        waiter.exception()
 
 
 async def _told_before(

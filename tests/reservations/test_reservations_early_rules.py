@@ -5,6 +5,9 @@ flood of bad requests reaches neither Temporal nor the claim. Rules judged by
 the clock, closures and the client's other bookings stay with the claim.
 """
 
+import contextlib
+import gc
+import logging
 import uuid
 from datetime import timedelta
 
@@ -12,8 +15,9 @@ import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.service import RPCError, RPCStatusCode
 
+from api.services import reservations
 from api.services.reservations import _IDEMPOTENCY_NAMESPACE, workflow_id
-from tests.factories import create_coworking, create_seat
+from tests.factories import create_client, create_coworking, create_seat
 from tests.reservations.conftest import Scene
 
 
@@ -265,3 +269,91 @@ async def test_a_move_that_gives_time_back_is_judged_as_the_claim_judges_it(
     assert shorter.json()["ends_at"] == (
         ends_at - timedelta(hours=1)
     ).isoformat().replace("+00:00", "Z")
+
+
+async def test_a_key_whose_claim_still_waits_is_not_refused_by_a_rule_changed_since(
+    scene: Scene, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Told 503, the client asks again with the key, as told: the booking in
+    its workflow answers, not the rules as they are while it waits."""
+    monkeypatch.setattr(reservations, "ANSWER_WAIT_SECONDS", 1.0)
+    await scene.workers.aclose()
+    scene.workers = contextlib.AsyncExitStack()
+    starts_at, ends_at = await scene.slot(hours_ahead=30)
+    key = {"Idempotency-Key": "waits"}
+
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        waiting = await scene.book(starts_at, ends_at, headers=key)
+        gc.collect()
+    assert waiting.status_code == 503
+    # the start's fate, parked on the operation, is not left to be logged
+    assert [r.getMessage() for r in caplog.records if r.name == "asyncio"] == []
+
+    await _seat_takes_no_bookings(scene)
+    again = await scene.book(starts_at, ends_at, headers=key)
+    assert again.status_code == 503, again.text
+
+    await scene.resources.pool.execute(
+        "UPDATE coworking.seats SET active = true WHERE id = $1", scene.seat_id
+    )
+    await scene.restart_workers()
+    answered = await scene.book(starts_at, ends_at, headers=key)
+    assert answered.status_code == 200, answered.text
+    assert answered.json()["id"] == str(_reservation_for_key(scene, "waits"))
+
+
+async def test_a_used_key_answers_though_its_seat_was_deleted_since(
+    scene: Scene,
+) -> None:
+    starts_at, ends_at = await scene.slot(hours_ahead=30)
+    key = {"Idempotency-Key": "seat-gone"}
+    booked = await scene.book(starts_at, ends_at, headers=key)
+    rid = booked.json()["id"]
+    cancelled = await scene.api.delete(
+        f"/api/reservations/{rid}", headers=scene.client.headers
+    )
+    assert cancelled.status_code == 204
+    await scene.resources.pool.execute(
+        "UPDATE coworking.seats SET deleted_at = now() WHERE id = $1", scene.seat_id
+    )
+
+    retry = await scene.book(starts_at, ends_at, headers=key)
+    other_body = await scene.book(starts_at, ends_at + timedelta(hours=1), headers=key)
+    unkeyed = await scene.book(starts_at, ends_at)
+
+    assert retry.status_code == 200, retry.text
+    assert (retry.json()["id"], retry.json()["status"]) == (rid, "cancelled")
+    assert other_body.status_code == 409
+    assert other_body.json() == {
+        "error": "conflict",
+        "description": "header.Idempotency-Key: already used for a different request",
+    }
+    assert unkeyed.status_code == 404
+    assert unkeyed.json()["description"] == f"seat_id: no seat {scene.seat_id}"
+
+
+async def test_a_staff_booking_its_claim_refuses_leaves_no_mark_of_staff(
+    scene: Scene,
+) -> None:
+    """The mark that staff made a booking tells a manager's check on a client
+    apart; a booking that never was must leave none."""
+    starts_at, ends_at = await scene.slot(hours_ahead=30)
+    assert (await scene.book(starts_at, ends_at)).status_code == 200
+    rival = await create_client(scene.resources.pool, scene.resources.settings)
+    body = {
+        "seat_id": str(scene.seat_id),
+        "starts_at": starts_at.isoformat(),
+        "ends_at": ends_at.isoformat(),
+        "client_id": str(rival.id),
+    }
+    headers = {**scene.admin.headers, "Idempotency-Key": "for-rival"}
+    for _ in range(2):
+        taken = await scene.api.post("/api/reservations", json=body, headers=headers)
+        assert taken.status_code == 409, taken.text
+        assert (
+            await scene.resources.pool.fetchval(
+                "SELECT count(*) FROM reservation.staff_bookings"
+            )
+            == 0
+        )
+    assert await _kept(scene) == (1, 1)
