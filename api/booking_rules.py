@@ -204,16 +204,28 @@ def _clock(text: str) -> time:
 
 
 def _at(zone: ZoneInfo, day: date, clock: str) -> datetime:
-    """The UTC instant of a local wall-clock time.
+    """The UTC instant at which the local clock first reads `clock` or later.
 
-    A wall time inside a spring-forward gap is taken with the offset in force
-    before the gap, which lands as far past the gap as it was into it.
+    A wall time inside a spring-forward gap is never shown: the clock passes
+    it as it jumps, so a coworking that opens (or closes) at 02:30 on that
+    night opens (or closes) at the jump, not an hour after it.
     """
     if clock == "24:00":
-        local = datetime.combine(day + timedelta(days=1), time(0), tzinfo=zone)
+        wall = datetime.combine(day + timedelta(days=1), time(0))
     else:
-        local = datetime.combine(day, _clock(clock), tzinfo=zone)
-    return local.astimezone(UTC)
+        wall = datetime.combine(day, _clock(clock))
+    instant = wall.replace(tzinfo=zone).astimezone(UTC)
+    if instant.astimezone(zone).replace(tzinfo=None) == wall:
+        return instant
+    # In the gap the offset after the jump lands before it, the one before
+    # lands after it; the jump, a whole second, lies in between.
+    low = int(wall.replace(tzinfo=zone, fold=1).astimezone(UTC).timestamp())
+    high = int(instant.timestamp())
+    while high - low > 1:
+        middle = (low + high) // 2
+        shown = datetime.fromtimestamp(middle, zone).replace(tzinfo=None)
+        low, high = (low, middle) if shown >= wall else (middle, high)
+    return datetime.fromtimestamp(high, UTC)
 
 
 def _merge(intervals: list[Interval]) -> list[Interval]:

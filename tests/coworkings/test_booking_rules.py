@@ -514,3 +514,36 @@ def test_a_length_reads_two_ways_only_just_after_a_spring_gap(
         )
         is two_ways
     )
+
+
+def test_opening_hours_that_fall_in_the_spring_gap_begin_and_end_at_the_jump() -> None:
+    """On the night the clocks skip 02:00-03:00, a coworking that opens at
+    02:30 is open from 03:00 CEST, and one that closes at 02:30 is closed
+    from then: the clock passes 02:30 as it jumps."""
+    opening = rules(opening_hours={"sun": [["02:30", "10:00"]]})
+    closing = rules(opening_hours={"sat": [["20:00", "02:30"]]})
+    jump = utc(2027, 3, 28, 1)
+    assert jump.astimezone(BERLIN).hour == 3
+    assert opening_intervals(opening, utc(2027, 3, 27, 12), utc(2027, 3, 29)) == [
+        (jump, utc(2027, 3, 28, 8)),
+    ]
+    assert opening_intervals(closing, utc(2027, 3, 27, 12), utc(2027, 3, 29)) == [
+        (utc(2027, 3, 27, 19), jump),
+    ]
+    week_before = utc(2027, 3, 21)
+    check(
+        starts_at=berlin(2027, 3, 28, 3), ends_at=berlin(2027, 3, 28, 4),
+        rules_=opening, now=week_before,
+    )  # fmt: skip
+    late = refused(
+        starts_at=berlin(2027, 3, 28, 3), ends_at=berlin(2027, 3, 28, 3, 30),
+        rules_=closing, now=week_before,
+    )  # fmt: skip
+    assert late.rule == "outside_opening_hours"
+    # Santiago's clocks skip midnight: 24:00 on the Saturday is 01:00 on Sunday
+    santiago = rules(
+        timezone="America/Santiago", opening_hours={"sat": [["18:00", "24:00"]]}
+    )
+    assert opening_intervals(santiago, utc(2027, 9, 4, 12), utc(2027, 9, 6)) == [
+        (utc(2027, 9, 4, 22), utc(2027, 9, 5, 4)),
+    ]
