@@ -493,7 +493,8 @@ def _judge_early(
     """Refuse a booking or move that breaks a rule no other row has a say in,
     before a workflow, its history or a kept refusal is spent on it; the
     claim judges again."""
-    try:
+
+    def judge(now: datetime) -> None:
         check_booking(
             rules=CoworkingRules.from_row(subject),
             seat=SeatInfo.from_row(subject, prefix="seat_"),
@@ -502,12 +503,21 @@ def _judge_early(
             client_is_internal=subject["client_internal"],
             starts_at=starts_at,
             ends_at=ends_at,
-            now=datetime.now(UTC),
+            now=now,
             shrink=shrink,
         )
-    except RuleViolation as violation:
-        if violation.rule not in _CLAIM_CLOCK_RULES:
+
+    try:
+        judge(datetime.now(UTC))
+    except RuleViolation as by_the_clock:
+        if by_the_clock.rule not in _CLAIM_CLOCK_RULES:
             raise
+        # a clock rule is the claim's, unless the booking fails another rule
+        # anyway: then the answer is the one the claim would give first
+        try:
+            judge(starts_at)
+        except RuleViolation:
+            raise by_the_clock from None
 
 
 async def _key_used(resources: Resources, reservation_id: uuid.UUID) -> bool:

@@ -98,6 +98,16 @@ async def test_rules_of_the_seat_and_slot_refuse_before_a_workflow(
             "ends_at: 780 minutes is longer than the maximum of 720",
             "",
         ),
+        (
+            # the clock's rule, told as the claim tells it first, since the
+            # booking is off the grid as well
+            "far",
+            starts_at + timedelta(days=401, minutes=7),
+            ends_at + timedelta(days=401),
+            scene.seat_id,
+            "starts_at: ",
+            "is more than 400 days ahead",
+        ),
     ]
     for key, start, end, seat, opening, ending in cases:
         refused = await scene.book(
