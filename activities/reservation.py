@@ -515,6 +515,13 @@ class ReservationActivities:
 
         Not an activity: the reservation worker's sweep calls it.
         """
+        # staff's mark on a refused booking, where a retry of its key raced the
+        # claim that removed it
+        await self.pool.execute(
+            "DELETE FROM reservation.staff_bookings b"
+            " USING reservation.refused_bookings r"
+            " WHERE r.reservation_id = b.reservation_id"
+        )
         outcome = await self.pool.execute(
             "DELETE FROM reservation.refused_bookings"
             " WHERE created_at < now() - $1::interval",

@@ -194,10 +194,13 @@ async def _answer_in_time(call: Awaitable[T]) -> T:
     try:
         return await asyncio.wait_for(call, ANSWER_WAIT_SECONDS)
     except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as error:
-        raise Unavailable(
-            "reservation: still being worked on; ask again shortly (a booking"
-            " with the same Idempotency-Key gets its answer)"
-        ) from error
+        raise Unavailable(_STILL_WORKING) from error
+
+
+_STILL_WORKING = (
+    "reservation: still being worked on; ask again shortly (a booking"
+    " with the same Idempotency-Key gets its answer)"
+)
 
 
 @asynccontextmanager
@@ -547,8 +550,14 @@ async def _answer_used_key(
     """A used key's answer, where its seat or client can no longer be read."""
     try:
         async with temporal_boundary(resources.temporal):
-            result = await _join_existing(resources, reservation_id, digest)
+            result = await _answer_in_time(
+                _join_existing(resources, reservation_id, digest)
+            )
     except RPCError as error:
+        if error.status == RPCStatusCode.FAILED_PRECONDITION:
+            # its workflow task failed (a worker stopped mid-task) and waits
+            # for another: the server takes no update until one answers
+            raise Unavailable(_STILL_WORKING) from error
         # its workflow is past the namespace's retention: nothing to compare
         # the request with, and the seat or client it names is gone
         if error.status != RPCStatusCode.NOT_FOUND:

@@ -330,9 +330,21 @@ async def test_refusals_are_forgotten_once_past_any_reset(
             reservation_id, age,
         )  # fmt: skip
 
+    # staff's mark on the recent one, left by a retried key that raced its
+    # claim, and one on a booking that holds
+    booked = uuid.uuid4()
+    for reservation_id in (recent, booked):
+        await db.execute(
+            "INSERT INTO reservation.staff_bookings (reservation_id, admin_id)"
+            " VALUES ($1, $2)",
+            reservation_id, uuid.uuid4(),
+        )  # fmt: skip
+
     assert await claims.forget_refusals() == 1
     left = await db.fetch("SELECT reservation_id FROM reservation.refused_bookings")
     assert [row["reservation_id"] for row in left] == [recent]
+    marks = await db.fetch("SELECT reservation_id FROM reservation.staff_bookings")
+    assert [row["reservation_id"] for row in marks] == [booked]
 
 
 async def test_a_claim_found_made_answers_with_the_rules_it_was_made_on(

@@ -367,3 +367,36 @@ async def test_a_staff_booking_its_claim_refuses_leaves_no_mark_of_staff(
             == 0
         )
     assert await _kept(scene) == (1, 1)
+
+
+async def test_a_used_key_whose_workflow_task_failed_is_told_to_ask_again(
+    scene: Scene, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker stopped mid-task leaves the task failed until another takes
+    it; the server refuses updates meanwhile, which is a wait, not a fault."""
+    starts_at, ends_at = await scene.slot(hours_ahead=30)
+    key = {"Idempotency-Key": "task-failed"}
+    assert (await scene.book(starts_at, ends_at, headers=key)).status_code == 200
+    await scene.resources.pool.execute(
+        "UPDATE coworking.seats SET deleted_at = now() WHERE id = $1", scene.seat_id
+    )
+
+    async def task_failed(*_: object) -> None:
+        raise RPCError(
+            "Unable to perform workflow execution update due to Workflow Task"
+            " in failed state.",
+            RPCStatusCode.FAILED_PRECONDITION,
+            b"",
+        )
+
+    monkeypatch.setattr(reservations, "_join_existing", task_failed)
+    retry = await scene.book(starts_at, ends_at, headers=key)
+
+    assert (retry.status_code, retry.json()) == (
+        503,
+        {
+            "error": "unavailable",
+            "description": "reservation: still being worked on; ask again shortly"
+            " (a booking with the same Idempotency-Key gets its answer)",
+        },
+    )
