@@ -211,6 +211,8 @@ def _behind(record: str, context: asyncpg.Record) -> _Refused:
     refusal.ends_at.FromDatetime(context["existing_ends_at"])
     refusal.version = context["existing_version"]
     refusal.status = _STATUS_ENUM[context["existing_status"]]
+    if context["existing_rules"] is not None:
+        refusal.rules.ParseFromString(context["existing_rules"])
     return _Refused(refusal)
 
 
@@ -545,7 +547,7 @@ class ReservationActivities:
         """The reservation's row, for a run asked to look whether it lags it;
         empty when there is none."""
         row = await self.pool.fetchrow(
-            "SELECT seat_id, starts_at, ends_at, version, status"
+            "SELECT seat_id, starts_at, ends_at, version, status, rules"
             " FROM reservation.reservations WHERE id = $1",
             uuid.UUID(request.reservation_id),
         )
@@ -598,7 +600,7 @@ async def _ahead_of(
     committed is not ahead: the retry must end as the first attempt did.
     """
     row = await conn.fetchrow(
-        "SELECT seat_id, starts_at, ends_at, version, status"
+        "SELECT seat_id, starts_at, ends_at, version, status, rules"
         " FROM reservation.reservations WHERE id = $1 FOR UPDATE",
         reservation_id,
     )
@@ -626,6 +628,9 @@ def _row_message(
     )
     message.starts_at.FromDatetime(row["starts_at"])
     message.ends_at.FromDatetime(row["ends_at"])
+    # a close's own row answers without them: the run only takes its slot
+    if row.get("rules") is not None:
+        message.rules.ParseFromString(row["rules"])
     return message
 
 

@@ -311,18 +311,20 @@ class ReleaseResult(_message.Message):
     def __init__(self, released: _Optional[int] = ..., ahead: _Optional[_Union[ReservationRow, _Mapping]] = ..., closed: _Optional[_Union[ReservationRow, _Mapping]] = ...) -> None: ...
 
 class ReservationRow(_message.Message):
-    __slots__ = ("seat_id", "starts_at", "ends_at", "version", "status")
+    __slots__ = ("seat_id", "starts_at", "ends_at", "version", "status", "rules")
     SEAT_ID_FIELD_NUMBER: _ClassVar[int]
     STARTS_AT_FIELD_NUMBER: _ClassVar[int]
     ENDS_AT_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
+    RULES_FIELD_NUMBER: _ClassVar[int]
     seat_id: str
     starts_at: _timestamp_pb2.Timestamp
     ends_at: _timestamp_pb2.Timestamp
     version: int
     status: ReservationStatus
-    def __init__(self, seat_id: _Optional[str] = ..., starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ends_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., version: _Optional[int] = ..., status: _Optional[_Union[ReservationStatus, str]] = ...) -> None: ...
+    rules: BookingRules
+    def __init__(self, seat_id: _Optional[str] = ..., starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ends_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., version: _Optional[int] = ..., status: _Optional[_Union[ReservationStatus, str]] = ..., rules: _Optional[_Union[BookingRules, _Mapping]] = ...) -> None: ...
 
 class LookAtRowRequest(_message.Message):
     __slots__ = ()

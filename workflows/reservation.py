@@ -94,6 +94,9 @@ PATCH_OLD_MOVES_REFUSED = "2026-12-old-moves-refused"
 # makes the run read its row and take it over at once, rather than at its own
 # next deadline, which may come after the row's.
 PATCH_LOOKS_AT_ROW = "2026-12-looks-at-row"
+# 2026-12: a run taking its row over takes the rules the row was claimed on
+# (a move made under a coworking's later grace or hold), not only its slot
+PATCH_TAKES_ROW_RULES = "2026-12-takes-row-rules"
 # 2026-12: staff's confirm and check-in of a run behind its row write only while
 # the row is as the run knows it; else the run takes the row over and staff are
 # asked to look again.
@@ -721,6 +724,12 @@ class ReservationWorkflow:
         the reminder of a version once.
         """
         was = self._state.status
+        if (
+            row.HasField("rules")
+            and row.rules != self._state.rules
+            and self._patched(PATCH_TAKES_ROW_RULES)
+        ):
+            self._state.rules.CopyFrom(row.rules)
         self._state.status = row.status
         if row.status == S.RESERVATION_STATUS_HELD and was != row.status:
             # the row does not say when its hold began: a full hold from now

@@ -588,3 +588,43 @@ async def test_the_sweep_wakes_a_run_asleep_past_its_rows_end(
     # nothing else was told or closed
     assert (await _row(scene, sleeping))[2:4] == ("confirmed", 1)
     assert (await _state(scene, sleeping)).status == pb.RESERVATION_STATUS_CONFIRMED
+
+
+async def test_a_run_taking_its_row_over_takes_the_rules_its_move_was_made_on(
+    scene: Scene, smtp
+) -> None:
+    """The coworking set a check-in grace after the booking; the client's move,
+    which the run no longer knows, was made under it (tester K)."""
+    pool = scene.resources.pool
+    coworking = await create_coworking(pool)
+    seat = await create_seat(pool, coworking, number=1)
+    starts_at, ends_at = await scene.slot(hours_ahead=5)
+    reservation_id = (await scene.book(starts_at, ends_at, seat_id=seat)).json()["id"]
+    await pool.execute(
+        "UPDATE coworking.coworkings SET checkin_grace_minutes = 15 WHERE id = $1",
+        coworking,
+    )
+    later, later_end = starts_at + timedelta(hours=1), ends_at + timedelta(hours=1)
+    await _move_behind_the_run(scene, reservation_id, seat, later, later_end)
+
+    read = await scene.api.get(
+        f"/api/reservations/{reservation_id}", headers=scene.client.headers
+    )
+    assert read.json()["version"] == 2
+
+    async def taken_over() -> bool:
+        state = await _state(scene, reservation_id)
+        return (state.version, state.rules.checkin_grace_minutes) == (2, 15)
+
+    assert await wait_for(taken_over)
+    await scene.sleep(later + timedelta(minutes=15, seconds=1) - await scene.now())
+
+    async def released() -> bool:
+        return (await _row(scene, reservation_id))[2] == "no_show"
+
+    assert await wait_for(released)
+    row = await _row(scene, reservation_id)
+    assert row[:4] == (seat, later, "no_show", 2)
+    # the slot's rest is free from the grace on: its grains up to the one in
+    # which the grace ran out stay
+    assert row[4] == grains(later, later + timedelta(minutes=20))
