@@ -9,7 +9,7 @@ import contextlib
 import gc
 import logging
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from temporalio.api.enums.v1 import EventType
@@ -154,18 +154,26 @@ async def test_a_closure_is_still_judged_by_the_claim(scene: Scene) -> None:
     assert await _kept(scene) == (0, 1)
 
 
-async def test_a_used_key_answers_as_it_did_though_the_seat_closed_since(
-    scene: Scene,
-) -> None:
+async def _booked_and_cancelled(
+    scene: Scene, headers: dict[str, str]
+) -> tuple[str, datetime, datetime]:
+    """A booking made with the key in `headers`, then cancelled by its client."""
     starts_at, ends_at = await scene.slot(hours_ahead=30)
-    headers = {"Idempotency-Key": "then-closed"}
     booked = await scene.book(starts_at, ends_at, headers=headers)
-    assert booked.status_code == 200
+    assert booked.status_code == 200, booked.text
     rid = booked.json()["id"]
     cancelled = await scene.api.delete(
         f"/api/reservations/{rid}", headers=scene.client.headers
     )
     assert cancelled.status_code == 204
+    return rid, starts_at, ends_at
+
+
+async def test_a_used_key_answers_as_it_did_though_the_seat_closed_since(
+    scene: Scene,
+) -> None:
+    headers = {"Idempotency-Key": "then-closed"}
+    rid, starts_at, ends_at = await _booked_and_cancelled(scene, headers)
     await _seat_takes_no_bookings(scene)
     retry = await scene.book(starts_at, ends_at, headers=headers)
     assert retry.status_code == 200, retry.text
@@ -315,14 +323,8 @@ async def test_a_key_whose_claim_still_waits_is_not_refused_by_a_rule_changed_si
 async def test_a_used_key_answers_though_its_seat_was_deleted_since(
     scene: Scene,
 ) -> None:
-    starts_at, ends_at = await scene.slot(hours_ahead=30)
     key = {"Idempotency-Key": "seat-gone"}
-    booked = await scene.book(starts_at, ends_at, headers=key)
-    rid = booked.json()["id"]
-    cancelled = await scene.api.delete(
-        f"/api/reservations/{rid}", headers=scene.client.headers
-    )
-    assert cancelled.status_code == 204
+    rid, starts_at, ends_at = await _booked_and_cancelled(scene, key)
     await scene.resources.pool.execute(
         "UPDATE coworking.seats SET deleted_at = now() WHERE id = $1", scene.seat_id
     )
