@@ -92,7 +92,8 @@ def seat_lock_key(seat_id: uuid.UUID) -> int:
 # The coworking comes from the reservation when the seat has gone since it was held.
 _CLAIM_CONTEXT = f"""
 WITH existing AS (
-    SELECT status, version, coworking_id, seat_id, starts_at, ends_at, rules
+    SELECT status, version, coworking_id, seat_id, starts_at, ends_at, rules,
+        hold_expires_at
     FROM reservation.reservations
     WHERE id = $1 FOR UPDATE
 )
@@ -117,7 +118,7 @@ SELECT {", ".join(f"w.{column}" for column in RULE_COLUMNS)},
     e.status AS existing_status, e.version AS existing_version,
     e.coworking_id AS existing_coworking_id, e.seat_id AS existing_seat_id,
     e.starts_at AS existing_starts_at, e.ends_at AS existing_ends_at,
-    e.rules AS existing_rules,
+    e.rules AS existing_rules, e.hold_expires_at AS existing_hold_expires_at,
     (SELECT result FROM reservation.refused_bookings WHERE reservation_id = $1)
         AS refused
 FROM (SELECT 1) AS one
@@ -125,19 +126,15 @@ LEFT JOIN existing e ON true
 LEFT JOIN coworking.seats s ON s.id = $3 AND s.deleted_at IS NULL
 LEFT JOIN coworking.coworkings w ON w.id = coalesce(s.coworking_id, e.coworking_id)
 """  # noqa: S608
-# The hold and the grace come from the coworking, not the row's `rules`: a
-# row is only nudged, so a rule changed since costs a needless look, no more.
+# The deadlines the row's last claim set, which its run keeps too.
 _OVERDUE = """
-SELECT r.id FROM reservation.reservations r
-JOIN coworking.coworkings w ON w.id = r.coworking_id
-WHERE r.status IN ('held', 'confirmed', 'checked_in') AND (
-    r.ends_at < $1
-    OR (r.status = 'held' AND least(
-        r.updated_at + make_interval(mins => w.hold_minutes), r.starts_at) < $1)
-    OR (r.status = 'confirmed' AND w.checkin_grace_minutes IS NOT NULL
-        AND r.starts_at + make_interval(mins => w.checkin_grace_minutes) < $1)
+SELECT id FROM reservation.reservations
+WHERE status IN ('held', 'confirmed', 'checked_in') AND (
+    ends_at < $1
+    OR (status = 'held' AND least(hold_expires_at, starts_at) < $1)
+    OR (status = 'confirmed' AND no_show_at < $1)
 )
-ORDER BY r.ends_at
+ORDER BY ends_at
 LIMIT $2
 """
 # One claim row per grain for the seat and for the client, under their UNIQUE keys,
@@ -160,8 +157,8 @@ _BOOK = (
     """WITH booked AS (
     INSERT INTO reservation.reservations
         (id, client_id, seat_id, coworking_id, starts_at, ends_at, status, version,
-         rules)
-    VALUES ($3, $4, $1, $5, $6, $7, $8, $9, $10)
+         rules, hold_expires_at, no_show_at)
+    VALUES ($3, $4, $1, $5, $6, $7, $8, $9, $10, $11, $12)
 ),"""  # noqa: S608 - two constants joined, no input
     + _CLAIMS
 )
@@ -213,7 +210,15 @@ def _behind(record: str, context: asyncpg.Record) -> _Refused:
     refusal.status = _STATUS_ENUM[context["existing_status"]]
     if context["existing_rules"] is not None:
         refusal.rules.ParseFromString(context["existing_rules"])
+    _set_hold_end(refusal, context["existing_hold_expires_at"])
     return _Refused(refusal)
+
+
+def _set_hold_end(
+    message: pb.ClaimResult | pb.ReservationRow, expires_at: datetime | None
+) -> None:
+    if message.status == pb.RESERVATION_STATUS_HELD and expires_at is not None:
+        message.hold_expires_at.FromDatetime(expires_at)
 
 
 def _rejected(rule: str, description: str) -> pb.ClaimResult:
@@ -320,6 +325,7 @@ class ReservationActivities:
             held.starts_at.FromDatetime(context["existing_starts_at"])
             held.ends_at.FromDatetime(context["existing_ends_at"])
             held.version = existing_version
+            _set_hold_end(held, context["existing_hold_expires_at"])
             return held
         if existing_version is not None and context["existing_status"] not in _MOVABLE:
             # only a run behind its row moves a closed or checked-in reservation:
@@ -373,11 +379,19 @@ class ReservationActivities:
 
         slots = grains(starts_at, ends_at)
         claim = (seat_id, slots, reservation_id, client_id)
+        # the instants the run's timers will keep, from the run's own clock
+        hold_expires_at = now + timedelta(minutes=rules.hold_minutes)
+        no_show_at = (
+            starts_at + timedelta(minutes=rules.checkin_grace_minutes)
+            if rules.checkin_grace_minutes
+            else None
+        )
         if existing_version is None:
             status = "confirmed" if rules.auto_confirm else "held"
             claimed = await conn.fetchrow(
                 _BOOK, *claim, rules.id, starts_at, ends_at, status, request.version,
                 _booking_rules(rules).SerializeToString(),
+                hold_expires_at if status == "held" else None, no_show_at,
             )  # fmt: skip
         else:
             status = context["existing_status"]
@@ -403,9 +417,15 @@ class ReservationActivities:
             await conn.execute(
                 "UPDATE reservation.reservations SET seat_id = $2, coworking_id = $3,"
                 " starts_at = $4, ends_at = $5, version = $6, status = $7,"
-                " rules = $8, updated_at = now() WHERE id = $1",
+                " rules = $8, no_show_at = $10, updated_at = now(),"
+                # a move of a held booking keeps the hold it has; one that goes
+                # back to held waits for staff from now
+                " hold_expires_at = CASE WHEN $7 <> 'held' THEN NULL"
+                " WHEN status = 'held' THEN hold_expires_at ELSE $9 END"
+                " WHERE id = $1",
                 reservation_id, seat_id, rules.id, starts_at, ends_at, request.version,
-                status, _booking_rules(rules).SerializeToString(),
+                status, _booking_rules(rules).SerializeToString(), hold_expires_at,
+                no_show_at,
             )  # fmt: skip
             claimed = await conn.fetchrow(_CLAIM, *claim)
         assert claimed is not None
@@ -547,8 +567,8 @@ class ReservationActivities:
         """The reservation's row, for a run asked to look whether it lags it;
         empty when there is none."""
         row = await self.pool.fetchrow(
-            "SELECT seat_id, starts_at, ends_at, version, status, rules"
-            " FROM reservation.reservations WHERE id = $1",
+            "SELECT seat_id, starts_at, ends_at, version, status, rules,"
+            " hold_expires_at FROM reservation.reservations WHERE id = $1",
             uuid.UUID(request.reservation_id),
         )
         if row is None:
@@ -600,8 +620,8 @@ async def _ahead_of(
     committed is not ahead: the retry must end as the first attempt did.
     """
     row = await conn.fetchrow(
-        "SELECT seat_id, starts_at, ends_at, version, status, rules"
-        " FROM reservation.reservations WHERE id = $1 FOR UPDATE",
+        "SELECT seat_id, starts_at, ends_at, version, status, rules,"
+        " hold_expires_at FROM reservation.reservations WHERE id = $1 FOR UPDATE",
         reservation_id,
     )
     if row is None:
@@ -631,6 +651,7 @@ def _row_message(
     # a close's own row answers without them: the run only takes its slot
     if row.get("rules") is not None:
         message.rules.ParseFromString(row["rules"])
+    _set_hold_end(message, row.get("hold_expires_at"))
     return message
 
 

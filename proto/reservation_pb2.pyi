@@ -259,7 +259,7 @@ class ClaimInput(_message.Message):
     def __init__(self, reservation_id: _Optional[str] = ..., client_id: _Optional[str] = ..., seat_id: _Optional[str] = ..., starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ends_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., version: _Optional[int] = ..., now: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reschedule: _Optional[bool] = ..., requested_by: _Optional[str] = ...) -> None: ...
 
 class ClaimResult(_message.Message):
-    __slots__ = ("outcome", "coworking_id", "status", "rules", "conflict", "rule", "description", "seat_id", "starts_at", "ends_at", "version")
+    __slots__ = ("outcome", "coworking_id", "status", "rules", "conflict", "rule", "description", "seat_id", "starts_at", "ends_at", "version", "hold_expires_at")
     OUTCOME_FIELD_NUMBER: _ClassVar[int]
     COWORKING_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -271,6 +271,7 @@ class ClaimResult(_message.Message):
     STARTS_AT_FIELD_NUMBER: _ClassVar[int]
     ENDS_AT_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    HOLD_EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
     outcome: HoldOutcome
     coworking_id: str
     status: ReservationStatus
@@ -282,7 +283,8 @@ class ClaimResult(_message.Message):
     starts_at: _timestamp_pb2.Timestamp
     ends_at: _timestamp_pb2.Timestamp
     version: int
-    def __init__(self, outcome: _Optional[_Union[HoldOutcome, str]] = ..., coworking_id: _Optional[str] = ..., status: _Optional[_Union[ReservationStatus, str]] = ..., rules: _Optional[_Union[BookingRules, _Mapping]] = ..., conflict: _Optional[_Union[Conflict, _Mapping]] = ..., rule: _Optional[str] = ..., description: _Optional[str] = ..., seat_id: _Optional[str] = ..., starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ends_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., version: _Optional[int] = ...) -> None: ...
+    hold_expires_at: _timestamp_pb2.Timestamp
+    def __init__(self, outcome: _Optional[_Union[HoldOutcome, str]] = ..., coworking_id: _Optional[str] = ..., status: _Optional[_Union[ReservationStatus, str]] = ..., rules: _Optional[_Union[BookingRules, _Mapping]] = ..., conflict: _Optional[_Union[Conflict, _Mapping]] = ..., rule: _Optional[str] = ..., description: _Optional[str] = ..., seat_id: _Optional[str] = ..., starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ends_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., version: _Optional[int] = ..., hold_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ReleaseInput(_message.Message):
     __slots__ = ("reservation_id", "release_from", "status", "reason", "version", "decided_on")
@@ -311,20 +313,22 @@ class ReleaseResult(_message.Message):
     def __init__(self, released: _Optional[int] = ..., ahead: _Optional[_Union[ReservationRow, _Mapping]] = ..., closed: _Optional[_Union[ReservationRow, _Mapping]] = ...) -> None: ...
 
 class ReservationRow(_message.Message):
-    __slots__ = ("seat_id", "starts_at", "ends_at", "version", "status", "rules")
+    __slots__ = ("seat_id", "starts_at", "ends_at", "version", "status", "rules", "hold_expires_at")
     SEAT_ID_FIELD_NUMBER: _ClassVar[int]
     STARTS_AT_FIELD_NUMBER: _ClassVar[int]
     ENDS_AT_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     RULES_FIELD_NUMBER: _ClassVar[int]
+    HOLD_EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
     seat_id: str
     starts_at: _timestamp_pb2.Timestamp
     ends_at: _timestamp_pb2.Timestamp
     version: int
     status: ReservationStatus
     rules: BookingRules
-    def __init__(self, seat_id: _Optional[str] = ..., starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ends_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., version: _Optional[int] = ..., status: _Optional[_Union[ReservationStatus, str]] = ..., rules: _Optional[_Union[BookingRules, _Mapping]] = ...) -> None: ...
+    hold_expires_at: _timestamp_pb2.Timestamp
+    def __init__(self, seat_id: _Optional[str] = ..., starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ends_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., version: _Optional[int] = ..., status: _Optional[_Union[ReservationStatus, str]] = ..., rules: _Optional[_Union[BookingRules, _Mapping]] = ..., hold_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class LookAtRowRequest(_message.Message):
     __slots__ = ()

@@ -1,4 +1,5 @@
 import asyncio
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
@@ -108,6 +109,56 @@ async def test_a_grace_of_zero_becomes_none_and_is_refused_after(
     finally:
         await conn.close()
         await admin.execute("DROP DATABASE IF EXISTS grace_zero WITH (FORCE)")
+        await admin.close()
+
+
+async def test_open_rows_get_deadlines_read_from_their_coworking_of_today(
+    pg_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows claimed before 0900 kept no deadlines: the sweep reads them from
+    the coworking's rules of today and the row's last change."""
+    every = load_migrations()
+    admin = await asyncpg.connect(pg_dsn)
+    await admin.execute("DROP DATABASE IF EXISTS deadlines")
+    await admin.execute("CREATE DATABASE deadlines")
+    conn = await asyncpg.connect(pg_dsn.replace("/postgres?", "/deadlines?"))
+    try:
+        monkeypatch.setattr(
+            "api.db.load_migrations", lambda: [m for m in every if m.version < 900]
+        )
+        await migrate(conn)
+        coworking = await conn.fetchval(
+            "INSERT INTO coworking.coworkings"
+            " (id, name, address, timezone, hold_minutes, checkin_grace_minutes)"
+            " VALUES (gen_random_uuid(), 'c', 'a street', 'UTC', 45, 10) RETURNING id"
+        )
+        changed = datetime(2027, 3, 1, 8, tzinfo=UTC)
+        starts_at = datetime(2027, 3, 2, 9, tzinfo=UTC)
+        for status in ("held", "confirmed", "completed"):
+            await conn.execute(
+                "INSERT INTO reservation.reservations (id, client_id, seat_id,"
+                " coworking_id, starts_at, ends_at, status, updated_at)"
+                " VALUES (gen_random_uuid(), gen_random_uuid(), gen_random_uuid(),"
+                " $1, $2::timestamptz, $2::timestamptz + interval '1 hour', $3, $4)",
+                coworking, starts_at, status, changed,
+            )  # fmt: skip
+        monkeypatch.setattr("api.db.load_migrations", lambda: every)
+
+        assert 900 in await migrate(conn)
+
+        rows = await conn.fetch(
+            "SELECT status, hold_expires_at, no_show_at"
+            " FROM reservation.reservations ORDER BY status"
+        )
+        graced = starts_at + timedelta(minutes=10)
+        assert [tuple(row) for row in rows] == [
+            ("completed", None, None),
+            ("confirmed", None, graced),
+            ("held", changed + timedelta(minutes=45), graced),
+        ]
+    finally:
+        await conn.close()
+        await admin.execute("DROP DATABASE IF EXISTS deadlines WITH (FORCE)")
         await admin.close()
 
 

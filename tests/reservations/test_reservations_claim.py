@@ -911,7 +911,8 @@ def test_a_move_refused_as_behind_reaches_the_caller_as_a_conflict() -> None:
 async def test_overdue_finds_open_rows_past_a_deadline_of_their_own(
     db: asyncpg.Pool, kv: valkey.Valkey, settings: Settings
 ) -> None:
-    """The sweep's list of runs to nudge: a hold run out, a grace passed, an end."""
+    """The sweep's list of runs to nudge: a hold run out, a grace passed, an end,
+    each as the row's own claim set it, whatever the coworking says today."""
     held_here = await create_coworking(db, auto_confirm=False, hold_minutes=60)
     graced = await create_coworking(db, checkin_grace_minutes=15)
     seats = [await create_seat(db, graced, number=n) for n in (1, 2, 3)]
@@ -935,16 +936,26 @@ async def test_overdue_finds_open_rows_past_a_deadline_of_their_own(
             "UPDATE reservation.reservations SET status = $2 WHERE id = $1",
             reservation_id, status,
         )  # fmt: skip
-    held_since = await db.fetchval(
-        "SELECT updated_at FROM reservation.reservations WHERE id = $1", held
+    # rules changed after the bookings do not move their deadlines
+    await db.execute(
+        "UPDATE coworking.coworkings SET hold_minutes = 5,"
+        " checkin_grace_minutes = NULL WHERE id = $1",
+        held_here,
     )
+    await db.execute(
+        "UPDATE coworking.coworkings SET checkin_grace_minutes = 120,"
+        " hold_minutes = 5 WHERE id = $1",
+        graced,
+    )
+    # the claims' clock: the hold runs an hour from it
+    hold_ends = MONDAY - timedelta(days=1) + timedelta(hours=1)
     minute = timedelta(minutes=1)
 
     async def overdue(before: datetime) -> set[uuid.UUID]:
         return set(await claims.overdue(before))
 
-    assert await overdue(held_since + timedelta(minutes=59)) == set()
-    assert await overdue(held_since + timedelta(minutes=61)) == {held}
+    assert await overdue(hold_ends - minute) == set()
+    assert await overdue(hold_ends + minute) == {held}
     # the grace of a confirmed row; a checked-in one waits for its end
     grace_ends = MONDAY + timedelta(hours=1, minutes=15)
     assert await overdue(grace_ends - minute) == {held}
@@ -953,3 +964,63 @@ async def test_overdue_finds_open_rows_past_a_deadline_of_their_own(
         held, confirmed, checked_in,
     }  # fmt: skip
     assert cancelled not in await overdue(MONDAY + timedelta(days=1))
+
+
+async def test_a_claim_keeps_the_holds_end_that_a_run_keeps(
+    db: asyncpg.Pool, kv: valkey.Valkey, settings: Settings
+) -> None:
+    """A held booking's hold runs from its claim; a move of it keeps that end,
+    and a client's move of a confirmed one back to held starts a new one."""
+    coworking = await create_coworking(db, auto_confirm=False, hold_minutes=60)
+    seat = await create_seat(db, coworking, number=1)
+    client = await create_client(db, settings)
+    claims = ReservationActivities(db, kv)
+    first = _claim(client.id, seat, MONDAY)
+    reservation_id = uuid.UUID(first.reservation_id)
+    booked_at = MONDAY - timedelta(days=1)
+
+    async def deadlines() -> tuple:
+        row = await db.fetchrow(
+            "SELECT status, hold_expires_at, no_show_at"
+            " FROM reservation.reservations WHERE id = $1",
+            reservation_id,
+        )
+        return tuple(row)
+
+    claimed = await claims.claim_seat(first)
+    assert claimed.outcome == pb.HOLD_OUTCOME_HELD
+    # only a retry, which finds the row made, tells the run the hold's end
+    assert not claimed.HasField("hold_expires_at")
+    assert await deadlines() == ("held", booked_at + timedelta(hours=1), None)
+    retried = await claims.claim_seat(first)
+    assert retried.hold_expires_at.ToDatetime(tzinfo=UTC) == booked_at + timedelta(
+        hours=1
+    )
+
+    move = _claim(client.id, seat, MONDAY + timedelta(hours=2),
+                  reservation_id=reservation_id, version=2)  # fmt: skip
+    move.requested_by = f"client:{client.id}"
+    move.now.FromDatetime(booked_at + timedelta(minutes=30))
+    assert (await claims.claim_seat(move)).outcome == pb.HOLD_OUTCOME_HELD
+    assert await deadlines() == ("held", booked_at + timedelta(hours=1), None)
+
+    await db.execute(
+        "UPDATE reservation.reservations SET status = 'confirmed' WHERE id = $1",
+        reservation_id,
+    )
+    await db.execute(
+        "UPDATE coworking.coworkings SET checkin_grace_minutes = 10 WHERE id = $1",
+        coworking,
+    )
+    again = _claim(client.id, seat, MONDAY + timedelta(hours=4),
+                   reservation_id=reservation_id, version=3)  # fmt: skip
+    again.requested_by = f"client:{client.id}"
+    again.now.FromDatetime(booked_at + timedelta(hours=5))
+    assert (await claims.claim_seat(again)).outcome == pb.HOLD_OUTCOME_HELD
+    assert await deadlines() == (
+        "held",
+        booked_at + timedelta(hours=6),
+        MONDAY + timedelta(hours=4, minutes=10),
+    )
+    read = await claims.read_row(pb.StatusInput(reservation_id=str(reservation_id)))
+    assert read.hold_expires_at.ToDatetime(tzinfo=UTC) == booked_at + timedelta(hours=6)
