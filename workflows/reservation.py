@@ -103,6 +103,9 @@ PATCH_TAKES_ROW_RULES = "2026-12-takes-row-rules"
 PATCH_ACTS_READ_THE_ROW = "2026-12-acts-read-the-row"
 # 2026-12: a cancel of a run behind a move mails the slot the row held.
 PATCH_CANCEL_MAILS_THE_ROW = "2026-12-cancel-mails-the-row"
+# 2026-12: a run taking over a held row keeps the hold's end the row was held
+# with, not a full hold from the take-over.
+PATCH_ROW_KEEPS_HOLD_END = "2026-12-row-keeps-hold-end"
 # A workflow whose input names a revision takes the patches that revision folds
 # in without asking: `workflow.patched` records a marker and upserts
 # TemporalChangeVersion on every new booking, one history event and one
@@ -305,9 +308,7 @@ class ReservationWorkflow:
         ) and self._patched(PATCH_RESET_TAKES_ROW):
             if self._take_over(claim):
                 return self._state
-        self._hold_deadline = workflow.now() + timedelta(
-            minutes=claim.rules.hold_minutes
-        )
+        self._hold_deadline = self._hold_end(claim)
         if not self._lean:
             workflow.upsert_search_attributes(
                 [COWORKING_ID.value_set(claim.coworking_id)]
@@ -732,15 +733,19 @@ class ReservationWorkflow:
             self._state.rules.CopyFrom(row.rules)
         self._state.status = row.status
         if row.status == S.RESERVATION_STATUS_HELD and was != row.status:
-            # the row does not say when its hold began: a full hold from now
-            self._hold_deadline = workflow.now() + timedelta(
-                minutes=self._state.rules.hold_minutes
-            )
+            self._hold_deadline = self._hold_end(row)
         if self._take_over(row, "its record"):
             return True
         if self._state.status != was:
             self._upsert_status()
         return False
+
+    def _hold_end(self, row: pb.ClaimResult | pb.ReservationRow) -> datetime:
+        """When the hold of a booking just held, or of a held row taken over, ends."""
+        if row.HasField("hold_expires_at") and self._patched(PATCH_ROW_KEEPS_HOLD_END):
+            return _dt(row.hold_expires_at)
+        # a new claim, or a row held before it kept its hold's end
+        return workflow.now() + timedelta(minutes=self._state.rules.hold_minutes)
 
     def _patched(self, patch_id: str) -> bool:
         if self._input.revision >= _FOLDED_IN.get(patch_id, REVISION + 1):

@@ -9,7 +9,7 @@ activities an earlier run called, and the run finds out at its next timer or mov
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import httpx
 import pytest
@@ -628,3 +628,50 @@ async def test_a_run_taking_its_row_over_takes_the_rules_its_move_was_made_on(
     # the slot's rest is free from the grace on: its grains up to the one in
     # which the grace ran out stay
     assert row[4] == grains(later, later + timedelta(minutes=20))
+
+
+async def test_a_run_taking_over_a_held_row_keeps_the_holds_end(
+    scene: Scene, smtp
+) -> None:
+    """A client's move back to held, which the run no longer knows, is found
+    forty minutes on: its hold still ends an hour after the move, not an hour
+    after the run found it (tester K)."""
+    pool = scene.resources.pool
+    coworking = await create_coworking(pool, auto_confirm=False, hold_minutes=60)
+    seat = await create_seat(pool, coworking, number=1)
+    starts_at, ends_at = await scene.slot(hours_ahead=30)
+    reservation_id = (await scene.book(starts_at, ends_at, seat_id=seat)).json()["id"]
+    confirmed = await scene.api.post(
+        f"/api/reservations/{reservation_id}/confirm", headers=scene.admin.headers
+    )
+    assert confirmed.status_code == 200, confirmed.text
+    later, later_end = starts_at + timedelta(hours=2), ends_at + timedelta(hours=2)
+    moved_at = await scene.now()
+    await _move_behind_the_run(scene, reservation_id, seat, later, later_end)
+    hold_ends = await pool.fetchval(
+        "SELECT hold_expires_at FROM reservation.reservations WHERE id = $1",
+        uuid.UUID(reservation_id),
+    )
+    assert moved_at + timedelta(minutes=60) <= hold_ends
+    assert hold_ends < moved_at + timedelta(minutes=61)
+    await scene.sleep(timedelta(minutes=40))
+
+    read = await scene.api.get(
+        f"/api/reservations/{reservation_id}", headers=scene.client.headers
+    )
+    assert (read.json()["status"], read.json()["version"]) == ("held", 2)
+
+    async def taken_over() -> bool:
+        state = await _state(scene, reservation_id)
+        return state.waiting_for == (
+            f"confirmation by staff before {hold_ends.astimezone(UTC).isoformat()}"
+        )
+
+    assert await wait_for(taken_over)
+    await scene.sleep(hold_ends + timedelta(seconds=30) - await scene.now())
+
+    async def expired() -> bool:
+        return (await _row(scene, reservation_id))[2] == "expired"
+
+    assert await wait_for(expired)
+    assert await _row(scene, reservation_id) == (seat, later, "expired", 2, None)

@@ -4,8 +4,9 @@ booked."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import pytest
 from temporalio.api.common.v1 import WorkflowExecution
@@ -17,7 +18,7 @@ from temporalio.testing import ActivityEnvironment
 from activities.mail import MailActivities
 from api.services.reservations import _IDEMPOTENCY_NAMESPACE
 from proto import reservation_pb2 as pb
-from tests.factories import create_client
+from tests.factories import create_client, create_coworking, create_seat
 from tests.reservations.conftest import Scene
 from tests.reservations.test_reservations_lifecycle import sent, wait_for
 from workers import mail as mail_worker
@@ -246,3 +247,38 @@ async def test_a_refused_booking_reset_to_its_first_task_is_refused_again(
     # the key keeps its first answer
     again = await scene.book(starts_at, ends_at, headers=key)
     assert (again.status_code, again.json()) == (409, refused.json())
+
+
+async def test_a_held_booking_reset_to_its_first_task_keeps_its_holds_end(
+    scene: Scene, smtp
+) -> None:
+    """The new run finds the booking made; staff's time to confirm runs out
+    when it did for the first run, not a full hold after the reset."""
+    pool = scene.resources.pool
+    coworking = await create_coworking(pool, auto_confirm=False, hold_minutes=60)
+    seat = await create_seat(pool, coworking, number=1)
+    starts_at, ends_at = await scene.slot(hours_ahead=30)
+    booked = await scene.book(starts_at, ends_at, seat_id=seat)
+    assert (booked.status_code, booked.json()["status"]) == (200, "held")
+    reservation_id = booked.json()["id"]
+    hold_ends = await pool.fetchval(
+        "SELECT hold_expires_at FROM reservation.reservations WHERE id = $1",
+        uuid.UUID(reservation_id),
+    )
+    temporal = scene.resources.temporal
+    handle = temporal.get_workflow_handle(f"reservation-{reservation_id}")
+    await asyncio.sleep(1.5)
+
+    run_id = await reset_workflow(handle, temporal=temporal)
+    run = temporal.get_workflow_handle(handle.id, run_id=run_id)
+
+    async def waiting() -> bool:
+        state = await run.query("state")
+        return state.waiting_for.startswith("confirmation by staff before")
+
+    assert await wait_for(waiting)
+    state = await run.query("state")
+    assert state.waiting_for == (
+        f"confirmation by staff before {hold_ends.astimezone(UTC).isoformat()}"
+    )
+    assert (state.status, state.version) == (pb.RESERVATION_STATUS_HELD, 1)
