@@ -214,6 +214,11 @@ def _at(zone: ZoneInfo, day: date, clock: str) -> datetime:
         wall = datetime.combine(day + timedelta(days=1), time(0))
     else:
         wall = datetime.combine(day, _clock(clock))
+    return _first_shown(zone, wall)
+
+
+def _first_shown(zone: ZoneInfo, wall: datetime) -> datetime:
+    """The UTC instant at which the local clock first reads `wall` or later."""
     instant = wall.replace(tzinfo=zone).astimezone(UTC)
     if instant.astimezone(zone).replace(tzinfo=None) == wall:
         return instant
@@ -275,20 +280,47 @@ def _day_grid(day: date, timezone: str, slot_minutes: int) -> tuple[datetime, ..
         wall = midnight + timedelta(minutes=step)
         for fold in (0, 1):
             instant = wall.replace(tzinfo=zone, fold=fold).astimezone(UTC)
-            # a wall time in a spring-forward gap maps to another wall time
             if instant.astimezone(zone).replace(tzinfo=None) == wall:
                 points.add(instant)
+            else:
+                # skipped by a spring-forward jump: the grid point is the jump,
+                # as an opening time there is, so no day is left without one
+                points.add(_first_shown(zone, wall))
     return tuple(sorted(points))
+
+
+def _on_wall_grid(wall: datetime, slot_minutes: int) -> bool:
+    return (wall.hour * 60 + wall.minute) % slot_minutes == 0
+
+
+def grid_wall(rules: CoworkingRules, instant: datetime) -> datetime:
+    """The wall time `instant` stands for on the grid: the clock's own, except
+    at a spring-forward jump that skipped grid times, where it stands for the
+    first of them (Santiago's midnight of 2027-09-05 is shown as 01:00)."""
+    return _grid_wall(rules.zone, rules.slot_minutes, instant)
+
+
+def _grid_wall(zone: ZoneInfo, slot_minutes: int, instant: datetime) -> datetime:
+    local = instant.astimezone(zone)
+    wall = local.replace(tzinfo=None)
+    if _on_wall_grid(wall, slot_minutes) or local.second or local.microsecond:
+        return wall
+    before = (instant - timedelta(seconds=1)).astimezone(zone)
+    jump = (local.utcoffset() or timedelta(0)) - (before.utcoffset() or timedelta(0))
+    minute = timedelta(minutes=1)
+    skipped = wall - jump
+    while skipped < wall:
+        if _on_wall_grid(skipped, slot_minutes):
+            return skipped
+        skipped += minute
+    return wall
 
 
 def on_grid(rules: CoworkingRules, instant: datetime) -> bool:
     local = instant.astimezone(rules.zone)
-    minutes = local.hour * 60 + local.minute
-    return (
-        local.second == 0
-        and local.microsecond == 0
-        and minutes % rules.slot_minutes == 0
-    )
+    if local.second or local.microsecond:
+        return False
+    return _on_wall_grid(grid_wall(rules, instant), rules.slot_minutes)
 
 
 def _grid_around(rules: CoworkingRules, instant: datetime) -> tuple[datetime, ...]:
@@ -325,13 +357,11 @@ def length_minutes(
 
     They differ only across a daylight-saving change: 00:00 to 00:00 on the
     day clocks go forward is 1380 and 1440; an hour from 02:30 to the second
-    02:30 when they go back is 60 and 0.
+    02:30 when they go back is 60 and 0. The wall clock reads a grid point
+    that a jump skipped as the time it stands for (`grid_wall`).
     """
-    zone = rules.zone
     elapsed = ends_at.astimezone(UTC) - starts_at.astimezone(UTC)
-    wall = ends_at.astimezone(zone).replace(tzinfo=None) - starts_at.astimezone(
-        zone
-    ).replace(tzinfo=None)
+    wall = grid_wall(rules, ends_at) - grid_wall(rules, starts_at)
     minute = timedelta(minutes=1)
     return elapsed / minute, wall / minute
 
@@ -343,7 +373,7 @@ def _exists(zone: ZoneInfo, wall_time: datetime) -> bool:
 
 
 def length_reads_two_ways(
-    zone: ZoneInfo, starts_at: datetime, ends_at: datetime
+    zone: ZoneInfo, starts_at: datetime, ends_at: datetime, slot_minutes: int = 1
 ) -> bool:
     """Whether the booking ends within a spring gap's width after the gap, so
     that its length on the wall clock may be meant or may be the gap's doing.
@@ -354,6 +384,9 @@ def length_reads_two_ways(
     grows the booking by the gap and the other shrinks it.
     """
     old_start, old_end = starts_at.astimezone(zone), ends_at.astimezone(zone)
+    if _grid_wall(zone, slot_minutes, ends_at) != old_end.replace(tzinfo=None):
+        # the end is a jump the grid reads as the time it skipped: one way
+        return False
     shift = (old_end.utcoffset() or timedelta(0)) - (
         old_start.utcoffset() or timedelta(0)
     )
@@ -371,7 +404,11 @@ def _repeated(zone: ZoneInfo, wall_time: datetime) -> bool:
 
 
 def moved_end(
-    zone: ZoneInfo, starts_at: datetime, ends_at: datetime, new_start: datetime
+    zone: ZoneInfo,
+    starts_at: datetime,
+    ends_at: datetime,
+    new_start: datetime,
+    slot_minutes: int = 1,
 ) -> datetime | None:
     """The end of a booking moved to `new_start` with its length kept, or None
     when that length reads two ways.
@@ -387,13 +424,16 @@ def moved_end(
     """
     by_elapsed = (new_start + (ends_at - starts_at)).astimezone(UTC)
     old_start, old_end = starts_at.astimezone(zone), ends_at.astimezone(zone)
-    wall = old_end.replace(tzinfo=None) - old_start.replace(tzinfo=None)
+    # on the grid, the length of a day that began at a skipped midnight is a day
+    wall = _grid_wall(zone, slot_minutes, ends_at) - _grid_wall(
+        zone, slot_minutes, starts_at
+    )
     if wall <= timedelta(0):
         return by_elapsed
     local_start = new_start.astimezone(zone)
     # the fold says which of an autumn night's two 02:30s the start is; an end
     # in that repeated hour is the same one
-    local_end = (local_start.replace(tzinfo=None) + wall).replace(
+    local_end = (_grid_wall(zone, slot_minutes, new_start) + wall).replace(
         tzinfo=zone, fold=local_start.fold
     )
     if local_end <= new_start:

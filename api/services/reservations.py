@@ -901,16 +901,20 @@ async def reschedule(
         await require_booking_scope(resources, principal, seat_id)
     if starts_at is not None and ends_at is None:
         # a new start alone moves the booking; it keeps its length
-        zone = await resources.pool.fetchval(
-            "SELECT timezone FROM coworking.coworkings WHERE id = $1",
+        zone, slot_minutes = await resources.pool.fetchrow(
+            "SELECT timezone, slot_minutes FROM coworking.coworkings WHERE id = $1",
             row["coworking_id"],
         )
-        if length_reads_two_ways(ZoneInfo(zone), row["starts_at"], row["ends_at"]):
+        if length_reads_two_ways(
+            ZoneInfo(zone), row["starts_at"], row["ends_at"], slot_minutes
+        ):
             raise InvalidInput(
                 "ends_at: required to move this booking: it ends just after the"
                 " clocks went forward, so the length to keep reads two ways"
             )
-        ends_at = moved_end(ZoneInfo(zone), row["starts_at"], row["ends_at"], starts_at)
+        ends_at = moved_end(
+            ZoneInfo(zone), row["starts_at"], row["ends_at"], starts_at, slot_minutes
+        )
         if ends_at is None:
             raise InvalidInput(
                 "ends_at: required to move this booking by its start alone:"

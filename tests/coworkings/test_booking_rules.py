@@ -12,6 +12,7 @@ from api.booking_rules import (
     check_booking,
     grid_ceil,
     grid_floor,
+    length_minutes,
     length_reads_two_ways,
     moved_end,
     on_grid,
@@ -547,3 +548,53 @@ def test_opening_hours_that_fall_in_the_spring_gap_begin_and_end_at_the_jump() -
     assert opening_intervals(santiago, utc(2027, 9, 4, 12), utc(2027, 9, 6)) == [
         (utc(2027, 9, 4, 22), utc(2027, 9, 5, 4)),
     ]
+
+
+def test_a_day_whose_midnight_the_clocks_skip_is_still_a_day_on_the_grid() -> None:
+    """Santiago goes from 23:59:59 on 2027-09-04 to 01:00 on 09-05 (tester J):
+    a coworking renting whole days takes that Saturday and that Sunday."""
+    days = rules(
+        timezone="America/Santiago", slot_minutes=1440, min_duration_minutes=1440,
+        max_duration_minutes=1440, max_days_ahead=30,
+    )  # fmt: skip
+    saturday, jump, monday = utc(2027, 9, 4, 4), utc(2027, 9, 5, 4), utc(2027, 9, 6, 3)
+    assert jump.astimezone(days.zone).isoformat() == "2027-09-05T01:00:00-03:00"
+
+    assert on_grid(days, jump)
+    # the jump stands for the midnight it skipped: a day long on the wall clock
+    assert length_minutes(days, saturday, jump) == (1440, 1440)
+    assert length_minutes(days, jump, monday) == (1380, 1440)
+    week_before = utc(2027, 8, 28)
+    check(starts_at=saturday, ends_at=jump, rules_=days, now=week_before)
+    check(starts_at=jump, ends_at=monday, rules_=days, now=week_before)
+    assert grid_ceil(days, utc(2027, 9, 4, 12)) == jump
+    assert grid_floor(days, utc(2027, 9, 5, 12)) == jump
+    assert snap_to_grid(days, [(saturday, monday)], min_minutes=1440) == [
+        (saturday, monday)
+    ]
+
+    # 01:00 on another day, or the jump on a grid that skipped nothing, is off it
+    assert not on_grid(days, utc(2027, 9, 6, 4))
+    hours = replace(days, slot_minutes=60, min_duration_minutes=60)
+    assert on_grid(hours, jump) and length_minutes(hours, jump, monday) == (1380, 1380)
+    berlin_days = replace(days, timezone="Europe/Berlin")
+    assert not on_grid(berlin_days, utc(2027, 3, 28, 1))
+    refusal = refused(starts_at=saturday, ends_at=jump + timedelta(minutes=1),
+                      rules_=days, now=week_before)  # fmt: skip
+    assert refusal.rule == "off_grid"
+
+
+def test_a_day_from_a_skipped_midnight_moves_as_a_day() -> None:
+    """A start alone moves a whole day onto, off and across Santiago's
+    skipped midnight; it stays a day on the grid each time."""
+    santiago = ZoneInfo("America/Santiago")
+    saturday, jump, monday = utc(2027, 9, 4, 4), utc(2027, 9, 5, 4), utc(2027, 9, 6, 3)
+    tuesday = utc(2027, 9, 7, 3)
+
+    assert not length_reads_two_ways(santiago, saturday, jump, 1440)
+    assert moved_end(santiago, saturday, jump, monday, 1440) == tuesday
+    assert moved_end(santiago, jump, monday, monday, 1440) == tuesday
+    assert moved_end(santiago, monday, tuesday, jump, 1440) == monday
+    assert moved_end(santiago, monday, tuesday, saturday, 1440) == jump
+    # without the grid, the end at the jump reads two ways, as before
+    assert length_reads_two_ways(santiago, saturday, jump)
