@@ -320,7 +320,9 @@ def on_grid(rules: CoworkingRules, instant: datetime) -> bool:
     local = instant.astimezone(rules.zone)
     if local.second or local.microsecond:
         return False
-    return _on_wall_grid(grid_wall(rules, instant), rules.slot_minutes)
+    return _on_wall_grid(local, rules.slot_minutes) or _on_wall_grid(
+        grid_wall(rules, instant), rules.slot_minutes
+    )
 
 
 def _grid_around(rules: CoworkingRules, instant: datetime) -> tuple[datetime, ...]:
