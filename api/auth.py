@@ -7,7 +7,7 @@ import uuid
 from dataclasses import replace
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.deps import PoolDep, ResourcesDep
@@ -73,10 +73,15 @@ async def _current_principal(
 
 
 async def _optional_viewer(
-    resources: ResourcesDep, credentials: AdminBearer
+    request: Request, resources: ResourcesDep, credentials: AdminBearer
 ) -> Principal | None:
     """Whoever asks, admin or client, or None for anyone; a bad token is a 401."""
     if credentials is None:
+        # a header the bearer scheme cannot read ("Basic ...", "Bearer" alone)
+        # is a client that meant to sign in: answering it as anyone would
+        # hide an expired or mangled session behind the public view
+        if request.headers.get("authorization", "").strip():
+            raise Unauthorized()
         return None
     token = _token(credentials)
     try:

@@ -352,6 +352,23 @@ async def test_a_signed_out_admin_token_is_refused_on_public_reads(
     assert refused.status_code == 401
 
 
+async def test_an_authorization_header_the_bearer_scheme_cannot_read_is_a_401(
+    api: httpx.AsyncClient, db
+) -> None:
+    """A mangled header is a client that meant to sign in, not an anonymous one."""
+    coworking = await create_coworking(db)
+    paths = ("/api/coworkings", f"/api/coworkings/{coworking}/seats")
+    for value in ("Basic dXNlcjpwYXNz", "Bearer", "token-without-scheme"):
+        for path in paths:
+            refused = await api.get(path, headers={"Authorization": value})
+            assert refused.status_code == 401, (value, path)
+            assert refused.json()["error"] == "unauthorized"
+    # no header, or an empty one, is anyone
+    for headers in ({}, {"Authorization": " "}):
+        for path in paths:
+            assert (await api.get(path, headers=headers)).status_code == 200
+
+
 async def test_the_seats_of_an_inactive_coworking_are_hidden_as_it_is(
     api: httpx.AsyncClient, db, settings
 ) -> None:
