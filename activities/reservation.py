@@ -157,8 +157,8 @@ _BOOK = (
     """WITH booked AS (
     INSERT INTO reservation.reservations
         (id, client_id, seat_id, coworking_id, starts_at, ends_at, status, version,
-         rules, hold_expires_at, no_show_at)
-    VALUES ($3, $4, $1, $5, $6, $7, $8, $9, $10, $11, $12)
+         rules, hold_expires_at, no_show_at, request_hash)
+    VALUES ($3, $4, $1, $5, $6, $7, $8, $9, $10, $11, $12, $13)
 ),"""  # noqa: S608 - two constants joined, no input
     + _CLAIMS
 )
@@ -392,6 +392,7 @@ class ReservationActivities:
                 _BOOK, *claim, rules.id, starts_at, ends_at, status, request.version,
                 _booking_rules(rules).SerializeToString(),
                 hold_expires_at if status == "held" else None, no_show_at,
+                request.request_hash or None,
             )  # fmt: skip
         else:
             status = context["existing_status"]

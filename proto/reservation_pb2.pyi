@@ -237,7 +237,7 @@ class ReservationState(_message.Message):
     def __init__(self, reservation_id: _Optional[str] = ..., client_id: _Optional[str] = ..., seat_id: _Optional[str] = ..., coworking_id: _Optional[str] = ..., starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ends_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[_Union[ReservationStatus, str]] = ..., version: _Optional[int] = ..., notification_status: _Optional[_Union[NotificationStatus, str]] = ..., cancel_reason: _Optional[str] = ..., checked_in_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., waiting_for: _Optional[str] = ..., hold: _Optional[_Union[HoldResult, _Mapping]] = ..., rules: _Optional[_Union[BookingRules, _Mapping]] = ..., request_hash: _Optional[str] = ..., failed_mails: _Optional[_Iterable[_Union[MailKind, str]]] = ...) -> None: ...
 
 class ClaimInput(_message.Message):
-    __slots__ = ("reservation_id", "client_id", "seat_id", "starts_at", "ends_at", "version", "now", "reschedule", "requested_by")
+    __slots__ = ("reservation_id", "client_id", "seat_id", "starts_at", "ends_at", "version", "now", "reschedule", "requested_by", "request_hash")
     RESERVATION_ID_FIELD_NUMBER: _ClassVar[int]
     CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
     SEAT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -247,6 +247,7 @@ class ClaimInput(_message.Message):
     NOW_FIELD_NUMBER: _ClassVar[int]
     RESCHEDULE_FIELD_NUMBER: _ClassVar[int]
     REQUESTED_BY_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_HASH_FIELD_NUMBER: _ClassVar[int]
     reservation_id: str
     client_id: str
     seat_id: str
@@ -256,7 +257,8 @@ class ClaimInput(_message.Message):
     now: _timestamp_pb2.Timestamp
     reschedule: bool
     requested_by: str
-    def __init__(self, reservation_id: _Optional[str] = ..., client_id: _Optional[str] = ..., seat_id: _Optional[str] = ..., starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ends_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., version: _Optional[int] = ..., now: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reschedule: _Optional[bool] = ..., requested_by: _Optional[str] = ...) -> None: ...
+    request_hash: str
+    def __init__(self, reservation_id: _Optional[str] = ..., client_id: _Optional[str] = ..., seat_id: _Optional[str] = ..., starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ends_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., version: _Optional[int] = ..., now: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reschedule: _Optional[bool] = ..., requested_by: _Optional[str] = ..., request_hash: _Optional[str] = ...) -> None: ...
 
 class ClaimResult(_message.Message):
     __slots__ = ("outcome", "coworking_id", "status", "rules", "conflict", "rule", "description", "seat_id", "starts_at", "ends_at", "version", "hold_expires_at")

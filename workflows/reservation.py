@@ -790,6 +790,7 @@ class ReservationWorkflow:
             version=version,
             reschedule=reschedule,
             requested_by=requested_by,
+            request_hash="" if reschedule else self._input.request_hash,
         )
         _set(claim.starts_at, starts_at)
         _set(claim.ends_at, ends_at)

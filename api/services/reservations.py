@@ -602,13 +602,32 @@ async def _told_before(
     row = await _load_row(resources.pool, reservation_id)
     if row is None or row["status"] in _TERMINAL_NAMES:
         return None
-    # a workflow stopped in Temporal is answered the old way, which closes its row
-    state = await _state_if_open(resources, reservation_id, timedelta(seconds=5))
-    if state is None:
+    handle = resources.temporal.get_workflow_handle(workflow_id(reservation_id))
+    try:
+        state = await handle.query(
+            ReservationWorkflow.state,
+            reject_condition=QueryRejectCondition.NOT_OPEN,
+            rpc_timeout=KEY_QUERY_WAIT,
+        )
+    except RPCError as error:
+        if error.status != RPCStatusCode.DEADLINE_EXCEEDED or not row["request_hash"]:
+            return None
+        # no worker answers for the workflow: the row its claim wrote does,
+        # as a GET answers from it, rather than a wait for the update too
+        if row["request_hash"] != digest:
+            raise Conflict(_KEY_REUSED) from None
+        return view_from_row(row)
+    except (WorkflowQueryFailedError, WorkflowQueryRejectedError, RuntimeError):
+        # a workflow stopped in Temporal is answered the old way, which closes
+        # its row
         return None
     if state.request_hash != digest:
         raise Conflict(_KEY_REUSED)
     return view_from_state(state)
+
+
+# How long a retried key waits for its running workflow's query.
+KEY_QUERY_WAIT = timedelta(seconds=5)
 
 
 async def _state_if_open(

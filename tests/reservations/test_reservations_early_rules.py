@@ -402,3 +402,38 @@ async def test_a_used_key_whose_workflow_task_failed_is_told_to_ask_again(
             " (a booking with the same Idempotency-Key gets its answer)",
         },
     )
+
+
+async def test_a_key_retried_while_no_worker_answers_is_answered_from_its_row(
+    scene: Scene, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The booking held and its worker has stopped since: the row its claim
+    wrote answers the key, without waiting on an update nobody takes."""
+    starts_at, ends_at = await scene.slot(hours_ahead=30)
+    key = {"Idempotency-Key": "worker-gone"}
+    booked = await scene.book(starts_at, ends_at, headers=key)
+    assert booked.status_code == 200, booked.text
+    await scene.workers.aclose()
+    scene.workers = contextlib.AsyncExitStack()
+    monkeypatch.setattr(reservations, "KEY_QUERY_WAIT", timedelta(seconds=1))
+
+    async def no_update(*args: object) -> None:
+        raise AssertionError("the row answers; no update is sent")
+
+    monkeypatch.setattr(reservations, "_join_existing", no_update)
+
+    again = await scene.book(starts_at, ends_at, headers=key)
+    other_body = await scene.book(starts_at, ends_at + timedelta(hours=1), headers=key)
+
+    assert again.status_code == 200, again.text
+    # the notification's state is the workflow's to tell, as on a GET
+    assert again.json() == {**booked.json(), "notification_status": None}
+    assert other_body.status_code == 409, other_body.text
+    assert other_body.json()["description"].startswith("header.Idempotency-Key:")
+    assert await scene.resources.pool.fetchval(
+        "SELECT request_hash FROM reservation.reservations WHERE id = $1",
+        uuid.UUID(booked.json()["id"]),
+    ) == reservations.request_hash(
+        client_id=scene.client.id, seat_id=scene.seat_id,
+        starts_at=starts_at, ends_at=ends_at,
+    )  # fmt: skip
