@@ -1,4 +1,6 @@
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -75,20 +77,35 @@ async def test_migrate_refuses_edited_migration(pool: asyncpg.Pool) -> None:
             )
 
 
+@contextlib.asynccontextmanager
+async def _database_before(
+    pg_dsn: str, monkeypatch: pytest.MonkeyPatch, name: str, version: int
+) -> AsyncIterator[asyncpg.Connection]:
+    """A database of its own, as a deployment before migration `version` left
+    it; the migrations to come are loaded again once the block has set it up."""
+    every = load_migrations()
+    admin = await asyncpg.connect(pg_dsn)
+    await admin.execute(f"DROP DATABASE IF EXISTS {name}")
+    await admin.execute(f"CREATE DATABASE {name}")
+    conn = await asyncpg.connect(pg_dsn.replace("/postgres?", f"/{name}?"))
+    try:
+        monkeypatch.setattr(
+            "api.db.load_migrations", lambda: [m for m in every if m.version < version]
+        )
+        await migrate(conn)
+        monkeypatch.setattr("api.db.load_migrations", lambda: every)
+        yield conn
+    finally:
+        await conn.close()
+        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        await admin.close()
+
+
 async def test_a_grace_of_zero_becomes_none_and_is_refused_after(
     pg_dsn: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    every = load_migrations()
-    admin = await asyncpg.connect(pg_dsn)
-    await admin.execute("DROP DATABASE IF EXISTS grace_zero")
-    await admin.execute("CREATE DATABASE grace_zero")
-    conn = await asyncpg.connect(pg_dsn.replace("/postgres?", "/grace_zero?"))
-    try:
-        # the database as a deployment before 0400 left it, with a grace of 0
-        monkeypatch.setattr(
-            "api.db.load_migrations", lambda: [m for m in every if m.version < 400]
-        )
-        await migrate(conn)
+    async with _database_before(pg_dsn, monkeypatch, "grace_zero", 400) as conn:
+        # with a grace of 0, which 0400 forbids
         insert = (
             "INSERT INTO coworking.coworkings"
             " (id, name, address, timezone, checkin_grace_minutes)"
@@ -96,7 +113,6 @@ async def test_a_grace_of_zero_becomes_none_and_is_refused_after(
         )
         await conn.execute(insert, "zero", 0)
         await conn.execute(insert, "ten", 10)
-        monkeypatch.setattr("api.db.load_migrations", lambda: every)
 
         assert 400 in await migrate(conn)
 
@@ -106,10 +122,6 @@ async def test_a_grace_of_zero_becomes_none_and_is_refused_after(
         assert [tuple(row) for row in rows] == [("ten", 10), ("zero", None)]
         with pytest.raises(asyncpg.CheckViolationError):
             await conn.execute(insert, "again", 0)
-    finally:
-        await conn.close()
-        await admin.execute("DROP DATABASE IF EXISTS grace_zero WITH (FORCE)")
-        await admin.close()
 
 
 async def test_open_rows_get_deadlines_read_from_their_coworking_of_today(
@@ -117,16 +129,7 @@ async def test_open_rows_get_deadlines_read_from_their_coworking_of_today(
 ) -> None:
     """Rows claimed before 0900 kept no deadlines: the sweep reads them from
     the coworking's rules of today and the row's last change."""
-    every = load_migrations()
-    admin = await asyncpg.connect(pg_dsn)
-    await admin.execute("DROP DATABASE IF EXISTS deadlines")
-    await admin.execute("CREATE DATABASE deadlines")
-    conn = await asyncpg.connect(pg_dsn.replace("/postgres?", "/deadlines?"))
-    try:
-        monkeypatch.setattr(
-            "api.db.load_migrations", lambda: [m for m in every if m.version < 900]
-        )
-        await migrate(conn)
+    async with _database_before(pg_dsn, monkeypatch, "deadlines", 900) as conn:
         coworking = await conn.fetchval(
             "INSERT INTO coworking.coworkings"
             " (id, name, address, timezone, hold_minutes, checkin_grace_minutes)"
@@ -142,7 +145,6 @@ async def test_open_rows_get_deadlines_read_from_their_coworking_of_today(
                 " $1, $2::timestamptz, $2::timestamptz + interval '1 hour', $3, $4)",
                 coworking, starts_at, status, changed,
             )  # fmt: skip
-        monkeypatch.setattr("api.db.load_migrations", lambda: every)
 
         assert 900 in await migrate(conn)
 
@@ -156,10 +158,6 @@ async def test_open_rows_get_deadlines_read_from_their_coworking_of_today(
             ("confirmed", None, graced),
             ("held", changed + timedelta(minutes=45), graced),
         ]
-    finally:
-        await conn.close()
-        await admin.execute("DROP DATABASE IF EXISTS deadlines WITH (FORCE)")
-        await admin.close()
 
 
 async def test_a_released_connection_comes_back_without_its_open_transaction(

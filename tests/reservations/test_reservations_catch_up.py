@@ -9,7 +9,7 @@ activities an earlier run called, and the run finds out at its next timer or mov
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -42,6 +42,23 @@ async def _move_behind_the_run(
     move.now.FromDatetime(await scene.now())
     claimed = await _activities(scene).claim_seat(move)
     assert claimed.outcome == pb.HOLD_OUTCOME_HELD, claimed.description
+
+
+async def _moved_back_to_held(scene: Scene) -> tuple[str, object, datetime, datetime]:
+    """A booking staff confirmed where staff confirm (an hour's hold), which
+    its client then moved two hours on behind the run: held again, by its row."""
+    pool = scene.resources.pool
+    coworking = await create_coworking(pool, auto_confirm=False, hold_minutes=60)
+    seat = await create_seat(pool, coworking, number=1)
+    starts_at, ends_at = await scene.slot(hours_ahead=30)
+    reservation_id = (await scene.book(starts_at, ends_at, seat_id=seat)).json()["id"]
+    confirmed = await scene.api.post(
+        f"/api/reservations/{reservation_id}/confirm", headers=scene.admin.headers
+    )
+    assert confirmed.status_code == 200, confirmed.text
+    later, later_end = starts_at + timedelta(hours=2), ends_at + timedelta(hours=2)
+    await _move_behind_the_run(scene, reservation_id, seat, later, later_end)
+    return reservation_id, seat, later, later_end
 
 
 async def _record_behind_the_run(
@@ -481,17 +498,7 @@ async def test_a_read_of_a_lagging_reservation_makes_its_run_keep_the_rows_hold(
 ) -> None:
     """A client's move back to held, which the run no longer knows, expires at
     its own hold deadline, not at the run's far later one."""
-    pool = scene.resources.pool
-    coworking = await create_coworking(pool, auto_confirm=False, hold_minutes=60)
-    seat = await create_seat(pool, coworking, number=1)
-    starts_at, ends_at = await scene.slot(hours_ahead=30)
-    reservation_id = (await scene.book(starts_at, ends_at, seat_id=seat)).json()["id"]
-    confirmed = await scene.api.post(
-        f"/api/reservations/{reservation_id}/confirm", headers=scene.admin.headers
-    )
-    assert confirmed.status_code == 200, confirmed.text
-    later, later_end = starts_at + timedelta(hours=2), ends_at + timedelta(hours=2)
-    await _move_behind_the_run(scene, reservation_id, seat, later, later_end)
+    reservation_id, seat, later, later_end = await _moved_back_to_held(scene)
 
     read = await scene.api.get(
         f"/api/reservations/{reservation_id}", headers=scene.client.headers
@@ -511,7 +518,7 @@ async def test_a_read_of_a_lagging_reservation_makes_its_run_keep_the_rows_hold(
 
     assert await wait_for(expired)
     assert await _row(scene, reservation_id) == (seat, later, "expired", 2, None)
-    rival = await create_client(pool, scene.resources.settings)
+    rival = await create_client(scene.resources.pool, scene.resources.settings)
     freed = await scene.book(later, later_end, seat_id=seat, account=rival)
     assert freed.status_code == 200, freed.text
 
@@ -640,17 +647,8 @@ async def test_a_run_taking_over_a_held_row_keeps_the_holds_end(
     forty minutes on: its hold still ends an hour after the move, not an hour
     after the run found it (tester K)."""
     pool = scene.resources.pool
-    coworking = await create_coworking(pool, auto_confirm=False, hold_minutes=60)
-    seat = await create_seat(pool, coworking, number=1)
-    starts_at, ends_at = await scene.slot(hours_ahead=30)
-    reservation_id = (await scene.book(starts_at, ends_at, seat_id=seat)).json()["id"]
-    confirmed = await scene.api.post(
-        f"/api/reservations/{reservation_id}/confirm", headers=scene.admin.headers
-    )
-    assert confirmed.status_code == 200, confirmed.text
-    later, later_end = starts_at + timedelta(hours=2), ends_at + timedelta(hours=2)
     moved_at = await scene.now()
-    await _move_behind_the_run(scene, reservation_id, seat, later, later_end)
+    reservation_id, seat, later, later_end = await _moved_back_to_held(scene)
     hold_ends = await pool.fetchval(
         "SELECT hold_expires_at FROM reservation.reservations WHERE id = $1",
         uuid.UUID(reservation_id),
