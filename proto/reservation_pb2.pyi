@@ -201,7 +201,7 @@ class RetryNotificationRequest(_message.Message):
     def __init__(self, requested_by: _Optional[str] = ...) -> None: ...
 
 class ReservationState(_message.Message):
-    __slots__ = ("reservation_id", "client_id", "seat_id", "coworking_id", "starts_at", "ends_at", "status", "version", "notification_status", "cancel_reason", "checked_in_at", "waiting_for", "hold", "rules", "request_hash", "failed_mails")
+    __slots__ = ("reservation_id", "client_id", "seat_id", "coworking_id", "starts_at", "ends_at", "status", "version", "notification_status", "cancel_reason", "checked_in_at", "waiting_for", "hold", "rules", "request_hash", "failed_mails", "hold_expires_at")
     RESERVATION_ID_FIELD_NUMBER: _ClassVar[int]
     CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
     SEAT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -218,6 +218,7 @@ class ReservationState(_message.Message):
     RULES_FIELD_NUMBER: _ClassVar[int]
     REQUEST_HASH_FIELD_NUMBER: _ClassVar[int]
     FAILED_MAILS_FIELD_NUMBER: _ClassVar[int]
+    HOLD_EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
     reservation_id: str
     client_id: str
     seat_id: str
@@ -234,7 +235,8 @@ class ReservationState(_message.Message):
     rules: BookingRules
     request_hash: str
     failed_mails: _containers.RepeatedScalarFieldContainer[MailKind]
-    def __init__(self, reservation_id: _Optional[str] = ..., client_id: _Optional[str] = ..., seat_id: _Optional[str] = ..., coworking_id: _Optional[str] = ..., starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ends_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[_Union[ReservationStatus, str]] = ..., version: _Optional[int] = ..., notification_status: _Optional[_Union[NotificationStatus, str]] = ..., cancel_reason: _Optional[str] = ..., checked_in_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., waiting_for: _Optional[str] = ..., hold: _Optional[_Union[HoldResult, _Mapping]] = ..., rules: _Optional[_Union[BookingRules, _Mapping]] = ..., request_hash: _Optional[str] = ..., failed_mails: _Optional[_Iterable[_Union[MailKind, str]]] = ...) -> None: ...
+    hold_expires_at: _timestamp_pb2.Timestamp
+    def __init__(self, reservation_id: _Optional[str] = ..., client_id: _Optional[str] = ..., seat_id: _Optional[str] = ..., coworking_id: _Optional[str] = ..., starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ends_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[_Union[ReservationStatus, str]] = ..., version: _Optional[int] = ..., notification_status: _Optional[_Union[NotificationStatus, str]] = ..., cancel_reason: _Optional[str] = ..., checked_in_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., waiting_for: _Optional[str] = ..., hold: _Optional[_Union[HoldResult, _Mapping]] = ..., rules: _Optional[_Union[BookingRules, _Mapping]] = ..., request_hash: _Optional[str] = ..., failed_mails: _Optional[_Iterable[_Union[MailKind, str]]] = ..., hold_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ClaimInput(_message.Message):
     __slots__ = ("reservation_id", "client_id", "seat_id", "starts_at", "ends_at", "version", "now", "reschedule", "requested_by", "request_hash")

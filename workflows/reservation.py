@@ -805,7 +805,7 @@ class ReservationWorkflow:
         assert self._hold is not None
         result = pb.HoldResult()
         result.CopyFrom(self._hold)
-        result.state.CopyFrom(self._state)
+        result.state.CopyFrom(self._answer())
         result.state.ClearField("hold")
         return result
 
@@ -968,7 +968,7 @@ class ReservationWorkflow:
                     self._patched(PATCH_MOVE_MAIL_IN_UPDATE)
                 ):
                     self._announce_version()
-            result.state.CopyFrom(self._state)
+            result.state.CopyFrom(self._answer())
             result.state.ClearField("hold")
             return result
 
@@ -1040,7 +1040,22 @@ class ReservationWorkflow:
 
     @workflow.query(name="state")
     def state(self) -> pb.ReservationState:
-        return self._state
+        return self._answer()
+
+    def _answer(self) -> pb.ReservationState:
+        """The state as the API is told it: a held one says until when."""
+        if (
+            self._state.status != S.RESERVATION_STATUS_HELD
+            or self._hold_deadline is None
+        ):
+            return self._state
+        answer = pb.ReservationState()
+        answer.CopyFrom(self._state)
+        _set(
+            answer.hold_expires_at,
+            min(self._hold_deadline, _dt(self._state.starts_at)),
+        )
+        return answer
 
     def _checkin_open(self) -> bool:
         if (

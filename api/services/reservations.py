@@ -118,6 +118,8 @@ class ReservationView:
     version: int
     notification_status: str | None = None
     cancel_reason: str | None = None
+    # held only: when it expires unless staff confirm it
+    hold_expires_at: datetime | None = None
 
     @property
     def cancelled(self) -> bool:
@@ -139,6 +141,9 @@ class ReservationView:
             "version": self.version,
             "notification_status": self.notification_status,
             "cancel_reason": self.cancel_reason,
+            "hold_expires_at": (
+                _rfc3339(self.hold_expires_at) if self.hold_expires_at else None
+            ),
         }
 
 
@@ -162,6 +167,9 @@ def view_from_state(state: pb.ReservationState) -> ReservationView:
         version=state.version,
         notification_status=notification_name(state.notification_status),
         cancel_reason=state.cancel_reason or None,
+        hold_expires_at=(
+            _ts(state.hold_expires_at) if state.HasField("hold_expires_at") else None
+        ),
     )
 
 
@@ -180,6 +188,11 @@ def view_from_row(row: asyncpg.Record) -> ReservationView:
         status=row["status"],
         version=row["version"],
         cancel_reason=row["cancel_reason"],
+        hold_expires_at=(
+            min(row["hold_expires_at"], row["starts_at"])
+            if row["status"] == "held" and row.get("hold_expires_at")
+            else None
+        ),
     )
 
 

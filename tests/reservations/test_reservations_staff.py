@@ -1,5 +1,5 @@
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -86,6 +86,54 @@ async def test_held_reservation_expires_after_hold_time_and_frees_seat(
     assert (late.status_code, late.json()) == (
         409,
         {"error": "conflict", "description": "cannot confirm an expired reservation"},
+    )
+
+
+async def test_a_held_reservation_says_until_when_staff_may_confirm_it(
+    scene: Scene,
+) -> None:
+    """Its hold's end, or its start where that comes first; nothing once
+    confirmed. The workflow's answer and the row's agree."""
+    coworking = await create_coworking(
+        scene.resources.pool, auto_confirm=False, hold_minutes=90
+    )
+    seat = await create_seat(scene.resources.pool, coworking)
+    starts_at, ends_at = await scene.slot(hours_ahead=48)
+    soon, soon_end = await scene.slot(hours_ahead=1)
+    booked_at = await scene.now()
+    far = await scene.book(starts_at, ends_at, seat_id=seat)
+    near = await scene.book(soon, soon_end, seat_id=seat)
+    assert (far.status_code, near.status_code) == (200, 200), near.text
+
+    hold_ends = await scene.resources.pool.fetchval(
+        "SELECT hold_expires_at FROM reservation.reservations WHERE id = $1",
+        uuid.UUID(far.json()["id"]),
+    )
+    assert booked_at + timedelta(minutes=90) <= hold_ends
+    assert hold_ends < booked_at + timedelta(minutes=91)
+    # the workflow's deadline is read from its clock a moment after the claim's
+    told = datetime.fromisoformat(far.json()["hold_expires_at"])
+    assert timedelta(0) <= told - hold_ends < timedelta(seconds=1)
+    starts = soon.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    assert near.json()["hold_expires_at"] == starts
+    # lists answer from the rows
+    listed = await scene.api.get(
+        "/api/client/reservations", headers=scene.client.headers
+    )
+    assert {r["id"]: r["hold_expires_at"] for r in listed.json()} == {
+        far.json()["id"]: hold_ends.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        near.json()["id"]: starts,
+    }
+
+    confirmed = await scene.api.post(
+        f"/api/reservations/{far.json()['id']}/confirm", headers=scene.admin.headers
+    )
+    read = await scene.api.get(
+        f"/api/reservations/{far.json()['id']}", headers=scene.client.headers
+    )
+    assert (confirmed.json()["hold_expires_at"], read.json()["hold_expires_at"]) == (
+        None,
+        None,
     )
 
 
