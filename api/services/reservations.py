@@ -214,6 +214,7 @@ _STILL_WORKING = (
     "reservation: still being worked on; ask again shortly (a booking"
     " with the same Idempotency-Key gets its answer)"
 )
+_WAITS_FOR_WORKER = "reservation: its workflow waits for a worker; ask again shortly"
 
 
 @asynccontextmanager
@@ -231,6 +232,10 @@ async def temporal_boundary(client: Client) -> AsyncIterator[None]:
             raise Unavailable(
                 "the booking engine is unavailable; retry shortly"
             ) from error
+        if error.status == RPCStatusCode.FAILED_PRECONDITION:
+            # a worker took the workflow's task and hangs or died with it: the
+            # server takes no update until another worker answers
+            raise Unavailable(_WAITS_FOR_WORKER) from error
         raise
     except RuntimeError as error:
         # the lazy client's first connection fails with a bare RuntimeError; tell an
@@ -485,6 +490,11 @@ async def book(
             raise
         except (WorkflowAlreadyStartedError, RPCError) as error:
             await _collect_start_error(operation)
+            if (
+                isinstance(error, RPCError)
+                and error.status == RPCStatusCode.FAILED_PRECONDITION
+            ):
+                raise Unavailable(_STILL_WORKING) from error
             # not found or aborted: it closed (stopped in Temporal) while asked
             if isinstance(error, RPCError) and error.status not in (
                 RPCStatusCode.ALREADY_EXISTS,
@@ -561,21 +571,21 @@ async def _answer_used_key(
     resources: Resources, reservation_id: uuid.UUID, digest: str, gone: NotFound
 ) -> ReservationView:
     """A used key's answer, where its seat or client can no longer be read."""
-    try:
-        async with temporal_boundary(resources.temporal):
+    async with temporal_boundary(resources.temporal):
+        try:
             result = await _answer_in_time(
                 _join_existing(resources, reservation_id, digest)
             )
-    except RPCError as error:
-        if error.status == RPCStatusCode.FAILED_PRECONDITION:
-            # its workflow task failed (a worker stopped mid-task) and waits
-            # for another: the server takes no update until one answers
-            raise Unavailable(_STILL_WORKING) from error
-        # its workflow is past the namespace's retention: nothing to compare
-        # the request with, and the seat or client it names is gone
-        if error.status != RPCStatusCode.NOT_FOUND:
-            raise
-        raise gone from None
+        except RPCError as error:
+            if error.status == RPCStatusCode.FAILED_PRECONDITION:
+                # its workflow task failed (a worker stopped mid-task) and
+                # waits for another: the server takes no update until one answers
+                raise Unavailable(_STILL_WORKING) from error
+            # its workflow is past the namespace's retention: nothing to
+            # compare the request with, and the seat or client it names is gone
+            if error.status != RPCStatusCode.NOT_FOUND:
+                raise
+            raise gone from None
     if isinstance(result, ReservationView):
         return result
     _raise_for_outcome(result.outcome, result.conflict, result.rule, result.description)
@@ -623,10 +633,12 @@ async def _told_before(
             rpc_timeout=KEY_QUERY_WAIT,
         )
     except RPCError as error:
-        if error.status != RPCStatusCode.DEADLINE_EXCEEDED or not row["request_hash"]:
+        if error.status == RPCStatusCode.NOT_FOUND or not row["request_hash"]:
             return None
-        # no worker answers for the workflow: the row its claim wrote does,
-        # as a GET answers from it, rather than a wait for the update too
+        # no worker answers for the workflow (the query times out, is
+        # cancelled, or finds no poller), or Temporal cannot be asked: the row
+        # its claim wrote answers, as a GET answers from it, rather than an
+        # update that waits for the same worker
         if row["request_hash"] != digest:
             raise Conflict(_KEY_REUSED) from None
         return view_from_row(row)

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 import pytest
 from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.services import reservations
@@ -404,8 +405,23 @@ async def test_a_used_key_whose_workflow_task_failed_is_told_to_ask_again(
     )
 
 
+@pytest.mark.parametrize(
+    "query_fails",
+    [
+        None,
+        # what a running dev server answers (tester M): a worker that hangs,
+        # or one gone long enough that no poller is seen
+        RPCStatusCode.CANCELLED,
+        RPCStatusCode.FAILED_PRECONDITION,
+        RPCStatusCode.DEADLINE_EXCEEDED,
+        RPCStatusCode.UNAVAILABLE,
+    ],
+    ids=["workers-stopped", "cancelled", "no-poller", "deadline", "unavailable"],
+)
 async def test_a_key_retried_while_no_worker_answers_is_answered_from_its_row(
-    scene: Scene, monkeypatch: pytest.MonkeyPatch
+    scene: Scene,
+    monkeypatch: pytest.MonkeyPatch,
+    query_fails: RPCStatusCode | None,
 ) -> None:
     """The booking held and its worker has stopped since: the row its claim
     wrote answers the key, without waiting on an update nobody takes."""
@@ -416,6 +432,12 @@ async def test_a_key_retried_while_no_worker_answers_is_answered_from_its_row(
     await scene.workers.aclose()
     scene.workers = contextlib.AsyncExitStack()
     monkeypatch.setattr(reservations, "KEY_QUERY_WAIT", timedelta(seconds=1))
+    if query_fails is not None:
+
+        async def failing_query(*args: object, **kwargs: object) -> None:
+            raise RPCError("the query found no worker", query_fails, b"")
+
+        monkeypatch.setattr(WorkflowHandle, "query", failing_query)
 
     async def no_update(*args: object) -> None:
         raise AssertionError("the row answers; no update is sent")
@@ -437,3 +459,72 @@ async def test_a_key_retried_while_no_worker_answers_is_answered_from_its_row(
         client_id=scene.client.id, seat_id=scene.seat_id,
         starts_at=starts_at, ends_at=ends_at,
     )  # fmt: skip
+
+
+async def test_a_booking_whose_workflow_task_failed_answers_503_not_500(
+    scene: Scene, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker took the workflow's task and hangs: the server refuses the
+    update with FAILED_PRECONDITION until another worker answers (tester M)."""
+    starts_at, ends_at = await scene.slot(hours_ahead=30)
+    error = RPCError(
+        "Unable to perform workflow execution update due to Workflow Task in"
+        " failed state", RPCStatusCode.FAILED_PRECONDITION, b"",
+    )  # fmt: skip
+
+    async def refused(*args: object, start_workflow_operation, **kwargs) -> None:
+        # as the SDK does, the start's outcome is parked on the operation too
+        start_workflow_operation._workflow_handle.set_exception(error)
+        raise error
+
+    monkeypatch.setattr(
+        scene.resources.temporal, "execute_update_with_start_workflow", refused
+    )
+
+    answer = await scene.book(
+        starts_at, ends_at, headers={"Idempotency-Key": "task-failed"}
+    )
+
+    assert (answer.status_code, answer.json()) == (
+        503,
+        {
+            "error": "unavailable",
+            "description": "reservation: still being worked on; ask again shortly"
+            " (a booking with the same Idempotency-Key gets its answer)",
+        },
+    )
+    assert await _kept(scene) == (0, 0)
+
+
+async def test_a_move_whose_workflow_task_failed_answers_503_not_500(
+    scene: Scene, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    starts_at, ends_at = await scene.slot(hours_ahead=30)
+    booked = await scene.book(starts_at, ends_at)
+    assert booked.status_code == 200, booked.text
+
+    async def refused(*args: object, **kwargs: object) -> None:
+        raise RPCError("Workflow Task in failed state",
+                       RPCStatusCode.FAILED_PRECONDITION, b"")  # fmt: skip
+
+    monkeypatch.setattr(WorkflowHandle, "execute_update", refused)
+    later = starts_at + timedelta(hours=2)
+    moved = await scene.api.patch(
+        f"/api/reservations/{booked.json()['id']}",
+        json={"starts_at": later.isoformat()},
+        headers=scene.client.headers,
+    )
+
+    assert (moved.status_code, moved.json()) == (
+        503,
+        {
+            "error": "unavailable",
+            "description": "reservation: its workflow waits for a worker;"
+            " ask again shortly",
+        },
+    )
+    row = await scene.resources.pool.fetchrow(
+        "SELECT starts_at, version FROM reservation.reservations WHERE id = $1",
+        uuid.UUID(booked.json()["id"]),
+    )
+    assert (row["starts_at"], row["version"]) == (starts_at, 1)
