@@ -293,14 +293,23 @@ def _on_wall_grid(wall: datetime, slot_minutes: int) -> bool:
     return (wall.hour * 60 + wall.minute) % slot_minutes == 0
 
 
-def grid_wall(rules: CoworkingRules, instant: datetime) -> datetime:
+def grid_wall(
+    rules: CoworkingRules, instant: datetime, *, starts: bool = False
+) -> datetime:
     """The wall time `instant` stands for on the grid: the clock's own, except
-    at a spring-forward jump that skipped grid times, where it stands for the
-    first of them (Santiago's midnight of 2027-09-05 is shown as 01:00)."""
-    return _grid_wall(rules.zone, rules.slot_minutes, instant)
+    at a spring-forward jump that skipped grid times, where it stands for one
+    of them (Santiago's midnight of 2027-09-05 is shown as 01:00).
+
+    An end there stands for the first time skipped and a start for the last,
+    so a booking's length on the wall clock never counts a gap it did not
+    last: from the jump to the next grid time is one step, not the gap's.
+    """
+    return _grid_wall(rules.zone, rules.slot_minutes, instant, starts=starts)
 
 
-def _grid_wall(zone: ZoneInfo, slot_minutes: int, instant: datetime) -> datetime:
+def _grid_wall(
+    zone: ZoneInfo, slot_minutes: int, instant: datetime, *, starts: bool = False
+) -> datetime:
     local = instant.astimezone(zone)
     wall = local.replace(tzinfo=None)
     if _on_wall_grid(wall, slot_minutes) or local.second or local.microsecond:
@@ -308,20 +317,26 @@ def _grid_wall(zone: ZoneInfo, slot_minutes: int, instant: datetime) -> datetime
     before = (instant - timedelta(seconds=1)).astimezone(zone)
     jump = (local.utcoffset() or timedelta(0)) - (before.utcoffset() or timedelta(0))
     minute = timedelta(minutes=1)
-    skipped = wall - jump
-    while skipped < wall:
-        if _on_wall_grid(skipped, slot_minutes):
-            return skipped
-        skipped += minute
-    return wall
+    skipped = [
+        wall - jump + step * minute
+        for step in range(int(jump / minute))
+        if _on_wall_grid(wall - jump + step * minute, slot_minutes)
+    ]
+    if not skipped:
+        return wall
+    return skipped[-1] if starts else skipped[0]
 
 
 def on_grid(rules: CoworkingRules, instant: datetime) -> bool:
-    local = instant.astimezone(rules.zone)
+    return _on_grid_at(rules.zone, rules.slot_minutes, instant)
+
+
+def _on_grid_at(zone: ZoneInfo, slot_minutes: int, instant: datetime) -> bool:
+    local = instant.astimezone(zone)
     if local.second or local.microsecond:
         return False
-    return _on_wall_grid(local, rules.slot_minutes) or _on_wall_grid(
-        grid_wall(rules, instant), rules.slot_minutes
+    return _on_wall_grid(local, slot_minutes) or _on_wall_grid(
+        _grid_wall(zone, slot_minutes, instant), slot_minutes
     )
 
 
@@ -363,7 +378,7 @@ def length_minutes(
     that a jump skipped as the time it stands for (`grid_wall`).
     """
     elapsed = ends_at.astimezone(UTC) - starts_at.astimezone(UTC)
-    wall = grid_wall(rules, ends_at) - grid_wall(rules, starts_at)
+    wall = grid_wall(rules, ends_at) - grid_wall(rules, starts_at, starts=True)
     minute = timedelta(minutes=1)
     return elapsed / minute, wall / minute
 
@@ -428,14 +443,14 @@ def moved_end(
     old_start, old_end = starts_at.astimezone(zone), ends_at.astimezone(zone)
     # on the grid, the length of a day that began at a skipped midnight is a day
     wall = _grid_wall(zone, slot_minutes, ends_at) - _grid_wall(
-        zone, slot_minutes, starts_at
+        zone, slot_minutes, starts_at, starts=True
     )
     if wall <= timedelta(0):
         return by_elapsed
     local_start = new_start.astimezone(zone)
     # the fold says which of an autumn night's two 02:30s the start is; an end
     # in that repeated hour is the same one
-    local_end = (_grid_wall(zone, slot_minutes, new_start) + wall).replace(
+    local_end = (_grid_wall(zone, slot_minutes, new_start, starts=True) + wall).replace(
         tzinfo=zone, fold=local_start.fold
     )
     if local_end <= new_start:
@@ -443,12 +458,20 @@ def moved_end(
     # in UTC: an instant in the fold never compares equal across zones (PEP 495)
     by_wall = local_end.astimezone(UTC)
     walls = (old_start, old_end, local_start, local_end)
+    skipped_end = not _exists(zone, local_end.replace(tzinfo=None))
     if by_wall != by_elapsed and (
         any(_repeated(zone, at.replace(tzinfo=None)) for at in walls)
         # an end on the wall clock that the spring night skips
-        or not _exists(zone, local_end.replace(tzinfo=None))
+        or skipped_end
     ):
-        return None
+        # the grid takes a skipped time at the jump; where only one reading
+        # lands on the grid, it is the one meant
+        if skipped_end:
+            by_wall = _first_shown(zone, local_end.replace(tzinfo=None))
+        meant = [
+            at for at in (by_wall, by_elapsed) if _on_grid_at(zone, slot_minutes, at)
+        ]
+        return meant[0] if len(meant) == 1 else None
     return by_wall
 
 

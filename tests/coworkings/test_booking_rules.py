@@ -598,3 +598,52 @@ def test_a_day_from_a_skipped_midnight_moves_as_a_day() -> None:
     assert moved_end(santiago, monday, tuesday, saturday, 1440) == jump
     # without the grid, the end at the jump reads two ways, as before
     assert length_reads_two_ways(santiago, saturday, jump)
+
+
+def test_a_booking_from_a_jump_counts_no_gap_it_did_not_last() -> None:
+    """Tester L: on a 25-minute grid the jump stands for three skipped grid
+    times; a booking from it to the next grid time is one step long, and a
+    booking up to it as long as it lasts."""
+    short = rules(
+        timezone="America/Santiago", slot_minutes=25, min_duration_minutes=60,
+        max_days_ahead=30,
+    )  # fmt: skip
+    jump = utc(2027, 9, 5, 4)
+    week_before = utc(2027, 8, 29)
+    assert length_minutes(short, jump, jump + timedelta(minutes=15)) == (15, 25)
+    refusal = refused(starts_at=jump, ends_at=jump + timedelta(minutes=15),
+                      rules_=short, now=week_before)  # fmt: skip
+    assert refusal.rule == "too_short"
+    before = utc(2027, 9, 5, 3, 20)  # 23:20 on the 4th
+    assert length_minutes(short, before, jump) == (40, 40)
+    berlin_short = replace(short, timezone="Europe/Berlin", max_days_ahead=200)
+    berlin_jump = utc(2027, 3, 28, 1)  # 03:00 CEST
+    assert length_minutes(
+        berlin_short, berlin_jump, berlin_jump + timedelta(minutes=20)
+    ) == (20, 25)
+    assert (
+        refused(
+            starts_at=berlin_jump,
+            ends_at=berlin_jump + timedelta(minutes=20),
+            rules_=berlin_short,
+            now=utc(2027, 3, 20),
+        ).rule  # fmt: skip
+        == "too_short"
+    )
+
+
+def test_a_day_moves_onto_the_day_before_a_skipped_midnight_by_its_start() -> None:
+    """Tester L: the wall reading ends at the skipped midnight, the jump on
+    the grid; the elapsed one at 23:00, off it. Only one can be meant."""
+    santiago = ZoneInfo("America/Santiago")
+    saturday, jump, monday = utc(2027, 9, 4, 4), utc(2027, 9, 5, 4), utc(2027, 9, 6, 3)
+    tuesday = utc(2027, 9, 7, 3)
+    assert moved_end(santiago, jump, monday, saturday, 1440) == jump
+    assert moved_end(santiago, jump, tuesday, utc(2027, 9, 3, 4), 1440) == jump
+    # where the skipped wall end falls where the elapsed one does, as before:
+    # 00:30 to 02:30 moved onto the spring night ends at 03:30
+    berlin = ZoneInfo("Europe/Berlin")
+    two_hours = (utc(2027, 3, 26, 23, 30), utc(2027, 3, 27, 1, 30))
+    assert moved_end(berlin, *two_hours, utc(2027, 3, 27, 23, 30), 30) == utc(
+        2027, 3, 28, 1, 30
+    )
