@@ -121,4 +121,6 @@ async def require_coworking_write(
         scope = await managed_coworkings(pool, admin)
         if scope is not None and coworking_id in scope:
             return
+    if admin.role == "support":
+        raise Forbidden("support staff read coworkings but do not change them")
     raise Forbidden("This coworking is outside your scope")

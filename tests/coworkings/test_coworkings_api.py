@@ -121,12 +121,18 @@ async def test_update_coworking_contract_auth(
     bad = await api.patch("/api/coworking", json={"name": "X"},
                           headers={"Authorization": "Bearer not-a-token"})  # fmt: skip
     assert bad.status_code == 401
-    for who in (client, stranger, support):
+    said = {}
+    for name, who in (("client", client), ("stranger", stranger),
+                      ("support", support)):  # fmt: skip
         refused = await api.patch(
             "/api/coworking", json={"name": "X"}, headers=who.headers
         )
         assert refused.status_code == 403, who
         assert refused.json()["error"] == "forbidden"
+        said[name] = refused.json()["description"]
+    # staff are told why: their scope, or their role (tester M)
+    assert said["stranger"] == "This coworking is outside your scope"
+    assert said["support"] == "support staff read coworkings but do not change them"
     assert await db.fetchval("SELECT name FROM coworking.coworkings") == "Test Lounge"
 
     response = await api.patch("/api/coworking", headers=manager.headers, json={
