@@ -128,13 +128,13 @@ LEFT JOIN coworking.coworkings w ON w.id = coalesce(s.coworking_id, e.coworking_
 """  # noqa: S608
 # The deadlines the row's last claim set, which its run keeps too.
 _OVERDUE = """
-SELECT id FROM reservation.reservations
+SELECT id, ends_at FROM reservation.reservations
 WHERE status IN ('held', 'confirmed', 'checked_in') AND (
     ends_at < $1
     OR (status = 'held' AND least(hold_expires_at, starts_at) < $1)
     OR (status = 'confirmed' AND no_show_at < $1)
-)
-ORDER BY ends_at
+) AND ($3::timestamptz IS NULL OR (ends_at, id) > ($3, $4::uuid))
+ORDER BY ends_at, id
 LIMIT $2
 """
 # One claim row per grain for the seat and for the client, under their UNIQUE keys,
@@ -552,16 +552,24 @@ class ReservationActivities:
         )
         return int(outcome.split()[-1])
 
-    async def overdue(self, before: datetime, *, limit: int = 500) -> list[uuid.UUID]:
+    async def overdue(
+        self,
+        before: datetime,
+        *,
+        limit: int = 500,
+        after: tuple[datetime, uuid.UUID] | None = None,
+    ) -> list[tuple[datetime, uuid.UUID]]:
         """Open reservations a deadline of whose row passed before `before`:
-        its end, a held row's hold, a confirmed row's check-in grace.
+        its end, a held row's hold, a confirmed row's check-in grace; as
+        (end, id), in that order, from past `after`.
 
         Not an activity: the reservation worker's sweep calls it. Each timer
         fires on time, so a row found here has a run that waits on other,
         later deadlines: one a reset left behind it.
         """
-        rows = await self.pool.fetch(_OVERDUE, before, limit)
-        return [row["id"] for row in rows]
+        since, last = after if after is not None else (None, None)
+        rows = await self.pool.fetch(_OVERDUE, before, limit, since, last)
+        return [(row["ends_at"], row["id"]) for row in rows]
 
     @activity.defn(name="read_row")
     async def read_row(self, request: pb.StatusInput) -> pb.ReservationRow:

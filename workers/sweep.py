@@ -70,29 +70,53 @@ async def sweep_once(
 
 
 async def nudge_overdue(
-    client: Client, activities: ReservationActivities, now: datetime
+    client: Client,
+    activities: ReservationActivities,
+    now: datetime,
+    *,
+    most: int = 500,
+    page: int = 500,
 ) -> int:
-    """Tell each run whose row is overdue by LATE to look at it; how many
-    were told."""
+    """Tell each run whose row is overdue by LATE to look at it, `most` a
+    pass; how many were told.
+
+    Rows told within the hour are passed over, and the list goes on past
+    them, so rows that stay overdue (a run that cannot catch up) never keep
+    newer ones from their turn.
+    """
     told = 0
-    for reservation_id in await activities.overdue(now - LATE):
-        first = await activities.cache.set(
-            f"sweep:nudged:{reservation_id}", 1, nx=True, ex=NUDGED_FOR
-        )
-        if not first:
-            continue
-        handle = client.get_workflow_handle(f"{_PREFIX}{reservation_id}")
-        try:
-            await handle.signal(ReservationWorkflow.look_at_row, pb.LookAtRowRequest())
-        except RPCError as error:
-            # closed since, or stopped: the abandoned sweep's to close
-            if error.status != RPCStatusCode.NOT_FOUND:
-                await activities.cache.delete(f"sweep:nudged:{reservation_id}")
-                raise
-            continue
-        logger.info("told the run of %s to look at its overdue row", reservation_id)
-        told += 1
+    after = None
+    while told < most:
+        rows = await activities.overdue(now - LATE, limit=page, after=after)
+        for _, reservation_id in rows:
+            if told >= most:
+                break
+            told += await _nudge(client, activities, reservation_id)
+        if len(rows) < page:
+            break
+        after = rows[-1]
     return told
+
+
+async def _nudge(
+    client: Client, activities: ReservationActivities, reservation_id: uuid.UUID
+) -> int:
+    first = await activities.cache.set(
+        f"sweep:nudged:{reservation_id}", 1, nx=True, ex=NUDGED_FOR
+    )
+    if not first:
+        return 0
+    handle = client.get_workflow_handle(f"{_PREFIX}{reservation_id}")
+    try:
+        await handle.signal(ReservationWorkflow.look_at_row, pb.LookAtRowRequest())
+    except RPCError as error:
+        # closed since, or stopped: the abandoned sweep's to close
+        if error.status != RPCStatusCode.NOT_FOUND:
+            await activities.cache.delete(f"sweep:nudged:{reservation_id}")
+            raise
+        return 0
+    logger.info("told the run of %s to look at its overdue row", reservation_id)
+    return 1
 
 
 async def sweep_forever(

@@ -676,3 +676,35 @@ async def test_a_run_taking_over_a_held_row_keeps_the_holds_end(
 
     assert await wait_for(expired)
     assert await _row(scene, reservation_id) == (seat, later, "expired", 2, None)
+
+
+async def test_the_sweep_goes_on_past_runs_it_told_within_the_hour(
+    scene: Scene, smtp
+) -> None:
+    """Tester L: a row told once stays overdue for the hour it is passed
+    over; the next pass goes on to the rows after it, page by page."""
+    behind = []
+    early, early_end = await scene.slot(hours_ahead=2)
+    for hours in (0, 1):
+        starts_at, ends_at = await scene.slot(hours_ahead=30 + hours)
+        reservation_id = (await scene.book(starts_at, ends_at)).json()["id"]
+        moved = (early + timedelta(hours=hours), early_end + timedelta(hours=hours))
+        await _move_behind_the_run(scene, reservation_id, scene.seat_id, *moved)
+        behind.append(reservation_id)
+    await scene.sleep(early_end + timedelta(hours=1) - await scene.now() + LATE * 2)
+    activities = _activities(scene)
+    now = await scene.now()
+
+    passes = [
+        await nudge_overdue(scene.resources.temporal, activities, now, most=1, page=1)
+        for _ in range(3)
+    ]
+
+    assert passes == [1, 1, 0]
+    for reservation_id in behind:
+        assert await activities.cache.exists(f"sweep:nudged:{reservation_id}")
+
+        async def completed(reservation_id: str = reservation_id) -> bool:
+            return (await _row(scene, reservation_id))[2] == "completed"
+
+        assert await wait_for(completed)

@@ -952,7 +952,7 @@ async def test_overdue_finds_open_rows_past_a_deadline_of_their_own(
     minute = timedelta(minutes=1)
 
     async def overdue(before: datetime) -> set[uuid.UUID]:
-        return set(await claims.overdue(before))
+        return {reservation_id for _, reservation_id in await claims.overdue(before)}
 
     assert await overdue(hold_ends - minute) == set()
     assert await overdue(hold_ends + minute) == {held}
