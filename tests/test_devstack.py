@@ -307,6 +307,7 @@ async def test_supervisor_brings_back_a_postgres_that_died_with_its_rows(
     stack = Stack(make_settings(data_dir=tmp_path))
     server, dsn = await asyncio.to_thread(start_postgres, tmp_path / "postgres")
     stack.postgres = server
+    supervisor = None
     try:
         conn = await asyncpg.connect(dsn)
         await conn.execute(
@@ -319,6 +320,7 @@ async def test_supervisor_brings_back_a_postgres_that_died_with_its_rows(
             await asyncio.to_thread(stop_postgres, server, mode="immediate")
             for _ in range(100):
                 await asyncio.sleep(0.1)
+                # read while the supervisor's postmaster writes its pid file
                 if postgres_is_running(tmp_path / "postgres"):
                     break
             stack.stopping.set()
@@ -331,6 +333,10 @@ async def test_supervisor_brings_back_a_postgres_that_died_with_its_rows(
             f"postgres on {tmp_path / 'postgres'} is not running; starting it again"
         ]
     finally:
+        # a failure above must not leave a restart in flight past the test
+        stack.stopping.set()
+        if supervisor is not None:
+            await supervisor
         await asyncio.to_thread(stop_postgres, server)
 
 
@@ -579,3 +585,21 @@ def test_second_start_on_a_held_folder_is_refused_and_ops_find_the_first(
             first.wait(timeout=60)
         # whatever is still there, PostgreSQL included
         end_leftovers(data)
+
+
+def test_a_postmaster_pid_file_still_being_written_reads_as_starting(
+    tmp_path: Path,
+) -> None:
+    """PostgreSQL writes postmaster.pid in steps; a read between them must
+    neither raise nor let a second server start on the folder."""
+    pgdata = tmp_path / "postgres"
+    pgdata.mkdir()
+    (pgdata / "postmaster.pid").write_text(
+        f"{os.getpid()}\n{pgdata}\n1796522609\n5432\n"
+    )
+    assert running_postmaster(pgdata) is None
+    assert postgres_is_running(pgdata) is True
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    (pgdata / "postmaster.pid").write_text(f"{dead.stdout.strip()}\n{pgdata}\n")
+    assert postgres_is_running(pgdata) is False
