@@ -9,7 +9,7 @@ import pytest
 from icalendar import Calendar
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.sdk.v1 import WorkflowMetadata
-from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import WorkflowHandle
 
 from proto import reservation_pb2 as pb
 from tests.reservations.conftest import Scene
@@ -492,45 +492,17 @@ async def test_cancelled_reservation_tells_support_it_is_closed(scene: Scene) ->
 async def test_a_reservation_past_its_move_budget_refuses_moves_without_a_trace(
     scene: Scene,
 ) -> None:
-    from tests.factories import create_client
     from workflows.reservation import MOVE_HISTORY_BUDGET, ReservationWorkflow
 
     starts_at, ends_at = await scene.slot(hours_ahead=40)
-    rival = await create_client(scene.resources.pool, scene.resources.settings)
-    later = (starts_at + timedelta(hours=2), ends_at + timedelta(hours=2))
-    assert (await scene.book(*later, account=rival)).status_code == 200
     rid = (await scene.book(starts_at, ends_at)).json()["id"]
     handle = scene.resources.temporal.get_workflow_handle(f"reservation-{rid}")
-    onto_rival = pb.RescheduleRequest(requested_by=f"client:{scene.client.id}")
-    onto_rival.starts_at.FromDatetime(later[0])
-    onto_rival.ends_at.FromDatetime(later[1])
-
-    async def refused_move() -> None:
-        try:
-            # a lost update would hold the batch; a further refused move
-            # serves as well
-            result = await asyncio.wait_for(
-                handle.execute_update(
-                    ReservationWorkflow.reschedule,
-                    onto_rival,
-                    result_type=pb.RescheduleResult,
-                ),
-                timeout=30,
-            )
-        except TimeoutError:
-            return
-        except WorkflowUpdateFailedError as error:
-            # the last of a batch may meet the budget already spent
-            assert "too many times" in str(error.cause)
-        else:
-            assert result.outcome == pb.HOLD_OUTCOME_CONFLICT
-
-    # Most of the budget is filled with signals that change nothing, fifty to
-    # a workflow task: some 400 refused moves, each waited for, took minutes
-    # on a loaded machine (a full run timed out). Refused moves, written to the
-    # history straight to the workflow past the API's rate limit, take it over.
+    # The budget is filled with signals that change nothing, fifty to a
+    # workflow task. Refused moves filled its end once, and on a loaded
+    # machine a full run timed out at 300 s with the workflow thread still
+    # formatting a refusal's stack; signals need no worker to be written.
     length = (await handle.describe()).history_length
-    while length <= MOVE_HISTORY_BUDGET - 60:
+    while length <= MOVE_HISTORY_BUDGET:
         await asyncio.gather(
             *(
                 handle.signal(
@@ -540,11 +512,6 @@ async def test_a_reservation_past_its_move_budget_refuses_moves_without_a_trace(
                 for _ in range(50)
             )
         )
-        length = (await handle.describe()).history_length
-    while length <= MOVE_HISTORY_BUDGET:
-        # well under the server's ten updates in flight per workflow: at ten, one
-        # still settling makes the next batch wait out retries (a run timed out)
-        await asyncio.gather(*(refused_move() for _ in range(5)))
         length = (await handle.describe()).history_length
     # a batch's last workflow task may still be on its way into the history
     while True:
