@@ -203,11 +203,11 @@ ANSWER_WAIT_SECONDS = 20.0
 T = TypeVar("T")
 
 
-async def _answer_in_time(call: Awaitable[T]) -> T:
+async def _answer_in_time(call: Awaitable[T], waiting: str | None = None) -> T:
     try:
         return await asyncio.wait_for(call, ANSWER_WAIT_SECONDS)
     except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as error:
-        raise Unavailable(_STILL_WORKING) from error
+        raise Unavailable(waiting or _STILL_WORKING) from error
 
 
 _STILL_WORKING = (
@@ -215,6 +215,11 @@ _STILL_WORKING = (
     " with the same Idempotency-Key gets its answer)"
 )
 _WAITS_FOR_WORKER = "reservation: its workflow waits for a worker; ask again shortly"
+# a change asked of a running reservation has no key: it may still be made
+_CHANGE_PENDING = (
+    "reservation: still being worked on, and the change may yet be made;"
+    " read the reservation before asking again"
+)
 
 
 @asynccontextmanager
@@ -416,6 +421,13 @@ async def book(
         # the seat or the client has gone since the key was used
         if idempotency_key is None or not await _key_used(resources, reservation_id):
             raise
+        kept = await resources.pool.fetchval(
+            "SELECT request_hash FROM reservation.reservations WHERE id = $1",
+            reservation_id,
+        )
+        if kept is not None and kept != digest:
+            # another body under the key: the row says so without its workflow
+            raise Conflict(_KEY_REUSED) from None
         return await _answer_used_key(resources, reservation_id, digest, gone)
     if idempotency_key is not None:
         told = await _told_before(resources, reservation_id, digest)
@@ -627,13 +639,19 @@ async def _told_before(
         return None
     handle = resources.temporal.get_workflow_handle(workflow_id(reservation_id))
     try:
-        state = await handle.query(
-            ReservationWorkflow.state,
-            reject_condition=QueryRejectCondition.NOT_OPEN,
-            rpc_timeout=KEY_QUERY_WAIT,
+        # the client retries a query that timed out; the wait is the whole call's
+        state = await asyncio.wait_for(
+            handle.query(
+                ReservationWorkflow.state,
+                reject_condition=QueryRejectCondition.NOT_OPEN,
+                rpc_timeout=KEY_QUERY_WAIT,
+            ),
+            KEY_QUERY_WAIT.total_seconds(),
         )
-    except RPCError as error:
-        if error.status == RPCStatusCode.NOT_FOUND or not row["request_hash"]:
+    except (RPCError, TimeoutError) as error:
+        if (
+            isinstance(error, RPCError) and error.status == RPCStatusCode.NOT_FOUND
+        ) or not row["request_hash"]:
             return None
         # no worker answers for the workflow (the query times out, is
         # cancelled, or finds no poller), or Temporal cannot be asked: the row
@@ -785,7 +803,8 @@ async def _update(
     async with temporal_boundary(resources.temporal):
         try:
             return await _answer_in_time(
-                handle.execute_update(update, request, result_type=result_type)  # type: ignore[attr-defined]
+                handle.execute_update(update, request, result_type=result_type),  # type: ignore[attr-defined]
+                _CHANGE_PENDING,
             )
         except WorkflowUpdateFailedError as error:
             _raise_for_update(error)

@@ -5,6 +5,7 @@ flood of bad requests reaches neither Temporal nor the claim. Rules judged by
 the clock, closures and the client's other bookings stay with the claim.
 """
 
+import asyncio
 import contextlib
 import gc
 import logging
@@ -415,13 +416,22 @@ async def test_a_used_key_whose_workflow_task_failed_is_told_to_ask_again(
         RPCStatusCode.FAILED_PRECONDITION,
         RPCStatusCode.DEADLINE_EXCEEDED,
         RPCStatusCode.UNAVAILABLE,
+        # the client retries a timed-out query on its own (tester N)
+        "hangs",
     ],
-    ids=["workers-stopped", "cancelled", "no-poller", "deadline", "unavailable"],
+    ids=[
+        "workers-stopped",
+        "cancelled",
+        "no-poller",
+        "deadline",
+        "unavailable",
+        "hangs",
+    ],
 )
 async def test_a_key_retried_while_no_worker_answers_is_answered_from_its_row(
     scene: Scene,
     monkeypatch: pytest.MonkeyPatch,
-    query_fails: RPCStatusCode | None,
+    query_fails: RPCStatusCode | str | None,
 ) -> None:
     """The booking held and its worker has stopped since: the row its claim
     wrote answers the key, without waiting on an update nobody takes."""
@@ -435,6 +445,9 @@ async def test_a_key_retried_while_no_worker_answers_is_answered_from_its_row(
     if query_fails is not None:
 
         async def failing_query(*args: object, **kwargs: object) -> None:
+            if query_fails == "hangs":
+                await asyncio.Event().wait()
+            assert isinstance(query_fails, RPCStatusCode)
             raise RPCError("the query found no worker", query_fails, b"")
 
         monkeypatch.setattr(WorkflowHandle, "query", failing_query)
@@ -528,3 +541,60 @@ async def test_a_move_whose_workflow_task_failed_answers_503_not_500(
         uuid.UUID(booked.json()["id"]),
     )
     assert (row["starts_at"], row["version"]) == (starts_at, 1)
+
+
+async def test_a_move_without_an_answer_in_time_says_it_may_yet_be_made(
+    scene: Scene, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A move has no key to ask again with (tester N)."""
+    starts_at, ends_at = await scene.slot(hours_ahead=30)
+    booked = await scene.book(starts_at, ends_at)
+    assert booked.status_code == 200, booked.text
+    monkeypatch.setattr(reservations, "ANSWER_WAIT_SECONDS", 0.5)
+
+    async def no_answer(*args: object, **kwargs: object) -> None:
+        await asyncio.sleep(60)
+
+    monkeypatch.setattr(WorkflowHandle, "execute_update", no_answer)
+    moved = await scene.api.patch(
+        f"/api/reservations/{booked.json()['id']}",
+        json={"starts_at": (starts_at + timedelta(hours=2)).isoformat()},
+        headers=scene.client.headers,
+    )
+
+    assert (moved.status_code, moved.json()) == (
+        503,
+        {
+            "error": "unavailable",
+            "description": "reservation: still being worked on, and the change"
+            " may yet be made; read the reservation before asking again",
+        },
+    )
+
+
+async def test_a_key_retried_with_a_seat_that_is_not_there_is_told_apart_by_its_row(
+    scene: Scene, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another body under a held booking's key, naming no seat, while no
+    worker answers: the row's hash refuses it at once (tester N)."""
+    starts_at, ends_at = await scene.slot(hours_ahead=30)
+    key = {"Idempotency-Key": "seat-unknown"}
+    booked = await scene.book(starts_at, ends_at, headers=key)
+    assert booked.status_code == 200, booked.text
+    await scene.workers.aclose()
+    scene.workers = contextlib.AsyncExitStack()
+
+    async def no_update(*args: object) -> None:
+        raise AssertionError("the row answers; no update is sent")
+
+    monkeypatch.setattr(reservations, "_join_existing", no_update)
+    other = await scene.book(starts_at, ends_at, seat_id=uuid.uuid4(), headers=key)
+
+    assert (other.status_code, other.json()) == (
+        409,
+        {
+            "error": "conflict",
+            "description": "header.Idempotency-Key: already used for a different"
+            " request",
+        },
+    )
