@@ -669,7 +669,7 @@ async def _told_before(
     return view_from_state(state)
 
 
-# How long a retried key waits for its running workflow's query.
+# How long a read, or a retried key, waits for its running workflow's query.
 KEY_QUERY_WAIT = timedelta(seconds=5)
 
 
@@ -825,10 +825,12 @@ async def current_view(resources: Resources, row: asyncpg.Record) -> Reservation
         return await _closed_view(resources, row)
     handle = resources.temporal.get_workflow_handle(workflow_id(row["id"]))
     try:
-        state = await handle.query(
-            ReservationWorkflow.state, rpc_timeout=timedelta(seconds=5)
+        # the client retries a query that timed out; the wait is the whole call's
+        state = await asyncio.wait_for(
+            handle.query(ReservationWorkflow.state, rpc_timeout=KEY_QUERY_WAIT),
+            KEY_QUERY_WAIT.total_seconds(),
         )
-    except (RPCError, WorkflowQueryFailedError, RuntimeError) as error:
+    except (RPCError, WorkflowQueryFailedError, RuntimeError, TimeoutError) as error:
         # the row is a moment behind the workflow at worst; better than no answer
         logger.warning(
             "query of %s failed (%s); answering from the row",

@@ -598,3 +598,25 @@ async def test_a_key_retried_with_a_seat_that_is_not_there_is_told_apart_by_its_
             " request",
         },
     )
+
+
+async def test_a_read_whose_query_hangs_answers_from_the_row_in_the_query_wait(
+    scene: Scene, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The client retries a timed-out query by itself; a GET waited for two
+    of them while the worker was down (tester M)."""
+    starts_at, ends_at = await scene.slot(hours_ahead=30)
+    booked = await scene.book(starts_at, ends_at)
+    assert booked.status_code == 200, booked.text
+    monkeypatch.setattr(reservations, "KEY_QUERY_WAIT", timedelta(seconds=0.5))
+
+    async def hangs(*args: object, **kwargs: object) -> None:
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(WorkflowHandle, "query", hangs)
+    read = await scene.api.get(
+        f"/api/reservations/{booked.json()['id']}", headers=scene.client.headers
+    )
+
+    assert read.status_code == 200, read.text
+    assert read.json() == {**booked.json(), "notification_status": None}
