@@ -247,6 +247,10 @@ class ReservationWorkflow:
         self._state.ends_at.CopyFrom(input.ends_at)
         self._hold: pb.HoldResult | None = None
         self._hold_deadline: datetime | None = None
+        # the instant of the last timer that fired: the server's clock has
+        # passed it, whatever clock a later task carries (a worker that hung
+        # across a deadline once computed with one from before its timer)
+        self._clock_floor = datetime.min.replace(tzinfo=UTC)
         self._cancel: pb.CancelRequest | None = None
         self._changed = False
         self._mails: list[pb.MailInput] = []
@@ -345,7 +349,8 @@ class ReservationWorkflow:
     async def _timeline(self) -> None:
         """The life of the reservation, one step per turn, until it closes."""
         while True:
-            now = workflow.now()
+            # in a healthy history the floor is never ahead, so replays agree
+            now = max(workflow.now(), self._clock_floor)
             status = self._state.status
             # a run that took over a row closed ahead of it; a run reset before
             # 2026-12-reset-takes-row went on with such a row's status
@@ -455,7 +460,7 @@ class ReservationWorkflow:
                     timeout_summary=f"{what} {when.astimezone(UTC):%Y-%m-%d %H:%M} UTC",
                 )
             except TimeoutError:
-                pass
+                self._clock_floor = max(self._clock_floor, instant)
         self._changed = False
 
     async def _close(

@@ -656,3 +656,33 @@ async def test_a_confirm_that_arrives_after_the_cancel_is_refused(scene: Scene) 
         },
     )
     assert await wait_for(lambda: _is(scene, reservation_id, "cancelled"))
+
+
+async def test_a_hold_timer_that_fired_is_due_whatever_clock_its_task_carries(
+    scene: Scene, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tester N hung a worker across a hold's end: the task after the timer
+    carried a clock from before the timer was set, and the run set it again
+    for the whole hold, so staff could still confirm. Here each task that
+    fires a timer carries a clock two minutes slow."""
+    from temporalio.worker._workflow_instance import _WorkflowInstanceImpl
+
+    coworking = await create_coworking(
+        scene.resources.pool, auto_confirm=False, hold_minutes=60
+    )
+    seat = await create_seat(scene.resources.pool, coworking)
+    starts_at, ends_at = await scene.slot(hours_ahead=48)
+    reservation_id = (await scene.book(starts_at, ends_at, seat_id=seat)).json()["id"]
+    assert await _status(scene, reservation_id) == "held"
+    activate = _WorkflowInstanceImpl.activate
+
+    def slow_clock(self, act):  # type: ignore[no-untyped-def]
+        if any(job.WhichOneof("variant") == "fire_timer" for job in act.jobs):
+            act.timestamp.FromNanoseconds(act.timestamp.ToNanoseconds() - 120 * 10**9)
+        return activate(self, act)
+
+    monkeypatch.setattr(_WorkflowInstanceImpl, "activate", slow_clock)
+    await scene.sleep(timedelta(minutes=60, seconds=30))
+
+    assert await wait_for(lambda: _is(scene, reservation_id, "expired"))
+    assert await _claims(scene, reservation_id) == 0
