@@ -639,14 +639,8 @@ async def _told_before(
         return None
     handle = resources.temporal.get_workflow_handle(workflow_id(reservation_id))
     try:
-        # the client retries a query that timed out; the wait is the whole call's
-        state = await asyncio.wait_for(
-            handle.query(
-                ReservationWorkflow.state,
-                reject_condition=QueryRejectCondition.NOT_OPEN,
-                rpc_timeout=KEY_QUERY_WAIT,
-            ),
-            KEY_QUERY_WAIT.total_seconds(),
+        state = await _query_state(
+            handle, reject_condition=QueryRejectCondition.NOT_OPEN
         )
     except (RPCError, TimeoutError) as error:
         if (
@@ -670,7 +664,22 @@ async def _told_before(
 
 
 # How long a read, or a retried key, waits for its running workflow's query.
-KEY_QUERY_WAIT = timedelta(seconds=5)
+QUERY_WAIT = timedelta(seconds=5)
+
+
+async def _query_state(
+    handle: WorkflowHandle[Any, Any],
+    wait: timedelta | None = None,
+    **options: Any,
+) -> pb.ReservationState:
+    """The workflow's `state` query, waited for `wait` in all: the client
+    retries a query that timed out by itself, which doubled the wait while
+    no worker answered."""
+    wait = wait or QUERY_WAIT
+    return await asyncio.wait_for(
+        handle.query(ReservationWorkflow.state, rpc_timeout=wait, **options),
+        wait.total_seconds(),
+    )
 
 
 async def _state_if_open(
@@ -679,13 +688,12 @@ async def _state_if_open(
     """The running workflow's state; None when it has closed or cannot answer."""
     handle = resources.temporal.get_workflow_handle(workflow_id(reservation_id))
     try:
-        return await handle.query(
-            ReservationWorkflow.state,
-            reject_condition=QueryRejectCondition.NOT_OPEN,
-            rpc_timeout=wait,
+        return await _query_state(
+            handle, wait, reject_condition=QueryRejectCondition.NOT_OPEN
         )
     except (
-        RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError, RuntimeError
+        RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError,
+        RuntimeError, TimeoutError,
     ):  # fmt: skip
         return None
 
@@ -825,11 +833,7 @@ async def current_view(resources: Resources, row: asyncpg.Record) -> Reservation
         return await _closed_view(resources, row)
     handle = resources.temporal.get_workflow_handle(workflow_id(row["id"]))
     try:
-        # the client retries a query that timed out; the wait is the whole call's
-        state = await asyncio.wait_for(
-            handle.query(ReservationWorkflow.state, rpc_timeout=KEY_QUERY_WAIT),
-            KEY_QUERY_WAIT.total_seconds(),
-        )
+        state = await _query_state(handle)
     except (RPCError, WorkflowQueryFailedError, RuntimeError, TimeoutError) as error:
         # the row is a moment behind the workflow at worst; better than no answer
         logger.warning(

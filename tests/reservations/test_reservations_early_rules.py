@@ -441,7 +441,7 @@ async def test_a_key_retried_while_no_worker_answers_is_answered_from_its_row(
     assert booked.status_code == 200, booked.text
     await scene.workers.aclose()
     scene.workers = contextlib.AsyncExitStack()
-    monkeypatch.setattr(reservations, "KEY_QUERY_WAIT", timedelta(seconds=1))
+    monkeypatch.setattr(reservations, "QUERY_WAIT", timedelta(seconds=1))
     if query_fails is not None:
 
         async def failing_query(*args: object, **kwargs: object) -> None:
@@ -509,53 +509,41 @@ async def test_a_booking_whose_workflow_task_failed_answers_503_not_500(
     assert await _kept(scene) == (0, 0)
 
 
-async def test_a_move_whose_workflow_task_failed_answers_503_not_500(
-    scene: Scene, monkeypatch: pytest.MonkeyPatch
+async def _update_refused(*args: object, **kwargs: object) -> None:
+    # a worker took the workflow's task and hangs (tester M)
+    raise RPCError("Workflow Task in failed state",
+                   RPCStatusCode.FAILED_PRECONDITION, b"")  # fmt: skip
+
+
+async def _update_unanswered(*args: object, **kwargs: object) -> None:
+    await asyncio.sleep(60)
+
+
+@pytest.mark.parametrize(
+    ("update", "description"),
+    [
+        (
+            _update_refused,
+            "reservation: its workflow waits for a worker; ask again shortly",
+        ),
+        # a move has no key to ask again with (tester N)
+        (
+            _update_unanswered,
+            "reservation: still being worked on, and the change may yet be"
+            " made; read the reservation before asking again",
+        ),
+    ],
+    ids=["task-failed", "no-answer-in-time"],
+)
+async def test_a_move_without_its_workflows_answer_is_a_503_that_says_why(
+    scene: Scene, monkeypatch: pytest.MonkeyPatch, update, description: str
 ) -> None:
-    starts_at, ends_at = await scene.slot(hours_ahead=30)
-    booked = await scene.book(starts_at, ends_at)
-    assert booked.status_code == 200, booked.text
-
-    async def refused(*args: object, **kwargs: object) -> None:
-        raise RPCError("Workflow Task in failed state",
-                       RPCStatusCode.FAILED_PRECONDITION, b"")  # fmt: skip
-
-    monkeypatch.setattr(WorkflowHandle, "execute_update", refused)
-    later = starts_at + timedelta(hours=2)
-    moved = await scene.api.patch(
-        f"/api/reservations/{booked.json()['id']}",
-        json={"starts_at": later.isoformat()},
-        headers=scene.client.headers,
-    )
-
-    assert (moved.status_code, moved.json()) == (
-        503,
-        {
-            "error": "unavailable",
-            "description": "reservation: its workflow waits for a worker;"
-            " ask again shortly",
-        },
-    )
-    row = await scene.resources.pool.fetchrow(
-        "SELECT starts_at, version FROM reservation.reservations WHERE id = $1",
-        uuid.UUID(booked.json()["id"]),
-    )
-    assert (row["starts_at"], row["version"]) == (starts_at, 1)
-
-
-async def test_a_move_without_an_answer_in_time_says_it_may_yet_be_made(
-    scene: Scene, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A move has no key to ask again with (tester N)."""
     starts_at, ends_at = await scene.slot(hours_ahead=30)
     booked = await scene.book(starts_at, ends_at)
     assert booked.status_code == 200, booked.text
     monkeypatch.setattr(reservations, "ANSWER_WAIT_SECONDS", 0.5)
+    monkeypatch.setattr(WorkflowHandle, "execute_update", update)
 
-    async def no_answer(*args: object, **kwargs: object) -> None:
-        await asyncio.sleep(60)
-
-    monkeypatch.setattr(WorkflowHandle, "execute_update", no_answer)
     moved = await scene.api.patch(
         f"/api/reservations/{booked.json()['id']}",
         json={"starts_at": (starts_at + timedelta(hours=2)).isoformat()},
@@ -564,12 +552,13 @@ async def test_a_move_without_an_answer_in_time_says_it_may_yet_be_made(
 
     assert (moved.status_code, moved.json()) == (
         503,
-        {
-            "error": "unavailable",
-            "description": "reservation: still being worked on, and the change"
-            " may yet be made; read the reservation before asking again",
-        },
+        {"error": "unavailable", "description": description},
     )
+    row = await scene.resources.pool.fetchrow(
+        "SELECT starts_at, version FROM reservation.reservations WHERE id = $1",
+        uuid.UUID(booked.json()["id"]),
+    )
+    assert (row["starts_at"], row["version"]) == (starts_at, 1)
 
 
 async def test_a_key_retried_with_a_seat_that_is_not_there_is_told_apart_by_its_row(
@@ -608,7 +597,7 @@ async def test_a_read_whose_query_hangs_answers_from_the_row_in_the_query_wait(
     starts_at, ends_at = await scene.slot(hours_ahead=30)
     booked = await scene.book(starts_at, ends_at)
     assert booked.status_code == 200, booked.text
-    monkeypatch.setattr(reservations, "KEY_QUERY_WAIT", timedelta(seconds=0.5))
+    monkeypatch.setattr(reservations, "QUERY_WAIT", timedelta(seconds=0.5))
 
     async def hangs(*args: object, **kwargs: object) -> None:
         await asyncio.Event().wait()
