@@ -1,3 +1,4 @@
+from datetime import UTC, datetime
 from typing import Annotated
 
 import pytest
@@ -134,6 +135,38 @@ def test_an_instant_with_a_unicode_minus_is_refused(raw: str) -> None:
     with pytest.raises(ValidationError) as refused:
         Slot(starts_at=raw)
 
-    assert refused.value.errors()[0]["msg"] == (
-        "Value error, expected an RFC 3339 time with an offset"
-    )
+    assert refused.value.errors()[0]["msg"] == _NOT_RFC3339
+
+
+_NOT_RFC3339 = (
+    "Value error, expected an RFC 3339 time with seconds and an offset, such as"
+    " 2027-03-01T09:00:00+01:00"
+)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ["2027-03-01T09:00:00-0300", "2027-03-01T09:00:00+0100",
+     "2027-03-01T09:00+01:00", "2027-03-01T09:00Z", "2027-03-01T09:00:00,5Z",
+     "2027-03-01T09:00:00+01", "2027-03-01T09:00:00Z\n", "1772355600",
+     "2027-03-01T09:00:00.Z", "2027-03-01"],
+    ids=["offset-no-colon", "plus-no-colon", "no-seconds", "no-seconds-z",
+         "comma-fraction", "hour-offset", "trailing-newline", "digits",
+         "empty-fraction", "date-only"],
+)  # fmt: skip
+def test_an_instant_outside_rfc3339_is_refused(raw: str) -> None:
+    with pytest.raises(ValidationError) as refused:
+        Slot(starts_at=raw)
+
+    assert refused.value.errors()[0]["msg"] == _NOT_RFC3339
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("2027-03-01t09:00:00.250z", datetime(2027, 3, 1, 9, 0, 0, 250000, UTC)),
+     ("2027-03-01 10:00:00+01:00", datetime(2027, 3, 1, 9, tzinfo=UTC))],
+)  # fmt: skip
+def test_an_instant_in_rfc3339s_other_spellings_is_read(
+    raw: str, expected: datetime
+) -> None:
+    assert Slot(starts_at=raw).starts_at == expected

@@ -124,16 +124,22 @@ EmailAddress = Annotated[
 
 
 def _instant_text(value: Any) -> Any:
-    # a query string of digits would otherwise be read as a Unix timestamp
-    if isinstance(value, str) and not (value.isascii() and _RFC3339.match(value)):
-        # a Unicode minus (U+2212) in an offset would pass for a plus or none
-        raise ValueError("expected an RFC 3339 time with an offset")
-    if isinstance(value, str) and _UNKNOWN_OFFSET.search(value):
+    if not isinstance(value, str):
+        return value
+    if _UNKNOWN_OFFSET.search(value):
         # RFC 3339, 4.3: the time is in UTC, where the sender was is unknown;
         # a booking's place in its day would be a guess
         raise ValueError(
             "the offset -00:00 says the local offset is unknown; send the"
             " real offset, or Z for UTC"
+        )
+    # the parser beneath also reads "-0300", "09:00", "00,5" and a string of
+    # digits as a Unix time; the errors promise RFC 3339, so only that is taken.
+    # A Unicode minus (U+2212) in an offset fails here too.
+    if not (value.isascii() and _RFC3339.match(value)):
+        raise ValueError(
+            "expected an RFC 3339 time with seconds and an offset, such as"
+            " 2027-03-01T09:00:00+01:00"
         )
     return value
 
@@ -147,7 +153,10 @@ def _plus_read_as_space(value: Any) -> Any:
     return value
 
 
-_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+# without an offset it is let through, for the parser's own "timezone info" error
+_RFC3339 = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})?\Z"
+)
 _UNKNOWN_OFFSET = re.compile(r"-00(?::?00)?$")
 _PLUS_AS_SPACE = re.compile(r"\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)? \d{2}(?::?\d{2})?$")
 # Text searched for, up to 50 characters: a NUL or other control character
