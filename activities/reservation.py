@@ -489,7 +489,8 @@ class ReservationActivities:
             # past its close would otherwise mark a cancelled booking a no-show
             row = await conn.fetchrow(
                 "UPDATE reservation.reservations SET status = $2,"
-                " cancel_reason = NULLIF($3, ''), updated_at = now()"
+                " cancel_reason = NULLIF($3, ''), updated_at = now(),"
+                " hold_expires_at = NULL"
                 " WHERE id = $1 AND (status = $2 OR status = ANY($4::text[]))"
                 " RETURNING coworking_id, seat_id, starts_at, ends_at, version",
                 reservation_id, status, request.reason, list(_ACTIVE),
@@ -594,7 +595,10 @@ class ReservationActivities:
                 if ahead is not None:
                     return pb.StatusResult(ahead=ahead)
             outcome = await conn.execute(
+                # a hold's end is the row's only while it is held
                 "UPDATE reservation.reservations SET status = $2, updated_at = now(),"
+                " hold_expires_at ="
+                " CASE WHEN $2 = 'held' THEN hold_expires_at END,"
                 " checked_in_at ="
                 " CASE WHEN $2 = 'checked_in' THEN $3 ELSE checked_in_at END"
                 " WHERE id = $1 AND status <> $2 AND status = ANY($4::text[])",

@@ -135,6 +135,20 @@ async def test_a_held_reservation_says_until_when_staff_may_confirm_it(
         None,
         None,
     )
+    cancelled = await scene.api.delete(
+        f"/api/reservations/{near.json()['id']}", headers=scene.client.headers
+    )
+    assert cancelled.status_code == 204, cancelled.text
+    # nor do the rows keep a deadline that no longer stands
+    rows = await scene.resources.pool.fetch(
+        "SELECT id::text, status, hold_expires_at FROM reservation.reservations"
+        " WHERE id = ANY($1::uuid[])",
+        [far.json()["id"], near.json()["id"]],
+    )
+    assert {tuple(row) for row in rows} == {
+        (far.json()["id"], "confirmed", None),
+        (near.json()["id"], "cancelled", None),
+    }
 
 
 @pytest.mark.parametrize(
