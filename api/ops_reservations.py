@@ -39,7 +39,11 @@ from api.services import reservations
 from api.settings import Settings
 from api.tokens import Principal
 from proto import reservation_pb2 as pb
-from workflows.reservation import ReservationWorkflow, notification_name
+from workflows.reservation import (
+    RETRY_NOTIFICATION,
+    ReservationWorkflow,
+    notification_name,
+)
 
 EXIT_BAD_INPUT, EXIT_UNREACHABLE, EXIT_NOT_FOUND = 2, 4, 5
 # ops act with an owner's reach, under a name that the history shows
@@ -146,7 +150,7 @@ async def notifications(settings: Settings, args: argparse.Namespace) -> int:
                             " only a failed notification is retried",
                         )
                 await handle.signal(
-                    ReservationWorkflow.retry_notification,
+                    RETRY_NOTIFICATION,
                     pb.RetryNotificationRequest(requested_by="ops-cli"),
                 )
                 _say(f"retry requested for {reservation_id}")

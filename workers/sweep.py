@@ -25,7 +25,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.reservation import STOPPED, ReservationActivities
 from proto import reservation_pb2 as pb
-from workflows.reservation import WORKFLOW_NAME, ReservationWorkflow
+from workflows.reservation import LOOK_AT_ROW, WORKFLOW_NAME
 
 logger = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ async def _nudge(
         return 0
     handle = client.get_workflow_handle(f"{_PREFIX}{reservation_id}")
     try:
-        await handle.signal(ReservationWorkflow.look_at_row, pb.LookAtRowRequest())
+        await handle.signal(LOOK_AT_ROW, pb.LookAtRowRequest())
     except RPCError as error:
         # closed since, or stopped: the abandoned sweep's to close
         if error.status != RPCStatusCode.NOT_FOUND:

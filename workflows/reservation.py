@@ -12,10 +12,13 @@ from datetime import UTC, datetime, timedelta
 from typing import TypedDict
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeKey
+from temporalio.api.common.v1 import Payload
+from temporalio.common import RawValue, RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from google.protobuf.message import Message
+
     from proto import reservation_pb2 as pb
     from workflows.local_time import local_iso, local_time
 
@@ -30,6 +33,10 @@ NOTIFICATION_STATUS = SearchAttributeKey.for_keyword("NotificationStatus")
 
 # the claim's refusal of a move asked by a run that a reset left behind its row
 STALE_RULE = "workflow_behind"
+# Signals senders name by these: their handlers take any input (see below), so a
+# typed handle would want a raw payload.
+LOOK_AT_ROW = "look_at_row"
+RETRY_NOTIFICATION = "retry_notification"
 
 # Patch ids: each marks a change of workflow logic that old histories must not see.
 # One id per release, checked once at the start: every patch also writes the
@@ -106,6 +113,9 @@ PATCH_CANCEL_MAILS_THE_ROW = "2026-12-cancel-mails-the-row"
 # 2026-12: a run taking over a held row keeps the hold's end the row was held
 # with, not a full hold from the take-over.
 PATCH_ROW_KEEPS_HOLD_END = "2026-12-row-keeps-hold-end"
+# 2026-12: `retry_notification` and `look_at_row` mean what their names say,
+# whatever input was typed in the UI; one that did not decode was dropped.
+PATCH_SIGNAL_TAKES_ANY_INPUT = "2026-12-signal-takes-any-input"
 # A workflow whose input names a revision takes the patches that revision folds
 # in without asking: `workflow.patched` records a marker and upserts
 # TemporalChangeVersion on every new booking, one history event and one
@@ -181,6 +191,10 @@ TERMINAL = (
     S.RESERVATION_STATUS_NO_SHOW,
     S.RESERVATION_STATUS_REJECTED,
 )
+
+# a signal sent with no input at all
+_NO_INPUT = RawValue(Payload())
+
 # Mails that carry the calendar event: only the newest is worth sending.
 _INVITATIONS = (pb.MAIL_KIND_CONFIRMATION, pb.MAIL_KIND_RESCHEDULE)
 # Mails that say nothing useful once the reservation they announce has moved on.
@@ -1030,18 +1044,38 @@ class ReservationWorkflow:
             return
         self._cancel = request
 
-    @workflow.signal(name="look_at_row")
-    def look_at_row(self, request: pb.LookAtRowRequest | None = None) -> None:
+    # Neither of the next two reads its input, so neither takes it decoded: a
+    # handler whose input does not decode is never run, and ops who typed a
+    # string in the UI's input box saw nothing happen but a worker's traceback.
+
+    @workflow.signal(name=LOOK_AT_ROW)
+    def look_at_row(self, request: RawValue = _NO_INPUT) -> None:
+        if not self._taken(request, pb.LookAtRowRequest):
+            return
         if self._state.status in TERMINAL:
             return
         self._look_at_row = True
         self._changed = True
 
-    @workflow.signal(name="retry_notification")
-    def retry_notification(
-        self, request: pb.RetryNotificationRequest | None = None
-    ) -> None:
+    @workflow.signal(name=RETRY_NOTIFICATION)
+    def retry_notification(self, request: RawValue = _NO_INPUT) -> None:
+        if not self._taken(request, pb.RetryNotificationRequest):
+            return
         self._retry_requested = True
+
+    def _taken(self, request: RawValue, kind: type[Message]) -> bool:
+        """Whether a signal is taken: always, but in a history from before the
+        patch, where the input had to decode."""
+        if request is _NO_INPUT:
+            return True
+        try:
+            workflow.payload_converter().from_payload(request.payload, kind)
+        except Exception as error:  # noqa: BLE001 - whatever the converter raises
+            workflow.logger.warning(
+                "signal input ignored, not a %s: %s", kind.DESCRIPTOR.name, error
+            )
+            return self._patched(PATCH_SIGNAL_TAKES_ANY_INPUT)
+        return True
 
     @workflow.query(name="state")
     def state(self) -> pb.ReservationState:

@@ -69,9 +69,11 @@ from workflows.reservation import (
     CLIENT_ID,
     COWORKING_ID,
     FAILED_MAIL_PATIENCE,
+    LOOK_AT_ROW,
     NOTIFICATION_STATUS,
     RESERVATION_START,
     RESERVATION_STATUS,
+    RETRY_NOTIFICATION,
     REVISION,
     SEAT_ID,
     STALE_RULE,
@@ -856,7 +858,7 @@ async def current_view(resources: Resources, row: asyncpg.Record) -> Reservation
         # it over, so the row's own deadlines hold
         with contextlib.suppress(RPCError):
             await handle.signal(
-                ReservationWorkflow.look_at_row,
+                LOOK_AT_ROW,
                 pb.LookAtRowRequest(),
                 rpc_timeout=timedelta(seconds=5),
             )
@@ -1081,7 +1083,7 @@ async def retry_notification(
                 f"notification_status: {name}; only a failed notification is retried"
             )
         await handle.signal(
-            ReservationWorkflow.retry_notification,
+            RETRY_NOTIFICATION,
             pb.RetryNotificationRequest(requested_by=f"admin:{principal.id}"),
         )
 

@@ -492,7 +492,7 @@ async def test_cancelled_reservation_tells_support_it_is_closed(scene: Scene) ->
 async def test_a_reservation_past_its_move_budget_refuses_moves_without_a_trace(
     scene: Scene,
 ) -> None:
-    from workflows.reservation import MOVE_HISTORY_BUDGET, ReservationWorkflow
+    from workflows.reservation import MOVE_HISTORY_BUDGET, RETRY_NOTIFICATION
 
     starts_at, ends_at = await scene.slot(hours_ahead=40)
     rid = (await scene.book(starts_at, ends_at)).json()["id"]
@@ -506,7 +506,7 @@ async def test_a_reservation_past_its_move_budget_refuses_moves_without_a_trace(
         await asyncio.gather(
             *(
                 handle.signal(
-                    ReservationWorkflow.retry_notification,
+                    RETRY_NOTIFICATION,
                     pb.RetryNotificationRequest(),
                 )
                 for _ in range(50)

@@ -225,6 +225,35 @@ async def test_signals_from_the_ui_with_no_input_or_plain_json_are_taken(
     assert claims == 0
 
 
+async def test_a_retry_signal_typed_in_the_ui_with_any_input_is_taken(
+    scene: Scene, smtp
+) -> None:
+    """The input box of the UI's signal form is free text; a retry is a retry."""
+    reservation_id, _ = await _booked_into_failed_mail(scene, smtp, hours_ahead=30)
+    handle = _handle(scene, reservation_id)
+    smtp.refuse_with = None
+
+    await handle.signal("retry_notification", "please send it again")
+
+    await _notification_reaches(scene, reservation_id, pb.NOTIFICATION_STATUS_SENT)
+    assert [m.message["Subject"] for m in smtp.received] == [
+        "Your seat is booked: Lounge One"
+    ]
+    # the row-look is taken too: the run reads its row, as a local activity
+    await handle.signal("look_at_row", ["not", "a", "message"])
+
+    async def looked() -> bool:
+        history = await handle.fetch_history()
+        return any(
+            event.marker_recorded_event_attributes.marker_name == "core_local_activity"
+            and b"read_row"
+            in event.marker_recorded_event_attributes.details["data"].payloads[0].data
+            for event in history.events
+        )
+
+    await wait_for(looked)
+
+
 async def test_cancel_signal_with_no_input_cancels_without_a_reason(
     scene: Scene,
 ) -> None:
