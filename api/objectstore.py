@@ -7,7 +7,6 @@ import io
 import os
 import re
 import tempfile
-from datetime import timedelta
 from pathlib import Path
 from typing import Protocol
 
@@ -35,7 +34,6 @@ class ObjectStore(Protocol):
     async def get(self, key: str) -> bytes: ...
     async def delete(self, key: str) -> None: ...
     async def exists(self, key: str) -> bool: ...
-    async def presigned_url(self, key: str, expires: timedelta) -> str | None: ...
     async def check(self) -> None: ...
 
 
@@ -73,9 +71,6 @@ class FilesystemStore:
 
     async def exists(self, key: str) -> bool:
         return self._path(key).is_file()
-
-    async def presigned_url(self, key: str, expires: timedelta) -> str | None:
-        return None
 
     async def check(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -145,11 +140,6 @@ class S3Store:
                 return False
             raise ObjectStoreError(str(error)) from error
         return True
-
-    async def presigned_url(self, key: str, expires: timedelta) -> str | None:
-        return await asyncio.to_thread(
-            self.client.presigned_get_object, self.bucket, _checked(key), expires
-        )
 
     async def check(self) -> None:
         try:

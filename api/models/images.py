@@ -12,7 +12,7 @@ class ImagePublic(BaseModel):
     id: UUID
     coworking_id: UUID
     seat_id: UUID | None
-    # a presigned URL from S3, or this API's own stream of the object
+    # this API's own stream of the object, the same for as long as it exists
     url: str
     content_type: str
     width: int

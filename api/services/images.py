@@ -16,7 +16,6 @@ import io
 import logging
 import warnings
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -40,7 +39,6 @@ ACCEPTED = {
     "PNG": ("image/png", "png"),
     "WEBP": ("image/webp", "webp"),
 }
-URL_TTL = timedelta(minutes=15)
 _DECODING = asyncio.Semaphore(1)
 
 
@@ -174,14 +172,13 @@ async def _check_owner(
             raise NotFound(f"seat_id: no seat {seat_id} in this coworking")
 
 
-async def image_public(store: ObjectStore, row: asyncpg.Record) -> dict[str, Any]:
+def image_public(row: asyncpg.Record) -> dict[str, Any]:
     public = dict(row)
-    key = public.pop("object_key")
-    try:
-        url = await store.presigned_url(key, URL_TTL)
-    except ObjectStoreError:
-        url = None
-    public["url"] = url or f"/api/images/{row['id']}"
+    del public["object_key"]
+    # Served by this API, not linked to the store: a presigned link named the
+    # store's own address (inside a cluster, unreachable for a browser), lapsed
+    # in minutes, changed on every read, and came without our headers.
+    public["url"] = f"/api/images/{row['id']}"
     return public
 
 
@@ -231,7 +228,7 @@ async def add_image(
                 await store.delete(key)
             raise
     logger.info("stored image %s for coworking %s", row["id"], coworking_id)
-    return await image_public(store, row)
+    return image_public(row)
 
 
 async def list_images(
@@ -244,7 +241,7 @@ async def list_images(
             " AND seat_id IS NOT DISTINCT FROM $2 ORDER BY position, created_at, id",
             coworking_id, seat_id,
         )  # fmt: skip
-    return [await image_public(store, row) for row in rows]
+    return [image_public(row) for row in rows]
 
 
 async def reorder_images(

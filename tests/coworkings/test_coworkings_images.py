@@ -122,12 +122,8 @@ async def test_upload_image_png_stored_listed_served(stack, db) -> None:
 
     listed = (await http.get(url)).json()
     assert [i["id"] for i in listed] == [body["id"]]
-    if isinstance(store, S3Store):
-        assert "X-Amz-Signature" in listed[0]["url"]
-        async with httpx.AsyncClient() as direct:
-            assert (await direct.get(listed[0]["url"])).content == served
-    else:
-        assert listed[0]["url"] == f"/api/images/{body['id']}"
+    # from either store, a link a browser reaches: the store may sit where it cannot
+    assert listed[0]["url"] == body["url"] == f"/api/images/{body['id']}"
     streamed = await http.get(f"/api/images/{body['id']}")
     assert streamed.status_code == 200 and streamed.content == served
     assert streamed.headers["content-type"] == "image/png"
