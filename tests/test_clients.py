@@ -497,6 +497,39 @@ async def test_owner_sets_verified_and_internal(api, db, settings) -> None:
     assert seen.json()["verified"] is True
 
 
+async def test_a_verified_client_who_renames_themself_is_verified_no_more(
+    api, db, settings
+) -> None:
+    owner = await create_admin(db, settings, role="owner")
+    client = await create_client(db, settings)
+    marked = await api.patch(
+        f"/api/client/{client.id}", json={"verified": True}, headers=owner.headers
+    )
+    assert marked.json()["verified"] is True
+
+    # what leaves the name as it was keeps the mark, the same name sent included
+    kept = await api.patch(
+        "/api/client",
+        json={"send_notifications": False, "name": "Ada", "surname": "Lovelace"},
+        headers=client.headers,
+    )
+    renamed = await api.patch(
+        "/api/client", json={"surname": "Byron"}, headers=client.headers
+    )
+
+    assert (kept.status_code, kept.json()["verified"]) == (200, True)
+    assert (renamed.status_code, renamed.json()["verified"]) == (200, False)
+    row = await db.fetchrow("SELECT surname, verified FROM client.clients")
+    assert tuple(row) == ("Byron", False)
+    # staff who rename and verify in one request vouch for the new name
+    both = await api.patch(
+        f"/api/client/{client.id}",
+        json={"patronymic": "Gordon", "verified": True},
+        headers=owner.headers,
+    )
+    assert (both.json()["patronymic"], both.json()["verified"]) == ("Gordon", True)
+
+
 async def test_manager_only_verifies_clients_checked_in_at_their_coworkings(
     api, db, settings
 ) -> None:

@@ -79,7 +79,12 @@ async def update_client(
             " surname = coalesce($5, surname), patronymic = coalesce($6, patronymic),"
             " send_notifications = coalesce($7, send_notifications),"
             " is_internal = coalesce($8, is_internal),"
-            " verified = coalesce($9, verified),"
+            # "verified" vouches for the name staff saw on a document: a new
+            # name is one nobody checked, unless staff set the flag with it
+            " verified = CASE WHEN $9::boolean IS NOT NULL THEN $9"
+            " WHEN (coalesce($4, name), coalesce($5, surname),"
+            " coalesce($6, patronymic)) IS DISTINCT FROM (name, surname, patronymic)"
+            " THEN false ELSE verified END,"
             " updated_at = now() WHERE id = $1 AND deleted_at IS NULL"
             " RETURNING id, email, name, surname, patronymic, send_notifications,"
             " is_internal, verified",
