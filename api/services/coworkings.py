@@ -7,6 +7,7 @@ caller answers, so no cached availability outlives an acknowledged change.
 
 from __future__ import annotations
 
+import calendar
 import json
 import logging
 from collections.abc import Collection, Container, Sequence
@@ -697,15 +698,21 @@ def _local_day(
     now: datetime,
 ) -> date:  # fmt: skip
     today = now.astimezone(rules.zone).date()
-    try:
-        return date(
-            today.year if year is None else year,
-            today.month if month is None else month,
-            today.day if day is None else day,
+    year = today.year if year is None else year
+    month = today.month if month is None else month
+    day = today.day if day is None else day
+    # bookings lie in these years; outside them the day's bounds in UTC may
+    # not even be a datetime
+    if not 2000 <= year <= 2200:
+        raise InvalidQuery(f"query.year: {year} is not between 2000 and 2200")
+    if not 1 <= month <= 12:
+        raise InvalidQuery(f"query.month: {month} is not between 1 and 12")
+    last = calendar.monthrange(year, month)[1]
+    if not 1 <= day <= last:
+        raise InvalidQuery(
+            f"query.day: {day} is not a day of {year}-{month:02d}, which has {last}"
         )
-    except ValueError as error:
-        field = "day" if day is not None else "month" if month is not None else "year"
-        raise InvalidQuery(f"query.{field}: not a calendar date ({error})") from None
+    return date(year, month, day)
 
 
 async def clients_on_day(

@@ -678,13 +678,25 @@ async def test_list_clients_of_day_in_local_zone(
     assert (
         await api.get("/api/coworking/clients", headers=client.headers)
     ).status_code == 403
-    bad = await api.get(
-        "/api/coworking/clients",
-        params={"day": 31, "month": 2, "year": 2026},
-        headers=owner.headers,
-    )
-    assert bad.status_code == 400 and bad.json()["error"] == "invalid_query"
-    assert bad.json()["description"].startswith("query.day: not a calendar date")
+    for query, description in (
+        ({"day": 31, "month": 2, "year": 2026},
+         "query.day: 31 is not a day of 2026-02, which has 28"),
+        ({"day": 1, "month": 1, "year": 1},
+         "query.year: 1 is not between 2000 and 2200"),
+        # the day's bounds in UTC were past what a datetime holds: a 500
+        ({"day": 31, "month": 12, "year": 9999},
+         "query.year: 9999 is not between 2000 and 2200"),
+        ({"day": 0, "month": 0, "year": 0},
+         "query.year: 0 is not between 2000 and 2200"),
+        ({"day": 0, "month": 0, "year": 2026},
+         "query.month: 0 is not between 1 and 12"),
+        ({"day": 0}, "query.day: 0 is not a day of"),
+    ):  # fmt: skip
+        bad = await api.get(
+            "/api/coworking/clients", params=query, headers=owner.headers
+        )
+        assert (bad.status_code, bad.json()["error"]) == (400, "invalid_query")
+        assert bad.json()["description"].startswith(description), query
     today = await api.get("/api/coworking/clients", headers=owner.headers)
     assert today.status_code == 200 and today.json() == []
 
