@@ -183,6 +183,8 @@ def scoped_router(prefix: str, coworking: Any) -> APIRouter:
     ) -> dict[str, Any]:
         # the contract gives this one to admins only; the list is public
         require_role(who, "owner", "manager", "support")
+        # and hidden, with its coworking, where that is inactive and not theirs
+        await require_visible(pool, who, coworking_id)
         return await service.get_seat(pool, coworking_id, seat_id)
 
     @router.patch("/seats/{seat_id:uuid}", response_model=SeatPublic)

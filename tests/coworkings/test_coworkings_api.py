@@ -398,6 +398,14 @@ async def test_the_seats_of_an_inactive_coworking_are_hidden_as_it_is(
     seen = await api.get(path, headers=owner.headers)
     assert seen.status_code == 200
     assert [(s["id"], s["number"]) for s in seen.json()] == [(str(seat), 4)]
+    # the one seat too, read by staff of another coworking
+    one = await api.get(f"{path}/{seat}", headers=outsider.headers)
+    assert (one.status_code, one.json()["description"]) == (
+        404,
+        f"coworking_id: no coworking {hidden}",
+    )
+    mine = await api.get(f"{path}/{seat}", headers=owner.headers)
+    assert (mine.status_code, mine.json()["number"]) == (200, 4)
 
 
 async def test_create_seat_contract_shapes(
