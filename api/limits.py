@@ -189,14 +189,16 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         content_type = headers.get("content-type", "").lower()
-        multipart = content_type.startswith("multipart/form-data")
-        limit = self.max_upload_bytes if multipart else self.max_json_bytes
+        # the route decides what body it takes, not the label alone: a login
+        # labelled multipart was read up to an image's size
+        upload = scope.get("method") == "POST" and bool(
+            _UPLOAD_PATH.fullmatch(scope.get("path", ""))
+        )
+        image = upload and content_type.startswith("multipart/form-data")
+        limit = self.max_upload_bytes if image else self.max_json_bytes
         try:
             if headers.get("content-length") != "0":
-                upload = scope.get("method") == "POST" and bool(
-                    _UPLOAD_PATH.fullmatch(scope.get("path", ""))
-                )
-                _check_encoding(headers, content_type, multipart, upload=upload)
+                _check_encoding(headers, content_type, upload=upload)
             body = await self._read(headers, receive, limit)
             if "json" in content_type and json_depth(body) > MAX_JSON_DEPTH:
                 raise _Refused(
@@ -280,7 +282,7 @@ class BodyLimitMiddleware:
 
 
 def _check_encoding(
-    headers: dict[str, str], content_type: str, multipart: bool, *, upload: bool
+    headers: dict[str, str], content_type: str, *, upload: bool
 ) -> None:
     """Bodies here are JSON, or a multipart image upload, and never compressed."""
     if headers.get("content-encoding", "identity").lower() != "identity":
@@ -289,7 +291,10 @@ def _check_encoding(
             "header.Content-Encoding: bodies are accepted uncompressed only",
         )  # fmt: skip
     media = content_type.split(";", 1)[0].strip()
-    if multipart or media == "application/json" or media.endswith("+json"):
+    if media == "application/json" or media.endswith("+json"):
+        # an upload's route answers a JSON body itself, after its credentials
+        return
+    if upload and media == "multipart/form-data":
         return
     wanted = (
         "the image as multipart/form-data, field file" if upload else "application/json"

@@ -491,6 +491,57 @@ async def test_raw_image_body_is_a_415_naming_what_the_route_takes(
     assert await db.fetchval("SELECT count(*) FROM images.images") == 0
 
 
+async def test_a_body_labelled_multipart_outside_an_upload_is_a_415() -> None:
+    """The route says what it takes: a sign-in labelled multipart was read to
+    the size of an image, ten times a JSON body's, before anything refused it."""
+    reached: list[str] = []
+
+    async def app(scope, receive, send):
+        reached.append(scope["path"])
+        body = (await receive())["body"]
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": str(len(body)).encode()})
+
+    guard = BodyLimitMiddleware(
+        app, max_json_bytes=1024, max_upload_bytes=64 * 1024, read_timeout=30
+    )
+
+    async def post(path: str, content_type: bytes, size: int) -> dict:
+        sent: list[dict] = []
+        body = [{"type": "http.request", "body": b"x" * size, "more_body": False}]
+
+        async def receive():
+            return body.pop() if body else {"type": "http.disconnect"}
+
+        async def send(message):
+            sent.append(message)
+
+        scope = {
+            "type": "http", "method": "POST", "path": path,
+            "headers": [(b"content-type", content_type),
+                        (b"content-length", str(size).encode())],
+        }  # fmt: skip
+        await guard(scope, receive, send)
+        return {"status": sent[0]["status"], "body": json.loads(sent[1]["body"])}
+
+    multipart = b"multipart/form-data; boundary=x"
+    assert await post("/api/client/login", multipart, 4096) == {
+        "status": 415,
+        "body": {
+            "error": "unsupported_media_type",
+            "description": "header.Content-Type: multipart/form-data is not accepted;"
+            " send application/json",
+        },
+    }
+    assert reached == []
+    # an upload takes its image up to its own bound
+    assert await post("/api/coworking/images", multipart, 4096) == {
+        "status": 200,
+        "body": 4096,
+    }
+    assert reached == ["/api/coworking/images"]
+
+
 async def test_empty_body_with_any_content_type_reaches_the_route(api) -> None:
     # browsers label even an empty POST; it is not a body of another kind
     response = await api.post(
