@@ -162,6 +162,24 @@ def test_an_instant_outside_rfc3339_is_refused(raw: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("raw", "told"),
+    [("2027-03-01T24:00:00Z", "the hour 24 is past 23"),
+     ("2027-03-01T23:60:00Z", "the minute 60 is past 59"),
+     # a leap second: Python's datetime holds none
+     ("2016-12-31T23:59:60Z", "the second 60 is past 59"),
+     ("2027-03-01T23:00:00+24:00", "the offset hour 24 is past 23"),
+     ("2027-03-01T23:00:00+05:99", "the offset minute 99 is past 59")],
+)  # fmt: skip
+def test_an_instant_out_of_its_ranges_is_refused_naming_the_part(
+    raw: str, told: str
+) -> None:
+    with pytest.raises(ValidationError) as refused:
+        Slot(starts_at=raw)
+
+    assert refused.value.errors()[0]["msg"] == f"Value error, {told}"
+
+
+@pytest.mark.parametrize(
     ("raw", "expected"),
     [("2027-03-01t09:00:00.250z", datetime(2027, 3, 1, 9, 0, 0, 250000, UTC)),
      ("2027-03-01 10:00:00+01:00", datetime(2027, 3, 1, 9, tzinfo=UTC))],

@@ -136,11 +136,18 @@ def _instant_text(value: Any) -> Any:
     # the parser beneath also reads "-0300", "09:00", "00,5" and a string of
     # digits as a Unix time; the errors promise RFC 3339, so only that is taken.
     # A Unicode minus (U+2212) in an offset fails here too.
-    if not (value.isascii() and _RFC3339.match(value)):
+    found = _RFC3339.match(value) if value.isascii() else None
+    if found is None:
         raise ValueError(
             "expected an RFC 3339 time with seconds and an offset, such as"
             " 2027-03-01T09:00:00+01:00"
         )
+    # the parser's words for these are "unexpected extra characters"
+    for part, bound in (("hour", 23), ("minute", 59), ("second", 59),
+                        ("offset_hour", 23), ("offset_minute", 59)):  # fmt: skip
+        number = found.group(part)
+        if number is not None and int(number) > bound:
+            raise ValueError(f"the {part.replace('_', ' ')} {number} is past {bound}")
     return value
 
 
@@ -155,7 +162,8 @@ def _plus_read_as_space(value: Any) -> Any:
 
 # without an offset it is let through, for the parser's own "timezone info" error
 _RFC3339 = re.compile(
-    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})?\Z"
+    r"\d{4}-\d{2}-\d{2}[Tt ](?P<hour>\d{2}):(?P<minute>\d{2}):(?P<second>\d{2})"
+    r"(?:\.\d+)?(?:[Zz]|[+-](?P<offset_hour>\d{2}):(?P<offset_minute>\d{2}))?\Z"
 )
 _UNKNOWN_OFFSET = re.compile(r"-00(?::?00)?$")
 _PLUS_AS_SPACE = re.compile(r"\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)? \d{2}(?::?\d{2})?$")
