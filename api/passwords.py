@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import re
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from zxcvbn import zxcvbn
 
 # OWASP's argon2id recommendation: m=19 MiB, t=2, p=1.
 HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
@@ -14,6 +16,11 @@ _SLOTS = asyncio.Semaphore(4)
 # every admin reads every client's personal data, so none gets a weak password
 MIN_STAFF_PASSWORD = 12
 MAX_PASSWORD = 100
+# zxcvbn's score, 0 to 4: 3 is about 10^8 to 10^10 guesses
+_SCORE_NEEDED = 3
+# its matching grows fast with length; a password this long is not short of
+# entropy for want of the rest
+_GUESS_CHECKED = 72
 # A real hash of a random password, so an unknown account costs a verify too.
 _DUMMY_HASH = HASHER.hash("tlounge-no-such-account-placeholder")
 
@@ -52,8 +59,17 @@ def staff_password_problem(password: str, email: str) -> str | None:
     if len(set(password)) < 6:
         return "repeats too few different characters"
     local = email.split("@", 1)[0].lower()
-    # a tag after '+' reaches the same mailbox, so the name before it counts
-    names = {local, local.split("+", 1)[0]}
+    # a tag after '+' reaches the same mailbox, so the name before it counts,
+    # and so does each name of "john.smith" alone
+    names = {local, local.split("+", 1)[0], *re.split(r"[._+-]", local)}
     if any(len(name) >= 3 and name in password.lower() for name in names):
         return "contains the email's name, before the @"
+    # what the rules above let through and a guesser tries first: common
+    # passwords and words, keyboard runs, dates, repeats
+    guessed = zxcvbn(
+        password[:_GUESS_CHECKED], user_inputs=list(names), max_length=_GUESS_CHECKED
+    )
+    if guessed["score"] < _SCORE_NEEDED:
+        why = guessed["feedback"].get("warning") or "a pattern guessers try early"
+        return f"is too easy to guess ({why.rstrip('.')})"
     return None

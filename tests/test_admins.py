@@ -132,6 +132,24 @@ async def test_a_staff_password_may_not_hold_the_name_before_an_email_tag(
     )
 
 
+async def test_a_staff_password_may_not_hold_one_name_of_a_dotted_email(
+    api, db, settings
+) -> None:
+    owner = await create_admin(db, settings, role="owner")
+
+    response = await api.post(
+        "/api/admin/register",
+        json={"email": "john.smith@example.com", "password": "JohnSmith-2026!!"},
+        headers=owner.headers,
+    )
+
+    assert_api_error(response, 400, "invalid_body")
+    assert response.json()["description"] == (
+        "password: a staff password contains the email's name, before the @"
+    )
+    assert await db.fetchval("SELECT count(*) FROM admin.admins") == 1
+
+
 async def test_an_admin_cannot_change_to_a_weak_password(api, db, settings) -> None:
     admin = await create_admin(db, settings, role="owner")
     before = await db.fetchval(

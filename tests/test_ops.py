@@ -82,9 +82,17 @@ async def test_create_owner_generated_password_printed_once(
             "contains the email's name, before the @",
         ),
         ("x" * 60 + "y" * 41 + "abcdef", "is longer than 100 characters"),
+        ("password1234",
+         "is too easy to guess (This is a very common password)"),
+        ("123456123456",
+         'is too easy to guess (Repeats like "abcabcabc" are only slightly harder'
+         ' to guess than "abc")'),
+        ("qwertyuiop123",
+         "is too easy to guess (This is a very common password)"),
     ],
-    ids=["short", "repetitive", "has-email", "long"],
-)
+    ids=["short", "repetitive", "has-email", "long", "common", "repeated-run",
+         "keyboard-row"],
+)  # fmt: skip
 async def test_create_owner_refuses_weak_password(
     db, settings, monkeypatch, capsys, password, reason
 ) -> None:
