@@ -493,7 +493,10 @@ class ReservationActivities:
                 " hold_expires_at = NULL"
                 " WHERE id = $1 AND (status = $2 OR status = ANY($4::text[]))"
                 " RETURNING coworking_id, seat_id, starts_at, ends_at, version",
-                reservation_id, status, request.reason, list(_ACTIVE),
+                # a NUL is the one character PostgreSQL's text cannot hold; a
+                # run from before the workflow cleaned signalled reasons sends it
+                reservation_id, status, request.reason.replace("\x00", ""),
+                list(_ACTIVE),
             )  # fmt: skip
             released = 0
             if row is not None:

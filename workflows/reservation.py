@@ -8,15 +8,16 @@ module never imports the database or SMTP clients into the sandbox.
 from __future__ import annotations
 
 import asyncio
+import unicodedata
 from datetime import UTC, datetime, timedelta
-from typing import TypedDict
+from typing import TypedDict, TypeVar
 
 from temporalio import workflow
-from temporalio.api.common.v1 import Payload
-from temporalio.common import RawValue, RetryPolicy, SearchAttributeKey
+from temporalio.common import RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from google.protobuf import json_format
     from google.protobuf.message import Message
 
     from proto import reservation_pb2 as pb
@@ -33,8 +34,9 @@ NOTIFICATION_STATUS = SearchAttributeKey.for_keyword("NotificationStatus")
 
 # the claim's refusal of a move asked by a run that a reset left behind its row
 STALE_RULE = "workflow_behind"
-# Signals senders name by these: their handlers take any input (see below), so a
-# typed handle would want a raw payload.
+# Signals senders name by these: their handlers take any number of inputs (see
+# below), which a typed handle cannot express.
+CANCEL = "cancel"
 LOOK_AT_ROW = "look_at_row"
 RETRY_NOTIFICATION = "retry_notification"
 
@@ -192,8 +194,8 @@ TERMINAL = (
     S.RESERVATION_STATUS_REJECTED,
 )
 
-# a signal sent with no input at all
-_NO_INPUT = RawValue(Payload())
+# what the API takes as a cancel's reason, also of one signalled from the UI
+REASON_MAX = 200
 
 # Mails that carry the calendar event: only the newest is worth sending.
 _INVITATIONS = (pb.MAIL_KIND_CONFIRMATION, pb.MAIL_KIND_RESCHEDULE)
@@ -1030,27 +1032,35 @@ class ReservationWorkflow:
                 type="InvalidState",
             )
 
-    # Signals may come from the Temporal UI with no input at all; a handler that
-    # required one would fail every workflow task from then on.
+    # Signals come from the Temporal UI and the CLI with whatever input was typed:
+    # none, one, or several (the CLI repeats --input). A handler that took a
+    # fixed number of inputs failed every workflow task once sent another, and
+    # the reservation stood still for good. So each takes any number, reads the
+    # first, and says in the worker's log what it ignored.
 
-    @workflow.signal(name="cancel")
-    def cancel(self, request: pb.CancelRequest | None = None) -> None:
-        request = request or pb.CancelRequest()
+    @workflow.signal(name=CANCEL)
+    def cancel(self, *inputs: object) -> None:
+        request = _first_input(CANCEL, inputs, pb.CancelRequest)
+        if request is None:
+            # dropped, as before: a reason typed as bare text would be lost
+            return
         if self._cancel is not None or self._state.status in TERMINAL:
             return
         if workflow.now() >= _dt(self._state.ends_at) and self._patched(
             PATCH_NO_CANCEL_AFTER_END
         ):
             return
+        # the API's rules for a reason hold for one signalled past it: a NUL
+        # stopped the release in PostgreSQL, retried for ever
+        request.reason = _clean_reason(request.reason)
         self._cancel = request
 
-    # Neither of the next two reads its input, so neither takes it decoded: a
-    # handler whose input does not decode is never run, and ops who typed a
-    # string in the UI's input box saw nothing happen but a worker's traceback.
+    # Neither of the next two reads its input. Before the patch an input that
+    # did not read as their message dropped the signal.
 
     @workflow.signal(name=LOOK_AT_ROW)
-    def look_at_row(self, request: RawValue = _NO_INPUT) -> None:
-        if not self._taken(request, pb.LookAtRowRequest):
+    def look_at_row(self, *inputs: object) -> None:
+        if not self._taken(_first_input(LOOK_AT_ROW, inputs, pb.LookAtRowRequest)):
             return
         if self._state.status in TERMINAL:
             return
@@ -1058,24 +1068,14 @@ class ReservationWorkflow:
         self._changed = True
 
     @workflow.signal(name=RETRY_NOTIFICATION)
-    def retry_notification(self, request: RawValue = _NO_INPUT) -> None:
-        if not self._taken(request, pb.RetryNotificationRequest):
+    def retry_notification(self, *inputs: object) -> None:
+        request = _first_input(RETRY_NOTIFICATION, inputs, pb.RetryNotificationRequest)
+        if not self._taken(request):
             return
         self._retry_requested = True
 
-    def _taken(self, request: RawValue, kind: type[Message]) -> bool:
-        """Whether a signal is taken: always, but in a history from before the
-        patch, where the input had to decode."""
-        if request is _NO_INPUT:
-            return True
-        try:
-            workflow.payload_converter().from_payload(request.payload, kind)
-        except Exception as error:  # noqa: BLE001 - whatever the converter raises
-            workflow.logger.warning(
-                "signal input ignored, not a %s: %s", kind.DESCRIPTOR.name, error
-            )
-            return self._patched(PATCH_SIGNAL_TAKES_ANY_INPUT)
-        return True
+    def _taken(self, request: Message | None) -> bool:
+        return request is not None or self._patched(PATCH_SIGNAL_TAKES_ANY_INPUT)
 
     @workflow.query(name="state")
     def state(self) -> pb.ReservationState:
@@ -1135,3 +1135,47 @@ class ReservationWorkflow:
             if workflow.now() >= _dt(self._state.starts_at):
                 what = "a reservation that has started"
         return ApplicationError(f"cannot {action} {what}", type="InvalidState")
+
+
+_M = TypeVar("_M", bound=Message)
+
+
+def _first_input(name: str, inputs: tuple[object, ...], kind: type[_M]) -> _M | None:
+    """A signal's first input as `kind` (empty for none or JSON null), as the
+    converter read it with that type; None when it is no such message."""
+    if len(inputs) > 1:
+        workflow.logger.warning(
+            "signal %s: %d inputs, only the first is read", name, len(inputs)
+        )
+    first = inputs[0] if inputs else None
+    if first is None:
+        return kind()
+    if isinstance(first, kind):
+        return first
+    if isinstance(first, Message):
+        first = json_format.MessageToDict(first)
+    # plain JSON, as the UI sends it; a bare string or list is no message
+    if isinstance(first, dict):
+        try:
+            return json_format.ParseDict(first, kind(), ignore_unknown_fields=True)
+        except json_format.ParseError as error:
+            workflow.logger.warning("signal %s: input ignored: %s", name, error)
+            return None
+    workflow.logger.warning(
+        "signal %s: input ignored, not a JSON object: %s", name, type(first).__name__
+    )
+    return None
+
+
+def _clean_reason(reason: str) -> str:
+    """A reason as the API would have taken it: what it refuses (controls, line
+    breaks, bidi and other format characters, unassigned code points) becomes a
+    space, and it is cut at the API's length. The API's own come back unchanged."""
+    kept = "".join(
+        " "
+        if unicodedata.category(char) in ("Cc", "Zl", "Zp", "Cs", "Co", "Cn")
+        or (unicodedata.category(char) == "Cf" and char not in "\u200c\u200d")
+        else char
+        for char in unicodedata.normalize("NFC", reason)
+    )
+    return kept.strip()[:REASON_MAX]

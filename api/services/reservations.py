@@ -66,6 +66,7 @@ from api.tokens import Principal
 from proto import reservation_pb2 as pb
 from workflows.local_time import local_span
 from workflows.reservation import (
+    CANCEL,
     CLIENT_ID,
     COWORKING_ID,
     FAILED_MAIL_PATIENCE,
@@ -940,7 +941,7 @@ async def signal_cancel(
     async with temporal_boundary(resources.temporal):
         try:
             await handle.signal(
-                ReservationWorkflow.cancel,
+                CANCEL,
                 pb.CancelRequest(reason=reason, requested_by=requested_by),
             )
         except RPCError as error:

@@ -254,6 +254,58 @@ async def test_a_retry_signal_typed_in_the_ui_with_any_input_is_taken(
     await wait_for(looked)
 
 
+async def test_signals_sent_with_several_inputs_read_the_first_and_go_on(
+    scene: Scene, smtp
+) -> None:
+    """The CLI repeats --input; such a signal failed every workflow task, and
+    the reservation could no more be moved, cancelled or closed."""
+    reservation_id, _ = await _booked_into_failed_mail(scene, smtp, hours_ahead=30)
+    handle = _handle(scene, reservation_id)
+    smtp.refuse_with = None
+
+    await handle.signal("look_at_row", args=["a", "b"])
+    await handle.signal("retry_notification", args=[{}, "and more", 3])
+    await _notification_reaches(scene, reservation_id, pb.NOTIFICATION_STATUS_SENT)
+    await handle.signal("cancel", args=[{"reason": "burst pipe"}, "ignored"])
+
+    async def cancelled() -> bool:
+        row = await scene.resources.pool.fetchrow(
+            "SELECT status, cancel_reason FROM reservation.reservations WHERE id = $1",
+            uuid.UUID(reservation_id),
+        )
+        return tuple(row) == ("cancelled", "burst pipe")
+
+    await wait_for(cancelled)
+    assert await _kinds(scene, reservation_id) == ["confirmation", "cancellation"]
+    failed = [
+        event
+        for event in (await handle.fetch_history()).events
+        if event.HasField("workflow_task_failed_event_attributes")
+    ]
+    assert failed == []
+
+
+async def test_a_signalled_cancel_reason_is_held_to_the_apis_rules(
+    scene: Scene,
+) -> None:
+    reservation_id, handle = await _booked(scene)
+    # a NUL stopped the release in PostgreSQL, retried for ever
+    reason = "leak\x00in the\r\nroof\u202e " + "x" * 20_000
+
+    await handle.signal("cancel", {"reason": reason})
+
+    await wait_for(lambda: _row_status_is(scene, reservation_id, "cancelled"))
+    stored = await scene.resources.pool.fetchval(
+        "SELECT cancel_reason FROM reservation.reservations WHERE id = $1",
+        uuid.UUID(reservation_id),
+    )
+    assert stored == ("leak in the  roof  " + "x" * 200)[:200]
+    got = await scene.api.get(
+        f"/api/reservations/{reservation_id}", headers=scene.client.headers
+    )
+    assert got.json()["cancel_reason"] == stored
+
+
 async def test_cancel_signal_with_no_input_cancels_without_a_reason(
     scene: Scene,
 ) -> None:
