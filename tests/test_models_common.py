@@ -168,7 +168,12 @@ def test_an_instant_outside_rfc3339_is_refused(raw: str) -> None:
      # a leap second: Python's datetime holds none
      ("2016-12-31T23:59:60Z", "the second 60 is past 59"),
      ("2027-03-01T23:00:00+24:00", "the offset hour 24 is past 23"),
-     ("2027-03-01T23:00:00+05:99", "the offset minute 99 is past 59")],
+     ("2027-03-01T23:00:00+05:99", "the offset minute 99 is past 59"),
+     # read, these were cut to 09:00:00 and 08:59:59.999999
+     ("2027-03-01T09:00:00.0000001Z",
+      "gives a fraction of a second finer than microseconds"),
+     ("2027-03-01T08:59:59.9999999Z",
+      "gives a fraction of a second finer than microseconds")],
 )  # fmt: skip
 def test_an_instant_out_of_its_ranges_is_refused_naming_the_part(
     raw: str, told: str
@@ -182,6 +187,9 @@ def test_an_instant_out_of_its_ranges_is_refused_naming_the_part(
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [("2027-03-01t09:00:00.250z", datetime(2027, 3, 1, 9, 0, 0, 250000, UTC)),
+     # as Go's RFC3339Nano may write it
+     ("2027-03-01T09:00:00.123456000Z",
+      datetime(2027, 3, 1, 9, 0, 0, 123456, UTC)),
      ("2027-03-01 10:00:00+01:00", datetime(2027, 3, 1, 9, tzinfo=UTC))],
 )  # fmt: skip
 def test_an_instant_in_rfc3339s_other_spellings_is_read(

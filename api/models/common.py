@@ -142,6 +142,9 @@ def _instant_text(value: Any) -> Any:
             "expected an RFC 3339 time with seconds and an offset, such as"
             " 2027-03-01T09:00:00+01:00"
         )
+    if (found.group("finer") or "0").strip("0"):
+        # the parser would cut them off, and book or look up another instant
+        raise ValueError("gives a fraction of a second finer than microseconds")
     # the parser's words for these are "unexpected extra characters"
     for part, bound in (("hour", 23), ("minute", 59), ("second", 59),
                         ("offset_hour", 23), ("offset_minute", 59)):  # fmt: skip
@@ -163,7 +166,8 @@ def _plus_read_as_space(value: Any) -> Any:
 # without an offset it is let through, for the parser's own "timezone info" error
 _RFC3339 = re.compile(
     r"\d{4}-\d{2}-\d{2}[Tt ](?P<hour>\d{2}):(?P<minute>\d{2}):(?P<second>\d{2})"
-    r"(?:\.\d+)?(?:[Zz]|[+-](?P<offset_hour>\d{2}):(?P<offset_minute>\d{2}))?\Z"
+    r"(?:\.\d{1,6}(?P<finer>\d*))?"
+    r"(?:[Zz]|[+-](?P<offset_hour>\d{2}):(?P<offset_minute>\d{2}))?\Z"
 )
 _UNKNOWN_OFFSET = re.compile(r"-00(?::?00)?$")
 _PLUS_AS_SPACE = re.compile(r"\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)? \d{2}(?::?\d{2})?$")
