@@ -7,6 +7,7 @@ only then is anything hashed or verified.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from dataclasses import dataclass
@@ -147,7 +148,10 @@ async def change_password(
         email = await resources.pool.fetchval(
             "SELECT email FROM admin.admins WHERE id = $1", principal.id
         )
-        problem = staff_password_problem(request.new_password, email or "")
+        # zxcvbn's estimate takes milliseconds of CPU, kept off the event loop
+        problem = await asyncio.to_thread(
+            staff_password_problem, request.new_password, email or ""
+        )
         if problem:
             raise InvalidInput(f"new_password: a staff password {problem}")
     await check_password(

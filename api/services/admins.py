@@ -8,6 +8,7 @@ There is always at least one owner: the last one cannot be removed or demoted.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 
@@ -78,7 +79,8 @@ async def register_admin(
     resources: Resources, form: AdminForm, *, address: str | None
 ) -> tuple[Admin, SignedIn]:
     _check_coworkings(form.role, form.coworking_ids)
-    problem = staff_password_problem(form.password, form.email)
+    # zxcvbn's estimate takes milliseconds of CPU, kept off the event loop
+    problem = await asyncio.to_thread(staff_password_problem, form.password, form.email)
     if problem:
         raise InvalidInput(f"password: a staff password {problem}")
     key = email_key(form.email)
