@@ -18,7 +18,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote_to_bytes
 
 from api.errors import error_body
 
@@ -79,6 +79,25 @@ def _named_twice(query: bytes) -> str | None:
         if name in seen and _QUERY_NAME.fullmatch(name) and name not in _LIST_QUERIES:
             return name
         seen.add(name)
+    return None
+
+
+def _not_utf8(query: bytes) -> str | None:
+    """Where the query's escapes spell no UTF-8 text: the framework reads them
+    as U+FFFD, so a search for "%ff" looked for that character and found none."""
+    if b"%" not in query and query.isascii():
+        return None
+    for pair in query.split(b"&"):
+        name, _, value = pair.partition(b"=")
+        try:
+            unquote_to_bytes(name).decode()
+        except UnicodeDecodeError:
+            return "query"
+        try:
+            unquote_to_bytes(value).decode()
+        except UnicodeDecodeError:
+            label = name.decode("latin-1")
+            return f"query.{label}" if _QUERY_NAME.fullmatch(label) else "query"
     return None
 
 
@@ -167,6 +186,15 @@ class BodyLimitMiddleware:
             await _answer(
                 send,
                 _Refused(400, "invalid_query", f"query.{twice}: sent more than once"),
+            )
+            return
+        garbled = _not_utf8(scope.get("query_string", b""))
+        if garbled is not None:
+            await _answer(
+                send,
+                _Refused(
+                    400, "invalid_query", f"{garbled}: its %-escapes are not UTF-8"
+                ),
             )
             return
         headers = {

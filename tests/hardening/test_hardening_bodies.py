@@ -601,6 +601,28 @@ async def test_a_query_parameter_named_twice_is_refused_unless_it_takes_a_list(
     assert listed.status_code == 200, listed.text
 
 
+async def test_a_query_whose_escapes_are_not_utf8_is_refused_naming_it(api, db) -> None:
+    await create_coworking(db, name="Lounge Ünïon")
+    garbled = await api.get("/api/coworkings?name=%ff")
+    raw_name = await api.get("/api/coworkings?%c3=x")
+    fine = await api.get("/api/coworkings?name=%C3%BCn")
+    assert (garbled.status_code, garbled.json()) == (
+        400,
+        {
+            "error": "invalid_query",
+            "description": "query.name: its %-escapes are not UTF-8",
+        },
+    )
+    assert (raw_name.status_code, raw_name.json()["description"]) == (
+        400,
+        "query: its %-escapes are not UTF-8",
+    )
+    assert (fine.status_code, [c["name"] for c in fine.json()]) == (
+        200,
+        ["Lounge Ünïon"],
+    )
+
+
 async def test_a_query_time_whose_plus_became_a_space_says_to_send_2b(
     api, db, settings
 ) -> None:
