@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import unicodedata
 from datetime import UTC, datetime, timedelta
-from typing import TypedDict, TypeVar
+from typing import Any, TypedDict, TypeVar, cast
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
@@ -118,6 +118,9 @@ PATCH_ROW_KEEPS_HOLD_END = "2026-12-row-keeps-hold-end"
 # 2026-12: `retry_notification` and `look_at_row` mean what their names say,
 # whatever input was typed in the UI; one that did not decode was dropped.
 PATCH_SIGNAL_TAKES_ANY_INPUT = "2026-12-signal-takes-any-input"
+# 2026-12: a `cancel` whose input is a JSON string takes it as the reason; it
+# was dropped, while the CLI said the signal was sent.
+PATCH_CANCEL_TAKES_TEXT = "2026-12-cancel-takes-text"
 # A workflow whose input names a revision takes the patches that revision folds
 # in without asking: `workflow.patched` records a marker and upserts
 # TemporalChangeVersion on every new booking, one history event and one
@@ -1040,9 +1043,13 @@ class ReservationWorkflow:
 
     @workflow.signal(name=CANCEL)
     def cancel(self, *inputs: object) -> None:
-        request = _first_input(CANCEL, inputs, pb.CancelRequest)
+        first = inputs[0] if inputs else None
+        if isinstance(first, str) and self._patched(PATCH_CANCEL_TAKES_TEXT):
+            # what ops type in the UI's input box: the reason, in quotes
+            request: pb.CancelRequest | None = pb.CancelRequest(reason=first)
+        else:
+            request = _first_input(CANCEL, inputs, pb.CancelRequest)
         if request is None:
-            # dropped, as before: a reason typed as bare text would be lost
             return
         if self._cancel is not None or self._state.status in TERMINAL:
             return
@@ -1152,19 +1159,41 @@ def _first_input(name: str, inputs: tuple[object, ...], kind: type[_M]) -> _M | 
         return kind()
     if isinstance(first, kind):
         return first
-    if isinstance(first, Message):
-        first = json_format.MessageToDict(first)
-    # plain JSON, as the UI sends it; a bare string or list is no message
-    if isinstance(first, dict):
+    # plain JSON, as the UI sends it, or another message; a bare string or a
+    # list is no message
+    if isinstance(first, dict | Message):
         try:
-            return json_format.ParseDict(first, kind(), ignore_unknown_fields=True)
-        except json_format.ParseError as error:
+            fields = cast(
+                dict[str, Any],
+                json_format.MessageToDict(first)
+                if isinstance(first, Message)
+                else _no_surrogates(first),
+            )
+            return json_format.ParseDict(fields, kind(), ignore_unknown_fields=True)
+        # whatever the input holds, a signal's handler must not raise: that
+        # fails the workflow task, for ever
+        except Exception as error:  # noqa: BLE001
             workflow.logger.warning("signal %s: input ignored: %s", name, error)
             return None
     workflow.logger.warning(
         "signal %s: input ignored, not a JSON object: %s", name, type(first).__name__
     )
     return None
+
+
+def _no_surrogates(value: object) -> object:
+    """JSON text may escape a lone surrogate, which no protobuf string holds."""
+    if isinstance(value, str):
+        return "".join(
+            " " if unicodedata.category(char) == "Cs" else char for char in value
+        )
+    if isinstance(value, dict):
+        return {
+            _no_surrogates(key): _no_surrogates(item) for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_no_surrogates(item) for item in value]
+    return value
 
 
 def _clean_reason(reason: str) -> str:
@@ -1178,4 +1207,6 @@ def _clean_reason(reason: str) -> str:
         else char
         for char in unicodedata.normalize("NFC", reason)
     )
-    return kept.strip()[:REASON_MAX]
+    # a mail reader would decode "=?...?=" as an encoded word of ours
+    kept = kept.replace("=?", "= ?")
+    return kept.strip()[:REASON_MAX].rstrip()

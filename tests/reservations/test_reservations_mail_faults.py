@@ -285,25 +285,75 @@ async def test_signals_sent_with_several_inputs_read_the_first_and_go_on(
     assert failed == []
 
 
+@pytest.mark.parametrize(
+    ("sent", "stored"),
+    [
+        # a NUL stopped the release in PostgreSQL, retried for ever
+        ({"reason": "leak\x00in the\r\nroof\u202e " + "x" * 20_000},
+         ("leak in the  roof  " + "x" * 200)[:200]),
+        # a mail reader would decode it as an encoded word of ours
+        ({"reason": "=?utf-8?q?Hi=0D=0AX?="}, "= ?utf-8?q?Hi=0D=0AX?="),
+        # cut at 200, where a space fell: the API never stores one at the end
+        ({"reason": "A" * 199 + " BBBBB"}, "A" * 199),
+        # JSON may escape a lone surrogate, which no protobuf string holds
+        ({"reason": "\ud800 lone \udfff"}, "lone"),
+        # typed in the UI's input box as text: the reason
+        ("the client phoned", "the client phoned"),
+    ],
+    ids=["controls-and-length", "encoded-word", "cut-at-a-space", "surrogates",
+         "bare-text"],
+)  # fmt: skip
 async def test_a_signalled_cancel_reason_is_held_to_the_apis_rules(
-    scene: Scene,
+    scene: Scene, sent: object, stored: str
 ) -> None:
     reservation_id, handle = await _booked(scene)
-    # a NUL stopped the release in PostgreSQL, retried for ever
-    reason = "leak\x00in the\r\nroof\u202e " + "x" * 20_000
 
-    await handle.signal("cancel", {"reason": reason})
+    await handle.signal("cancel", sent)
 
     await wait_for(lambda: _row_status_is(scene, reservation_id, "cancelled"))
-    stored = await scene.resources.pool.fetchval(
+    reason = await scene.resources.pool.fetchval(
         "SELECT cancel_reason FROM reservation.reservations WHERE id = $1",
         uuid.UUID(reservation_id),
     )
-    assert stored == ("leak in the  roof  " + "x" * 200)[:200]
+    assert reason == stored
     got = await scene.api.get(
         f"/api/reservations/{reservation_id}", headers=scene.client.headers
     )
     assert got.json()["cancel_reason"] == stored
+
+
+async def test_a_signal_whose_message_cannot_be_read_is_ignored_not_failed(
+    scene: Scene,
+) -> None:
+    """A binary message that decodes but cannot become JSON (a timestamp past
+    year 9999) raised in the handler, and failed every workflow task."""
+    from google.protobuf.timestamp_pb2 import Timestamp
+    from temporalio.api.common.v1 import Payload
+    from temporalio.common import RawValue
+
+    reservation_id, handle = await _booked(scene)
+    unreadable = RawValue(
+        Payload(
+            metadata={
+                "encoding": b"binary/protobuf",
+                "messageType": b"google.protobuf.Timestamp",
+            },
+            data=Timestamp(seconds=10**15).SerializeToString(),
+        )
+    )
+    for name in ("look_at_row", "retry_notification", "cancel"):
+        await handle.signal(name, unreadable)
+
+    # the workflow goes on: the API's cancel reaches it and closes the booking
+    cancelled = await scene.api.delete(
+        f"/api/reservations/{reservation_id}", headers=scene.client.headers
+    )
+    assert cancelled.status_code == 204, cancelled.text
+    await wait_for(lambda: _row_status_is(scene, reservation_id, "cancelled"))
+    events = (await handle.fetch_history()).events
+    assert [
+        e for e in events if e.HasField("workflow_task_failed_event_attributes")
+    ] == []
 
 
 async def test_cancel_signal_with_no_input_cancels_without_a_reason(
