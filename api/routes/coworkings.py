@@ -183,8 +183,12 @@ def scoped_router(prefix: str, coworking: Any) -> APIRouter:
     ) -> dict[str, Any]:
         # the contract gives this one to admins only; the list is public
         require_role(who, "owner", "manager", "support")
-        # and hidden, with its coworking, where that is inactive and not theirs
-        await require_visible(pool, who, coworking_id)
+        # and hidden, with its coworking, where that is inactive and not theirs:
+        # in the words of a missing seat, as an unknown coworking answers here
+        try:
+            await require_visible(pool, who, coworking_id)
+        except NotFound:
+            raise NotFound(f"seat_id: no seat {seat_id} in this coworking") from None
         return await service.get_seat(pool, coworking_id, seat_id)
 
     @router.patch("/seats/{seat_id:uuid}", response_model=SeatPublic)

@@ -398,11 +398,16 @@ async def test_the_seats_of_an_inactive_coworking_are_hidden_as_it_is(
     seen = await api.get(path, headers=owner.headers)
     assert seen.status_code == 200
     assert [(s["id"], s["number"]) for s in seen.json()] == [(str(seat), 4)]
-    # the one seat too, read by staff of another coworking
+    # the one seat too, read by staff of another coworking, in the words an
+    # unknown coworking gets: nothing tells the two apart
     one = await api.get(f"{path}/{seat}", headers=outsider.headers)
+    unknown = await api.get(
+        f"/api/coworkings/{uuid.uuid4()}/seats/{seat}", headers=outsider.headers
+    )
+    assert (one.status_code, one.json()) == (unknown.status_code, unknown.json())
     assert (one.status_code, one.json()["description"]) == (
         404,
-        f"coworking_id: no coworking {hidden}",
+        f"seat_id: no seat {seat} in this coworking",
     )
     mine = await api.get(f"{path}/{seat}", headers=owner.headers)
     assert (mine.status_code, mine.json()["number"]) == (200, 4)
