@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import unicodedata
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -53,24 +54,53 @@ def needs_rehash(stored_hash: str) -> bool:
 
 def staff_password_problem(password: str, email: str) -> str | None:
     """Why a password is too weak for an admin, or None when it will do."""
-    if len(password) < MIN_STAFF_PASSWORD:
-        return f"is shorter than {MIN_STAFF_PASSWORD} characters"
     if len(password) > MAX_PASSWORD:
         return f"is longer than {MAX_PASSWORD} characters"
-    if len(set(password)) < 6:
+    # judged as it reads: invisible characters count for nothing, and a
+    # full-width "ｐａｓｓｗｏｒｄ" is the word it shows
+    shown = "".join(
+        char
+        for char in unicodedata.normalize("NFKC", password)
+        if unicodedata.category(char) not in _UNSEEN
+    )
+    if len(shown) < MIN_STAFF_PASSWORD:
+        return f"is shorter than {MIN_STAFF_PASSWORD} characters"
+    if len(set(shown)) < 6:
         return "repeats too few different characters"
     local = email.split("@", 1)[0].lower()
     # a tag after '+' reaches the same mailbox, so the name before it counts,
     # and so does each name of "john.smith" alone
     names = {local, local.split("+", 1)[0], *re.split(r"[._+-]", local)}
-    if any(len(name) >= 3 and name in password.lower() for name in names):
+    # accents and dots set aside: "SMİTH" folds to "smi̇th"
+    folded = "".join(
+        char
+        for char in unicodedata.normalize("NFKD", shown.casefold())
+        if unicodedata.category(char) != "Mn"
+    )
+    readings = {folded, *(folded.translate(leet) for leet in _LEET)}
+    if any(
+        len(name) >= 3 and name in reading for name in names for reading in readings
+    ):
         return "contains the email's name, before the @"
     # what the rules above let through and a guesser tries first: common
     # passwords and words, keyboard runs, dates, repeats
     guessed = zxcvbn(
-        password[:_GUESS_CHECKED], user_inputs=list(names), max_length=_GUESS_CHECKED
+        shown[:_GUESS_CHECKED],
+        user_inputs=[*names, *_OUR_WORDS],
+        max_length=_GUESS_CHECKED,
     )
     if guessed["score"] < _SCORE_NEEDED:
         why = guessed["feedback"].get("warning") or "a pattern guessers try early"
         return f"is too easy to guess ({why.rstrip('.')})"
     return None
+
+
+# what a guesser aiming at this service tries first
+_OUR_WORDS = ("tlounge", "t-lounge", "lounge", "coworking", "booking", "admin")
+# controls, format characters (zero-width, bidi), line breaks, private use
+_UNSEEN = frozenset({"Cc", "Cf", "Co", "Cn", "Cs", "Zl", "Zp"})
+# digits and signs written for letters; "1" and "!" read as i or as l
+_LEET = (
+    str.maketrans("0134579@$!", "oieastgasi"),
+    str.maketrans("0134579@$!", "oleastgasl"),
+)

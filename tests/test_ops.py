@@ -89,9 +89,13 @@ async def test_create_owner_generated_password_printed_once(
          ' to guess than "abc")'),
         ("qwertyuiop123",
          "is too easy to guess (This is a very common password)"),
+        # invisible characters count for nothing: eight shown
+        ("\u200b\u2060\ufeff\u202eZq9!xT#k", "is shorter than 12 characters"),
+        ("\uff50\uff41\uff53\uff53\uff57\uff4f\uff52\uff44\uff11\uff12\uff13\uff14",
+         "is too easy to guess (This is a very common password)"),
     ],
     ids=["short", "repetitive", "has-email", "long", "common", "repeated-run",
-         "keyboard-row"],
+         "keyboard-row", "invisible", "full-width"],
 )  # fmt: skip
 async def test_create_owner_refuses_weak_password(
     db, settings, monkeypatch, capsys, password, reason
