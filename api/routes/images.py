@@ -69,6 +69,13 @@ async def read_upload(request: Request, *, max_bytes: int) -> bytes:
             raise InvalidInput(
                 "file: missing; send the image in a multipart field named file"
             )
+        # as a JSON body's unknown field is refused, so is a form's
+        unknown = sorted(set(form.keys()) - {"file"})
+        if unknown:
+            raise InvalidInput(
+                f"{unknown[0]}: not a field of an upload; send the image alone,"
+                " in a field named file"
+            )
         data = await upload.read(max_bytes + 1)
     finally:
         await form.close()

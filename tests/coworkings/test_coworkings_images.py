@@ -265,6 +265,12 @@ async def test_upload_image_size_limit_and_auth(resources, db) -> None:
             headers=owner.headers,
             files={"photo": ("a.png", png_bytes(), "image/png")},
         )
+        extra_field = await http.post(
+            url,
+            headers=owner.headers,
+            files={"file": ("a.png", png_bytes(), "image/png")},
+            data={"caption": "front desk"},
+        )
     assert (too_big.status_code, too_big.json()["description"]) == (
         413,
         "file: larger than 2048 bytes",
@@ -275,6 +281,11 @@ async def test_upload_image_size_limit_and_auth(resources, db) -> None:
     assert wrong_field.status_code == 400 and wrong_field.json()[
         "description"
     ].startswith("file: missing")
+    assert (extra_field.status_code, extra_field.json()["description"]) == (
+        400,
+        "caption: not a field of an upload; send the image alone, in a field"
+        " named file",
+    )
     assert await db.fetchval("SELECT count(*) FROM images.images") == 0
 
 
