@@ -276,6 +276,8 @@ async def test_signals_sent_with_several_inputs_read_the_first_and_go_on(
         return tuple(row) == ("cancelled", "burst pipe")
 
     await wait_for(cancelled)
+    # the row is written before the mail goes out
+    await wait_for(lambda: _has(scene, reservation_id, "cancellation"))
     assert await _kinds(scene, reservation_id) == ["confirmation", "cancellation"]
     failed = [
         event
