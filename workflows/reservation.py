@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import unicodedata
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypedDict, TypeVar, cast
 
@@ -118,8 +119,9 @@ PATCH_ROW_KEEPS_HOLD_END = "2026-12-row-keeps-hold-end"
 # 2026-12: `retry_notification` and `look_at_row` mean what their names say,
 # whatever input was typed in the UI; one that did not decode was dropped.
 PATCH_SIGNAL_TAKES_ANY_INPUT = "2026-12-signal-takes-any-input"
-# 2026-12: a `cancel` whose input is a JSON string takes it as the reason; it
-# was dropped, while the CLI said the signal was sent.
+# 2026-12: a `cancel` whose input is a JSON string takes it as the reason, and
+# one whose JSON escapes a lone surrogate has it as a space; both were dropped,
+# while the CLI said the signal was sent.
 PATCH_CANCEL_TAKES_TEXT = "2026-12-cancel-takes-text"
 # A workflow whose input names a revision takes the patches that revision folds
 # in without asking: `workflow.patched` records a marker and upserts
@@ -1048,7 +1050,12 @@ class ReservationWorkflow:
             # what ops type in the UI's input box: the reason, in quotes
             request: pb.CancelRequest | None = pb.CancelRequest(reason=first)
         else:
-            request = _first_input(CANCEL, inputs, pb.CancelRequest)
+            request = _first_input(
+                CANCEL,
+                inputs,
+                pb.CancelRequest,
+                mend=lambda: self._patched(PATCH_CANCEL_TAKES_TEXT),
+            )
         if request is None:
             return
         if self._cancel is not None or self._state.status in TERMINAL:
@@ -1147,9 +1154,17 @@ class ReservationWorkflow:
 _M = TypeVar("_M", bound=Message)
 
 
-def _first_input(name: str, inputs: tuple[object, ...], kind: type[_M]) -> _M | None:
+def _first_input(
+    name: str,
+    inputs: tuple[object, ...],
+    kind: type[_M],
+    *,
+    mend: Callable[[], bool] = lambda: False,
+) -> _M | None:
     """A signal's first input as `kind` (empty for none or JSON null), as the
-    converter read it with that type; None when it is no such message."""
+    converter read it with that type; None when it is no such message. Where
+    `mend()` says so, lone surrogates in plain JSON become spaces: a history
+    from before had such an input dropped."""
     if len(inputs) > 1:
         workflow.logger.warning(
             "signal %s: %d inputs, only the first is read", name, len(inputs)
@@ -1167,9 +1182,17 @@ def _first_input(name: str, inputs: tuple[object, ...], kind: type[_M]) -> _M | 
                 dict[str, Any],
                 json_format.MessageToDict(first)
                 if isinstance(first, Message)
-                else _no_surrogates(first),
+                else first,
             )
-            return json_format.ParseDict(fields, kind(), ignore_unknown_fields=True)
+            try:
+                return json_format.ParseDict(fields, kind(), ignore_unknown_fields=True)
+            except json_format.ParseError:
+                mended = _no_surrogates(fields)
+                if mended == fields or not mend():
+                    raise
+                return json_format.ParseDict(
+                    cast(dict[str, Any], mended), kind(), ignore_unknown_fields=True
+                )
         # whatever the input holds, a signal's handler must not raise: that
         # fails the workflow task, for ever
         except Exception as error:  # noqa: BLE001
