@@ -101,6 +101,17 @@ def _not_utf8(query: bytes) -> str | None:
     return None
 
 
+def _utf8_text(body: bytes) -> bool:
+    # a raw NUL is never in JSON text (it is escaped), but is in UTF-16's
+    if b"\x00" in body:
+        return False
+    try:
+        body.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 class _KeyTwice(ValueError):
     pass
 
@@ -228,6 +239,10 @@ class BodyLimitMiddleware:
             if headers.get("content-length") != "0":
                 _check_encoding(headers, content_type, upload=upload)
             body = await self._read(headers, receive, limit)
+            if "json" in content_type and not _utf8_text(body):
+                # RFC 8259 wants UTF-8; the parser would guess UTF-16 or -32
+                # from the bytes and read what no client of ours sends
+                raise _Refused(400, "invalid_body", "body: JSON must be UTF-8 text")
             if "json" in content_type and json_depth(body) > MAX_JSON_DEPTH:
                 raise _Refused(
                     400, "invalid_body",

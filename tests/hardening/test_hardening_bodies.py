@@ -601,6 +601,24 @@ async def test_a_query_parameter_named_twice_is_refused_unless_it_takes_a_list(
     assert listed.status_code == 200, listed.text
 
 
+@pytest.mark.parametrize(
+    "encoding",
+    ["utf-16", "utf-16-le", "utf-32", "latin-1"],
+)
+async def test_a_json_body_not_in_utf8_is_refused(api, db, encoding: str) -> None:
+    form = {**_form(), "name": "Zoë"}
+    response = await api.post(
+        REGISTER,
+        content=json.dumps(form, ensure_ascii=False).encode(encoding),
+        headers={"Content-Type": "application/json"},
+    )
+    assert (response.status_code, response.json()) == (
+        400,
+        {"error": "invalid_body", "description": "body: JSON must be UTF-8 text"},
+    )
+    assert await db.fetchval("SELECT count(*) FROM client.clients") == 0
+
+
 async def test_a_query_whose_escapes_are_not_utf8_is_refused_naming_it(api, db) -> None:
     await create_coworking(db, name="Lounge Ünïon")
     garbled = await api.get("/api/coworkings?name=%ff")
