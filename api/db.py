@@ -120,13 +120,19 @@ class SessionFree(asyncpg.Connection):  # type: ignore[misc]
 
 
 async def create_pool(
-    dsn: str, *, min_size: int = 2, max_size: int = 20, command_timeout: float = 30
+    dsn: str,
+    *,
+    min_size: int = 2,
+    max_size: int = 20,
+    command_timeout: float = 30,
+    connect_timeout: float = 60,
 ) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(
         dsn,
         min_size=min_size,
         max_size=max_size,
         command_timeout=command_timeout,
+        timeout=connect_timeout,
         connection_class=SessionFree,
     )
     assert pool is not None

@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.db import migrate
+from api.deadline import RequestDeadline
 from api.deps import refuse_unknown_query
 from api.errors import error_body, install_error_handlers
 from api.limits import BodyLimitMiddleware
@@ -122,6 +123,8 @@ def create_app(
     )
     # innermost: the logs, metrics and CORS still see the HEAD
     app.add_middleware(HeadAsGet)
+    # inside the body's bounds, so a slow upload is not counted against it
+    app.add_middleware(RequestDeadline)
     app.add_middleware(
         BodyLimitMiddleware,
         max_json_bytes=settings.max_body_bytes,

@@ -79,8 +79,10 @@ async def open_resources(settings: Settings) -> Resources:
         database_url(settings),
         min_size=settings.database_pool_min,
         max_size=settings.database_pool_max,
-        # a hung server is a 503 well within the 20 s a booking promises
+        # a hung server is a 503 well within the 20 s a booking promises; a
+        # connection opened to replace one it broke waited 60 s by default
         command_timeout=API_QUERY_TIMEOUT,
+        connect_timeout=API_QUERY_TIMEOUT,
     )
     client = valkey.from_url(
         valkey_url(settings), socket_timeout=5, socket_connect_timeout=5

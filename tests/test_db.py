@@ -251,3 +251,62 @@ async def test_a_hung_database_answers_503_within_the_apis_query_timeout(
     assert API_QUERY_TIMEOUT <= waited < 15
     assert hung.headers["retry-after"]
     assert again.status_code == 200
+
+
+async def test_requests_queued_on_a_hung_database_are_answered_by_the_deadline(
+    db: asyncpg.Pool, pg_dsn: str, valkey_server: str, tmp_path, monkeypatch
+) -> None:
+    """More requests than connections, with PostgreSQL hung: each waited for a
+    connection, whose replacement waited out asyncpg's 60 s connect timeout,
+    and the last heard its 503 after three minutes."""
+    import time
+
+    import httpx
+
+    import api.deadline
+    from api.main import create_app
+    from api.resources import open_resources
+    from tests.conftest import make_settings
+    from tests.pg_proxy import PostgresProxy
+
+    monkeypatch.setattr(api.deadline, "REQUEST_DEADLINE_SECONDS", 8.0)
+    proxy = PostgresProxy(pg_dsn, tmp_path / "pg")
+    await proxy.restore()
+    settings = make_settings(
+        database_url=proxy.dsn,
+        valkey_url=valkey_server,
+        database_pool_min=1,
+        database_pool_max=2,
+    )
+    resources = await open_resources(settings)
+    app = create_app(settings, resources=resources)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+
+    async def timed(http: httpx.AsyncClient) -> tuple[float, httpx.Response]:
+        began = time.monotonic()
+        response = await http.get("/api/coworkings")
+        return time.monotonic() - began, response
+
+    try:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://t", timeout=60
+        ) as http:
+            assert (await http.get("/api/coworkings")).status_code == 200
+            proxy.freeze()
+            answers = await asyncio.wait_for(
+                asyncio.gather(*(timed(http) for _ in range(12))), 30
+            )
+            proxy.thaw()
+    finally:
+        proxy.thaw()
+        resources.pool.terminate()
+        await resources.close()
+        proxy.cut()
+
+    assert {(r.status_code, r.json()["error"]) for _, r in answers} == {
+        (503, "unavailable")
+    }
+    assert max(waited for waited, _ in answers) < 8.0 + 2
+    assert {"request: no answer within 8 s; retry shortly"} <= {
+        r.json()["description"] for _, r in answers
+    }
