@@ -242,7 +242,9 @@ class BodyLimitMiddleware:
             if "json" in content_type and not _utf8_text(body):
                 # RFC 8259 wants UTF-8; the parser would guess UTF-16 or -32
                 # from the bytes and read what no client of ours sends
-                raise _Refused(400, "invalid_body", "body: JSON must be UTF-8 text")
+                raise _Refused(
+                    400, "invalid_body", "body: not valid JSON (not UTF-8 text)"
+                )
             if "json" in content_type and json_depth(body) > MAX_JSON_DEPTH:
                 raise _Refused(
                     400, "invalid_body",

@@ -614,7 +614,10 @@ async def test_a_json_body_not_in_utf8_is_refused(api, db, encoding: str) -> Non
     )
     assert (response.status_code, response.json()) == (
         400,
-        {"error": "invalid_body", "description": "body: JSON must be UTF-8 text"},
+        {
+            "error": "invalid_body",
+            "description": "body: not valid JSON (not UTF-8 text)",
+        },
     )
     assert await db.fetchval("SELECT count(*) FROM client.clients") == 0
 
