@@ -8,7 +8,6 @@ import unicodedata
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from zxcvbn import zxcvbn
 
 # OWASP's argon2id recommendation: m=19 MiB, t=2, p=1.
 HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
@@ -82,6 +81,10 @@ def staff_password_problem(password: str, email: str) -> str | None:
         len(name) >= 3 and name in reading for name in names for reading in readings
     ):
         return "contains the email's name, before the @"
+    # Imported here: its word lists take 13 MiB, which every process of the
+    # command line (the workers too) would carry for the rare password set.
+    from zxcvbn import zxcvbn
+
     # what the rules above let through and a guesser tries first: common
     # passwords and words, keyboard runs, dates, repeats
     guessed = zxcvbn(
