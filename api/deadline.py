@@ -10,20 +10,11 @@ the request is cancelled and answered 503.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
 
-from api.errors import error_body
+from api.limits import ASGIApp, Message, Receive, Scope, Send, send_error
 
 logger = logging.getLogger(__name__)
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 # past the 20 s a booking or a move waits for its workflow, and the few
 # queries around that wait
@@ -71,16 +62,6 @@ async def _unavailable(send: Send, method: str, seconds: float) -> None:
             " effect; read before asking again (a booking with the same"
             " Idempotency-Key gets its answer)"
         )
-    payload = json.dumps(
-        error_body("unavailable", description), separators=(",", ":")
-    ).encode()
-    await send({
-        "type": "http.response.start",
-        "status": 503,
-        "headers": [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(payload)).encode()),
-            (b"retry-after", b"5"),
-        ],
-    })  # fmt: skip
-    await send({"type": "http.response.body", "body": payload})
+    await send_error(
+        send, 503, "unavailable", description, headers=[(b"retry-after", b"5")]
+    )

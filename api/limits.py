@@ -352,18 +352,31 @@ def _check_encoding(
 
 
 async def _answer(send: Send, refused: _Refused) -> None:
-    # compact, as Starlette writes every other error body
-    payload = json.dumps(
-        error_body(refused.code, refused.description), separators=(",", ":")
-    ).encode()
     # the rest of the body is never read, so the connection cannot be reused
+    await send_error(
+        send, refused.status, refused.code, refused.description,
+        headers=[(b"connection", b"close")],
+    )  # fmt: skip
+
+
+async def send_error(
+    send: Send,
+    status: int,
+    code: str,
+    description: str,
+    *,
+    headers: list[tuple[bytes, bytes]],
+) -> None:
+    """The contract's error body, from a middleware that answers on its own."""
+    # compact, as Starlette writes every other error body
+    payload = json.dumps(error_body(code, description), separators=(",", ":")).encode()
     await send({
         "type": "http.response.start",
-        "status": refused.status,
+        "status": status,
         "headers": [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(payload)).encode()),
-            (b"connection", b"close"),
+            *headers,
         ],
     })  # fmt: skip
     await send({"type": "http.response.body", "body": payload})
