@@ -12,6 +12,7 @@ import logging
 import uuid
 from datetime import datetime, timedelta
 
+import httpx
 import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
@@ -435,12 +436,8 @@ async def test_a_key_retried_while_no_worker_answers_is_answered_from_its_row(
 ) -> None:
     """The booking held and its worker has stopped since: the row its claim
     wrote answers the key, without waiting on an update nobody takes."""
-    starts_at, ends_at = await scene.slot(hours_ahead=30)
     key = {"Idempotency-Key": "worker-gone"}
-    booked = await scene.book(starts_at, ends_at, headers=key)
-    assert booked.status_code == 200, booked.text
-    await scene.workers.aclose()
-    scene.workers = contextlib.AsyncExitStack()
+    starts_at, ends_at, booked = await _held_then_workers_stop(scene, key)
     monkeypatch.setattr(reservations, "QUERY_WAIT", timedelta(seconds=1))
     if query_fails is not None:
 
@@ -566,12 +563,8 @@ async def test_a_key_retried_with_a_seat_that_is_not_there_is_told_apart_by_its_
 ) -> None:
     """Another body under a held booking's key, naming no seat, while no
     worker answers: the row's hash refuses it at once (tester N)."""
-    starts_at, ends_at = await scene.slot(hours_ahead=30)
     key = {"Idempotency-Key": "seat-unknown"}
-    booked = await scene.book(starts_at, ends_at, headers=key)
-    assert booked.status_code == 200, booked.text
-    await scene.workers.aclose()
-    scene.workers = contextlib.AsyncExitStack()
+    starts_at, ends_at, booked = await _held_then_workers_stop(scene, key)
 
     async def no_update(*args: object) -> None:
         raise AssertionError("the row answers; no update is sent")
@@ -609,3 +602,15 @@ async def test_a_read_whose_query_hangs_answers_from_the_row_in_the_query_wait(
 
     assert read.status_code == 200, read.text
     assert read.json() == {**booked.json(), "notification_status": None}
+
+
+async def _held_then_workers_stop(
+    scene: Scene, key: dict[str, str]
+) -> tuple[datetime, datetime, httpx.Response]:
+    """A booking a day ahead, held under `key`, whose workers then stop."""
+    starts_at, ends_at = await scene.slot(hours_ahead=30)
+    booked = await scene.book(starts_at, ends_at, headers=key)
+    assert booked.status_code == 200, booked.text
+    await scene.workers.aclose()
+    scene.workers = contextlib.AsyncExitStack()
+    return starts_at, ends_at, booked
