@@ -201,9 +201,15 @@ def _text_only(value: object) -> object:
     return value
 
 
+# the years a booking, and so any day asked about, may lie in
+BOOKING_YEARS = range(2000, 2201)
+
+
 def _sane_year(value: datetime) -> datetime:
-    if not 2000 <= value.year <= 2200:
-        raise ValueError("must lie between the years 2000 and 2200")
+    if value.year not in BOOKING_YEARS:
+        raise ValueError(
+            f"must lie between the years {BOOKING_YEARS[0]} and {BOOKING_YEARS[-1]}"
+        )
     return value
 
 

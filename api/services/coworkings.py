@@ -22,6 +22,7 @@ import valkey.asyncio as valkey
 from api.booking_rules import Closure, CoworkingRules, opening_intervals
 from api.cache import invalidate_availability
 from api.errors import Conflict, InvalidInput, InvalidQuery, NotFound
+from api.models.common import BOOKING_YEARS
 from api.models.coworkings import (
     ClosureCreate,
     ClosureUpdate,
@@ -703,8 +704,11 @@ def _local_day(
     day = today.day if day is None else day
     # bookings lie in these years; outside them the day's bounds in UTC may
     # not even be a datetime
-    if not 2000 <= year <= 2200:
-        raise InvalidQuery(f"query.year: {year} is not between 2000 and 2200")
+    if year not in BOOKING_YEARS:
+        raise InvalidQuery(
+            f"query.year: {year} is not between {BOOKING_YEARS[0]}"
+            f" and {BOOKING_YEARS[-1]}"
+        )
     if not 1 <= month <= 12:
         raise InvalidQuery(f"query.month: {month} is not between 1 and 12")
     last = calendar.monthrange(year, month)[1]
