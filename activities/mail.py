@@ -209,4 +209,5 @@ class MailActivities:
             ends_at=_dt(request.ends_at),
             cancel_reason=request.cancel_reason,
             invited_version=row["invited_version"],
+            move_lapsed=request.move_lapsed,
         )

@@ -84,6 +84,8 @@ class MailContext:
     cancel_reason: str = ""
     # the highest version of an invitation this client was sent; 0 for none
     invited_version: int = 0
+    # a move mail of a client's move that staff left unconfirmed
+    move_lapsed: bool = False
 
 
 _SUBJECTS = {
@@ -117,7 +119,21 @@ _WITH_CANCELLATION = (
 )
 
 
+# A move that lapsed takes the booking back where staff confirmed it.
+_LAPSED_SUBJECT = "Your change was not confirmed"
+_LAPSED_LEAD = (
+    "staff did not confirm the change you asked for in time, so your booking"
+    " stays at the seat and time they had confirmed."
+)
+
+
+def _lapsed(context: MailContext) -> bool:
+    return context.move_lapsed and context.kind == pb.MAIL_KIND_RESCHEDULE
+
+
 def _subject(context: MailContext) -> str:
+    if _lapsed(context):
+        return _LAPSED_SUBJECT
     subject = _SUBJECTS[context.kind]
     if context.kind == pb.MAIL_KIND_REMINDER:
         # the lead is the coworking's to set, a day or more, so no "today"
@@ -351,7 +367,7 @@ def build_message(
     lines = [
         f"Hello {context.recipient_name},",
         "",
-        _LEADS[context.kind].capitalize(),
+        (_LAPSED_LEAD if _lapsed(context) else _LEADS[context.kind]).capitalize(),
         "",
         f"Where: {coworking}, {context.coworking_address}, seat {context.seat_number}",
         f"From:  {_local(context.starts_at, zone)}",

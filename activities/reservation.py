@@ -75,7 +75,8 @@ _CLIENT_LOCK = "SELECT 1 FROM client.clients WHERE id = $1 FOR NO KEY UPDATE"
 # deadlock by failing one after a second. Keys are taken in order, after the
 # client's row, so two moves between the same seats wait rather than deadlock.
 _OLD_SLOT = (
-    "SELECT seat_id, starts_at, ends_at FROM reservation.reservations WHERE id = $1"
+    "SELECT seat_id, starts_at, ends_at, fallback_seat_id"
+    " FROM reservation.reservations WHERE id = $1"
 )
 
 
@@ -93,7 +94,7 @@ def seat_lock_key(seat_id: uuid.UUID) -> int:
 _CLAIM_CONTEXT = f"""
 WITH existing AS (
     SELECT status, version, coworking_id, seat_id, starts_at, ends_at, rules,
-        hold_expires_at
+        hold_expires_at, fallback_seat_id, fallback_starts_at, fallback_ends_at
     FROM reservation.reservations
     WHERE id = $1 FOR UPDATE
 )
@@ -119,6 +120,7 @@ SELECT {", ".join(f"w.{column}" for column in RULE_COLUMNS)},
     e.coworking_id AS existing_coworking_id, e.seat_id AS existing_seat_id,
     e.starts_at AS existing_starts_at, e.ends_at AS existing_ends_at,
     e.rules AS existing_rules, e.hold_expires_at AS existing_hold_expires_at,
+    e.fallback_seat_id, e.fallback_starts_at, e.fallback_ends_at,
     (SELECT result FROM reservation.refused_bookings WHERE reservation_id = $1)
         AS refused
 FROM (SELECT 1) AS one
@@ -131,7 +133,7 @@ _OVERDUE = """
 SELECT id, ends_at FROM reservation.reservations
 WHERE status IN ('held', 'confirmed', 'checked_in') AND (
     ends_at < $1
-    OR (status = 'held' AND least(hold_expires_at, starts_at) < $1)
+    OR (status = 'held' AND least(hold_expires_at, starts_at, fallback_starts_at) < $1)
     OR (status = 'confirmed' AND no_show_at < $1)
 ) AND ($3::timestamptz IS NULL OR (ends_at, id) > ($3, $4::uuid))
 ORDER BY ends_at, id
@@ -283,7 +285,8 @@ class ReservationActivities:
             # only a move of this reservation changes it, and moves take turns
             # under the workflow's lock and the client's row lock
             old = await conn.fetchrow(_OLD_SLOT, reservation_id)
-            seats |= {old["seat_id"]} if old else set()
+            if old is not None:
+                seats |= {old["seat_id"], old["fallback_seat_id"]} - {None}
         # a move that only gives time back, on the seat it holds
         shrink = (
             old is not None
@@ -326,6 +329,7 @@ class ReservationActivities:
             held.ends_at.FromDatetime(context["existing_ends_at"])
             held.version = existing_version
             _set_hold_end(held, context["existing_hold_expires_at"])
+            _set_fallback(held, context)
             return held
         if existing_version is not None and context["existing_status"] not in _MOVABLE:
             # only a run behind its row moves a closed or checked-in reservation:
@@ -396,6 +400,7 @@ class ReservationActivities:
             )  # fmt: skip
         else:
             status = context["existing_status"]
+            fallback = _fallback(context)
             # staff confirmed that seat and time, not the one a client moves to
             if (
                 status == "confirmed"
@@ -404,6 +409,17 @@ class ReservationActivities:
                 and request.requested_by.startswith("client:")
             ):
                 status = "held"
+                if request.keep_fallback:
+                    fallback = (
+                        context["existing_seat_id"],
+                        context["existing_starts_at"],
+                        context["existing_ends_at"],
+                    )
+            elif fallback is not None and _within(
+                fallback, seat_id, starts_at, ends_at
+            ):
+                # back inside what staff confirmed: nothing left for them to answer
+                status, fallback = "confirmed", None
             touched.add(context["existing_coworking_id"])
             # our own old claims must not collide with the new ones; if the new ones
             # fail, the rollback brings the old ones back
@@ -422,11 +438,13 @@ class ReservationActivities:
                 # a move of a held booking keeps the hold it has; one that goes
                 # back to held waits for staff from now
                 " hold_expires_at = CASE WHEN $7 <> 'held' THEN NULL"
-                " WHEN status = 'held' THEN hold_expires_at ELSE $9 END"
+                " WHEN status = 'held' THEN hold_expires_at ELSE $9 END,"
+                " fallback_seat_id = $11, fallback_starts_at = $12,"
+                " fallback_ends_at = $13"
                 " WHERE id = $1",
                 reservation_id, seat_id, rules.id, starts_at, ends_at, request.version,
                 status, _booking_rules(rules).SerializeToString(), hold_expires_at,
-                no_show_at,
+                no_show_at, *(fallback or (None, None, None)),
             )  # fmt: skip
             claimed = await conn.fetchrow(_CLAIM, *claim)
         assert claimed is not None
@@ -434,12 +452,25 @@ class ReservationActivities:
         for scope, owner in (("seat", seat_id), ("client", client_id)):
             if claimed[scope] != len(slots):
                 await self._refuse_taken(conn, scope, owner, slots, reservation_id)
+        held = self._held(rules, status)
+        if existing_version is not None and fallback is not None:
+            # ours until the DELETE above, which any other claim of these grains
+            # now waits behind: the only rows in the way are the new slot's own
+            fallback_seat, fallback_starts, fallback_ends = fallback
+            await conn.execute(
+                _CLAIM,
+                fallback_seat, grains(fallback_starts, fallback_ends),
+                reservation_id, client_id,
+            )  # fmt: skip
+            held.fallback.seat_id = str(fallback_seat)
+            held.fallback.starts_at.FromDatetime(fallback_starts)
+            held.fallback.ends_at.FromDatetime(fallback_ends)
         touched.add(rules.id)
         if existing_version is None:
             metrics.RESERVATIONS_CREATED.inc()
             if status == "confirmed":
                 metrics.RESERVATIONS_CONFIRMED.inc()
-        return self._held(rules, status)
+        return held
 
     async def _refuse_taken(
         self,
@@ -490,7 +521,8 @@ class ReservationActivities:
             row = await conn.fetchrow(
                 "UPDATE reservation.reservations SET status = $2,"
                 " cancel_reason = NULLIF($3, ''), updated_at = now(),"
-                " hold_expires_at = NULL"
+                " hold_expires_at = NULL, fallback_seat_id = NULL,"
+                " fallback_starts_at = NULL, fallback_ends_at = NULL"
                 " WHERE id = $1 AND (status = $2 OR status = ANY($4::text[]))"
                 " RETURNING coworking_id, seat_id, starts_at, ends_at, version",
                 # a NUL is the one character PostgreSQL's text cannot hold; a
@@ -523,7 +555,8 @@ class ReservationActivities:
         async with self.pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(
                 "UPDATE reservation.reservations SET status = 'cancelled',"
-                " cancel_reason = $2, updated_at = now()"
+                " cancel_reason = $2, updated_at = now(), fallback_seat_id = NULL,"
+                " fallback_starts_at = NULL, fallback_ends_at = NULL"
                 " WHERE id = $1 AND status = ANY($3::text[]) RETURNING coworking_id",
                 reservation_id, reason, list(_ACTIVE),
             )  # fmt: skip
@@ -581,7 +614,8 @@ class ReservationActivities:
         empty when there is none."""
         row = await self.pool.fetchrow(
             "SELECT seat_id, starts_at, ends_at, version, status, rules,"
-            " hold_expires_at FROM reservation.reservations WHERE id = $1",
+            " hold_expires_at, fallback_seat_id, fallback_starts_at,"
+            " fallback_ends_at FROM reservation.reservations WHERE id = $1",
             uuid.UUID(request.reservation_id),
         )
         if row is None:
@@ -597,20 +631,141 @@ class ReservationActivities:
                 ahead = await _ahead_of(conn, reservation_id, request)
                 if ahead is not None:
                     return pb.StatusResult(ahead=ahead)
-            outcome = await conn.execute(
-                # a hold's end is the row's only while it is held
-                "UPDATE reservation.reservations SET status = $2, updated_at = now(),"
-                " hold_expires_at ="
-                " CASE WHEN $2 = 'held' THEN hold_expires_at END,"
-                " checked_in_at ="
-                " CASE WHEN $2 = 'checked_in' THEN $3 ELSE checked_in_at END"
-                " WHERE id = $1 AND status <> $2 AND status = ANY($4::text[])",
-                reservation_id, status, _dt(request.at), list(_ACTIVE),
-            )  # fmt: skip
-        changed = outcome.endswith(" 1")
+            row = await conn.fetchrow(_RECORD_STATUS, reservation_id, status,
+                _dt(request.at), list(_ACTIVE))  # fmt: skip
+            if row is not None and row["had_fallback"] and status != "held":
+                # staff confirmed the move: the slot it would have gone back to goes
+                await _keep_only(
+                    conn, reservation_id, row["seat_id"], row["starts_at"],
+                    row["ends_at"],
+                )  # fmt: skip
+        changed = row is not None
+        if changed and row["had_fallback"] and status != "held":
+            await invalidate_availability(self.cache, row["coworking_id"])
         if changed and status in _COUNTERS:
             _COUNTERS[status].inc()
         return pb.StatusResult(changed=changed)
+
+    @activity.defn(name="revert_move")
+    async def revert_move(self, request: pb.ReleaseInput) -> pb.ReservationRow:
+        """Take a booking whose client's move staff did not confirm back to the
+        seat and times they had confirmed, which it kept claimed meanwhile.
+
+        Only at the run's `version` and while held with a fallback; otherwise
+        the row stands as it is. Either way the answer is the row after.
+        """
+        reservation_id = uuid.UUID(request.reservation_id)
+        reverted = None
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(_ROW_FOR_UPDATE, reservation_id)
+            if row is None:
+                return pb.ReservationRow()
+            if (
+                row["version"] == request.version
+                and row["status"] == "held"
+                and row["fallback_seat_id"] is not None
+            ):
+                grace = 0
+                if row["rules"] is not None:
+                    rules = pb.BookingRules.FromString(row["rules"])
+                    grace = rules.checkin_grace_minutes
+                await _keep_only(
+                    conn, reservation_id, row["fallback_seat_id"],
+                    row["fallback_starts_at"], row["fallback_ends_at"],
+                )  # fmt: skip
+                row = reverted = await conn.fetchrow(
+                    _REVERT, reservation_id, timedelta(minutes=grace) if grace else None
+                )
+        if reverted is not None:
+            await invalidate_availability(self.cache, reverted["coworking_id"])
+            metrics.RESERVATIONS_CONFIRMED.inc()
+        return _row_message(row, _STATUS_ENUM[row["status"]])
+
+
+_ROW_COLUMNS = (
+    "seat_id, starts_at, ends_at, version, status, rules, hold_expires_at,"
+    " fallback_seat_id, fallback_starts_at, fallback_ends_at, coworking_id"
+)
+_ROW_FOR_UPDATE = (
+    f"SELECT {_ROW_COLUMNS} FROM reservation.reservations WHERE id = $1 FOR UPDATE"  # noqa: S608
+)
+# the fallback's times, with the check-in deadline they carry
+_REVERT = f"""
+UPDATE reservation.reservations SET
+    seat_id = fallback_seat_id, starts_at = fallback_starts_at,
+    ends_at = fallback_ends_at, status = 'confirmed', version = version + 1,
+    hold_expires_at = NULL, no_show_at = fallback_starts_at + $2::interval,
+    fallback_seat_id = NULL, fallback_starts_at = NULL, fallback_ends_at = NULL,
+    updated_at = now()
+WHERE id = $1
+RETURNING {_ROW_COLUMNS}
+"""  # noqa: S608
+# A hold's end is the row's only while it is held; so is a fallback.
+_RECORD_STATUS = """
+UPDATE reservation.reservations r SET status = $2, updated_at = now(),
+    hold_expires_at = CASE WHEN $2 = 'held' THEN r.hold_expires_at END,
+    fallback_seat_id = CASE WHEN $2 = 'held' THEN r.fallback_seat_id END,
+    fallback_starts_at = CASE WHEN $2 = 'held' THEN r.fallback_starts_at END,
+    fallback_ends_at = CASE WHEN $2 = 'held' THEN r.fallback_ends_at END,
+    checked_in_at = CASE WHEN $2 = 'checked_in' THEN $3 ELSE r.checked_in_at END
+FROM (
+    SELECT fallback_seat_id FROM reservation.reservations WHERE id = $1
+) AS before
+WHERE r.id = $1 AND r.status <> $2 AND r.status = ANY($4::text[])
+RETURNING r.seat_id, r.starts_at, r.ends_at, r.coworking_id,
+    before.fallback_seat_id IS NOT NULL AS had_fallback
+"""
+
+
+def _fallback(
+    context: asyncpg.Record,
+) -> tuple[uuid.UUID, datetime, datetime] | None:
+    if context["fallback_seat_id"] is None:
+        return None
+    return (
+        context["fallback_seat_id"],
+        context["fallback_starts_at"],
+        context["fallback_ends_at"],
+    )
+
+
+def _set_fallback(
+    message: pb.ClaimResult | pb.ReservationRow, row: asyncpg.Record
+) -> None:
+    if row.get("fallback_seat_id") is not None:
+        message.fallback.seat_id = str(row["fallback_seat_id"])
+        message.fallback.starts_at.FromDatetime(row["fallback_starts_at"])
+        message.fallback.ends_at.FromDatetime(row["fallback_ends_at"])
+
+
+def _within(
+    slot: tuple[uuid.UUID, datetime, datetime],
+    seat_id: uuid.UUID,
+    starts_at: datetime,
+    ends_at: datetime,
+) -> bool:
+    return slot[0] == seat_id and slot[1] <= starts_at and ends_at <= slot[2]
+
+
+async def _keep_only(
+    conn: asyncpg.Connection,
+    reservation_id: uuid.UUID,
+    seat_id: uuid.UUID,
+    starts_at: datetime,
+    ends_at: datetime,
+) -> None:
+    """Drop the reservation's claims outside one seat and interval."""
+    slots = grains(starts_at, ends_at)
+    await conn.execute(
+        "DELETE FROM reservation.seat_claims WHERE reservation_id = $1"
+        " AND NOT (seat_id = $2 AND slot_start = ANY($3::timestamptz[]))",
+        reservation_id, seat_id, slots,
+    )  # fmt: skip
+    await conn.execute(
+        "DELETE FROM reservation.client_claims WHERE reservation_id = $1"
+        " AND NOT slot_start = ANY($2::timestamptz[])",
+        reservation_id, slots,
+    )  # fmt: skip
 
 
 def _booking_rules(rules: CoworkingRules) -> pb.BookingRules:
@@ -637,7 +792,8 @@ async def _ahead_of(
     """
     row = await conn.fetchrow(
         "SELECT seat_id, starts_at, ends_at, version, status, rules,"
-        " hold_expires_at FROM reservation.reservations WHERE id = $1 FOR UPDATE",
+        " hold_expires_at, fallback_seat_id, fallback_starts_at, fallback_ends_at"
+        " FROM reservation.reservations WHERE id = $1 FOR UPDATE",
         reservation_id,
     )
     if row is None:
@@ -668,6 +824,7 @@ def _row_message(
     if row.get("rules") is not None:
         message.rules.ParseFromString(row["rules"])
     _set_hold_end(message, row.get("hold_expires_at"))
+    _set_fallback(message, row)
     return message
 
 

@@ -201,7 +201,7 @@ class RetryNotificationRequest(_message.Message):
     def __init__(self, requested_by: _Optional[str] = ...) -> None: ...
 
 class ReservationState(_message.Message):
-    __slots__ = ("reservation_id", "client_id", "seat_id", "coworking_id", "starts_at", "ends_at", "status", "version", "notification_status", "cancel_reason", "checked_in_at", "waiting_for", "hold", "rules", "request_hash", "failed_mails", "hold_expires_at")
+    __slots__ = ("reservation_id", "client_id", "seat_id", "coworking_id", "starts_at", "ends_at", "status", "version", "notification_status", "cancel_reason", "checked_in_at", "waiting_for", "hold", "rules", "request_hash", "failed_mails", "hold_expires_at", "fallback")
     RESERVATION_ID_FIELD_NUMBER: _ClassVar[int]
     CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
     SEAT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -219,6 +219,7 @@ class ReservationState(_message.Message):
     REQUEST_HASH_FIELD_NUMBER: _ClassVar[int]
     FAILED_MAILS_FIELD_NUMBER: _ClassVar[int]
     HOLD_EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    FALLBACK_FIELD_NUMBER: _ClassVar[int]
     reservation_id: str
     client_id: str
     seat_id: str
@@ -236,10 +237,21 @@ class ReservationState(_message.Message):
     request_hash: str
     failed_mails: _containers.RepeatedScalarFieldContainer[MailKind]
     hold_expires_at: _timestamp_pb2.Timestamp
-    def __init__(self, reservation_id: _Optional[str] = ..., client_id: _Optional[str] = ..., seat_id: _Optional[str] = ..., coworking_id: _Optional[str] = ..., starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ends_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[_Union[ReservationStatus, str]] = ..., version: _Optional[int] = ..., notification_status: _Optional[_Union[NotificationStatus, str]] = ..., cancel_reason: _Optional[str] = ..., checked_in_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., waiting_for: _Optional[str] = ..., hold: _Optional[_Union[HoldResult, _Mapping]] = ..., rules: _Optional[_Union[BookingRules, _Mapping]] = ..., request_hash: _Optional[str] = ..., failed_mails: _Optional[_Iterable[_Union[MailKind, str]]] = ..., hold_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    fallback: Slot
+    def __init__(self, reservation_id: _Optional[str] = ..., client_id: _Optional[str] = ..., seat_id: _Optional[str] = ..., coworking_id: _Optional[str] = ..., starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ends_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[_Union[ReservationStatus, str]] = ..., version: _Optional[int] = ..., notification_status: _Optional[_Union[NotificationStatus, str]] = ..., cancel_reason: _Optional[str] = ..., checked_in_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., waiting_for: _Optional[str] = ..., hold: _Optional[_Union[HoldResult, _Mapping]] = ..., rules: _Optional[_Union[BookingRules, _Mapping]] = ..., request_hash: _Optional[str] = ..., failed_mails: _Optional[_Iterable[_Union[MailKind, str]]] = ..., hold_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., fallback: _Optional[_Union[Slot, _Mapping]] = ...) -> None: ...
+
+class Slot(_message.Message):
+    __slots__ = ("seat_id", "starts_at", "ends_at")
+    SEAT_ID_FIELD_NUMBER: _ClassVar[int]
+    STARTS_AT_FIELD_NUMBER: _ClassVar[int]
+    ENDS_AT_FIELD_NUMBER: _ClassVar[int]
+    seat_id: str
+    starts_at: _timestamp_pb2.Timestamp
+    ends_at: _timestamp_pb2.Timestamp
+    def __init__(self, seat_id: _Optional[str] = ..., starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ends_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ClaimInput(_message.Message):
-    __slots__ = ("reservation_id", "client_id", "seat_id", "starts_at", "ends_at", "version", "now", "reschedule", "requested_by", "request_hash")
+    __slots__ = ("reservation_id", "client_id", "seat_id", "starts_at", "ends_at", "version", "now", "reschedule", "requested_by", "request_hash", "keep_fallback")
     RESERVATION_ID_FIELD_NUMBER: _ClassVar[int]
     CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
     SEAT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -250,6 +262,7 @@ class ClaimInput(_message.Message):
     RESCHEDULE_FIELD_NUMBER: _ClassVar[int]
     REQUESTED_BY_FIELD_NUMBER: _ClassVar[int]
     REQUEST_HASH_FIELD_NUMBER: _ClassVar[int]
+    KEEP_FALLBACK_FIELD_NUMBER: _ClassVar[int]
     reservation_id: str
     client_id: str
     seat_id: str
@@ -260,10 +273,11 @@ class ClaimInput(_message.Message):
     reschedule: bool
     requested_by: str
     request_hash: str
-    def __init__(self, reservation_id: _Optional[str] = ..., client_id: _Optional[str] = ..., seat_id: _Optional[str] = ..., starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ends_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., version: _Optional[int] = ..., now: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reschedule: _Optional[bool] = ..., requested_by: _Optional[str] = ..., request_hash: _Optional[str] = ...) -> None: ...
+    keep_fallback: bool
+    def __init__(self, reservation_id: _Optional[str] = ..., client_id: _Optional[str] = ..., seat_id: _Optional[str] = ..., starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ends_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., version: _Optional[int] = ..., now: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reschedule: _Optional[bool] = ..., requested_by: _Optional[str] = ..., request_hash: _Optional[str] = ..., keep_fallback: _Optional[bool] = ...) -> None: ...
 
 class ClaimResult(_message.Message):
-    __slots__ = ("outcome", "coworking_id", "status", "rules", "conflict", "rule", "description", "seat_id", "starts_at", "ends_at", "version", "hold_expires_at")
+    __slots__ = ("outcome", "coworking_id", "status", "rules", "conflict", "rule", "description", "seat_id", "starts_at", "ends_at", "version", "hold_expires_at", "fallback")
     OUTCOME_FIELD_NUMBER: _ClassVar[int]
     COWORKING_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -276,6 +290,7 @@ class ClaimResult(_message.Message):
     ENDS_AT_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     HOLD_EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    FALLBACK_FIELD_NUMBER: _ClassVar[int]
     outcome: HoldOutcome
     coworking_id: str
     status: ReservationStatus
@@ -288,7 +303,8 @@ class ClaimResult(_message.Message):
     ends_at: _timestamp_pb2.Timestamp
     version: int
     hold_expires_at: _timestamp_pb2.Timestamp
-    def __init__(self, outcome: _Optional[_Union[HoldOutcome, str]] = ..., coworking_id: _Optional[str] = ..., status: _Optional[_Union[ReservationStatus, str]] = ..., rules: _Optional[_Union[BookingRules, _Mapping]] = ..., conflict: _Optional[_Union[Conflict, _Mapping]] = ..., rule: _Optional[str] = ..., description: _Optional[str] = ..., seat_id: _Optional[str] = ..., starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ends_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., version: _Optional[int] = ..., hold_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    fallback: Slot
+    def __init__(self, outcome: _Optional[_Union[HoldOutcome, str]] = ..., coworking_id: _Optional[str] = ..., status: _Optional[_Union[ReservationStatus, str]] = ..., rules: _Optional[_Union[BookingRules, _Mapping]] = ..., conflict: _Optional[_Union[Conflict, _Mapping]] = ..., rule: _Optional[str] = ..., description: _Optional[str] = ..., seat_id: _Optional[str] = ..., starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ends_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., version: _Optional[int] = ..., hold_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., fallback: _Optional[_Union[Slot, _Mapping]] = ...) -> None: ...
 
 class ReleaseInput(_message.Message):
     __slots__ = ("reservation_id", "release_from", "status", "reason", "version", "decided_on")
@@ -317,7 +333,7 @@ class ReleaseResult(_message.Message):
     def __init__(self, released: _Optional[int] = ..., ahead: _Optional[_Union[ReservationRow, _Mapping]] = ..., closed: _Optional[_Union[ReservationRow, _Mapping]] = ...) -> None: ...
 
 class ReservationRow(_message.Message):
-    __slots__ = ("seat_id", "starts_at", "ends_at", "version", "status", "rules", "hold_expires_at")
+    __slots__ = ("seat_id", "starts_at", "ends_at", "version", "status", "rules", "hold_expires_at", "fallback")
     SEAT_ID_FIELD_NUMBER: _ClassVar[int]
     STARTS_AT_FIELD_NUMBER: _ClassVar[int]
     ENDS_AT_FIELD_NUMBER: _ClassVar[int]
@@ -325,6 +341,7 @@ class ReservationRow(_message.Message):
     STATUS_FIELD_NUMBER: _ClassVar[int]
     RULES_FIELD_NUMBER: _ClassVar[int]
     HOLD_EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    FALLBACK_FIELD_NUMBER: _ClassVar[int]
     seat_id: str
     starts_at: _timestamp_pb2.Timestamp
     ends_at: _timestamp_pb2.Timestamp
@@ -332,7 +349,8 @@ class ReservationRow(_message.Message):
     status: ReservationStatus
     rules: BookingRules
     hold_expires_at: _timestamp_pb2.Timestamp
-    def __init__(self, seat_id: _Optional[str] = ..., starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ends_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., version: _Optional[int] = ..., status: _Optional[_Union[ReservationStatus, str]] = ..., rules: _Optional[_Union[BookingRules, _Mapping]] = ..., hold_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    fallback: Slot
+    def __init__(self, seat_id: _Optional[str] = ..., starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ends_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., version: _Optional[int] = ..., status: _Optional[_Union[ReservationStatus, str]] = ..., rules: _Optional[_Union[BookingRules, _Mapping]] = ..., hold_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., fallback: _Optional[_Union[Slot, _Mapping]] = ...) -> None: ...
 
 class LookAtRowRequest(_message.Message):
     __slots__ = ()
@@ -361,7 +379,7 @@ class StatusResult(_message.Message):
     def __init__(self, changed: _Optional[bool] = ..., ahead: _Optional[_Union[ReservationRow, _Mapping]] = ...) -> None: ...
 
 class MailInput(_message.Message):
-    __slots__ = ("reservation_id", "kind", "version", "starts_at", "ends_at", "seat_id", "due_at", "cancel_reason")
+    __slots__ = ("reservation_id", "kind", "version", "starts_at", "ends_at", "seat_id", "due_at", "cancel_reason", "move_lapsed")
     RESERVATION_ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -370,6 +388,7 @@ class MailInput(_message.Message):
     SEAT_ID_FIELD_NUMBER: _ClassVar[int]
     DUE_AT_FIELD_NUMBER: _ClassVar[int]
     CANCEL_REASON_FIELD_NUMBER: _ClassVar[int]
+    MOVE_LAPSED_FIELD_NUMBER: _ClassVar[int]
     reservation_id: str
     kind: MailKind
     version: int
@@ -378,7 +397,8 @@ class MailInput(_message.Message):
     seat_id: str
     due_at: _timestamp_pb2.Timestamp
     cancel_reason: str
-    def __init__(self, reservation_id: _Optional[str] = ..., kind: _Optional[_Union[MailKind, str]] = ..., version: _Optional[int] = ..., starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ends_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., seat_id: _Optional[str] = ..., due_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., cancel_reason: _Optional[str] = ...) -> None: ...
+    move_lapsed: bool
+    def __init__(self, reservation_id: _Optional[str] = ..., kind: _Optional[_Union[MailKind, str]] = ..., version: _Optional[int] = ..., starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ends_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., seat_id: _Optional[str] = ..., due_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., cancel_reason: _Optional[str] = ..., move_lapsed: _Optional[bool] = ...) -> None: ...
 
 class MailResult(_message.Message):
     __slots__ = ("sent", "message_id", "duplicate")

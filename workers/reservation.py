@@ -55,6 +55,7 @@ def build_worker(
             activities.release_seat,
             activities.read_row,
             activities.record_status,
+            activities.revert_move,
         ],
         **options,
     )

@@ -123,6 +123,10 @@ PATCH_SIGNAL_TAKES_ANY_INPUT = "2026-12-signal-takes-any-input"
 # one whose JSON escapes a lone surrogate has it as a space; both were dropped,
 # while the CLI said the signal was sent.
 PATCH_CANCEL_TAKES_TEXT = "2026-12-cancel-takes-text"
+# 2026-12: a client's move of a booking staff had confirmed keeps that seat and
+# time claimed until staff confirm the move, and goes back to it when they do
+# not; the booking expired with the move before.
+PATCH_MOVE_KEEPS_BOOKING = "2026-12-move-keeps-booking"
 # A workflow whose input names a revision takes the patches that revision folds
 # in without asking: `workflow.patched` records a marker and upserts
 # TemporalChangeVersion on every new booking, one history event and one
@@ -219,6 +223,7 @@ def _take_slot(mail: pb.MailInput, newer: pb.MailInput) -> None:
     mail.seat_id = newer.seat_id
     mail.starts_at.CopyFrom(newer.starts_at)
     mail.ends_at.CopyFrom(newer.ends_at)
+    mail.move_lapsed = newer.move_lapsed
 
 
 def status_name(status: int) -> str:
@@ -290,6 +295,8 @@ class ReservationWorkflow:
         self._sent_any = False
         # the summary is fixed at the start; a move is told in the current details
         self._moved_to = ""
+        # the version a lapsed move went back to, whose mail says so
+        self._lapsed_version = 0
 
     @workflow.run
     async def run(self, input: pb.ReservationInput) -> pb.ReservationState:
@@ -395,6 +402,10 @@ class ReservationWorkflow:
             # unconfirmed: staff have until the hold runs out
             if status == S.RESERVATION_STATUS_HELD:
                 assert self._hold_deadline is not None
+                if self._state.HasField("fallback") and now >= self._expires_at():
+                    if await self._revert_move():
+                        return
+                    continue
                 if now >= self._hold_deadline or now >= starts_at:
                     if await self._close(
                         S.RESERVATION_STATUS_EXPIRED, pb.MAIL_KIND_EXPIRED,
@@ -403,10 +414,11 @@ class ReservationWorkflow:
                         return
                     continue
                 # unconfirmed at the start, it expires then, whatever the hold
-                expires_at = min(self._hold_deadline, starts_at)
-                await self._sleep_until(
-                    expires_at, "confirmation by staff before", expires_at
-                )
+                expires_at = self._expires_at()
+                what = "confirmation by staff before"
+                if self._state.HasField("fallback"):
+                    what = "staff to confirm the move (else it goes back) before"
+                await self._sleep_until(expires_at, what, expires_at)
                 continue
 
             version = self._state.version
@@ -462,6 +474,51 @@ class ReservationWorkflow:
                     return
                 continue
             await self._sleep_until(ends_at, "the end at", ends_at)
+
+    def _expires_at(self) -> datetime:
+        """When a held reservation stops waiting for staff: its hold's end, or
+        its start, or the start of the slot it would go back to."""
+        assert self._hold_deadline is not None
+        expires_at = min(self._hold_deadline, _dt(self._state.starts_at))
+        if self._state.HasField("fallback"):
+            # the client may still come at the time staff had confirmed
+            expires_at = min(expires_at, _dt(self._state.fallback.starts_at))
+        return expires_at
+
+    async def _revert_move(self) -> bool:
+        """Back to the seat and time staff confirmed, as a move they left
+        unanswered lapses; True when the row turns out closed."""
+        async with self._lock:
+            # a confirm waited for here answered the move
+            if self._state.status != S.RESERVATION_STATUS_HELD or not (
+                self._state.HasField("fallback")
+            ):
+                return False
+            version = self._state.version
+            row = await workflow.execute_activity(
+                "revert_move",
+                pb.ReleaseInput(
+                    reservation_id=self._state.reservation_id,
+                    status=S.RESERVATION_STATUS_CONFIRMED,
+                    version=version,
+                    decided_on=S.RESERVATION_STATUS_HELD,
+                ),
+                result_type=pb.ReservationRow,
+                summary="go back to the seat and time staff confirmed",
+                **DB_ACTIVITY,
+            )
+            self._state.ClearField("fallback")
+            if not row.version:
+                # the row is gone: nothing to go back to, so the hold expires
+                return False
+            if row.version == version + 1 and (
+                row.status == S.RESERVATION_STATUS_CONFIRMED
+            ):
+                self._lapsed_version = row.version
+            closed = self._catch_up(row)
+            if self._lapsed_version == row.version:
+                self._moved_to = f"version {row.version}, back where staff confirmed it"
+            return closed
 
     async def _sleep_until(self, instant: datetime, what: str, when: datetime) -> None:
         """A durable timer that a change of the reservation cuts short."""
@@ -526,6 +583,7 @@ class ReservationWorkflow:
                 self._adopt_slot(released.closed, "its record")
             self._state.status = status
             self._state.cancel_reason = reason
+            self._state.ClearField("fallback")
             self._upsert_status()
             self._queue_mail(mail, due_at=workflow.now())
             return True
@@ -584,6 +642,9 @@ class ReservationWorkflow:
         )
         mail.starts_at.CopyFrom(self._state.starts_at)
         mail.ends_at.CopyFrom(self._state.ends_at)
+        mail.move_lapsed = bool(self._lapsed_version) and (
+            self._lapsed_version == self._state.version
+        )
         _set(mail.due_at, due_at)
         unsent = self._unsent_invitation() if kind in _INVITATIONS else None
         if unsent is not None and self._patched(PATCH_ONE_INVITATION):
@@ -758,6 +819,10 @@ class ReservationWorkflow:
         ):
             self._state.rules.CopyFrom(row.rules)
         self._state.status = row.status
+        if row.HasField("fallback"):
+            self._state.fallback.CopyFrom(row.fallback)
+        else:
+            self._state.ClearField("fallback")
         if row.status == S.RESERVATION_STATUS_HELD and was != row.status:
             self._hold_deadline = self._hold_end(row)
         if self._take_over(row, "its record"):
@@ -852,6 +917,8 @@ class ReservationWorkflow:
                 await self._staff_record(
                     S.RESERVATION_STATUS_CONFIRMED, S.RESERVATION_STATUS_HELD, "confirm"
                 )
+                # the move is what staff confirmed; its fallback is released
+                self._state.ClearField("fallback")
                 if self._patched(PATCH_CONFIRM_MAIL_IN_UPDATE):
                     self._announce_version()
             elif self._checkin_open():
@@ -965,6 +1032,18 @@ class ReservationWorkflow:
                 description=claim.description,
             )
             if claim.outcome == pb.HOLD_OUTCOME_HELD:
+                if (
+                    claim.status == S.RESERVATION_STATUS_CONFIRMED
+                    and self._state.status == S.RESERVATION_STATUS_HELD
+                    and self._state.HasField("fallback")
+                ):
+                    # moved back within what staff had confirmed
+                    self._state.status = S.RESERVATION_STATUS_CONFIRMED
+                    self._upsert_status()
+                if claim.HasField("fallback"):
+                    self._state.fallback.CopyFrom(claim.fallback)
+                else:
+                    self._state.ClearField("fallback")
                 self._state.seat_id = seat_id
                 _set(self._state.starts_at, starts_at)
                 _set(self._state.ends_at, ends_at)
@@ -1014,13 +1093,21 @@ class ReservationWorkflow:
     async def _claim_move(self, request: pb.RescheduleRequest) -> pb.ClaimResult:
         seat_id, starts_at, ends_at = self._move_target(request)
         version = self._state.version + 1
+        claim = self._claim_input(
+            seat_id=seat_id, starts_at=starts_at, ends_at=ends_at,
+            version=version, reschedule=True, requested_by=request.requested_by,
+        )  # fmt: skip
+        # only a client's move of what staff confirmed can go back to held
+        claim.keep_fallback = (
+            self._state.status == S.RESERVATION_STATUS_CONFIRMED
+            and not self._state.rules.auto_confirm
+            and request.requested_by.startswith("client:")
+            and self._patched(PATCH_MOVE_KEEPS_BOOKING)
+        )
         # the new slot is claimed before the old one goes, in one transaction
         return await workflow.execute_local_activity(
             "claim_seat",
-            self._claim_input(
-                seat_id=seat_id, starts_at=starts_at, ends_at=ends_at,
-                version=version, reschedule=True, requested_by=request.requested_by,
-            ),
+            claim,
             result_type=pb.ClaimResult,
             summary=f"claim the new seat and time, version {version}",
             **DB_ACTIVITY,
@@ -1104,10 +1191,7 @@ class ReservationWorkflow:
             return self._state
         answer = pb.ReservationState()
         answer.CopyFrom(self._state)
-        _set(
-            answer.hold_expires_at,
-            min(self._hold_deadline, _dt(self._state.starts_at)),
-        )
+        _set(answer.hold_expires_at, self._expires_at())
         return answer
 
     def _checkin_open(self) -> bool:

@@ -524,15 +524,19 @@ async def _refuse_hours_leaving_reservations(
     """New hours (or a new zone for the old ones) leave no reservation still to
     come outside them: staff move or cancel those first, so their clients know."""
     rows = await conn.fetch(
-        "SELECT id, seat_id, starts_at, ends_at FROM reservation.reservations"
+        "SELECT id, seat_id, starts_at, ends_at FROM reservation.kept_slots"
         " WHERE coworking_id = $1 AND status = ANY($2::text[]) AND ends_at > $3"
         " ORDER BY starts_at, id",
         rules.id, list(reservation_reads.ACTIVE_STATUSES), now,
     )  # fmt: skip
-    outside = []
+    outside, seen = [], set()
     for row in rows:
         begin = max(row["starts_at"], now)
+        # a reservation waiting on a move has two slots here; it is named once
+        if row["id"] in seen:
+            continue
         if opening_intervals(rules, begin, row["ends_at"]) != [(begin, row["ends_at"])]:
+            seen.add(row["id"])
             outside.append(row)
     if not outside:
         return

@@ -25,7 +25,7 @@ async def busy_intervals(
 ) -> dict[UUID, list[tuple[datetime, datetime]]]:
     """Per seat, the active reservations overlapping [start, end), in order."""
     rows = await conn.fetch(
-        "SELECT seat_id, starts_at, ends_at FROM reservation.reservations"
+        "SELECT seat_id, starts_at, ends_at FROM reservation.kept_slots"
         " WHERE seat_id = ANY($1::uuid[]) AND status = ANY($2::text[])"
         " AND starts_at < $4 AND ends_at > $3 ORDER BY seat_id, starts_at",
         list(seat_ids), list(ACTIVE_STATUSES), start, end,
@@ -41,7 +41,7 @@ async def busy_seat_ids(
 ) -> set[UUID]:
     """The seats among `seat_ids` that an active reservation covers at one instant."""
     rows = await conn.fetch(
-        "SELECT DISTINCT seat_id FROM reservation.reservations"
+        "SELECT DISTINCT seat_id FROM reservation.kept_slots"
         " WHERE seat_id = ANY($1::uuid[]) AND status = ANY($2::text[])"
         " AND starts_at <= $3 AND ends_at > $3",
         list(seat_ids), list(ACTIVE_STATUSES), at,
@@ -54,7 +54,7 @@ async def client_ids_between(
 ) -> list[UUID]:
     """Clients with an active reservation in the coworking overlapping [start, end)."""
     rows = await conn.fetch(
-        "SELECT DISTINCT client_id FROM reservation.reservations"
+        "SELECT DISTINCT client_id FROM reservation.kept_slots"
         " WHERE coworking_id = $1 AND status = ANY($2::text[])"
         " AND starts_at < $4 AND ends_at > $3",
         coworking_id, list(ACTIVE_STATUSES), start, end,
@@ -63,9 +63,10 @@ async def client_ids_between(
 
 
 async def upcoming_count(conn: Conn, *, seat_id: UUID, now: datetime) -> int:
-    """Active reservations of a seat that have not ended yet."""
+    """Active reservations of a seat that have not ended yet (a fallback on it
+    counts)."""
     count: int = await conn.fetchval(
-        "SELECT count(*) FROM reservation.reservations"
+        "SELECT count(DISTINCT id) FROM reservation.kept_slots"
         " WHERE seat_id = $1 AND status = ANY($2::text[]) AND ends_at > $3",
         seat_id, list(ACTIVE_STATUSES), now,
     )  # fmt: skip
@@ -83,11 +84,14 @@ async def active_overlapping(
 ) -> tuple[int, list[asyncpg.Record]]:
     """Active reservations of one seat (or of any, for None) overlapping [start, end):
     how many there are, and the earliest `limit` of them."""
+    # one row a reservation, its earliest slot inside, though both may be
     rows = await conn.fetch(
         "SELECT id, seat_id, starts_at, ends_at, count(*) OVER () AS total"
-        " FROM reservation.reservations WHERE coworking_id = $1"
+        " FROM (SELECT DISTINCT ON (id) id, seat_id, starts_at, ends_at"
+        " FROM reservation.kept_slots WHERE coworking_id = $1"
         " AND ($2::uuid IS NULL OR seat_id = $2) AND status = ANY($3::text[])"
-        " AND starts_at < $5 AND ends_at > $4 ORDER BY starts_at, id LIMIT $6",
+        " AND starts_at < $5 AND ends_at > $4 ORDER BY id, starts_at) AS inside"
+        " ORDER BY starts_at, id LIMIT $6",
         coworking_id, seat_id, list(ACTIVE_STATUSES), start, end, limit,
     )  # fmt: skip
     return (rows[0]["total"] if rows else 0), list(rows)

@@ -123,6 +123,9 @@ class ReservationView:
     cancel_reason: str | None = None
     # held only: when it expires unless staff confirm it
     hold_expires_at: datetime | None = None
+    # held after a client's move of what staff confirmed: (seat, start, end)
+    # that it goes back to unless staff confirm the move
+    fallback: tuple[uuid.UUID, datetime, datetime] | None = None
 
     @property
     def cancelled(self) -> bool:
@@ -147,6 +150,17 @@ class ReservationView:
             "hold_expires_at": (
                 _rfc3339(self.hold_expires_at) if self.hold_expires_at else None
             ),
+            "fallback": self._fallback(),
+        }
+
+    def _fallback(self) -> dict[str, str] | None:
+        if self.fallback is None:
+            return None
+        seat_id, starts_at, ends_at = self.fallback
+        return {
+            "seat_id": str(seat_id),
+            "starts_at": _rfc3339(starts_at),
+            "ends_at": _rfc3339(ends_at),
         }
 
 
@@ -173,6 +187,15 @@ def view_from_state(state: pb.ReservationState) -> ReservationView:
         hold_expires_at=(
             _ts(state.hold_expires_at) if state.HasField("hold_expires_at") else None
         ),
+        fallback=(
+            (
+                uuid.UUID(state.fallback.seat_id),
+                _ts(state.fallback.starts_at),
+                _ts(state.fallback.ends_at),
+            )
+            if state.HasField("fallback")
+            else None
+        ),
     )
 
 
@@ -191,11 +214,30 @@ def view_from_row(row: asyncpg.Record) -> ReservationView:
         status=row["status"],
         version=row["version"],
         cancel_reason=row["cancel_reason"],
-        hold_expires_at=(
-            min(row["hold_expires_at"], row["starts_at"])
-            if row["status"] == "held" and row.get("hold_expires_at")
+        hold_expires_at=_row_expiry(row),
+        fallback=(
+            (
+                row["fallback_seat_id"],
+                row["fallback_starts_at"],
+                row["fallback_ends_at"],
+            )
+            if row["status"] == "held" and row.get("fallback_seat_id")
             else None
         ),
+    )
+
+
+def _row_expiry(row: asyncpg.Record) -> datetime | None:
+    if row["status"] != "held" or not row.get("hold_expires_at"):
+        return None
+    return min(
+        instant
+        for instant in (
+            row["hold_expires_at"],
+            row["starts_at"],
+            row.get("fallback_starts_at"),
+        )
+        if instant is not None
     )
 
 

@@ -352,31 +352,41 @@ async def test_client_move_of_a_staff_confirmed_booking_waits_for_staff_again(
         headers=scene.client.headers,
     )
     assert (shorter.status_code, shorter.json()["status"]) == (200, "confirmed")
-    # another day is not what staff approved
+    # another day is not what staff approved; what they did stays claimed
     later = starts_at + timedelta(days=1)
     moved = await _move(scene, path, later, scene.client.headers)
     assert (moved.status_code, moved.json()["status"]) == (200, "held")
     assert moved.json()["version"] == 3
     assert await _status(scene, reservation_id) == "held"
-    assert await _claims(scene, reservation_id) == 12
+    assert await _claims(scene, reservation_id) == 12 + 6
 
-    # nobody confirms the move: the seat goes, and the calendar event with it
+    # nobody confirms the move: it lapses, and the booking stands where staff
+    # confirmed it, as the client is told
     await scene.sleep(timedelta(minutes=61))
-    assert await wait_for(lambda: _is(scene, reservation_id, "expired"))
-    assert await _claims(scene, reservation_id) == 0
-    # the contract knows only "cancelled": a booking that no longer holds is
-    assert await _contract_flags(scene, reservation_id) == ("expired", True)
-    await wait_for(lambda: _mails_include(scene, reservation_id, ("expired", 3)))
+    assert await wait_for(lambda: _is(scene, reservation_id, "confirmed"))
+    row = await scene.resources.pool.fetchrow(
+        "SELECT starts_at, ends_at, version FROM reservation.reservations"
+        " WHERE id = $1",
+        uuid.UUID(reservation_id),
+    )
+    assert tuple(row.values()) == (starts_at, ends_at - timedelta(minutes=30), 4)
+    assert await _claims(scene, reservation_id) == 6
+    assert await _contract_flags(scene, reservation_id) == ("confirmed", False)
+    await wait_for(lambda: _mails_include(scene, reservation_id, ("reschedule", 4)))
     assert await _mails(scene, reservation_id) == [
-        ("confirmation", 1), ("reschedule", 2), ("expired", 3),
+        ("confirmation", 1), ("reschedule", 2), ("reschedule", 4),
     ]  # fmt: skip
-    [expired] = [
+    [lapsed] = [
         m.message
         for m in smtp.received
-        if m.message["Message-ID"].strip().endswith(".expired.v3@tlounge.local>")
+        if m.message["Message-ID"].strip().endswith(".reschedule.v4@tlounge.local>")
     ]
-    [calendar] = list(expired.iter_attachments())
-    assert calendar.get_param("method") == "CANCEL"
+    assert lapsed["Subject"].startswith("Your change was not confirmed: ")
+    assert "stays at the seat and time they had confirmed" in lapsed.get_body(
+        ("plain",)
+    ).get_content().replace("\n", " ")
+    [calendar] = list(lapsed.iter_attachments())
+    assert calendar.get_param("method") == "PUBLISH"
 
 
 async def _mails_include(

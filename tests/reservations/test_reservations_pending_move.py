@@ -1,0 +1,249 @@
+"""A client's move of a booking staff confirmed waits for staff, and the booking
+keeps what they confirmed until they answer: confirmed, the move stands; left
+unanswered, the booking goes back; cancelled, both slots go."""
+
+import uuid
+from datetime import datetime, timedelta
+
+from activities.reservation import grains
+from api.services import reservation_reads
+from tests.factories import create_client, create_coworking, create_seat
+from tests.reservations.conftest import Scene
+from tests.reservations.test_reservations_lifecycle import wait_for
+from tests.reservations.test_reservations_staff import (
+    _book_where_staff_confirm,
+    _mails,
+    _move,
+    _status,
+)
+
+Slot = tuple[uuid.UUID, datetime, datetime]
+
+
+def _z(instant: datetime) -> str:
+    return instant.isoformat().replace("+00:00", "Z")
+
+
+async def _claimed(
+    scene: Scene, reservation_id: str
+) -> tuple[set[tuple[uuid.UUID, datetime]], set[datetime]]:
+    """The reservation's seat claims as (seat, grain) and its client claims."""
+    rid = uuid.UUID(reservation_id)
+    seats = await scene.resources.pool.fetch(
+        "SELECT seat_id, slot_start FROM reservation.seat_claims"
+        " WHERE reservation_id = $1",
+        rid,
+    )
+    clients = await scene.resources.pool.fetch(
+        "SELECT slot_start FROM reservation.client_claims WHERE reservation_id = $1",
+        rid,
+    )
+    return (
+        {(row["seat_id"], row["slot_start"]) for row in seats},
+        {row["slot_start"] for row in clients},
+    )
+
+
+def _claims_of(*slots: Slot) -> tuple[set[tuple[uuid.UUID, datetime]], set[datetime]]:
+    seats = {
+        (seat, grain) for seat, start, end in slots for grain in grains(start, end)
+    }
+    return seats, {grain for _, grain in seats}
+
+
+async def _row(scene: Scene, reservation_id: str) -> tuple:
+    row = await scene.resources.pool.fetchrow(
+        "SELECT status, version, seat_id, starts_at, ends_at, fallback_seat_id"
+        " FROM reservation.reservations WHERE id = $1",
+        uuid.UUID(reservation_id),
+    )
+    return tuple(row.values())
+
+
+async def _confirmed_booking(scene: Scene) -> tuple[str, Slot]:
+    reservation_id, starts_at, ends_at = await _book_where_staff_confirm(scene)
+    path = f"/api/reservations/{reservation_id}"
+    confirmed = await scene.api.post(f"{path}/confirm", headers=scene.admin.headers)
+    assert confirmed.json()["status"] == "confirmed"
+    seat = uuid.UUID(confirmed.json()["seat_id"])
+    return path, (seat, starts_at, ends_at)
+
+
+async def test_staff_confirming_the_move_free_the_slot_it_would_go_back_to(
+    scene: Scene, smtp
+) -> None:
+    path, (seat, starts_at, ends_at) = await _confirmed_booking(scene)
+    reservation_id = path.rsplit("/", 1)[1]
+    later = starts_at + timedelta(days=1)
+    moved = await _move(scene, path, later, scene.client.headers)
+    assert moved.status_code == 200
+    assert (moved.json()["status"], moved.json()["fallback"]) == (
+        "held",
+        {"seat_id": str(seat), "starts_at": _z(starts_at), "ends_at": _z(ends_at)},
+    )
+    new = (seat, later, later + timedelta(hours=1))
+    assert await _claimed(scene, reservation_id) == _claims_of(
+        (seat, starts_at, ends_at), new
+    )
+    rival = await create_client(scene.resources.pool, scene.resources.settings)
+    taken = await scene.book(starts_at, ends_at, seat_id=seat, account=rival)
+    assert taken.status_code == 409
+
+    confirmed = await scene.api.post(f"{path}/confirm", headers=scene.admin.headers)
+    assert confirmed.status_code == 200
+    assert (confirmed.json()["status"], confirmed.json()["fallback"]) == (
+        "confirmed",
+        None,
+    )
+    assert await _claimed(scene, reservation_id) == _claims_of(new)
+    assert await _row(scene, reservation_id) == ("confirmed", 2, *new, None)
+    free = await scene.book(starts_at, ends_at, seat_id=seat, account=rival)
+    assert free.status_code == 200
+    await wait_for(lambda: _has_mail(scene, reservation_id, ("reschedule", 2)))
+    assert await _mails(scene, reservation_id) == [
+        ("confirmation", 1), ("reschedule", 2),
+    ]  # fmt: skip
+
+
+async def _has_mail(scene: Scene, reservation_id: str, wanted: tuple) -> bool:
+    return wanted in await _mails(scene, reservation_id)
+
+
+async def test_cancelling_a_pending_move_frees_both_slots(scene: Scene) -> None:
+    path, (seat, starts_at, ends_at) = await _confirmed_booking(scene)
+    reservation_id = path.rsplit("/", 1)[1]
+    moved = await _move(
+        scene, path, starts_at + timedelta(days=1), scene.client.headers
+    )
+    assert moved.json()["status"] == "held"
+
+    cancelled = await scene.api.delete(path, headers=scene.client.headers)
+    assert cancelled.status_code == 204
+    got = await scene.api.get(path, headers=scene.client.headers)
+    assert (got.json()["status"], got.json()["fallback"]) == ("cancelled", None)
+    assert await _claimed(scene, reservation_id) == (set(), set())
+    assert (await _row(scene, reservation_id))[-1] is None
+
+
+async def test_moves_while_staff_decide_keep_the_first_fallback_and_back_is_confirmed(
+    scene: Scene, smtp
+) -> None:
+    path, (seat, starts_at, ends_at) = await _confirmed_booking(scene)
+    reservation_id = path.rsplit("/", 1)[1]
+    original = (seat, starts_at, ends_at)
+    first = await _move(
+        scene, path, starts_at + timedelta(days=1), scene.client.headers
+    )
+    assert (first.json()["status"], first.json()["version"]) == ("held", 2)
+    second_start = starts_at + timedelta(days=2)
+    second = await _move(scene, path, second_start, scene.client.headers)
+    assert (second.json()["status"], second.json()["version"]) == ("held", 3)
+    assert second.json()["fallback"]["starts_at"] == _z(starts_at)
+    # the first move's slot is no longer held; the one staff confirmed still is
+    assert await _claimed(scene, reservation_id) == _claims_of(
+        original, (seat, second_start, second_start + timedelta(hours=1))
+    )
+
+    # back within what staff confirmed: nothing is left for them to answer
+    back = await _move(scene, path, starts_at, scene.client.headers)
+    assert back.status_code == 200
+    body = back.json()
+    assert (body["status"], body["version"], body["fallback"]) == ("confirmed", 4, None)
+    assert body["hold_expires_at"] is None
+    assert await _claimed(scene, reservation_id) == _claims_of(original)
+    assert await _row(scene, reservation_id) == ("confirmed", 4, *original, None)
+    await wait_for(lambda: _has_mail(scene, reservation_id, ("reschedule", 4)))
+
+
+async def test_a_pending_move_lapses_at_the_start_it_would_go_back_to(
+    scene: Scene, smtp
+) -> None:
+    coworking = await create_coworking(
+        scene.resources.pool, auto_confirm=False, hold_minutes=120
+    )
+    seat = await create_seat(scene.resources.pool, coworking)
+    starts_at, ends_at = await scene.slot(hours_ahead=1)
+    booked = await scene.book(starts_at, ends_at, seat_id=seat)
+    reservation_id = booked.json()["id"]
+    path = f"/api/reservations/{reservation_id}"
+    await scene.api.post(f"{path}/confirm", headers=scene.admin.headers)
+
+    later = starts_at + timedelta(days=1)
+    moved = await _move(scene, path, later, scene.client.headers)
+    # the hold would run two hours; the client may still come at the first start
+    assert (moved.json()["status"], moved.json()["hold_expires_at"]) == (
+        "held",
+        _z(starts_at),
+    )
+    await scene.sleep(starts_at - await scene.now() - timedelta(minutes=1))
+    assert await _status(scene, reservation_id) == "held"
+    await scene.sleep(timedelta(minutes=2))
+    assert await wait_for(lambda: _is_confirmed(scene, reservation_id))
+    assert await _row(scene, reservation_id) == (
+        "confirmed", 3, seat, starts_at, ends_at, None,
+    )  # fmt: skip
+    assert await _claimed(scene, reservation_id) == _claims_of(
+        (seat, starts_at, ends_at)
+    )
+    # the client is let in as booked
+    checked_in = await scene.api.post(f"{path}/check-in", headers=scene.admin.headers)
+    assert (checked_in.status_code, checked_in.json()["status"]) == (200, "checked_in")
+
+
+async def _is_confirmed(scene: Scene, reservation_id: str) -> bool:
+    return await _status(scene, reservation_id) == "confirmed"
+
+
+async def test_the_slot_a_pending_move_keeps_is_busy_to_every_reader(
+    scene: Scene,
+) -> None:
+    path, (seat, starts_at, ends_at) = await _confirmed_booking(scene)
+    got = await scene.api.get(path, headers=scene.client.headers)
+    coworking_id = uuid.UUID(got.json()["coworking_id"])
+    other = await create_seat(scene.resources.pool, coworking_id, number=2)
+    later = starts_at + timedelta(days=1)
+    moved = await scene.api.patch(
+        path,
+        json={"seat_id": str(other), "starts_at": _z(later),
+              "ends_at": _z(later + timedelta(hours=1))},
+        headers=scene.client.headers,
+    )  # fmt: skip
+    assert (moved.status_code, moved.json()["status"]) == (200, "held")
+    pool = scene.resources.pool
+
+    busy = await reservation_reads.busy_intervals(
+        pool, seat_ids=[seat, other], start=starts_at, end=later + timedelta(days=1)
+    )
+    assert busy == {
+        seat: [(starts_at, ends_at)],
+        other: [(later, later + timedelta(hours=1))],
+    }
+    assert await reservation_reads.busy_seat_ids(
+        pool, seat_ids=[seat, other], at=starts_at
+    ) == {seat}
+    assert (
+        await reservation_reads.upcoming_count(pool, seat_id=seat, now=starts_at) == 1
+    )
+    assert await reservation_reads.client_ids_between(
+        pool, coworking_id=coworking_id, start=starts_at, end=ends_at
+    ) == [scene.client.id]
+    total, rows = await reservation_reads.active_overlapping(
+        pool, coworking_id=coworking_id, seat_id=None, start=starts_at,
+        end=later + timedelta(hours=1), limit=5,
+    )  # fmt: skip
+    # one reservation, named once, by the earlier of its two slots
+    assert (total, [(r["seat_id"], r["starts_at"]) for r in rows]) == (
+        1, [(seat, starts_at)],
+    )  # fmt: skip
+
+    gone = await scene.api.delete(
+        f"/api/coworkings/{coworking_id}/seats/{seat}", headers=scene.admin.headers
+    )
+    assert (gone.status_code, gone.json()) == (
+        409,
+        {
+            "error": "conflict",
+            "description": "seat_id: the seat has 1 upcoming reservations;"
+            " cancel them or set the seat inactive",
+        },
+    )
