@@ -334,6 +334,9 @@ class ReservationWorkflow:
         self._state.coworking_id = claim.coworking_id
         self._state.rules.CopyFrom(claim.rules)
         self._state.status = claim.status
+        if claim.HasField("fallback"):
+            # a run begun again by a reset finds a client's move waiting for staff
+            self._state.fallback.CopyFrom(claim.fallback)
         self._hold = pb.HoldResult(outcome=pb.HOLD_OUTCOME_HELD)
         if (
             claim.version > self._state.version or claim.status in TERMINAL

@@ -282,3 +282,53 @@ async def test_a_held_booking_reset_to_its_first_task_keeps_its_holds_end(
         f"confirmation by staff before {hold_ends.astimezone(UTC).isoformat()}"
     )
     assert (state.status, state.version) == (pb.RESERVATION_STATUS_HELD, 1)
+
+
+async def test_a_pending_move_reset_to_its_first_task_still_goes_back(
+    scene: Scene, smtp
+) -> None:
+    """The new run finds a client's move waiting for staff, and the slot staff
+    confirmed kept beside it: unanswered, it goes back there, not away."""
+    pool = scene.resources.pool
+    coworking = await create_coworking(pool, auto_confirm=False, hold_minutes=60)
+    seat = await create_seat(pool, coworking, number=1)
+    starts_at, ends_at = await scene.slot(hours_ahead=30)
+    booked = await scene.book(starts_at, ends_at, seat_id=seat)
+    path = f"/api/reservations/{booked.json()['id']}"
+    await scene.api.post(f"{path}/confirm", headers=scene.admin.headers)
+    later = starts_at + timedelta(days=1)
+    moved = await scene.api.patch(
+        path,
+        json={"starts_at": later.isoformat(),
+              "ends_at": (later + timedelta(hours=1)).isoformat()},
+        headers=scene.client.headers,
+    )  # fmt: skip
+    assert (moved.json()["status"], moved.json()["version"]) == ("held", 2)
+    hold_ends = await pool.fetchval(
+        "SELECT hold_expires_at FROM reservation.reservations WHERE id = $1",
+        uuid.UUID(booked.json()["id"]),
+    )
+    temporal = scene.resources.temporal
+    handle = temporal.get_workflow_handle(f"reservation-{booked.json()['id']}")
+
+    run_id = await reset_workflow(handle, temporal=temporal)
+    run = temporal.get_workflow_handle(handle.id, run_id=run_id)
+
+    async def waiting() -> pb.ReservationState | None:
+        state = await run.query("state")
+        return state if state.waiting_for else None
+
+    state = await wait_for(waiting)
+    assert isinstance(state, pb.ReservationState)
+    assert state.waiting_for == (
+        "staff to confirm the move (else it goes back) before"
+        f" {hold_ends.astimezone(UTC).isoformat()}"
+    )
+    assert (state.status, state.version, state.seat_id) == (
+        pb.RESERVATION_STATUS_HELD, 2, str(seat),
+    )  # fmt: skip
+    assert (
+        state.fallback.seat_id,
+        state.fallback.starts_at.ToDatetime(tzinfo=UTC),
+        state.fallback.ends_at.ToDatetime(tzinfo=UTC),
+    ) == (str(seat), starts_at, ends_at)
