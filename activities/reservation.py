@@ -213,6 +213,7 @@ def _behind(record: str, context: asyncpg.Record) -> _Refused:
     if context["existing_rules"] is not None:
         refusal.rules.ParseFromString(context["existing_rules"])
     _set_hold_end(refusal, context["existing_hold_expires_at"])
+    _set_fallback(refusal, context)
     return _Refused(refusal)
 
 

@@ -1024,3 +1024,79 @@ async def test_a_claim_keeps_the_holds_end_that_a_run_keeps(
     )
     read = await claims.read_row(pb.StatusInput(reservation_id=str(reservation_id)))
     assert read.hold_expires_at.ToDatetime(tzinfo=UTC) == booked_at + timedelta(hours=6)
+
+
+async def test_a_client_move_keeps_its_fallback_and_goes_back_to_it_once(
+    db: asyncpg.Pool, kv: valkey.Valkey, settings: Settings
+) -> None:
+    """Activity by activity: the move claims beside what staff confirmed, a
+    retry answers as the move did, a run behind learns the fallback, and the
+    lapse goes back to it once, however often it is asked."""
+    coworking = await create_coworking(db, auto_confirm=False)
+    seat = await create_seat(db, coworking, number=1)
+    other = await create_seat(db, coworking, number=2)
+    client = (await create_client(db, settings)).id
+    claims = ReservationActivities(db, kv)
+    booked = _claim(client, seat, MONDAY)
+    rid = uuid.UUID(booked.reservation_id)
+    await claims.claim_seat(booked)
+    confirm = pb.StatusInput(
+        reservation_id=str(rid), status=pb.RESERVATION_STATUS_CONFIRMED
+    )
+    assert (await claims.record_status(confirm)).changed
+    # half an hour later, on the other seat: the clients' grains overlap
+    move = _claim(client, other, MONDAY + timedelta(minutes=30), reservation_id=rid,
+                  version=2)  # fmt: skip
+    move.requested_by = f"client:{client}"
+    move.keep_fallback = True
+
+    moved = await claims.claim_seat(move)
+    retried = await claims.claim_seat(move)
+    behind = await claims.claim_seat(
+        _claim(client, seat, MONDAY.replace(hour=14), reservation_id=rid, version=2)
+    )
+
+    for answer in (moved, retried, behind):
+        assert (
+            answer.fallback.seat_id,
+            answer.fallback.starts_at.ToDatetime(UTC),
+            answer.fallback.ends_at.ToDatetime(UTC),
+        ) == (str(seat), MONDAY, MONDAY + timedelta(hours=1))
+    assert (moved.status, retried.status, behind.rule) == (
+        pb.RESERVATION_STATUS_HELD, pb.RESERVATION_STATUS_HELD, "workflow_behind",
+    )  # fmt: skip
+    new_grains = grains(MONDAY + timedelta(minutes=30), MONDAY + timedelta(hours=1.5))
+    old_grains = grains(MONDAY, MONDAY + timedelta(hours=1))
+    seat_rows = await db.fetch(
+        "SELECT seat_id, slot_start FROM reservation.seat_claims"
+        " WHERE reservation_id = $1 ORDER BY seat_id, slot_start",
+        rid,
+    )
+    assert sorted((r["seat_id"], r["slot_start"]) for r in seat_rows) == sorted(
+        [(seat, g) for g in old_grains] + [(other, g) for g in new_grains]
+    )
+    assert await _claims(db, "client_claims", str(rid)) == sorted(
+        set(old_grains) | set(new_grains)
+    )
+
+    stale = pb.ReleaseInput(reservation_id=str(rid), version=1)
+    lapse = pb.ReleaseInput(reservation_id=str(rid), version=2)
+    untouched = await claims.revert_move(stale)
+    assert (untouched.status, untouched.version, untouched.seat_id) == (
+        pb.RESERVATION_STATUS_HELD, 2, str(other),
+    )  # fmt: skip
+    back = await claims.revert_move(lapse)
+    again = await claims.revert_move(lapse)
+    for answer in (back, again):
+        assert (answer.status, answer.version, answer.seat_id) == (
+            pb.RESERVATION_STATUS_CONFIRMED, 3, str(seat),
+        )  # fmt: skip
+        assert not answer.HasField("fallback")
+    assert await _claims(db, "seat_claims", str(rid)) == old_grains
+    assert await _claims(db, "client_claims", str(rid)) == old_grains
+    row = await db.fetchrow(
+        "SELECT starts_at, hold_expires_at, fallback_seat_id, no_show_at"
+        " FROM reservation.reservations WHERE id = $1",
+        rid,
+    )
+    assert tuple(row) == (MONDAY, None, None, None)
