@@ -519,6 +519,10 @@ class ReservationWorkflow:
             ):
                 self._lapsed_version = row.version
             closed = self._catch_up(row)
+            if self._state.version == version and self._state.HasField("fallback"):
+                # a row behind this run (restored from a backup) cannot go
+                # back; asking again would ask for ever
+                self._state.ClearField("fallback")
             if self._lapsed_version == row.version:
                 self._moved_to = f"version {row.version}, back where staff confirmed it"
             return closed

@@ -247,3 +247,36 @@ async def test_the_slot_a_pending_move_keeps_is_busy_to_every_reader(
             " cancel them or set the seat inactive",
         },
     )
+
+
+async def test_a_row_behind_its_run_is_asked_to_go_back_once(scene: Scene) -> None:
+    """A row restored from before the move cannot go back to what it never
+    had: the run asks once, then lets the hold run out as before."""
+    path, (seat, starts_at, ends_at) = await _confirmed_booking(scene)
+    reservation_id = path.rsplit("/", 1)[1]
+    moved = await _move(
+        scene, path, starts_at + timedelta(days=1), scene.client.headers
+    )
+    assert (moved.json()["status"], moved.json()["version"]) == ("held", 2)
+    await scene.resources.pool.execute(
+        "UPDATE reservation.reservations SET version = 1 WHERE id = $1",
+        uuid.UUID(reservation_id),
+    )
+    await scene.sleep(timedelta(minutes=61))
+    assert await wait_for(lambda: _is(scene, reservation_id, "expired"))
+    handle = scene.resources.temporal.get_workflow_handle(
+        f"reservation-{reservation_id}"
+    )
+    history = await handle.fetch_history()
+    asked = [
+        event
+        for event in history.events
+        if event.HasField("activity_task_scheduled_event_attributes")
+        and event.activity_task_scheduled_event_attributes.activity_type.name
+        == "revert_move"
+    ]
+    assert len(asked) == 1
+
+
+async def _is(scene: Scene, reservation_id: str, status: str) -> bool:
+    return await _status(scene, reservation_id) == status
