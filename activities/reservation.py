@@ -486,12 +486,17 @@ class ReservationActivities:
             if scope == "seat"
             else ("reservation.client_claims", "client_id")
         )
+        # the holder's slot that has the grain: its own, or the one a move
+        # waiting for staff keeps
+        same_seat = " AND k.seat_id = c.seat_id" if scope == "seat" else ""
         taken = await conn.fetchrow(
-            f"SELECT r.starts_at, r.ends_at FROM {table} c"  # noqa: S608
-            " JOIN reservation.reservations r ON r.id = c.reservation_id"
+            f"SELECT k.starts_at, k.ends_at FROM {table} c"  # noqa: S608
+            " JOIN reservation.kept_slots k ON k.id = c.reservation_id"
+            f"{same_seat} AND k.starts_at < c.slot_start + $4::interval"
+            " AND k.ends_at > c.slot_start"
             f" WHERE c.{column} = $1 AND c.slot_start = ANY($2::timestamptz[])"
-            " AND c.reservation_id <> $3 ORDER BY r.starts_at LIMIT 1",
-            owner, slots, reservation_id,
+            " AND c.reservation_id <> $3 ORDER BY k.starts_at LIMIT 1",
+            owner, slots, reservation_id, GRAIN,
         )  # fmt: skip
         if taken is None:
             # the holder released between our insert and this read: let the retry decide
