@@ -416,10 +416,12 @@ class ReservationActivities:
                         context["existing_starts_at"],
                         context["existing_ends_at"],
                     )
-            elif fallback is not None and _within(
-                fallback, seat_id, starts_at, ends_at
+            elif fallback is not None and (
+                not request.requested_by.startswith("client:")
+                or _within(fallback, seat_id, starts_at, ends_at)
             ):
-                # back inside what staff confirmed: nothing left for them to answer
+                # staff chose the slot, or the client came back inside what
+                # staff confirmed: nothing is left for staff to answer
                 status, fallback = "confirmed", None
             touched.add(context["existing_coworking_id"])
             # our own old claims must not collide with the new ones; if the new ones

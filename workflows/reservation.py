@@ -588,11 +588,17 @@ class ReservationWorkflow:
             ):
                 # a cancel of a run behind a move: its mail names the moved slot
                 self._adopt_slot(released.closed, "its record")
+            # the client was never sent a move still waiting for staff: the
+            # mail names the booking they know, the one staff confirmed
+            known = None
+            if self._state.HasField("fallback"):
+                known = pb.Slot()
+                known.CopyFrom(self._state.fallback)
             self._state.status = status
             self._state.cancel_reason = reason
             self._state.ClearField("fallback")
             self._upsert_status()
-            self._queue_mail(mail, due_at=workflow.now())
+            self._queue_mail(mail, due_at=workflow.now(), slot=known)
             return True
 
     async def _record(
@@ -639,16 +645,19 @@ class ReservationWorkflow:
 
     # Mail goes out beside the timeline: a failing server never holds up the booking.
 
-    def _queue_mail(self, kind: pb.MailKind, *, due_at: datetime) -> None:
+    def _queue_mail(
+        self, kind: pb.MailKind, *, due_at: datetime, slot: pb.Slot | None = None
+    ) -> None:
+        where = slot if slot is not None else self._state
         mail = pb.MailInput(
             reservation_id=self._state.reservation_id,
             kind=kind,
             version=self._state.version,
-            seat_id=self._state.seat_id,
+            seat_id=where.seat_id,
             cancel_reason=self._state.cancel_reason,
         )
-        mail.starts_at.CopyFrom(self._state.starts_at)
-        mail.ends_at.CopyFrom(self._state.ends_at)
+        mail.starts_at.CopyFrom(where.starts_at)
+        mail.ends_at.CopyFrom(where.ends_at)
         mail.move_lapsed = bool(self._lapsed_version) and (
             self._lapsed_version == self._state.version
         )

@@ -117,12 +117,11 @@ async def _has_mail(scene: Scene, reservation_id: str, wanted: tuple) -> bool:
     return wanted in await _mails(scene, reservation_id)
 
 
-async def test_cancelling_a_pending_move_frees_both_slots(scene: Scene) -> None:
+async def test_cancelling_a_pending_move_frees_both_slots(scene: Scene, smtp) -> None:
     path, (seat, starts_at, ends_at) = await _confirmed_booking(scene)
     reservation_id = path.rsplit("/", 1)[1]
-    moved = await _move(
-        scene, path, starts_at + timedelta(days=1), scene.client.headers
-    )
+    later = starts_at + timedelta(days=1)
+    moved = await _move(scene, path, later, scene.client.headers)
     assert moved.json()["status"] == "held"
 
     cancelled = await scene.api.delete(path, headers=scene.client.headers)
@@ -131,6 +130,40 @@ async def test_cancelling_a_pending_move_frees_both_slots(scene: Scene) -> None:
     assert (got.json()["status"], got.json()["fallback"]) == ("cancelled", None)
     assert await _claimed(scene, reservation_id) == (set(), set())
     assert (await _row(scene, reservation_id))[-1] is None
+    # the client was told of the slot staff confirmed, never of the move
+    await wait_for(lambda: _has_mail(scene, reservation_id, ("cancellation", 2)))
+    [mail] = [
+        m.message
+        for m in smtp.received
+        if ".cancellation.v2@" in m.message["Message-ID"]
+    ]
+    body = mail.get_body(("plain",)).get_content()
+    assert f"From:  {starts_at:%A %d %B %Y, %H:%M} UTC" in body
+    assert f"{later:%A %d %B %Y}" not in body
+
+
+async def test_a_staff_move_of_a_pending_move_is_their_answer(
+    scene: Scene, smtp
+) -> None:
+    path, (seat, starts_at, ends_at) = await _confirmed_booking(scene)
+    reservation_id = path.rsplit("/", 1)[1]
+    await _move(scene, path, starts_at + timedelta(days=1), scene.client.headers)
+    chosen = starts_at + timedelta(days=2)
+
+    by_staff = await _move(scene, path, chosen, scene.admin.headers)
+
+    body = by_staff.json()
+    assert (body["status"], body["version"], body["fallback"]) == (
+        "confirmed", 3, None,
+    )  # fmt: skip
+    new = (seat, chosen, chosen + timedelta(hours=1))
+    assert await _claimed(scene, reservation_id) == _claims_of(new)
+    assert await _row(scene, reservation_id) == ("confirmed", 3, *new, None)
+    await wait_for(lambda: _has_mail(scene, reservation_id, ("reschedule", 3)))
+    [mail] = [
+        m.message for m in smtp.received if ".reschedule.v3@" in m.message["Message-ID"]
+    ]
+    assert mail["Subject"].startswith("Your booking has moved: ")
 
 
 async def test_moves_while_staff_decide_keep_the_first_fallback_and_back_is_confirmed(
