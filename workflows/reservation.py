@@ -1248,6 +1248,13 @@ class ReservationWorkflow:
         elif live and action == "reschedule":
             if workflow.now() >= _dt(self._state.starts_at):
                 what = "a reservation that has started"
+        elif live and action == "confirm" and self._lapsed_version:
+            if self._lapsed_version == self._state.version:
+                # staff who meant to accept the move must not read "done"
+                what += (
+                    ": the client's move lapsed unconfirmed, and it went back"
+                    " to the seat and time staff had confirmed"
+                )
         return ApplicationError(f"cannot {action} {what}", type="InvalidState")
 
 

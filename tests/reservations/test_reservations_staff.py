@@ -372,6 +372,16 @@ async def test_client_move_of_a_staff_confirmed_booking_waits_for_staff_again(
     assert tuple(row.values()) == (starts_at, ends_at - timedelta(minutes=30), 4)
     assert await _claims(scene, reservation_id) == 6
     assert await _contract_flags(scene, reservation_id) == ("confirmed", False)
+    late = await scene.api.post(f"{path}/confirm", headers=scene.admin.headers)
+    assert (late.status_code, late.json()) == (
+        409,
+        {
+            "error": "conflict",
+            "description": "cannot confirm a confirmed reservation: the client's"
+            " move lapsed unconfirmed, and it went back to the seat and time"
+            " staff had confirmed",
+        },
+    )
     await wait_for(lambda: _mails_include(scene, reservation_id, ("reschedule", 4)))
     assert await _mails(scene, reservation_id) == [
         ("confirmation", 1), ("reschedule", 2), ("reschedule", 4),
