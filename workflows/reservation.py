@@ -1113,10 +1113,11 @@ class ReservationWorkflow:
             seat_id=seat_id, starts_at=starts_at, ends_at=ends_at,
             version=version, reschedule=True, requested_by=request.requested_by,
         )  # fmt: skip
-        # only a client's move of what staff confirmed can go back to held
+        # only a client's move of a confirmed booking can go back to held; the
+        # claim decides by the coworking's rules as they are now, which may
+        # have turned staff confirmation on since the booking was made
         claim.keep_fallback = (
             self._state.status == S.RESERVATION_STATUS_CONFIRMED
-            and not self._state.rules.auto_confirm
             and request.requested_by.startswith("client:")
             and self._patched(PATCH_MOVE_KEEPS_BOOKING)
         )

@@ -321,3 +321,39 @@ async def test_a_row_behind_its_run_is_asked_to_go_back_once(scene: Scene) -> No
 
 async def _is(scene: Scene, reservation_id: str, status: str) -> bool:
     return await _status(scene, reservation_id) == status
+
+
+async def test_a_booking_made_before_staff_confirmation_was_turned_on_keeps_it(
+    scene: Scene, smtp
+) -> None:
+    """The booking's own rules said auto-confirm; the coworking's say staff
+    confirm by the time the client moves it: the move waits, and the booking
+    stands meanwhile."""
+    pool = scene.resources.pool
+    coworking = await create_coworking(pool, auto_confirm=True)
+    seat = await create_seat(pool, coworking)
+    starts_at, ends_at = await scene.slot(hours_ahead=48)
+    booked = await scene.book(starts_at, ends_at, seat_id=seat)
+    assert booked.json()["status"] == "confirmed"
+    reservation_id = booked.json()["id"]
+    path = f"/api/reservations/{reservation_id}"
+    await pool.execute(
+        "UPDATE coworking.coworkings SET auto_confirm = false, hold_minutes = 30"
+        " WHERE id = $1",
+        coworking,
+    )
+    moved = await _move(
+        scene, path, starts_at + timedelta(days=1), scene.client.headers
+    )
+    assert (moved.json()["status"], moved.json()["fallback"]) == (
+        "held",
+        {"seat_id": str(seat), "starts_at": _z(starts_at), "ends_at": _z(ends_at)},
+    )
+    await scene.sleep(timedelta(minutes=31))
+    assert await wait_for(lambda: _is_confirmed(scene, reservation_id))
+    assert await _row(scene, reservation_id) == (
+        "confirmed", 3, seat, starts_at, ends_at, None,
+    )  # fmt: skip
+    assert await _claimed(scene, reservation_id) == _claims_of(
+        (seat, starts_at, ends_at)
+    )
