@@ -1053,7 +1053,8 @@ class ReservationWorkflow:
                     and self._state.status == S.RESERVATION_STATUS_HELD
                     and self._state.HasField("fallback")
                 ):
-                    # moved back within what staff had confirmed
+                    # staff's own move, or the client's back inside what staff
+                    # had confirmed: nothing left for staff to answer
                     self._state.status = S.RESERVATION_STATUS_CONFIRMED
                     self._upsert_status()
                 if claim.HasField("fallback"):
