@@ -213,7 +213,7 @@ def _behind(record: str, context: asyncpg.Record) -> _Refused:
     if context["existing_rules"] is not None:
         refusal.rules.ParseFromString(context["existing_rules"])
     _set_hold_end(refusal, context["existing_hold_expires_at"])
-    _set_fallback(refusal, context)
+    _set_fallback(refusal, _fallback(context))
     return _Refused(refusal)
 
 
@@ -289,12 +289,10 @@ class ReservationActivities:
             if old is not None:
                 seats |= {old["seat_id"], old["fallback_seat_id"]} - {None}
         # a move that only gives time back, on the seat it holds
-        shrink = (
-            old is not None
-            and old["seat_id"] == seat_id
-            and old["starts_at"] <= starts_at
-            and ends_at <= old["ends_at"]
-        )
+        shrink = old is not None and _within(
+            (old["seat_id"], old["starts_at"], old["ends_at"]),
+            seat_id, starts_at, ends_at,
+        )  # fmt: skip
         for key in sorted(seat_lock_key(seat) for seat in seats):
             await conn.execute("SELECT pg_advisory_xact_lock($1)", key)
         context = await conn.fetchrow(
@@ -330,7 +328,7 @@ class ReservationActivities:
             held.ends_at.FromDatetime(context["existing_ends_at"])
             held.version = existing_version
             _set_hold_end(held, context["existing_hold_expires_at"])
-            _set_fallback(held, context)
+            _set_fallback(held, _fallback(context))
             return held
         if existing_version is not None and context["existing_status"] not in _MOVABLE:
             # only a run behind its row moves a closed or checked-in reservation:
@@ -465,9 +463,7 @@ class ReservationActivities:
                 fallback_seat, grains(fallback_starts, fallback_ends),
                 reservation_id, client_id,
             )  # fmt: skip
-            held.fallback.seat_id = str(fallback_seat)
-            held.fallback.starts_at.FromDatetime(fallback_starts)
-            held.fallback.ends_at.FromDatetime(fallback_ends)
+            _set_fallback(held, fallback)
         touched.add(rules.id)
         if existing_version is None:
             metrics.RESERVATIONS_CREATED.inc()
@@ -620,12 +616,7 @@ class ReservationActivities:
     async def read_row(self, request: pb.StatusInput) -> pb.ReservationRow:
         """The reservation's row, for a run asked to look whether it lags it;
         empty when there is none."""
-        row = await self.pool.fetchrow(
-            "SELECT seat_id, starts_at, ends_at, version, status, rules,"
-            " hold_expires_at, fallback_seat_id, fallback_starts_at,"
-            " fallback_ends_at FROM reservation.reservations WHERE id = $1",
-            uuid.UUID(request.reservation_id),
-        )
+        row = await self.pool.fetchrow(_ROW, uuid.UUID(request.reservation_id))
         if row is None:
             return pb.ReservationRow()
         return _row_message(row, _STATUS_ENUM[row["status"]])
@@ -694,9 +685,9 @@ _ROW_COLUMNS = (
     "seat_id, starts_at, ends_at, version, status, rules, hold_expires_at,"
     " fallback_seat_id, fallback_starts_at, fallback_ends_at, coworking_id"
 )
-_ROW_FOR_UPDATE = (
-    f"SELECT {_ROW_COLUMNS} FROM reservation.reservations WHERE id = $1 FOR UPDATE"  # noqa: S608
-)
+# what a run behind its row takes over from it
+_ROW = f"SELECT {_ROW_COLUMNS} FROM reservation.reservations WHERE id = $1"  # noqa: S608
+_ROW_FOR_UPDATE = _ROW + " FOR UPDATE"
 # the fallback's times, with the check-in deadline they carry
 _REVERT = f"""
 UPDATE reservation.reservations SET
@@ -725,29 +716,28 @@ RETURNING r.seat_id, r.starts_at, r.ends_at, r.coworking_id,
 """
 
 
-def _fallback(
-    context: asyncpg.Record,
-) -> tuple[uuid.UUID, datetime, datetime] | None:
-    if context["fallback_seat_id"] is None:
+_Slot = tuple[uuid.UUID, datetime, datetime]
+
+
+def _fallback(row: asyncpg.Record) -> _Slot | None:
+    """The row's fallback; None for none, or a row read without it."""
+    if row.get("fallback_seat_id") is None:
         return None
-    return (
-        context["fallback_seat_id"],
-        context["fallback_starts_at"],
-        context["fallback_ends_at"],
-    )
+    return row["fallback_seat_id"], row["fallback_starts_at"], row["fallback_ends_at"]
 
 
 def _set_fallback(
-    message: pb.ClaimResult | pb.ReservationRow, row: asyncpg.Record
+    message: pb.ClaimResult | pb.ReservationRow, slot: _Slot | None
 ) -> None:
-    if row.get("fallback_seat_id") is not None:
-        message.fallback.seat_id = str(row["fallback_seat_id"])
-        message.fallback.starts_at.FromDatetime(row["fallback_starts_at"])
-        message.fallback.ends_at.FromDatetime(row["fallback_ends_at"])
+    if slot is not None:
+        seat_id, starts_at, ends_at = slot
+        message.fallback.seat_id = str(seat_id)
+        message.fallback.starts_at.FromDatetime(starts_at)
+        message.fallback.ends_at.FromDatetime(ends_at)
 
 
 def _within(
-    slot: tuple[uuid.UUID, datetime, datetime],
+    slot: _Slot,
     seat_id: uuid.UUID,
     starts_at: datetime,
     ends_at: datetime,
@@ -798,12 +788,7 @@ async def _ahead_of(
     been confirmed or been checked in since. A repeat of a close that already
     committed is not ahead: the retry must end as the first attempt did.
     """
-    row = await conn.fetchrow(
-        "SELECT seat_id, starts_at, ends_at, version, status, rules,"
-        " hold_expires_at, fallback_seat_id, fallback_starts_at, fallback_ends_at"
-        " FROM reservation.reservations WHERE id = $1 FOR UPDATE",
-        reservation_id,
-    )
+    row = await conn.fetchrow(_ROW_FOR_UPDATE, reservation_id)
     if row is None:
         return None
     decided_on = request.decided_on
@@ -832,7 +817,7 @@ def _row_message(
     if row.get("rules") is not None:
         message.rules.ParseFromString(row["rules"])
     _set_hold_end(message, row.get("hold_expires_at"))
-    _set_fallback(message, row)
+    _set_fallback(message, _fallback(row))
     return message
 
 

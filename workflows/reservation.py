@@ -510,20 +510,20 @@ class ReservationWorkflow:
                 summary="go back to the seat and time staff confirmed",
                 **DB_ACTIVITY,
             )
-            self._state.ClearField("fallback")
             if not row.version:
                 # the row is gone: nothing to go back to, so the hold expires
+                self._state.ClearField("fallback")
                 return False
-            if row.version == version + 1 and (
+            lapsed = row.version == version + 1 and (
                 row.status == S.RESERVATION_STATUS_CONFIRMED
-            ):
-                self._lapsed_version = row.version
+            )
             closed = self._catch_up(row)
-            if self._state.version == version and self._state.HasField("fallback"):
+            if self._state.version == version:
                 # a row behind this run (restored from a backup) cannot go
                 # back; asking again would ask for ever
                 self._state.ClearField("fallback")
-            if self._lapsed_version == row.version:
+            if lapsed:
+                self._lapsed_version = row.version
                 self._moved_to = f"version {row.version}, back where staff confirmed it"
             return closed
 
@@ -658,9 +658,7 @@ class ReservationWorkflow:
         )
         mail.starts_at.CopyFrom(where.starts_at)
         mail.ends_at.CopyFrom(where.ends_at)
-        mail.move_lapsed = bool(self._lapsed_version) and (
-            self._lapsed_version == self._state.version
-        )
+        mail.move_lapsed = self._lapsed_version == self._state.version
         _set(mail.due_at, due_at)
         unsent = self._unsent_invitation() if kind in _INVITATIONS else None
         if unsent is not None and self._patched(PATCH_ONE_INVITATION):
@@ -1250,13 +1248,14 @@ class ReservationWorkflow:
         elif live and action == "reschedule":
             if workflow.now() >= _dt(self._state.starts_at):
                 what = "a reservation that has started"
-        elif live and action == "confirm" and self._lapsed_version:
-            if self._lapsed_version == self._state.version:
-                # staff who meant to accept the move must not read "done"
-                what += (
-                    ": the client's move lapsed unconfirmed, and it went back"
-                    " to the seat and time staff had confirmed"
-                )
+        elif (
+            live and action == "confirm" and self._lapsed_version == self._state.version
+        ):
+            # staff who meant to accept the move must not read "done"
+            what += (
+                ": the client's move lapsed unconfirmed, and it went back"
+                " to the seat and time staff had confirmed"
+            )
         return ApplicationError(f"cannot {action} {what}", type="InvalidState")
 
 

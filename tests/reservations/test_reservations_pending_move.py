@@ -12,6 +12,7 @@ from tests.reservations.conftest import Scene
 from tests.reservations.test_reservations_lifecycle import wait_for
 from tests.reservations.test_reservations_staff import (
     _book_where_staff_confirm,
+    _is,
     _mails,
     _move,
     _status,
@@ -219,20 +220,19 @@ async def test_a_pending_move_lapses_at_the_start_it_would_go_back_to(
     await scene.sleep(starts_at - await scene.now() - timedelta(minutes=1))
     assert await _status(scene, reservation_id) == "held"
     await scene.sleep(timedelta(minutes=2))
-    assert await wait_for(lambda: _is_confirmed(scene, reservation_id))
-    assert await _row(scene, reservation_id) == (
-        "confirmed", 3, seat, starts_at, ends_at, None,
-    )  # fmt: skip
-    assert await _claimed(scene, reservation_id) == _claims_of(
-        (seat, starts_at, ends_at)
-    )
+    await _went_back(scene, reservation_id, (seat, starts_at, ends_at), version=3)
     # the client is let in as booked
     checked_in = await scene.api.post(f"{path}/check-in", headers=scene.admin.headers)
     assert (checked_in.status_code, checked_in.json()["status"]) == (200, "checked_in")
 
 
-async def _is_confirmed(scene: Scene, reservation_id: str) -> bool:
-    return await _status(scene, reservation_id) == "confirmed"
+async def _went_back(
+    scene: Scene, reservation_id: str, slot: Slot, *, version: int
+) -> None:
+    """The move lapsed: the row and its claims are the slot staff confirmed."""
+    assert await wait_for(lambda: _is(scene, reservation_id, "confirmed"))
+    assert await _row(scene, reservation_id) == ("confirmed", version, *slot, None)
+    assert await _claimed(scene, reservation_id) == _claims_of(slot)
 
 
 async def test_the_slot_a_pending_move_keeps_is_busy_to_every_reader(
@@ -319,10 +319,6 @@ async def test_a_row_behind_its_run_is_asked_to_go_back_once(scene: Scene) -> No
     assert len(asked) == 1
 
 
-async def _is(scene: Scene, reservation_id: str, status: str) -> bool:
-    return await _status(scene, reservation_id) == status
-
-
 async def test_a_booking_made_before_staff_confirmation_was_turned_on_keeps_it(
     scene: Scene, smtp
 ) -> None:
@@ -350,10 +346,4 @@ async def test_a_booking_made_before_staff_confirmation_was_turned_on_keeps_it(
         {"seat_id": str(seat), "starts_at": _z(starts_at), "ends_at": _z(ends_at)},
     )
     await scene.sleep(timedelta(minutes=31))
-    assert await wait_for(lambda: _is_confirmed(scene, reservation_id))
-    assert await _row(scene, reservation_id) == (
-        "confirmed", 3, seat, starts_at, ends_at, None,
-    )  # fmt: skip
-    assert await _claimed(scene, reservation_id) == _claims_of(
-        (seat, starts_at, ends_at)
-    )
+    await _went_back(scene, reservation_id, (seat, starts_at, ends_at), version=3)
