@@ -523,12 +523,7 @@ class ReservationActivities:
             # a reservation closed another way stays as it closed: a run reset
             # past its close would otherwise mark a cancelled booking a no-show
             row = await conn.fetchrow(
-                "UPDATE reservation.reservations SET status = $2,"
-                " cancel_reason = NULLIF($3, ''), updated_at = now(),"
-                " hold_expires_at = NULL, fallback_seat_id = NULL,"
-                " fallback_starts_at = NULL, fallback_ends_at = NULL"
-                " WHERE id = $1 AND (status = $2 OR status = ANY($4::text[]))"
-                " RETURNING coworking_id, seat_id, starts_at, ends_at, version",
+                _CLOSE,
                 # a NUL is the one character PostgreSQL's text cannot hold; a
                 # run from before the workflow cleaned signalled reasons sends it
                 reservation_id, status, request.reason.replace("\x00", ""),
@@ -558,10 +553,7 @@ class ReservationActivities:
         reason = reason or ABANDONED_REASON
         async with self.pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(
-                "UPDATE reservation.reservations SET status = 'cancelled',"
-                " cancel_reason = $2, updated_at = now(), fallback_seat_id = NULL,"
-                " fallback_starts_at = NULL, fallback_ends_at = NULL"
-                " WHERE id = $1 AND status = ANY($3::text[]) RETURNING coworking_id",
+                _CLOSE_ABANDONED,
                 reservation_id, reason, list(_ACTIVE),
             )  # fmt: skip
             if row is None:
@@ -698,6 +690,25 @@ UPDATE reservation.reservations SET
     updated_at = now()
 WHERE id = $1
 RETURNING {_ROW_COLUMNS}
+"""  # noqa: S608
+# A booking closed while a move waited for staff closes where staff confirmed
+# it: the move never took effect, and the client was told of that slot only.
+_CLOSE_ON_FALLBACK = (
+    "seat_id = coalesce(fallback_seat_id, seat_id),"
+    " starts_at = coalesce(fallback_starts_at, starts_at),"
+    " ends_at = coalesce(fallback_ends_at, ends_at), fallback_seat_id = NULL,"
+    " fallback_starts_at = NULL, fallback_ends_at = NULL"
+)
+_CLOSE = f"""
+UPDATE reservation.reservations SET status = $2, cancel_reason = NULLIF($3, ''),
+    updated_at = now(), hold_expires_at = NULL, {_CLOSE_ON_FALLBACK}
+WHERE id = $1 AND (status = $2 OR status = ANY($4::text[]))
+RETURNING coworking_id, seat_id, starts_at, ends_at, version
+"""  # noqa: S608
+_CLOSE_ABANDONED = f"""
+UPDATE reservation.reservations SET status = 'cancelled', cancel_reason = $2,
+    updated_at = now(), {_CLOSE_ON_FALLBACK}
+WHERE id = $1 AND status = ANY($3::text[]) RETURNING coworking_id
 """  # noqa: S608
 # A hold's end is the row's only while it is held; so is a fallback.
 _RECORD_STATUS = """

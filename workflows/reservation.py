@@ -127,6 +127,10 @@ PATCH_CANCEL_TAKES_TEXT = "2026-12-cancel-takes-text"
 # time claimed until staff confirm the move, and goes back to it when they do
 # not; the booking expired with the move before.
 PATCH_MOVE_KEEPS_BOOKING = "2026-12-move-keeps-booking"
+# 2026-12: a booking closed while a client's move waited for staff closes, in its
+# row, query and search attributes, on the slot staff confirmed; it kept the
+# move's.
+PATCH_CLOSES_ON_FALLBACK = "2026-12-closes-on-fallback"
 # A workflow whose input names a revision takes the patches that revision folds
 # in without asking: `workflow.patched` records a marker and upserts
 # TemporalChangeVersion on every new booking, one history event and one
@@ -594,6 +598,10 @@ class ReservationWorkflow:
             if self._state.HasField("fallback"):
                 known = pb.Slot()
                 known.CopyFrom(self._state.fallback)
+                if released.HasField("closed") and self._patched(
+                    PATCH_CLOSES_ON_FALLBACK
+                ):
+                    self._adopt_slot(released.closed, "its record")
             self._state.status = status
             self._state.cancel_reason = reason
             self._state.ClearField("fallback")

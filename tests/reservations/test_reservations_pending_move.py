@@ -17,6 +17,7 @@ from tests.reservations.test_reservations_staff import (
     _move,
     _status,
 )
+from workflows.reservation import RESERVATION_START, SEAT_ID
 
 Slot = tuple[uuid.UUID, datetime, datetime]
 
@@ -128,9 +129,15 @@ async def test_cancelling_a_pending_move_frees_both_slots(scene: Scene, smtp) ->
     cancelled = await scene.api.delete(path, headers=scene.client.headers)
     assert cancelled.status_code == 204
     got = await scene.api.get(path, headers=scene.client.headers)
-    assert (got.json()["status"], got.json()["fallback"]) == ("cancelled", None)
+    # it closes where staff confirmed it: the move never took effect
+    assert (
+        got.json()["status"], got.json()["fallback"], got.json()["starts_at"],
+        got.json()["ends_at"], got.json()["seat_id"],
+    ) == ("cancelled", None, _z(starts_at), _z(ends_at), str(seat))  # fmt: skip
     assert await _claimed(scene, reservation_id) == (set(), set())
-    assert (await _row(scene, reservation_id))[-1] is None
+    assert await _row(scene, reservation_id) == (
+        "cancelled", 2, seat, starts_at, ends_at, None,
+    )  # fmt: skip
     # the client was told of the slot staff confirmed, never of the move
     await wait_for(lambda: _has_mail(scene, reservation_id, ("cancellation", 2)))
     [mail] = [
@@ -141,6 +148,13 @@ async def test_cancelling_a_pending_move_frees_both_slots(scene: Scene, smtp) ->
     body = mail.get_body(("plain",)).get_content()
     assert f"From:  {starts_at:%A %d %B %Y, %H:%M} UTC" in body
     assert f"{later:%A %d %B %Y}" not in body
+    # support staff find it by the seat and start it was booked for
+    handle = scene.resources.temporal.get_workflow_handle(
+        f"reservation-{reservation_id}"
+    )
+    await handle.result()
+    found = (await handle.describe()).typed_search_attributes
+    assert (found.get(SEAT_ID), found.get(RESERVATION_START)) == (str(seat), starts_at)
 
 
 async def test_a_staff_move_of_a_pending_move_is_their_answer(
