@@ -311,6 +311,10 @@ def _application_error(error: BaseException) -> ApplicationError | None:
     return None
 
 
+_MOVED_MEANWHILE = (
+    "reservation: changed by another request while this one was on its way;"
+    " look at it again and send the change anew"
+)
 _KEY_REUSED = "header.Idempotency-Key: already used for a different request"
 
 
@@ -1064,9 +1068,16 @@ async def reschedule(
     if ends_at is not None:
         request.ends_at.FromDatetime(ends_at.astimezone(UTC))
     handle = resources.temporal.get_workflow_handle(workflow_id(reservation_id))
-    result = await _update(
-        resources, handle, ReservationWorkflow.reschedule, request, pb.RescheduleResult
-    )
+    try:
+        result = await _update(
+            resources, handle, ReservationWorkflow.reschedule, request,
+            pb.RescheduleResult,
+        )  # fmt: skip
+    except Conflict as refused:
+        # the version was the one read above, not the caller's: they named none
+        if refused.description.startswith("version:"):
+            raise Conflict(_MOVED_MEANWHILE) from refused
+        raise
     assert isinstance(result, pb.RescheduleResult)
     _raise_for_outcome(result.outcome, result.conflict, result.rule, result.description)
     return _as_told(view_from_state(result.state), subject)

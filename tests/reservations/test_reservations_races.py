@@ -4,7 +4,7 @@ The test skips the server's clock to just before the deadline, then holds
 the reservation's row locked, so the update's status write waits in
 PostgreSQL while the deadline passes in real time (the test server skips no
 time while an activity runs) and the workflow decides to close; then it lets
-the write through.
+the write through. At the end, two moves of one booking racing each other.
 """
 
 from __future__ import annotations
@@ -12,13 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from datetime import datetime, timedelta
 
 import httpx
 import pytest
 from temporalio.api.enums.v1 import EventType
 
+from api.services import reservations
 from tests.factories import create_coworking, create_seat
 from tests.reservations.conftest import Scene
 from tests.reservations.test_reservations_lifecycle import sent, wait_for
@@ -259,4 +260,53 @@ async def test_check_in_just_after_the_end_is_refused_saying_it_has_ended(
             "error": "conflict",
             "description": "cannot check in a reservation that has ended",
         },
+    )
+
+
+async def test_the_later_of_two_racing_moves_is_told_the_booking_changed(
+    scene: Scene, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    starts_at, ends_at = await scene.slot(hours_ahead=30)
+    reservation_id = (await scene.book(starts_at, ends_at)).json()["id"]
+    path = f"/api/reservations/{reservation_id}"
+    # the slower request is held between its read of the booking and its update,
+    # as a request that lost the race would be
+    read, go_on = asyncio.Event(), asyncio.Event()
+    subject_of = reservations._booking_subject
+
+    async def slow_after_its_read(*args: object, **kwargs: object) -> object:
+        if not read.is_set():
+            read.set()
+            await go_on.wait()
+        return await subject_of(*args, **kwargs)
+
+    monkeypatch.setattr(reservations, "_booking_subject", slow_after_its_read)
+
+    def move(hours: int) -> Awaitable[httpx.Response]:
+        body = {
+            "starts_at": (starts_at + timedelta(hours=hours)).isoformat(),
+            "ends_at": (ends_at + timedelta(hours=hours)).isoformat(),
+        }
+        return scene.api.patch(path, json=body, headers=scene.client.headers)
+
+    slower = asyncio.create_task(move(4))
+    await read.wait()
+    first = await move(2)
+    go_on.set()
+    refused = await slower
+
+    assert (first.status_code, first.json()["version"]) == (200, 2)
+    # it named no version: it is told of the change, not of a version it never gave
+    assert (refused.status_code, refused.json()) == (
+        409,
+        {
+            "error": "conflict",
+            "description": "reservation: changed by another request while this"
+            " one was on its way; look at it again and send the change anew",
+        },
+    )
+    got = await scene.api.get(path, headers=scene.client.headers)
+    assert (got.json()["version"], got.json()["starts_at"]) == (
+        2,
+        (starts_at + timedelta(hours=2)).isoformat().replace("+00:00", "Z"),
     )
