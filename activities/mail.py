@@ -114,6 +114,13 @@ class MailActivities:
             # one invitation per version: a run begun again by a reset asks for
             # the confirmation of a version whose move mail the client has
             return pb.MailResult(sent=False, message_id=mid, duplicate=True)
+        if request.may_give_way and context.row_version > request.version:
+            # the workflow sends the slot the booking moved to in its place
+            raise ApplicationError(
+                f"version {request.version} has moved on to {context.row_version}",
+                type="MailSuperseded",
+                non_retryable=True,
+            )
         try:
             message = build_message(
                 context, sender=self.settings.mail_from, domain=self.domain
@@ -210,4 +217,5 @@ class MailActivities:
             cancel_reason=request.cancel_reason,
             invited_version=row["invited_version"],
             move_lapsed=request.move_lapsed,
+            row_version=row["version"],
         )

@@ -86,6 +86,8 @@ class MailContext:
     invited_version: int = 0
     # a move mail of a client's move that staff left unconfirmed
     move_lapsed: bool = False
+    # the reservation's version as its row stands now
+    row_version: int = 0
 
 
 _SUBJECTS = {

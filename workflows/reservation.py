@@ -131,12 +131,17 @@ PATCH_MOVE_KEEPS_BOOKING = "2026-12-move-keeps-booking"
 # row, query and search attributes, on the slot staff confirmed; it kept the
 # move's.
 PATCH_CLOSES_ON_FALLBACK = "2026-12-closes-on-fallback"
+# 2026-12: a confirmation or move mail whose booking has moved on since gives
+# way to the move's own mail: it goes out once, with the new slot and version,
+# keeping its kind. A server back in the middle of a round of attempts
+# delivered the old slot's confirmation, then the move.
+PATCH_MAIL_GIVES_WAY = "2026-12-mail-gives-way"
 # A workflow whose input names a revision takes the patches that revision folds
 # in without asking: `workflow.patched` records a marker and upserts
 # TemporalChangeVersion on every new booking, one history event and one
 # visibility write each. Inputs from older starters carry revision 0 and ask.
 # A patch added after revision 3 is asked for until a later revision folds it in.
-REVISION = 3
+REVISION = 4
 _FOLDED_IN: dict[str, int] = {
     PATCH_2026_12: 2,
     PATCH_MAIL_WAITS_FOR_DATABASE: 2,
@@ -157,6 +162,19 @@ _FOLDED_IN: dict[str, int] = {
     # only as it changes no command: it adds to an activity's input, and reads a
     # result field that the activity sets only for an input with it
     PATCH_ACTS_READ_THE_ROW: 3,
+    # 4: the mail's patch is asked at every invitation; the others at moves,
+    # signals and closes
+    PATCH_MOVE_NAMES_ITS_VERSION: 4,
+    PATCH_OLD_MOVES_REFUSED: 4,
+    PATCH_LOOKS_AT_ROW: 4,
+    PATCH_TAKES_ROW_RULES: 4,
+    PATCH_CANCEL_MAILS_THE_ROW: 4,
+    PATCH_ROW_KEEPS_HOLD_END: 4,
+    PATCH_SIGNAL_TAKES_ANY_INPUT: 4,
+    PATCH_CANCEL_TAKES_TEXT: 4,
+    PATCH_MOVE_KEEPS_BOOKING: 4,
+    PATCH_CLOSES_ON_FALLBACK: 4,
+    PATCH_MAIL_GIVES_WAY: 4,
 }
 # how long a mail rests, after its attempts ran into a database outage, before
 # the next round of attempts
@@ -249,6 +267,11 @@ def notification_name(status: int) -> str:
 def _database_was_down(error: ActivityError) -> bool:
     cause = error.cause
     return isinstance(cause, ApplicationError) and cause.type == "DatabaseUnavailable"
+
+
+def _gave_way(error: ActivityError) -> bool:
+    cause = error.cause
+    return isinstance(cause, ApplicationError) and cause.type == "MailSuperseded"
 
 
 def _dt(ts: object) -> datetime:
@@ -667,6 +690,7 @@ class ReservationWorkflow:
         mail.starts_at.CopyFrom(where.starts_at)
         mail.ends_at.CopyFrom(where.ends_at)
         mail.move_lapsed = self._lapsed_version == self._state.version
+        mail.may_give_way = kind in _INVITATIONS and self._patched(PATCH_MAIL_GIVES_WAY)
         _set(mail.due_at, due_at)
         unsent = self._unsent_invitation() if kind in _INVITATIONS else None
         if unsent is not None and self._patched(PATCH_ONE_INVITATION):
@@ -701,6 +725,15 @@ class ReservationWorkflow:
                 )
             except ActivityError as error:
                 self._sending = None
+                newer = [m for m in self._mails[1:] if m.kind in _INVITATIONS]
+                if _gave_way(error):
+                    if newer:
+                        self._fold_in(mail, newer[-1])
+                    else:
+                        # moved without a mail of its own (a move waiting for
+                        # staff): this one still names what the client holds
+                        mail.may_give_way = False
+                    continue
                 if _database_was_down(error) and self._patched(
                     PATCH_MAIL_WAITS_FOR_DATABASE
                 ):
@@ -712,14 +745,12 @@ class ReservationWorkflow:
                         summary=f"{kind} mail waits for PostgreSQL",
                     )
                     continue
-                newer = [m for m in self._mails[1:] if m.kind in _INVITATIONS]
                 if (
                     mail.kind in _INVITATIONS
                     and newer
                     and self._patched(PATCH_ONE_INVITATION)
                 ):
-                    _take_slot(mail, newer[-1])
-                    self._mails = [m for m in self._mails if m is not newer[-1]]
+                    self._fold_in(mail, newer[-1])
                 workflow.logger.warning(
                     "%s mail failed; waiting for retry_notification", kind
                 )
@@ -742,6 +773,10 @@ class ReservationWorkflow:
                 self._set_notification(
                     pb.NOTIFICATION_STATUS_SENT if done else pb.NOTIFICATION_STATUS_NONE
                 )
+
+    def _fold_in(self, mail: pb.MailInput, newer: pb.MailInput) -> None:
+        _take_slot(mail, newer)
+        self._mails = [m for m in self._mails if m is not newer]
 
     def _unsent_invitation(self) -> pb.MailInput | None:
         """The confirmation or move mail still to go out; one being sent cannot

@@ -8,7 +8,11 @@ from proto import reservation_pb2 as pb
 from tests.factories import create_client, create_coworking, create_seat
 from tests.reservations.conftest import Scene
 from tests.reservations.test_reservations_lifecycle import wait_for
-from workflows.reservation import PATCH_2026_12, ReservationWorkflow
+from workflows.reservation import (
+    PATCH_2026_12,
+    PATCH_MAIL_GIVES_WAY,
+    ReservationWorkflow,
+)
 
 
 async def test_book_seat_free_slot_answers_reservation_and_claims_rows(
@@ -218,8 +222,11 @@ async def test_booking_from_an_older_starter_asks_for_its_patches(
     assert response.status_code == 200, response.text
 
     events = await _settled_history(scene, response.json()["id"])
-    assert _patch_markers(events) == [{"id": PATCH_2026_12, "deprecated": False}]
-    assert _upserted(events) == [{"TemporalChangeVersion"}]
+    assert _patch_markers(events) == [
+        {"id": PATCH_2026_12, "deprecated": False},
+        {"id": PATCH_MAIL_GIVES_WAY, "deprecated": False},
+    ]
+    assert _upserted(events) == [{"TemporalChangeVersion"}, {"TemporalChangeVersion"}]
 
 
 async def test_a_client_without_mail_is_told_none_is_pending(scene: Scene) -> None:

@@ -497,6 +497,24 @@ async def _rounds_failed(scene: Scene, reservation_id: str) -> list[datetime]:
         event.event_time.ToDatetime(tzinfo=UTC)
         async for event in handle.fetch_history_events()
         if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED
+        and _failure_type(event) != "MailSuperseded"
+    ]
+
+
+def _failure_type(event) -> str:
+    failure = event.activity_task_failed_event_attributes.failure
+    return failure.application_failure_info.type
+
+
+async def _superseded(scene: Scene, reservation_id: str) -> list[str]:
+    """The messages of the mail attempts that gave way to a newer slot."""
+    from temporalio.api.enums.v1 import EventType
+
+    return [
+        event.activity_task_failed_event_attributes.failure.message
+        async for event in _handle(scene, reservation_id).fetch_history_events()
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED
+        and _failure_type(event) == "MailSuperseded"
     ]
 
 
@@ -554,6 +572,63 @@ async def test_a_move_during_a_failing_confirmation_round_sends_one_confirmation
     waited = rows[0]["scheduled_at"] - round_failed[0]
     assert MAILS_BEHIND_PAUSE <= waited < MAILS_BEHIND_PAUSE + timedelta(seconds=5)
     _the_one_invitation(smtp, later)
+
+
+async def _mail_retrying(scene: Scene, reservation_id: str) -> bool:
+    """Its mail has been refused at least once and waits for its next attempt."""
+    described = await _handle(scene, reservation_id).describe()
+    return any(
+        pending.activity_type.name == "send_mail" and pending.attempt >= 2
+        for pending in described.raw_description.pending_activities
+    )
+
+
+async def test_a_move_while_a_confirmation_is_retried_sends_it_once_for_the_new_slot(
+    scene: Scene, smtp
+) -> None:
+    smtp.refuse_with = "451 4.3.0 try again later"
+    starts_at, ends_at = await scene.slot(hours_ahead=30)
+    reservation_id = (await scene.book(starts_at, ends_at)).json()["id"]
+    await wait_for(lambda: _mail_retrying(scene, reservation_id))
+    later = starts_at + timedelta(hours=2)
+
+    await _move(scene, reservation_id, later)
+    # the server is back well inside the round: the next attempt would deliver
+    smtp.refuse_with = None
+    await scene.sleep(timedelta(minutes=2))
+
+    await _notification_reaches(scene, reservation_id, pb.NOTIFICATION_STATUS_SENT)
+    rows = await sent(scene, reservation_id)
+    assert [(row["kind"], row["version"]) for row in rows] == [("confirmation", 2)]
+    assert await _rounds_failed(scene, reservation_id) == []
+    assert await _superseded(scene, reservation_id) == ["version 1 has moved on to 2"]
+    _the_one_invitation(smtp, later)
+
+
+async def test_a_confirmation_retried_past_a_move_waiting_for_staff_is_still_sent(
+    scene: Scene, smtp
+) -> None:
+    """A move waiting for staff has no mail of its own: the confirmation of the
+    booking it would go back to still tells the client what they hold."""
+    from tests.reservations.test_reservations_staff import _book_where_staff_confirm
+
+    reservation_id, starts_at, _ = await _book_where_staff_confirm(scene)
+    path = f"/api/reservations/{reservation_id}"
+    smtp.refuse_with = "451 4.3.0 try again later"
+    confirmed = await scene.api.post(f"{path}/confirm", headers=scene.admin.headers)
+    assert confirmed.json()["status"] == "confirmed"
+    await wait_for(lambda: _mail_retrying(scene, reservation_id))
+
+    await _move(scene, reservation_id, starts_at + timedelta(days=1))
+    smtp.refuse_with = None
+    await scene.sleep(timedelta(minutes=2))
+
+    await _notification_reaches(scene, reservation_id, pb.NOTIFICATION_STATUS_SENT)
+    rows = await sent(scene, reservation_id)
+    assert [(row["kind"], row["version"]) for row in rows] == [("confirmation", 1)]
+    [received] = [m.message for m in smtp.received]
+    text = received.get_body(preferencelist=("plain",)).get_content()
+    assert f"From:  {starts_at:%A %d %B %Y, %H:%M} UTC" in text
 
 
 async def test_a_move_after_a_failed_confirmation_sends_one_confirmation_at_once(
