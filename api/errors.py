@@ -181,6 +181,14 @@ def validation_code(errors: list[Any]) -> str:
     return _CODE_BY_LOCATION.get(str(location[0]) if location else "", "invalid_body")
 
 
+# where pydantic's words speak of Python rather than of the request
+_OUR_WORDS = {
+    "timezone_aware": "needs its offset, such as +01:00 or Z; a time without"
+    " one is never read as UTC",
+    "uuid_type": "must be a UUID written as a string",
+}
+
+
 def describe_validation(errors: list[Any]) -> str:
     parts = []
     for item in errors[:5]:
@@ -192,7 +200,9 @@ def describe_validation(errors: list[Any]) -> str:
         location = [str(part) for part in item.get("loc", ()) if part != "body"]
         field = ".".join(location) or "body"
         # our validators' own words, without pydantic's label for their kind
-        message = str(item.get("msg", "invalid")).removeprefix("Value error, ")
+        message = _OUR_WORDS.get(item.get("type", "")) or str(
+            item.get("msg", "invalid")
+        ).removeprefix("Value error, ")
         parts.append(f"{field}: {message}")
     return "; ".join(parts)
 

@@ -225,9 +225,11 @@ async def test_availability_cache_invalidated_after_closure(
     ("params", "description"),
     [
         ({"from": "2099-01-01T00:00:00", "to": "2099-01-02T00:00:00Z"},
-         "query.from: Input should have timezone info"),
+         "query.from: needs its offset, such as +01:00 or Z; a time"
+         " without one is never read as UTC"),
         ({"from": "2099-01-01T00:00:00Z", "to": "2099-01-02T00:00:00"},
-         "query.to: Input should have timezone info"),
+         "query.to: needs its offset, such as +01:00 or Z; a time"
+         " without one is never read as UTC"),
         ({"from": "2099-01-02T00:00:00Z", "to": "2099-01-01T00:00:00Z"},
          "query.to: must be after from"),
         ({"from": "2099-01-01T00:00:00Z", "to": "2099-02-02T00:00:00Z"},

@@ -137,7 +137,24 @@ async def test_book_bad_input_answers_400_naming_field(scene: Scene) -> None:
     assert naive.status_code == 400
     assert naive.json()["error"] == "invalid_body"
     assert naive.json()["description"].startswith(
-        "starts_at: Input should have timezone info"
+        "starts_at: needs its offset, such as +01:00 or Z; a time"
+        " without one is never read as UTC"
+    )
+    numbered = await scene.api.post(
+        "/api/reservations",
+        json={
+            "seat_id": 42,
+            "starts_at": starts_at.isoformat(),
+            "ends_at": ends_at.isoformat(),
+        },
+        headers=scene.client.headers,
+    )
+    assert (numbered.status_code, numbered.json()) == (
+        400,
+        {
+            "error": "invalid_body",
+            "description": "seat_id: must be a UUID written as a string",
+        },
     )
     backwards = await scene.book(ends_at, starts_at)
     assert backwards.status_code == 400
