@@ -1,9 +1,11 @@
 import io
+import json
+import re
 import uuid
 from typing import Annotated, Any, Literal
 
 import qrcode
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
@@ -181,10 +183,36 @@ SeenVersion = Annotated[
 ]
 
 
+async def _takes_no_body(request: Request) -> None:
+    """The contract's staff actions take no body; one sent is refused, never
+    dropped, as a version put there would protect nothing."""
+    raw = await request.body()
+    if not raw.strip():
+        return
+    try:
+        sent = json.loads(raw)
+    except ValueError:
+        raise InvalidInput(
+            "body: not valid JSON, and this operation takes none"
+        ) from None
+    if sent == {}:
+        return
+    first = next(iter(sent), "") if isinstance(sent, dict) else ""
+    field = first if re.fullmatch(r"[a-z_]{1,40}", first) else "body"
+    raise InvalidInput(
+        f"{field}: this operation takes no body; the version staff saw goes in"
+        " the query, as ?version="
+    )
+
+
+NoBody = Annotated[None, Depends(_takes_no_body)]
+
+
 @router.post("/api/reservations/{reservation_id}/confirm")
 async def confirm_reservation(
     reservation_id: uuid.UUID,
     admin: CurrentAdmin,
+    _: NoBody,
     resources: ResourcesDep,
     version: SeenVersion = None,
 ) -> dict[str, Any]:
@@ -198,6 +226,7 @@ async def confirm_reservation(
 async def check_in_reservation(
     reservation_id: uuid.UUID,
     admin: CurrentAdmin,
+    _: NoBody,
     resources: ResourcesDep,
     version: SeenVersion = None,
 ) -> dict[str, Any]:

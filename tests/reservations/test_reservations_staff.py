@@ -720,3 +720,39 @@ async def test_a_hold_timer_that_fired_is_due_whatever_clock_its_task_carries(
 
     assert await wait_for(lambda: _is(scene, reservation_id, "expired"))
     assert await _claims(scene, reservation_id) == 0
+
+
+async def test_staff_actions_refuse_a_body_rather_than_drop_it(scene: Scene) -> None:
+    reservation_id, _, _ = await _book_where_staff_confirm(scene)
+    path = f"/api/reservations/{reservation_id}"
+
+    versioned = await scene.api.post(
+        f"{path}/confirm", json={"version": 99}, headers=scene.admin.headers
+    )
+    garbled = await scene.api.post(
+        f"{path}/check-in",
+        content=b"garbage{{",
+        headers={**scene.admin.headers, "content-type": "application/json"},
+    )
+
+    assert (versioned.status_code, versioned.json()) == (
+        400,
+        {
+            "error": "invalid_body",
+            "description": "version: this operation takes no body; the version"
+            " staff saw goes in the query, as ?version=",
+        },
+    )
+    assert (garbled.status_code, garbled.json()) == (
+        400,
+        {
+            "error": "invalid_body",
+            "description": "body: not valid JSON, and this operation takes none",
+        },
+    )
+    assert await _status(scene, reservation_id) == "held"
+    # an empty object, as some HTTP clients send with every POST, is no body
+    confirmed = await scene.api.post(
+        f"{path}/confirm", json={}, headers=scene.admin.headers
+    )
+    assert (confirmed.status_code, confirmed.json()["status"]) == (200, "confirmed")
