@@ -14,7 +14,13 @@ from api.auth import CurrentAdmin, CurrentClient, CurrentPrincipal, managed_cowo
 from api.deps import ResourcesDep
 from api.errors import InvalidInput, InvalidQuery, NotFound, describe_validation
 from api.models.common import InDigits, Instant
-from api.models.reservations import CancelBody, CreateReservation, ReservationUpdate
+from api.models.reservations import (
+    RESERVATION_DOC,
+    RESERVATIONS_DOC,
+    CancelBody,
+    CreateReservation,
+    ReservationUpdate,
+)
 from api.resources import Resources
 from api.services import reservations
 from api.tokens import Principal
@@ -57,7 +63,7 @@ def _as_list(items: list[reservations.ReservationView]) -> list[dict[str, Any]]:
     return [item.public() for item in items]
 
 
-@router.post("/api/reservations")
+@router.post("/api/reservations", response_model=None, responses=RESERVATION_DOC)
 async def create_reservation(
     body: CreateReservation,
     principal: CurrentPrincipal,
@@ -88,7 +94,7 @@ async def create_reservation(
     return view.public()
 
 
-@router.get("/api/reservations")
+@router.get("/api/reservations", response_model=None, responses=RESERVATIONS_DOC)
 async def list_reservations(
     admin: CurrentAdmin,
     resources: ResourcesDep,
@@ -113,7 +119,9 @@ async def list_reservations(
     return _as_list(items)
 
 
-@router.get("/api/reservations/{reservation_id}")
+@router.get(
+    "/api/reservations/{reservation_id}", response_model=None, responses=RESERVATION_DOC
+)
 async def get_reservation(
     reservation_id: uuid.UUID, principal: CurrentPrincipal, resources: ResourcesDep
 ) -> dict[str, Any]:
@@ -148,7 +156,9 @@ async def cancel_reservation(
     return Response(status_code=204)
 
 
-@router.patch("/api/reservations/{reservation_id}")
+@router.patch(
+    "/api/reservations/{reservation_id}", response_model=None, responses=RESERVATION_DOC
+)
 async def reschedule_reservation(
     reservation_id: uuid.UUID,
     body: ReservationUpdate,
@@ -208,7 +218,11 @@ async def _takes_no_body(request: Request) -> None:
 NoBody = Annotated[None, Depends(_takes_no_body)]
 
 
-@router.post("/api/reservations/{reservation_id}/confirm")
+@router.post(
+    "/api/reservations/{reservation_id}/confirm",
+    response_model=None,
+    responses=RESERVATION_DOC,
+)
 async def confirm_reservation(
     reservation_id: uuid.UUID,
     admin: CurrentAdmin,
@@ -222,7 +236,11 @@ async def confirm_reservation(
     return view.public()
 
 
-@router.post("/api/reservations/{reservation_id}/check-in")
+@router.post(
+    "/api/reservations/{reservation_id}/check-in",
+    response_model=None,
+    responses=RESERVATION_DOC,
+)
 async def check_in_reservation(
     reservation_id: uuid.UUID,
     admin: CurrentAdmin,
@@ -262,7 +280,7 @@ async def reservation_qr(
     )
 
 
-@router.get("/api/client/reservations")
+@router.get("/api/client/reservations", response_model=None, responses=RESERVATIONS_DOC)
 async def get_client_reservations(
     client: CurrentClient,
     resources: ResourcesDep,
@@ -275,7 +293,11 @@ async def get_client_reservations(
     return _as_list(items)
 
 
-@router.get("/api/client/{client_id}/reservations")
+@router.get(
+    "/api/client/{client_id}/reservations",
+    response_model=None,
+    responses=RESERVATIONS_DOC,
+)
 async def get_client_reservations_by_id(
     client_id: uuid.UUID,
     admin: CurrentAdmin,

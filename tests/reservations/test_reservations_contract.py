@@ -431,3 +431,46 @@ async def test_a_clients_list_looks_back_while_the_staff_list_runs_forward(
     assert [item["id"] for item in own.json()] == [late, early]
     assert [item["id"] for item in by_staff.json()] == [late, early]
     assert [item["id"] for item in plan.json()] == [early, late]
+
+
+async def test_reservation_answers_match_the_schema_the_api_documents(
+    scene: Scene,
+) -> None:
+    from jsonschema import Draft202012Validator, FormatChecker
+
+    from tests.reservations.test_reservations_staff import (
+        _book_where_staff_confirm,
+        _move,
+    )
+
+    document = (await scene.api.get("/openapi.json")).json()
+    paths = document["paths"]
+    one = paths["/api/reservations/{reservation_id}"]["get"]["responses"]["200"]
+    many = paths["/api/client/reservations"]["get"]["responses"]["200"]
+    assert one["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ReservationPublic"
+    }
+
+    def check(instance: object, schema: dict) -> None:
+        root = {**schema, "components": document["components"]}
+        Draft202012Validator(root, format_checker=FormatChecker()).validate(instance)
+
+    reservation_id, starts_at, _ = await _book_where_staff_confirm(scene)
+    path = f"/api/reservations/{reservation_id}"
+    held = await scene.api.get(path, headers=scene.client.headers)
+    await scene.api.post(f"{path}/confirm", headers=scene.admin.headers)
+    moved = await _move(
+        scene, path, starts_at + timedelta(days=1), scene.client.headers
+    )
+    listed = await scene.api.get(
+        "/api/client/reservations", headers=scene.client.headers
+    )
+
+    assert moved.json()["fallback"] is not None
+    for answer in (held.json(), moved.json()):
+        check(answer, one["content"]["application/json"]["schema"])
+    check(listed.json(), many["content"]["application/json"]["schema"])
+    # a field the service adds and the schema lacks would pass unseen otherwise
+    documented = document["components"]["schemas"]["ReservationPublic"]
+    assert set(moved.json()) == set(documented["properties"])
+    assert set(documented["required"]) == set(documented["properties"])
