@@ -136,6 +136,10 @@ PATCH_CLOSES_ON_FALLBACK = "2026-12-closes-on-fallback"
 # keeping its kind. A server back in the middle of a round of attempts
 # delivered the old slot's confirmation, then the move.
 PATCH_MAIL_GIVES_WAY = "2026-12-mail-gives-way"
+# 2026-12: a move waiting for staff that ends back on the very seat and times
+# staff confirmed sends no mail: the client was never told of the move, and
+# heard "your booking has moved" to where it already was.
+PATCH_BACK_HOME_UNANNOUNCED = "2026-12-back-home-unannounced"
 # A workflow whose input names a revision takes the patches that revision folds
 # in without asking: `workflow.patched` records a marker and upserts
 # TemporalChangeVersion on every new booking, one history event and one
@@ -1089,6 +1093,7 @@ class ReservationWorkflow:
                 description=claim.description,
             )
             if claim.outcome == pb.HOLD_OUTCOME_HELD:
+                back_home = False
                 if (
                     claim.status == S.RESERVATION_STATUS_CONFIRMED
                     and self._state.status == S.RESERVATION_STATUS_HELD
@@ -1098,6 +1103,12 @@ class ReservationWorkflow:
                     # had confirmed: nothing left for staff to answer
                     self._state.status = S.RESERVATION_STATUS_CONFIRMED
                     self._upsert_status()
+                    kept = self._state.fallback
+                    back_home = (seat_id, starts_at, ends_at) == (
+                        kept.seat_id,
+                        _dt(kept.starts_at),
+                        _dt(kept.ends_at),
+                    )
                 if claim.HasField("fallback"):
                     self._state.fallback.CopyFrom(claim.fallback)
                 else:
@@ -1127,7 +1138,10 @@ class ReservationWorkflow:
                     ]
                 )
                 self._changed = True
-                if self._state.status == S.RESERVATION_STATUS_CONFIRMED and (
+                if back_home and self._patched(PATCH_BACK_HOME_UNANNOUNCED):
+                    # the client was told of nothing since the slot they hold
+                    self._confirmation_version = version
+                elif self._state.status == S.RESERVATION_STATUS_CONFIRMED and (
                     self._patched(PATCH_MOVE_MAIL_IN_UPDATE)
                 ):
                     self._announce_version()

@@ -208,7 +208,22 @@ async def test_moves_while_staff_decide_keep_the_first_fallback_and_back_is_conf
     assert body["hold_expires_at"] is None
     assert await _claimed(scene, reservation_id) == _claims_of(original)
     assert await _row(scene, reservation_id) == ("confirmed", 4, *original, None)
-    await wait_for(lambda: _has_mail(scene, reservation_id, ("reschedule", 4)))
+    # back where the client was told it is: nothing to tell them
+    async def all_sent() -> bool:
+        answered = await scene.api.get(path, headers=scene.client.headers)
+        return answered.json()["notification_status"] == "sent"
+
+    await wait_for(all_sent)
+    assert await _mails(scene, reservation_id) == [("confirmation", 1)]
+
+    # a shorter slot inside it is news, and mailed
+    shorter = await scene.api.patch(
+        path,
+        json={"ends_at": (ends_at - timedelta(minutes=30)).isoformat()},
+        headers=scene.client.headers,
+    )
+    assert (shorter.json()["status"], shorter.json()["version"]) == ("confirmed", 5)
+    await wait_for(lambda: _has_mail(scene, reservation_id, ("reschedule", 5)))
 
 
 async def test_a_pending_move_lapses_at_the_start_it_would_go_back_to(
