@@ -75,8 +75,8 @@ _CLIENT_LOCK = "SELECT 1 FROM client.clients WHERE id = $1 FOR NO KEY UPDATE"
 # deadlock by failing one after a second. Keys are taken in order, after the
 # client's row, so two moves between the same seats wait rather than deadlock.
 _OLD_SLOT = (
-    "SELECT seat_id, starts_at, ends_at, fallback_seat_id"
-    " FROM reservation.reservations WHERE id = $1"
+    "SELECT seat_id, starts_at, ends_at, fallback_seat_id, fallback_starts_at,"
+    " fallback_ends_at FROM reservation.reservations WHERE id = $1"
 )
 
 
@@ -288,10 +288,13 @@ class ReservationActivities:
             old = await conn.fetchrow(_OLD_SLOT, reservation_id)
             if old is not None:
                 seats |= {old["seat_id"], old["fallback_seat_id"]} - {None}
-        # a move that only gives time back, on the seat it holds
-        shrink = old is not None and _within(
-            (old["seat_id"], old["starts_at"], old["ends_at"]),
-            seat_id, starts_at, ends_at,
+        # a move that only gives time back, on the seat it holds or inside the
+        # booking it keeps while staff decide on a move
+        shrink = old is not None and any(
+            _within(held, seat_id, starts_at, ends_at)
+            for held in ((old["seat_id"], old["starts_at"], old["ends_at"]),
+                         _fallback(old))
+            if held is not None
         )  # fmt: skip
         for key in sorted(seat_lock_key(seat) for seat in seats):
             await conn.execute("SELECT pg_advisory_xact_lock($1)", key)

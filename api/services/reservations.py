@@ -215,16 +215,15 @@ def view_from_row(row: asyncpg.Record) -> ReservationView:
         version=row["version"],
         cancel_reason=row["cancel_reason"],
         hold_expires_at=_row_expiry(row),
-        fallback=(
-            (
-                row["fallback_seat_id"],
-                row["fallback_starts_at"],
-                row["fallback_ends_at"],
-            )
-            if row["status"] == "held" and row.get("fallback_seat_id")
-            else None
-        ),
+        fallback=_kept(row),
     )
+
+
+def _kept(row: asyncpg.Record) -> tuple[uuid.UUID, datetime, datetime] | None:
+    """The booking a held row keeps while staff decide on a move, if any."""
+    if row["status"] != "held" or not row.get("fallback_seat_id"):
+        return None
+    return row["fallback_seat_id"], row["fallback_starts_at"], row["fallback_ends_at"]
 
 
 def _row_expiry(row: asyncpg.Record) -> datetime | None:
@@ -1052,11 +1051,14 @@ async def reschedule(
             subject,
             moved_to[1],
             moved_to[2],
-            # as the claim has it: a move that only gives time back on its seat
-            shrink=moved_to[0] == now_at[0]
-            and now_at[1] <= moved_to[1]
-            and moved_to[2] <= now_at[2],
-        )
+            # as the claim has it: a move that only gives time back on its seat,
+            # or back inside the booking it keeps while staff decide
+            shrink=any(
+                held[0] == moved_to[0] and held[1] <= moved_to[1]
+                and moved_to[2] <= held[2]
+                for held in (now_at, _kept(row)) if held is not None
+            ),
+        )  # fmt: skip
     request = pb.RescheduleRequest(
         seat_id=str(seat_id) if seat_id else "",
         requested_by=f"{principal.kind}:{principal.id}",

@@ -208,6 +208,7 @@ async def test_moves_while_staff_decide_keep_the_first_fallback_and_back_is_conf
     assert body["hold_expires_at"] is None
     assert await _claimed(scene, reservation_id) == _claims_of(original)
     assert await _row(scene, reservation_id) == ("confirmed", 4, *original, None)
+
     # back where the client was told it is: nothing to tell them
     async def all_sent() -> bool:
         answered = await scene.api.get(path, headers=scene.client.headers)
@@ -376,3 +377,32 @@ async def test_a_booking_made_before_staff_confirmation_was_turned_on_keeps_it(
     )
     await scene.sleep(timedelta(minutes=31))
     await _went_back(scene, reservation_id, (seat, starts_at, ends_at), version=3)
+
+
+async def test_a_client_may_come_back_to_the_kept_booking_on_a_seat_closed_since(
+    scene: Scene,
+) -> None:
+    path, (seat, starts_at, ends_at) = await _confirmed_booking(scene)
+    reservation_id = path.rsplit("/", 1)[1]
+    moved = await _move(
+        scene, path, starts_at + timedelta(days=1), scene.client.headers
+    )
+    assert moved.json()["status"] == "held"
+    await scene.resources.pool.execute(
+        "UPDATE coworking.seats SET active = false WHERE id = $1", seat
+    )
+
+    elsewhere = await _move(
+        scene, path, starts_at + timedelta(hours=2), scene.client.headers
+    )
+    back = await _move(scene, path, starts_at, scene.client.headers)
+
+    # new time on the closed seat is refused; the time staff confirmed is not new
+    assert (elsewhere.status_code, elsewhere.json()["error"]) == (400, "rule_violation")
+    assert elsewhere.json()["description"].endswith("takes no bookings")
+    assert (back.status_code, back.json()["status"], back.json()["fallback"]) == (
+        200, "confirmed", None,
+    )  # fmt: skip
+    assert await _claimed(scene, reservation_id) == _claims_of(
+        (seat, starts_at, ends_at)
+    )
