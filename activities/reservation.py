@@ -420,9 +420,11 @@ class ReservationActivities:
             elif fallback is not None and (
                 not request.requested_by.startswith("client:")
                 or _within(fallback, seat_id, starts_at, ends_at)
+                or rules.auto_confirm
             ):
-                # staff chose the slot, or the client came back inside what
-                # staff confirmed: nothing is left for staff to answer
+                # staff chose the slot, the client came back inside what staff
+                # confirmed, or the coworking confirms every booking by now:
+                # nothing is left for staff to answer
                 status, fallback = "confirmed", None
             touched.add(context["existing_coworking_id"])
             # our own old claims must not collide with the new ones; if the new ones

@@ -406,3 +406,29 @@ async def test_a_client_may_come_back_to_the_kept_booking_on_a_seat_closed_since
     assert await _claimed(scene, reservation_id) == _claims_of(
         (seat, starts_at, ends_at)
     )
+
+
+async def test_a_move_after_the_coworking_began_to_confirm_itself_is_confirmed(
+    scene: Scene, smtp
+) -> None:
+    path, (seat, starts_at, ends_at) = await _confirmed_booking(scene)
+    reservation_id = path.rsplit("/", 1)[1]
+    first = await _move(
+        scene, path, starts_at + timedelta(days=1), scene.client.headers
+    )
+    assert first.json()["status"] == "held"
+    await scene.resources.pool.execute(
+        "UPDATE coworking.coworkings SET auto_confirm = true"
+        " WHERE id = (SELECT coworking_id FROM coworking.seats WHERE id = $1)",
+        seat,
+    )
+
+    later = starts_at + timedelta(days=2)
+    again = await _move(scene, path, later, scene.client.headers)
+
+    # nobody is left to answer the move: it stands, and the kept booking goes
+    assert (again.json()["status"], again.json()["fallback"]) == ("confirmed", None)
+    new = (seat, later, later + timedelta(hours=1))
+    assert await _claimed(scene, reservation_id) == _claims_of(new)
+    assert await _row(scene, reservation_id) == ("confirmed", 3, *new, None)
+    await wait_for(lambda: _has_mail(scene, reservation_id, ("reschedule", 3)))
