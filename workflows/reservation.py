@@ -1313,6 +1313,18 @@ class ReservationWorkflow:
                 ": the client's move lapsed unconfirmed, and it went back"
                 " to the seat and time staff had confirmed"
             )
+        elif (
+            live
+            and action == "check in"
+            and self._state.status == S.RESERVATION_STATUS_HELD
+            and self._state.HasField("fallback")
+        ):
+            # the client at the desk may be there for the booking staff confirmed
+            what += (
+                ": the client's move waits for staff; to check them in for the"
+                " booking staff confirmed, move it back to that seat and time"
+                " first (then it is confirmed), or confirm the move"
+            )
         return ApplicationError(f"cannot {action} {what}", type="InvalidState")
 
 

@@ -432,3 +432,38 @@ async def test_a_move_after_the_coworking_began_to_confirm_itself_is_confirmed(
     assert await _claimed(scene, reservation_id) == _claims_of(new)
     assert await _row(scene, reservation_id) == ("confirmed", 3, *new, None)
     await wait_for(lambda: _has_mail(scene, reservation_id, ("reschedule", 3)))
+
+
+async def test_the_desk_is_told_how_to_check_in_a_client_whose_move_waits(
+    scene: Scene,
+) -> None:
+    coworking = await create_coworking(
+        scene.resources.pool, auto_confirm=False, hold_minutes=120
+    )
+    seat = await create_seat(scene.resources.pool, coworking)
+    starts_at, ends_at = await scene.slot(hours_ahead=1)
+    reservation_id = (await scene.book(starts_at, ends_at, seat_id=seat)).json()["id"]
+    path = f"/api/reservations/{reservation_id}"
+    await scene.api.post(f"{path}/confirm", headers=scene.admin.headers)
+    await _move(scene, path, starts_at + timedelta(days=1), scene.client.headers)
+    await scene.sleep(starts_at - await scene.now() - timedelta(minutes=20))
+
+    refused = await scene.api.post(f"{path}/check-in", headers=scene.admin.headers)
+    back = await _move(scene, path, starts_at, scene.admin.headers)
+    checked_in = await scene.api.post(f"{path}/check-in", headers=scene.admin.headers)
+
+    assert (refused.status_code, refused.json()) == (
+        409,
+        {
+            "error": "conflict",
+            "description": "cannot check in a held reservation: the client's move"
+            " waits for staff; to check them in for the booking staff confirmed,"
+            " move it back to that seat and time first (then it is confirmed),"
+            " or confirm the move",
+        },
+    )
+    assert (back.json()["status"], back.json()["fallback"]) == ("confirmed", None)
+    assert (checked_in.status_code, checked_in.json()["status"]) == (200, "checked_in")
+    assert await _row(scene, reservation_id) == (
+        "checked_in", 3, seat, starts_at, ends_at, None,
+    )  # fmt: skip
