@@ -1041,7 +1041,11 @@ async def reschedule(
     moved_to = (seat_id or now_at[0], starts_at or now_at[1], ends_at or now_at[2])
     if moved_to == now_at:
         # moving a booking onto itself changes nothing, and mails nobody
-        return await current_view(resources, row)
+        view = await current_view(resources, row)
+        if view.version != row["version"]:
+            # another request moved it since the read: this one is not done
+            raise Conflict(_MOVED_MEANWHILE)
+        return view
     subject = await _booking_subject(
         resources.pool, seat_id=seat_id or row["seat_id"], client_id=row["client_id"]
     )

@@ -310,3 +310,48 @@ async def test_the_later_of_two_racing_moves_is_told_the_booking_changed(
         2,
         (starts_at + timedelta(hours=2)).isoformat().replace("+00:00", "Z"),
     )
+
+
+async def test_a_move_onto_its_own_slot_that_lost_a_race_is_not_told_done(
+    scene: Scene, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    starts_at, ends_at = await scene.slot(hours_ahead=30)
+    reservation_id = (await scene.book(starts_at, ends_at)).json()["id"]
+    path = f"/api/reservations/{reservation_id}"
+    read, go_on = asyncio.Event(), asyncio.Event()
+    view_of = reservations.current_view
+
+    async def slow_after_its_read(*args: object, **kwargs: object) -> object:
+        if not read.is_set():
+            read.set()
+            await go_on.wait()
+        return await view_of(*args, **kwargs)
+
+    monkeypatch.setattr(reservations, "current_view", slow_after_its_read)
+    stay = asyncio.create_task(
+        scene.api.patch(
+            path,
+            json={"starts_at": starts_at.isoformat(), "ends_at": ends_at.isoformat()},
+            headers=scene.client.headers,
+        )
+    )
+    await read.wait()
+    later = starts_at + timedelta(hours=2)
+    moved = await scene.api.patch(
+        path,
+        json={
+            "starts_at": later.isoformat(),
+            "ends_at": (ends_at + timedelta(hours=2)).isoformat(),
+        },
+        headers=scene.client.headers,
+    )
+    go_on.set()
+    stayed = await stay
+
+    assert (moved.status_code, moved.json()["version"]) == (200, 2)
+    # it asked for the slot it read, which the booking no longer holds
+    assert (stayed.status_code, stayed.json()["description"]) == (
+        409,
+        "reservation: changed by another request while this one was on its way;"
+        " look at it again and send the change anew",
+    )
