@@ -61,11 +61,15 @@ _CLOSED_AS = {
 }
 
 
+_ENDED = frozenset({"cancelled", "expired", "no_show", "completed"})
+
+
 def _reminder_is_stale(request: pb.MailInput, row: asyncpg.Record) -> bool:
     """A reminder retried past a check-in, a cancel or a move: the first needs
     none, and the others would name a seat and time that no longer hold (a
     move's own reminder follows with the new version)."""
-    return row["status"] != "confirmed" or row["version"] != request.version
+    due_while = "held" if request.kept_booking else "confirmed"
+    return row["status"] != due_while or row["version"] != request.version
 
 
 class MailActivities:
@@ -114,6 +118,10 @@ class MailActivities:
             # one invitation per version: a run begun again by a reset asks for
             # the confirmation of a version whose move mail the client has
             return pb.MailResult(sent=False, message_id=mid, duplicate=True)
+        if request.may_give_way and context.row_status in _ENDED:
+            # retried past the booking's close, whose own mail says what holds
+            logger.info("%s dropped: the booking has closed", mid)
+            return pb.MailResult(sent=False, message_id=mid)
         if request.may_give_way and context.row_version > request.version:
             # the workflow sends the slot the booking moved to in its place
             raise ApplicationError(
@@ -218,4 +226,5 @@ class MailActivities:
             invited_version=row["invited_version"],
             move_lapsed=request.move_lapsed,
             row_version=row["version"],
+            row_status=row["status"],
         )

@@ -86,8 +86,9 @@ class MailContext:
     invited_version: int = 0
     # a move mail of a client's move that staff left unconfirmed
     move_lapsed: bool = False
-    # the reservation's version as its row stands now
+    # the reservation's version and status as its row stands now
     row_version: int = 0
+    row_status: str = ""
 
 
 _SUBJECTS = {

@@ -379,7 +379,7 @@ class StatusResult(_message.Message):
     def __init__(self, changed: _Optional[bool] = ..., ahead: _Optional[_Union[ReservationRow, _Mapping]] = ...) -> None: ...
 
 class MailInput(_message.Message):
-    __slots__ = ("reservation_id", "kind", "version", "starts_at", "ends_at", "seat_id", "due_at", "cancel_reason", "move_lapsed", "may_give_way")
+    __slots__ = ("reservation_id", "kind", "version", "starts_at", "ends_at", "seat_id", "due_at", "cancel_reason", "move_lapsed", "may_give_way", "kept_booking")
     RESERVATION_ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -390,6 +390,7 @@ class MailInput(_message.Message):
     CANCEL_REASON_FIELD_NUMBER: _ClassVar[int]
     MOVE_LAPSED_FIELD_NUMBER: _ClassVar[int]
     MAY_GIVE_WAY_FIELD_NUMBER: _ClassVar[int]
+    KEPT_BOOKING_FIELD_NUMBER: _ClassVar[int]
     reservation_id: str
     kind: MailKind
     version: int
@@ -400,7 +401,8 @@ class MailInput(_message.Message):
     cancel_reason: str
     move_lapsed: bool
     may_give_way: bool
-    def __init__(self, reservation_id: _Optional[str] = ..., kind: _Optional[_Union[MailKind, str]] = ..., version: _Optional[int] = ..., starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ends_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., seat_id: _Optional[str] = ..., due_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., cancel_reason: _Optional[str] = ..., move_lapsed: _Optional[bool] = ..., may_give_way: _Optional[bool] = ...) -> None: ...
+    kept_booking: bool
+    def __init__(self, reservation_id: _Optional[str] = ..., kind: _Optional[_Union[MailKind, str]] = ..., version: _Optional[int] = ..., starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ends_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., seat_id: _Optional[str] = ..., due_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., cancel_reason: _Optional[str] = ..., move_lapsed: _Optional[bool] = ..., may_give_way: _Optional[bool] = ..., kept_booking: _Optional[bool] = ...) -> None: ...
 
 class MailResult(_message.Message):
     __slots__ = ("sent", "message_id", "duplicate")

@@ -140,6 +140,10 @@ PATCH_MAIL_GIVES_WAY = "2026-12-mail-gives-way"
 # staff confirmed sends no mail: the client was never told of the move, and
 # heard "your booking has moved" to where it already was.
 PATCH_BACK_HOME_UNANNOUNCED = "2026-12-back-home-unannounced"
+# 2026-12: while a client's move waits for staff, the booking staff confirmed
+# still gets its reminder at its own instant; it had none while the move
+# waited, and none at all when the move lapsed at that booking's start.
+PATCH_KEPT_BOOKING_REMINDED = "2026-12-kept-booking-reminded"
 # A workflow whose input names a revision takes the patches that revision folds
 # in without asking: `workflow.patched` records a marker and upserts
 # TemporalChangeVersion on every new booking, one history event and one
@@ -317,6 +321,8 @@ class ReservationWorkflow:
         # a mail was queued behind one whose round has not ended yet
         self._queued_behind = False
         self._reminded_version = 0
+        # the booking a pending move keeps has had its reminder
+        self._kept_reminded = False
         self._confirmation_version = 0
         # updates run beside the main loop; one change of the reservation at a time
         self._lock = asyncio.Lock()
@@ -452,6 +458,30 @@ class ReservationWorkflow:
                 what = "confirmation by staff before"
                 if self._state.HasField("fallback"):
                     what = "staff to confirm the move (else it goes back) before"
+                    kept = self._state.fallback
+                    kept_reminder_at = _dt(kept.starts_at) - timedelta(
+                        minutes=rules.reminder_lead_minutes
+                    )
+                    if (
+                        not self._kept_reminded
+                        and kept_reminder_at < expires_at
+                        and self._patched(PATCH_KEPT_BOOKING_REMINDED)
+                    ):
+                        if now >= kept_reminder_at:
+                            self._kept_reminded = True
+                            self._queue_mail(
+                                pb.MAIL_KIND_REMINDER,
+                                due_at=kept_reminder_at,
+                                slot=kept,
+                                kept_booking=True,
+                            )
+                            continue
+                        await self._sleep_until(
+                            kept_reminder_at,
+                            "the reminder of the booking staff confirmed at",
+                            kept_reminder_at,
+                        )
+                        continue
                 await self._sleep_until(expires_at, what, expires_at)
                 continue
 
@@ -556,6 +586,9 @@ class ReservationWorkflow:
             if lapsed:
                 self._lapsed_version = row.version
                 self._moved_to = f"version {row.version}, back where staff confirmed it"
+                if self._kept_reminded:
+                    # its reminder went out while the move waited
+                    self._reminded_version = row.version
             return closed
 
     async def _sleep_until(self, instant: datetime, what: str, when: datetime) -> None:
@@ -681,7 +714,12 @@ class ReservationWorkflow:
     # Mail goes out beside the timeline: a failing server never holds up the booking.
 
     def _queue_mail(
-        self, kind: pb.MailKind, *, due_at: datetime, slot: pb.Slot | None = None
+        self,
+        kind: pb.MailKind,
+        *,
+        due_at: datetime,
+        slot: pb.Slot | None = None,
+        kept_booking: bool = False,
     ) -> None:
         where = slot if slot is not None else self._state
         mail = pb.MailInput(
@@ -694,6 +732,7 @@ class ReservationWorkflow:
         mail.starts_at.CopyFrom(where.starts_at)
         mail.ends_at.CopyFrom(where.ends_at)
         mail.move_lapsed = self._lapsed_version == self._state.version
+        mail.kept_booking = kept_booking
         mail.may_give_way = kind in _INVITATIONS and self._patched(PATCH_MAIL_GIVES_WAY)
         _set(mail.due_at, due_at)
         unsent = self._unsent_invitation() if kind in _INVITATIONS else None
@@ -1130,6 +1169,7 @@ class ReservationWorkflow:
                         minutes=claim.rules.hold_minutes
                     )
                     self._upsert_status()
+                    self._kept_reminded = self._reminded_version >= version - 1
                 workflow.upsert_search_attributes(
                     [
                         SEAT_ID.value_set(seat_id),
@@ -1141,6 +1181,10 @@ class ReservationWorkflow:
                 if back_home and self._patched(PATCH_BACK_HOME_UNANNOUNCED):
                     # the client was told of nothing since the slot they hold
                     self._confirmation_version = version
+                    if self._kept_reminded and self._patched(
+                        PATCH_KEPT_BOOKING_REMINDED
+                    ):
+                        self._reminded_version = version
                 elif self._state.status == S.RESERVATION_STATUS_CONFIRMED and (
                     self._patched(PATCH_MOVE_MAIL_IN_UPDATE)
                 ):

@@ -631,6 +631,29 @@ async def test_a_confirmation_retried_past_a_move_waiting_for_staff_is_still_sen
     assert f"From:  {starts_at:%A %d %B %Y, %H:%M} UTC" in text
 
 
+async def test_a_confirmation_retried_past_a_cancel_is_not_sent(
+    scene: Scene, smtp
+) -> None:
+    smtp.refuse_with = "451 4.3.0 try again later"
+    starts_at, ends_at = await scene.slot(hours_ahead=30)
+    reservation_id = (await scene.book(starts_at, ends_at)).json()["id"]
+    await wait_for(lambda: _mail_retrying(scene, reservation_id))
+
+    cancelled = await scene.api.delete(
+        f"/api/reservations/{reservation_id}", headers=scene.client.headers
+    )
+    assert cancelled.status_code == 204
+    smtp.refuse_with = None
+    await scene.sleep(timedelta(minutes=2))
+
+    await wait_for(lambda: _has(scene, reservation_id, "cancellation"))
+    rows = await sent(scene, reservation_id)
+    assert [(row["kind"], row["version"]) for row in rows] == [("cancellation", 1)]
+    assert [m.message["Subject"].split(":")[0] for m in smtp.received] == [
+        "Your booking is cancelled"
+    ]
+
+
 async def test_a_move_after_a_failed_confirmation_sends_one_confirmation_at_once(
     scene: Scene, smtp
 ) -> None:

@@ -467,3 +467,46 @@ async def test_the_desk_is_told_how_to_check_in_a_client_whose_move_waits(
     assert await _row(scene, reservation_id) == (
         "checked_in", 3, seat, starts_at, ends_at, None,
     )  # fmt: skip
+
+
+async def test_the_kept_booking_is_reminded_while_its_move_waits(
+    scene: Scene, smtp
+) -> None:
+    from tests.reservations.test_reservations_lifecycle import sent
+
+    # the hold outlasts the kept booking's reminder and ends before its start
+    coworking = await create_coworking(
+        scene.resources.pool, auto_confirm=False, hold_minutes=240
+    )
+    seat = await create_seat(scene.resources.pool, coworking)
+    starts_at, ends_at = await scene.slot(hours_ahead=5)
+    reservation_id = (await scene.book(starts_at, ends_at, seat_id=seat)).json()["id"]
+    path = f"/api/reservations/{reservation_id}"
+    await scene.api.post(f"{path}/confirm", headers=scene.admin.headers)
+    moved = await _move(
+        scene, path, starts_at + timedelta(days=1), scene.client.headers
+    )
+    lapses_at = datetime.fromisoformat(moved.json()["hold_expires_at"])
+    reminder_at = starts_at - timedelta(hours=3)
+    assert reminder_at < lapses_at < starts_at
+
+    await scene.sleep(reminder_at - await scene.now() + timedelta(seconds=1))
+    await wait_for(lambda: _has_mail(scene, reservation_id, ("reminder", 2)))
+    [reminder] = [row for row in await sent(scene, reservation_id)
+                  if row["kind"] == "reminder"]  # fmt: skip
+    assert reminder["due_at"] == reminder_at
+    # sent at the instant, by the server's clock, not at the lapse
+    assert timedelta(0) <= reminder["scheduled_at"] - reminder_at < timedelta(seconds=5)
+    [mail] = [
+        m.message for m in smtp.received if ".reminder.v2@" in m.message["Message-ID"]
+    ]
+    body = mail.get_body(("plain",)).get_content()
+    assert f"From:  {starts_at:%A %d %B %Y, %H:%M} UTC" in body
+
+    await scene.sleep(lapses_at - await scene.now() + timedelta(minutes=1))
+    await _went_back(scene, reservation_id, (seat, starts_at, ends_at), version=3)
+    await wait_for(lambda: _has_mail(scene, reservation_id, ("reschedule", 3)))
+    # one reminder of that booking, not a second one once it went back
+    assert await _mails(scene, reservation_id) == [
+        ("confirmation", 1), ("reminder", 2), ("reschedule", 3),
+    ]  # fmt: skip
