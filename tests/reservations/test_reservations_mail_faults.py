@@ -574,6 +574,15 @@ async def test_a_move_during_a_failing_confirmation_round_sends_one_confirmation
     _the_one_invitation(smtp, later)
 
 
+async def _booked_while_mail_is_refused(scene: Scene, smtp) -> tuple[str, datetime]:
+    """A booking whose confirmation the server has deferred at least once."""
+    smtp.refuse_with = "451 4.3.0 try again later"
+    starts_at, ends_at = await scene.slot(hours_ahead=30)
+    reservation_id = (await scene.book(starts_at, ends_at)).json()["id"]
+    await wait_for(lambda: _mail_retrying(scene, reservation_id))
+    return reservation_id, starts_at
+
+
 async def _mail_retrying(scene: Scene, reservation_id: str) -> bool:
     """Its mail has been refused at least once and waits for its next attempt."""
     described = await _handle(scene, reservation_id).describe()
@@ -586,10 +595,7 @@ async def _mail_retrying(scene: Scene, reservation_id: str) -> bool:
 async def test_a_move_while_a_confirmation_is_retried_sends_it_once_for_the_new_slot(
     scene: Scene, smtp
 ) -> None:
-    smtp.refuse_with = "451 4.3.0 try again later"
-    starts_at, ends_at = await scene.slot(hours_ahead=30)
-    reservation_id = (await scene.book(starts_at, ends_at)).json()["id"]
-    await wait_for(lambda: _mail_retrying(scene, reservation_id))
+    reservation_id, starts_at = await _booked_while_mail_is_refused(scene, smtp)
     later = starts_at + timedelta(hours=2)
 
     await _move(scene, reservation_id, later)
@@ -634,10 +640,7 @@ async def test_a_confirmation_retried_past_a_move_waiting_for_staff_is_still_sen
 async def test_a_confirmation_retried_past_a_cancel_is_not_sent(
     scene: Scene, smtp
 ) -> None:
-    smtp.refuse_with = "451 4.3.0 try again later"
-    starts_at, ends_at = await scene.slot(hours_ahead=30)
-    reservation_id = (await scene.book(starts_at, ends_at)).json()["id"]
-    await wait_for(lambda: _mail_retrying(scene, reservation_id))
+    reservation_id, _ = await _booked_while_mail_is_refused(scene, smtp)
 
     cancelled = await scene.api.delete(
         f"/api/reservations/{reservation_id}", headers=scene.client.headers

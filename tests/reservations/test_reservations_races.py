@@ -263,6 +263,24 @@ async def test_check_in_just_after_the_end_is_refused_saying_it_has_ended(
     )
 
 
+def _first_call_waits(
+    monkeypatch: pytest.MonkeyPatch, name: str
+) -> tuple[asyncio.Event, asyncio.Event]:
+    """The first call of the service's `name`, made after a request read the
+    booking, sets the first event and waits for the second."""
+    reached, go_on = asyncio.Event(), asyncio.Event()
+    real = getattr(reservations, name)
+
+    async def waits(*args: object, **kwargs: object) -> object:
+        if not reached.is_set():
+            reached.set()
+            await go_on.wait()
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(reservations, name, waits)
+    return reached, go_on
+
+
 async def test_the_later_of_two_racing_moves_is_told_the_booking_changed(
     scene: Scene, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -271,16 +289,7 @@ async def test_the_later_of_two_racing_moves_is_told_the_booking_changed(
     path = f"/api/reservations/{reservation_id}"
     # the slower request is held between its read of the booking and its update,
     # as a request that lost the race would be
-    read, go_on = asyncio.Event(), asyncio.Event()
-    subject_of = reservations._booking_subject
-
-    async def slow_after_its_read(*args: object, **kwargs: object) -> object:
-        if not read.is_set():
-            read.set()
-            await go_on.wait()
-        return await subject_of(*args, **kwargs)
-
-    monkeypatch.setattr(reservations, "_booking_subject", slow_after_its_read)
+    read, go_on = _first_call_waits(monkeypatch, "_booking_subject")
 
     def move(hours: int) -> Awaitable[httpx.Response]:
         body = {
@@ -318,16 +327,7 @@ async def test_a_move_onto_its_own_slot_that_lost_a_race_is_not_told_done(
     starts_at, ends_at = await scene.slot(hours_ahead=30)
     reservation_id = (await scene.book(starts_at, ends_at)).json()["id"]
     path = f"/api/reservations/{reservation_id}"
-    read, go_on = asyncio.Event(), asyncio.Event()
-    view_of = reservations.current_view
-
-    async def slow_after_its_read(*args: object, **kwargs: object) -> object:
-        if not read.is_set():
-            read.set()
-            await go_on.wait()
-        return await view_of(*args, **kwargs)
-
-    monkeypatch.setattr(reservations, "current_view", slow_after_its_read)
+    read, go_on = _first_call_waits(monkeypatch, "current_view")
     stay = asyncio.create_task(
         scene.api.patch(
             path,
