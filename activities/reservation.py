@@ -291,7 +291,7 @@ class ReservationActivities:
         # a move that only gives time back, on the seat it holds or inside the
         # booking it keeps while staff decide on a move
         shrink = old is not None and any(
-            _within(held, seat_id, starts_at, ends_at)
+            within(held, seat_id, starts_at, ends_at)
             for held in ((old["seat_id"], old["starts_at"], old["ends_at"]),
                          _fallback(old))
             if held is not None
@@ -419,7 +419,7 @@ class ReservationActivities:
                     )
             elif fallback is not None and (
                 not request.requested_by.startswith("client:")
-                or _within(fallback, seat_id, starts_at, ends_at)
+                or within(fallback, seat_id, starts_at, ends_at)
                 or rules.auto_confirm
             ):
                 # staff chose the slot, the client came back inside what staff
@@ -752,7 +752,7 @@ def _set_fallback(
         message.fallback.ends_at.FromDatetime(ends_at)
 
 
-def _within(
+def within(
     slot: _Slot,
     seat_id: uuid.UUID,
     starts_at: datetime,

@@ -272,14 +272,9 @@ def notification_name(status: int) -> str:
     return name.removeprefix("NOTIFICATION_STATUS_").lower()
 
 
-def _database_was_down(error: ActivityError) -> bool:
+def _failed_as(error: ActivityError, kind: str) -> bool:
     cause = error.cause
-    return isinstance(cause, ApplicationError) and cause.type == "DatabaseUnavailable"
-
-
-def _gave_way(error: ActivityError) -> bool:
-    cause = error.cause
-    return isinstance(cause, ApplicationError) and cause.type == "MailSuperseded"
+    return isinstance(cause, ApplicationError) and cause.type == kind
 
 
 def _dt(ts: object) -> datetime:
@@ -769,7 +764,7 @@ class ReservationWorkflow:
             except ActivityError as error:
                 self._sending = None
                 newer = [m for m in self._mails[1:] if m.kind in _INVITATIONS]
-                if _gave_way(error):
+                if _failed_as(error, "MailSuperseded"):
                     if newer:
                         self._fold_in(mail, newer[-1])
                     else:
@@ -777,7 +772,7 @@ class ReservationWorkflow:
                         # staff): this one still names what the client holds
                         mail.may_give_way = False
                     continue
-                if _database_was_down(error) and self._patched(
+                if _failed_as(error, "DatabaseUnavailable") and self._patched(
                     PATCH_MAIL_WAITS_FOR_DATABASE
                 ):
                     workflow.logger.warning(

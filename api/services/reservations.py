@@ -42,7 +42,7 @@ from temporalio.common import (
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.reservation import STOPPED, ReservationActivities
+from activities.reservation import STOPPED, ReservationActivities, within
 from api.auth import managed_coworkings
 from api.booking_rules import (
     CoworkingRules,
@@ -1058,8 +1058,7 @@ async def reschedule(
             # as the claim has it: a move that only gives time back on its seat,
             # or back inside the booking it keeps while staff decide
             shrink=any(
-                held[0] == moved_to[0] and held[1] <= moved_to[1]
-                and moved_to[2] <= held[2]
+                within(held, *moved_to)
                 for held in (now_at, _kept(row)) if held is not None
             ),
         )  # fmt: skip

@@ -71,6 +71,22 @@ async def _confirmed_booking(scene: Scene) -> tuple[str, Slot]:
     return path, (seat, starts_at, ends_at)
 
 
+async def _confirmed_soon(
+    scene: Scene, *, hold_minutes: int, hours_ahead: float
+) -> tuple[str, Slot]:
+    """A booking staff confirmed, `hours_ahead` away, where a client's move is
+    held `hold_minutes` for staff to answer."""
+    coworking = await create_coworking(
+        scene.resources.pool, auto_confirm=False, hold_minutes=hold_minutes
+    )
+    seat = await create_seat(scene.resources.pool, coworking)
+    starts_at, ends_at = await scene.slot(hours_ahead=hours_ahead)
+    reservation_id = (await scene.book(starts_at, ends_at, seat_id=seat)).json()["id"]
+    path = f"/api/reservations/{reservation_id}"
+    await scene.api.post(f"{path}/confirm", headers=scene.admin.headers)
+    return path, (seat, starts_at, ends_at)
+
+
 async def test_staff_confirming_the_move_free_the_slot_it_would_go_back_to(
     scene: Scene, smtp
 ) -> None:
@@ -230,15 +246,10 @@ async def test_moves_while_staff_decide_keep_the_first_fallback_and_back_is_conf
 async def test_a_pending_move_lapses_at_the_start_it_would_go_back_to(
     scene: Scene, smtp
 ) -> None:
-    coworking = await create_coworking(
-        scene.resources.pool, auto_confirm=False, hold_minutes=120
+    path, (seat, starts_at, ends_at) = await _confirmed_soon(
+        scene, hold_minutes=120, hours_ahead=1
     )
-    seat = await create_seat(scene.resources.pool, coworking)
-    starts_at, ends_at = await scene.slot(hours_ahead=1)
-    booked = await scene.book(starts_at, ends_at, seat_id=seat)
-    reservation_id = booked.json()["id"]
-    path = f"/api/reservations/{reservation_id}"
-    await scene.api.post(f"{path}/confirm", headers=scene.admin.headers)
+    reservation_id = path.rsplit("/", 1)[1]
 
     later = starts_at + timedelta(days=1)
     moved = await _move(scene, path, later, scene.client.headers)
@@ -437,14 +448,10 @@ async def test_a_move_after_the_coworking_began_to_confirm_itself_is_confirmed(
 async def test_the_desk_is_told_how_to_check_in_a_client_whose_move_waits(
     scene: Scene,
 ) -> None:
-    coworking = await create_coworking(
-        scene.resources.pool, auto_confirm=False, hold_minutes=120
+    path, (seat, starts_at, ends_at) = await _confirmed_soon(
+        scene, hold_minutes=120, hours_ahead=1
     )
-    seat = await create_seat(scene.resources.pool, coworking)
-    starts_at, ends_at = await scene.slot(hours_ahead=1)
-    reservation_id = (await scene.book(starts_at, ends_at, seat_id=seat)).json()["id"]
-    path = f"/api/reservations/{reservation_id}"
-    await scene.api.post(f"{path}/confirm", headers=scene.admin.headers)
+    reservation_id = path.rsplit("/", 1)[1]
     await _move(scene, path, starts_at + timedelta(days=1), scene.client.headers)
     await scene.sleep(starts_at - await scene.now() - timedelta(minutes=20))
 
@@ -475,14 +482,10 @@ async def test_the_kept_booking_is_reminded_while_its_move_waits(
     from tests.reservations.test_reservations_lifecycle import sent
 
     # the hold outlasts the kept booking's reminder and ends before its start
-    coworking = await create_coworking(
-        scene.resources.pool, auto_confirm=False, hold_minutes=240
+    path, (seat, starts_at, ends_at) = await _confirmed_soon(
+        scene, hold_minutes=240, hours_ahead=5
     )
-    seat = await create_seat(scene.resources.pool, coworking)
-    starts_at, ends_at = await scene.slot(hours_ahead=5)
-    reservation_id = (await scene.book(starts_at, ends_at, seat_id=seat)).json()["id"]
-    path = f"/api/reservations/{reservation_id}"
-    await scene.api.post(f"{path}/confirm", headers=scene.admin.headers)
+    reservation_id = path.rsplit("/", 1)[1]
     moved = await _move(
         scene, path, starts_at + timedelta(days=1), scene.client.headers
     )
