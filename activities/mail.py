@@ -61,7 +61,8 @@ _CLOSED_AS = {
 }
 
 
-_ENDED = frozenset({"cancelled", "expired", "no_show", "completed"})
+# closes that send a mail of their own, which says what holds
+_ENDED = frozenset(_CLOSED_AS.values())
 
 
 def _reminder_is_stale(request: pb.MailInput, row: asyncpg.Record) -> bool:
