@@ -65,12 +65,12 @@ _CLOSED_AS = {
 _ENDED = frozenset(_CLOSED_AS.values())
 
 
-def _reminder_is_stale(request: pb.MailInput, row: asyncpg.Record) -> bool:
+def _reminder_is_stale(request: pb.MailInput, context: MailContext) -> bool:
     """A reminder retried past a check-in, a cancel or a move: the first needs
-    none, and the others would name a seat and time that no longer hold (a
-    move's own reminder follows with the new version)."""
+    none, and the others would name a seat and time that may no longer hold.
+    The workflow, told so, judges whether the booking still stands there."""
     due_while = "held" if request.kept_booking else "confirmed"
-    return row["status"] != due_while or row["version"] != request.version
+    return context.row_status != due_while or context.row_version != request.version
 
 
 class MailActivities:
@@ -115,6 +115,11 @@ class MailActivities:
         context = await self._context(request)
         if context is None:
             return pb.MailResult(sent=False, message_id=mid)
+        if request.kind == pb.MAIL_KIND_REMINDER and _reminder_is_stale(
+            request, context
+        ):
+            logger.info("reminder %s dropped: the booking has changed since", mid)
+            return pb.MailResult(sent=False, message_id=mid, stale=True)
         if request.kind in _INVITATIONS and request.version <= context.invited_version:
             # one invitation per version: a run begun again by a reset asks for
             # the confirmation of a version whose move mail the client has
@@ -203,10 +208,6 @@ class MailActivities:
             row is None
             or not row["send_notifications"]
             or row["deleted_at"] is not None
-            or (
-                request.kind == pb.MAIL_KIND_REMINDER
-                and _reminder_is_stale(request, row)
-            )
             # a run reset past the close may decide another end; the row's stands
             or row["status"] != _CLOSED_AS.get(request.kind, row["status"])
         ):

@@ -405,11 +405,13 @@ class MailInput(_message.Message):
     def __init__(self, reservation_id: _Optional[str] = ..., kind: _Optional[_Union[MailKind, str]] = ..., version: _Optional[int] = ..., starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ends_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., seat_id: _Optional[str] = ..., due_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., cancel_reason: _Optional[str] = ..., move_lapsed: _Optional[bool] = ..., may_give_way: _Optional[bool] = ..., kept_booking: _Optional[bool] = ...) -> None: ...
 
 class MailResult(_message.Message):
-    __slots__ = ("sent", "message_id", "duplicate")
+    __slots__ = ("sent", "message_id", "duplicate", "stale")
     SENT_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     DUPLICATE_FIELD_NUMBER: _ClassVar[int]
+    STALE_FIELD_NUMBER: _ClassVar[int]
     sent: bool
     message_id: str
     duplicate: bool
-    def __init__(self, sent: _Optional[bool] = ..., message_id: _Optional[str] = ..., duplicate: _Optional[bool] = ...) -> None: ...
+    stale: bool
+    def __init__(self, sent: _Optional[bool] = ..., message_id: _Optional[str] = ..., duplicate: _Optional[bool] = ..., stale: _Optional[bool] = ...) -> None: ...

@@ -144,6 +144,10 @@ PATCH_BACK_HOME_UNANNOUNCED = "2026-12-back-home-unannounced"
 # still gets its reminder at its own instant; it had none while the move
 # waited, and none at all when the move lapsed at that booking's start.
 PATCH_KEPT_BOOKING_REMINDED = "2026-12-kept-booking-reminded"
+# 2026-12: a reminder still in its round of attempts when the client moved was
+# dropped by the mail worker as naming a slot that no longer held, yet counted
+# as sent: the booking a move waiting for staff keeps, or went back to, had none.
+PATCH_STALE_REMINDER_OWED = "2026-12-stale-reminder-owed"
 # A workflow whose input names a revision takes the patches that revision folds
 # in without asking: `workflow.patched` records a marker and upserts
 # TemporalChangeVersion on every new booking, one history event and one
@@ -272,6 +276,12 @@ def notification_name(status: int) -> str:
     return name.removeprefix("NOTIFICATION_STATUS_").lower()
 
 
+def _names(mail: pb.MailInput, slot: pb.Slot | pb.ReservationState) -> bool:
+    return (mail.seat_id, mail.starts_at, mail.ends_at) == (
+        slot.seat_id, slot.starts_at, slot.ends_at,
+    )  # fmt: skip
+
+
 def _failed_as(error: ActivityError, kind: str) -> bool:
     cause = error.cause
     return isinstance(cause, ApplicationError) and cause.type == kind
@@ -318,6 +328,10 @@ class ReservationWorkflow:
         self._reminded_version = 0
         # the booking a pending move keeps has had its reminder
         self._kept_reminded = False
+        # the version of the last reminder queued, and one the mail worker
+        # dropped as the booking had changed since, until the run has caught up
+        self._last_reminder_version = 0
+        self._stale_reminder: pb.MailInput | None = None
         self._confirmation_version = 0
         # updates run beside the main loop; one change of the reservation at a time
         self._lock = asyncio.Lock()
@@ -426,6 +440,7 @@ class ReservationWorkflow:
                 continue
             starts_at, ends_at = _dt(self._state.starts_at), _dt(self._state.ends_at)
             rules = self._state.rules
+            self._owe_dropped_reminder()
 
             if self._cancel is not None:
                 await self._close(
@@ -586,6 +601,28 @@ class ReservationWorkflow:
                     self._reminded_version = row.version
             return closed
 
+    def _owe_dropped_reminder(self) -> None:
+        """A reminder dropped as the booking had changed since it was queued is
+        owed again where the booking stands on the slot it named: the one a
+        move waiting for staff keeps, or went back to."""
+        dropped = self._stale_reminder
+        state = self._state
+        # the row moved before the run heard of it: judge once the run has
+        if dropped is None or state.version <= dropped.version:
+            return
+        self._stale_reminder = None
+        if self._last_reminder_version != dropped.version:
+            return
+        if state.status == S.RESERVATION_STATUS_HELD and state.HasField("fallback"):
+            if _names(dropped, state.fallback):
+                self._kept_reminded = False
+        elif (
+            state.status == S.RESERVATION_STATUS_CONFIRMED
+            and self._reminded_version == state.version
+            and _names(dropped, state)
+        ):
+            self._reminded_version = dropped.version
+
     async def _sleep_until(self, instant: datetime, what: str, when: datetime) -> None:
         """A durable timer that a change of the reservation cuts short."""
         moved = f"Moved: {self._moved_to}. " if self._moved_to else ""
@@ -728,6 +765,8 @@ class ReservationWorkflow:
         mail.ends_at.CopyFrom(where.ends_at)
         mail.move_lapsed = self._lapsed_version == self._state.version
         mail.kept_booking = kept_booking
+        if kind == pb.MAIL_KIND_REMINDER:
+            self._last_reminder_version = self._state.version
         mail.may_give_way = kind in _INVITATIONS and self._patched(PATCH_MAIL_GIVES_WAY)
         _set(mail.due_at, due_at)
         unsent = self._unsent_invitation() if kind in _INVITATIONS else None
@@ -801,6 +840,9 @@ class ReservationWorkflow:
                 self._set_notification(pb.NOTIFICATION_STATUS_PENDING)
                 continue
             self._sending = None
+            if result.stale and self._patched(PATCH_STALE_REMINDER_OWED):
+                self._stale_reminder = mail
+                self._changed = True
             self._sent_any = self._sent_any or result.sent or result.duplicate
             self._queued_behind = False
             if self._mails and self._mails[0] is mail:

@@ -513,3 +513,85 @@ async def test_the_kept_booking_is_reminded_while_its_move_waits(
     assert await _mails(scene, reservation_id) == [
         ("confirmation", 1), ("reminder", 2), ("reschedule", 3),
     ]  # fmt: skip
+
+
+async def _kept_reminder_refused(
+    scene: Scene, smtp, path: str, reminder_at: datetime
+) -> str:
+    """The server defers mail from just before the reminder, which is now in
+    its round of attempts."""
+    from tests.reservations.test_reservations_mail_faults import _mail_retrying
+
+    reservation_id = path.rsplit("/", 1)[1]
+    await wait_for(lambda: _has_mail(scene, reservation_id, ("confirmation", 1)))
+    smtp.refuse_with = "451 4.3.0 try again later"
+    await scene.sleep(reminder_at - await scene.now() + timedelta(seconds=1))
+    await wait_for(lambda: _mail_retrying(scene, reservation_id))
+    return reservation_id
+
+
+def _reminder_names(smtp, version: int, starts_at: datetime) -> None:
+    [mail] = [
+        m.message
+        for m in smtp.received
+        if f".reminder.v{version}@" in m.message["Message-ID"]
+    ]
+    body = mail.get_body(("plain",)).get_content()
+    assert f"From:  {starts_at:%A %d %B %Y, %H:%M} UTC" in body
+
+
+async def test_a_reminder_retried_past_the_clients_move_goes_to_the_kept_booking(
+    scene: Scene, smtp
+) -> None:
+    path, (seat, starts_at, ends_at) = await _confirmed_soon(
+        scene, hold_minutes=240, hours_ahead=5
+    )
+    reminder_at = starts_at - timedelta(hours=3)
+    reservation_id = await _kept_reminder_refused(scene, smtp, path, reminder_at)
+
+    moved = await _move(
+        scene, path, starts_at + timedelta(days=1), scene.client.headers
+    )
+    assert moved.json()["status"] == "held"
+    smtp.refuse_with = None
+    await scene.sleep(timedelta(minutes=2))
+
+    # the first was dropped as naming a slot that moved; the booking kept it
+    await wait_for(lambda: _has_mail(scene, reservation_id, ("reminder", 2)))
+    assert await _mails(scene, reservation_id) == [
+        ("confirmation", 1), ("reminder", 2),
+    ]  # fmt: skip
+    _reminder_names(smtp, 2, starts_at)
+
+
+async def test_a_kept_reminder_retried_past_the_lapse_goes_to_the_booking_back(
+    scene: Scene, smtp
+) -> None:
+    path, (seat, starts_at, ends_at) = await _confirmed_soon(
+        scene, hold_minutes=240, hours_ahead=5
+    )
+    reminder_at = starts_at - timedelta(hours=3)
+    # the move lapses a minute into the kept booking's reminder round
+    hold = (reminder_at - await scene.now()) // timedelta(minutes=1) + 2
+    await scene.resources.pool.execute(
+        "UPDATE coworking.coworkings SET hold_minutes = $1"
+        " WHERE id = (SELECT coworking_id FROM coworking.seats WHERE id = $2)",
+        hold, seat,
+    )  # fmt: skip
+    moved = await _move(
+        scene, path, starts_at + timedelta(days=1), scene.client.headers
+    )
+    lapses_at = datetime.fromisoformat(moved.json()["hold_expires_at"])
+    assert reminder_at < lapses_at < reminder_at + timedelta(minutes=3)
+    reservation_id = await _kept_reminder_refused(scene, smtp, path, reminder_at)
+
+    await scene.sleep(lapses_at - await scene.now() + timedelta(seconds=10))
+    await _went_back(scene, reservation_id, (seat, starts_at, ends_at), version=3)
+    smtp.refuse_with = None
+    await scene.sleep(timedelta(minutes=2))
+
+    await wait_for(lambda: _has_mail(scene, reservation_id, ("reminder", 3)))
+    assert await _mails(scene, reservation_id) == [
+        ("confirmation", 1), ("reschedule", 3), ("reminder", 3),
+    ]  # fmt: skip
+    _reminder_names(smtp, 3, starts_at)
