@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from urllib.parse import unquote
 
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -92,6 +93,41 @@ class HeadAsGet:
         await self.app({**scope, "method": "GET"}, receive, without_body)
 
 
+class OriginForm:
+    """A request target in absolute form (`GET http://host/path`), which RFC
+    9112 requires a server to accept, served as its path; its authority stands
+    in for Host. uvicorn passes the whole URL on as the path, which no route
+    matched."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raw = scope.get("raw_path") or b""
+        scheme, found, rest = raw.partition(b"://")
+        if (
+            scope["type"] != "http"
+            or not found
+            or scheme.lower() not in (b"http", b"https")
+        ):
+            await self.app(scope, receive, send)
+            return
+        authority, slash, path = rest.partition(b"/")
+        raw_path = slash + path or b"/"
+        host = authority.rpartition(b"@")[2]
+        headers = [(k, v) for k, v in scope["headers"] if k != b"host"]
+        await self.app(
+            {
+                **scope,
+                "raw_path": raw_path,
+                "path": unquote(raw_path.decode("ascii", "replace")),
+                "headers": [(b"host", host), *headers],
+            },
+            receive,
+            send,
+        )
+
+
 def create_app(
     settings: Settings | None = None, *, resources: Resources | None = None
 ) -> FastAPI:
@@ -153,6 +189,8 @@ def create_app(
         else None,
     )
     install_request_context(app)
+    # outermost: the logs and metrics name the path, not the URL
+    app.add_middleware(OriginForm)
     install_error_handlers(app)
     install_openapi(app)
     if resources is not None:

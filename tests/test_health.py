@@ -1,3 +1,5 @@
+import json
+
 import asyncpg
 import httpx
 import valkey.asyncio as valkey
@@ -189,3 +191,38 @@ async def test_cors_lets_a_browser_frontend_read_retry_after(
     )
     exposed = response.headers["access-control-expose-headers"].lower().split(", ")
     assert sorted(exposed) == ["retry-after", "x-request-id"]
+
+
+async def test_a_request_target_in_absolute_form_is_served_as_its_path(
+    resources: Resources,
+) -> None:
+    import asyncio
+
+    from tests.hardening.test_hardening_slow_head import _until_closed, serving
+
+    async def ask(target: bytes) -> tuple[bytes, bytes]:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(
+            b"GET " + target + b" HTTP/1.1\r\nHost: elsewhere.test\r\n"
+            b"Connection: close\r\n\r\n"
+        )
+        head, _, body = (await _until_closed(reader)).partition(b"\r\n\r\n")
+        writer.close()
+        return head.split(b"\r\n", 1)[0], body
+
+    app = create_app(resources.settings, resources=resources)
+    async with serving(10.0, app) as port:
+        assert await ask(b"http://127.0.0.1/api/health") == (b"HTTP/1.1 200 OK", b"OK")
+        assert await ask(b"HTTPS://user@127.0.0.1:443/health?") == (
+            b"HTTP/1.1 200 OK",
+            b'{"status":"ok"}',
+        )
+        # the authority alone is the root, which is no route of ours
+        status, body = await ask(b"http://127.0.0.1")
+        assert (status, json.loads(body)["error"]) == (
+            b"HTTP/1.1 404 Not Found",
+            "not_found",
+        )
+        # a scheme of another kind is not a URL of ours: the path as it came
+        status, _ = await ask(b"/api/ftp://127.0.0.1/api/health")
+        assert status == b"HTTP/1.1 404 Not Found"
