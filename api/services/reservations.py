@@ -383,6 +383,20 @@ async def _booking_subject(
     return row
 
 
+async def _hide_from_client(
+    pool: asyncpg.Pool, subject: asyncpg.Record, client_id: uuid.UUID
+) -> None:
+    """A coworking that takes no bookings is hidden, seats and all, from a
+    client who never booked there, as its reads are: no seat at all."""
+    if subject["active"] or await pool.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM reservation.reservations"
+        " WHERE client_id = $1 AND coworking_id = $2)",
+        client_id, subject["coworking_id"],
+    ):  # fmt: skip
+        return
+    raise NotFound(f"seat_id: no seat {subject['seat_id']}")
+
+
 # What Markdown reads as markup: the Temporal UI renders a summary as Markdown,
 # and a client's name must not become a link or HTML there; '&' would start an
 # entity, and the UI fills in {workflowId} and its like before it renders.
@@ -465,6 +479,8 @@ async def book(
         subject = await _booking_subject(
             resources.pool, seat_id=seat_id, client_id=client_id
         )
+        if booked_by is None:
+            await _hide_from_client(resources.pool, subject, client_id)
     except NotFound as gone:
         # the seat or the client has gone since the key was used
         if idempotency_key is None or not await _key_used(resources, reservation_id):
@@ -1049,6 +1065,8 @@ async def reschedule(
     subject = await _booking_subject(
         resources.pool, seat_id=seat_id or row["seat_id"], client_id=row["client_id"]
     )
+    if principal.kind == "client":
+        await _hide_from_client(resources.pool, subject, row["client_id"])
     # a seat of another coworking is the claim's to refuse, by that rule's name
     if subject["coworking_id"] == row["coworking_id"]:
         _judge_early(

@@ -614,3 +614,67 @@ async def _held_then_workers_stop(
     await scene.workers.aclose()
     scene.workers = contextlib.AsyncExitStack()
     return starts_at, ends_at, booked
+
+
+async def test_a_coworking_that_takes_no_bookings_hides_its_seats_from_clients(
+    scene: Scene,
+) -> None:
+    pool = scene.resources.pool
+    hidden = await create_coworking(pool, active=False)
+    seat = await create_seat(pool, hidden, number=3)
+    starts_at, ends_at = await scene.slot(hours_ahead=30)
+
+    # as a seat that never was: a client learns nothing of the coworking
+    for asked in (seat, uuid.uuid4()):
+        refused = await scene.book(
+            starts_at, ends_at, seat_id=asked, headers={"Idempotency-Key": str(asked)}
+        )
+        assert (refused.status_code, refused.json()) == (
+            404,
+            {"error": "not_found", "description": f"seat_id: no seat {asked}"},
+        )
+        assert await _no_workflow(scene, _reservation_for_key(scene, str(asked)))
+    booked = (await scene.book(starts_at, ends_at)).json()
+    moved = await scene.api.patch(
+        f"/api/reservations/{booked['id']}",
+        json={"seat_id": str(seat)},
+        headers=scene.client.headers,
+    )
+    assert (moved.status_code, moved.json()["description"]) == (
+        404,
+        f"seat_id: no seat {seat}",
+    )
+    assert (await scene.api.get(
+        f"/api/reservations/{booked['id']}", headers=scene.client.headers
+    )).json()["seat_id"] == booked["seat_id"]  # fmt: skip
+
+    # a client who booked there reads the coworking, and is told why
+    other = await create_seat(pool, hidden, number=4)
+    await pool.execute(
+        "INSERT INTO reservation.reservations (id, client_id, seat_id, coworking_id,"
+        " starts_at, ends_at, status) VALUES ($1, $2, $3, $4, $5, $6, 'completed')",
+        uuid.uuid4(), scene.client.id, other, hidden,
+        starts_at - timedelta(days=3), ends_at - timedelta(days=3),
+    )  # fmt: skip
+    told = await scene.book(starts_at, ends_at, seat_id=seat)
+    assert (told.status_code, told.json()["description"]) == (
+        400,
+        "seat_id: the coworking takes no bookings",
+    )
+
+    # staff, who see the coworking, are told why
+    by_staff = await scene.api.post(
+        "/api/reservations",
+        json={"seat_id": str(seat), "client_id": str(scene.client.id),
+              "starts_at": starts_at.isoformat(), "ends_at": ends_at.isoformat()},
+        headers=scene.admin.headers,
+    )  # fmt: skip
+    assert (by_staff.status_code, by_staff.json()) == (
+        400,
+        {
+            "error": "rule_violation",
+            "description": "seat_id: the coworking takes no bookings",
+        },
+    )
+    # the booking above and the past one: nothing else was written
+    assert await _kept(scene) == (2, 0)
