@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 import aiosmtplib
 import asyncpg
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from activities.mail_render import (
     MailBuildError,
@@ -134,6 +134,8 @@ class MailActivities:
                 f"version {request.version} has moved on to {context.row_version}",
                 type="MailSuperseded",
                 non_retryable=True,
+                # expected, and answered by the workflow: no warning, no trace
+                category=ApplicationErrorCategory.BENIGN,
             )
         try:
             message = build_message(
