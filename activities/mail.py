@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import aiosmtplib
 import asyncpg
@@ -137,6 +137,19 @@ class MailActivities:
                 # expected, and answered by the workflow: no warning, no trace
                 category=ApplicationErrorCategory.BENIGN,
             )
+        delivered = mid in activity.info().heartbeat_details
+        if not delivered and await self._recipient_has_had_enough(
+            context.recipient_email, attempt_at
+        ):
+            metrics.MAILS_FAILED.labels(kind=kind, reason="throttled").inc()
+            raise ApplicationError(
+                f"the recipient has had {self.settings.mail_recipient_limit} mails"
+                f" in {self.settings.mail_recipient_window_minutes} minutes;"
+                " this one waits its turn",
+                type="MailThrottled",
+                non_retryable=True,
+                category=ApplicationErrorCategory.BENIGN,
+            )
         try:
             message = build_message(
                 context, sender=self.settings.mail_from, domain=self.domain
@@ -147,7 +160,7 @@ class MailActivities:
                 str(error), type="MailBuildError", non_retryable=True
             ) from error
 
-        if mid not in activity.info().heartbeat_details:
+        if not delivered:
             await self._deliver(message, kind)
         try:
             await self.pool.execute(
@@ -170,6 +183,20 @@ class MailActivities:
                 due=_dt(request.due_at), sent=datetime.now(UTC)
             )
         return pb.MailResult(sent=True, message_id=mid)
+
+    async def _recipient_has_had_enough(self, recipient: str, at: datetime) -> bool:
+        """Whether the address has had the window's limit of mails by `at`, on
+        the server's clock that stamps each mail sent."""
+        limit = self.settings.mail_recipient_limit
+        if not limit:
+            return False
+        since = at - timedelta(minutes=self.settings.mail_recipient_window_minutes)
+        count = await self.pool.fetchval(
+            "SELECT count(*) FROM notifications.sent_mail"
+            " WHERE lower(recipient) = lower($1) AND scheduled_at > $2",
+            recipient, since,
+        )  # fmt: skip
+        return bool(count >= limit)
 
     async def _deliver(self, message: object, kind: str) -> None:
         try:

@@ -99,6 +99,11 @@ class Settings(BaseSettings):
     # bookings, moves and cancels a client may send per minute: each starts or
     # wakes a workflow, so one account must not flood Temporal
     booking_rate_per_client: int = Field(60, ge=1)
+    # mails to one address in any window of this many minutes; past it the rest
+    # wait their turn: an account registered with someone else's address cannot
+    # turn a script of moves into a flood of mail there (0: no limit)
+    mail_recipient_limit: int = Field(10, ge=0)
+    mail_recipient_window_minutes: int = Field(10, ge=1)
 
     default_coworking_id: UUID | None = None
 

@@ -148,6 +148,9 @@ PATCH_KEPT_BOOKING_REMINDED = "2026-12-kept-booking-reminded"
 # dropped by the mail worker as naming a slot that no longer held, yet counted
 # as sent: the booking a move waiting for staff keeps, or went back to, had none.
 PATCH_STALE_REMINDER_OWED = "2026-12-stale-reminder-owed"
+# 2026-12: a mail whose recipient has had the window's limit of mails waits its
+# turn and is tried again; it had no limit.
+PATCH_MAIL_WAITS_ITS_TURN = "2026-12-mail-waits-its-turn"
 # A workflow whose input names a revision takes the patches that revision folds
 # in without asking: `workflow.patched` records a marker and upserts
 # TemporalChangeVersion on every new booking, one history event and one
@@ -191,6 +194,8 @@ _FOLDED_IN: dict[str, int] = {
 # how long a mail rests, after its attempts ran into a database outage, before
 # the next round of attempts
 DATABASE_OUTAGE_PAUSE = timedelta(seconds=30)
+# how long a mail rests when its recipient has had the window's limit of mails
+MAIL_TURN_PAUSE = timedelta(minutes=1)
 # how long mails that waited behind a failed round rest before they try again,
 # at most: long enough for a server down all round to come back; half the time
 # left before the start where that is shorter
@@ -810,6 +815,16 @@ class ReservationWorkflow:
                         # moved without a mail of its own (a move waiting for
                         # staff): this one still names what the client holds
                         mail.may_give_way = False
+                    continue
+                if _failed_as(error, "MailThrottled") and self._patched(
+                    PATCH_MAIL_WAITS_ITS_TURN
+                ):
+                    # a move meanwhile folds into it, so the flood comes to one
+                    await workflow.sleep(
+                        MAIL_TURN_PAUSE,
+                        summary=f"{kind} mail waits: its recipient has had the"
+                        " most mails a window allows",
+                    )
                     continue
                 if _failed_as(error, "DatabaseUnavailable") and self._patched(
                     PATCH_MAIL_WAITS_FOR_DATABASE

@@ -340,8 +340,9 @@ def bench_settings(data_dir: Path) -> Settings:
         valkey_url=None,
         smtp_host=None,
         temporal_address=None,
-        # the runs measure the stack, not the per-client abuse limit
+        # the runs measure the stack, not the per-client abuse limits
         booking_rate_per_client=1_000_000,
+        mail_recipient_limit=0,
     )
 
 

@@ -135,8 +135,9 @@ async def running_stack(*, keep: bool = False) -> AsyncIterator[Harness]:
         temporal_ui_port=free_port(),
         valkey_port=free_port(),
         smtp_port=free_port(),
-        # a few clients carry the whole load here; the limit has its own test
+        # a few clients carry the whole load here; the limits have their own tests
         booking_rate_per_client=1_000_000,
+        mail_recipient_limit=0,
     )  # type: ignore[call-arg]
     stack = Stack(settings, temporal_ui=False, load_demo=False)
     leftovers: list[str] = []

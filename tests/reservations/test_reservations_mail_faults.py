@@ -762,3 +762,73 @@ async def test_a_cancelled_reservation_shows_its_failed_mail_until_it_is_sent(
     after = (await scene.api.get(path, headers=scene.client.headers)).json()
     assert (after["status"], after["notification_status"]) == ("cancelled", None)
     assert await _kinds(scene, reservation_id) == ["confirmation", "cancellation"]
+
+
+async def test_mail_past_the_recipients_limit_waits_its_turn_and_a_flood_folds(
+    scene: Scene, smtp
+) -> None:
+    from tests.factories import create_coworking, create_seat
+    from workflows.reservation import MAIL_TURN_PAUSE
+
+    settings = scene.resources.settings
+    limit = settings.mail_recipient_limit
+    window = timedelta(minutes=settings.mail_recipient_window_minutes)
+    coworking = await create_coworking(
+        scene.resources.pool, max_active_per_client=limit + 5
+    )
+    seat = await create_seat(scene.resources.pool, coworking)
+    booked = []
+    for day in range(limit + 2):
+        starts_at, ends_at = await scene.slot(hours_ahead=30 + 24 * day)
+        booked.append((await scene.book(starts_at, ends_at, seat_id=seat)).json())
+    first, late = booked[0], booked[limit]
+    ids = [uuid.UUID(b["id"]) for b in booked]
+    await wait_for(lambda: _sent_count(scene, ids, limit))
+    # a script moving one booking again and again while the rest wait
+    for minutes in (15, 30, 45):
+        moved = await _move_by(scene, first, timedelta(minutes=minutes))
+        assert moved.status_code == 200
+    assert (await _move_by(scene, late, timedelta(hours=1))).status_code == 200
+    await scene.sleep(timedelta(seconds=30))
+    assert len(smtp.received) == limit
+
+    await scene.sleep(window + MAIL_TURN_PAUSE)
+    await wait_for(lambda: _sent_count(scene, ids, limit + 3))
+    rows = await scene.resources.pool.fetch(
+        "SELECT reservation_id::text AS id, kind, version, scheduled_at"
+        " FROM notifications.sent_mail WHERE reservation_id = ANY($1)"
+        " ORDER BY scheduled_at, message_id",
+        ids,
+    )
+    on_time, waited = rows[:limit], rows[limit:]
+    assert [(r["id"], r["kind"], r["version"]) for r in on_time] == [
+        (b["id"], "confirmation", 1) for b in booked[:limit]
+    ]
+    # the three moves came to one mail; the late confirmation names its move
+    assert sorted((r["id"], r["kind"], r["version"]) for r in waited) == sorted([
+        (first["id"], "reschedule", 4),
+        (late["id"], "confirmation", 2),
+        (booked[limit + 1]["id"], "confirmation", 1),
+    ])  # fmt: skip
+    opened = on_time[0]["scheduled_at"] + window
+    for row in waited:
+        assert opened <= row["scheduled_at"] < opened + MAIL_TURN_PAUSE * 2
+    assert len(smtp.received) == limit + 3
+
+
+async def _sent_count(scene: Scene, ids: list[uuid.UUID], count: int) -> bool:
+    sent_now = await scene.resources.pool.fetchval(
+        "SELECT count(*) FROM notifications.sent_mail WHERE reservation_id = ANY($1)",
+        ids,
+    )
+    return bool(sent_now >= count)
+
+
+async def _move_by(scene: Scene, booking: dict, by: timedelta) -> object:
+    starts_at = datetime.fromisoformat(booking["starts_at"]) + by
+    ends_at = datetime.fromisoformat(booking["ends_at"]) + by
+    return await scene.api.patch(
+        f"/api/reservations/{booking['id']}",
+        json={"starts_at": starts_at.isoformat(), "ends_at": ends_at.isoformat()},
+        headers=scene.client.headers,
+    )
