@@ -335,8 +335,18 @@ def _check_encoding(
             415, "unsupported_media_type",
             "header.Content-Encoding: bodies are accepted uncompressed only",
         )  # fmt: skip
-    media = content_type.split(";", 1)[0].strip()
+    media, _, parameters = content_type.partition(";")
+    media = media.strip().lower()
     if media == "application/json" or media.endswith("+json"):
+        charset = _charset(parameters)
+        if charset not in (None, "utf-8", "utf8"):
+            # RFC 8259: JSON between systems is UTF-8; latin-1 bytes read so
+            # would turn into other text than the sender meant
+            raise _Refused(
+                415, "unsupported_media_type",
+                f"header.Content-Type: charset {charset} is not accepted;"
+                " JSON is read as UTF-8",
+            )  # fmt: skip
         # an upload's route answers a JSON body itself, after its credentials
         return
     if upload and media == "multipart/form-data":
@@ -349,6 +359,14 @@ def _check_encoding(
     raise _Refused(
         415, "unsupported_media_type", f"header.Content-Type: {given}; send {wanted}"
     )
+
+
+def _charset(parameters: str) -> str | None:
+    for parameter in parameters.split(";"):
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset":
+            return value.strip().strip('"').lower()
+    return None
 
 
 async def _answer(send: Send, refused: _Refused) -> None:

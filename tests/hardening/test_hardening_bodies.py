@@ -436,8 +436,12 @@ async def test_declared_large_body_that_stops_coming_is_answered_at_once() -> No
          "header.Content-Encoding: bodies are accepted uncompressed only"),
         # FastAPI would not read it as JSON, and said only that it was no object
         ({}, "header.Content-Type: missing; send application/json"),
+        # read as UTF-8 all the same, its ö would have become other text
+        ({"Content-Type": 'application/json; charset="ISO-8859-1"'},
+         "header.Content-Type: charset iso-8859-1 is not accepted;"
+         " JSON is read as UTF-8"),
     ],
-    ids=["text-plain", "gzip", "none"],
+    ids=["text-plain", "gzip", "none", "latin-1"],
 )  # fmt: skip
 async def test_body_of_another_kind_is_a_415_naming_the_header(
     api, db, headers: dict[str, str], description: str
@@ -758,3 +762,14 @@ async def test_a_booking_rule_takes_a_json_integer_only(
         "SELECT hold_minutes FROM coworking.coworkings WHERE id = $1", coworking_id
     )
     assert after == before
+
+
+async def test_json_named_in_any_case_with_a_utf8_charset_is_read(api, db) -> None:
+    form = {**_form(), "name": "Zoë"}
+    response = await api.post(
+        REGISTER,
+        content=json.dumps(form, ensure_ascii=False).encode(),
+        headers={"Content-Type": "Application/JSON; Charset=UTF-8"},
+    )
+    assert response.status_code == 200, response.text
+    assert await db.fetchval("SELECT name FROM client.clients") == "Zoë"
