@@ -68,8 +68,11 @@ def staff_password_problem(password: str, email: str) -> str | None:
         return "repeats too few different characters"
     local = email.split("@", 1)[0].lower()
     # a tag after '+' reaches the same mailbox, so the name before it counts,
-    # and so does each name of "john.smith" alone
-    names = {local, local.split("+", 1)[0], *re.split(r"[._+-]", local)}
+    # and so does each name of "john.smith" alone, and of "john.smith2"
+    names = {
+        local, local.split("+", 1)[0], *re.split(r"[._+-]", local),
+        *re.findall(r"[^\W\d_]+", local),
+    }  # fmt: skip
     # accents and dots set aside: "SMİTH" folds to "smi̇th"
     folded = "".join(
         char

@@ -138,14 +138,15 @@ async def test_a_staff_password_may_not_hold_the_name_before_an_email_tag(
      "Blue-Ocean77#\uff53\uff4d\uff49\uff54\uff48", "Blue-Ocean77#SM\u0130TH"],
     ids=["plain", "zero-for-o", "one-for-i", "full-width", "dotted-capital-i"],
 )  # fmt: skip
+@pytest.mark.parametrize("email", ["john.smith", "john.smith2", "john2.smith"])
 async def test_a_staff_password_may_not_hold_one_name_of_a_dotted_email(
-    api, db, settings, password: str
+    api, db, settings, password: str, email: str
 ) -> None:
     owner = await create_admin(db, settings, role="owner")
 
     response = await api.post(
         "/api/admin/register",
-        json={"email": "john.smith@example.com", "password": password},
+        json={"email": f"{email}@example.com", "password": password},
         headers=owner.headers,
     )
 
