@@ -129,12 +129,27 @@ def seat_kind(value: Any) -> tuple[str, int]:
     return kind, capacity
 
 
+def _divides_a_day(minutes: int | None) -> int | None:
+    # the grid starts again at each local midnight: a length that does not
+    # divide the day leaves a short last slot before it
+    if minutes is not None and 1440 % minutes:
+        raise ValueError(
+            f"{minutes} does not divide a day (1440 minutes); use a divisor"
+            " such as 15, 30, 60 or 90"
+        )
+    return minutes
+
+
 class RuleFields(BaseModel):
     """Booking rules, all optional: new beside the contract."""
 
     model_config = ConfigDict(extra="forbid")
 
-    slot_minutes: int | None = Field(None, strict=True, ge=5, le=1440, multiple_of=5)
+    slot_minutes: Annotated[
+        int | None,
+        Field(strict=True, ge=5, le=1440, multiple_of=5),
+        AfterValidator(_divides_a_day),
+    ] = None
     min_duration_minutes: int | None = Field(None, strict=True, ge=5, le=7 * 1440)
     max_duration_minutes: int | None = Field(None, strict=True, ge=5, le=7 * 1440)
     max_days_ahead: int | None = Field(None, strict=True, ge=1, le=730)

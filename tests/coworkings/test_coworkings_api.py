@@ -175,6 +175,12 @@ async def test_update_coworking_contract_auth(
         # a folder of the zone data, which opened as a file once answered 503
         ({"timezone": "America"}, "timezone"),
         ({"slot_minutes": 7}, "slot_minutes"),
+        # the grid starts again at midnight: the last slot would be 5 minutes
+        (
+            {"slot_minutes": 35},
+            "slot_minutes: 35 does not divide a day (1440 minutes); use a divisor"
+            " such as 15, 30, 60 or 90",
+        ),
         ({"opening_hours": {"mon": [["25:00", "06:00"]]}}, "opening_hours"),
         ({"min_duration_minutes": 800}, "min_duration_minutes"),
         (
