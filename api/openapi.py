@@ -104,7 +104,8 @@ def allowed_methods(app: FastAPI, path: str) -> list[str]:
         found = {m for *patterns, methods in templates
                  if patterns[index].match(path) for m in methods}  # fmt: skip
         if found:
-            return sorted(found)
+            # every GET answers HEAD as well (HeadAsGet in api/main.py)
+            return sorted(found | {"HEAD"} if "GET" in found else found)
     return []
 
 

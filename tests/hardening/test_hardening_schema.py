@@ -12,11 +12,11 @@ from tests.hardening.test_hardening_mail_headers import _context
 @pytest.mark.parametrize(
     ("method", "path", "allow"),
     [
-        ("PUT", "/api/admin/{admin}", "DELETE, GET, PATCH"),
-        ("PUT", "/api/coworkings/{cw}", "GET, PATCH"),
+        ("PUT", "/api/admin/{admin}", "DELETE, GET, HEAD, PATCH"),
+        ("PUT", "/api/coworkings/{cw}", "GET, HEAD, PATCH"),
         ("DELETE", "/api/coworkings/{cw}/images/order", "PUT"),
         ("PATCH", "/api/coworkings/{cw}/seats/bulk", "POST"),
-        ("PUT", "/api/coworkings/{cw}/images", "GET, POST"),
+        ("PUT", "/api/coworkings/{cw}/images", "GET, HEAD, POST"),
     ],
     ids=["admin_by_id", "coworking", "image_order", "seats_bulk", "images"],
 )
@@ -220,9 +220,9 @@ async def test_a_malformed_id_in_a_typed_route_is_named_like_any_other(
 @pytest.mark.parametrize(
     ("method", "path", "allow"),
     [
-        ("POST", "/api/admin/x", "DELETE, GET, PATCH"),
-        ("PUT", "/api/client/x", "DELETE, GET, PATCH"),
-        ("POST", "/api/coworking/seats/x", "DELETE, GET, PATCH"),
+        ("POST", "/api/admin/x", "DELETE, GET, HEAD, PATCH"),
+        ("PUT", "/api/client/x", "DELETE, GET, HEAD, PATCH"),
+        ("POST", "/api/coworking/seats/x", "DELETE, GET, HEAD, PATCH"),
     ],
 )
 async def test_a_method_a_typed_route_does_not_take_is_a_405_with_any_id(
