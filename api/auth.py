@@ -115,6 +115,9 @@ async def require_coworking_write(
     pool: PoolDep, admin: Principal, coworking_id: uuid.UUID
 ) -> None:
     """Owners change any coworking; managers only theirs; support none."""
+    if admin.kind != "admin":
+        # a client has no scope to be outside of
+        raise Forbidden("only staff change coworkings, their seats and closures")
     if admin.role == "owner":
         return
     if admin.role == "manager":

@@ -104,7 +104,9 @@ async def _can_see(pool: PoolDep, viewer: Principal | None, coworking_id: UUID) 
 async def require_coworking_read(
     pool: PoolDep, who: Principal, coworking_id: UUID
 ) -> None:
-    if who.kind != "admin" or not await can_read_all(pool, who, coworking_id):
+    if who.kind != "admin":
+        raise Forbidden("only staff read this")
+    if not await can_read_all(pool, who, coworking_id):
         raise Forbidden("This coworking is outside your scope")
 
 

@@ -130,7 +130,8 @@ async def test_update_coworking_contract_auth(
         assert refused.status_code == 403, who
         assert refused.json()["error"] == "forbidden"
         said[name] = refused.json()["description"]
-    # staff are told why: their scope, or their role (tester M)
+    # each is told why: their scope, their role, or that it is staff's
+    assert said["client"] == "only staff change coworkings, their seats and closures"
     assert said["stranger"] == "This coworking is outside your scope"
     assert said["support"] == "support staff read coworkings but do not change them"
     assert await db.fetchval("SELECT name FROM coworking.coworkings") == "Test Lounge"
@@ -823,3 +824,16 @@ async def test_a_coworking_closed_by_its_hours_has_no_seat_available_now(
         {day: [["09:00", "17:00"]]},
         {"available": 0, "total": 1},
     )
+
+
+async def test_a_client_is_told_staff_read_a_coworkings_clients_and_closures(
+    api: httpx.AsyncClient, db, settings
+) -> None:
+    coworking_id = await create_coworking(db)
+    client = await create_client(db, settings)
+    for path in ("/api/coworking/clients", f"/api/coworkings/{coworking_id}/closures"):
+        refused = await api.get(path, headers=client.headers)
+        assert (refused.status_code, refused.json()) == (
+            403,
+            {"error": "forbidden", "description": "only staff read this"},
+        )
