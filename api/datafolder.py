@@ -22,7 +22,7 @@ import contextlib
 import fcntl
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -57,6 +57,11 @@ class RunningStack:
     # the SMTP server it was given, where it started no sink of its own (the
     # port is then that server's); never its credentials
     smtp_host: str | None = None
+    # the rest of what the banner shows; absent from a file an older stack wrote
+    mail_folder: str | None = None
+    data_dir: str | None = None
+    # "<worker> metrics" or "<worker> SDK metrics": its exporter's URL
+    worker_metrics: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass

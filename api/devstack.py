@@ -549,7 +549,23 @@ class Stack:
             valkey_port=None if settings.valkey_url else settings.valkey_port,
             smtp_port=settings.smtp_port,
             smtp_host=settings.smtp_host or None,
+            mail_folder=str(self.mailsink.directory) if self.mailsink else None,
+            data_dir=str(self.data_dir),
+            worker_metrics=self._worker_metrics(),
         )
+
+    def _worker_metrics(self) -> dict[str, str]:
+        host = self.settings.metrics_host
+        urls = {}
+        for child in self.children:
+            for label, name in (
+                ("metrics", "WORKER_METRICS_PORT"),
+                ("SDK metrics", "TEMPORAL_METRICS_PORT"),
+            ):
+                port = child.env.get(f"{ENV_PREFIX}{name}", "0")
+                if child.name.endswith("-worker") and port != "0":
+                    urls[f"{child.name} {label}"] = f"http://{host}:{port}/metrics"
+        return urls
 
     async def wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -586,20 +602,12 @@ class Stack:
             lines.append(f"  SMTP server   {where.smtp_host}:{where.smtp_port}")
         elif where.smtp_port:
             lines.append(f"  SMTP sink     127.0.0.1:{where.smtp_port}")
-        if self.mailsink:
-            lines.append(f"  mail folder   {self.mailsink.directory}")
-        host = self.settings.metrics_host
-        for child in self.children:
-            for label, name in (
-                ("metrics", "WORKER_METRICS_PORT"),
-                ("SDK metrics", "TEMPORAL_METRICS_PORT"),
-            ):
-                port = child.env.get(f"{ENV_PREFIX}{name}", "0")
-                if child.name.endswith("-worker") and port != "0":
-                    lines.append(
-                        f"  {label:<13} {child.name} http://{host}:{port}/metrics"
-                    )
-        lines.append(f"  data and logs {self.data_dir}")
+        if where.mail_folder:
+            lines.append(f"  mail folder   {where.mail_folder}")
+        for what, url in where.worker_metrics.items():
+            worker, label = what.split(" ", 1)
+            lines.append(f"  {label:<13} {worker} {url}")
+        lines.append(f"  data and logs {where.data_dir}")
         lines.append("Ctrl-C stops everything.")
         return "\n".join(lines)
 

@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import json
 import os
 import re
 import signal
@@ -109,6 +110,18 @@ async def test_stack_starts_books_mails_stops_and_restarts_with_its_data(
             "  SDK metrics   mail-worker"
             f" http://127.0.0.1:{sdk_ports['mail-worker']}/metrics",
         ]
+        # stack.json says as much, for a script: the mail worker's ports are free ones
+        told = json.loads((settings.data_dir / "stack.json").read_text())
+        assert told["worker_metrics"] == {
+            f"{worker} {label}": f"http://127.0.0.1:{port}/metrics"
+            for worker in ("reservation-worker", "mail-worker")
+            for label, port in (("metrics", ports[worker]),
+                                ("SDK metrics", sdk_ports[worker]))
+        }  # fmt: skip
+        assert (told["mail_folder"], told["data_dir"]) == (
+            str(settings.data_dir / "mail"),
+            str(settings.data_dir),
+        )
         password = re.search(
             r"client  client@demo\.tlounge\.example  (\S+)", stack.demo_banner
         )
@@ -459,6 +472,8 @@ def test_second_start_on_a_held_folder_is_refused_and_ops_find_the_first(
             temporal_ui_url=f"http://127.0.0.1:{settings.temporal_ui_port}",
             valkey_port=settings.valkey_port,
             smtp_port=settings.smtp_port,
+            mail_folder=str(data / "mail"),
+            data_dir=str(data),
         )
         api = stack.api_url
         assert banner == [
