@@ -20,7 +20,7 @@ from api.errors import error_body, install_error_handlers
 from api.limits import BodyLimitMiddleware
 from api.logging_setup import install_request_context
 from api.metrics import install_metrics
-from api.openapi import install_openapi
+from api.openapi import install_docs, install_openapi
 from api.resources import Resources, open_resources
 from api.routes import admins, clients, health, reservations
 from api.routes import coworkings as coworking_routes
@@ -156,6 +156,9 @@ def create_app(
         # Location is built from the request's Host header
         redirect_slashes=False,
         dependencies=[Depends(refuse_unknown_query)],
+        # served from the package's files instead (install_docs)
+        docs_url=None,
+        redoc_url=None,
     )
     # innermost: the logs, metrics and CORS still see the HEAD
     app.add_middleware(HeadAsGet)
@@ -193,6 +196,7 @@ def create_app(
     app.add_middleware(OriginForm)
     install_error_handlers(app)
     install_openapi(app)
+    install_docs(app)
     if resources is not None:
         app.state.resources = resources
     app.include_router(health.router)

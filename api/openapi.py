@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from importlib.resources import files
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
+from fastapi.staticfiles import StaticFiles
+from starlette.responses import HTMLResponse
 
 API_ERROR = {
     "type": "object",
@@ -73,6 +77,34 @@ def install_openapi(app: FastAPI) -> None:
         return schema
 
     app.openapi = build  # type: ignore[method-assign]
+
+
+# Swagger UI and ReDoc as a package ships them: FastAPI's own pages load them
+# from a CDN, and stay blank on a machine that is offline or walled in.
+_DOCS_FILES = files("fastapi_offline") / "static"
+_DOCS_STATIC = "/docs/static"
+
+
+def install_docs(app: FastAPI) -> None:
+    app.mount(_DOCS_STATIC, StaticFiles(directory=str(_DOCS_FILES)), name="docs")
+    favicon = f"{_DOCS_STATIC}/favicon.png"
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json", title=f"{app.title} API",
+            swagger_js_url=f"{_DOCS_STATIC}/swagger-ui-bundle.js",
+            swagger_css_url=f"{_DOCS_STATIC}/swagger-ui.css",
+            swagger_favicon_url=favicon,
+        )  # fmt: skip
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url="/openapi.json", title=f"{app.title} API",
+            redoc_js_url=f"{_DOCS_STATIC}/redoc.standalone.js",
+            redoc_favicon_url=favicon, with_google_fonts=False,
+        )  # fmt: skip
 
 
 _UUID = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"

@@ -226,3 +226,23 @@ async def test_a_request_target_in_absolute_form_is_served_as_its_path(
         # a scheme of another kind is not a URL of ours: the path as it came
         status, _ = await ask(b"/api/ftp://127.0.0.1/api/health")
         assert status == b"HTTP/1.1 404 Not Found"
+
+
+async def test_the_docs_pages_load_nothing_from_another_host(
+    api: httpx.AsyncClient,
+) -> None:
+    import re
+
+    for page in ("/docs", "/redoc"):
+        html = await api.get(page)
+        assert html.status_code == 200
+        assert html.headers["content-type"].startswith("text/html")
+        sources = re.findall(r'(?:src|href)="([^"]+)"', html.text)
+        assert sources and all(s.startswith("/docs/static/") for s in sources), sources
+        assert "https://" not in html.text
+        for source in sources:
+            served = await api.get(source)
+            assert served.status_code == 200, source
+            assert len(served.content) > 1000, source
+    missing = await api.get("/docs/static/nothing.js")
+    assert (missing.status_code, missing.json()["error"]) == (404, "not_found")
