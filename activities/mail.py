@@ -61,6 +61,10 @@ _CLOSED_AS = {
 }
 
 
+# the first key of the advisory locks on an address's mail turns; the claims'
+# locks take the one-key form, which PostgreSQL keeps apart from this one
+_TURNS_LOCK = 0x6D61696C
+
 # closes that send a mail of their own, which says what holds
 _ENDED = frozenset(_CLOSED_AS.values())
 
@@ -138,8 +142,8 @@ class MailActivities:
                 category=ApplicationErrorCategory.BENIGN,
             )
         delivered = mid in activity.info().heartbeat_details
-        if not delivered and await self._recipient_has_had_enough(
-            context.recipient_email, attempt_at
+        if not delivered and not await self._take_turn(
+            mid, context.recipient_email, attempt_at
         ):
             metrics.MAILS_FAILED.labels(kind=kind, reason="throttled").inc()
             raise ApplicationError(
@@ -184,19 +188,40 @@ class MailActivities:
             )
         return pb.MailResult(sent=True, message_id=mid)
 
-    async def _recipient_has_had_enough(self, recipient: str, at: datetime) -> bool:
-        """Whether the address has had the window's limit of mails by `at`, on
-        the server's clock that stamps each mail sent."""
+    async def _take_turn(self, mid: str, recipient: str, at: datetime) -> bool:
+        """Whether this mail may go to the address now: a turn of the window's
+        limit, taken at `at` on the server's clock, or the one it took on an
+        attempt before. One mail at a time per address decides, so a backlog
+        picked up at once takes only the turns there are."""
         limit = self.settings.mail_recipient_limit
         if not limit:
-            return False
+            return True
+        key = recipient.lower()
         since = at - timedelta(minutes=self.settings.mail_recipient_window_minutes)
-        count = await self.pool.fetchval(
-            "SELECT count(*) FROM notifications.sent_mail"
-            " WHERE lower(recipient) = lower($1) AND scheduled_at > $2",
-            recipient, since,
-        )  # fmt: skip
-        return bool(count >= limit)
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock($1, hashtext($2))", _TURNS_LOCK, key
+            )
+            await conn.execute(
+                "DELETE FROM notifications.mail_turns"
+                " WHERE recipient_key = $1 AND taken_at <= $2",
+                key, since,
+            )  # fmt: skip
+            taken = await conn.fetch(
+                "SELECT message_id FROM notifications.mail_turns"
+                " WHERE recipient_key = $1",
+                key,
+            )
+            if mid in {row["message_id"] for row in taken}:
+                return True
+            if len(taken) >= limit:
+                return False
+            await conn.execute(
+                "INSERT INTO notifications.mail_turns"
+                " (message_id, recipient_key, taken_at) VALUES ($1, $2, $3)",
+                mid, key, at,
+            )  # fmt: skip
+        return True
 
     async def _deliver(self, message: object, kind: str) -> None:
         try:

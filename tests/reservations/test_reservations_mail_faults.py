@@ -832,3 +832,52 @@ async def _move_by(scene: Scene, booking: dict, by: timedelta) -> object:
         json={"starts_at": starts_at.isoformat(), "ends_at": ends_at.isoformat()},
         headers=scene.client.headers,
     )
+
+
+async def test_a_backlog_picked_up_at_once_takes_only_the_turns_there_are(
+    scene: Scene, smtp
+) -> None:
+    """Mails for one address that wait out a stopped worker all start together
+    when it comes back; counting what was sent let every one of them through."""
+    import dataclasses
+
+    from temporalio.testing import ActivityEnvironment
+
+    from activities.mail import MailActivities
+    from workers import mail as mail_worker
+
+    settings = scene.resources.settings
+    limit = settings.mail_recipient_limit
+    starts_at, _ = await scene.slot(hours_ahead=30)
+    reservation_ids = [str(uuid.uuid4()) for _ in range(limit + 3)]
+    for day, reservation_id in enumerate(reservation_ids):
+        await scene.resources.pool.execute(
+            "INSERT INTO reservation.reservations (id, client_id, seat_id,"
+            " coworking_id, starts_at, ends_at, status)"
+            " VALUES ($1, $2, $3, $4, $5, $6, 'confirmed')",
+            uuid.UUID(reservation_id), scene.client.id, scene.seat_id,
+            scene.coworking_id, starts_at + timedelta(days=day),
+            starts_at + timedelta(days=day, hours=1),
+        )  # fmt: skip
+    connections = mail_worker.smtp_connections(settings)
+    activities = MailActivities(scene.resources.pool, settings, connections)
+    environment = ActivityEnvironment()
+    environment.info = dataclasses.replace(
+        environment.info, current_attempt_scheduled_time=await scene.now()
+    )
+
+    async def remind(reservation_id: str) -> str:
+        request = _mail_request(scene, reservation_id, pb.MAIL_KIND_REMINDER, starts_at)
+        try:
+            result = await environment.run(activities.send_mail, request)
+        except ApplicationError as refused:
+            return refused.type or ""
+        return "sent" if result.sent else "not sent"
+
+    try:
+        told = await asyncio.gather(*(remind(r) for r in reservation_ids))
+    finally:
+        await connections.close()
+
+    assert sorted(told) == ["MailThrottled"] * 3 + ["sent"] * limit
+    assert len(smtp.received) == limit
