@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from urllib.parse import unquote
@@ -17,7 +18,7 @@ from api.db import migrate
 from api.deadline import RequestDeadline
 from api.deps import refuse_unknown_query
 from api.errors import error_body, install_error_handlers
-from api.limits import BodyLimitMiddleware
+from api.limits import BodyLimitMiddleware, send_error
 from api.logging_setup import install_request_context
 from api.metrics import install_metrics
 from api.openapi import install_docs, install_openapi
@@ -97,24 +98,31 @@ class OriginForm:
     """A request target in absolute form (`GET http://host/path`), which RFC
     9112 requires a server to accept, served as its path; its authority stands
     in for Host. uvicorn passes the whole URL on as the path, which no route
-    matched."""
+    matched. A target that is neither that nor a path from `/` (nor the `*` of
+    OPTIONS) is a 400, as it names no resource."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         raw = scope.get("raw_path") or b""
-        scheme, found, rest = raw.partition(b"://")
-        if (
-            scope["type"] != "http"
-            or not found
-            or scheme.lower() not in (b"http", b"https")
-        ):
+        if scope["type"] != "http" or raw.startswith(b"/") or raw == b"*":
             await self.app(scope, receive, send)
             return
-        authority, slash, path = rest.partition(b"/")
-        raw_path = slash + path or b"/"
+        scheme, found, rest = raw.partition(b"://")
+        # the authority ends where the path, the query or a fragment begins
+        authority = re.split(rb"[/?#]", rest, maxsplit=1)[0]
         host = authority.rpartition(b"@")[2]
+        if not found or scheme.lower() not in (b"http", b"https") or not host:
+            await send_error(
+                send, 400, "bad_request",
+                "request: the target must be a path from /, or an http URL"
+                " with a host",
+                headers=[],
+            )  # fmt: skip
+            return
+        tail = rest[len(authority) :]
+        raw_path = tail if tail.startswith(b"/") else b"/"
         headers = [(k, v) for k, v in scope["headers"] if k != b"host"]
         await self.app(
             {

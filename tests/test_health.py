@@ -226,6 +226,18 @@ async def test_a_request_target_in_absolute_form_is_served_as_its_path(
         # a scheme of another kind is not a URL of ours: the path as it came
         status, _ = await ask(b"/api/ftp://127.0.0.1/api/health")
         assert status == b"HTTP/1.1 404 Not Found"
+        # what follows a fragment's mark is no path; the root is no route
+        status, _ = await ask(b"http://127.0.0.1#/api/health")
+        assert status == b"HTTP/1.1 404 Not Found"
+        # no host, another scheme, or no leading slash: nothing is named
+        for target in (b"http:///api/health", b"ftp://127.0.0.1/api/health",
+                       b"api/health"):  # fmt: skip
+            status, body = await ask(target)
+            assert (status, json.loads(body)) == (
+                b"HTTP/1.1 400 Bad Request",
+                {"error": "bad_request", "description": "request: the target must"
+                 " be a path from /, or an http URL with a host"},
+            ), target  # fmt: skip
 
 
 async def test_the_docs_pages_load_nothing_from_another_host(
