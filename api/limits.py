@@ -362,11 +362,15 @@ def _check_encoding(
 
 
 def _charset(parameters: str) -> str | None:
-    for parameter in parameters.split(";"):
-        name, _, value = parameter.partition("=")
-        if name.strip().lower() == "charset":
-            return value.strip().strip('"').lower()
-    return None
+    named = [
+        value.strip().strip('"').lower()
+        for name, _, value in (p.partition("=") for p in parameters.split(";"))
+        if name.strip().lower() == "charset"
+    ]
+    if len(named) > 1:
+        # read by its first or its last, each reader would read other text
+        return "given more than once"
+    return named[0] if named else None
 
 
 async def _answer(send: Send, refused: _Refused) -> None:

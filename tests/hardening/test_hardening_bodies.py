@@ -440,8 +440,11 @@ async def test_declared_large_body_that_stops_coming_is_answered_at_once() -> No
         ({"Content-Type": 'application/json; charset="ISO-8859-1"'},
          "header.Content-Type: charset iso-8859-1 is not accepted;"
          " JSON is read as UTF-8"),
+        ({"Content-Type": "application/json;charset=utf-8;charset=latin-1"},
+         "header.Content-Type: charset given more than once is not accepted;"
+         " JSON is read as UTF-8"),
     ],
-    ids=["text-plain", "gzip", "none", "latin-1"],
+    ids=["text-plain", "gzip", "none", "latin-1", "two-charsets"],
 )  # fmt: skip
 async def test_body_of_another_kind_is_a_415_naming_the_header(
     api, db, headers: dict[str, str], description: str
