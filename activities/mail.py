@@ -142,8 +142,10 @@ class MailActivities:
                 category=ApplicationErrorCategory.BENIGN,
             )
         delivered = mid in activity.info().heartbeat_details
+        # dated when this attempt began, on the server's clock: one scheduled
+        # while the worker was away would take a turn that ran out too soon
         if not delivered and not await self._take_turn(
-            mid, context.recipient_email, attempt_at
+            mid, context.recipient_email, activity.info().started_time
         ):
             metrics.MAILS_FAILED.labels(kind=kind, reason="throttled").inc()
             raise ApplicationError(
@@ -190,9 +192,9 @@ class MailActivities:
 
     async def _take_turn(self, mid: str, recipient: str, at: datetime) -> bool:
         """Whether this mail may go to the address now: a turn of the window's
-        limit, taken at `at` on the server's clock, or the one it took on an
-        attempt before. One mail at a time per address decides, so a backlog
-        picked up at once takes only the turns there are."""
+        limit, taken at `at`, or the one it took on an attempt before. One mail
+        at a time per address decides, so a backlog picked up at once takes
+        only the turns there are."""
         limit = self.settings.mail_recipient_limit
         if not limit:
             return True

@@ -838,7 +838,8 @@ async def test_a_backlog_picked_up_at_once_takes_only_the_turns_there_are(
     scene: Scene, smtp
 ) -> None:
     """Mails for one address that wait out a stopped worker all start together
-    when it comes back; counting what was sent let every one of them through."""
+    when it comes back: counting what was sent let every one of them through,
+    and turns dated when the attempts were scheduled ran out early."""
     import dataclasses
 
     from temporalio.testing import ActivityEnvironment
@@ -861,12 +862,17 @@ async def test_a_backlog_picked_up_at_once_takes_only_the_turns_there_are(
         )  # fmt: skip
     connections = mail_worker.smtp_connections(settings)
     activities = MailActivities(scene.resources.pool, settings, connections)
-    environment = ActivityEnvironment()
-    environment.info = dataclasses.replace(
-        environment.info, current_attempt_scheduled_time=await scene.now()
-    )
+    back_at = await scene.now()
 
-    async def remind(reservation_id: str) -> str:
+    async def remind(
+        reservation_id: str, scheduled: datetime, started: datetime
+    ) -> str:
+        environment = ActivityEnvironment()
+        environment.info = dataclasses.replace(
+            environment.info,
+            current_attempt_scheduled_time=scheduled,
+            started_time=started,
+        )
         request = _mail_request(scene, reservation_id, pb.MAIL_KIND_REMINDER, starts_at)
         try:
             result = await environment.run(activities.send_mail, request)
@@ -875,9 +881,16 @@ async def test_a_backlog_picked_up_at_once_takes_only_the_turns_there_are(
         return "sent" if result.sent else "not sent"
 
     try:
-        told = await asyncio.gather(*(remind(r) for r in reservation_ids))
+        # due twenty minutes ago, all picked up as the worker comes back
+        due = back_at - timedelta(minutes=20)
+        told = await asyncio.gather(*(remind(r, due, back_at) for r in reservation_ids))
+        assert sorted(told) == ["MailThrottled"] * 3 + ["sent"] * limit
+        # tried again a few seconds on: the window began when they went out
+        later = back_at + timedelta(seconds=5)
+        retried = [r for r, said in zip(reservation_ids, told, strict=True)
+                   if said == "MailThrottled"]  # fmt: skip
+        again = await asyncio.gather(*(remind(r, later, later) for r in retried))
+        assert again == ["MailThrottled"] * 3
     finally:
         await connections.close()
-
-    assert sorted(told) == ["MailThrottled"] * 3 + ["sent"] * limit
     assert len(smtp.received) == limit
