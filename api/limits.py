@@ -17,6 +17,8 @@ import json
 import logging
 import re
 from collections.abc import Awaitable, Callable, MutableMapping
+from email.message import Message as MimeHeaders
+from email.utils import collapse_rfc2231_value
 from typing import Any
 from urllib.parse import parse_qsl, unquote_to_bytes
 
@@ -335,10 +337,9 @@ def _check_encoding(
             415, "unsupported_media_type",
             "header.Content-Encoding: bodies are accepted uncompressed only",
         )  # fmt: skip
-    media, _, parameters = content_type.partition(";")
-    media = media.strip().lower()
+    media = content_type.partition(";")[0].strip().lower()
     if media == "application/json" or media.endswith("+json"):
-        charset = _charset(parameters)
+        charset = _charset(content_type)
         if charset not in (None, "utf-8", "utf8"):
             # RFC 8259: JSON between systems is UTF-8; latin-1 bytes read so
             # would turn into other text than the sender meant
@@ -361,11 +362,15 @@ def _check_encoding(
     )
 
 
-def _charset(parameters: str) -> str | None:
+def _charset(content_type: str) -> str | None:
+    # the standard library's MIME reader: quoted strings and RFC 2231's
+    # `charset*=` as a mail reader has them
+    header = MimeHeaders()
+    header["Content-Type"] = content_type
     named = [
-        value.strip().strip('"').lower()
-        for name, _, value in (p.partition("=") for p in parameters.split(";"))
-        if name.strip().lower() == "charset"
+        collapse_rfc2231_value(value).lower()
+        for name, value in header.get_params(failobj=[], header="content-type")[1:]
+        if name == "charset"
     ]
     if len(named) > 1:
         # read by its first or its last, each reader would read other text

@@ -443,8 +443,17 @@ async def test_declared_large_body_that_stops_coming_is_answered_at_once() -> No
         ({"Content-Type": "application/json;charset=utf-8;charset=latin-1"},
          "header.Content-Type: charset given more than once is not accepted;"
          " JSON is read as UTF-8"),
+        # a semicolon inside quotes is the value's, not the next parameter's
+        ({"Content-Type": 'application/json; charset="utf-8;x"'},
+         "header.Content-Type: charset utf-8;x is not accepted;"
+         " JSON is read as UTF-8"),
+        # RFC 2231's form says the same as the plain one
+        ({"Content-Type": "application/json; charset*=iso-8859-1'en'latin-1"},
+         "header.Content-Type: charset latin-1 is not accepted;"
+         " JSON is read as UTF-8"),
     ],
-    ids=["text-plain", "gzip", "none", "latin-1", "two-charsets"],
+    ids=["text-plain", "gzip", "none", "latin-1", "two-charsets", "quoted",
+         "extended"],
 )  # fmt: skip
 async def test_body_of_another_kind_is_a_415_naming_the_header(
     api, db, headers: dict[str, str], description: str
@@ -767,12 +776,20 @@ async def test_a_booking_rule_takes_a_json_integer_only(
     assert after == before
 
 
-async def test_json_named_in_any_case_with_a_utf8_charset_is_read(api, db) -> None:
+@pytest.mark.parametrize(
+    "content_type",
+    ["Application/JSON; Charset=UTF-8",
+     # a charset named inside another parameter's quotes is no charset
+     'application/json; x="a;charset=latin-1"'],
+)  # fmt: skip
+async def test_json_named_in_any_case_with_a_utf8_charset_is_read(
+    api, db, content_type: str
+) -> None:
     form = {**_form(), "name": "Zoë"}
     response = await api.post(
         REGISTER,
         content=json.dumps(form, ensure_ascii=False).encode(),
-        headers={"Content-Type": "Application/JSON; Charset=UTF-8"},
+        headers={"Content-Type": content_type},
     )
     assert response.status_code == 200, response.text
     assert await db.fetchval("SELECT name FROM client.clients") == "Zoë"
