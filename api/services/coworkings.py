@@ -198,6 +198,7 @@ async def list_coworkings(
 def _check_durations(values: dict[str, Any], sent: Container[str] = ()) -> None:
     low, high = values["min_duration_minutes"], values["max_duration_minutes"]
     if low <= high:
+        _check_a_length_fits(values["slot_minutes"], low, high, sent)
         return
     # the field the caller sent is the one at fault, not the one it now contradicts
     if "max_duration_minutes" in sent and "min_duration_minutes" not in sent:
@@ -209,7 +210,26 @@ def _check_durations(values: dict[str, Any], sent: Container[str] = ()) -> None:
     )
 
 
-_RULE_DEFAULTS = {"min_duration_minutes": 15, "max_duration_minutes": 720}
+def _check_a_length_fits(slot: int, low: int, high: int, sent: Container[str]) -> None:
+    """Both ends of a booking lie on the grid, so it lasts a whole number of
+    slots: one of them must reach the minimum and stay within the maximum."""
+    shortest = max(slot, -(-low // slot) * slot)
+    if shortest <= high:
+        return
+    field = next(
+        (name for name in ("slot_minutes", "max_duration_minutes") if name in sent),
+        "min_duration_minutes",
+    )
+    raise InvalidInput(
+        f"{field}: no booking would fit: on a {slot}-minute grid the shortest"
+        f" from min_duration_minutes {low} lasts {shortest}, over"
+        f" max_duration_minutes {high}"
+    )
+
+
+_RULE_DEFAULTS = {
+    "slot_minutes": 15, "min_duration_minutes": 15, "max_duration_minutes": 720,
+}  # fmt: skip
 
 
 async def create_coworking(

@@ -192,6 +192,28 @@ async def test_update_coworking_contract_auth(
             {"min_duration_minutes": 60, "max_duration_minutes": 30},
             "min_duration_minutes: 60 is more than max_duration_minutes 30",
         ),
+        # a day's slot, with the default longest booking of 12 hours
+        (
+            {"slot_minutes": 1440},
+            "slot_minutes: no booking would fit: on a 1440-minute grid the shortest"
+            " from min_duration_minutes 15 lasts 1440, over max_duration_minutes 720",
+        ),
+        (
+            {
+                "slot_minutes": 90,
+                "min_duration_minutes": 60,
+                "max_duration_minutes": 80,
+            },
+            "slot_minutes: no booking would fit: on a 90-minute grid the shortest"
+            " from min_duration_minutes 60 lasts 90, over max_duration_minutes 80",
+        ),
+        # the maximum is the one sent: 20 minutes take two 15-minute slots
+        (
+            {"min_duration_minutes": 20, "max_duration_minutes": 25},
+            "max_duration_minutes: no booking would fit: on a 15-minute grid the"
+            " shortest from min_duration_minutes 20 lasts 30, over"
+            " max_duration_minutes 25",
+        ),
         # no grace is null; 0 read the same and showed otherwise
         ({"checkin_grace_minutes": 0}, "checkin_grace_minutes"),
         # a misspelt rule is named, never dropped without a word
