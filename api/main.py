@@ -94,6 +94,12 @@ class HeadAsGet:
         await self.app({**scope, "method": "GET"}, receive, without_body)
 
 
+# RFC 3986's host (a bracketed IPv6 literal, or a name or IPv4 address) and port
+_HOST = re.compile(
+    rb"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~%!$&'()*+,;=-]+)(?::(?P<port>[0-9]{0,5}))?"
+)
+
+
 class OriginForm:
     """A request target in absolute form (`GET http://host/path`), which RFC
     9112 requires a server to accept, served as its path; its authority stands
@@ -113,10 +119,16 @@ class OriginForm:
         # the authority ends where the path, the query or a fragment begins
         authority = re.split(rb"[/?#]", rest, maxsplit=1)[0]
         host = authority.rpartition(b"@")[2]
-        if not found or scheme.lower() not in (b"http", b"https") or not host:
+        named = _HOST.fullmatch(host)
+        if (
+            not found
+            or scheme.lower() not in (b"http", b"https")
+            or named is None
+            or int(named.group("port") or 0) > 65535
+        ):
             await send_error(
                 send, 400, "bad_request",
-                "request: the target must be a path from /, or an http URL"
+                "request: the target must be a path from /, or an http(s) URL"
                 " with a host",
                 headers=[],
             )  # fmt: skip

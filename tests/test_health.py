@@ -229,14 +229,16 @@ async def test_a_request_target_in_absolute_form_is_served_as_its_path(
         # what follows a fragment's mark is no path; the root is no route
         status, _ = await ask(b"http://127.0.0.1#/api/health")
         assert status == b"HTTP/1.1 404 Not Found"
-        # no host, another scheme, or no leading slash: nothing is named
-        for target in (b"http:///api/health", b"ftp://127.0.0.1/api/health",
-                       b"api/health"):  # fmt: skip
+        # no host, a broken one, another scheme, or no leading slash
+        broken = (b"http:///api/health", b"ftp://127.0.0.1/api/health",
+                  b"api/health", b"http://[::1/api/health",
+                  b"http://h:99999/api/health", b"http://h:abc/api/health")  # fmt: skip
+        for target in broken:
             status, body = await ask(target)
             assert (status, json.loads(body)) == (
                 b"HTTP/1.1 400 Bad Request",
                 {"error": "bad_request", "description": "request: the target must"
-                 " be a path from /, or an http URL with a host"},
+                 " be a path from /, or an http(s) URL with a host"},
             ), target  # fmt: skip
 
 
