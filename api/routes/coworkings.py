@@ -13,7 +13,7 @@ from uuid import UUID
 from fastapi import APIRouter, Body, Depends, Query, Response
 
 from api.auth import (
-    CurrentPrincipal,
+    CurrentStaff,
     OptionalViewer,
     managed_coworkings,
     require_coworking_write,
@@ -104,9 +104,7 @@ async def _can_see(pool: PoolDep, viewer: Principal | None, coworking_id: UUID) 
 async def require_coworking_read(
     pool: PoolDep, who: Principal, coworking_id: UUID
 ) -> None:
-    if who.kind != "admin":
-        raise Forbidden("only staff read this")
-    if not await can_read_all(pool, who, coworking_id):
+    if who.kind != "admin" or not await can_read_all(pool, who, coworking_id):
         raise Forbidden("This coworking is outside your scope")
 
 
@@ -141,7 +139,7 @@ def scoped_router(prefix: str, coworking: Any) -> APIRouter:
         pool: PoolDep,
         kv: ValkeyDep,
         coworking_id: CoworkingId,
-        who: CurrentPrincipal,
+        who: CurrentStaff,
         body: CoworkingUpdate,
     ) -> dict[str, Any]:
         await require_coworking_write(pool, who, coworking_id)
@@ -164,7 +162,7 @@ def scoped_router(prefix: str, coworking: Any) -> APIRouter:
 
     @router.post("/seats", response_model=SeatPublic, status_code=201)
     async def create_seat(
-        pool: PoolDep, kv: ValkeyDep, coworking_id: CoworkingId, who: CurrentPrincipal,
+        pool: PoolDep, kv: ValkeyDep, coworking_id: CoworkingId, who: CurrentStaff,
         body: SeatCreate,
     ) -> dict[str, Any]:  # fmt: skip
         await require_coworking_write(pool, who, coworking_id)
@@ -173,7 +171,7 @@ def scoped_router(prefix: str, coworking: Any) -> APIRouter:
 
     @router.post("/seats/bulk", response_model=list[SeatPublic], status_code=201)
     async def create_seats(
-        pool: PoolDep, kv: ValkeyDep, coworking_id: CoworkingId, who: CurrentPrincipal,
+        pool: PoolDep, kv: ValkeyDep, coworking_id: CoworkingId, who: CurrentStaff,
         body: Annotated[list[SeatCreate], Body(min_length=1, max_length=MAX_BULK)],
     ) -> list[dict[str, Any]]:  # fmt: skip
         await require_coworking_write(pool, who, coworking_id)
@@ -181,7 +179,7 @@ def scoped_router(prefix: str, coworking: Any) -> APIRouter:
 
     @router.get("/seats/{seat_id:uuid}", response_model=SeatPublic)
     async def read_seat(
-        pool: PoolDep, coworking_id: CoworkingId, seat_id: UUID, who: CurrentPrincipal
+        pool: PoolDep, coworking_id: CoworkingId, seat_id: UUID, who: CurrentStaff
     ) -> dict[str, Any]:
         # the contract gives this one to admins only; the list is public
         require_role(who, "owner", "manager", "support")
@@ -196,7 +194,7 @@ def scoped_router(prefix: str, coworking: Any) -> APIRouter:
     @router.patch("/seats/{seat_id:uuid}", response_model=SeatPublic)
     async def update_seat(
         pool: PoolDep, kv: ValkeyDep, coworking_id: CoworkingId, seat_id: UUID,
-        who: CurrentPrincipal, body: SeatUpdate,
+        who: CurrentStaff, body: SeatUpdate,
     ) -> dict[str, Any]:  # fmt: skip
         await require_coworking_write(pool, who, coworking_id)
         return await service.update_seat(pool, kv, coworking_id, seat_id, body)
@@ -204,7 +202,7 @@ def scoped_router(prefix: str, coworking: Any) -> APIRouter:
     @router.delete("/seats/{seat_id:uuid}", status_code=204)
     async def delete_seat(
         pool: PoolDep, kv: ValkeyDep, coworking_id: CoworkingId, seat_id: UUID,
-        who: CurrentPrincipal,
+        who: CurrentStaff,
     ) -> Response:  # fmt: skip
         await require_coworking_write(pool, who, coworking_id)
         await service.delete_seat(pool, kv, coworking_id, seat_id, now=_now())
@@ -214,7 +212,7 @@ def scoped_router(prefix: str, coworking: Any) -> APIRouter:
     async def list_clients(
         pool: PoolDep,
         coworking_id: CoworkingId,
-        who: CurrentPrincipal,
+        who: CurrentStaff,
         day: Annotated[int | None, InDigits, Query(ge=0, le=31)] = None,
         month: Annotated[int | None, InDigits, Query(ge=0, le=12)] = None,
         year: Annotated[int | None, InDigits, Query(ge=0, le=9999)] = None,
@@ -231,7 +229,7 @@ def scoped_router(prefix: str, coworking: Any) -> APIRouter:
     async def list_closures(
         pool: PoolDep,
         coworking_id: CoworkingId,
-        who: CurrentPrincipal,
+        who: CurrentStaff,
         from_: Annotated[Instant | None, Query(alias="from")] = None,
         to: Instant | None = None,
         limit: Limit = None,
@@ -246,7 +244,7 @@ def scoped_router(prefix: str, coworking: Any) -> APIRouter:
 
     @router.post("/closures", response_model=ClosurePublic, status_code=201)
     async def create_closure(
-        pool: PoolDep, kv: ValkeyDep, coworking_id: CoworkingId, who: CurrentPrincipal,
+        pool: PoolDep, kv: ValkeyDep, coworking_id: CoworkingId, who: CurrentStaff,
         body: ClosureCreate,
     ) -> dict[str, Any]:  # fmt: skip
         await require_coworking_write(pool, who, coworking_id)
@@ -257,7 +255,7 @@ def scoped_router(prefix: str, coworking: Any) -> APIRouter:
         pool: PoolDep,
         coworking_id: CoworkingId,
         closure_id: UUID,
-        who: CurrentPrincipal,
+        who: CurrentStaff,
     ) -> dict[str, Any]:
         await require_coworking_read(pool, who, coworking_id)
         return await service.get_closure(pool, coworking_id, closure_id)
@@ -265,7 +263,7 @@ def scoped_router(prefix: str, coworking: Any) -> APIRouter:
     @router.patch("/closures/{closure_id}", response_model=ClosurePublic)
     async def update_closure(
         pool: PoolDep, kv: ValkeyDep, coworking_id: CoworkingId, closure_id: UUID,
-        who: CurrentPrincipal, body: ClosureUpdate,
+        who: CurrentStaff, body: ClosureUpdate,
     ) -> dict[str, Any]:  # fmt: skip
         await require_coworking_write(pool, who, coworking_id)
         return await service.update_closure(pool, kv, coworking_id, closure_id, body)
@@ -273,7 +271,7 @@ def scoped_router(prefix: str, coworking: Any) -> APIRouter:
     @router.delete("/closures/{closure_id}", status_code=204)
     async def delete_closure(
         pool: PoolDep, kv: ValkeyDep, coworking_id: CoworkingId, closure_id: UUID,
-        who: CurrentPrincipal,
+        who: CurrentStaff,
     ) -> Response:  # fmt: skip
         await require_coworking_write(pool, who, coworking_id)
         await service.delete_closure(pool, kv, coworking_id, closure_id)
@@ -334,7 +332,7 @@ async def list_coworkings(
 
 @collection.post("", response_model=CoworkingPublic, status_code=201)
 async def create_coworking(
-    pool: PoolDep, who: CurrentPrincipal, body: CoworkingCreate
+    pool: PoolDep, who: CurrentStaff, body: CoworkingCreate
 ) -> dict[str, Any]:
     require_role(who, "owner")
     return await service.create_coworking(pool, body, now=_now())

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Body, Request, Response
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from api.auth import CurrentPrincipal, OptionalViewer, require_coworking_write
+from api.auth import CurrentStaff, OptionalViewer, require_coworking_write
 from api.deps import PoolDep, SettingsDep, StoreDep
 from api.errors import InvalidInput, PayloadTooLarge, UnsupportedMedia
 from api.models.images import ImagePublic
@@ -92,7 +92,7 @@ def scoped_router(prefix: str, coworking: Any) -> APIRouter:
 
     async def upload_image(
         request: Request, pool: PoolDep, store: StoreDep, settings: SettingsDep,
-        coworking_id: CoworkingId, who: CurrentPrincipal, seat_id: UUID | None = None,
+        coworking_id: CoworkingId, who: CurrentStaff, seat_id: UUID | None = None,
     ) -> dict[str, Any]:  # fmt: skip
         await require_coworking_write(pool, who, coworking_id)
         data = await read_upload(request, max_bytes=settings.image_max_bytes)
@@ -115,7 +115,7 @@ def scoped_router(prefix: str, coworking: Any) -> APIRouter:
 
     async def reorder_images(
         pool: PoolDep, store: StoreDep, coworking_id: CoworkingId,
-        who: CurrentPrincipal, image_ids: Annotated[list[UUID], Body(max_length=1000)],
+        who: CurrentStaff, image_ids: Annotated[list[UUID], Body(max_length=1000)],
         seat_id: UUID | None = None,
     ) -> list[dict[str, Any]]:  # fmt: skip
         await require_coworking_write(pool, who, coworking_id)
@@ -125,7 +125,7 @@ def scoped_router(prefix: str, coworking: Any) -> APIRouter:
 
     async def delete_image(
         pool: PoolDep, store: StoreDep, coworking_id: CoworkingId, image_id: UUID,
-        who: CurrentPrincipal, seat_id: UUID | None = None,
+        who: CurrentStaff, seat_id: UUID | None = None,
     ) -> Response:  # fmt: skip
         await require_coworking_write(pool, who, coworking_id)
         await service.delete_image(

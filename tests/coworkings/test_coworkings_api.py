@@ -131,7 +131,7 @@ async def test_update_coworking_contract_auth(
         assert refused.json()["error"] == "forbidden"
         said[name] = refused.json()["description"]
     # each is told why: their scope, their role, or that it is staff's
-    assert said["client"] == "only staff change coworkings, their seats and closures"
+    assert said["client"] == "only staff use this; a client's token does not reach it"
     assert said["stranger"] == "This coworking is outside your scope"
     assert said["support"] == "support staff read coworkings but do not change them"
     assert await db.fetchval("SELECT name FROM coworking.coworkings") == "Test Lounge"
@@ -848,14 +848,26 @@ async def test_a_coworking_closed_by_its_hours_has_no_seat_available_now(
     )
 
 
-async def test_a_client_is_told_staff_read_a_coworkings_clients_and_closures(
+async def test_a_client_is_told_a_staff_route_is_staffs_before_its_body_is_read(
     api: httpx.AsyncClient, db, settings
 ) -> None:
     coworking_id = await create_coworking(db)
+    seat_id = await create_seat(db, coworking_id)
     client = await create_client(db, settings)
-    for path in ("/api/coworking/clients", f"/api/coworkings/{coworking_id}/closures"):
-        refused = await api.get(path, headers=client.headers)
+    asked = [
+        ("GET", "/api/coworking/clients", None),
+        ("GET", f"/api/coworkings/{coworking_id}/closures", None),
+        # bodies that would be a 400 to staff: the client learns no schema
+        ("PATCH", f"/api/coworking/seats/{seat_id}", {}),
+        ("POST", "/api/coworking/closures", {"bogus": 1}),
+        ("PATCH", "/api/coworking", {"bogus": 1}),
+        ("POST", "/api/coworkings", {}),
+    ]
+    for method, path, body in asked:
+        refused = await api.request(method, path, json=body, headers=client.headers)
         assert (refused.status_code, refused.json()) == (
             403,
-            {"error": "forbidden", "description": "only staff read this"},
-        )
+            {"error": "forbidden",
+             "description": "only staff use this; a client's token does not reach it"},
+        ), (method, path)  # fmt: skip
+    assert await db.fetchval("SELECT count(*) FROM coworking.coworkings") == 1
