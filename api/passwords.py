@@ -79,7 +79,14 @@ def staff_password_problem(password: str, email: str) -> str | None:
         for char in unicodedata.normalize("NFKD", shown.casefold())
         if unicodedata.category(char) != "Mn"
     )
-    readings = {folded, *(folded.translate(leet) for leet in _LEET)}
+    # Cyrillic and Greek letters drawn like Latin ones read as those, and a
+    # mark set inside a name ("sm-ith") does not part it
+    latin = folded.translate(_LOOKALIKES)
+    readings = {
+        reading
+        for shown_as in (latin, re.sub(r"[\W_]+", "", latin))
+        for reading in (shown_as, *(shown_as.translate(leet) for leet in _LEET))
+    }
     if any(
         len(name) >= 3 and name in reading for name in names for reading in readings
     ):
@@ -106,6 +113,11 @@ _OUR_WORDS = ("tlounge", "t-lounge", "lounge", "coworking", "booking", "admin")
 # controls, format characters (zero-width, bidi), line breaks, private use
 _UNSEEN = frozenset({"Cc", "Cf", "Co", "Cn", "Cs", "Zl", "Zp"})
 # digits and signs written for letters; "1" and "!" read as i or as l
+# lower-case Cyrillic and Greek letters that a reader takes for Latin ones
+_LOOKALIKES = str.maketrans(
+    "аеорсухѕіјԁԛԝһнкмтвпαεικνορτυχ",
+    "aeopcyxsijdqwhhkmtbnaeikvoptux",
+)
 _LEET = (
     str.maketrans("0134579@$!", "oieastgasi"),
     str.maketrans("0134579@$!", "oleastgasl"),

@@ -135,8 +135,11 @@ async def test_a_staff_password_may_not_hold_the_name_before_an_email_tag(
 @pytest.mark.parametrize(
     "password",
     ["JohnSmith-2026!!", "J0hn-Blue-Ocean77", "Blue-Ocean77#Sm1th",
-     "Blue-Ocean77#\uff53\uff4d\uff49\uff54\uff48", "Blue-Ocean77#SM\u0130TH"],
-    ids=["plain", "zero-for-o", "one-for-i", "full-width", "dotted-capital-i"],
+     "Blue-Ocean77#\uff53\uff4d\uff49\uff54\uff48", "Blue-Ocean77#SM\u0130TH",
+     "Blue-Ocean77#\u0455mith", "Blue-Ocean77#\u0405\u041c\u0406\u0422\u041d",
+     "Blue-Ocean77#sm-ith"],
+    ids=["plain", "zero-for-o", "one-for-i", "full-width", "dotted-capital-i",
+         "cyrillic-dze", "cyrillic-capitals", "parted"],
 )  # fmt: skip
 @pytest.mark.parametrize("email", ["john.smith", "john.smith2", "john2.smith"])
 async def test_a_staff_password_may_not_hold_one_name_of_a_dotted_email(
