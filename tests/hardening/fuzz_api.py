@@ -63,6 +63,17 @@ BEYOND_SCHEMA = {
     "PATCH /api/reservations/{reservation_id}": "booking rules, as for a booking",
     "POST /api/admin/register": "coworking_ids only for a manager",
     "PATCH /api/admin/{admin_id}": "coworking_ids only for a manager",
+    # rules over the coworking's other rows, which staff's token now reaches
+    **{
+        f"POST {base}/seats{bulk}": "a seat number is used once in a coworking"
+        for base in ("/api/coworking", "/api/coworkings/{coworking_id}")
+        for bulk in ("", "/bulk")
+    },
+    **{
+        f"PUT {base}{seat}/images/order": "the order lists each of its images once"
+        for base in ("/api/coworking", "/api/coworkings/{coworking_id}")
+        for seat in ("", "/seats/{seat_id}")
+    },
     **{
         name: _TEXT
         for name in (
