@@ -218,9 +218,13 @@ class MailActivities:
                 return True
             if len(taken) >= limit:
                 return False
+            # a turn taken at the address the client had before a change of it
+            # moves here, as the mail does
             await conn.execute(
                 "INSERT INTO notifications.mail_turns"
-                " (message_id, recipient_key, taken_at) VALUES ($1, $2, $3)",
+                " (message_id, recipient_key, taken_at) VALUES ($1, $2, $3)"
+                " ON CONFLICT (message_id) DO UPDATE"
+                " SET recipient_key = $2, taken_at = $3",
                 mid, key, at,
             )  # fmt: skip
         return True

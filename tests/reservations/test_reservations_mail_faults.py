@@ -894,3 +894,56 @@ async def test_a_backlog_picked_up_at_once_takes_only_the_turns_there_are(
     finally:
         await connections.close()
     assert len(smtp.received) == limit
+
+
+async def test_a_mail_whose_client_changed_address_between_attempts_takes_a_turn_there(
+    scene: Scene, smtp
+) -> None:
+    import dataclasses
+
+    from temporalio.testing import ActivityEnvironment
+
+    from activities.mail import MailActivities
+    from workers import mail as mail_worker
+
+    settings = scene.resources.settings
+    starts_at, ends_at = await scene.slot(hours_ahead=30)
+    reservation_id = str(uuid.uuid4())
+    await scene.resources.pool.execute(
+        "INSERT INTO reservation.reservations (id, client_id, seat_id,"
+        " coworking_id, starts_at, ends_at, status)"
+        " VALUES ($1, $2, $3, $4, $5, $6, 'confirmed')",
+        uuid.UUID(reservation_id), scene.client.id, scene.seat_id,
+        scene.coworking_id, starts_at, ends_at,
+    )  # fmt: skip
+    connections = mail_worker.smtp_connections(settings)
+    activities = MailActivities(scene.resources.pool, settings, connections)
+    environment = ActivityEnvironment()
+    environment.info = dataclasses.replace(
+        environment.info,
+        current_attempt_scheduled_time=await scene.now(),
+        started_time=await scene.now(),
+    )
+    request = _mail_request(scene, reservation_id, pb.MAIL_KIND_REMINDER, starts_at)
+    try:
+        # the first attempt takes its turn, then the server defers it
+        smtp.refuse_with = "451 4.3.0 try again later"
+        with pytest.raises(ApplicationError):
+            await environment.run(activities.send_mail, request)
+        await scene.resources.pool.execute(
+            "UPDATE client.clients SET email = 'ada.new@example.com',"
+            " email_key = 'ada.new@example.com' WHERE id = $1",
+            scene.client.id,
+        )
+        smtp.refuse_with = None
+        result = await environment.run(activities.send_mail, request)
+    finally:
+        await connections.close()
+
+    assert result.sent
+    [received] = smtp.received
+    assert received.envelope_to == ["ada.new@example.com"]
+    turns = await scene.resources.pool.fetch(
+        "SELECT recipient_key FROM notifications.mail_turns"
+    )
+    assert [row["recipient_key"] for row in turns] == ["ada.new@example.com"]
