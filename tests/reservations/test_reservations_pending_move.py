@@ -482,15 +482,12 @@ async def test_the_kept_booking_is_reminded_while_its_move_waits(
     from tests.reservations.test_reservations_lifecycle import sent
 
     # the hold outlasts the kept booking's reminder and ends before its start
-    path, (seat, starts_at, ends_at) = await _confirmed_soon(
-        scene, hold_minutes=240, hours_ahead=5
-    )
+    path, (seat, starts_at, ends_at), reminder_at = await _reminded_in_two_hours(scene)
     reservation_id = path.rsplit("/", 1)[1]
     moved = await _move(
         scene, path, starts_at + timedelta(days=1), scene.client.headers
     )
     lapses_at = datetime.fromisoformat(moved.json()["hold_expires_at"])
-    reminder_at = starts_at - timedelta(hours=3)
     assert reminder_at < lapses_at < starts_at
 
     await scene.sleep(reminder_at - await scene.now() + timedelta(seconds=1))

@@ -281,6 +281,18 @@ def _first_call_waits(
     return reached, go_on
 
 
+def _moved_by(
+    scene: Scene, path: str, starts_at: datetime, ends_at: datetime, hours: int
+) -> Awaitable[httpx.Response]:
+    """The client's move of the booking at `path` by `hours` (0: onto itself)."""
+    shift = timedelta(hours=hours)
+    body = {
+        "starts_at": (starts_at + shift).isoformat(),
+        "ends_at": (ends_at + shift).isoformat(),
+    }
+    return scene.api.patch(path, json=body, headers=scene.client.headers)
+
+
 async def test_the_later_of_two_racing_moves_is_told_the_booking_changed(
     scene: Scene, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -291,16 +303,9 @@ async def test_the_later_of_two_racing_moves_is_told_the_booking_changed(
     # as a request that lost the race would be
     read, go_on = _first_call_waits(monkeypatch, "_booking_subject")
 
-    def move(hours: int) -> Awaitable[httpx.Response]:
-        body = {
-            "starts_at": (starts_at + timedelta(hours=hours)).isoformat(),
-            "ends_at": (ends_at + timedelta(hours=hours)).isoformat(),
-        }
-        return scene.api.patch(path, json=body, headers=scene.client.headers)
-
-    slower = asyncio.create_task(move(4))
+    slower = asyncio.create_task(_moved_by(scene, path, starts_at, ends_at, 4))
     await read.wait()
-    first = await move(2)
+    first = await _moved_by(scene, path, starts_at, ends_at, 2)
     go_on.set()
     refused = await slower
 
@@ -328,23 +333,9 @@ async def test_a_move_onto_its_own_slot_that_lost_a_race_is_not_told_done(
     reservation_id = (await scene.book(starts_at, ends_at)).json()["id"]
     path = f"/api/reservations/{reservation_id}"
     read, go_on = _first_call_waits(monkeypatch, "current_view")
-    stay = asyncio.create_task(
-        scene.api.patch(
-            path,
-            json={"starts_at": starts_at.isoformat(), "ends_at": ends_at.isoformat()},
-            headers=scene.client.headers,
-        )
-    )
+    stay = asyncio.create_task(_moved_by(scene, path, starts_at, ends_at, 0))
     await read.wait()
-    later = starts_at + timedelta(hours=2)
-    moved = await scene.api.patch(
-        path,
-        json={
-            "starts_at": later.isoformat(),
-            "ends_at": (ends_at + timedelta(hours=2)).isoformat(),
-        },
-        headers=scene.client.headers,
-    )
+    moved = await _moved_by(scene, path, starts_at, ends_at, 2)
     go_on.set()
     stayed = await stay
 
