@@ -53,12 +53,6 @@ async def _current_client(
     return await authenticate(resources, _token(credentials), kind="client")
 
 
-async def _current_admin(
-    resources: ResourcesDep, credentials: AdminBearer
-) -> Principal:
-    return await authenticate(resources, _token(credentials), kind="admin")
-
-
 async def _current_principal(
     resources: ResourcesDep,
     credentials: ClientBearer,
@@ -110,7 +104,6 @@ async def _optional_viewer(
 
 OptionalViewer = Annotated[Principal | None, Depends(_optional_viewer)]
 CurrentClient = Annotated[Principal, Depends(_current_client)]
-CurrentAdmin = Annotated[Principal, Depends(_current_admin)]
 CurrentPrincipal = Annotated[Principal, Depends(_current_principal)]
 
 

@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from api import passwords
+from api.auth import STAFF_ONLY
 from tests.contract import assert_api_error, assert_matches
 from tests.factories import PASSWORD, create_admin, create_client
 
@@ -251,7 +252,8 @@ async def test_client_reaches_only_its_own_account(api, db, settings) -> None:
     assert mine.json()["id"] == str(alice.id)
     assert edited.json()["id"] == str(alice.id)
     for response in attempts:
-        assert_api_error(response, 401, "unauthorized")
+        assert_api_error(response, 403, "forbidden")
+        assert response.json()["description"] == STAFF_ONLY
     assert (
         await db.fetchval("SELECT name FROM client.clients WHERE id = $1", bob.id)
         == "Bob"

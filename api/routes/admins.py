@@ -6,7 +6,7 @@ import uuid
 
 from fastapi import APIRouter, Body
 
-from api.auth import CurrentAdmin, require_role
+from api.auth import CurrentStaff, require_role
 from api.deps import ClientAddressDep, ResourcesDep
 from api.errors import Forbidden
 from api.models.accounts import (
@@ -60,7 +60,7 @@ async def refresh_admin_token(
 
 @router.post("/logout", status_code=204)
 async def admin_logout(
-    admin: CurrentAdmin,
+    admin: CurrentStaff,
     resources: ResourcesDep,
     body: LogoutRequest | None = Body(default=None),
 ) -> None:
@@ -71,7 +71,7 @@ async def admin_logout(
 @router.post("/register")
 async def register_admin(
     form: AdminForm,
-    admin: CurrentAdmin,
+    admin: CurrentStaff,
     resources: ResourcesDep,
     address: ClientAddressDep,
 ) -> AdminAuthResponse:
@@ -86,21 +86,21 @@ async def register_admin(
 
 @router.get("")
 async def get_current_admin_account(
-    admin: CurrentAdmin, resources: ResourcesDep
+    admin: CurrentStaff, resources: ResourcesDep
 ) -> Admin:
     return await admins.get_admin(resources.pool, admin.id)
 
 
 @router.patch("")
 async def edit_admin_account(
-    changes: AdminUpdate, admin: CurrentAdmin, resources: ResourcesDep
+    changes: AdminUpdate, admin: CurrentStaff, resources: ResourcesDep
 ) -> Admin:
     return await admins.update_admin(resources.pool, admin.id, changes)
 
 
 @router.delete("", status_code=204)
 async def delete_admin_account(
-    admin: CurrentAdmin,
+    admin: CurrentStaff,
     resources: ResourcesDep,
     address: ClientAddressDep,
     body: DeleteAccountRequest | None = Body(default=None),
@@ -113,7 +113,7 @@ async def delete_admin_account(
 @router.put("/password")
 async def change_admin_password(
     request: ChangePasswordRequest,
-    admin: CurrentAdmin,
+    admin: CurrentStaff,
     resources: ResourcesDep,
     address: ClientAddressDep,
 ) -> AdminAuthResponse:
@@ -124,7 +124,7 @@ async def change_admin_password(
 # Owners and support read any admin; a manager reads only themself.
 @router.get("/{admin_id:uuid}")
 async def get_admin_by_id(
-    admin_id: uuid.UUID, admin: CurrentAdmin, resources: ResourcesDep
+    admin_id: uuid.UUID, admin: CurrentStaff, resources: ResourcesDep
 ) -> Admin:
     if admin.role == "manager" and admin_id != admin.id:
         raise Forbidden("Managers read only their own admin account")
@@ -135,7 +135,7 @@ async def get_admin_by_id(
 async def edit_admin_by_id(
     admin_id: uuid.UUID,
     changes: AdminOwnerUpdate,
-    admin: CurrentAdmin,
+    admin: CurrentStaff,
     resources: ResourcesDep,
 ) -> Admin:
     require_role(admin, "owner")
@@ -144,7 +144,7 @@ async def edit_admin_by_id(
 
 @router.delete("/{admin_id:uuid}", status_code=204)
 async def delete_admin_by_id(
-    admin_id: uuid.UUID, admin: CurrentAdmin, resources: ResourcesDep
+    admin_id: uuid.UUID, admin: CurrentStaff, resources: ResourcesDep
 ) -> None:
     require_role(admin, "owner")
     await admins.delete_admin(resources.pool, admin_id)

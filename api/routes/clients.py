@@ -9,7 +9,7 @@ import uuid
 
 from fastapi import APIRouter, Body
 
-from api.auth import CurrentAdmin, CurrentClient, managed_coworkings, require_role
+from api.auth import CurrentClient, CurrentStaff, managed_coworkings, require_role
 from api.deps import ClientAddressDep, ResourcesDep
 from api.errors import Forbidden
 from api.models.accounts import (
@@ -127,7 +127,7 @@ async def change_client_password(
 # of anyone's; only owners delete.
 @router.get("/{client_id:uuid}")
 async def get_client_by_id(
-    client_id: uuid.UUID, admin: CurrentAdmin, resources: ResourcesDep
+    client_id: uuid.UUID, admin: CurrentStaff, resources: ResourcesDep
 ) -> Client:
     return await clients.get_client(resources.pool, client_id)
 
@@ -136,7 +136,7 @@ async def get_client_by_id(
 async def edit_client_by_id(
     client_id: uuid.UUID,
     changes: ClientAdminUpdate,
-    admin: CurrentAdmin,
+    admin: CurrentStaff,
     resources: ResourcesDep,
 ) -> Client:
     require_role(admin, "owner", "manager")
@@ -175,7 +175,7 @@ async def _require_managed_client(
 
 @router.delete("/{client_id:uuid}", status_code=204)
 async def delete_client_by_id(
-    client_id: uuid.UUID, admin: CurrentAdmin, resources: ResourcesDep
+    client_id: uuid.UUID, admin: CurrentStaff, resources: ResourcesDep
 ) -> None:
     require_role(admin, "owner")
     await clients.delete_client(resources, client_id)

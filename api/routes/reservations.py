@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from api import ratelimit
-from api.auth import CurrentAdmin, CurrentClient, CurrentPrincipal, managed_coworkings
+from api.auth import CurrentClient, CurrentPrincipal, CurrentStaff, managed_coworkings
 from api.deps import ResourcesDep
 from api.errors import InvalidInput, InvalidQuery, NotFound, describe_validation
 from api.models.common import InDigits, Instant
@@ -96,7 +96,7 @@ async def create_reservation(
 
 @router.get("/api/reservations", response_model=None, responses=RESERVATIONS_DOC)
 async def list_reservations(
-    admin: CurrentAdmin,
+    admin: CurrentStaff,
     resources: ResourcesDep,
     coworking_id: uuid.UUID | None = None,
     seat_id: uuid.UUID | None = None,
@@ -225,7 +225,7 @@ NoBody = Annotated[None, Depends(_takes_no_body)]
 )
 async def confirm_reservation(
     reservation_id: uuid.UUID,
-    admin: CurrentAdmin,
+    admin: CurrentStaff,
     _: NoBody,
     resources: ResourcesDep,
     version: SeenVersion = None,
@@ -243,7 +243,7 @@ async def confirm_reservation(
 )
 async def check_in_reservation(
     reservation_id: uuid.UUID,
-    admin: CurrentAdmin,
+    admin: CurrentStaff,
     _: NoBody,
     resources: ResourcesDep,
     version: SeenVersion = None,
@@ -257,7 +257,7 @@ async def check_in_reservation(
 
 @router.post("/api/reservations/{reservation_id}/notifications/retry", status_code=202)
 async def retry_reservation_notification(
-    reservation_id: uuid.UUID, admin: CurrentAdmin, resources: ResourcesDep
+    reservation_id: uuid.UUID, admin: CurrentStaff, resources: ResourcesDep
 ) -> JSONResponse:
     await reservations.retry_notification(resources, admin, reservation_id)
     return JSONResponse({"status": "retry requested"}, status_code=202)
@@ -300,7 +300,7 @@ async def get_client_reservations(
 )
 async def get_client_reservations_by_id(
     client_id: uuid.UUID,
-    admin: CurrentAdmin,
+    admin: CurrentStaff,
     resources: ResourcesDep,
     limit: Limit = None,
     offset: Offset = None,

@@ -112,7 +112,7 @@ def admin_routes(app: FastAPI) -> Iterator[tuple[str, str]]:
     """(method, path) of every operation that only staff may perform.
 
     Read from the app's own OpenAPI: the admin bearer scheme alone marks
-    CurrentAdmin (unless `{}` beside it makes it optional: public reads that
+    CurrentStaff (unless `{}` beside it makes it optional: public reads that
     show staff more; beside the client scheme, either may call), and coworking
     and image writes take any principal but answer staff.
     """

@@ -105,11 +105,12 @@ async def test_touch_other_clients_reservations_and_profiles_refused(scene) -> N
     )
     assert tried == expected
     # a client's own token on someone else's reservation finds nothing (404);
-    # staff operations and other profiles refuse a client token outright (401)
+    # staff operations and other profiles refuse a client token outright, as
+    # staff's (403), before the id is looked up
     foreign = CLIENTS * (CLIENTS - 1) * PER_CLIENT
     assert answers == {
         404: foreign * 5,
-        401: foreign * 3 + CLIENTS * (CLIENTS - 1) * len(profile_operations),
+        403: foreign * 3 + CLIENTS * (CLIENTS - 1) * len(profile_operations),
     }
     assert await snapshot(resources.pool) == before
     assert await _states(scene, bookings) == states

@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
+from api.auth import STAFF_ONLY
 from api.errors import Conflict
 from api.services.reservations import require_open
 from tests.factories import create_client, create_coworking, create_seat
@@ -41,7 +42,9 @@ async def test_confirm_held_reservation_by_staff_before_hold_expires(
     by_client = await scene.api.post(
         f"/api/reservations/{reservation_id}/confirm", headers=scene.client.headers
     )
-    assert by_client.status_code == 401
+    assert (by_client.status_code, by_client.json()["description"]) == (
+        403, STAFF_ONLY,
+    )  # fmt: skip
     response = await scene.api.post(
         f"/api/reservations/{reservation_id}/confirm", headers=scene.admin.headers
     )
