@@ -6,6 +6,7 @@ The contract's singular paths (/api/coworking/...) and T-Lounge's own
 is found.
 """
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -120,10 +121,28 @@ DEFAULT_COWORKING = Depends(_default_coworking)
 PATH_COWORKING = Depends(_path_coworking)
 
 
+def staff_let_in(
+    coworking: Any, require: Callable[[Any, Principal, UUID], Awaitable[None]]
+) -> Any:
+    """The staff member `require` lets at the coworking, as a dependency: a
+    manager out of scope is told so before the body or query is checked,
+    rather than how to mend a request that would still be refused."""
+
+    async def let_in(
+        pool: PoolDep, coworking_id: Annotated[UUID, coworking], who: CurrentStaff
+    ) -> Principal:
+        await require(pool, who, coworking_id)
+        return who
+
+    return Depends(let_in)
+
+
 def scoped_router(prefix: str, coworking: Any) -> APIRouter:
     """Every operation on one coworking, found by the `coworking` dependency."""
     router = APIRouter(prefix=prefix, tags=["coworkings"])
     CoworkingId = Annotated[UUID, coworking]
+    Writer = Annotated[Principal, staff_let_in(coworking, require_coworking_write)]
+    Reader = Annotated[Principal, staff_let_in(coworking, require_coworking_read)]
 
     @router.get("", response_model=CoworkingPublic, openapi_extra=OPTIONAL_ADMIN_DOC)
     async def read_coworking(
@@ -139,10 +158,9 @@ def scoped_router(prefix: str, coworking: Any) -> APIRouter:
         pool: PoolDep,
         kv: ValkeyDep,
         coworking_id: CoworkingId,
-        who: CurrentStaff,
+        who: Writer,
         body: CoworkingUpdate,
     ) -> dict[str, Any]:
-        await require_coworking_write(pool, who, coworking_id)
         return await service.update_coworking(pool, kv, coworking_id, body, now=_now())
 
     @router.get(
@@ -162,19 +180,17 @@ def scoped_router(prefix: str, coworking: Any) -> APIRouter:
 
     @router.post("/seats", response_model=SeatPublic, status_code=201)
     async def create_seat(
-        pool: PoolDep, kv: ValkeyDep, coworking_id: CoworkingId, who: CurrentStaff,
+        pool: PoolDep, kv: ValkeyDep, coworking_id: CoworkingId, who: Writer,
         body: SeatCreate,
     ) -> dict[str, Any]:  # fmt: skip
-        await require_coworking_write(pool, who, coworking_id)
         (created,) = await service.create_seats(pool, kv, coworking_id, [body])
         return created
 
     @router.post("/seats/bulk", response_model=list[SeatPublic], status_code=201)
     async def create_seats(
-        pool: PoolDep, kv: ValkeyDep, coworking_id: CoworkingId, who: CurrentStaff,
+        pool: PoolDep, kv: ValkeyDep, coworking_id: CoworkingId, who: Writer,
         body: Annotated[list[SeatCreate], Body(min_length=1, max_length=MAX_BULK)],
     ) -> list[dict[str, Any]]:  # fmt: skip
-        await require_coworking_write(pool, who, coworking_id)
         return await service.create_seats(pool, kv, coworking_id, body)
 
     @router.get("/seats/{seat_id:uuid}", response_model=SeatPublic)
@@ -194,17 +210,15 @@ def scoped_router(prefix: str, coworking: Any) -> APIRouter:
     @router.patch("/seats/{seat_id:uuid}", response_model=SeatPublic)
     async def update_seat(
         pool: PoolDep, kv: ValkeyDep, coworking_id: CoworkingId, seat_id: UUID,
-        who: CurrentStaff, body: SeatUpdate,
+        who: Writer, body: SeatUpdate,
     ) -> dict[str, Any]:  # fmt: skip
-        await require_coworking_write(pool, who, coworking_id)
         return await service.update_seat(pool, kv, coworking_id, seat_id, body)
 
     @router.delete("/seats/{seat_id:uuid}", status_code=204)
     async def delete_seat(
         pool: PoolDep, kv: ValkeyDep, coworking_id: CoworkingId, seat_id: UUID,
-        who: CurrentStaff,
+        who: Writer,
     ) -> Response:  # fmt: skip
-        await require_coworking_write(pool, who, coworking_id)
         await service.delete_seat(pool, kv, coworking_id, seat_id, now=_now())
         return Response(status_code=204)
 
@@ -212,14 +226,13 @@ def scoped_router(prefix: str, coworking: Any) -> APIRouter:
     async def list_clients(
         pool: PoolDep,
         coworking_id: CoworkingId,
-        who: CurrentStaff,
+        who: Reader,
         day: Annotated[int | None, InDigits, Query(ge=0, le=31)] = None,
         month: Annotated[int | None, InDigits, Query(ge=0, le=12)] = None,
         year: Annotated[int | None, InDigits, Query(ge=0, le=9999)] = None,
         limit: Limit = None,
         offset: Offset = None,
     ) -> list[dict[str, Any]]:
-        await require_coworking_read(pool, who, coworking_id)
         return await service.clients_on_day(
             pool, coworking_id, day=day, month=month, year=year,
             limit=limit, offset=offset, now=_now(),
@@ -229,13 +242,12 @@ def scoped_router(prefix: str, coworking: Any) -> APIRouter:
     async def list_closures(
         pool: PoolDep,
         coworking_id: CoworkingId,
-        who: CurrentStaff,
+        who: Reader,
         from_: Annotated[Instant | None, Query(alias="from")] = None,
         to: Instant | None = None,
         limit: Limit = None,
         offset: Offset = None,
     ) -> list[dict[str, Any]]:
-        await require_coworking_read(pool, who, coworking_id)
         if from_ and to and to <= from_:
             raise InvalidQuery("query.to: must be after from")
         return await service.list_closures(
@@ -244,10 +256,9 @@ def scoped_router(prefix: str, coworking: Any) -> APIRouter:
 
     @router.post("/closures", response_model=ClosurePublic, status_code=201)
     async def create_closure(
-        pool: PoolDep, kv: ValkeyDep, coworking_id: CoworkingId, who: CurrentStaff,
+        pool: PoolDep, kv: ValkeyDep, coworking_id: CoworkingId, who: Writer,
         body: ClosureCreate,
     ) -> dict[str, Any]:  # fmt: skip
-        await require_coworking_write(pool, who, coworking_id)
         return await service.create_closure(pool, kv, coworking_id, body)
 
     @router.get("/closures/{closure_id}", response_model=ClosurePublic)
@@ -255,25 +266,22 @@ def scoped_router(prefix: str, coworking: Any) -> APIRouter:
         pool: PoolDep,
         coworking_id: CoworkingId,
         closure_id: UUID,
-        who: CurrentStaff,
+        who: Reader,
     ) -> dict[str, Any]:
-        await require_coworking_read(pool, who, coworking_id)
         return await service.get_closure(pool, coworking_id, closure_id)
 
     @router.patch("/closures/{closure_id}", response_model=ClosurePublic)
     async def update_closure(
         pool: PoolDep, kv: ValkeyDep, coworking_id: CoworkingId, closure_id: UUID,
-        who: CurrentStaff, body: ClosureUpdate,
+        who: Writer, body: ClosureUpdate,
     ) -> dict[str, Any]:  # fmt: skip
-        await require_coworking_write(pool, who, coworking_id)
         return await service.update_closure(pool, kv, coworking_id, closure_id, body)
 
     @router.delete("/closures/{closure_id}", status_code=204)
     async def delete_closure(
         pool: PoolDep, kv: ValkeyDep, coworking_id: CoworkingId, closure_id: UUID,
-        who: CurrentStaff,
+        who: Writer,
     ) -> Response:  # fmt: skip
-        await require_coworking_write(pool, who, coworking_id)
         await service.delete_closure(pool, kv, coworking_id, closure_id)
         return Response(status_code=204)
 

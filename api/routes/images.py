@@ -8,7 +8,7 @@ from fastapi import APIRouter, Body, Request, Response
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from api.auth import CurrentStaff, OptionalViewer, require_coworking_write
+from api.auth import OptionalViewer, require_coworking_write
 from api.deps import PoolDep, SettingsDep, StoreDep
 from api.errors import InvalidInput, PayloadTooLarge, UnsupportedMedia
 from api.models.images import ImagePublic
@@ -17,8 +17,10 @@ from api.routes.coworkings import (
     OPTIONAL_ADMIN_DOC,
     PATH_COWORKING,
     require_visible,
+    staff_let_in,
 )
 from api.services import images as service
+from api.tokens import Principal
 
 # room for the multipart boundaries and part headers around the file itself
 _MULTIPART_SLACK = 16 * 1024
@@ -89,12 +91,12 @@ async def read_upload(request: Request, *, max_bytes: int) -> bytes:
 def scoped_router(prefix: str, coworking: Any) -> APIRouter:
     router = APIRouter(prefix=prefix, tags=["images"])
     CoworkingId = Annotated[UUID, coworking]
+    Writer = Annotated[Principal, staff_let_in(coworking, require_coworking_write)]
 
     async def upload_image(
         request: Request, pool: PoolDep, store: StoreDep, settings: SettingsDep,
-        coworking_id: CoworkingId, who: CurrentStaff, seat_id: UUID | None = None,
+        coworking_id: CoworkingId, who: Writer, seat_id: UUID | None = None,
     ) -> dict[str, Any]:  # fmt: skip
-        await require_coworking_write(pool, who, coworking_id)
         data = await read_upload(request, max_bytes=settings.image_max_bytes)
         return await service.add_image(
             pool, store, coworking_id=coworking_id, seat_id=seat_id, data=data,
@@ -115,19 +117,17 @@ def scoped_router(prefix: str, coworking: Any) -> APIRouter:
 
     async def reorder_images(
         pool: PoolDep, store: StoreDep, coworking_id: CoworkingId,
-        who: CurrentStaff, image_ids: Annotated[list[UUID], Body(max_length=1000)],
+        who: Writer, image_ids: Annotated[list[UUID], Body(max_length=1000)],
         seat_id: UUID | None = None,
     ) -> list[dict[str, Any]]:  # fmt: skip
-        await require_coworking_write(pool, who, coworking_id)
         return await service.reorder_images(
             pool, store, coworking_id=coworking_id, seat_id=seat_id, image_ids=image_ids
         )
 
     async def delete_image(
         pool: PoolDep, store: StoreDep, coworking_id: CoworkingId, image_id: UUID,
-        who: CurrentStaff, seat_id: UUID | None = None,
+        who: Writer, seat_id: UUID | None = None,
     ) -> Response:  # fmt: skip
-        await require_coworking_write(pool, who, coworking_id)
         await service.delete_image(
             pool, store, coworking_id=coworking_id, seat_id=seat_id, image_id=image_id
         )

@@ -95,6 +95,38 @@ async def test_read_coworking_configured_default_or_404(resources, db) -> None:
             }
 
 
+async def test_manager_out_of_scope_told_before_body_or_query_checked(
+    api: httpx.AsyncClient, db, settings
+) -> None:
+    coworking_id = await create_coworking(db)
+    seat_id = await create_seat(db, coworking_id)
+    stranger = await create_admin(
+        db, settings, role="manager", coworkings=[uuid.uuid4()]
+    )
+    seat_row = "SELECT to_jsonb(s) FROM coworking.seats s WHERE id = $1"
+    seat_before = await db.fetchval(seat_row, seat_id)
+    base = f"/api/coworkings/{coworking_id}"
+    # each request is also malformed: a seat change without the contract's
+    # `features`, a day of 99, an order that is not a list of ids, a closure
+    # with no times
+    attempts = [
+        await api.patch(f"{base}/seats/{seat_id}", json={"cost": 5},
+                        headers=stranger.headers),
+        await api.get(f"{base}/clients", params={"day": 99},
+                      headers=stranger.headers),
+        await api.put(f"{base}/images/order", json={"ids": "x"},
+                      headers=stranger.headers),
+        await api.post(f"{base}/closures", json={}, headers=stranger.headers),
+        await api.patch("/api/coworking", json={"slot_minutes": "many"},
+                        headers=stranger.headers),
+    ]  # fmt: skip
+    assert [(r.status_code, r.json()) for r in attempts] == [
+        (403, {"error": "forbidden",
+               "description": "This coworking is outside your scope"}),
+    ] * len(attempts)  # fmt: skip
+    assert await db.fetchval(seat_row, seat_id) == seat_before
+
+
 async def test_read_coworking_none_exists_404(api: httpx.AsyncClient, db) -> None:
     response = await api.get("/api/coworking/seats")
     assert response.status_code == 404
