@@ -348,6 +348,9 @@ class ReservationWorkflow:
         self._moved_to = ""
         # the version a lapsed move went back to, whose mail says so
         self._lapsed_version = 0
+        # the current details are the timeline's wait, then what holds a mail up
+        self._details = ""
+        self._mail_held = ""
 
     @workflow.run
     async def run(self, input: pb.ReservationInput) -> pb.ReservationState:
@@ -379,7 +382,7 @@ class ReservationWorkflow:
             # the summary, written at the start, reads as a booking; this says not
             taken = claim.outcome == pb.HOLD_OUTCOME_CONFLICT
             refused = "the slot is taken" if taken else claim.rule or "a booking rule"
-            workflow.set_current_details(f"Refused ({refused}); no seat was held")
+            self._show(f"Refused ({refused}); no seat was held")
             return self._state
 
         self._state.coworking_id = claim.coworking_id
@@ -404,7 +407,7 @@ class ReservationWorkflow:
 
         await self._timeline()
         # what the timeline waited for is over; support staff see how it ended
-        workflow.set_current_details(f"Closed: {status_name(self._state.status)}")
+        self._show(f"Closed: {status_name(self._state.status)}")
 
         # Closed: drop mails that lost their point, then let the rest go out.
         self._mails = [
@@ -606,6 +609,24 @@ class ReservationWorkflow:
                     self._reminded_version = row.version
             return closed
 
+    def _show(self, details: str = "", *, mail_held: str | None = None) -> None:
+        """Support staff read, beside what the timeline waits for, why a mail is
+        late: the pauses of the mail loop are timers of its own."""
+        self._details = details or self._details
+        if mail_held is not None:
+            self._mail_held = mail_held
+        mail = f". Mail: the {self._mail_held}" if self._mail_held else ""
+        workflow.set_current_details(f"{self._details}{mail}")
+
+    async def _hold_mail(
+        self, pause: timedelta, kind: str, why: str, summary: str
+    ) -> None:
+        again = (workflow.now() + pause).astimezone(UTC)
+        self._show(mail_held=f"{kind} mail waits for {why}; tried again"
+                   f" {again:%Y-%m-%d %H:%M:%S} UTC")  # fmt: skip
+        await workflow.sleep(pause, summary=summary)
+        self._show(mail_held="")
+
     def _owe_dropped_reminder(self) -> None:
         """A reminder dropped as the booking had changed since it was queued is
         owed again where the booking stands on the slot it named: the one a
@@ -634,7 +655,7 @@ class ReservationWorkflow:
         # only the details read the zone database: they are queried, never recorded
         with workflow.unsafe.sandbox_unrestricted():
             local = local_time(when, self._state.rules.timezone)
-        workflow.set_current_details(f"{moved}Waiting for {what} {local}")
+        self._show(f"{moved}Waiting for {what} {local}")
         self._state.waiting_for = f"{what} {when.isoformat()}"
         delay = instant - workflow.now()
         if delay > timedelta(0):
@@ -820,11 +841,11 @@ class ReservationWorkflow:
                     PATCH_MAIL_WAITS_ITS_TURN
                 ):
                     # a move meanwhile folds into it, so the flood comes to one
-                    await workflow.sleep(
-                        MAIL_TURN_PAUSE,
-                        summary=f"{kind} mail waits: its recipient has had the"
-                        " most mails a window allows",
-                    )
+                    await self._hold_mail(
+                        MAIL_TURN_PAUSE, kind, "its recipient's turn",
+                        f"{kind} mail waits: its recipient has had the most"
+                        " mails a window allows",
+                    )  # fmt: skip
                     continue
                 if _failed_as(error, "DatabaseUnavailable") and self._patched(
                     PATCH_MAIL_WAITS_FOR_DATABASE
@@ -832,10 +853,10 @@ class ReservationWorkflow:
                     workflow.logger.warning(
                         "%s mail waits for PostgreSQL to come back", kind
                     )
-                    await workflow.sleep(
-                        DATABASE_OUTAGE_PAUSE,
-                        summary=f"{kind} mail waits for PostgreSQL",
-                    )
+                    await self._hold_mail(
+                        DATABASE_OUTAGE_PAUSE, kind, "PostgreSQL",
+                        f"{kind} mail waits for PostgreSQL",
+                    )  # fmt: skip
                     continue
                 if (
                     mail.kind in _INVITATIONS
@@ -850,7 +871,10 @@ class ReservationWorkflow:
                 self._set_notification(pb.NOTIFICATION_STATUS_FAILED)
                 self._retry_requested = False
                 behind, self._queued_behind = self._queued_behind, False
+                self._show(mail_held=f"{kind} mail failed; ops send"
+                           " retry_notification to try it again")  # fmt: skip
                 await self._wait_for_retry(mail, kind, behind=behind)
+                self._show(mail_held="")
                 del self._state.failed_mails[:]
                 self._set_notification(pb.NOTIFICATION_STATUS_PENDING)
                 continue
@@ -919,9 +943,7 @@ class ReservationWorkflow:
             return False
         # it closed before this run began, and its mails went out then
         self._upsert_status()
-        workflow.set_current_details(
-            f"Closed: {status_name(claim.status)}, before this run began"
-        )
+        self._show(f"Closed: {status_name(claim.status)}, before this run began")
         self._state.waiting_for = ""
         return True
 

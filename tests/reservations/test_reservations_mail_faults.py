@@ -9,7 +9,12 @@ from temporalio.exceptions import ApplicationError
 
 from proto import reservation_pb2 as pb
 from tests.reservations.conftest import Scene
-from tests.reservations.test_reservations_lifecycle import berlin, sent, wait_for
+from tests.reservations.test_reservations_lifecycle import (
+    _details_of,
+    berlin,
+    sent,
+    wait_for,
+)
 
 
 async def _kinds(scene: Scene, reservation_id: str) -> list[str]:
@@ -95,6 +100,15 @@ async def test_smtp_refusing_for_good_marks_failed_then_retry_signal_delivers(
     assert got.json()["notification_status"] == "failed"
     assert got.json()["status"] == "confirmed"  # the reservation itself is untouched
     assert await _kinds(scene, reservation_id) == []
+    details = _details_of(
+        scene.resources.temporal.get_workflow_handle(f"reservation-{reservation_id}")
+    )
+    # support staff read in the Temporal UI what the mail waits for
+    assert (await details()).endswith(
+        ". Mail: the confirmation mail failed; ops send retry_notification to"
+        " try it again"
+    )
+    assert (await details()).startswith("Waiting for the reminder at ")
 
     smtp.refuse_with = None
     retry = await scene.api.post(
@@ -108,6 +122,7 @@ async def test_smtp_refusing_for_good_marks_failed_then_retry_signal_delivers(
     ]
 
     await _notification_reaches(scene, reservation_id, pb.NOTIFICATION_STATUS_SENT)
+    assert "Mail:" not in await details()
     # nothing failed any more: a retry is refused rather than answered "requested"
     again = await scene.api.post(
         f"/api/reservations/{reservation_id}/notifications/retry",
@@ -791,6 +806,15 @@ async def test_mail_past_the_recipients_limit_waits_its_turn_and_a_flood_folds(
     assert (await _move_by(scene, late, timedelta(hours=1))).status_code == 200
     await scene.sleep(timedelta(seconds=30))
     assert len(smtp.received) == limit
+    details = _details_of(
+        scene.resources.temporal.get_workflow_handle(f"reservation-{ids[-1]}")
+    )
+    said = await details()
+    held = ". Mail: the confirmation mail waits for its recipient's turn; tried again "
+    assert held in said, said
+    again = datetime.strptime(said.split(held)[1], "%Y-%m-%d %H:%M:%S UTC")
+    now = await scene.now()
+    assert now < again.replace(tzinfo=UTC) <= now + MAIL_TURN_PAUSE
 
     await scene.sleep(window + MAIL_TURN_PAUSE)
     await wait_for(lambda: _sent_count(scene, ids, limit + 3))
@@ -801,6 +825,7 @@ async def test_mail_past_the_recipients_limit_waits_its_turn_and_a_flood_folds(
         ids,
     )
     on_time, waited = rows[:limit], rows[limit:]
+    assert "Mail:" not in await details()
     assert [(r["id"], r["kind"], r["version"]) for r in on_time] == [
         (b["id"], "confirmation", 1) for b in booked[:limit]
     ]
