@@ -296,10 +296,13 @@ def scoped_router(prefix: str, coworking: Any) -> APIRouter:
         features: Annotated[list[SeatFeature] | None, Query()] = None,
         seat_id: UUID | None = None,
     ) -> dict[str, Any]:
-        show = await can_read_all(pool, viewer, coworking_id)
+        async def shown_inactive() -> bool:
+            return await _can_see(pool, viewer, coworking_id)
+
         return await availability_service.availability(
             pool, kv, coworking_id, start=from_, end=to, now=_now(), kind=type,
-            features=list(features or []), seat_id=seat_id, show_inactive=show,
+            features=list(features or []), seat_id=seat_id,
+            shown_inactive=shown_inactive,
         )  # fmt: skip
 
     # one body for the coworking and for one seat: {seat_id} fills seat_id

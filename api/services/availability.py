@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -74,8 +75,10 @@ async def availability(
     kind: str | None = None,
     features: list[str] | None = None,
     seat_id: UUID | None = None,
-    show_inactive: bool = False,
+    shown_inactive: Callable[[], Awaitable[bool]] | None = None,
 ) -> dict[str, Any]:
+    """`shown_inactive` says whether the viewer sees the coworking while it is
+    inactive; asked only then, as it costs a query."""
     if end <= start:
         raise InvalidQuery("query.to: must be after from")
     if end - start > timedelta(days=MAX_WINDOW_DAYS):
@@ -89,7 +92,7 @@ async def availability(
         logger.warning("availability version read failed: %s", type(error).__name__)
         version = None
     row = await coworking_row(pool, coworking_id)
-    if not row["active"] and not show_inactive:
+    if not row["active"] and not (shown_inactive and await shown_inactive()):
         raise NotFound(f"coworking_id: no coworking {coworking_id}")
     rules = CoworkingRules.from_row(row)
     # what began before now cannot be booked; snapping keeps the cache key stable

@@ -392,13 +392,19 @@ async def test_an_inactive_coworking_is_shown_to_a_client_who_booked_there(
                 "description": f"coworking_id: no coworking {hidden}",
             },
         )
-    # the booking does not open what only staff see
-    closures = await api.get(
-        f"/api/coworkings/{hidden}/availability",
-        params={"from": "2027-03-01T08:00:00Z", "to": "2027-03-01T12:00:00Z"},
-        headers=holder.headers,
-    )
-    assert closures.status_code == 404
+    # its availability reads as the coworking does: to the holder, seats with
+    # no free time (it takes no bookings); to anyone else, no coworking
+    window = {"from": "2027-03-01T08:00:00Z", "to": "2027-03-01T12:00:00Z"}
+    path = f"/api/coworkings/{hidden}/availability"
+    free = await api.get(path, params=window, headers=holder.headers)
+    assert free.status_code == 200, free.text
+    assert [(s["seat_id"], s["free"]) for s in free.json()["seats"]] == [
+        (str(seat), [])
+    ]
+    refused = await api.get(path, params=window, headers=stranger.headers)
+    assert (refused.status_code, refused.json()["description"]) == (
+        404, f"coworking_id: no coworking {hidden}",
+    )  # fmt: skip
 
 
 async def test_a_signed_out_admin_token_is_refused_on_public_reads(
