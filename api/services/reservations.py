@@ -424,6 +424,23 @@ def _as_told(
     return view
 
 
+async def _as_told_since(
+    resources: Resources, view: ReservationView, mailed: object
+) -> ReservationView:
+    """As `_as_told`, for a booking that may have had mail before: one sent
+    then, before the client turned mail off, stays "sent", as the workflow
+    will say once the waiting mail is skipped."""
+    told = _as_told(view, {"mailed": mailed})
+    if told is view:
+        return told
+    earlier = await resources.pool.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM notifications.sent_mail"
+        " WHERE reservation_id = $1)",
+        view.id,
+    )
+    return dataclasses.replace(view, notification_status="sent") if earlier else told
+
+
 def _summary(subject: asyncpg.Record, starts_at: datetime, ends_at: datetime) -> str:
     return (
         f"{_plain(subject['client_name'])} · seat {subject['number']}"
@@ -936,7 +953,7 @@ async def _told_mail(
             "SELECT send_notifications FROM client.clients WHERE id = $1",
             row["client_id"],
         )
-        return _as_told(view, {"mailed": mailed})
+        return await _as_told_since(resources, view, mailed)
     return view
 
 
@@ -1103,7 +1120,8 @@ async def reschedule(
         raise
     assert isinstance(result, pb.RescheduleResult)
     _raise_for_outcome(result.outcome, result.conflict, result.rule, result.description)
-    return _as_told(view_from_state(result.state), subject)
+    view = view_from_state(result.state)
+    return await _as_told_since(resources, view, subject["mailed"])
 
 
 async def confirm(
@@ -1141,7 +1159,7 @@ async def confirm(
     mailed = await resources.pool.fetchval(
         "SELECT send_notifications FROM client.clients WHERE id = $1", row["client_id"]
     )
-    return _as_told(view, {"mailed": mailed})
+    return await _as_told_since(resources, view, mailed)
 
 
 async def retry_notification(

@@ -279,6 +279,40 @@ async def test_a_get_while_a_mail_waits_says_none_for_a_client_who_opted_out(
     assert (before, after) == ("pending", "none")
 
 
+async def test_a_client_who_turned_mail_off_after_a_mail_is_told_sent_throughout(
+    scene: Scene, smtp
+) -> None:
+    """The workflow ends on "sent" where a mail went out before: the move's
+    answer and the reads before the skipped mail's turn say so too, rather
+    than "none" and then "sent" a moment later."""
+    starts_at, ends_at = await scene.slot(hours_ahead=30)
+    rid = (await scene.book(starts_at, ends_at)).json()["id"]
+    path = f"/api/reservations/{rid}"
+
+    async def told() -> str:
+        got = await scene.api.get(path, headers=scene.client.headers)
+        return str(got.json()["notification_status"])
+
+    await wait_for(lambda: _told_is(told, "sent"))
+    await scene.resources.pool.execute(
+        "UPDATE client.clients SET send_notifications = false WHERE id = $1",
+        scene.client.id,
+    )
+    moved = await scene.api.patch(
+        path,
+        json={"starts_at": (starts_at + timedelta(hours=2)).isoformat()},
+        headers=scene.client.headers,
+    )
+    assert (moved.status_code, moved.json()["notification_status"]) == (200, "sent")
+    await scene.sleep(timedelta(seconds=5))
+    assert await told() == "sent"
+    assert len(smtp.received) == 1
+
+
+async def _told_is(told: object, status: str) -> bool:
+    return bool(await told() == status)  # type: ignore[operator]
+
+
 async def test_a_booking_and_its_reads_hand_nothing_to_the_thread_pool(
     scene: Scene, monkeypatch: pytest.MonkeyPatch
 ) -> None:
