@@ -112,8 +112,11 @@ class OriginForm:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         raw = scope.get("raw_path") or b""
-        if scope["type"] != "http" or raw.startswith(b"/") or raw == b"*":
+        if scope["type"] != "http" or raw.startswith(b"/"):
             await self.app(scope, receive, send)
+            return
+        if raw == b"*":
+            await _of_the_server(scope, send)
             return
         scheme, found, rest = raw.partition(b"://")
         # the authority ends where the path, the query or a fragment begins
@@ -134,6 +137,10 @@ class OriginForm:
             )  # fmt: skip
             return
         tail = rest[len(authority) :]
+        if scope["method"] == "OPTIONS" and not tail.startswith(b"/"):
+            # RFC 9112 reads an OPTIONS of the authority alone as one of `*`
+            await _of_the_server(scope, send)
+            return
         raw_path = tail if tail.startswith(b"/") else b"/"
         headers = [(k, v) for k, v in scope["headers"] if k != b"host"]
         await self.app(
@@ -146,6 +153,27 @@ class OriginForm:
             receive,
             send,
         )
+
+
+# every method some route of ours takes
+_SERVER_METHODS = b"DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT"
+
+
+async def _of_the_server(scope: Scope, send: Send) -> None:
+    """`OPTIONS *` asks what the server as a whole takes; `*` names nothing
+    else (RFC 9110, 9.3.7)."""
+    if scope["method"] != "OPTIONS":
+        await send_error(
+            send, 400, "bad_request",
+            "request: the target * is for OPTIONS alone", headers=[],
+        )  # fmt: skip
+        return
+    await send({
+        "type": "http.response.start",
+        "status": 204,
+        "headers": [(b"allow", _SERVER_METHODS)],
+    })  # fmt: skip
+    await send({"type": "http.response.body", "body": b""})
 
 
 def create_app(

@@ -200,15 +200,18 @@ async def test_a_request_target_in_absolute_form_is_served_as_its_path(
 
     from tests.hardening.test_hardening_slow_head import _until_closed, serving
 
-    async def ask(target: bytes) -> tuple[bytes, bytes]:
+    async def ask(target: bytes, method: bytes = b"GET") -> tuple[bytes, bytes]:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(
-            b"GET " + target + b" HTTP/1.1\r\nHost: elsewhere.test\r\n"
+            method + b" " + target + b" HTTP/1.1\r\nHost: elsewhere.test\r\n"
             b"Connection: close\r\n\r\n"
         )
         head, _, body = (await _until_closed(reader)).partition(b"\r\n\r\n")
         writer.close()
+        heads.append(head.lower())
         return head.split(b"\r\n", 1)[0], body
+
+    heads: list[bytes] = []
 
     app = create_app(resources.settings, resources=resources)
     async with serving(10.0, app) as port:
@@ -223,6 +226,18 @@ async def test_a_request_target_in_absolute_form_is_served_as_its_path(
             b"HTTP/1.1 404 Not Found",
             "not_found",
         )
+        # an OPTIONS of the authority alone asks of the server, as `*` does
+        for target in (b"*", b"http://127.0.0.1", b"http://127.0.0.1?x=1"):
+            assert await ask(target, b"OPTIONS") == (b"HTTP/1.1 204 No Content", b"")
+            assert (
+                b"\r\nallow: delete, get, head, options, patch, post, put" in heads[-1]
+            )
+        status, _ = await ask(b"http://127.0.0.1/", b"OPTIONS")
+        assert status != b"HTTP/1.1 204 No Content"
+        status, body = await ask(b"*")
+        assert (status, json.loads(body)["description"]) == (
+            b"HTTP/1.1 400 Bad Request", "request: the target * is for OPTIONS alone",
+        )  # fmt: skip
         # a scheme of another kind is not a URL of ours: the path as it came
         status, _ = await ask(b"/api/ftp://127.0.0.1/api/health")
         assert status == b"HTTP/1.1 404 Not Found"
@@ -260,3 +275,15 @@ async def test_the_docs_pages_load_nothing_from_another_host(
             assert len(served.content) > 1000, source
     missing = await api.get("/docs/static/nothing.js")
     assert (missing.status_code, missing.json()["error"]) == (404, "not_found")
+
+
+def test_options_star_names_every_method_some_route_takes(
+    resources: Resources,
+) -> None:
+    from api.main import _SERVER_METHODS
+
+    app = create_app(resources.settings, resources=resources)
+    paths = app.openapi()["paths"].values()
+    taken = {method.upper() for operations in paths for method in operations}
+    # HEAD rides on GET, OPTIONS on the CORS layer
+    assert _SERVER_METHODS.decode().split(", ") == sorted(taken | {"HEAD", "OPTIONS"})
