@@ -8,16 +8,17 @@ names the statuses we really answer, and the body they really carry.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from functools import lru_cache
 from importlib.resources import files
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 from fastapi.staticfiles import StaticFiles
-from starlette.responses import HTMLResponse
+from starlette.responses import HTMLResponse, Response
 
 API_ERROR = {
     "type": "object",
@@ -85,7 +86,35 @@ _DOCS_FILES = files("fastapi_offline") / "static"
 _DOCS_STATIC = "/docs/static"
 
 
+# the last line of these names a source map the package does not ship, which
+# a browser's developer tools then ask for and report missing
+_MAPPED = {"swagger-ui.css": "text/css", "redoc.standalone.js": "text/javascript"}
+_SOURCE_MAP = re.compile(rb"\n?(//|/\*)# sourceMappingURL=[^\n]*\s*$")
+
+
+@lru_cache(maxsize=len(_MAPPED))
+def _without_source_map(name: str) -> tuple[bytes, str]:
+    body = _SOURCE_MAP.sub(b"\n", (_DOCS_FILES / name).read_bytes())
+    return body, '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+
+
+def _unmapped(name: str, media_type: str) -> Any:
+    async def serve(request: Request) -> Response:
+        body, etag = _without_source_map(name)
+        headers = {"ETag": etag, "Cache-Control": "public, max-age=86400"}
+        if request.headers.get("if-none-match") == etag:
+            return Response(status_code=304, headers=headers)
+        return Response(body, media_type=media_type, headers=headers)
+
+    return serve
+
+
 def install_docs(app: FastAPI) -> None:
+    for name, media_type in _MAPPED.items():
+        app.add_api_route(
+            f"{_DOCS_STATIC}/{name}", _unmapped(name, media_type), methods=["GET"],
+            include_in_schema=False,
+        )  # fmt: skip
     app.mount(_DOCS_STATIC, StaticFiles(directory=str(_DOCS_FILES)), name="docs")
     favicon = f"{_DOCS_STATIC}/favicon.png"
 

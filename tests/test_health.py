@@ -273,6 +273,14 @@ async def test_the_docs_pages_load_nothing_from_another_host(
             served = await api.get(source)
             assert served.status_code == 200, source
             assert len(served.content) > 1000, source
+        # no file names a source map that is not there to fetch
+        assert "sourceMappingURL" not in served.text[-300:], source
+    css = await api.get("/docs/static/swagger-ui.css")
+    assert css.headers["content-type"].startswith("text/css")
+    again = await api.get(
+        "/docs/static/swagger-ui.css", headers={"If-None-Match": css.headers["etag"]}
+    )
+    assert (again.status_code, again.content) == (304, b"")
     missing = await api.get("/docs/static/nothing.js")
     assert (missing.status_code, missing.json()["error"]) == (404, "not_found")
 
