@@ -15,7 +15,6 @@ from typing import Any
 from fastapi import FastAPI
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
-    REGISTRY,
     Counter,
     Gauge,
     Histogram,
@@ -26,6 +25,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import Unauthorized
+from workers.metrics import served_by
 
 UNMATCHED = "<unmatched>"
 METRICS_PATH = "/metrics"
@@ -113,7 +113,10 @@ def metrics_endpoint(token: str | None) -> Callable[[Request], Awaitable[Respons
                 sent.encode(), expected
             ):
                 raise Unauthorized("This scrape needs the metrics token")
-        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+        return Response(
+            generate_latest(served_by("api")),  # type: ignore[arg-type]
+            media_type=CONTENT_TYPE_LATEST,
+        )
 
     return scrape
 

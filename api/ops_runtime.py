@@ -153,7 +153,7 @@ async def serve_worker(settings: Settings, args: argparse.Namespace) -> int:
         return _no_database(settings)
     settings = joined
     configure_logging(settings, f"{args.kind}-worker")
-    start_metrics_server(settings)
+    start_metrics_server(settings, args.kind)
     settle_heap()
     time_collections()
     module = reservation if args.kind == "reservation" else mail

@@ -8,10 +8,13 @@ Workflow code must not touch these: it replays.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from http.server import HTTPServer
+from typing import Literal, Protocol
 
-from prometheus_client import Counter, Histogram, start_http_server
+from prometheus_client import REGISTRY, Counter, Histogram, start_http_server
+from prometheus_client.metrics_core import Metric
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 from api.settings import Settings
@@ -54,6 +57,49 @@ REMINDER_LATENESS = Histogram(
 )
 
 
+# which process counts what: the API imports the activities for their
+# rules, and a worker serves both kinds' modules, so each process has every
+# counter registered but moves only its own
+_COUNTED_BY = {
+    "reservation": frozenset({
+        "tlounge_reservations_created", "tlounge_reservations_confirmed",
+        "tlounge_reservations_cancelled", "tlounge_reservations_expired",
+        "tlounge_reservations_no_show", "tlounge_booking_conflicts",
+    }),
+    "mail": frozenset({
+        "tlounge_mails_sent", "tlounge_mails_failed",
+        "tlounge_reminder_lateness_seconds",
+    }),
+    # the cancels it writes for workflows ended from the Temporal UI
+    "api": frozenset({"tlounge_reservations_cancelled"}),
+}  # fmt: skip
+Process = Literal["api", "reservation", "mail"]
+
+
+class _Source(Protocol):
+    def collect(self) -> Iterable[Metric]: ...
+
+
+class _Without:
+    """The registry less the families another process counts, which would
+    read 0 here as if nothing had happened."""
+
+    def __init__(self, source: _Source, hidden: frozenset[str]) -> None:
+        self._source, self._hidden = source, hidden
+
+    def collect(self) -> Iterator[Metric]:
+        return (m for m in self._source.collect() if m.name not in self._hidden)
+
+    def restricted_registry(self, names: Iterable[str]) -> _Without:
+        # a scrape that asks for some families by name (`name[]=`)
+        return _Without(REGISTRY.restricted_registry(names), self._hidden)
+
+
+def served_by(process: Process) -> _Without:
+    everyone = frozenset().union(*_COUNTED_BY.values())
+    return _Without(REGISTRY, everyone - _COUNTED_BY[process])
+
+
 def observe_reminder_lateness(*, due: datetime, sent: datetime) -> float:
     """Record one reminder; early sends (clock skew) count as on time."""
     lateness = max(0.0, (sent - due).total_seconds())
@@ -61,14 +107,15 @@ def observe_reminder_lateness(*, due: datetime, sent: datetime) -> float:
     return lateness
 
 
-def start_metrics_server(settings: Settings) -> HTTPServer | None:
+def start_metrics_server(settings: Settings, process: Process) -> HTTPServer | None:
     """Serve this process's metrics when TLOUNGE_WORKER_METRICS_PORT is set."""
     if not settings.worker_metrics_port:
         return None
     try:
         server, _thread = start_http_server(
-            settings.worker_metrics_port, addr=settings.metrics_host
-        )
+            settings.worker_metrics_port, addr=settings.metrics_host,
+            registry=served_by(process),  # type: ignore[arg-type]
+        )  # fmt: skip
     except OSError as error:
         raise SystemExit(
             f"tlounge: cannot serve metrics on {settings.metrics_host}:"

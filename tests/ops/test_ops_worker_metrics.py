@@ -68,26 +68,47 @@ def test_observe_reminder_lateness_clamps_early_sends() -> None:
     assert metrics.REMINDER_LATENESS._upper_bounds[-2] == 3600
 
 
-def test_start_metrics_server_serves_project_metrics() -> None:
+@pytest.mark.parametrize(
+    ("process", "shown", "hidden"),
+    [
+        ("mail", "tlounge_mails_sent_total", "tlounge_reservations_created_total"),
+        ("reservation", "tlounge_reservations_created_total",
+         "tlounge_mails_sent_total"),
+    ],
+)  # fmt: skip
+def test_a_worker_serves_the_metrics_it_counts_and_not_the_others(
+    process: metrics.Process, shown: str, hidden: str
+) -> None:
     port = free_port()
-    server = metrics.start_metrics_server(make_settings(worker_metrics_port=port))
+    server = metrics.start_metrics_server(
+        make_settings(worker_metrics_port=port), process
+    )
     assert server is not None
     try:
         metrics.MAILS_SENT.labels(kind="confirmation").inc()
-        metrics.MAILS_FAILED.labels(
-            kind="reminder", reason=metrics.FAILURE_PERMANENT
-        ).inc()
+        metrics.RESERVATIONS_CREATED.inc()
         body = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        # a scrape that names families keeps the others hidden still
+        named = httpx.get(
+            f"http://127.0.0.1:{port}/metrics",
+            params=[("name[]", shown), ("name[]", hidden)],
+            timeout=5,
+        ).text
     finally:
         server.shutdown()
         server.server_close()
-    assert 'tlounge_mails_sent_total{kind="confirmation"}' in body
-    assert 'tlounge_mails_failed_total{kind="reminder",reason="permanent"}' in body
-    assert "tlounge_reservations_created_total" in body
+    assert shown in body
+    # the other process's counter would read 0 here, as if nothing happened
+    assert hidden not in body
+    assert "process_cpu_seconds_total" in body
+    assert (shown in named, hidden in named) == (True, False)
 
 
 def test_start_metrics_server_off_when_port_zero() -> None:
-    assert metrics.start_metrics_server(make_settings(worker_metrics_port=0)) is None
+    assert (
+        metrics.start_metrics_server(make_settings(worker_metrics_port=0), "mail")
+        is None
+    )
 
 
 def test_temporal_runtime_default_when_port_zero() -> None:
@@ -142,11 +163,15 @@ def test_temporal_runtime_exports_sdk_metrics_on_port(
 
 def test_start_metrics_server_refuses_a_busy_port_in_one_line() -> None:
     port = free_port()
-    first = metrics.start_metrics_server(make_settings(worker_metrics_port=port))
+    first = metrics.start_metrics_server(
+        make_settings(worker_metrics_port=port), "mail"
+    )
     assert first is not None
     try:
         with pytest.raises(SystemExit) as refused:
-            metrics.start_metrics_server(make_settings(worker_metrics_port=port))
+            metrics.start_metrics_server(
+                make_settings(worker_metrics_port=port), "mail"
+            )
     finally:
         first.shutdown()
         first.server_close()
