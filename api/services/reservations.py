@@ -1065,6 +1065,13 @@ async def reschedule(
         ends_at = moved_end(
             ZoneInfo(zone), row["starts_at"], row["ends_at"], starts_at, slot_minutes
         )
+        if ends_at is not None and (
+            ends_at - starts_at != row["ends_at"] - row["starts_at"]
+            and length_reads_two_ways(ZoneInfo(zone), starts_at, ends_at, slot_minutes)
+        ):
+            # kept on the wall clock across the spring gap, it lost elapsed
+            # time, and would be told apart from an elapsed keeping by no one
+            ends_at = None
         if ends_at is None:
             raise InvalidInput(
                 "ends_at: required to move this booking by its start alone:"
