@@ -720,8 +720,15 @@ async def wait_for_port(host: str, port: int, *, timeout: float) -> None:
 async def run_stack(settings: Settings) -> int:
     stack = Stack(settings)
     loop = asyncio.get_running_loop()
+    # a stop nobody at the terminal asked for is told by its signal's name
+    told: list[str] = []
+
+    def stop_on(signum: signal.Signals) -> None:
+        told.append(signum.name)
+        stack.stopping.set()
+
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stack.stopping.set)
+        loop.add_signal_handler(signum, stop_on, signum)
     try:
         await stack.start()
         print(stack.banner(), flush=True)  # noqa: T201
@@ -736,7 +743,8 @@ async def run_stack(settings: Settings) -> int:
         # a start refused on a held folder stops nothing, and must not seem to
         held = stack.lock is not None
         if held:
-            print("stopping T-Lounge ...", flush=True)  # noqa: T201
+            why = f" on {told[0]}" if told else ""
+            print(f"stopping T-Lounge{why} ...", flush=True)  # noqa: T201
         await stack.stop()
         if held:
             print("T-Lounge stopped.", flush=True)  # noqa: T201

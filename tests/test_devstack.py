@@ -589,9 +589,9 @@ def test_second_start_on_a_held_folder_is_refused_and_ops_find_the_first(
             successor.send_signal(signal.SIGINT)
             successor.wait(timeout=60)
         assert leftovers(data) == []
-        # Ctrl-C is answered, and its end said
+        # Ctrl-C is answered, by its signal's name, and its end said
         assert out.read_text().splitlines()[-2:] == [
-            "stopping T-Lounge ...",
+            "stopping T-Lounge on SIGINT ...",
             "T-Lounge stopped.",
         ]
     finally:
