@@ -69,6 +69,25 @@ _TURNS_LOCK = 0x6D61696C
 _ENDED = frozenset(_CLOSED_AS.values())
 
 
+# providers that deliver a local part with its dots left out to the same box
+_DOTLESS = {"gmail.com": "gmail.com", "googlemail.com": "gmail.com"}
+
+
+def mailbox_key(address: str) -> str:
+    """The mailbox an address reaches, as far as its form tells: a `+tag`
+    (RFC 5233 subaddressing) reaches the box without it, and so, at Gmail,
+    does a local part with dots. Accounts registered with such variants of
+    someone's address would each have had a window of their own."""
+    local, at, domain = address.lower().rpartition("@")
+    if not at:
+        return address.lower()
+    base = local.split("+", 1)[0] or local
+    if domain in _DOTLESS:
+        domain = _DOTLESS[domain]
+        base = base.replace(".", "") or base
+    return f"{base}@{domain}"
+
+
 def _reminder_is_stale(request: pb.MailInput, context: MailContext) -> bool:
     """A reminder retried past a check-in, a cancel or a move: the first needs
     none, and the others would name a seat and time that may no longer hold.
@@ -198,7 +217,7 @@ class MailActivities:
         limit = self.settings.mail_recipient_limit
         if not limit:
             return True
-        key = recipient.lower()
+        key = mailbox_key(recipient)
         since = at - timedelta(minutes=self.settings.mail_recipient_window_minutes)
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute(

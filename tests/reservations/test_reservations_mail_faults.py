@@ -972,3 +972,42 @@ async def test_a_mail_whose_client_changed_address_between_attempts_takes_a_turn
         "SELECT recipient_key FROM notifications.mail_turns"
     )
     assert [row["recipient_key"] for row in turns] == ["ada.new@example.com"]
+
+
+@pytest.mark.parametrize(
+    ("address", "box"),
+    [
+        ("Flood+1@Example.com", "flood@example.com"),
+        ("flood+a+b@example.com", "flood@example.com"),
+        ("+only@example.com", "+only@example.com"),
+        ("f.l.o.o.d+x@googlemail.com", "flood@gmail.com"),
+        ("f.lood@example.com", "f.lood@example.com"),
+        ("flood@example.com", "flood@example.com"),
+    ],
+)
+def test_the_mailbox_an_address_reaches(address: str, box: str) -> None:
+    from activities.mail import mailbox_key
+
+    assert mailbox_key(address) == box
+
+
+async def test_subaddresses_of_one_mailbox_share_its_turns(scene: Scene) -> None:
+    """An account per `+tag` of someone's address got a window per account."""
+    from activities.mail import MailActivities
+
+    settings = scene.resources.settings
+    limit = settings.mail_recipient_limit
+    activities = MailActivities(scene.resources.pool, settings, None)  # type: ignore[arg-type]
+    at = await scene.now()
+    taken = [
+        await activities._take_turn(f"<m{n}@t>", f"victim+{n}@example.com", at)
+        for n in range(limit)
+    ]
+    plain = await activities._take_turn("<plain@t>", "Victim@example.com", at)
+    other = await activities._take_turn("<other@t>", "someone@example.com", at)
+    assert (taken, plain, other) == ([True] * limit, False, True)
+    keys = await scene.resources.pool.fetch(
+        "SELECT DISTINCT recipient_key FROM notifications.mail_turns"
+        " WHERE message_id LIKE '<m%'"
+    )
+    assert [row["recipient_key"] for row in keys] == ["victim@example.com"]
