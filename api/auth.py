@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import replace
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -110,6 +110,20 @@ CurrentPrincipal = Annotated[Principal, Depends(_current_principal)]
 def require_role(admin: Principal, *roles: str) -> None:
     if admin.kind != "admin" or admin.role not in roles:
         raise Forbidden("This operation needs the role: " + " or ".join(roles))
+
+
+def _in_role(*roles: str) -> Any:
+    async def in_role(who: CurrentStaff) -> Principal:
+        require_role(who, *roles)
+        return who
+
+    return Depends(in_role)
+
+
+# as dependencies, so a role that may not act is told so before its body is
+# checked: how to mend a request that would still be refused is no answer
+Owner = Annotated[Principal, _in_role("owner")]
+OwnerOrManager = Annotated[Principal, _in_role("owner", "manager")]
 
 
 async def managed_coworkings(pool: PoolDep, admin: Principal) -> set[uuid.UUID] | None:

@@ -444,3 +444,40 @@ async def test_admin_deletes_own_account(api, db, settings) -> None:
     assert_matches(response, "/api/admin", "delete")
     assert response.status_code == 204
     assert await db.fetchval("SELECT count(*) FROM admin.admins") == 0
+
+
+async def test_a_role_that_may_not_act_is_told_so_before_its_body_is_checked(
+    api, db, settings
+) -> None:
+    from tests.factories import create_client
+
+    coworking = await create_coworking(db)
+    manager = await create_admin(db, settings, role="manager", coworkings=[coworking])
+    support = await create_admin(db, settings, role="support")
+    client = await create_client(db, settings)
+    before = await db.fetchval("SELECT count(*) FROM admin.admins")
+    # every body is malformed as well
+    attempts = {
+        "manager registers": (manager, "post", "/api/admin/register", {}),
+        "manager edits": (manager, "patch", f"/api/admin/{support.id}", {"x": 1}),
+        "manager deletes": (manager, "delete", f"/api/admin/{support.id}", None),
+        "manager opens": (manager, "post", "/api/coworkings", {"name": "X"}),
+        "support edits": (support, "patch", f"/api/client/{client.id}", {"x": 1}),
+        "manager deletes a client": (
+            manager, "delete", f"/api/client/{client.id}", None,
+        ),
+    }  # fmt: skip
+    answers = {}
+    for name, (who, method, path, body) in attempts.items():
+        response = await api.request(method, path, json=body, headers=who.headers)
+        answers[name] = (response.status_code, response.json())
+    owner_only = "This operation needs the role: owner"
+    assert answers == {
+        name: (403, {"error": "forbidden", "description": owner_only})
+        for name in attempts
+        if name != "support edits"
+    } | {
+        "support edits": (403, {"error": "forbidden", "description":
+                                "This operation needs the role: owner or manager"}),
+    }  # fmt: skip
+    assert await db.fetchval("SELECT count(*) FROM admin.admins") == before

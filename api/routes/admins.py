@@ -6,7 +6,7 @@ import uuid
 
 from fastapi import APIRouter, Body
 
-from api.auth import CurrentStaff, require_role
+from api.auth import CurrentStaff, Owner
 from api.deps import ClientAddressDep, ResourcesDep
 from api.errors import Forbidden
 from api.models.accounts import (
@@ -71,12 +71,11 @@ async def admin_logout(
 @router.post("/register")
 async def register_admin(
     form: AdminForm,
-    admin: CurrentStaff,
+    admin: Owner,
     resources: ResourcesDep,
     address: ClientAddressDep,
 ) -> AdminAuthResponse:
     """An owner adds an admin; as in the contract, the answer signs the new one in."""
-    require_role(admin, "owner")
     created, signed_in = await admins.register_admin(resources, form, address=address)
     issued = signed_in.issued
     return AdminAuthResponse(
@@ -135,16 +134,14 @@ async def get_admin_by_id(
 async def edit_admin_by_id(
     admin_id: uuid.UUID,
     changes: AdminOwnerUpdate,
-    admin: CurrentStaff,
+    admin: Owner,
     resources: ResourcesDep,
 ) -> Admin:
-    require_role(admin, "owner")
     return await admins.update_admin(resources.pool, admin_id, changes)
 
 
 @router.delete("/{admin_id:uuid}", status_code=204)
 async def delete_admin_by_id(
-    admin_id: uuid.UUID, admin: CurrentStaff, resources: ResourcesDep
+    admin_id: uuid.UUID, admin: Owner, resources: ResourcesDep
 ) -> None:
-    require_role(admin, "owner")
     await admins.delete_admin(resources.pool, admin_id)

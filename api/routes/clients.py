@@ -9,7 +9,13 @@ import uuid
 
 from fastapi import APIRouter, Body
 
-from api.auth import CurrentClient, CurrentStaff, managed_coworkings, require_role
+from api.auth import (
+    CurrentClient,
+    CurrentStaff,
+    Owner,
+    OwnerOrManager,
+    managed_coworkings,
+)
 from api.deps import ClientAddressDep, ResourcesDep
 from api.errors import Forbidden
 from api.models.accounts import (
@@ -136,10 +142,9 @@ async def get_client_by_id(
 async def edit_client_by_id(
     client_id: uuid.UUID,
     changes: ClientAdminUpdate,
-    admin: CurrentStaff,
+    admin: OwnerOrManager,
     resources: ResourcesDep,
 ) -> Client:
-    require_role(admin, "owner", "manager")
     if admin.role == "manager":
         await _require_managed_client(resources, admin, client_id, changes)
     return await clients.update_client(resources.pool, client_id, changes)
@@ -175,7 +180,6 @@ async def _require_managed_client(
 
 @router.delete("/{client_id:uuid}", status_code=204)
 async def delete_client_by_id(
-    client_id: uuid.UUID, admin: CurrentStaff, resources: ResourcesDep
+    client_id: uuid.UUID, admin: Owner, resources: ResourcesDep
 ) -> None:
-    require_role(admin, "owner")
     await clients.delete_client(resources, client_id)

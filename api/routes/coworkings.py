@@ -16,6 +16,7 @@ from fastapi import APIRouter, Body, Depends, Query, Response
 from api.auth import (
     CurrentStaff,
     OptionalViewer,
+    Owner,
     managed_coworkings,
     require_coworking_write,
     require_role,
@@ -343,9 +344,8 @@ async def list_coworkings(
 
 @collection.post("", response_model=CoworkingPublic, status_code=201)
 async def create_coworking(
-    pool: PoolDep, who: CurrentStaff, body: CoworkingCreate
+    pool: PoolDep, who: Owner, body: CoworkingCreate
 ) -> dict[str, Any]:
-    require_role(who, "owner")
     return await service.create_coworking(pool, body, now=_now())
 
 
