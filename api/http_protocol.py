@@ -8,9 +8,9 @@ connection, or from the first byte of the next request on a kept-alive one;
 past it the connection is closed. The body has its own deadline, in the
 body-limit middleware.
 
-A head that h11 cannot parse (malformed, or larger than it buffers), or a
-chunked body it cannot, gets the API's JSON error shape rather than uvicorn's
-line of plain text.
+A head that h11 cannot parse (malformed: a 400; larger than it buffers: a
+431), or a chunked body it cannot, gets the API's JSON error shape rather
+than uvicorn's line of plain text.
 """
 
 from __future__ import annotations
@@ -21,14 +21,26 @@ import json
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from api.limits import MAX_HEAD_BYTES
+
 
 def _bad_request(description: str) -> bytes:
     body = {"error": "bad_request", "description": description}
     return json.dumps(body, separators=(",", ":")).encode()
 
 
-_BAD_HEAD = _bad_request("request: not a valid HTTP/1.1 head (malformed, or too large)")
+_BAD_HEAD = _bad_request("request: not a valid HTTP/1.1 head")
 _BAD_BODY = _bad_request("body: not valid HTTP/1.1 framing (a malformed chunk)")
+# the same words as the body-limit middleware's 431, which sees a head that
+# arrived whole; one that arrives in pieces overflows h11's buffer first
+_HEAD_TOO_LARGE = json.dumps(
+    {
+        "error": "headers_too_large",
+        "description": "header: the request line and headers take more than"
+        f" {MAX_HEAD_BYTES} bytes, the most allowed",
+    },
+    separators=(",", ":"),
+).encode()
 
 
 class HeadDeadlineProtocol(H11Protocol):
@@ -57,13 +69,20 @@ class HeadDeadlineProtocol(H11Protocol):
             self.transport.close()
             return
         # h11 owes an answer only once it has parsed a head, so the fault is after it
+        status, reason = 400, b"Bad Request"
         body = _BAD_BODY if self.conn.our_state is h11.SEND_RESPONSE else _BAD_HEAD
+        if (
+            self.conn.our_state is h11.IDLE
+            and len(self.conn.trailing_data[0]) > MAX_HEAD_BYTES
+        ):
+            status, reason = 431, b"Request Header Fields Too Large"
+            body = _HEAD_TOO_LARGE
         headers = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
             (b"connection", b"close"),
         ]
-        event = h11.Response(status_code=400, headers=headers, reason=b"Bad Request")
+        event = h11.Response(status_code=status, headers=headers, reason=reason)
         for part in (event, h11.Data(data=body), h11.EndOfMessage()):
             self.transport.write(self.conn.send(part) or b"")
         self.transport.close()
