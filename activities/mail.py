@@ -262,7 +262,8 @@ class MailActivities:
         except (aiosmtplib.SMTPException, OSError) as error:
             metrics.MAILS_FAILED.labels(kind=kind, reason="transient").inc()
             raise ApplicationError(
-                f"the SMTP server is unreachable: {type(error).__name__}",
+                f"the SMTP server is unreachable: {type(error).__name__}"
+                f" ({str(error)[:200]})",
                 type="MailUnreachable",
             ) from error
 

@@ -7,6 +7,7 @@ import os
 
 import asyncpg
 from temporalio.client import Client
+from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
 from activities.mail import MailActivities
@@ -21,6 +22,25 @@ from workers.runner import (
 logger = logging.getLogger(__name__)
 # SMTP servers throttle per connection; a few at once is kind to them.
 MAX_CONCURRENT_SENDS = 8
+
+
+# the mail server's own answers: a traceback of the worker's frames says
+# nothing that the error's type and text do not
+_SERVER_SAID = frozenset({"MailUnreachable", "MailDeferred", "MailRejected"})
+
+
+class OneLineForServerFailures(logging.Filter):
+    """The SDK logs each failed attempt with its traceback, some 45 lines;
+    during an SMTP outage that is every attempt of every mail. A failure the
+    mail server caused is told on the warning's own line instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, ApplicationError) and error.type in _SERVER_SAID:
+            record.msg = f"{record.getMessage()}: {error.type}: {error.message}"
+            record.args = None
+            record.exc_info = record.exc_text = None
+        return True
 
 
 def smtp_connections(settings: Settings) -> SmtpConnections:
@@ -54,6 +74,7 @@ async def serve(settings: Settings) -> None:
         yield_to_bookings(settings), settings.smtp_host or "127.0.0.1",
         settings.smtp_port,
     )  # fmt: skip
+    logging.getLogger("temporalio.activity").addFilter(OneLineForServerFailures())
     smtp = smtp_connections(settings)
     try:
         async with (

@@ -48,3 +48,42 @@ def test_a_niceness_out_of_range_is_refused() -> None:
     probe = _probe("20")
     assert probe.returncode != 0
     assert "mail_worker_nice" in probe.stderr
+
+
+def test_a_failure_the_mail_server_caused_is_logged_on_one_line() -> None:
+    import io
+    import logging
+
+    from temporalio.exceptions import ApplicationError
+
+    from workers.mail import OneLineForServerFailures
+
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    logger = logging.getLogger("tests.one-line")
+    logger.addHandler(handler)
+    logger.addFilter(OneLineForServerFailures())
+    logger.propagate = False
+
+    def failed(error: Exception) -> str:
+        out.truncate(0)
+        out.seek(0)
+        try:
+            raise error
+        except Exception:
+            logger.warning("Completing activity as failed (%s)", {"attempt": 3},
+                           exc_info=True)  # fmt: skip
+        return out.getvalue()
+
+    unreachable = ApplicationError(
+        "the SMTP server is unreachable: SMTPConnectError (refused)",
+        type="MailUnreachable",
+    )
+    assert failed(unreachable) == (
+        "Completing activity as failed ({'attempt': 3}): MailUnreachable:"
+        " the SMTP server is unreachable: SMTPConnectError (refused)\n"
+    )
+    # a fault of ours keeps the traceback that finds it
+    ours = failed(ApplicationError("boom", type="MailUnbuildable"))
+    assert "Traceback (most recent call last)" in ours
+    assert failed(KeyError("x")).count("\n") > 2
