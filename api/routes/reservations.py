@@ -156,6 +156,21 @@ async def cancel_reservation(
     return Response(status_code=204)
 
 
+# Beside the contract: staff who pass the version they looked at are refused
+# when the client moved the booking meanwhile, rather than approve a slot
+# unseen; a move given one is refused when another came first.
+SeenVersion = Annotated[
+    int | None,
+    InDigits,
+    Query(
+        ge=1,
+        le=2**31 - 1,
+        description="the reservation's version as staff saw it; a 409 if it"
+        " has changed since",
+    ),
+]
+
+
 @router.patch(
     "/api/reservations/{reservation_id}", response_model=None, responses=RESERVATION_DOC
 )
@@ -164,6 +179,7 @@ async def reschedule_reservation(
     body: ReservationUpdate,
     principal: CurrentPrincipal,
     resources: ResourcesDep,
+    version: SeenVersion = None,
 ) -> dict[str, Any]:
     if body.seat_id is None and body.starts_at is None and body.ends_at is None:
         raise InvalidInput("body: name at least one of seat_id, starts_at, ends_at")
@@ -175,22 +191,9 @@ async def reschedule_reservation(
     view = await reservations.reschedule(
         resources, principal, reservation_id,
         seat_id=body.seat_id, starts_at=body.starts_at, ends_at=body.ends_at,
+        expected_version=version,
     )  # fmt: skip
     return view.public()
-
-
-# Beside the contract: staff who pass the version they looked at are refused
-# when the client moved the booking meanwhile, rather than approve a slot unseen.
-SeenVersion = Annotated[
-    int | None,
-    InDigits,
-    Query(
-        ge=1,
-        le=2**31 - 1,
-        description="the reservation's version as staff saw it; a 409 if it"
-        " has changed since",
-    ),
-]
 
 
 async def _takes_no_body(request: Request) -> None:

@@ -310,6 +310,11 @@ def _application_error(error: BaseException) -> ApplicationError | None:
     return None
 
 
+def _not_the_version_seen(now: int, seen: int) -> str:
+    # in the workflow's words, as a confirm or check-in given a version has them
+    return f"version: the reservation is at version {now} now, not {seen}; look at it again"
+
+
 _MOVED_MEANWHILE = (
     "reservation: changed by another request while this one was on its way;"
     " look at it again and send the change anew"
@@ -1042,11 +1047,14 @@ async def reschedule(
     seat_id: uuid.UUID | None,
     starts_at: datetime | None,
     ends_at: datetime | None,
+    expected_version: int | None = None,
 ) -> ReservationView:
     row = await load_authorized(
         resources, principal, reservation_id, action="reschedule"
     )
     require_open(row, "reschedule")
+    if expected_version is not None and expected_version != row["version"]:
+        raise Conflict(_not_the_version_seen(row["version"], expected_version))
     if seat_id is not None:
         await require_booking_scope(resources, principal, seat_id)
     if starts_at is not None and ends_at is None:
@@ -1121,8 +1129,8 @@ async def reschedule(
             pb.RescheduleResult,
         )  # fmt: skip
     except Conflict as refused:
-        # the version was the one read above, not the caller's: they named none
-        if refused.description.startswith("version:"):
+        if refused.description.startswith("version:") and expected_version is None:
+            # the version was the one read above, not the caller's: they named none
             raise Conflict(_MOVED_MEANWHILE) from refused
         raise
     assert isinstance(result, pb.RescheduleResult)

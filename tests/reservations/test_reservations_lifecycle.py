@@ -673,3 +673,39 @@ async def test_a_move_into_the_repeated_autumn_hour_by_its_start_needs_its_end(
         "2027-10-31T00:30:00Z",
         "2027-10-31T01:30:00Z",
     )
+
+
+async def test_a_move_given_the_version_seen_is_refused_once_another_came_first(
+    scene: Scene,
+) -> None:
+    starts_at, ends_at = await scene.slot(hours_ahead=30)
+    rid = (await scene.book(starts_at, ends_at)).json()["id"]
+    path = f"/api/reservations/{rid}"
+
+    async def move(hours: int, version: object) -> object:
+        return await scene.api.patch(
+            path,
+            params={"version": version},
+            json={"starts_at": (starts_at + timedelta(hours=hours)).isoformat()},
+            headers=scene.admin.headers,
+        )
+
+    first = await move(1, 1)
+    late = await move(2, 1)
+    garbled = await move(2, "abc")
+    current = (await scene.api.get(path, headers=scene.client.headers)).json()
+    again = await move(2, 2)
+
+    assert (first.status_code, first.json()["version"]) == (200, 2)
+    assert (late.status_code, late.json()) == (409, {
+        "error": "conflict",
+        "description": "version: the reservation is at version 2 now, not 1;"
+        " look at it again",
+    })  # fmt: skip
+    assert (garbled.status_code, garbled.json()["error"]) == (400, "invalid_query")
+    # the late move changed nothing
+    assert (current["version"], current["starts_at"]) == (
+        2, (starts_at + timedelta(hours=1)).astimezone(UTC).isoformat().replace(
+            "+00:00", "Z"),
+    )  # fmt: skip
+    assert (again.status_code, again.json()["version"]) == (200, 3)
