@@ -151,6 +151,10 @@ PATCH_STALE_REMINDER_OWED = "2026-12-stale-reminder-owed"
 # 2026-12: a mail whose recipient has had the window's limit of mails waits its
 # turn and is tried again; it had no limit.
 PATCH_MAIL_WAITS_ITS_TURN = "2026-12-mail-waits-its-turn"
+# 2026-12: staff checking a client in at the booking they confirmed, while a
+# move of it waits for them, take the move back; the check-in was refused as
+# of a held reservation, until the move lapsed at that booking's start.
+PATCH_CHECK_IN_TAKES_BACK_MOVE = "2026-12-check-in-takes-back-move"
 # A workflow whose input names a revision takes the patches that revision folds
 # in without asking: `workflow.patched` records a marker and upserts
 # TemporalChangeVersion on every new booking, one history event and one
@@ -571,43 +575,46 @@ class ReservationWorkflow:
         """Back to the seat and time staff confirmed, as a move they left
         unanswered lapses; True when the row turns out closed."""
         async with self._lock:
-            # a confirm waited for here answered the move
-            if self._state.status != S.RESERVATION_STATUS_HELD or not (
-                self._state.HasField("fallback")
-            ):
-                return False
-            version = self._state.version
-            row = await workflow.execute_activity(
-                "revert_move",
-                pb.ReleaseInput(
-                    reservation_id=self._state.reservation_id,
-                    status=S.RESERVATION_STATUS_CONFIRMED,
-                    version=version,
-                    decided_on=S.RESERVATION_STATUS_HELD,
-                ),
-                result_type=pb.ReservationRow,
-                summary="go back to the seat and time staff confirmed",
-                **DB_ACTIVITY,
-            )
-            if not row.version:
-                # the row is gone: nothing to go back to, so the hold expires
-                self._state.ClearField("fallback")
-                return False
-            lapsed = row.version == version + 1 and (
-                row.status == S.RESERVATION_STATUS_CONFIRMED
-            )
-            closed = self._catch_up(row)
-            if self._state.version == version:
-                # a row behind this run (restored from a backup) cannot go
-                # back; asking again would ask for ever
-                self._state.ClearField("fallback")
-            if lapsed:
-                self._lapsed_version = row.version
-                self._moved_to = f"version {row.version}, back where staff confirmed it"
-                if self._kept_reminded:
-                    # its reminder went out while the move waited
-                    self._reminded_version = row.version
-            return closed
+            return await self._revert_move_locked()
+
+    async def _revert_move_locked(self) -> bool:
+        # a confirm waited for here answered the move
+        if self._state.status != S.RESERVATION_STATUS_HELD or not (
+            self._state.HasField("fallback")
+        ):
+            return False
+        version = self._state.version
+        row = await workflow.execute_activity(
+            "revert_move",
+            pb.ReleaseInput(
+                reservation_id=self._state.reservation_id,
+                status=S.RESERVATION_STATUS_CONFIRMED,
+                version=version,
+                decided_on=S.RESERVATION_STATUS_HELD,
+            ),
+            result_type=pb.ReservationRow,
+            summary="go back to the seat and time staff confirmed",
+            **DB_ACTIVITY,
+        )
+        if not row.version:
+            # the row is gone: nothing to go back to, so the hold expires
+            self._state.ClearField("fallback")
+            return False
+        lapsed = row.version == version + 1 and (
+            row.status == S.RESERVATION_STATUS_CONFIRMED
+        )
+        closed = self._catch_up(row)
+        if self._state.version == version:
+            # a row behind this run (restored from a backup) cannot go
+            # back; asking again would ask for ever
+            self._state.ClearField("fallback")
+        if lapsed:
+            self._lapsed_version = row.version
+            self._moved_to = f"version {row.version}, back where staff confirmed it"
+            if self._kept_reminded:
+                # its reminder went out while the move waited
+                self._reminded_version = row.version
+        return closed
 
     def _show(self, details: str = "", *, mail_held: str | None = None) -> None:
         """Support staff read, beside what the timeline waits for, why a mail is
@@ -1141,6 +1148,16 @@ class ReservationWorkflow:
     async def check_in(self, request: pb.CheckInRequest) -> pb.ReservationState:
         async with self._lock:
             self._require_version(request.expected_version)
+            if self._kept_checkin_open() and self._patched(
+                PATCH_CHECK_IN_TAKES_BACK_MOVE
+            ):
+                # the client came to the booking staff confirmed: the move
+                # they asked for meanwhile is taken back, with its mail
+                closed = await self._revert_move_locked()
+                self._changed = True
+                if closed:
+                    raise self._invalid("check in")
+                self._confirmation_version = self._state.version
             if not self._checkin_open():
                 raise self._invalid("check in")
             await self._staff_record(
@@ -1154,7 +1171,7 @@ class ReservationWorkflow:
     @check_in.validator
     def _validate_check_in(self, request: pb.CheckInRequest) -> None:
         self._require_version(request.expected_version)
-        if self._checkin_open():
+        if self._checkin_open() or self._kept_checkin_open():
             return
         opens = _dt(self._state.starts_at) - CHECKIN_OPENS_BEFORE
         if (
@@ -1394,6 +1411,20 @@ class ReservationWorkflow:
         now = workflow.now()
         starts_at = _dt(self._state.starts_at)
         return starts_at - CHECKIN_OPENS_BEFORE <= now < _dt(self._state.ends_at)
+
+    def _kept_checkin_open(self) -> bool:
+        """Whether a move waits for staff while the booking it keeps is open
+        for check-in: that booking's start comes first, and the move lapses
+        there, so its window is the half hour before it."""
+        state = self._state
+        if (
+            state.status != S.RESERVATION_STATUS_HELD
+            or not state.HasField("fallback")
+            or self._cancel is not None
+        ):
+            return False
+        kept_start = _dt(state.fallback.starts_at)
+        return kept_start - CHECKIN_OPENS_BEFORE <= workflow.now() < kept_start
 
     def _require_version(self, expected: int) -> None:
         # requests of old histories carry no version, so they replay unchanged

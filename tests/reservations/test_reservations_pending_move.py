@@ -445,35 +445,42 @@ async def test_a_move_after_the_coworking_began_to_confirm_itself_is_confirmed(
     await wait_for(lambda: _has_mail(scene, reservation_id, ("reschedule", 3)))
 
 
-async def test_the_desk_is_told_how_to_check_in_a_client_whose_move_waits(
-    scene: Scene,
+async def test_checking_in_at_the_kept_booking_takes_its_pending_move_back(
+    scene: Scene, smtp
 ) -> None:
     path, (seat, starts_at, ends_at) = await _confirmed_soon(
         scene, hold_minutes=120, hours_ahead=1
     )
     reservation_id = path.rsplit("/", 1)[1]
-    await _move(scene, path, starts_at + timedelta(days=1), scene.client.headers)
+    later = starts_at + timedelta(days=1)
+    await _move(scene, path, later, scene.client.headers)
+    # before its window the desk is told what to do
+    early = await scene.api.post(f"{path}/check-in", headers=scene.admin.headers)
     await scene.sleep(starts_at - await scene.now() - timedelta(minutes=20))
+    mailed_before = len(smtp.received)
 
-    refused = await scene.api.post(f"{path}/check-in", headers=scene.admin.headers)
-    back = await _move(scene, path, starts_at, scene.admin.headers)
     checked_in = await scene.api.post(f"{path}/check-in", headers=scene.admin.headers)
 
-    assert (refused.status_code, refused.json()) == (
+    assert (early.status_code, early.json()["description"]) == (
         409,
-        {
-            "error": "conflict",
-            "description": "cannot check in a held reservation: the client's move"
-            " waits for staff; to check them in for the booking staff confirmed,"
-            " move it back to that seat and time first (then it is confirmed),"
-            " or confirm the move",
-        },
-    )
-    assert (back.json()["status"], back.json()["fallback"]) == ("confirmed", None)
+        "cannot check in a held reservation: the client's move waits for staff;"
+        " to check them in for the booking staff confirmed, move it back to that"
+        " seat and time first (then it is confirmed), or confirm the move",
+    )  # fmt: skip
     assert (checked_in.status_code, checked_in.json()["status"]) == (200, "checked_in")
+    assert (checked_in.json()["starts_at"], checked_in.json()["fallback"]) == (
+        _z(starts_at), None,
+    )  # fmt: skip
     assert await _row(scene, reservation_id) == (
         "checked_in", 3, seat, starts_at, ends_at, None,
     )  # fmt: skip
+    # the moved-to slot is free again, and the client at the desk is mailed
+    # nothing about a move they have just let go
+    assert await _claimed(scene, reservation_id) == _claims_of(
+        (seat, starts_at, ends_at)
+    )
+    await scene.sleep(timedelta(minutes=5))
+    assert len(smtp.received) == mailed_before
 
 
 async def test_the_kept_booking_is_reminded_while_its_move_waits(
