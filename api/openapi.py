@@ -45,7 +45,7 @@ def _path_parameters_required(operation: dict[str, Any]) -> None:
                 parameter["schema"] = {**options[0], "title": schema.get("title")}
 
 
-def _document_errors(operation: dict[str, Any]) -> None:
+def _document_errors(path: str, method: str, operation: dict[str, Any]) -> None:
     responses = operation.setdefault("responses", {})
     responses.pop("422", None)
     responses.setdefault(
@@ -54,7 +54,17 @@ def _document_errors(operation: dict[str, Any]) -> None:
     if operation.get("security"):
         responses.setdefault("401", _error("Missing or invalid credentials"))
         responses.setdefault("403", _error("Not allowed for this account"))
-    # every other refusal (404, 409, 413, 415, 429, 503...) has the same body
+    if "{" in path:
+        responses.setdefault(
+            "404", _error("Nothing of that id that the caller may see")
+        )
+    if path.startswith("/api/reservations") and method != "get":
+        responses.setdefault(
+            "409",
+            _error("The reservation's state refuses it: a taken slot (named),"
+                   " a status that does not allow it, or a change made since"),
+        )  # fmt: skip
+    # every other refusal (413, 415, 429, 503...) has the same body
     responses.setdefault("default", _error("Refused; see error and description"))
 
 
@@ -70,10 +80,10 @@ def install_openapi(app: FastAPI) -> None:
         components["ApiError"] = API_ERROR
         for name in ("HTTPValidationError", "ValidationError"):
             components.pop(name, None)
-        for operations in schema.get("paths", {}).values():
-            for operation in operations.values():
+        for path, operations in schema.get("paths", {}).items():
+            for method, operation in operations.items():
                 _path_parameters_required(operation)
-                _document_errors(operation)
+                _document_errors(path, method, operation)
         app.openapi_schema = schema
         return schema
 

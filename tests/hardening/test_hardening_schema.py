@@ -127,6 +127,27 @@ def test_document_errors_paths_and_opening_hours_truthfully(api) -> None:
         False, sorted(["mon", "tue", "wed", "thu", "fri", "sat", "sun"]),
     )  # fmt: skip
     assert "HTTPValidationError" not in schema["components"]["schemas"]
+    # a generated client learns of a 404 where an id is in the path, and of
+    # a reservation's 409 where a write may meet one
+    paths = schema["paths"]
+    answers = {
+        (path, method): sorted(set(paths[path][method]["responses"]) & {"404", "409"})
+        for path, method in [
+            ("/api/reservations", "post"), ("/api/reservations", "get"),
+            ("/api/reservations/{reservation_id}", "patch"),
+            ("/api/reservations/{reservation_id}", "get"),
+            ("/api/reservations/{reservation_id}/check-in", "post"),
+            ("/api/coworkings", "get"),
+        ]
+    }  # fmt: skip
+    assert answers == {
+        ("/api/reservations", "post"): ["409"],
+        ("/api/reservations", "get"): [],
+        ("/api/reservations/{reservation_id}", "patch"): ["404", "409"],
+        ("/api/reservations/{reservation_id}", "get"): ["404"],
+        ("/api/reservations/{reservation_id}/check-in", "post"): ["404", "409"],
+        ("/api/coworkings", "get"): [],
+    }
 
 
 async def test_reorder_seat_images_and_a_malformed_seat_id_named(
