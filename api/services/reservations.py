@@ -312,7 +312,10 @@ def _application_error(error: BaseException) -> ApplicationError | None:
 
 def _not_the_version_seen(now: int, seen: int) -> str:
     # in the workflow's words, as a confirm or check-in given a version has them
-    return f"version: the reservation is at version {now} now, not {seen}; look at it again"
+    return (
+        f"version: the reservation is at version {now} now, not {seen};"
+        " look at it again"
+    )
 
 
 _MOVED_MEANWHILE = (
