@@ -12,6 +12,7 @@ import valkey.asyncio as valkey
 from fastapi import Depends, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
+from fastapi.security import HTTPBearer
 from temporalio.client import Client
 
 from api.errors import InvalidQuery
@@ -90,6 +91,20 @@ def _query_names(dependant: Dependant) -> frozenset[str]:
 
 # kept on the route itself: an id() would outlive an app built and dropped in tests
 _NAMES_ATTRIBUTE = "tlounge_query_names"
+_SIGNED_IN_ATTRIBUTE = "tlounge_signed_in_only"
+
+
+def _has_bearer(dependant: Dependant) -> bool:
+    if isinstance(dependant.call, HTTPBearer):
+        return True
+    return any(_has_bearer(sub) for sub in dependant.dependencies)
+
+
+def _signed_in_only(route: APIRoute) -> bool:
+    """Whether the operation answers nobody without a token: it reads one,
+    and its document does not offer it to anyone (`{}`)."""
+    anyone = {} in (route.openapi_extra or {}).get("security", [])
+    return _has_bearer(route.dependant) and not anyone
 
 
 async def refuse_unknown_query(request: Request) -> None:
@@ -102,6 +117,12 @@ async def refuse_unknown_query(request: Request) -> None:
     if known is None:
         known = _query_names(route.dependant)
         setattr(route, _NAMES_ATTRIBUTE, known)
+        setattr(route, _SIGNED_IN_ATTRIBUTE, _signed_in_only(route))
+    if getattr(route, _SIGNED_IN_ATTRIBUTE) and not request.headers.get(
+        "authorization"
+    ):
+        # its sign-in is missing, which the operation's own 401 says first
+        return
     if not known:
         # nothing there to misspell; a cache-buster (`?v=2`) or a probe's marker passes
         return
