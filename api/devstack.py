@@ -278,6 +278,19 @@ def restart_delay(quick_exits: int) -> float:
     return min(2.0 ** (quick_exits - 1), MAX_RESTART_DELAY)
 
 
+# a child's log past this at its start is kept as one older file beside it
+LOG_ROTATE_BYTES = 50 * 1024 * 1024
+
+
+def keep_log_in_bounds(log: Path) -> None:
+    """The embedded stack has no log rotation of its own: a long outage that
+    logs every retry would fill the disk over restarts. One older file is
+    kept, so the run before this start can still be read."""
+    with contextlib.suppress(FileNotFoundError):
+        if log.stat().st_size > LOG_ROTATE_BYTES:
+            log.replace(log.with_name(log.name + ".1"))
+
+
 @dataclass
 class Child:
     name: str
@@ -297,8 +310,11 @@ class Child:
     async def start(self) -> None:
         self.started_at = time.monotonic()
         self.log.parent.mkdir(parents=True, exist_ok=True)
+        keep_log_in_bounds(self.log)
         # once per child start, and handed to it: not worth a thread
-        handle = open(self.log, "ab")  # noqa: ASYNC230, SIM115
+        handle = os.fdopen(
+            os.open(self.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab"
+        )
         try:
             self.process = await asyncio.create_subprocess_exec(
                 *self.command,

@@ -618,3 +618,28 @@ def test_a_postmaster_pid_file_still_being_written_reads_as_starting(
                           capture_output=True, text=True, check=True)  # fmt: skip
     (pgdata / "postmaster.pid").write_text(f"{dead.stdout.strip()}\n{pgdata}\n")
     assert postgres_is_running(pgdata) is False
+
+
+async def test_a_childs_log_is_its_own_and_kept_in_bounds_at_each_start(
+    tmp_path: Path,
+) -> None:
+    from api.devstack import LOG_ROTATE_BYTES, Child
+
+    log = tmp_path / "logs" / "worker.log"
+    child = Child("worker", [sys.executable, "-c", "print('hello')"], {}, log)
+    await child.start()
+    assert child.process is not None
+    await child.process.wait()
+    assert (log.read_text(), log.stat().st_mode & 0o777) == ("hello\n", 0o600)
+
+    # past the bound, the next start keeps it as the one older file
+    with log.open("ab") as grown:
+        grown.truncate(LOG_ROTATE_BYTES + 1)
+    await child.start()
+    await child.process.wait()
+    older = log.with_name("worker.log.1")
+    assert (older.stat().st_size, log.read_text()) == (LOG_ROTATE_BYTES + 1, "hello\n")
+    # within the bound, it grows
+    await child.start()
+    await child.process.wait()
+    assert log.read_text() == "hello\nhello\n"
