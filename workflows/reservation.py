@@ -1158,6 +1158,8 @@ class ReservationWorkflow:
                 if closed:
                     raise self._invalid("check in")
                 self._confirmation_version = self._state.version
+                # taken back at the desk, not lapsed: a later confirm says so
+                self._lapsed_version = 0
             if not self._checkin_open():
                 raise self._invalid("check in")
             await self._staff_record(
@@ -1413,9 +1415,9 @@ class ReservationWorkflow:
         return starts_at - CHECKIN_OPENS_BEFORE <= now < _dt(self._state.ends_at)
 
     def _kept_checkin_open(self) -> bool:
-        """Whether a move waits for staff while the booking it keeps is open
-        for check-in: that booking's start comes first, and the move lapses
-        there, so its window is the half hour before it."""
+        """Whether a move waits for staff while the booking it keeps, and not
+        the move, is open for check-in: that booking's start comes first, and
+        the move lapses there, so its window is the half hour before it."""
         state = self._state
         if (
             state.status != S.RESERVATION_STATUS_HELD
@@ -1423,8 +1425,12 @@ class ReservationWorkflow:
             or self._cancel is not None
         ):
             return False
+        now = workflow.now()
         kept_start = _dt(state.fallback.starts_at)
-        return kept_start - CHECKIN_OPENS_BEFORE <= workflow.now() < kept_start
+        # where the move's own start is as near, the client at the desk may
+        # have come for either: staff confirm the move, or move it back, first
+        moved_near = _dt(state.starts_at) - CHECKIN_OPENS_BEFORE <= now
+        return kept_start - CHECKIN_OPENS_BEFORE <= now < kept_start and not moved_near
 
     def _require_version(self, expected: int) -> None:
         # requests of old histories carry no version, so they replay unchanged

@@ -481,6 +481,36 @@ async def test_checking_in_at_the_kept_booking_takes_its_pending_move_back(
     )
     await scene.sleep(timedelta(minutes=5))
     assert len(smtp.received) == mailed_before
+    # the move was taken back at the desk, not left to lapse
+    again = await scene.api.post(f"{path}/confirm", headers=scene.admin.headers)
+    assert (again.status_code, again.json()["description"]) == (
+        409, "cannot confirm a checked-in reservation",
+    )  # fmt: skip
+
+
+async def test_a_check_in_when_the_move_is_as_near_as_the_kept_booking_is_refused(
+    scene: Scene,
+) -> None:
+    """Moved a quarter of an hour earlier, both starts are open to check-in:
+    the client at the desk may have come for either, so staff choose."""
+    path, (seat, starts_at, ends_at) = await _confirmed_soon(
+        scene, hold_minutes=120, hours_ahead=1
+    )
+    reservation_id = path.rsplit("/", 1)[1]
+    earlier = starts_at - timedelta(minutes=15)
+    moved = await _move(scene, path, earlier, scene.client.headers)
+    assert moved.json()["status"] == "held"
+    await scene.sleep(starts_at - await scene.now() - timedelta(minutes=20))
+
+    refused = await scene.api.post(f"{path}/check-in", headers=scene.admin.headers)
+
+    assert (refused.status_code, refused.json()["description"]) == (
+        409,
+        "cannot check in a held reservation: the client's move waits for staff;"
+        " to check them in for the booking staff confirmed, move it back to that"
+        " seat and time first (then it is confirmed), or confirm the move",
+    )  # fmt: skip
+    assert (await _row(scene, reservation_id))[:2] == ("held", 2)
 
 
 async def test_the_kept_booking_is_reminded_while_its_move_waits(
