@@ -70,8 +70,12 @@ _COUNTED_BY = {
         "tlounge_mails_sent", "tlounge_mails_failed",
         "tlounge_reminder_lateness_seconds",
     }),
-    # the cancels it writes for workflows ended from the Temporal UI
-    "api": frozenset({"tlounge_reservations_cancelled"}),
+    # its requests, and the cancels it writes for workflows ended from the
+    # Temporal UI; the workers' command line imports the API's modules too
+    "api": frozenset({
+        "tlounge_http_requests", "tlounge_http_request_duration_seconds",
+        "tlounge_http_requests_in_progress", "tlounge_reservations_cancelled",
+    }),
 }  # fmt: skip
 Process = Literal["api", "reservation", "mail"]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 from fastapi import APIRouter, Body
+from fastapi.responses import JSONResponse
 
 from api.auth import CurrentStaff, Owner
 from api.deps import ClientAddressDep, ResourcesDep
@@ -68,18 +69,19 @@ async def admin_logout(
     await accounts.sign_out(resources, admin, all_sessions=all_sessions)
 
 
-@router.post("/register")
+@router.post("/register", response_model=AdminAuthResponse)
 async def register_admin(
     form: AdminForm,
     admin: Owner,
     resources: ResourcesDep,
     address: ClientAddressDep,
-) -> AdminAuthResponse:
+) -> JSONResponse:
     """An owner adds an admin; as in the contract, the answer signs the new one in."""
     created, signed_in = await admins.register_admin(resources, form, address=address)
     # the contract's token, which lapses within the hour; no refresh token, so
     # the owner does not hold a month's sign-in as the person they added
-    return AdminAuthResponse(token=signed_in.issued.token, admin=created)
+    answer = AdminAuthResponse(token=signed_in.issued.token, admin=created)
+    return JSONResponse(answer.model_dump(mode="json", exclude={"refresh_token"}))
 
 
 @router.get("")

@@ -79,6 +79,8 @@ def test_observe_reminder_lateness_clamps_early_sends() -> None:
 def test_a_worker_serves_the_metrics_it_counts_and_not_the_others(
     process: metrics.Process, shown: str, hidden: str
 ) -> None:
+    import api.metrics  # noqa: F401 - a worker's command line imports it
+
     port = free_port()
     server = metrics.start_metrics_server(
         make_settings(worker_metrics_port=port), process
@@ -101,6 +103,7 @@ def test_a_worker_serves_the_metrics_it_counts_and_not_the_others(
     # the other process's counter would read 0 here, as if nothing happened
     assert hidden not in body
     assert "process_cpu_seconds_total" in body
+    assert "tlounge_http_requests" not in body
     assert (shown in named, hidden in named) == (True, False)
 
 
