@@ -121,10 +121,13 @@ class OriginForm:
         scheme, found, rest = raw.partition(b"://")
         # the authority ends where the path, the query or a fragment begins
         authority = re.split(rb"[/?#]", rest, maxsplit=1)[0]
-        host = authority.rpartition(b"@")[2]
+        host = authority
         named = _HOST.fullmatch(host)
         if (
             not found
+            # RFC 9110 4.2.4: userinfo in an http(s) URI is to be taken as an
+            # error, as it serves to pass one host off as another
+            or b"@" in authority
             or scheme.lower() not in (b"http", b"https")
             or named is None
             or int(named.group("port") or 0) > 65535
@@ -132,7 +135,7 @@ class OriginForm:
             await send_error(
                 send, 400, "bad_request",
                 "request: the target must be a path from /, or an http(s) URL"
-                " with a host",
+                " with a host (and no user)",
                 headers=[],
             )  # fmt: skip
             return
@@ -168,11 +171,12 @@ async def _of_the_server(scope: Scope, send: Send) -> None:
             "request: the target * is for OPTIONS alone", headers=[],
         )  # fmt: skip
         return
-    await send({
-        "type": "http.response.start",
-        "status": 204,
-        "headers": [(b"allow", _SERVER_METHODS)],
-    })  # fmt: skip
+    headers = [(b"allow", _SERVER_METHODS)]
+    named = {key for key, _ in scope["headers"]}
+    if b"content-length" in named or b"transfer-encoding" in named:
+        # a body this answer never reads would hold the connection open
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": 204, "headers": headers})
     await send({"type": "http.response.body", "body": b""})
 
 

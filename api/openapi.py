@@ -108,11 +108,17 @@ def _without_source_map(name: str) -> tuple[bytes, str]:
     return body, '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
 
 
+def _matches(if_none_match: str, etag: str) -> bool:
+    # RFC 9110 13.1.2: a list, compared weakly, or `*`
+    tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
+    return etag in tags or "*" in tags
+
+
 def _unmapped(name: str, media_type: str) -> Any:
     async def serve(request: Request) -> Response:
         body, etag = _without_source_map(name)
         headers = {"ETag": etag, "Cache-Control": "public, max-age=86400"}
-        if request.headers.get("if-none-match") == etag:
+        if _matches(request.headers.get("if-none-match", ""), etag):
             return Response(status_code=304, headers=headers)
         return Response(body, media_type=media_type, headers=headers)
 

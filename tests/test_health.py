@@ -216,7 +216,7 @@ async def test_a_request_target_in_absolute_form_is_served_as_its_path(
     app = create_app(resources.settings, resources=resources)
     async with serving(10.0, app) as port:
         assert await ask(b"http://127.0.0.1/api/health") == (b"HTTP/1.1 200 OK", b"OK")
-        assert await ask(b"HTTPS://user@127.0.0.1:443/health?") == (
+        assert await ask(b"HTTPS://127.0.0.1:443/health?") == (
             b"HTTP/1.1 200 OK",
             b'{"status":"ok"}',
         )
@@ -232,6 +232,14 @@ async def test_a_request_target_in_absolute_form_is_served_as_its_path(
             assert (
                 b"\r\nallow: delete, get, head, options, patch, post, put" in heads[-1]
             )
+        # a body it will not read ends the connection, rather than hold it
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"OPTIONS * HTTP/1.1\r\nHost: h\r\n"
+                     b"Content-Length: 999999999\r\n\r\n")  # fmt: skip
+        answered = await _until_closed(reader)
+        writer.close()
+        assert answered.startswith(b"HTTP/1.1 204 No Content\r\n")
+        assert b"\r\nconnection: close\r\n" in answered.lower()
         status, _ = await ask(b"http://127.0.0.1/", b"OPTIONS")
         assert status != b"HTTP/1.1 204 No Content"
         status, body = await ask(b"*")
@@ -245,15 +253,18 @@ async def test_a_request_target_in_absolute_form_is_served_as_its_path(
         status, _ = await ask(b"http://127.0.0.1#/api/health")
         assert status == b"HTTP/1.1 404 Not Found"
         # no host, a broken one, another scheme, or no leading slash
+        # or a user before the host, which passes one host off as another
         broken = (b"http:///api/health", b"ftp://127.0.0.1/api/health",
                   b"api/health", b"http://[::1/api/health",
-                  b"http://h:99999/api/health", b"http://h:abc/api/health")  # fmt: skip
+                  b"http://h:99999/api/health", b"http://h:abc/api/health",
+                  b"http://user@127.0.0.1/api/health",
+                  b"http://127.0.0.1:1@evil.test/api/health")  # fmt: skip
         for target in broken:
             status, body = await ask(target)
             assert (status, json.loads(body)) == (
                 b"HTTP/1.1 400 Bad Request",
                 {"error": "bad_request", "description": "request: the target must"
-                 " be a path from /, or an http(s) URL with a host"},
+                 " be a path from /, or an http(s) URL with a host (and no user)"},
             ), target  # fmt: skip
 
 
@@ -281,6 +292,12 @@ async def test_the_docs_pages_load_nothing_from_another_host(
         "/docs/static/swagger-ui.css", headers={"If-None-Match": css.headers["etag"]}
     )
     assert (again.status_code, again.content) == (304, b"")
+    # weakly compared, and among others in a list
+    for listed in (f"W/{css.headers['etag']}", f'"other", {css.headers["etag"]}'):
+        cached = await api.get(
+            "/docs/static/swagger-ui.css", headers={"If-None-Match": listed}
+        )
+        assert cached.status_code == 304, listed
     missing = await api.get("/docs/static/nothing.js")
     assert (missing.status_code, missing.json()["error"]) == (404, "not_found")
 
