@@ -54,7 +54,15 @@ def _document_errors(path: str, method: str, operation: dict[str, Any]) -> None:
     if operation.get("security"):
         responses.setdefault("401", _error("Missing or invalid credentials"))
         responses.setdefault("403", _error("Not allowed for this account"))
-    if "{" in path:
+    # an id in the path, the default coworking the singular paths stand for,
+    # or the seat a booking names
+    names_a_row = (
+        "{" in path
+        or path == "/api/coworking"
+        or path.startswith("/api/coworking/")
+        or (path, method) == ("/api/reservations", "post")
+    )
+    if names_a_row:
         responses.setdefault(
             "404", _error("Nothing of that id that the caller may see")
         )

@@ -137,11 +137,14 @@ def test_document_errors_paths_and_opening_hours_truthfully(api) -> None:
             ("/api/reservations/{reservation_id}", "patch"),
             ("/api/reservations/{reservation_id}", "get"),
             ("/api/reservations/{reservation_id}/check-in", "post"),
-            ("/api/coworkings", "get"),
+            ("/api/coworkings", "get"), ("/api/coworking", "get"),
+            ("/api/coworking/availability", "get"),
         ]
     }  # fmt: skip
     assert answers == {
-        ("/api/reservations", "post"): ["409"],
+        ("/api/coworking", "get"): ["404"],
+        ("/api/coworking/availability", "get"): ["404"],
+        ("/api/reservations", "post"): ["404", "409"],
         ("/api/reservations", "get"): [],
         ("/api/reservations/{reservation_id}", "patch"): ["404", "409"],
         ("/api/reservations/{reservation_id}", "get"): ["404"],
