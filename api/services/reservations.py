@@ -1240,6 +1240,10 @@ async def list_filtered(
     offset: int | None,
 ) -> list[ReservationView]:
     scope = await managed_coworkings(resources.pool, principal)
+    if scope is not None and coworking_id is not None and coworking_id not in scope:
+        # as the coworking's own staff routes answer, for a real id or not:
+        # an empty page would read as a day without bookings
+        raise Forbidden("This coworking is outside your scope")
     if status is not None and status not in {
         "held", "confirmed", "checked_in", "completed", "cancelled", "expired",
         "no_show",

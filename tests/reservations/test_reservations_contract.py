@@ -1,5 +1,6 @@
 """Every reservation operation of the contract, answered in the contract's shapes."""
 
+import uuid
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
@@ -238,6 +239,14 @@ async def test_admin_list_filters_and_manager_scope(scene: Scene) -> None:
     )
     scoped = await scene.api.get("/api/reservations", headers=manager.headers)
     assert [item["id"] for item in scoped.json()] == [there["id"]]
+    # another coworking named is refused, real or not, as its own routes are
+    for outside in (scene.coworking_id, uuid.uuid4()):
+        refused = await scene.api.get(
+            f"/api/reservations?coworking_id={outside}", headers=manager.headers
+        )
+        assert (refused.status_code, refused.json()["description"]) == (
+            403, "This coworking is outside your scope",
+        )  # fmt: skip
     hidden = await scene.api.get(
         f"/api/reservations/{here['id']}", headers=manager.headers
     )
