@@ -104,15 +104,16 @@ _DOCS_FILES = files("fastapi_offline") / "static"
 _DOCS_STATIC = "/docs/static"
 
 
-# the last line of these names a source map the package does not ship, which
-# a browser's developer tools then ask for and report missing
+# these name source maps the package does not ship, which a browser's
+# developer tools then ask for and report missing
 _MAPPED = {"swagger-ui.css": "text/css", "redoc.standalone.js": "text/javascript"}
-_SOURCE_MAP = re.compile(rb"\n?(//|/\*)# sourceMappingURL=[^\n]*\s*$")
+# (ReDoc also carries one inside the source of its web worker, as a string)
+_SOURCE_MAP = re.compile(rb"(?://|/\*)# sourceMappingURL=[\w./-]+\.map(?:\s*\*/)?")
 
 
 @lru_cache(maxsize=len(_MAPPED))
 def _without_source_map(name: str) -> tuple[bytes, str]:
-    body = _SOURCE_MAP.sub(b"\n", (_DOCS_FILES / name).read_bytes())
+    body = _SOURCE_MAP.sub(b"", (_DOCS_FILES / name).read_bytes())
     return body, '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
 
 
