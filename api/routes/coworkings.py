@@ -21,7 +21,7 @@ from api.auth import (
     require_coworking_write,
     require_role,
 )
-from api.deps import PoolDep, SettingsDep, ValkeyDep
+from api.deps import PoolDep, SettingsDep, StoreDep, ValkeyDep
 from api.errors import Forbidden, InvalidQuery, NotFound
 from api.models.common import InDigits, Instant, SearchText
 from api.models.coworkings import (
@@ -40,6 +40,7 @@ from api.models.coworkings import (
 )
 from api.services import availability as availability_service
 from api.services import coworkings as service
+from api.services import images as image_service
 from api.services.coworkings import MAX_BULK_SEATS as MAX_BULK
 from api.tokens import Principal
 
@@ -217,10 +218,11 @@ def scoped_router(prefix: str, coworking: Any) -> APIRouter:
 
     @router.delete("/seats/{seat_id:uuid}", status_code=204)
     async def delete_seat(
-        pool: PoolDep, kv: ValkeyDep, coworking_id: CoworkingId, seat_id: UUID,
-        who: Writer,
+        pool: PoolDep, kv: ValkeyDep, store: StoreDep, coworking_id: CoworkingId,
+        seat_id: UUID, who: Writer,
     ) -> Response:  # fmt: skip
-        await service.delete_seat(pool, kv, coworking_id, seat_id, now=_now())
+        keys = await service.delete_seat(pool, kv, coworking_id, seat_id, now=_now())
+        await image_service.forget_objects(pool, store, keys)
         return Response(status_code=204)
 
     @router.get("/clients", response_model=list[ClientPublic])

@@ -450,8 +450,11 @@ async def delete_seat(
     seat_id: UUID,
     *,
     now: datetime,
-) -> None:
-    """Soft delete: the number becomes free, past reservations keep their seat."""
+) -> list[str]:
+    """Soft delete: the number becomes free, past reservations keep their seat.
+
+    Its images go with it (nobody could list them again); the store keys they
+    held are returned, for the objects no other image uses to be removed."""
     async with pool.acquire() as conn, conn.transaction():
         # else a claim could commit between the count and the delete
         await _hold_off_claims(conn, coworking_id)
@@ -469,8 +472,13 @@ async def delete_seat(
             " WHERE id = $1",
             seat_id,
         )
+        keys = await conn.fetch(
+            "DELETE FROM images.images WHERE seat_id = $1 RETURNING object_key",
+            seat_id,
+        )
     await invalidate_availability(kv, coworking_id)
     logger.info("deleted seat %s of coworking %s", seat_id, coworking_id)
+    return sorted({row["object_key"] for row in keys})
 
 
 # -- closures -----------------------------------------------------------------

@@ -301,6 +301,25 @@ async def delete_image(
     logger.info("deleted image %s of coworking %s", image_id, coworking_id)
 
 
+async def forget_objects(
+    pool: asyncpg.Pool, store: ObjectStore, keys: list[str]
+) -> None:
+    """Remove the stored objects of images whose rows are gone, where no other
+    image shares them. Their rows were the only way to them, so an object the
+    store fails to delete now is left behind, never shown."""
+    for key in keys:
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _lock_key(key))
+            if await conn.fetchval(
+                "SELECT count(*) FROM images.images WHERE object_key = $1", key
+            ):
+                continue
+            try:
+                await store.delete(key)
+            except ObjectStoreError as error:
+                logger.warning("image object %s left in the store: %s", key, error)
+
+
 async def read_image(
     pool: asyncpg.Pool, store: ObjectStore, image_id: UUID
 ) -> tuple[bytes, str]:

@@ -398,3 +398,42 @@ def test_clean_image_refuses_gif_and_broken_header() -> None:
     broken[16:24] = b"\x00" * 8  # zero width and height in IHDR: no plugin takes it
     with pytest.raises(UnsupportedMedia, match="not a JPEG, PNG or WebP image"):
         clean_image(bytes(broken), max_pixels=1000)
+
+
+async def test_a_deleted_seats_images_go_with_it(api, db, settings, resources) -> None:
+    coworking_id = await create_coworking(db)
+    seat_id = await create_seat(db, coworking_id)
+    owner = await create_admin(db, settings)
+    base = f"/api/coworkings/{coworking_id}"
+    # the coworking's own picture and the seat's first share one object
+    shared = await api.post(f"{base}/images", headers=owner.headers,
+                            **upload(png_bytes()))  # fmt: skip
+    on_seat = [
+        (await api.post(f"{base}/seats/{seat_id}/images", headers=owner.headers,
+                        **upload(png_bytes(color=color)))).json()
+        for color in ((200, 30, 30), (0, 0, 255))
+    ]  # fmt: skip
+    keys = {
+        image["id"]: await db.fetchval(
+            "SELECT object_key FROM images.images WHERE id = $1", image["id"]
+        )
+        for image in on_seat
+    }
+
+    deleted = await api.delete(f"{base}/seats/{seat_id}", headers=owner.headers)
+
+    assert deleted.status_code == 204
+    assert (
+        await db.fetchval(
+            "SELECT count(*) FROM images.images WHERE seat_id = $1", seat_id
+        )
+        == 0
+    )
+    for image in on_seat:
+        assert (await api.get(f"/api/images/{image['id']}")).status_code == 404
+    red, blue = (keys[image["id"]] for image in on_seat)
+    # the object the coworking's picture still uses stays, the other goes
+    assert (await resources.store.exists(red), await resources.store.exists(blue)) == (
+        True, False,
+    )  # fmt: skip
+    assert (await api.get(f"/api/images/{shared.json()['id']}")).status_code == 200
