@@ -463,8 +463,9 @@ async def delete_seat(
             conn, seat_id=seat_id, now=now
         )
         if upcoming:
+            told = "1 reservation" if upcoming == 1 else f"{upcoming} reservations"
             raise Conflict(
-                f"seat_id: the seat has {upcoming} upcoming reservations; cancel"
+                f"seat_id: the seat has {told} to come or under way; cancel"
                 " them or set the seat inactive"
             )
         await conn.execute(

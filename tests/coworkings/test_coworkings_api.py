@@ -665,7 +665,7 @@ async def test_update_and_delete_seat(api: httpx.AsyncClient, db, settings) -> N
     )
     blocked = await api.delete(f"/api/coworking/seats/{other}", headers=owner.headers)
     assert blocked.status_code == 409
-    assert "1 upcoming reservations" in blocked.json()["description"]
+    assert "1 reservation to come or under way" in blocked.json()["description"]
 
     assert (await api.delete(url, headers=owner.headers)).status_code == 204
     assert (await api.get(url, headers=owner.headers)).status_code == 404

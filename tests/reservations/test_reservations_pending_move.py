@@ -325,7 +325,7 @@ async def test_the_slot_a_pending_move_keeps_is_busy_to_every_reader(
         409,
         {
             "error": "conflict",
-            "description": "seat_id: the seat has 1 upcoming reservations;"
+            "description": "seat_id: the seat has 1 reservation to come or under way;"
             " cancel them or set the seat inactive",
         },
     )
