@@ -145,6 +145,10 @@ def _encode(image: Image.Image, *, image_format: str) -> bytes:
     return out.getvalue()
 
 
+# the first key of the two-key advisory lock an owner's uploads take
+_OWNER_LOCK = 0x696D6167
+
+
 def _lock_key(object_key: str) -> int:
     """A signed 64-bit advisory lock id per object key."""
     return int.from_bytes(
@@ -202,6 +206,11 @@ async def add_image(
         # every writer of this key takes the lock, so a delete of the last row
         # cannot remove the object under an upload that is about to use it
         await conn.execute("SELECT pg_advisory_xact_lock($1)", _lock_key(key))
+        # uploads to one owner take turns, so each reads the last position
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+            _OWNER_LOCK, f"{coworking_id}/{seat_id}",
+        )  # fmt: skip
         shared = await conn.fetchval(
             "SELECT count(*) FROM images.images WHERE object_key = $1", key
         )
@@ -259,15 +268,35 @@ async def reorder_images(
             " AND seat_id IS NOT DISTINCT FROM $2 FOR UPDATE",
             coworking_id, seat_id,
         )  # fmt: skip
-        if len(set(image_ids)) != len(image_ids) or set(image_ids) != {
-            row["id"] for row in current
-        }:
-            raise InvalidInput("body: list every image of this owner exactly once")
+        _require_each_once(image_ids, [row["id"] for row in current])
         await conn.executemany(
             "UPDATE images.images SET position = $2 WHERE id = $1",
             [(image_id, index) for index, image_id in enumerate(image_ids)],
         )
     return await list_images(pool, store, coworking_id=coworking_id, seat_id=seat_id)
+
+
+def _require_each_once(sent: list[UUID], current: list[UUID]) -> None:
+    """Every image of the owner, once each; the first one amiss is named, so
+    a list read before another staff member's change says what changed."""
+    seen: set[UUID] = set()
+    owned = set(current)
+    for index, image_id in enumerate(sent):
+        if image_id in seen:
+            raise InvalidInput(f"body.{index}: image {image_id} is listed twice")
+        if image_id not in owned:
+            raise InvalidInput(
+                f"body.{index}: image {image_id} is not one of this owner's"
+                " (deleted since, or another's)"
+            )
+        seen.add(image_id)
+    missing = [image_id for image_id in current if image_id not in seen]
+    if missing:
+        raise InvalidInput(
+            f"body: image {missing[0]} of this owner is not listed"
+            + (f", nor {len(missing) - 1} more" if len(missing) > 1 else "")
+            + " (added since?); list every image once"
+        )
 
 
 async def delete_image(

@@ -333,11 +333,23 @@ async def test_reorder_and_delete_images_shared_object(
     partial = await api.put(
         f"{base}/images/order", headers=owner.headers, json=[blue["id"]]
     )
-    assert partial.status_code == 400
+    assert (partial.status_code, partial.json()["description"]) == (
+        400, f"body: image {red['id']} of this owner is not listed (added since?);"
+        " list every image once",
+    )  # fmt: skip
     foreign = await api.put(
         f"{base}/images/order", headers=owner.headers, json=[blue["id"], seat_red["id"]]
     )
-    assert foreign.status_code == 400
+    assert (foreign.status_code, foreign.json()["description"]) == (
+        400, f"body.1: image {seat_red['id']} is not one of this owner's"
+        " (deleted since, or another's)",
+    )  # fmt: skip
+    twice = await api.put(
+        f"{base}/images/order", headers=owner.headers, json=[blue["id"], blue["id"]]
+    )
+    assert (twice.status_code, twice.json()["description"]) == (
+        400, f"body.1: image {blue['id']} is listed twice",
+    )  # fmt: skip
 
     red_key = await db.fetchval(
         "SELECT object_key FROM images.images WHERE id = $1", red["id"]
@@ -437,3 +449,18 @@ async def test_a_deleted_seats_images_go_with_it(api, db, settings, resources) -
         True, False,
     )  # fmt: skip
     assert (await api.get(f"/api/images/{shared.json()['id']}")).status_code == 200
+
+
+async def test_uploads_at_once_take_positions_in_turn(api, db, settings) -> None:
+    import asyncio
+
+    coworking_id = await create_coworking(db)
+    owner = await create_admin(db, settings)
+    base = f"/api/coworkings/{coworking_id}"
+    answers = await asyncio.gather(*(
+        api.post(f"{base}/images", headers=owner.headers,
+                 **upload(png_bytes(color=(n * 20, 0, 0))))
+        for n in range(8)
+    ))  # fmt: skip
+    assert [a.status_code for a in answers] == [201] * 8
+    assert sorted(a.json()["position"] for a in answers) == list(range(8))
