@@ -45,6 +45,9 @@ def _path_parameters_required(operation: dict[str, Any]) -> None:
                 parameter["schema"] = {**options[0], "title": schema.get("title")}
 
 
+_COWORKING_PATHS = ("/api/coworking", "/api/coworkings/{coworking_id}")
+
+
 def _document_errors(path: str, method: str, operation: dict[str, Any]) -> None:
     responses = operation.setdefault("responses", {})
     responses.pop("422", None)
@@ -72,6 +75,19 @@ def _document_errors(path: str, method: str, operation: dict[str, Any]) -> None:
             _error("The reservation's state refuses it: a taken slot (named),"
                    " a status that does not allow it, or a change made since"),
         )  # fmt: skip
+    # what bookings stand in the way of: a seat's delete, a closure, new hours
+    in_the_way = (
+        (method == "delete" and path.endswith("/seats/{seat_id}"))
+        or (method in ("post", "patch") and "/closures" in path)
+        or (method == "patch" and path in _COWORKING_PATHS)
+    )
+    if in_the_way:
+        responses.setdefault(
+            "409", _error("Bookings stand in the way; the description names them")
+        )
+    if method == "post" and path.endswith("/images"):
+        responses.setdefault("413", _error("The file is too large, in bytes or pixels"))
+        responses.setdefault("415", _error("Not a PNG, JPEG or WebP picture"))
     # every other refusal (413, 415, 429, 503...) has the same body
     responses.setdefault("default", _error("Refused; see error and description"))
 

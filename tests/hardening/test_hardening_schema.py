@@ -139,9 +139,16 @@ def test_document_errors_paths_and_opening_hours_truthfully(api) -> None:
             ("/api/reservations/{reservation_id}/check-in", "post"),
             ("/api/coworkings", "get"), ("/api/coworking", "get"),
             ("/api/coworking/availability", "get"),
+            ("/api/coworkings/{coworking_id}/seats/{seat_id}", "delete"),
+            ("/api/coworking/closures", "post"), ("/api/coworking", "patch"),
         ]
     }  # fmt: skip
+    upload = paths["/api/coworking/images"]["post"]["responses"]
+    assert {"413", "415"} <= set(upload)
     assert answers == {
+        ("/api/coworkings/{coworking_id}/seats/{seat_id}", "delete"): ["404", "409"],
+        ("/api/coworking/closures", "post"): ["404", "409"],
+        ("/api/coworking", "patch"): ["404", "409"],
         ("/api/coworking", "get"): ["404"],
         ("/api/coworking/availability", "get"): ["404"],
         ("/api/reservations", "post"): ["404", "409"],
