@@ -115,6 +115,11 @@ async def notifications(settings: Settings, args: argparse.Namespace) -> int:
         # an id that would be ignored is a mistake the operator should hear of
         what = "--all" if args.all else "failed"
         return _refuse(EXIT_BAD_INPUT, f"{what} takes no reservation id")
+    if args.action == "retry" and not (args.reservation_id or args.all):
+        # whatever failed: retrying all of it is asked for by name
+        return _refuse(EXIT_BAD_INPUT, "name a reservation id or --all")
+    if args.action == "failed" and args.all:
+        return _refuse(EXIT_BAD_INPUT, "--all goes with retry")
     settings = _beside_a_stack(settings)
     try:
         async with _temporal(settings) as client:
@@ -134,8 +139,6 @@ async def notifications(settings: Settings, args: argparse.Namespace) -> int:
                     _say(reservation_id)
                 _say(f"{len(ids)} reservation(s) with a failed notification")
                 return 0
-            if not ids and not args.all:
-                return _refuse(EXIT_BAD_INPUT, "name a reservation id or --all")
             if not ids:
                 _say("no reservation has a failed notification; nothing to retry")
             for reservation_id in ids:

@@ -356,10 +356,17 @@ def test_tlounge_temporal_command_without_a_stack_or_an_address_refuses(
 
 @pytest.mark.parametrize(
     ("action", "said"),
-    [(("retry", "{id}", "--all"), "--all"), (("failed", "{id}"), "failed")],
-    ids=["retry-all", "failed"],
+    [
+        (("retry", "{id}", "--all"), "--all takes no reservation id"),
+        (("failed", "{id}"), "failed takes no reservation id"),
+        # asked before any stack is looked for: retrying whatever failed is
+        # asked for by name, never by leaving the id out
+        (("retry",), "name a reservation id or --all"),
+        (("failed", "--all"), "--all goes with retry"),
+    ],
+    ids=["retry-all", "failed", "retry-nothing", "failed-all"],
 )
-def test_tlounge_notifications_refuses_an_id_it_would_ignore(
+def test_tlounge_notifications_refuses_what_it_would_ignore_or_guess(
     tmp_path, action: tuple[str, ...], said: str
 ) -> None:
     reservation_id = "3f1c9a52-0a4e-4c55-9d61-5b0e2f7f2a10"
@@ -369,7 +376,7 @@ def test_tlounge_notifications_refuses_an_id_it_would_ignore(
     )  # fmt: skip
     assert (result.returncode, result.stderr) == (
         EXIT_BAD_INPUT,
-        f"tlounge: {said} takes no reservation id\n",
+        f"tlounge: {said}\n",
     )
 
 
