@@ -230,9 +230,11 @@ def scoped_router(prefix: str, coworking: Any) -> APIRouter:
         pool: PoolDep,
         coworking_id: CoworkingId,
         who: Reader,
-        day: Annotated[int | None, InDigits, Query(ge=0, le=31)] = None,
-        month: Annotated[int | None, InDigits, Query(ge=0, le=12)] = None,
-        year: Annotated[int | None, InDigits, Query(ge=0, le=9999)] = None,
+        # bounded loosely: the calendar's own check names the day, month or
+        # year that does not exist, in one wording whatever the value
+        day: Annotated[int | None, InDigits, Query(ge=0, le=99999)] = None,
+        month: Annotated[int | None, InDigits, Query(ge=0, le=99999)] = None,
+        year: Annotated[int | None, InDigits, Query(ge=0, le=99999)] = None,
         limit: Limit = None,
         offset: Offset = None,
     ) -> list[dict[str, Any]]:

@@ -771,6 +771,13 @@ async def test_list_clients_of_day_in_local_zone(
         ({"day": 0, "month": 0, "year": 2026},
          "query.month: 0 is not between 1 and 12"),
         ({"day": 0}, "query.day: 0 is not a day of"),
+        # past a month's or a year's end, in the same words as below it
+        ({"day": 32, "month": 1, "year": 2027},
+         "query.day: 32 is not a day of 2027-01, which has 31"),
+        ({"day": 1, "month": 13, "year": 2027},
+         "query.month: 13 is not between 1 and 12"),
+        ({"day": 1, "month": 1, "year": 10000},
+         "query.year: 10000 is not between 2000 and 2200"),
     ):  # fmt: skip
         bad = await api.get(
             "/api/coworking/clients", params=query, headers=owner.headers
