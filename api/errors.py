@@ -197,7 +197,11 @@ def describe_validation(errors: list[Any]) -> str:
             reason = item.get("ctx", {}).get("error", "malformed")
             parts.append(f"body: not valid JSON ({reason})")
             continue
-        location = [str(part) for part in item.get("loc", ()) if part != "body"]
+        loc = tuple(item.get("loc", ()))
+        location = [str(part) for part in loc if part != "body"]
+        if loc[:1] == ("body",) and len(loc) > 1 and isinstance(loc[1], int):
+            # an item of a body that is a list: "body.3", not a bare "3"
+            location.insert(0, "body")
         field = ".".join(location) or "body"
         # our validators' own words, without pydantic's label for their kind
         message = _OUR_WORDS.get(item.get("type", "")) or str(

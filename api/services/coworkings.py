@@ -366,8 +366,8 @@ async def create_seats(
     for index, seat in enumerate(seats):
         if seat.number in seen:
             raise InvalidInput(
-                f"{index}.number: seat number {seat.number} is also at "
-                f"{seen[seat.number]}"
+                f"body.{index}.number: seat number {seat.number} is also at "
+                f"body.{seen[seat.number]}"
             )
         seen[seat.number] = index
     prefix = len(seats) > 1
@@ -382,7 +382,7 @@ async def create_seats(
         if taken:
             number = taken[0]["number"]
             raise _number_taken(
-                number, field=f"{seen[number]}.number" if prefix else "number"
+                number, field=f"body.{seen[number]}.number" if prefix else "number"
             )
         for seat in seats:
             kind, capacity = seat_kind(seat.type)

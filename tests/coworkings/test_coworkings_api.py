@@ -596,9 +596,20 @@ async def test_create_seats_bulk_all_or_nothing(
     )
     assert (taken.status_code, taken.json()["description"]) == (
         400,
-        "1.number: seat number 3 is already used in this coworking",
+        "body.1.number: seat number 3 is already used in this coworking",
     )
-    assert twice.json()["description"] == "1.number: seat number 7 is also at 0"
+    assert twice.json()["description"] == (
+        "body.1.number: seat number 7 is also at body.0"
+    )
+    # as a field the schema refuses in a list body is named
+    unknown = await api.post(
+        url,
+        headers=owner.headers,
+        json=[{**seat, "number": 2}, {**seat, "number": "x"}],
+    )
+    assert unknown.json()["description"] == (
+        "body.1.number: Input should be a valid integer"
+    )
     assert await db.fetchval("SELECT count(*) FROM coworking.seats") == 1
     assert (await api.post(url, headers=owner.headers, json=[])).status_code == 400
 

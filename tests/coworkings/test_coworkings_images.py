@@ -344,6 +344,10 @@ async def test_reorder_and_delete_images_shared_object(
         400, f"body.1: image {seat_red['id']} is not one of this owner's"
         " (deleted since, or another's)",
     )  # fmt: skip
+    garbled = await api.put(
+        f"{base}/images/order", headers=owner.headers, json=[blue["id"], "nope"]
+    )
+    assert garbled.json()["description"].startswith("body.1: ")
     twice = await api.put(
         f"{base}/images/order", headers=owner.headers, json=[blue["id"], blue["id"]]
     )
