@@ -273,6 +273,15 @@ def status_name(status: int) -> str:
     return S.Name(status).removeprefix("RESERVATION_STATUS_").lower()
 
 
+def version_moved_on(now: int, seen: int) -> str:
+    """A change refused as asked of a version the reservation has left, in the
+    words of the workflow and of the API, which refuses it first when it can."""
+    return (
+        f"version: the reservation is at version {now} now, not {seen};"
+        " look at it again"
+    )
+
+
 def a_status(status: str) -> str:
     """The status name after its article, as a sentence reads it: "an expired",
     "a no-show"."""
@@ -1436,9 +1445,7 @@ class ReservationWorkflow:
         # requests of old histories carry no version, so they replay unchanged
         if expected and expected != self._state.version:
             raise ApplicationError(
-                f"version: the reservation is at version {self._state.version}"
-                f" now, not {expected}; look at it again",
-                type="InvalidState",
+                version_moved_on(self._state.version, expected), type="InvalidState"
             )
 
     def _require_reschedulable(self) -> None:

@@ -82,6 +82,7 @@ from workflows.reservation import (
     a_status,
     notification_name,
     status_name,
+    version_moved_on,
 )
 
 if TYPE_CHECKING:
@@ -308,14 +309,6 @@ def _application_error(error: BaseException) -> ApplicationError | None:
             return cause
         cause = cause.__cause__
     return None
-
-
-def _not_the_version_seen(now: int, seen: int) -> str:
-    # in the workflow's words, as a confirm or check-in given a version has them
-    return (
-        f"version: the reservation is at version {now} now, not {seen};"
-        " look at it again"
-    )
 
 
 _MOVED_MEANWHILE = (
@@ -1057,7 +1050,7 @@ async def reschedule(
     )
     require_open(row, "reschedule")
     if expected_version is not None and expected_version != row["version"]:
-        raise Conflict(_not_the_version_seen(row["version"], expected_version))
+        raise Conflict(version_moved_on(row["version"], expected_version))
     if seat_id is not None:
         await require_booking_scope(resources, principal, seat_id)
     if starts_at is not None and ends_at is None:
