@@ -264,7 +264,7 @@ def scoped_router(prefix: str, coworking: Any) -> APIRouter:
         pool: PoolDep, kv: ValkeyDep, coworking_id: CoworkingId, who: Writer,
         body: ClosureCreate,
     ) -> dict[str, Any]:  # fmt: skip
-        return await service.create_closure(pool, kv, coworking_id, body)
+        return await service.create_closure(pool, kv, coworking_id, body, now=_now())
 
     @router.get("/closures/{closure_id}", response_model=ClosurePublic)
     async def read_closure(
@@ -280,7 +280,9 @@ def scoped_router(prefix: str, coworking: Any) -> APIRouter:
         pool: PoolDep, kv: ValkeyDep, coworking_id: CoworkingId, closure_id: UUID,
         who: Writer, body: ClosureUpdate,
     ) -> dict[str, Any]:  # fmt: skip
-        return await service.update_closure(pool, kv, coworking_id, closure_id, body)
+        return await service.update_closure(
+            pool, kv, coworking_id, closure_id, body, now=_now()
+        )
 
     @router.delete("/closures/{closure_id}", status_code=204)
     async def delete_closure(

@@ -497,9 +497,15 @@ CLAIM_LOCK = (
 )
 
 
-def _check_span(starts_at: datetime, ends_at: datetime) -> None:
+def _check_span(starts_at: datetime, ends_at: datetime, now: datetime) -> None:
     if ends_at <= starts_at:
         raise InvalidInput("ends_at: must be after starts_at")
+    # a closure holds off bookings to come; one over past time would block nothing
+    # and is most likely a mistyped date
+    if ends_at <= now:
+        raise InvalidInput(
+            f"ends_at: {ends_at.isoformat()} has passed; a closure must end after now"
+        )
     if ends_at - starts_at > timedelta(days=MAX_CLOSURE_DAYS):
         raise InvalidInput(f"ends_at: a closure lasts at most {MAX_CLOSURE_DAYS} days")
 
@@ -638,10 +644,15 @@ async def get_closure(
 
 
 async def create_closure(
-    pool: asyncpg.Pool, kv: valkey.Valkey, coworking_id: UUID, data: ClosureCreate
+    pool: asyncpg.Pool,
+    kv: valkey.Valkey,
+    coworking_id: UUID,
+    data: ClosureCreate,
+    *,
+    now: datetime,
 ) -> dict[str, Any]:
     """Blocks new bookings, and is refused over active reservations."""
-    _check_span(data.starts_at, data.ends_at)
+    _check_span(data.starts_at, data.ends_at, now)
     async with pool.acquire() as conn, conn.transaction():
         zone = await _hold_off_claims(conn, coworking_id)
         if data.seat_id is not None:
@@ -674,15 +685,18 @@ async def update_closure(
     coworking_id: UUID,
     closure_id: UUID,
     data: ClosureUpdate,
+    *,
+    now: datetime,
 ) -> dict[str, Any]:
     async with pool.acquire() as conn, conn.transaction():
         zone = await _hold_off_claims(conn, coworking_id)
         current = await _closure_row(conn, coworking_id, closure_id)
         starts_at = data.starts_at or current["starts_at"]
         ends_at = data.ends_at or current["ends_at"]
-        _check_span(starts_at, ends_at)
-        # a new reason alone moves nothing, so it is never refused
+        # a new reason alone moves nothing, so it is never refused, even on a
+        # closure that has passed
         if (starts_at, ends_at) != (current["starts_at"], current["ends_at"]):
+            _check_span(starts_at, ends_at, now)
             await _refuse_over_reservations(
                 conn, coworking_id, zone, seat_id=current["seat_id"],
                 starts_at=starts_at, ends_at=ends_at,

@@ -809,21 +809,21 @@ async def test_closures_crud_and_scope(api: httpx.AsyncClient, db, settings) -> 
     url = f"/api/coworkings/{coworking_id}/closures"
     body = {
         "seat_id": str(seat_id),
-        "starts_at": "2026-05-01T08:00:00+02:00",
-        "ends_at": "2026-05-01T12:00:00+02:00",
+        "starts_at": "2099-05-01T08:00:00+02:00",
+        "ends_at": "2099-05-01T12:00:00+02:00",
         "reason": "Cleaning",
     }
 
     assert (await api.post(url, json=body, headers=support.headers)).status_code == 403
     naive = await api.post(
-        url, json={**body, "starts_at": "2026-05-01T08:00:00"}, headers=manager.headers
+        url, json={**body, "starts_at": "2099-05-01T08:00:00"}, headers=manager.headers
     )
     assert naive.status_code == 400 and naive.json()["description"].startswith(
         "starts_at"
     )
     backwards = await api.post(
         url,
-        json={**body, "ends_at": "2026-05-01T07:00:00+02:00"},
+        json={**body, "ends_at": "2099-05-01T07:00:00+02:00"},
         headers=manager.headers,
     )
     assert backwards.json()["description"] == "ends_at: must be after starts_at"
@@ -844,18 +844,18 @@ async def test_closures_crud_and_scope(api: httpx.AsyncClient, db, settings) -> 
     assert created.status_code == 201, created.text
     closure = created.json()
     assert (closure["starts_at"], closure["reason"]) == (
-        "2026-05-01T06:00:00Z",
+        "2099-05-01T06:00:00Z",
         "Cleaning",
     )
     listed = await api.get(url, headers=support.headers)
     assert [c["id"] for c in listed.json()] == [closure["id"]]
     outside = await api.get(
-        url, params={"from": "2026-05-02T00:00:00Z"}, headers=support.headers
+        url, params={"from": "2099-05-02T00:00:00Z"}, headers=support.headers
     )
     assert outside.json() == []
     backwards = await api.get(
         url,
-        params={"from": "2026-05-02T00:00:00Z", "to": "2026-05-01T00:00:00Z"},
+        params={"from": "2099-05-02T00:00:00Z", "to": "2099-05-01T00:00:00Z"},
         headers=support.headers,
     )
     assert (backwards.status_code, backwards.json()) == (
@@ -867,10 +867,10 @@ async def test_closures_crud_and_scope(api: httpx.AsyncClient, db, settings) -> 
     moved = await api.patch(
         f"{url}/{closure['id']}",
         headers=manager.headers,
-        json={"ends_at": "2026-05-01T13:00:00+02:00"},
+        json={"ends_at": "2099-05-01T13:00:00+02:00"},
     )
     assert (moved.json()["ends_at"], moved.json()["reason"]) == (
-        "2026-05-01T11:00:00Z",
+        "2099-05-01T11:00:00Z",
         "Cleaning",
     )
     assert (

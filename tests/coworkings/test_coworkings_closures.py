@@ -2,7 +2,7 @@
 closed; staff cancel those first and the clients are told."""
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 
@@ -312,3 +312,56 @@ async def test_a_seat_or_closure_body_with_a_field_it_does_not_know_changes_noth
     row = await db.fetchrow("SELECT features FROM coworking.seats WHERE id = $1", seat)
     assert list(row["features"]) == []
     assert await _closures(db) == []
+
+
+async def test_a_closure_that_has_passed_is_refused_and_a_passed_one_keeps_its_times(
+    api: httpx.AsyncClient, db, settings
+) -> None:
+    coworking, seat, _, _, owner = await _setup(db, settings)
+    url = f"/api/coworkings/{coworking}/closures"
+    now = datetime.now(UTC).replace(microsecond=0)
+    past_start, past_end = now - timedelta(days=3), now - timedelta(days=2)
+
+    refused = await api.post(
+        url,
+        json={"seat_id": str(seat), "starts_at": past_start.isoformat(),
+              "ends_at": past_end.isoformat(), "reason": "Typo in the year"},
+        headers=owner.headers,
+    )  # fmt: skip
+    assert refused.status_code == 400
+    assert refused.json() == {
+        "error": "invalid_body",
+        "description": f"ends_at: {past_end.isoformat()} has passed; a closure"
+        " must end after now",
+    }
+    assert await _closures(db) == []
+
+    # one under way is accepted: it still holds off the rest of its time
+    running = await api.post(
+        url,
+        json={"starts_at": past_start.isoformat(),
+              "ends_at": (now + timedelta(hours=1)).isoformat()},
+        headers=owner.headers,
+    )  # fmt: skip
+    assert running.status_code == 201, running.text
+    closure = f"{url}/{running.json()['id']}"
+    before = await _closures(db)
+
+    ended = await api.patch(
+        closure, json={"ends_at": past_end.isoformat()}, headers=owner.headers
+    )
+    assert ended.status_code == 400
+    assert ended.json()["description"] == (
+        f"ends_at: {past_end.isoformat()} has passed; a closure must end after now"
+    )
+    assert await _closures(db) == before
+
+    # a closure that has since passed may still have its reason mended
+    await db.execute(
+        "UPDATE coworking.closures SET ends_at = $1 WHERE id = $2",
+        past_end, uuid.UUID(running.json()["id"]),
+    )  # fmt: skip
+    renamed = await api.patch(closure, json={"reason": "Flood"}, headers=owner.headers)
+    assert renamed.status_code == 200, renamed.text
+    assert renamed.json()["reason"] == "Flood"
+    assert renamed.json()["ends_at"] == past_end.isoformat().replace("+00:00", "Z")

@@ -177,7 +177,7 @@ async def test_a_closure_waits_for_a_claim_in_flight_and_then_refuses(
             conn, request, uuid.UUID(request.reservation_id), set()
         )
         closing = asyncio.create_task(
-            coworkings.create_closure(db, kv, coworking, closure)
+            coworkings.create_closure(db, kv, coworking, closure, now=datetime.now(UTC))
         )
         await asyncio.sleep(0.5)
         waited = not closing.done()
