@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from api.deps import PoolDep, ResourcesDep
+from api.deps import PoolDep, ResourcesDep, gate, judge_query
 from api.errors import Forbidden, Unauthorized
 from api.resources import Resources
 from api.services.accounts import account_state
@@ -113,8 +113,10 @@ def require_role(admin: Principal, *roles: str) -> None:
 
 
 def _in_role(*roles: str) -> Any:
-    async def in_role(who: CurrentStaff) -> Principal:
+    @gate
+    async def in_role(request: Request, who: CurrentStaff) -> Principal:
         require_role(who, *roles)
+        judge_query(request)
         return who
 
     return Depends(in_role)

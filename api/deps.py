@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
 import asyncpg
 import valkey.asyncio as valkey
@@ -92,6 +92,8 @@ def _query_names(dependant: Dependant) -> frozenset[str]:
 # kept on the route itself: an id() would outlive an app built and dropped in tests
 _NAMES_ATTRIBUTE = "tlounge_query_names"
 _SIGNED_IN_ATTRIBUTE = "tlounge_signed_in_only"
+_GATED_ATTRIBUTE = "tlounge_behind_gate"
+_GATE_ATTRIBUTE = "tlounge_gate"
 
 
 def _has_bearer(dependant: Dependant) -> bool:
@@ -107,22 +109,53 @@ def _signed_in_only(route: APIRoute) -> bool:
     return _has_bearer(route.dependant) and not anyone
 
 
+def gate(call: Any) -> Any:
+    """Marks a dependency that lets staff in by scope or role. A route behind
+    one has its query names judged after it, so whoever may not act hears that
+    first, not how to mend a request that would still be refused."""
+    setattr(call, _GATE_ATTRIBUTE, True)
+    return call
+
+
+def _behind_gate(dependant: Dependant) -> bool:
+    if getattr(dependant.call, _GATE_ATTRIBUTE, False):
+        return True
+    return any(_behind_gate(sub) for sub in dependant.dependencies)
+
+
+def _route_facts(route: APIRoute) -> frozenset[str]:
+    known: frozenset[str] | None = getattr(route, _NAMES_ATTRIBUTE, None)
+    if known is None:
+        known = _query_names(route.dependant)
+        setattr(route, _NAMES_ATTRIBUTE, known)
+        setattr(route, _SIGNED_IN_ATTRIBUTE, _signed_in_only(route))
+        setattr(route, _GATED_ATTRIBUTE, _behind_gate(route.dependant))
+    return known
+
+
 async def refuse_unknown_query(request: Request) -> None:
     """A query parameter the operation does not read is refused, as an unknown
     body field is: a misspelt filter would otherwise look applied."""
     route = request.scope.get("route")
     if not isinstance(route, APIRoute) or not request.query_params:
         return
-    known: frozenset[str] | None = getattr(route, _NAMES_ATTRIBUTE, None)
-    if known is None:
-        known = _query_names(route.dependant)
-        setattr(route, _NAMES_ATTRIBUTE, known)
-        setattr(route, _SIGNED_IN_ATTRIBUTE, _signed_in_only(route))
+    _route_facts(route)
+    if getattr(route, _GATED_ATTRIBUTE):
+        # its gate calls judge_query once it has let the caller in
+        return
     if getattr(route, _SIGNED_IN_ATTRIBUTE) and not request.headers.get(
         "authorization"
     ):
         # its sign-in is missing, which the operation's own 401 says first
         return
+    judge_query(request)
+
+
+def judge_query(request: Request) -> None:
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute) or not request.query_params:
+        return
+    known = _route_facts(route)
     if not known:
         # nothing there to misspell; a cache-buster (`?v=2`) or a probe's marker passes
         return

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Body, Depends, Query, Response
+from fastapi import APIRouter, Body, Depends, Query, Request, Response
 
 from api.auth import (
     CurrentStaff,
@@ -21,7 +21,7 @@ from api.auth import (
     require_coworking_write,
     require_role,
 )
-from api.deps import PoolDep, SettingsDep, StoreDep, ValkeyDep
+from api.deps import PoolDep, SettingsDep, StoreDep, ValkeyDep, gate, judge_query
 from api.errors import Forbidden, InvalidQuery, NotFound
 from api.models.common import InDigits, Instant, SearchText
 from api.models.coworkings import (
@@ -130,10 +130,15 @@ def staff_let_in(
     manager out of scope is told so before the body or query is checked,
     rather than how to mend a request that would still be refused."""
 
+    @gate
     async def let_in(
-        pool: PoolDep, coworking_id: Annotated[UUID, coworking], who: CurrentStaff
+        request: Request,
+        pool: PoolDep,
+        coworking_id: Annotated[UUID, coworking],
+        who: CurrentStaff,
     ) -> Principal:
         await require(pool, who, coworking_id)
+        judge_query(request)
         return who
 
     return Depends(let_in)

@@ -119,12 +119,36 @@ async def test_manager_out_of_scope_told_before_body_or_query_checked(
         await api.post(f"{base}/closures", json={}, headers=stranger.headers),
         await api.patch("/api/coworking", json={"slot_minutes": "many"},
                         headers=stranger.headers),
+        # a query parameter no operation here reads
+        await api.get(f"{base}/closures", params={"form": "2099-01-01T00:00:00Z"},
+                      headers=stranger.headers),
+        await api.get(f"{base}/clients", params={"dya": 1},
+                      headers=stranger.headers),
     ]  # fmt: skip
     assert [(r.status_code, r.json()) for r in attempts] == [
         (403, {"error": "forbidden",
                "description": "This coworking is outside your scope"}),
     ] * len(attempts)  # fmt: skip
     assert await db.fetchval(seat_row, seat_id) == seat_before
+    # a role that may not act is told so before its query is judged too
+    owner_only = await api.post(
+        "/api/coworkings", params={"draft": 1}, json={}, headers=stranger.headers
+    )
+    assert owner_only.status_code == 403
+    assert owner_only.json()["error"] == "forbidden"
+    # let in, the same misspelt filter is named
+    manager = await create_admin(
+        db, settings, role="manager", coworkings=[coworking_id]
+    )
+    misspelt = await api.get(
+        f"{base}/closures", params={"form": "2099-01-01T00:00:00Z"},
+        headers=manager.headers,
+    )  # fmt: skip
+    assert (misspelt.status_code, misspelt.json()) == (400, {
+        "error": "invalid_query",
+        "description": "query.form: not a parameter of this operation;"
+        " did you mean from?",
+    })  # fmt: skip
 
 
 async def test_read_coworking_none_exists_404(api: httpx.AsyncClient, db) -> None:
