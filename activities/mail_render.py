@@ -388,6 +388,7 @@ def build_message(
             maintype="text",
             subtype="calendar",
             filename="reservation.ics",
-            params={"method": method},
+            # the calendar's bytes are UTF-8; unnamed, a reader may take them for ASCII
+            params={"method": method, "charset": "utf-8"},
         )
     return message

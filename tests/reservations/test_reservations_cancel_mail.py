@@ -3,10 +3,12 @@ calendar (RFC 5546 CANCEL), and a closure never covers a booking silently."""
 
 import uuid
 from datetime import UTC, datetime, time, timedelta
+from email import message_from_bytes, policy
 from email.message import EmailMessage
 from zoneinfo import ZoneInfo
 
 import pytest
+from aiosmtplib.email import flatten_message
 from icalendar import Calendar
 
 from activities.mail_render import MailContext, build_message, offset_changes
@@ -379,3 +381,25 @@ def test_a_reminder_names_the_day_and_time_of_the_booking(
 ) -> None:
     message = _built(pb.MAIL_KIND_REMINDER, start, 1, timezone=timezone)
     assert message["Subject"] == f"Reminder: your seat on {subject}: Lounge One"
+
+
+def test_a_calendar_with_letters_beyond_ascii_says_its_charset() -> None:
+    context = MailContext(
+        reservation_id="r-1", kind=pb.MAIL_KIND_CONFIRMATION, version=1,
+        recipient_email="ada@example.com", recipient_name="Ада Лавлейс",
+        coworking_name="Кофе ☕", coworking_address="Straße 1",
+        timezone="Europe/Berlin", seat_number=3,
+        starts_at=datetime(2099, 6, 1, 8, tzinfo=UTC),
+        ends_at=datetime(2099, 6, 1, 9, tzinfo=UTC),
+    )  # fmt: skip
+    built = build_message(context, sender="T-Lounge <t@x.io>", domain="x.io")
+    # as a mail program reads it: the bytes sent, parsed with the modern policy
+    read = message_from_bytes(flatten_message(built), policy=policy.default)
+
+    [part] = list(read.iter_attachments())
+    assert (part.get_content_charset(), part.get_param("method")) == (
+        "utf-8", "PUBLISH",
+    )  # fmt: skip
+    event = Calendar.from_ical(part.get_content()).walk("VEVENT")[0]
+    assert str(event["summary"]) == "Seat 3 at Кофе ☕"
+    assert str(event["location"]) == "Straße 1"
