@@ -52,6 +52,10 @@ class RuleViolation(TLoungeError):
     def __init__(self, rule: str, description: str):
         super().__init__(description)
         self.rule = rule
+        if rule == "end_before_start":
+            # no coworking's rule but the body's sense, as a booking's check has it:
+            # one error code for the one fault, whichever check met it first
+            self.code = InvalidInput.code
 
 
 class Unauthorized(TLoungeError):

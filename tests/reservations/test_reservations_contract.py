@@ -112,7 +112,7 @@ async def test_reschedule_with_end_before_start_answers_400_as_a_booking_does(
     assert (end_alone.status_code, end_alone.json()) == (
         400,
         {
-            "error": "rule_violation",
+            "error": "invalid_body",
             "description": f"ends_at: {end.astimezone(berlin).isoformat()} is not"
             f" after starts_at {start.astimezone(berlin).isoformat()}",
         },
