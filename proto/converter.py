@@ -12,6 +12,7 @@ import dataclasses
 import json
 import types
 import typing
+from collections.abc import Sequence
 from typing import Any
 
 from google.protobuf import json_format
@@ -71,6 +72,18 @@ def _tolerant(converter: EncodingPayloadConverter) -> EncodingPayloadConverter:
     return converter
 
 
+@dataclasses.dataclass(frozen=True)
+class Unreadable:
+    """An input no converter could read, passed on so its handler decides.
+
+    Only where the handler names no type, as a signal taking any inputs does:
+    there the SDK would drop the whole signal with an error in the worker's log,
+    while its sender had been told it went through."""
+
+    encoding: str
+    reason: str
+
+
 class TolerantPayloadConverter(CompositePayloadConverter):
     def __init__(self) -> None:
         super().__init__(
@@ -81,6 +94,23 @@ class TolerantPayloadConverter(CompositePayloadConverter):
                 )
             )
         )
+
+    def from_payloads(
+        self, payloads: Sequence[Payload], type_hints: list[type] | None = None
+    ) -> list[Any]:
+        if type_hints is not None:
+            return super().from_payloads(payloads, type_hints)
+        values: list[Any] = []
+        for payload in payloads:
+            try:
+                values.extend(super().from_payloads([payload]))
+            except (KeyError, RuntimeError) as error:
+                encoding = payload.metadata.get("encoding", b"").decode(
+                    errors="replace"
+                )
+                cause = error.__cause__ or error
+                values.append(Unreadable(encoding, str(cause)[:200]))
+        return values
 
 
 DATA_CONVERTER = dataclasses.replace(

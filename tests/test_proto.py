@@ -77,3 +77,22 @@ def test_plain_json_from_the_ui_reads_into_the_message_a_handler_takes() -> None
     for text in ('"the client phoned"', "[]"):
         with pytest.raises(RuntimeError, match="a JSON object is expected"):
             plain.from_payload(_plain(text), hint)
+
+
+def test_an_input_no_converter_reads_is_passed_on_only_where_no_type_is_asked() -> None:
+    from proto.converter import Unreadable
+
+    convert = DATA_CONVERTER.payload_converter
+    untyped = Payload(metadata={"encoding": b"json/protobuf"}, data=b"{}")
+    unknown = Payload(metadata={"encoding": b"foo/bar"}, data=b"x")
+
+    assert convert.from_payloads([untyped, _plain('{"a": 1}'), unknown]) == [
+        Unreadable("json/protobuf", "Unknown Protobuf type <unknown>"),
+        {"a": 1},
+        Unreadable("foo/bar", "'Unknown payload encoding foo/bar'"),
+    ]
+    # a handler, query or activity that names its type still fails loudly
+    with pytest.raises(RuntimeError):
+        convert.from_payloads([untyped], [pb.CancelRequest])
+    with pytest.raises(KeyError):
+        convert.from_payloads([unknown], [pb.CancelRequest])

@@ -22,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
     from google.protobuf.message import Message
 
     from proto import reservation_pb2 as pb
+    from proto.converter import Unreadable
     from workflows.local_time import local_iso, local_time
 
 WORKFLOW_NAME = "ReservationWorkflow"
@@ -155,6 +156,10 @@ PATCH_MAIL_WAITS_ITS_TURN = "2026-12-mail-waits-its-turn"
 # move of it waits for them, take the move back; the check-in was refused as
 # of a held reservation, until the move lapsed at that booking's start.
 PATCH_CHECK_IN_TAKES_BACK_MOVE = "2026-12-check-in-takes-back-move"
+# 2026-12: a signal with an input the converter cannot read (the UI offers
+# json/protobuf, which needs a message type) reaches its handler, which ignores
+# the input as it ignores any other it cannot use; the SDK dropped such a signal.
+PATCH_UNREADABLE_SIGNAL_TAKEN = "2026-12-unreadable-signal-taken"
 # A workflow whose input names a revision takes the patches that revision folds
 # in without asking: `workflow.patched` records a marker and upserts
 # TemporalChangeVersion on every new booking, one history event and one
@@ -1351,6 +1356,8 @@ class ReservationWorkflow:
 
     @workflow.signal(name=CANCEL)
     def cancel(self, *inputs: object) -> None:
+        if self._dropped_as_before(inputs):
+            return
         first = inputs[0] if inputs else None
         if isinstance(first, str) and self._patched(PATCH_CANCEL_TAKES_TEXT):
             # what ops type in the UI's input box: the reason, in quotes
@@ -1380,6 +1387,8 @@ class ReservationWorkflow:
 
     @workflow.signal(name=LOOK_AT_ROW)
     def look_at_row(self, *inputs: object) -> None:
+        if self._dropped_as_before(inputs):
+            return
         if not self._taken(_first_input(LOOK_AT_ROW, inputs, pb.LookAtRowRequest)):
             return
         if self._state.status in TERMINAL:
@@ -1389,10 +1398,19 @@ class ReservationWorkflow:
 
     @workflow.signal(name=RETRY_NOTIFICATION)
     def retry_notification(self, *inputs: object) -> None:
+        if self._dropped_as_before(inputs):
+            return
         request = _first_input(RETRY_NOTIFICATION, inputs, pb.RetryNotificationRequest)
         if not self._taken(request):
             return
         self._retry_requested = True
+
+    def _dropped_as_before(self, inputs: tuple[object, ...]) -> bool:
+        """Whether a signal with an input no converter read is dropped, as the
+        SDK dropped it before the converter passed such input on."""
+        return any(isinstance(one, Unreadable) for one in inputs) and not (
+            self._patched(PATCH_UNREADABLE_SIGNAL_TAKEN)
+        )
 
     def _taken(self, request: Message | None) -> bool:
         return request is not None or self._patched(PATCH_SIGNAL_TAKES_ANY_INPUT)
@@ -1513,6 +1531,12 @@ def _first_input(
         return kind()
     if isinstance(first, kind):
         return first
+    if isinstance(first, Unreadable):
+        workflow.logger.warning(
+            "signal %s: input ignored, no converter reads %s: %s",
+            name, first.encoding or "no encoding", first.reason,
+        )  # fmt: skip
+        return None
     # plain JSON, as the UI sends it, or another message; a bare string or a
     # list is no message
     if isinstance(first, dict | Message):

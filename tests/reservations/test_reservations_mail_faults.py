@@ -1011,3 +1011,47 @@ async def test_subaddresses_of_one_mailbox_share_its_turns(scene: Scene) -> None
         " WHERE message_id LIKE '<m%'"
     )
     assert [row["recipient_key"] for row in keys] == ["victim@example.com"]
+
+
+async def test_a_retry_signal_the_converter_cannot_read_is_still_a_retry(
+    scene: Scene, smtp
+) -> None:
+    """The UI's signal form offers encodings the converter cannot read alone
+    (json/protobuf wants a message type); such a signal was dropped with an
+    error in the worker's log while the sender was told it went through."""
+    from temporalio.api.common.v1 import Payload
+    from temporalio.common import RawValue
+
+    reservation_id, _ = await _booked_into_failed_mail(scene, smtp, hours_ahead=30)
+    handle = _handle(scene, reservation_id)
+    smtp.refuse_with = None
+
+    def unreadable(**metadata: bytes) -> RawValue:
+        return RawValue(Payload(metadata=metadata, data=b'{"requestedBy": "ops:me"}'))
+
+    for payload in (
+        unreadable(encoding=b"json/protobuf"),
+        unreadable(encoding=b"json/protobuf", messageType=b"tlounge.Nope"),
+        unreadable(encoding=b"foo/bar"),
+    ):
+        await handle.signal("retry_notification", payload)
+
+    await _notification_reaches(scene, reservation_id, pb.NOTIFICATION_STATUS_SENT)
+    # then a readable one finds nothing failed and sends nothing more
+    await handle.signal("retry_notification")
+    # a cancel that cannot be read is ignored, never taken with no reason
+    await handle.signal("cancel", unreadable(encoding=b"foo/bar"))
+    assert (await _state(scene, reservation_id)).status == 2
+    await handle.signal("cancel", {"reason": "burst pipe"})
+
+    await wait_for(lambda: _row_status_is(scene, reservation_id, "cancelled"))
+    await wait_for(lambda: _has(scene, reservation_id, "cancellation"))
+    assert [m.message["Subject"] for m in smtp.received] == [
+        "Your seat is booked: Lounge One",
+        "Your booking is cancelled: Lounge One",
+    ]
+    assert await _kinds(scene, reservation_id) == ["confirmation", "cancellation"]
+    events = (await handle.fetch_history()).events
+    assert [
+        e for e in events if e.HasField("workflow_task_failed_event_attributes")
+    ] == []
