@@ -152,10 +152,22 @@ async def notifications(settings: Settings, args: argparse.Namespace) -> int:
                             f"{reservation_id}: notification_status {name};"
                             " only a failed notification is retried",
                         )
-                await handle.signal(
-                    RETRY_NOTIFICATION,
-                    pb.RetryNotificationRequest(requested_by="ops-cli"),
-                )
+                try:
+                    await handle.signal(
+                        RETRY_NOTIFICATION,
+                        pb.RetryNotificationRequest(requested_by="ops-cli"),
+                    )
+                except RPCError as error:
+                    # found by its query or listed as running, and ended since
+                    if error.status != RPCStatusCode.NOT_FOUND:
+                        raise
+                    if args.all:
+                        _say(f"{reservation_id}: {reservations.WORKFLOW_ENDED}")
+                        continue
+                    return _refuse(
+                        EXIT_BAD_INPUT,
+                        f"{reservation_id}: {reservations.WORKFLOW_ENDED}",
+                    )
                 _say(f"retry requested for {reservation_id}")
             return 0
     except RuntimeError as error:

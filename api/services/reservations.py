@@ -1188,10 +1188,19 @@ async def retry_notification(
             raise Conflict(
                 f"notification_status: {name}; only a failed notification is retried"
             )
-        await handle.signal(
-            RETRY_NOTIFICATION,
-            pb.RetryNotificationRequest(requested_by=f"admin:{principal.id}"),
-        )
+        try:
+            await handle.signal(
+                RETRY_NOTIFICATION,
+                pb.RetryNotificationRequest(requested_by=f"admin:{principal.id}"),
+            )
+        except RPCError as error:
+            if error.status != RPCStatusCode.NOT_FOUND:
+                raise
+            # its query still answers from the history: a run ended in Temporal
+            raise Conflict(f"reservation: {WORKFLOW_ENDED}") from error
+
+
+WORKFLOW_ENDED = "its workflow has ended, so no mail of it waits for a retry"
 
 
 def _page(limit: int | None, offset: int | None) -> tuple[int, int]:

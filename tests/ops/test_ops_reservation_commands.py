@@ -12,11 +12,14 @@ from temporalio.testing import WorkflowEnvironment
 
 from api import ops_reservations
 from api.cache import availability_version
+from api.errors import Conflict
 from api.resources import Resources
 from api.services import reservations
+from proto import reservation_pb2 as pb
 from proto.converter import DATA_CONVERTER
 from tests.factories import create_client, create_coworking, create_seat
 from tests.reservations.conftest import bounded_workers
+from workflows.reservation import ReservationWorkflow
 
 
 @pytest.fixture
@@ -275,3 +278,47 @@ async def test_reservation_cancel_refuses_a_reason_the_api_refuses(
         reservation_id,
     )
     assert (row["status"], row["cancel_reason"]) == ("confirmed", None)
+
+
+async def test_a_retry_for_a_workflow_ended_in_temporal_is_refused_not_an_error(
+    ops_settings, db, kv, smtp, dev_env: WorkflowEnvironment, capsys
+) -> None:
+    client = Client(**{**dev_env.client.config(), "data_converter": DATA_CONVERTER})
+    resources = Resources(ops_settings, db, kv, client, None)  # type: ignore[arg-type]
+    coworking = await create_coworking(db)
+    seat = await create_seat(db, coworking)
+    guest = await create_client(db, ops_settings)
+    smtp.refuse_with = "550 5.1.1 no such mailbox"
+    starts_at = (datetime.now(UTC) + timedelta(days=2)).replace(
+        minute=0, second=0, microsecond=0
+    )
+    async with bounded_workers(resources):
+        view = await reservations.book(
+            resources, client_id=guest.id, seat_id=seat, starts_at=starts_at,
+            ends_at=starts_at + timedelta(hours=1), idempotency_key=None,
+        )  # fmt: skip
+        handle = client.get_workflow_handle(f"reservation-{view.id}")
+
+        async def failed() -> bool:
+            state = await handle.query(ReservationWorkflow.state)
+            return state.notification_status == pb.NOTIFICATION_STATUS_FAILED
+
+        await _wait(failed)
+        # as an operator might, by mistake, from the Temporal UI
+        await handle.terminate(reason="clicked the wrong one")
+
+        with pytest.raises(Conflict) as refused:
+            await reservations.retry_notification(
+                resources, ops_reservations._OPERATOR, view.id
+            )
+        assert refused.value.description == (
+            "reservation: its workflow has ended, so no mail of it waits for a retry"
+        )
+        capsys.readouterr()
+        args = argparse.Namespace(action="retry", reservation_id=view.id, all=False)
+        assert await ops_reservations.notifications(ops_settings, args) == 2
+        assert capsys.readouterr().err == (
+            f"tlounge: {view.id}: its workflow has ended, so no mail of it waits"
+            " for a retry\n"
+        )
+    assert [m.message["Subject"] for m in smtp.received] == []
