@@ -21,7 +21,6 @@ import sys
 import uuid
 from collections.abc import AsyncIterator
 
-import asyncpg
 import valkey.asyncio as valkey
 from pydantic import ValidationError
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
@@ -30,11 +29,12 @@ from temporalio.service import RPCError, RPCStatusCode
 from api.cache import invalidate_availability
 from api.cli import command
 from api.datafolder import NoStackData, running_stack, with_running_stack
+from api.db import create_pool
 from api.errors import TLoungeError, describe_validation
 from api.models.reservations import CancelBody
 from api.objectstore import create_object_store
 from api.ops import _database, command_dsn
-from api.resources import Resources, connect_temporal, valkey_url
+from api.resources import API_QUERY_TIMEOUT, Resources, connect_temporal, valkey_url
 from api.services import reservations
 from api.settings import Settings
 from api.tokens import Principal
@@ -90,8 +90,16 @@ async def _temporal(settings: Settings) -> AsyncIterator[Client]:
 async def _resources(settings: Settings) -> AsyncIterator[Resources]:
     """What the services need, for the length of one command."""
     async with command_dsn(settings, create=False) as dsn:
-        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
-        cache = valkey.from_url(valkey_url(settings))
+        # a server stopped dead is told as the API tells it, not waited on
+        pool = await create_pool(
+            dsn, min_size=1, max_size=2,
+            command_timeout=API_QUERY_TIMEOUT, connect_timeout=API_QUERY_TIMEOUT,
+        )  # fmt: skip
+        cache = valkey.from_url(
+            valkey_url(settings),
+            socket_timeout=API_QUERY_TIMEOUT,
+            socket_connect_timeout=API_QUERY_TIMEOUT,
+        )
         try:
             async with _temporal(settings) as client:
                 yield Resources(
@@ -288,11 +296,21 @@ async def reservation(settings: Settings, args: argparse.Namespace) -> int:
                 _say(f"  {name:30} {count}")
             return 0
     except TLoungeError as error:
-        code = EXIT_NOT_FOUND if error.status_code == 404 else EXIT_BAD_INPUT
+        code = {404: EXIT_NOT_FOUND, 503: EXIT_UNREACHABLE}.get(
+            error.status_code, EXIT_BAD_INPUT
+        )
         return _refuse(code, error.description)
     except BrokenPipeError:
         # the reader (`| head`) has what it wanted; nothing is unreachable
         raise
+    except valkey.ValkeyError as error:
+        return _unreachable(settings, "Valkey", error)
+    except TimeoutError:
+        # asyncpg's, at connect or query; Temporal's and Valkey's are their own
+        return _refuse(
+            EXIT_UNREACHABLE,
+            f"PostgreSQL is unreachable: no answer within {API_QUERY_TIMEOUT:g} s",
+        )
     except (RuntimeError, OSError) as error:
         return _unreachable(settings, "a dependency", error)
 

@@ -322,3 +322,37 @@ async def test_a_retry_for_a_workflow_ended_in_temporal_is_refused_not_an_error(
             " for a retry\n"
         )
     assert [m.message["Subject"] for m in smtp.received] == []
+
+
+@pytest.mark.parametrize("action", ["show", "cancel"])
+async def test_reservation_commands_give_up_on_a_hung_database(
+    ops_settings, pg_dsn: str, tmp_path, capsys, action: str
+) -> None:
+    """With PostgreSQL stopped dead, the commands hung without a word until
+    killed, where the runbook promises exit 4."""
+    import time
+
+    from api.resources import API_QUERY_TIMEOUT
+    from tests.pg_proxy import PostgresProxy
+
+    proxy = PostgresProxy(pg_dsn, tmp_path / "pg")
+    await proxy.restore()
+    settings = ops_settings.model_copy(update={"database_url": proxy.dsn})
+    args = argparse.Namespace(
+        action=action, reservation_id=uuid.uuid4(), reason="phone call"
+    )
+    proxy.freeze()
+    try:
+        began = time.monotonic()
+        code = await asyncio.wait_for(ops_reservations.reservation(settings, args), 30)
+        waited = time.monotonic() - began
+    finally:
+        proxy.thaw()
+        proxy.cut()
+
+    assert code == 4
+    assert capsys.readouterr().err == (
+        f"tlounge: PostgreSQL is unreachable: no answer within {API_QUERY_TIMEOUT:g}"
+        " s\n"
+    )
+    assert API_QUERY_TIMEOUT <= waited < 3 * API_QUERY_TIMEOUT
