@@ -835,6 +835,10 @@ class ReservationWorkflow:
             mail = self._mails[0]
             kind = pb.MailKind.Name(mail.kind).removeprefix("MAIL_KIND_").lower()
             self._sending = mail
+            # set for the length of the round: the activity's own retries are
+            # invisible to the workflow, so this is all it can tell
+            self._show(mail_held=f"{kind} mail is being sent; its attempts, and"
+                       " what failed them, show under Pending Activities")  # fmt: skip
             try:
                 result = await workflow.execute_activity(
                     "send_mail",
@@ -849,6 +853,7 @@ class ReservationWorkflow:
                 )
             except ActivityError as error:
                 self._sending = None
+                self._show(mail_held="")
                 newer = [m for m in self._mails[1:] if m.kind in _INVITATIONS]
                 if _failed_as(error, "MailSuperseded"):
                     if newer:
@@ -900,6 +905,7 @@ class ReservationWorkflow:
                 self._set_notification(pb.NOTIFICATION_STATUS_PENDING)
                 continue
             self._sending = None
+            self._show(mail_held="")
             if result.stale and self._patched(PATCH_STALE_REMINDER_OWED):
                 self._stale_reminder = mail
                 self._changed = True

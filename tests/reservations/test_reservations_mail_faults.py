@@ -1,6 +1,7 @@
 import asyncio
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -61,6 +62,12 @@ async def test_smtp_deferring_then_accepting_delivers_one_reminder(
     )
     await asyncio.sleep(1.5)  # a few refused attempts
     assert await _kinds(scene, reservation_id) == ["confirmation"]
+    details = _details_of(_handle(scene, reservation_id))
+    # support staff see a mail in its round of attempts, not only once it failed
+    assert (await details()).endswith(
+        ". Mail: the reminder mail is being sent; its attempts, and what"
+        " failed them, show under Pending Activities"
+    )
     smtp.refuse_with = None
     await scene.sleep(timedelta(minutes=2))
     await wait_for(lambda: _has(scene, reservation_id, "reminder"))
@@ -72,6 +79,11 @@ async def test_smtp_deferring_then_accepting_delivers_one_reminder(
         reminders[0].message["Message-ID"].strip()
         == f"<reservation-{reservation_id}.reminder.v1@tlounge.local>"
     )
+    await wait_for(lambda: _lacks(details, "Mail:"))
+
+
+async def _lacks(text: Callable[[], Awaitable[str]], part: str) -> bool:
+    return part not in await text()
 
 
 async def _has(scene: Scene, reservation_id: str, kind: str) -> bool:
