@@ -23,7 +23,7 @@ with workflow.unsafe.imports_passed_through():
 
     from proto import reservation_pb2 as pb
     from proto.converter import Unreadable
-    from workflows.local_time import local_iso, local_time
+    from workflows.local_time import local_iso, local_span, local_time
 
 WORKFLOW_NAME = "ReservationWorkflow"
 
@@ -624,7 +624,10 @@ class ReservationWorkflow:
             self._state.ClearField("fallback")
         if lapsed:
             self._lapsed_version = row.version
-            self._moved_to = f"version {row.version}, back where staff confirmed it"
+            self._moved_to = (
+                f"{self._slot_words()}, version {row.version}, back where staff"
+                " confirmed it"
+            )
             if self._kept_reminded:
                 # its reminder went out while the move waited
                 self._reminded_version = row.version
@@ -669,6 +672,17 @@ class ReservationWorkflow:
             and _names(dropped, state)
         ):
             self._reminded_version = dropped.version
+
+    def _slot_words(self) -> str:
+        """Where the booking now is, for the details: a move the run takes from
+        its row has no summary of the API's to show."""
+        # the details alone read it: they are queried, never recorded
+        with workflow.unsafe.sandbox_unrestricted():
+            span = local_span(
+                _dt(self._state.starts_at), _dt(self._state.ends_at),
+                self._state.rules.timezone,
+            )  # fmt: skip
+        return f"seat {self._state.seat_id} · {span}"
 
     async def _sleep_until(self, instant: datetime, what: str, when: datetime) -> None:
         """A durable timer that a change of the reservation cuts short."""
@@ -997,7 +1011,9 @@ class ReservationWorkflow:
         self._state.starts_at.CopyFrom(row.starts_at)
         self._state.ends_at.CopyFrom(row.ends_at)
         self._state.version = row.version
-        self._moved_to = f"version {row.version}, taken over from {source}"
+        self._moved_to = (
+            f"{self._slot_words()}, version {row.version}, taken over from {source}"
+        )
         workflow.upsert_search_attributes(
             [
                 SEAT_ID.value_set(row.seat_id),

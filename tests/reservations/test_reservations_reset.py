@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import UTC, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from temporalio.api.common.v1 import WorkflowExecution
@@ -20,7 +21,7 @@ from api.services.reservations import _IDEMPOTENCY_NAMESPACE
 from proto import reservation_pb2 as pb
 from tests.factories import create_client, create_coworking, create_seat
 from tests.reservations.conftest import Scene
-from tests.reservations.test_reservations_lifecycle import sent, wait_for
+from tests.reservations.test_reservations_lifecycle import _details_of, sent, wait_for
 from workers import mail as mail_worker
 
 pytestmark = pytest.mark.real_time_server
@@ -97,6 +98,14 @@ async def test_a_run_reset_to_before_a_move_keeps_the_move(scene: Scene, smtp) -
     )
     reminder_at = new_start - timedelta(hours=3)
     assert state.waiting_for == f"the reminder at {reminder_at.isoformat()}"
+    # support read where the booking went, not only that a version was taken over
+    berlin_start = new_start.astimezone(ZoneInfo("Europe/Berlin"))
+    berlin_end = new_end.astimezone(ZoneInfo("Europe/Berlin"))
+    details = await _details_of(new_run)()
+    assert details.startswith(
+        f"Moved: seat {scene.other_seat_id} · {berlin_start:%a %d %b %Y %H:%M}"
+        f"–{berlin_end:%H:%M} {berlin_start:%Z}, version 2, taken over from"
+    ), details
 
     # the new run asks for the moved slot's confirmation; the client has its
     # move mail already, so no second invitation for it goes out
