@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import inspect
 import logging
 import os
 import signal
@@ -28,6 +29,8 @@ class Command(NamedTuple):
     configure: Callable[[argparse.ArgumentParser], None]
     # a long-running server, worth the faster event loop
     serving: bool
+    # shown under the command's --help: its exit codes, say
+    epilog: str | None
 
 
 _COMMANDS: dict[str, Command] = {}
@@ -38,9 +41,12 @@ def command(
     configure: Callable[[argparse.ArgumentParser], None] | None = None,
     *,
     serving: bool = False,
+    epilog: str | None = None,
 ):
     def register(handler: Handler) -> Handler:
-        _COMMANDS[name] = Command(handler, configure or (lambda parser: None), serving)
+        _COMMANDS[name] = Command(
+            handler, configure or (lambda parser: None), serving, epilog
+        )
         return handler
 
     return register
@@ -76,8 +82,13 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tlounge", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     for name, entry in _COMMANDS.items():
+        doc = inspect.cleandoc(entry.handler.__doc__ or "")
         child = sub.add_parser(
-            name, help=(entry.handler.__doc__ or "").strip().splitlines()[0]
+            name,
+            help=doc.splitlines()[0],
+            description=doc,
+            epilog=entry.epilog,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         entry.configure(child)
     return parser

@@ -110,15 +110,38 @@ async def _resources(settings: Settings) -> AsyncIterator[Resources]:
             await pool.close()
 
 
+_EXIT_CODES = """exit codes:
+  0  done (a reservation cancelled already counts)
+  2  bad input, or refused as the API refuses it with a 409
+  4  a dependency cannot be reached
+  5  not found"""
+
+
 def _notifications_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=("failed", "retry"))
-    parser.add_argument("reservation_id", nargs="?", type=uuid.UUID)
-    parser.add_argument("--all", action="store_true", help="retry every failed one")
+    parser.add_argument(
+        "action",
+        choices=("failed", "retry"),
+        help="failed: list them; retry: have their workflows send the mail again",
+    )
+    parser.add_argument(
+        "reservation_id",
+        nargs="?",
+        type=uuid.UUID,
+        help="with retry: the one reservation whose mail to send again",
+    )
+    parser.add_argument(
+        "--all",
+        action="store_true",
+        help="with retry, instead of an id: every reservation whose mail failed",
+    )
 
 
-@command("notifications", _notifications_args)
+@command("notifications", _notifications_args, epilog=_EXIT_CODES)
 async def notifications(settings: Settings, args: argparse.Namespace) -> int:
-    """List reservations whose notification failed, or retry them."""
+    """List reservations whose notification failed, or retry them.
+
+    Fix the cause first (the SMTP server, the client's address): a retry sends
+    the failed mail once more, and the mails that waited behind it."""
     if args.reservation_id and (args.all or args.action == "failed"):
         # an id that would be ignored is a mistake the operator should hear of
         what = "--all" if args.all else "failed"
@@ -189,11 +212,21 @@ async def notifications(settings: Settings, args: argparse.Namespace) -> int:
         return _refuse(code, f"Temporal refused: {error.message}")
 
 
+_OPS_REASON = "cancelled by operations"
+
+
 def _reservation_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=("show", "cancel"))
-    parser.add_argument("reservation_id", type=uuid.UUID)
     parser.add_argument(
-        "--reason", default="cancelled by operations", help="for cancel"
+        "action",
+        choices=("show", "cancel"),
+        help="show: its answer as the API gives it, its workflow's state and"
+        " history; cancel: release its seat and mail the client",
+    )
+    parser.add_argument("reservation_id", type=uuid.UUID, help="the reservation's id")
+    parser.add_argument(
+        "--reason",
+        help=f"with cancel: told to the client (at most 200 characters;"
+        f" {_OPS_REASON!r} when left out)",
     )
 
 
@@ -223,9 +256,14 @@ async def _behind(
     )
 
 
-@command("reservation", _reservation_args)
+@command("reservation", _reservation_args, epilog=_EXIT_CODES)
 async def reservation(settings: Settings, args: argparse.Namespace) -> int:
     """Show a reservation with its workflow state and history, or cancel it."""
+    if args.action == "show" and args.reason is not None:
+        # a reason that would be ignored is a mistake the operator should hear of
+        return _refuse(EXIT_BAD_INPUT, "--reason goes with cancel")
+    if args.reason is None:
+        args.reason = _OPS_REASON
     if args.action == "cancel":
         try:
             # what the API lets through, since it reaches the client's mail too

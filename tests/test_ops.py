@@ -380,6 +380,45 @@ def test_tlounge_notifications_refuses_what_it_would_ignore_or_guess(
     )
 
 
+def test_tlounge_reservation_show_refuses_a_reason_it_would_ignore(tmp_path) -> None:
+    result = run_tlounge(
+        "reservation", "show", "3f1c9a52-0a4e-4c55-9d61-5b0e2f7f2a10", "--reason",
+        "x", env={"TLOUNGE_DATA_DIR": str(tmp_path / "data")},
+    )  # fmt: skip
+    assert (result.returncode, result.stderr) == (
+        EXIT_BAD_INPUT,
+        "tlounge: --reason goes with cancel\n",
+    )
+    assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.parametrize("name", ["notifications", "reservation"])
+def test_an_ops_commands_help_says_what_each_argument_does_and_its_exit_codes(
+    name: str,
+) -> None:
+    from api.cli import _load_command_modules, _parser
+
+    _load_command_modules()
+    parser = _parser()
+    [child] = [
+        action.choices[name]
+        for action in parser._subparsers._group_actions  # type: ignore[union-attr]
+        if isinstance(action, argparse._SubParsersAction)
+    ]
+    helps = {
+        tuple(action.option_strings) or (action.dest,): action.help
+        for action in child._actions
+    }
+    # every argument but --help has words of its own
+    assert all(helps.values()), helps
+    text = child.format_help()
+    assert text.endswith(
+        "exit codes:\n  0  done (a reservation cancelled already counts)\n"
+        "  2  bad input, or refused as the API refuses it with a 409\n"
+        "  4  a dependency cannot be reached\n  5  not found\n"
+    )
+
+
 def test_tlounge_cli_has_create_owner(pg_dsn) -> None:
     env = {"TLOUNGE_DATABASE_URL": pg_dsn, PASSWORD_ENV: "x"}
     result = run_tlounge("create-owner", "--email", "cli@example.com", env=env)
