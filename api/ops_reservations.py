@@ -262,12 +262,11 @@ async def reservation(settings: Settings, args: argparse.Namespace) -> int:
     if args.action == "show" and args.reason is not None:
         # a reason that would be ignored is a mistake the operator should hear of
         return _refuse(EXIT_BAD_INPUT, "--reason goes with cancel")
-    if args.reason is None:
-        args.reason = _OPS_REASON
+    reason = _OPS_REASON if args.reason is None else args.reason
     if args.action == "cancel":
         try:
             # what the API lets through, since it reaches the client's mail too
-            CancelBody(reason=args.reason)
+            CancelBody(reason=reason)
         except ValidationError as error:
             return _refuse(EXIT_BAD_INPUT, describe_validation(error.errors()))
     settings = _beside_a_stack(settings)
@@ -291,7 +290,7 @@ async def reservation(settings: Settings, args: argparse.Namespace) -> int:
                         f" {reservations.a_status(before.status)} reservation",
                     )
                 await reservations.cancel(
-                    resources, _OPERATOR, args.reservation_id, reason=args.reason
+                    resources, _OPERATOR, args.reservation_id, reason=reason
                 )
                 _say(f"cancelled {args.reservation_id}")
                 return 0

@@ -63,7 +63,7 @@ async def test_notifications_failed_then_retry_all_delivers_and_show_cancel(
 
         await _wait(listed)
         capsys.readouterr()
-        failing = argparse.Namespace(action="show", reservation_id=view.id, reason="")
+        failing = argparse.Namespace(action="show", reservation_id=view.id, reason=None)
         assert await ops_reservations.reservation(ops_settings, failing) == 0
         told = capsys.readouterr().out
         assert "notification_status  failed" in told
@@ -85,7 +85,7 @@ async def test_notifications_failed_then_retry_all_delivers_and_show_cancel(
 
         await _wait(delivered)
 
-        show = argparse.Namespace(action="show", reservation_id=view.id, reason="")
+        show = argparse.Namespace(action="show", reservation_id=view.id, reason=None)
         assert await ops_reservations.reservation(ops_settings, show) == 0
         out = capsys.readouterr().out
         assert f"id                   {view.id}" in out
@@ -151,7 +151,9 @@ async def test_notifications_failed_then_retry_all_delivers_and_show_cancel(
             " notification is retried\n"
         )
 
-    missing = argparse.Namespace(action="show", reservation_id=uuid.uuid4(), reason="")
+    missing = argparse.Namespace(
+        action="show", reservation_id=uuid.uuid4(), reason=None
+    )
     assert (
         await ops_reservations.reservation(ops_settings, missing)
         == ops_reservations.EXIT_NOT_FOUND
@@ -210,7 +212,7 @@ async def test_reservation_show_with_no_stack_running_says_so(
             "data_dir": tmp_path / "no-stack",
         }
     )
-    show = argparse.Namespace(action="show", reservation_id=uuid.uuid4())
+    show = argparse.Namespace(action="show", reservation_id=uuid.uuid4(), reason=None)
 
     assert await ops_reservations.reservation(nobody, show) == 4
 
@@ -339,7 +341,9 @@ async def test_reservation_commands_give_up_on_a_hung_database(
     await proxy.restore()
     settings = ops_settings.model_copy(update={"database_url": proxy.dsn})
     args = argparse.Namespace(
-        action=action, reservation_id=uuid.uuid4(), reason="phone call"
+        action=action,
+        reservation_id=uuid.uuid4(),
+        reason="phone call" if action == "cancel" else None,
     )
     proxy.freeze()
     try:
