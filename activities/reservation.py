@@ -567,8 +567,9 @@ class ReservationActivities:
         await invalidate_availability(self.cache, row["coworking_id"])
         _COUNTERS["cancelled"].inc()
         logger.warning(
-            "reservation %s closed after its workflow: %s", reservation_id, reason
-        )
+            "reservation %s closed after its workflow: %s", reservation_id, reason,
+            extra={"reservation_id": str(reservation_id)},
+        )  # fmt: skip
         return True
 
     async def forget_refusals(self, kept: timedelta = REFUSALS_KEPT) -> int:

@@ -21,6 +21,8 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any, TextIO
 
+import temporalio.activity
+import temporalio.workflow
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.metrics import METRICS_PATH, route_template
@@ -206,6 +208,10 @@ def configure_logging(
         old.close()
     root.addHandler(handler)
     root.setLevel(logging.INFO)
+    # a JSON line has the SDK's info dict as a field of its own; in the text it
+    # read as a Python dict, which no log search parses
+    temporalio.workflow.logger.workflow_info_on_message = not json_lines
+    temporalio.activity.logger.activity_info_on_message = not json_lines
     # our access line replaces uvicorn's; its error logger joins the root handler
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         named = logging.getLogger(name)

@@ -287,3 +287,25 @@ def test_cli_log_lines_carry_the_time_of_day() -> None:
         r"\d\d:\d\d:\d\d\.\d{3} WARNING api\.devstack: mail-worker exited with 3\n",
         done.stderr,
     ), done.stderr
+
+
+async def test_an_activitys_json_line_keeps_the_sdks_info_out_of_its_text(
+    capture: Capture,
+) -> None:
+    from temporalio import activity
+    from temporalio.testing import ActivityEnvironment
+
+    @activity.defn
+    async def send_mail() -> None:
+        activity.logger.warning("mail deferred")
+
+    stream = capture(json_lines=True, service="mail-worker")
+    await ActivityEnvironment().run(send_mail)
+    dev = capture(json_lines=False, service="mail-worker")
+    await ActivityEnvironment().run(send_mail)
+
+    (event,) = [e for e in events(stream) if e["logger"] == "temporalio.activity"]
+    assert event["message"] == "mail deferred"
+    assert event["temporal_activity"]["activity_type"] == "unknown"
+    # a readable line still names the activity in its text
+    assert "mail deferred ({'activity_id'" in dev.getvalue()

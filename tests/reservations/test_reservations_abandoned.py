@@ -52,7 +52,7 @@ async def _booked_and_stopped(
 
 
 async def test_a_cancel_of_a_terminated_booking_frees_its_seat_at_once(
-    scene: Scene,
+    scene: Scene, caplog: pytest.LogCaptureFixture
 ) -> None:
     reservation_id, body = await _booked_and_stopped(scene, hours_ahead=30)
 
@@ -63,6 +63,9 @@ async def test_a_cancel_of_a_terminated_booking_frees_its_seat_at_once(
 
     assert cancelled.status_code == 204
     assert await _row(scene, reservation_id) == ("cancelled", "changed plans", 0)
+    # ops find the line by the reservation's id, as every other line of it
+    [closed] = [r for r in caplog.records if "closed after its workflow" in r.message]
+    assert getattr(closed, "reservation_id", None) == reservation_id
     other = await scene.resources.pool.fetchval(
         "SELECT count(*) FROM reservation.seat_claims WHERE seat_id = $1",
         scene.seat_id,
