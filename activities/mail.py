@@ -38,18 +38,22 @@ def _dt(ts: object) -> datetime:
     return ts.ToDatetime(tzinfo=UTC)  # type: ignore[attr-defined]
 
 
-def _refusal(kind: str, what: str, code: int, permanent: bool) -> ApplicationError:
-    """A server's 5xx is final; anything else may pass on a later attempt."""
+def _refusal(
+    kind: str, what: str, code: int, words: str, permanent: bool
+) -> ApplicationError:
+    """A server's 5xx is final; anything else may pass on a later attempt. The
+    server's own words go with the code: they are what ops fix."""
     reason = "permanent" if permanent else "transient"
     metrics.MAILS_FAILED.labels(kind=kind, reason=reason).inc()
+    said = f"{code} {words[:200]}".rstrip()
     if permanent:
         return ApplicationError(
-            f"the SMTP server refused the {what}: {code}",
+            f"the SMTP server refused the {what}: {said}",
             type="MailRejected",
             non_retryable=True,
         )
     return ApplicationError(
-        f"the SMTP server deferred the {what}: {code}", type="MailDeferred"
+        f"the SMTP server deferred the {what}: {said}", type="MailDeferred"
     )
 
 
@@ -254,11 +258,14 @@ class MailActivities:
         except aiosmtplib.SMTPRecipientsRefused as error:
             # refused at RCPT: a bad address is refused for good, like a 5xx reply
             codes = [refused.code for refused in error.recipients] or [0]
+            words = error.recipients[0].message if error.recipients else ""
             permanent = all(500 <= code < 600 for code in codes)
-            raise _refusal(kind, "recipient", codes[0], permanent) from error
+            raise _refusal(kind, "recipient", codes[0], words, permanent) from error
         except aiosmtplib.SMTPResponseException as error:
             permanent = 500 <= error.code < 600
-            raise _refusal(kind, "message", error.code, permanent) from error
+            raise _refusal(
+                kind, "message", error.code, error.message, permanent
+            ) from error
         except (aiosmtplib.SMTPException, OSError) as error:
             metrics.MAILS_FAILED.labels(kind=kind, reason="transient").inc()
             raise ApplicationError(

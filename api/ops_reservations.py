@@ -319,12 +319,10 @@ async def reservation(settings: Settings, args: argparse.Namespace) -> int:
                 name = kind.removesuffix("_event_attributes")
                 counts[name] = counts.get(name, 0) + 1
                 if name == "activity_task_failed":
-                    # what ops fix before a retry: the SMTP server's own words
+                    # what ops fix before a retry: the mail's refusal carries the
+                    # SMTP server's own words
                     failure = event.activity_task_failed_event_attributes.failure
-                    cause = failure.cause.message
-                    failed = (
-                        f"{failure.message} ({cause})" if cause else failure.message
-                    )
+                    failed = failure.message or failure.cause.message
             if view.notification_status == "failed" and failed:
                 # quoted: the server's words may carry control characters
                 _say(f"{'last mail failure':20} {failed[:300]!r}")
