@@ -50,9 +50,21 @@ HTTP_IN_PROGRESS = Gauge(
 
 def route_template(scope: Scope) -> str:
     """The path template of the route that served the request, or UNMATCHED."""
-    route = scope.get("route")
+    route = scope.get("route") or _plain_route(scope)
     template = getattr(route, "path_format", None) or getattr(route, "path", None)
     return template if isinstance(template, str) and template else UNMATCHED
+
+
+def _plain_route(scope: Scope) -> Any:
+    """A plain Starlette route (the OpenAPI document, the docs pages) names no
+    `route` in the scope, only its endpoint."""
+    endpoint = scope.get("endpoint")
+    router = getattr(scope.get("app"), "router", None)
+    if endpoint is None or router is None:
+        return None
+    return next(
+        (r for r in router.routes if getattr(r, "endpoint", None) is endpoint), None
+    )
 
 
 class MetricsMiddleware:

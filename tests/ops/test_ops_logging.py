@@ -309,3 +309,13 @@ async def test_an_activitys_json_line_keeps_the_sdks_info_out_of_its_text(
     assert event["temporal_activity"]["activity_type"] == "unknown"
     # a readable line still names the activity in its text
     assert "mail deferred ({'activity_id'" in dev.getvalue()
+
+
+async def test_the_openapi_documents_access_line_names_its_route(
+    capture: Capture,
+) -> None:
+    stream = capture(json_lines=True)
+    response = await get(create_app(make_settings()), "/openapi.json")
+    assert response.status_code == 200
+    [access] = [e for e in events(stream) if e["logger"] == "tlounge.access"]
+    assert (access["route"], access["path"]) == ("/openapi.json", "/openapi.json")
