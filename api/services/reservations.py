@@ -915,7 +915,18 @@ async def current_view(resources: Resources, row: asyncpg.Record) -> Reservation
         return await _closed_view(resources, row)
     handle = resources.temporal.get_workflow_handle(workflow_id(row["id"]))
     try:
-        state = await _query_state(handle)
+        # a run ended in the Temporal UI would still answer, from its history,
+        # that the booking stands
+        state = await _query_state(
+            handle, reject_condition=QueryRejectCondition.NOT_OPEN
+        )
+    except WorkflowQueryRejectedError as rejected:
+        if rejected.status not in STOPPED:
+            return view_from_row(row)
+        # as the sweep would within the minute: its seat is let go now
+        activities = ReservationActivities(resources.pool, resources.valkey)
+        await activities.close_abandoned(row["id"])
+        return view_from_row(await _load_row(resources.pool, row["id"]) or row)
     except (RPCError, WorkflowQueryFailedError, RuntimeError, TimeoutError) as error:
         # the row is a moment behind the workflow at worst; better than no answer
         logger.warning(
@@ -1179,9 +1190,14 @@ async def retry_notification(
     await load_authorized(resources, principal, reservation_id, action="retry")
     handle = resources.temporal.get_workflow_handle(workflow_id(reservation_id))
     async with temporal_boundary(resources.temporal):
-        state = await handle.query(
-            ReservationWorkflow.state, rpc_timeout=timedelta(seconds=5)
-        )
+        try:
+            state = await handle.query(
+                ReservationWorkflow.state,
+                rpc_timeout=timedelta(seconds=5),
+                reject_condition=QueryRejectCondition.NOT_OPEN,
+            )
+        except WorkflowQueryRejectedError as error:
+            raise Conflict(f"reservation: {WORKFLOW_ENDED}") from error
         if state.notification_status != pb.NOTIFICATION_STATUS_FAILED:
             # a signal now would be answered "requested" and do nothing
             name = notification_name(state.notification_status)

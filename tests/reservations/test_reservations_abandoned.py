@@ -236,3 +236,23 @@ async def test_a_booking_stopped_while_it_waits_for_its_hold_is_a_409(
         )
         == 0
     )
+
+
+async def test_a_read_of_a_terminated_booking_frees_its_seat_and_says_cancelled(
+    scene: Scene,
+) -> None:
+    """The stopped run still answered its query from its history, so a GET
+    said `confirmed` until the worker's sweep came round."""
+    reservation_id, _ = await _booked_and_stopped(scene, hours_ahead=30)
+
+    shown = await scene.api.get(
+        f"/api/reservations/{reservation_id}", headers=scene.client.headers
+    )
+
+    assert shown.status_code == 200
+    assert (shown.json()["status"], shown.json()["cancel_reason"]) == (
+        "cancelled", "its workflow was stopped in Temporal before it closed",
+    )  # fmt: skip
+    assert await _row(scene, reservation_id) == (
+        "cancelled", "its workflow was stopped in Temporal before it closed", 0,
+    )  # fmt: skip
