@@ -37,23 +37,33 @@ async def _wait(check, timeout: float = 30.0):
     return value
 
 
-async def test_notifications_failed_then_retry_all_delivers_and_show_cancel(
-    ops_settings, db, kv, smtp, dev_env: WorkflowEnvironment, capsys
-) -> None:
+def _ops_resources(
+    settings, db, kv, dev_env: WorkflowEnvironment
+) -> tuple[Client, Resources]:
     client = Client(**{**dev_env.client.config(), "data_converter": DATA_CONVERTER})
-    resources = Resources(ops_settings, db, kv, client, None)  # type: ignore[arg-type]
-    coworking = await create_coworking(db)
-    seat = await create_seat(db, coworking)
-    guest = await create_client(db, ops_settings)
-    smtp.refuse_with = "550 5.1.1 no such mailbox"
+    return client, Resources(settings, db, kv, client, None)  # type: ignore[arg-type]
+
+
+async def _book_two_days_ahead(resources: Resources) -> reservations.ReservationView:
+    coworking = await create_coworking(resources.pool)
+    seat = await create_seat(resources.pool, coworking)
+    guest = await create_client(resources.pool, resources.settings)
     starts_at = (datetime.now(UTC) + timedelta(days=2)).replace(
         minute=0, second=0, microsecond=0
     )
+    return await reservations.book(
+        resources, client_id=guest.id, seat_id=seat, starts_at=starts_at,
+        ends_at=starts_at + timedelta(hours=1), idempotency_key=None,
+    )  # fmt: skip
+
+
+async def test_notifications_failed_then_retry_all_delivers_and_show_cancel(
+    ops_settings, db, kv, smtp, dev_env: WorkflowEnvironment, capsys
+) -> None:
+    client, resources = _ops_resources(ops_settings, db, kv, dev_env)
+    smtp.refuse_with = "550 5.1.1 no such mailbox"
     async with bounded_workers(resources):
-        view = await reservations.book(
-            resources, client_id=guest.id, seat_id=seat, starts_at=starts_at,
-            ends_at=starts_at + timedelta(hours=1), idempotency_key=None,
-        )  # fmt: skip
+        view = await _book_two_days_ahead(resources)
 
         async def listed() -> bool:
             capsys.readouterr()
@@ -285,20 +295,10 @@ async def test_reservation_cancel_refuses_a_reason_the_api_refuses(
 async def test_a_retry_for_a_workflow_ended_in_temporal_is_refused_not_an_error(
     ops_settings, db, kv, smtp, dev_env: WorkflowEnvironment, capsys
 ) -> None:
-    client = Client(**{**dev_env.client.config(), "data_converter": DATA_CONVERTER})
-    resources = Resources(ops_settings, db, kv, client, None)  # type: ignore[arg-type]
-    coworking = await create_coworking(db)
-    seat = await create_seat(db, coworking)
-    guest = await create_client(db, ops_settings)
+    client, resources = _ops_resources(ops_settings, db, kv, dev_env)
     smtp.refuse_with = "550 5.1.1 no such mailbox"
-    starts_at = (datetime.now(UTC) + timedelta(days=2)).replace(
-        minute=0, second=0, microsecond=0
-    )
     async with bounded_workers(resources):
-        view = await reservations.book(
-            resources, client_id=guest.id, seat_id=seat, starts_at=starts_at,
-            ends_at=starts_at + timedelta(hours=1), idempotency_key=None,
-        )  # fmt: skip
+        view = await _book_two_days_ahead(resources)
         handle = client.get_workflow_handle(f"reservation-{view.id}")
 
         async def failed() -> bool:
