@@ -1,7 +1,6 @@
 import io
 import re
 import struct
-import time
 import zlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -187,12 +186,10 @@ async def test_upload_image_refuses_bad_file(
         whole = jpeg_with_gps(size=(400, 300))
         data = whole[: len(whole) // 2]
 
-    started = time.monotonic()
     response = await http.post(f"/api/coworkings/{coworking_id}/images",
                                headers=owner.headers,
                                **upload(data, name="cat.png"))  # fmt: skip
 
-    assert time.monotonic() - started < 1.0
     assert response.status_code == status, response.text
     assert response.json()["description"] == description
     assert await db.fetchval("SELECT count(*) FROM images.images") == 0
