@@ -85,11 +85,19 @@ def test_an_input_no_converter_reads_is_passed_on_only_where_no_type_is_asked() 
     convert = DATA_CONVERTER.payload_converter
     untyped = Payload(metadata={"encoding": b"json/protobuf"}, data=b"{}")
     unknown = Payload(metadata={"encoding": b"foo/bar"}, data=b"x")
+    # valid JSON, past the 4300 digits Python reads into an int
+    huge = _plain("9" * 5000)
 
-    assert convert.from_payloads([untyped, _plain('{"a": 1}'), unknown]) == [
+    assert convert.from_payloads([untyped, _plain('{"a": 1}'), unknown, huge]) == [
         Unreadable("json/protobuf", "Unknown Protobuf type <unknown>"),
         {"a": 1},
         Unreadable("foo/bar", "'Unknown payload encoding foo/bar'"),
+        Unreadable(
+            "json/plain",
+            "Exceeds the limit (4300 digits) for integer string conversion: value"
+            " has 5000 digits; use sys.set_int_max_str_digits() to increase the"
+            " limit",
+        ),
     ]
     # a handler, query or activity that names its type still fails loudly
     with pytest.raises(RuntimeError):
