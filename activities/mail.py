@@ -45,7 +45,8 @@ def _refusal(
     server's own words go with the code: they are what ops fix."""
     reason = "permanent" if permanent else "transient"
     metrics.MAILS_FAILED.labels(kind=kind, reason=reason).inc()
-    said = f"{code} {words[:200]}".rstrip()
+    # a reply of several lines is one line here: it is logged and shown as one
+    said = f"{code} {' / '.join(words.split(chr(10)))[:200]}".rstrip()
     if permanent:
         return ApplicationError(
             f"the SMTP server refused the {what}: {said}",

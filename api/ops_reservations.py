@@ -226,7 +226,7 @@ def _reservation_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--reason",
         help=f"with cancel: told to the client (at most 200 characters;"
-        f" {_OPS_REASON!r} when left out)",
+        f" {_OPS_REASON!r} when left out or empty)",
     )
 
 
@@ -262,7 +262,9 @@ async def reservation(settings: Settings, args: argparse.Namespace) -> int:
     if args.action == "show" and args.reason is not None:
         # a reason that would be ignored is a mistake the operator should hear of
         return _refuse(EXIT_BAD_INPUT, "--reason goes with cancel")
-    reason = _OPS_REASON if args.reason is None else args.reason
+    # an empty one, as `--reason=` gives, would leave the client no reason at all
+    reason = args.reason.strip() if args.reason else ""
+    reason = reason or _OPS_REASON
     if args.action == "cancel":
         try:
             # what the API lets through, since it reaches the client's mail too

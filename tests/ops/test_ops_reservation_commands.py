@@ -360,3 +360,22 @@ async def test_reservation_commands_give_up_on_a_hung_database(
         " s\n"
     )
     assert API_QUERY_TIMEOUT <= waited < 3 * API_QUERY_TIMEOUT
+
+
+async def test_a_cancel_with_an_empty_reason_gives_the_client_the_default_one(
+    ops_settings, db, kv, smtp, dev_env: WorkflowEnvironment, capsys
+) -> None:
+    _, resources = _ops_resources(ops_settings, db, kv, dev_env)
+    async with bounded_workers(resources):
+        view = await _book_two_days_ahead(resources)
+        # as `--reason=` parses
+        cancel = argparse.Namespace(action="cancel", reservation_id=view.id, reason="")
+        assert await ops_reservations.reservation(ops_settings, cancel) == 0
+
+    assert capsys.readouterr().out == f"cancelled {view.id}\n"
+    assert (
+        await db.fetchval(
+            "SELECT cancel_reason FROM reservation.reservations WHERE id = $1", view.id
+        )
+        == "cancelled by operations"
+    )

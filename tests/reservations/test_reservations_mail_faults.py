@@ -482,14 +482,19 @@ async def test_a_reminder_retried_past_a_change_is_not_sent(
 
 
 @pytest.mark.parametrize(
-    ("reply", "kind", "final"),
+    ("reply", "kind", "final", "told"),
     [
-        ("550 5.1.1 no such user", "MailRejected", True),
-        ("451 4.3.0 try again later", "MailDeferred", False),
+        ("550 5.1.1 no such user", "MailRejected", True, "550 5.1.1 no such user"),
+        ("451 4.3.0 try again later", "MailDeferred", False,
+         "451 4.3.0 try again later"),
+        # a reply of several lines is told on one, for one log line
+        ("550-5.7.1 first line\r\n550 5.7.1 second line", "MailRejected", True,
+         "550 5.7.1 first line / 5.7.1 second line"),
     ],
-)
+    ids=["refused", "deferred", "several-lines"],
+)  # fmt: skip
 async def test_a_recipient_refused_at_rcpt_is_told_apart_from_a_server_down(
-    scene: Scene, smtp, reply: str, kind: str, final: bool
+    scene: Scene, smtp, reply: str, kind: str, final: bool, told: str
 ) -> None:
     from temporalio.testing import ActivityEnvironment
 
@@ -513,7 +518,7 @@ async def test_a_recipient_refused_at_rcpt_is_told_apart_from_a_server_down(
 
     assert (refused.value.type, refused.value.non_retryable) == (kind, final)
     # the code with the server's own words, which say what to fix
-    assert refused.value.message.endswith(f"recipient: {reply}")
+    assert refused.value.message.endswith(f"recipient: {told}")
 
 
 async def _rounds_failed(scene: Scene, reservation_id: str) -> list[datetime]:
