@@ -91,7 +91,14 @@ class HeadAsGet:
                 message = {"type": "http.response.body", "body": b""}
             await send(message)
 
-        await self.app({**scope, "method": "GET"}, receive, without_body)
+        as_get = {**scope, "method": "GET"}
+        try:
+            await self.app(as_get, receive, without_body)
+        finally:
+            # the route that answered, for the access line and the metrics outside
+            for key in ("route", "endpoint"):
+                if key in as_get:
+                    scope[key] = as_get[key]
 
 
 # RFC 3986's host (a bracketed IPv6 literal, or a name or IPv4 address) and port

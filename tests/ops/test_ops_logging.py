@@ -319,3 +319,17 @@ async def test_the_openapi_documents_access_line_names_its_route(
     assert response.status_code == 200
     [access] = [e for e in events(stream) if e["logger"] == "tlounge.access"]
     assert (access["route"], access["path"]) == ("/openapi.json", "/openapi.json")
+
+
+async def test_a_head_request_is_logged_under_the_route_that_answered_it(
+    capture: Capture,
+) -> None:
+    stream = capture(json_lines=True)
+    transport = httpx.ASGITransport(app=create_app(make_settings()))
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        for path in ("/openapi.json", "/docs"):
+            assert (await http.head(path)).status_code == 200
+    access = [e for e in events(stream) if e["logger"] == "tlounge.access"]
+    assert [(e["method"], e["route"]) for e in access] == [
+        ("HEAD", "/openapi.json"), ("HEAD", "/docs"),
+    ]  # fmt: skip
