@@ -66,8 +66,9 @@ async def _current_principal(
         return await authenticate(resources, token, kind="admin")
 
 
+@gate
 async def _current_staff(
-    resources: ResourcesDep, credentials: AdminBearer
+    request: Request, resources: ResourcesDep, credentials: AdminBearer
 ) -> Principal:
     """An admin. A client's valid token is told the route is staff's, before
     its body is read, and not taken for a lapsed sign-in (a 401 would sign
@@ -76,7 +77,9 @@ async def _current_staff(
     try:
         await authenticate(resources, token, kind="client")
     except Unauthorized:
-        return await authenticate(resources, token, kind="admin")
+        admin = await authenticate(resources, token, kind="admin")
+        judge_query(request, _current_staff)
+        return admin
     raise Forbidden(STAFF_ONLY)
 
 
@@ -116,7 +119,7 @@ def _in_role(*roles: str) -> Any:
     @gate
     async def in_role(request: Request, who: CurrentStaff) -> Principal:
         require_role(who, *roles)
-        judge_query(request)
+        judge_query(request, in_role)
         return who
 
     return Depends(in_role)

@@ -110,17 +110,22 @@ def _signed_in_only(route: APIRoute) -> bool:
 
 
 def gate(call: Any) -> Any:
-    """Marks a dependency that lets staff in by scope or role. A route behind
-    one has its query names judged after it, so whoever may not act hears that
-    first, not how to mend a request that would still be refused."""
+    """Marks a dependency that lets staff in, by token, role or scope. A route
+    behind one has its query names judged after it, so whoever may not act
+    hears that first, not how to mend a request that would still be refused."""
     setattr(call, _GATE_ATTRIBUTE, True)
     return call
 
 
-def _behind_gate(dependant: Dependant) -> bool:
+def _last_gate(dependant: Dependant) -> Any:
+    """The gate that runs last: dependencies run before what needs them, and
+    in their order. A staff gate inside a role's or a scope's runs first."""
+    last = None
+    for sub in dependant.dependencies:
+        last = _last_gate(sub) or last
     if getattr(dependant.call, _GATE_ATTRIBUTE, False):
-        return True
-    return any(_behind_gate(sub) for sub in dependant.dependencies)
+        last = dependant.call
+    return last
 
 
 def _route_facts(route: APIRoute) -> frozenset[str]:
@@ -129,7 +134,7 @@ def _route_facts(route: APIRoute) -> frozenset[str]:
         known = _query_names(route.dependant)
         setattr(route, _NAMES_ATTRIBUTE, known)
         setattr(route, _SIGNED_IN_ATTRIBUTE, _signed_in_only(route))
-        setattr(route, _GATED_ATTRIBUTE, _behind_gate(route.dependant))
+        setattr(route, _GATED_ATTRIBUTE, _last_gate(route.dependant))
     return known
 
 
@@ -140,8 +145,8 @@ async def refuse_unknown_query(request: Request) -> None:
     if not isinstance(route, APIRoute) or not request.query_params:
         return
     _route_facts(route)
-    if getattr(route, _GATED_ATTRIBUTE):
-        # its gate calls judge_query once it has let the caller in
+    if getattr(route, _GATED_ATTRIBUTE) is not None:
+        # its last gate calls judge_query once it has let the caller in
         return
     if getattr(route, _SIGNED_IN_ATTRIBUTE) and not request.headers.get(
         "authorization"
@@ -151,11 +156,15 @@ async def refuse_unknown_query(request: Request) -> None:
     judge_query(request)
 
 
-def judge_query(request: Request) -> None:
+def judge_query(request: Request, gate: Any = None) -> None:
+    """The query's names judged, by the app for a route with no gate, and by
+    the route's last gate once it has let the caller in."""
     route = request.scope.get("route")
     if not isinstance(route, APIRoute) or not request.query_params:
         return
     known = _route_facts(route)
+    if gate is not getattr(route, _GATED_ATTRIBUTE):
+        return
     if not known:
         # nothing there to misspell; a cache-buster (`?v=2`) or a probe's marker passes
         return

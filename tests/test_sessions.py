@@ -334,3 +334,33 @@ async def test_issue_access_token_carries_session_and_version(settings) -> None:
     )
     claims = jwt.decode(token, options={"verify_signature": False})
     assert (claims["sid"], claims["ver"], claims["aud"]) == ("s1", 3, "tlounge:admin")
+
+
+async def test_a_clients_token_on_a_staff_route_is_refused_before_its_query_is_read(
+    api, db, settings
+) -> None:
+    """Told how to mend a misspelt parameter, a client would mend a request
+    that is still refused."""
+    client = await create_client(db, settings)
+    anyone = "3f1c9a52-0a4e-4c55-9d61-5b0e2f7f2a10"
+    calls = [
+        ("POST", f"/api/reservations/{anyone}/confirm?versoin=1"),
+        ("POST", f"/api/reservations/{anyone}/check-in?versoin=1"),
+        ("GET", "/api/reservations?starts_frm=2099-01-01T00:00:00Z"),
+        ("GET", f"/api/client/{client.id}/reservations?limt=1"),
+        ("GET", "/api/admin?foo=1"),
+    ]
+    for method, path in calls:
+        response = await api.request(method, path, headers=client.headers)
+        assert (response.status_code, response.json()) == (
+            403, {"error": "forbidden", "description": STAFF_ONLY},
+        ), (method, path)  # fmt: skip
+    # staff let in hear of the misspelling
+    owner = await create_admin(db, settings, role="owner")
+    misspelt = await api.get(
+        "/api/reservations?starts_frm=2099-01-01T00:00:00Z", headers=owner.headers
+    )
+    assert (misspelt.status_code, misspelt.json()["description"]) == (
+        400, "query.starts_frm: not a parameter of this operation; did you mean"
+        " starts_from?",
+    )  # fmt: skip

@@ -138,7 +138,7 @@ def staff_let_in(
         who: CurrentStaff,
     ) -> Principal:
         await require(pool, who, coworking_id)
-        judge_query(request)
+        judge_query(request, let_in)
         return who
 
     return Depends(let_in)
