@@ -18,6 +18,7 @@ ENV_PREFIX = "TLOUNGE_"
 # copied example from reaching production.
 _PLACEHOLDER_SECRETS = {"secret", "changeme", "change-me", "dev", "test", "jwt-secret"}
 MIN_SECRET_LENGTH = 32
+MIN_SECRET_DISTINCT = 10
 
 
 class SettingsError(Exception):
@@ -160,6 +161,13 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"TLOUNGE_JWT_SECRET: must be a random value of at least "
                 f"{MIN_SECRET_LENGTH} characters outside dev mode"
+            )
+        # 32 of one letter is no key; hex, the plainest random text, has 16
+        if len(set(secret)) < MIN_SECRET_DISTINCT:
+            raise ValueError(
+                f"TLOUNGE_JWT_SECRET: has {len(set(secret))} different characters,"
+                f" fewer than the {MIN_SECRET_DISTINCT} a random value has; make one"
+                " with `openssl rand -hex 32`"
             )
         return self
 

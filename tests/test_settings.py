@@ -47,6 +47,11 @@ def test_load_settings_defaults_are_embedded() -> None:
             "TLOUNGE_JWT_SECRET: must be a random value of at least 32 characters",
         ),
         (
+            {"TLOUNGE_ENV": "production", "TLOUNGE_JWT_SECRET": "a" * 36},
+            "TLOUNGE_JWT_SECRET: has 1 different characters, fewer than the 10 a"
+            " random value has; make one with `openssl rand -hex 32`",
+        ),
+        (
             {"TLOUNGE_DEFAULT_COWORKING_ID": "nope"},
             "TLOUNGE_DEFAULT_COWORKING_ID: Input should be a valid UUID",
         ),
@@ -66,6 +71,7 @@ def test_load_settings_defaults_are_embedded() -> None:
         "env-unknown",
         "prod-no-secret",
         "prod-weak-secret",
+        "prod-one-letter-secret",
         "bad-uuid",
         "data-dir-empty",
         "data-dir-a-file",
@@ -85,7 +91,7 @@ def test_load_settings_production_accepts_strong_secret(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("TLOUNGE_ENV", "production")
-    monkeypatch.setenv("TLOUNGE_JWT_SECRET", "k" * 40)
+    monkeypatch.setenv("TLOUNGE_JWT_SECRET", "3f1c9a520a4e4c559d615b0e2f7f2a10")
     monkeypatch.setenv("TLOUNGE_CORS_ORIGINS", "https://a.example, https://b.example")
     settings = load_settings()
     assert settings.cors_origins == ["https://a.example", "https://b.example"]

@@ -101,6 +101,12 @@ async def default_coworking_id(conn: Conn, settings: Settings) -> UUID:
         found = await conn.fetchval(
             "SELECT id FROM coworking.coworkings ORDER BY created_at, id LIMIT 1"
         )
+    if found is None and settings.default_coworking_id is not None:
+        # the operator's to mend, and no secret: the id is the setting's own
+        raise NotFound(
+            f"coworking: TLOUNGE_DEFAULT_COWORKING_ID names"
+            f" {settings.default_coworking_id}, which is no coworking"
+        )
     if found is None:
         raise NotFound("coworking: none is set up yet")
     return found  # type: ignore[no-any-return]

@@ -89,9 +89,11 @@ async def test_read_coworking_configured_default_or_404(resources, db) -> None:
         if expected == 200:
             assert response.json()["name"] == "Chosen"
         else:
+            # two coworkings exist: "none is set up" would send the operator astray
             assert response.json() == {
                 "error": "not_found",
-                "description": "coworking: none is set up yet",
+                "description": f"coworking: TLOUNGE_DEFAULT_COWORKING_ID names"
+                f" {target}, which is no coworking",
             }
 
 
