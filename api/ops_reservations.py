@@ -67,16 +67,22 @@ def _unreachable(settings: Settings, what: str, error: BaseException) -> int:
     return _refuse(EXIT_UNREACHABLE, f"{what} is unreachable: {error}{hint}")
 
 
-def _beside_a_stack(settings: Settings) -> Settings:
+def _beside_a_stack(settings: Settings, *, database: bool = False) -> Settings:
     """The settings pointed at the stack on their folder; refused when none
     runs there and no Temporal is named, since the default port may be
     another stack's, whose reservations this would read or change."""
     folder = settings.data_dir.resolve()
     named = settings.temporal_address or "temporal_port" in settings.model_fields_set
     if not named and running_stack(folder) is None:
+        # all that the command needs, so the advice is whole
+        wanted = (
+            " and TLOUNGE_DATABASE_URL"
+            if database and not settings.database_url
+            else ""
+        )
         raise NoStackData(
             f"no stack runs on {folder}; start one there, or set"
-            " TLOUNGE_TEMPORAL_ADDRESS"
+            f" TLOUNGE_TEMPORAL_ADDRESS{wanted}"
         )
     return with_running_stack(settings)
 
@@ -271,7 +277,7 @@ async def reservation(settings: Settings, args: argparse.Namespace) -> int:
             CancelBody(reason=reason)
         except ValidationError as error:
             return _refuse(EXIT_BAD_INPUT, describe_validation(error.errors()))
-    settings = _beside_a_stack(settings)
+    settings = _beside_a_stack(settings, database=True)
     try:
         async with _resources(settings) as resources:
             if args.action == "cancel":

@@ -354,6 +354,21 @@ def test_tlounge_temporal_command_without_a_stack_or_an_address_refuses(
     assert not folder.exists()
 
 
+def test_tlounge_reservation_without_a_stack_names_both_settings_it_needs(
+    tmp_path,
+) -> None:
+    folder = tmp_path.resolve() / "data"
+    result = run_tlounge(
+        "reservation", "show", str(uuid.uuid4()),
+        env={"TLOUNGE_DATA_DIR": str(folder)},
+    )  # fmt: skip
+    assert (result.returncode, result.stderr) == (
+        EXIT_UNREACHABLE,
+        f"tlounge: no stack runs on {folder}; start one there, or set"
+        " TLOUNGE_TEMPORAL_ADDRESS and TLOUNGE_DATABASE_URL\n",
+    )
+
+
 @pytest.mark.parametrize(
     ("action", "said"),
     [
