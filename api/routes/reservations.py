@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 import qrcode
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
+from pydantic import AfterValidator, ValidationError
 
 from api import ratelimit
 from api.auth import CurrentClient, CurrentPrincipal, CurrentStaff, managed_coworkings
@@ -27,12 +27,28 @@ from api.tokens import Principal
 
 router = APIRouter(tags=["reservations"])
 
+_VISIBLE_ASCII = re.compile(r"[!-~]+")
+
+
+def _visible_ascii(value: str | None) -> str | None:
+    # said in words: the pattern's own error shows a regular expression
+    if value is not None and not _VISIBLE_ASCII.fullmatch(value):
+        raise ValueError(
+            "visible ASCII characters only, with no space (a UUID serves well)"
+        )
+    return value
+
+
 # visible ASCII only: an empty or blank key would make every booking of a
 # client that always sends one the same reservation
 IdempotencyKey = Annotated[
     str | None,
-    Header(alias="Idempotency-Key", min_length=1, max_length=200, pattern=r"^[!-~]+$"),
-]
+    Header(
+        alias="Idempotency-Key", min_length=1, max_length=200,
+        json_schema_extra={"pattern": "^[!-~]+$"},
+    ),
+    AfterValidator(_visible_ascii),
+]  # fmt: skip
 # the contract sets no maximum, so a larger limit is read as the page size,
 # never refused: a client moves offset on by the rows it got, until none come
 Limit = Annotated[
