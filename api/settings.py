@@ -165,9 +165,9 @@ class Settings(BaseSettings):
         # 32 of one letter is no key; hex, the plainest random text, has 16
         if len(set(secret)) < MIN_SECRET_DISTINCT:
             raise ValueError(
-                f"TLOUNGE_JWT_SECRET: has {len(set(secret))} different characters,"
-                f" fewer than the {MIN_SECRET_DISTINCT} a random value has; make one"
-                " with `openssl rand -hex 32`"
+                f"TLOUNGE_JWT_SECRET: has only {len(set(secret))} different"
+                f" character(s), fewer than the {MIN_SECRET_DISTINCT} a random value"
+                " has; make one with `openssl rand -hex 32`"
             )
         return self
 

@@ -48,8 +48,8 @@ def test_load_settings_defaults_are_embedded() -> None:
         ),
         (
             {"TLOUNGE_ENV": "production", "TLOUNGE_JWT_SECRET": "a" * 36},
-            "TLOUNGE_JWT_SECRET: has 1 different characters, fewer than the 10 a"
-            " random value has; make one with `openssl rand -hex 32`",
+            "TLOUNGE_JWT_SECRET: has only 1 different character(s), fewer than the"
+            " 10 a random value has; make one with `openssl rand -hex 32`",
         ),
         (
             {"TLOUNGE_DEFAULT_COWORKING_ID": "nope"},

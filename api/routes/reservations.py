@@ -30,12 +30,16 @@ router = APIRouter(tags=["reservations"])
 _VISIBLE_ASCII = re.compile(r"[!-~]+")
 
 
+_KEY_WORDS = "1 to 200 visible ASCII characters, with no space (a UUID serves well)"
+
+
 def _visible_ascii(value: str | None) -> str | None:
-    # said in words: the pattern's own error shows a regular expression
-    if value is not None and not _VISIBLE_ASCII.fullmatch(value):
-        raise ValueError(
-            "visible ASCII characters only, with no space (a UUID serves well)"
-        )
+    # said in words: the schema's own errors show a regular expression, and
+    # call a blank key (which HTTP trims to nothing) shorter than one character
+    if value is not None and not (
+        len(value) <= 200 and _VISIBLE_ASCII.fullmatch(value)
+    ):
+        raise ValueError(_KEY_WORDS)
     return value
 
 
@@ -44,11 +48,11 @@ def _visible_ascii(value: str | None) -> str | None:
 IdempotencyKey = Annotated[
     str | None,
     Header(
-        alias="Idempotency-Key", min_length=1, max_length=200,
-        json_schema_extra={"pattern": "^[!-~]+$"},
+        alias="Idempotency-Key",
+        json_schema_extra={"pattern": "^[!-~]+$", "minLength": 1, "maxLength": 200},
     ),
     AfterValidator(_visible_ascii),
-]  # fmt: skip
+]
 # the contract sets no maximum, so a larger limit is read as the page size,
 # never refused: a client moves offset on by the rows it got, until none come
 Limit = Annotated[
