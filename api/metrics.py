@@ -22,9 +22,11 @@ from prometheus_client import (
 )
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import Unauthorized
+from api.openapi import documented_template
 from workers.metrics import served_by
 
 UNMATCHED = "<unmatched>"
@@ -52,7 +54,24 @@ def route_template(scope: Scope) -> str:
     """The path template of the route that served the request, or UNMATCHED."""
     route = scope.get("route") or _plain_route(scope)
     template = getattr(route, "path_format", None) or getattr(route, "path", None)
-    return template if isinstance(template, str) and template else UNMATCHED
+    if isinstance(template, str) and template:
+        return template
+    return _unrouted_template(scope) or UNMATCHED
+
+
+def _unrouted_template(scope: Scope) -> str | None:
+    """Where a request refused before routing (a repeated query parameter, a
+    body too large) was going, or the folder of static files it read: so a
+    route's refusals are counted under it. Documented paths only, so a
+    scanner's made-up paths stay one label."""
+    app = scope.get("app")
+    if not isinstance(app, FastAPI):
+        return None
+    path = scope.get("path", "")
+    for route in app.router.routes:
+        if isinstance(route, Mount) and path.startswith(f"{route.path}/"):
+            return f"{route.path}/{{path}}"
+    return documented_template(app, path)
 
 
 def _plain_route(scope: Scope) -> Any:

@@ -211,6 +211,22 @@ def allowed_methods(app: FastAPI, path: str) -> list[str]:
     return []
 
 
+def documented_template(app: FastAPI, path: str) -> str | None:
+    """The operation's path template that `path` falls under, for a request
+    refused before routing; ids as UUIDs first, as `allowed_methods` reads."""
+    paths = tuple(
+        (template, tuple(m.upper() for m in operations))
+        for template, operations in app.openapi().get("paths", {}).items()
+    )
+    for index in (0, 1):
+        for (template, _), (*patterns, _methods) in zip(
+            paths, _templates(paths), strict=True
+        ):
+            if patterns[index].match(path):
+                return template
+    return None
+
+
 @lru_cache(maxsize=8)
 def _id_templates(
     paths: tuple[tuple[str, tuple[str, ...]], ...],

@@ -333,3 +333,21 @@ async def test_a_head_request_is_logged_under_the_route_that_answered_it(
     assert [(e["method"], e["route"]) for e in access] == [
         ("HEAD", "/openapi.json"), ("HEAD", "/docs"),
     ]  # fmt: skip
+
+
+async def test_a_request_refused_before_routing_is_logged_under_its_route(
+    capture: Capture,
+) -> None:
+    stream = capture(json_lines=True)
+    transport = httpx.ASGITransport(app=create_app(make_settings()))
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        twice = await http.get("/api/coworkings?name=a&name=b")
+        icon = await http.get("/docs/static/favicon.png")
+        made_up = await http.get("/wp-login.php")
+    assert [twice.status_code, icon.status_code, made_up.status_code] == [
+        400, 200, 404,
+    ]  # fmt: skip
+    access = [e for e in events(stream) if e["logger"] == "tlounge.access"]
+    assert [e["route"] for e in access] == [
+        "/api/coworkings", "/docs/static/{path}", "<unmatched>",
+    ]  # fmt: skip
