@@ -92,7 +92,7 @@ def _query_names(dependant: Dependant) -> frozenset[str]:
 # kept on the route itself: an id() would outlive an app built and dropped in tests
 _NAMES_ATTRIBUTE = "tlounge_query_names"
 _SIGNED_IN_ATTRIBUTE = "tlounge_signed_in_only"
-_GATED_ATTRIBUTE = "tlounge_behind_gate"
+_LAST_GATE_ATTRIBUTE = "tlounge_last_gate"
 _GATE_ATTRIBUTE = "tlounge_gate"
 
 
@@ -134,7 +134,7 @@ def _route_facts(route: APIRoute) -> frozenset[str]:
         known = _query_names(route.dependant)
         setattr(route, _NAMES_ATTRIBUTE, known)
         setattr(route, _SIGNED_IN_ATTRIBUTE, _signed_in_only(route))
-        setattr(route, _GATED_ATTRIBUTE, _last_gate(route.dependant))
+        setattr(route, _LAST_GATE_ATTRIBUTE, _last_gate(route.dependant))
     return known
 
 
@@ -145,7 +145,7 @@ async def refuse_unknown_query(request: Request) -> None:
     if not isinstance(route, APIRoute) or not request.query_params:
         return
     _route_facts(route)
-    if getattr(route, _GATED_ATTRIBUTE) is not None:
+    if getattr(route, _LAST_GATE_ATTRIBUTE) is not None:
         # its last gate calls judge_query once it has let the caller in
         return
     if getattr(route, _SIGNED_IN_ATTRIBUTE) and not request.headers.get(
@@ -156,14 +156,14 @@ async def refuse_unknown_query(request: Request) -> None:
     judge_query(request)
 
 
-def judge_query(request: Request, gate: Any = None) -> None:
+def judge_query(request: Request, by: Any = None) -> None:
     """The query's names judged, by the app for a route with no gate, and by
     the route's last gate once it has let the caller in."""
     route = request.scope.get("route")
     if not isinstance(route, APIRoute) or not request.query_params:
         return
     known = _route_facts(route)
-    if gate is not getattr(route, _GATED_ATTRIBUTE):
+    if by is not getattr(route, _LAST_GATE_ATTRIBUTE):
         return
     if not known:
         # nothing there to misspell; a cache-buster (`?v=2`) or a probe's marker passes
