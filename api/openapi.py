@@ -180,6 +180,14 @@ def install_docs(app: FastAPI) -> None:
 _UUID = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 
 
+def _documented(app: FastAPI) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """Each documented path template with its methods, as the caches key them."""
+    return tuple(
+        (template, tuple(m.upper() for m in operations))
+        for template, operations in app.openapi().get("paths", {}).items()
+    )
+
+
 @lru_cache(maxsize=8)
 def _templates(paths: tuple[tuple[str, tuple[str, ...]], ...]) -> list[tuple]:
     out = []
@@ -197,10 +205,7 @@ def allowed_methods(app: FastAPI, path: str) -> list[str]:
     Ids are UUIDs, so `/api/admin/login` is not `/api/admin/{admin_id}`; a path
     whose id is malformed falls back to any segment.
     """
-    paths = tuple(
-        (template, tuple(m.upper() for m in operations))
-        for template, operations in app.openapi().get("paths", {}).items()
-    )
+    paths = _documented(app)
     templates = _templates(paths)
     for index in (0, 1):
         found = {m for *patterns, methods in templates
@@ -214,10 +219,7 @@ def allowed_methods(app: FastAPI, path: str) -> list[str]:
 def documented_template(app: FastAPI, path: str) -> str | None:
     """The operation's path template that `path` falls under, for a request
     refused before routing; ids as UUIDs first, as `allowed_methods` reads."""
-    paths = tuple(
-        (template, tuple(m.upper() for m in operations))
-        for template, operations in app.openapi().get("paths", {}).items()
-    )
+    paths = _documented(app)
     for index in (0, 1):
         for (template, _), (*patterns, _methods) in zip(
             paths, _templates(paths), strict=True
@@ -244,10 +246,7 @@ def _id_templates(
 def malformed_id(app: FastAPI, method: str, path: str) -> str | None:
     """The path parameter that keeps `path` from an operation it otherwise
     names, since every id here is a UUID; None when no operation is near."""
-    paths = tuple(
-        (template, tuple(m.upper() for m in operations))
-        for template, operations in app.openapi().get("paths", {}).items()
-    )
+    paths = _documented(app)
     for pattern, names, methods in _id_templates(paths):
         found = pattern.match(path)
         if found is None or method not in methods:

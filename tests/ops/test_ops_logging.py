@@ -58,6 +58,10 @@ def events(stream: io.StringIO) -> list[dict]:
     return [json.loads(line) for line in stream.getvalue().splitlines()]
 
 
+def access_lines(stream: io.StringIO) -> list[dict]:
+    return [e for e in events(stream) if e["logger"] == "tlounge.access"]
+
+
 @pytest.fixture
 def app() -> FastAPI:
     app = create_app(make_settings())
@@ -127,7 +131,7 @@ async def test_log_probe_requests_below_info(app: FastAPI, capture: Capture) -> 
     stream = capture(json_lines=True)
     assert (await get(app, "/health")).status_code == 200
     assert (await get(app, "/missing")).status_code == 404
-    access = [e for e in events(stream) if e["logger"] == "tlounge.access"]
+    access = access_lines(stream)
     assert [(e["route"], e["status"]) for e in access] == [("<unmatched>", 404)]
 
 
@@ -317,7 +321,7 @@ async def test_the_openapi_documents_access_line_names_its_route(
     stream = capture(json_lines=True)
     response = await get(create_app(make_settings()), "/openapi.json")
     assert response.status_code == 200
-    [access] = [e for e in events(stream) if e["logger"] == "tlounge.access"]
+    [access] = access_lines(stream)
     assert (access["route"], access["path"]) == ("/openapi.json", "/openapi.json")
 
 
@@ -329,7 +333,7 @@ async def test_a_head_request_is_logged_under_the_route_that_answered_it(
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
         for path in ("/openapi.json", "/docs"):
             assert (await http.head(path)).status_code == 200
-    access = [e for e in events(stream) if e["logger"] == "tlounge.access"]
+    access = access_lines(stream)
     assert [(e["method"], e["route"]) for e in access] == [
         ("HEAD", "/openapi.json"), ("HEAD", "/docs"),
     ]  # fmt: skip
@@ -347,7 +351,7 @@ async def test_a_request_refused_before_routing_is_logged_under_its_route(
     assert [twice.status_code, icon.status_code, made_up.status_code] == [
         400, 200, 404,
     ]  # fmt: skip
-    access = [e for e in events(stream) if e["logger"] == "tlounge.access"]
+    access = access_lines(stream)
     assert [e["route"] for e in access] == [
         "/api/coworkings", "/docs/static/{path}", "<unmatched>",
     ]  # fmt: skip
